@@ -1,0 +1,69 @@
+# imgpipe: streaming virtual-machine image tools over one static library.
+# BUILD=DIR puts every generated file under DIR (default: this tree).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+BUILD ?= .
+PKGS = zlib libarchive libxxhash libxml-2.0 nettle libzstd
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CFLAGS ?= -O2 -g
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude $(PKG_CFLAGS)
+LDLIBS += $(PKG_LIBS) -lpthread
+
+LIB_SRC := $(sort $(wildcard lib/*.c lib/fmt/*.c))
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
+LIB := $(BUILD)/lib/libimgpipe.a
+CMD_SRC := $(sort $(wildcard cmd/*.c))
+PROGS := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(CMD_SRC))
+UNIT_SRC := $(sort $(wildcard test/unit/test_*.c))
+UNITS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/bin/%,$(UNIT_SRC))
+HDRS := $(wildcard include/imgpipe/*.h lib/fmt/*.h)
+
+all: $(PROGS)
+
+$(LIB): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/obj/%.o: %.c $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/bin/%: cmd/%.c $(LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/test/unit/bin/%: test/unit/%.c test/unit/unit.h $(LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -Ilib $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+units: $(UNITS)
+
+# Build and test dependencies, installed only when something is missing.
+deps:
+	@sh test/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all units
+	@IMGPIPE_BUILD=$(BUILD) sh test/run.sh
+
+bench: all
+	@IMGPIPE_BUILD=$(BUILD) sh test/bench/run.sh
+
+fuzz: $(LIB)
+	@$(MAKE) --no-print-directory -f test/fuzz/fuzz.mk BUILD=$(BUILD)
+
+install: all
+	mkdir -p $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man7
+	cp $(PROGS) $(DESTDIR)$(BINDIR)/
+	cp man/*.1 $(DESTDIR)$(MANDIR)/man1/
+	cp man/*.7 $(DESTDIR)$(MANDIR)/man7/
+
+clean:
+	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/lib/libimgpipe.a \
+	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz/bin
+
+.PHONY: all units deps check bench fuzz install clean
+.SECONDARY: $(LIB_OBJ)

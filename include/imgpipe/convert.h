@@ -1,0 +1,21 @@
+/* img2raw's job: any image to its raw virtual disk. */
+#ifndef IMGPIPE_CONVERT_H
+#define IMGPIPE_CONVERT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct convert_opts {
+	const char *input;	/* NULL or "-": stdin */
+	const char *output;	/* NULL or "-": stdout */
+	const char *format;	/* -f, or NULL to probe */
+	bool progress;
+	uint64_t mem;		/* stash budget */
+	const char *tmpdir;
+};
+
+int convert_to_raw(const struct convert_opts *o);
+/* Print the readable formats, one per line. */
+void list_formats(void);
+
+#endif

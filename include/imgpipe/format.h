@@ -1,0 +1,105 @@
+/*
+ * Image formats behind one reader interface (the libarchive model): every
+ * format bids on the first bytes, the highest bid wins, raw bids 1.  Two
+ * signature bids (>= BID_SIGNATURE) from different formats are ambiguous.
+ */
+#ifndef IMGPIPE_FORMAT_H
+#define IMGPIPE_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "emit.h"
+#include "source.h"
+#include "stash.h"
+
+#define BID_NONE 0
+#define BID_CATCHALL 1
+#define BID_SIGNATURE 100
+
+/* Never allocate more than this for one format's metadata tables. */
+#define IMAGE_META_MAX (64ull * 1024 * 1024)
+/* Largest virtual size accepted: 64 TiB (qcow2's own limit is 32 MiB L1). */
+#define IMAGE_VSIZE_MAX (64ull << 40)
+
+struct probe {
+	const unsigned char *head;	/* first bytes of the input */
+	size_t headlen;
+	const unsigned char *tail;	/* last 512 bytes, seekable input only */
+	size_t taillen;
+	bool size_known;
+	uint64_t size;
+};
+
+struct image;
+
+struct format {
+	const char *name;	/* "qcow2", as -f takes it */
+	const char *desc;	/* one line for --list-formats */
+	int (*bid)(const struct probe *pb);
+	/* Parse and check metadata; set virtual_size. */
+	int (*open)(struct image *img);
+	/* Emit every extent of the virtual disk, then return. */
+	int (*read)(struct image *img, struct emitter *em);
+	void (*close)(struct image *img);
+};
+
+#define FINDINGS_MAX 16
+
+/* Something imginfo reports; for conversion a finding is a rejection. */
+struct finding {
+	char code[32];		/* "backing-file" */
+	char text[200];		/* "image has a backing file 'base.img'" */
+};
+
+struct image {
+	const struct format *fmt;
+	struct source *src;
+	struct stash *stash;	/* for readers that park host-ordered data */
+	uint64_t virtual_size;
+	uint64_t cluster_size;	/* 0 when the format has none */
+	char subformat[48];	/* "monolithicSparse", "dynamic", "v3" ... */
+	bool inspect;		/* imginfo: record findings instead of failing */
+	struct finding findings[FINDINGS_MAX];
+	int nfindings;
+	void *priv;		/* the format's state */
+};
+
+extern const struct format *const formats[];	/* NULL-terminated */
+
+const struct format *format_by_name(const char *name);
+/*
+ * Choose the format of src (whose head is filled).  forced: the -f name or
+ * NULL.  Fails with EXIT_REJECT on ambiguity or when forced does not bid,
+ * with EXIT_USAGE when forced names no format.
+ */
+int format_probe(struct source *src, const char *forced,
+    const struct format **out);
+
+/* Probe (unless forced), then open.  img is zeroed first. */
+int image_open(struct image *img, struct source *src, struct stash *st,
+    const char *forced, bool inspect);
+int image_read(struct image *img, struct emitter *em);
+void image_close(struct image *img);
+
+/*
+ * Report a safety finding.  Converting: records the error "FORMAT: text"
+ * (EXIT_REJECT) and returns -1.  Inspecting: records the finding and
+ * returns 0 so the reader can go on where it is able to.
+ */
+int image_unsafe(struct image *img, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* A malformed image: records "FORMAT: text" with EXIT_REJECT, returns -1. */
+int image_bad(struct image *img, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Helpers for readers. */
+static inline uint16_t le16(const unsigned char *p) { return p[0] | p[1] << 8; }
+static inline uint32_t le32(const unsigned char *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
+static inline uint64_t le64(const unsigned char *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
+static inline uint16_t be16(const unsigned char *p) { return p[0] << 8 | p[1]; }
+static inline uint32_t be32(const unsigned char *p) { return (uint32_t)be16(p) << 16 | be16(p + 2); }
+static inline uint64_t be64(const unsigned char *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
+
+#endif

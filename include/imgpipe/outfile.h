@@ -1,0 +1,30 @@
+/*
+ * Output files that never look complete after a failure: -o FILE is
+ * written under a temporary name (or as an unnamed O_TMPFILE) in the same
+ * directory and renamed into place by outfile_commit().  Named temporaries
+ * are removed on exit and on SIGINT, SIGTERM and SIGHUP.
+ */
+#ifndef IMGPIPE_OUTFILE_H
+#define IMGPIPE_OUTFILE_H
+
+#include <stdbool.h>
+
+struct outfile {
+	int fd;
+	const char *path;	/* final name, NULL for stdout */
+	const char *name;	/* for messages: path or "stdout" */
+	char *tmppath;		/* named temporary, or NULL */
+	bool unnamed;		/* O_TMPFILE: linked in on commit */
+};
+
+/* path NULL or "-": standard output. */
+int outfile_open(struct outfile *of, const char *path);
+/* Close (checking for write errors) and move into place. */
+int outfile_commit(struct outfile *of);
+/* Remove the temporary; output to stdout is left as it is. */
+void outfile_abort(struct outfile *of);
+
+/* Install the signal handlers that remove temporaries; ignore SIGPIPE. */
+void signals_init(void);
+
+#endif

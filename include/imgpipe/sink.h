@@ -1,0 +1,45 @@
+/*
+ * Sinks consume extents.  A sink that needs virtual order (a pipe, a
+ * digest, a map printer, a streaming writer) sets in_order; the emitter
+ * then feeds it strictly ascending, contiguous extents.
+ */
+#ifndef IMGPIPE_SINK_H
+#define IMGPIPE_SINK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct sink {
+	bool in_order;
+	int (*write)(struct sink *sk, uint64_t off, const void *buf, size_t len);
+	int (*zero)(struct sink *sk, uint64_t off, uint64_t len);
+	/* size: the virtual size; all of [0,size) has been delivered. */
+	int (*finish)(struct sink *sk, uint64_t size);
+};
+
+/* The raw disk to a file descriptor: holes when it seeks, zeros when not. */
+struct raw_sink {
+	struct sink base;
+	int fd;
+	const char *name;
+	bool seekable;
+	uint64_t prior_size;	/* file length before we started */
+	uint64_t pos;		/* stream sinks: bytes written */
+};
+
+/*
+ * fd must be empty or positioned at 0 to be used seekably; an fd opened
+ * for append or positioned elsewhere is treated as a stream.
+ */
+void raw_sink_init(struct raw_sink *rs, int fd, const char *name);
+void raw_sink_force_stream(struct raw_sink *rs);
+
+/* Full write with EINTR handling; write errors are EXIT_IO. */
+int write_full(int fd, const void *buf, size_t len, const char *name);
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
+    const char *name);
+/* Write len zero bytes to a stream. */
+int write_zeros(int fd, uint64_t len, const char *name);
+
+#endif

@@ -1,0 +1,89 @@
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imgpipe/err.h"
+
+const char *progname = "imgpipe";
+
+static int last_status;
+static char last_msg[1024];
+
+static int record(int status, int with_errno, const char *fmt, va_list ap)
+{
+	int saved = errno;
+	size_t n;
+
+	if (last_status != 0)
+		return -1;	/* keep the first, root-cause error */
+	last_status = status;
+	vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+	n = strlen(last_msg);
+	if (with_errno && n < sizeof last_msg)
+		snprintf(last_msg + n, sizeof last_msg - n, ": %s",
+		    strerror(saved));
+	return -1;
+}
+
+int fail(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	record(status, 0, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int fail_errno(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	record(status, 1, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int err_status(void) { return last_status; }
+const char *err_msg(void) { return last_msg; }
+
+void err_clear(void)
+{
+	last_status = 0;
+	last_msg[0] = '\0';
+}
+
+void warnmsg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void die(int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", progname);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(status);
+}
+
+void die_last(void)
+{
+	int status = last_status ? last_status : EXIT_REJECT;
+
+	fprintf(stderr, "%s: %s\n", progname,
+	    last_msg[0] ? last_msg : "unknown error");
+	exit(status);
+}

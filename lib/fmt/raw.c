@@ -1,0 +1,100 @@
+/* raw: the disk itself.  Holes in the input file are skipped, not read. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "imgpipe/err.h"
+
+#define RAW_CHUNK (1024 * 1024)
+#define VHD_FOOTER 512
+
+static int raw_bid(const struct probe *pb)
+{
+	(void)pb;
+	return BID_CATCHALL;
+}
+
+int raw_open(struct image *img)
+{
+	img->virtual_size = img->src->size_known ? img->src->size : 0;
+	return 0;
+}
+
+static int read_seekable(struct image *img, struct emitter *em,
+    unsigned char *buf)
+{
+	struct source *src = img->src;
+	uint64_t off = 0, start, end;
+	int r;
+
+	while ((r = source_next_data(src, off, &start, &end)) > 0) {
+		for (off = start; off < end;) {
+			size_t n = end - off < RAW_CHUNK ? end - off : RAW_CHUNK;
+
+			if (source_read_at(src, buf, n, off, "data") < 0 ||
+			    emit_data(em, off, buf, n) < 0)
+				return -1;
+			off += n;
+		}
+	}
+	return r;
+}
+
+/*
+ * From a pipe the length is known only at the end, and the last 512 bytes
+ * may be a fixed VHD's footer, so they are held back until then.
+ */
+static int read_stream(struct image *img, struct emitter *em,
+    unsigned char *buf)
+{
+	uint64_t off = 0;
+	size_t have = 0;
+	ssize_t n;
+
+	em->size = UINT64_MAX;
+	for (;;) {
+		n = source_read(img->src, buf + have, RAW_CHUNK);
+		if (n < 0)
+			return -1;
+		have += n;
+		if (n == 0)
+			break;
+		if (have > VHD_FOOTER) {
+			size_t out = have - VHD_FOOTER;
+
+			if (emit_data(em, off, buf, out) < 0)
+				return -1;
+			off += out;
+			memmove(buf, buf + out, VHD_FOOTER);
+			have = VHD_FOOTER;
+		}
+	}
+	if (have == VHD_FOOTER && img->fmt == format_by_name("raw") &&
+	    vhd_fixed_footer(buf, off))
+		have = 0;
+	if (emit_data(em, off, buf, have) < 0)
+		return -1;
+	img->virtual_size = em->size = off + have;
+	return 0;
+}
+
+int raw_read(struct image *img, struct emitter *em)
+{
+	unsigned char *buf = malloc(RAW_CHUNK + VHD_FOOTER);
+	int rc;
+
+	if (buf == NULL)
+		return fail(EXIT_IO, "out of memory");
+	rc = img->src->seekable ? read_seekable(img, em, buf)
+	    : read_stream(img, em, buf);
+	free(buf);
+	return rc;
+}
+
+const struct format format_raw = {
+	.name = "raw",
+	.desc = "raw disk image (anything no other format claims)",
+	.bid = raw_bid,
+	.open = raw_open,
+	.read = raw_read,
+};

@@ -1,0 +1,12 @@
+/* The format table: one line per file in lib/fmt. */
+#include <stddef.h>
+
+#include "imgpipe/format.h"
+
+extern const struct format format_raw, format_iso;
+
+const struct format *const formats[] = {
+	&format_iso,
+	&format_raw,
+	NULL,
+};

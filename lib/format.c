@@ -1,0 +1,149 @@
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imgpipe/err.h"
+#include "imgpipe/format.h"
+
+const struct format *format_by_name(const char *name)
+{
+	int i;
+
+	for (i = 0; formats[i] != NULL; i++)
+		if (strcmp(formats[i]->name, name) == 0)
+			return formats[i];
+	return NULL;
+}
+
+static void probe_fill(struct source *src, struct probe *pb,
+    unsigned char *tail)
+{
+	memset(pb, 0, sizeof *pb);
+	pb->head = src->head;
+	pb->headlen = src->headlen;
+	pb->size_known = src->size_known;
+	pb->size = src->size;
+	if (src->seekable && src->size >= 512 &&
+	    source_read_at(src, tail, 512, src->size - 512, "footer") == 0) {
+		pb->tail = tail;
+		pb->taillen = 512;
+	}
+	err_clear();
+}
+
+int format_probe(struct source *src, const char *forced,
+    const struct format **out)
+{
+	unsigned char tail[512];
+	const struct format *best = NULL, *other = NULL;
+	struct probe pb;
+	int i, bid, best_bid = 0;
+
+	probe_fill(src, &pb, tail);
+	if (forced != NULL) {
+		const struct format *f = format_by_name(forced);
+
+		if (f == NULL)
+			return fail(EXIT_USAGE, "unknown format '%s' (see "
+			    "--list-formats)", forced);
+		if (f->bid(&pb) <= BID_NONE) {
+			const struct format *real;
+
+			if (format_probe(src, NULL, &real) == 0)
+				return fail(EXIT_REJECT, "input is not %s (it "
+				    "looks like %s)", forced, real->name);
+			err_clear();
+			return fail(EXIT_REJECT, "input is not %s", forced);
+		}
+		*out = f;
+		return 0;
+	}
+	for (i = 0; formats[i] != NULL; i++) {
+		bid = formats[i]->bid(&pb);
+		if (bid >= BID_SIGNATURE && best_bid >= BID_SIGNATURE)
+			other = formats[i];
+		if (bid > best_bid) {
+			best_bid = bid;
+			best = formats[i];
+		}
+	}
+	if (other != NULL) {
+		if (other == best)
+			for (i = 0; formats[i] != NULL; i++)
+				if (formats[i] != best &&
+				    formats[i]->bid(&pb) >= BID_SIGNATURE)
+					other = formats[i];
+		return fail(EXIT_REJECT, "ambiguous input: it has the "
+		    "signatures of both %s and %s; choose one with -f",
+		    best->name, other->name);
+	}
+	if (best == NULL)
+		return fail(EXIT_REJECT, "unrecognised input");
+	*out = best;
+	return 0;
+}
+
+int image_open(struct image *img, struct source *src, struct stash *st,
+    const char *forced, bool inspect)
+{
+	memset(img, 0, sizeof *img);
+	img->src = src;
+	img->stash = st;
+	img->inspect = inspect;
+	if (format_probe(src, forced, &img->fmt) < 0)
+		return -1;
+	if (img->fmt->open(img) < 0)
+		return -1;
+	if (img->virtual_size > IMAGE_VSIZE_MAX)
+		return image_unsafe(img, "virtual-size", "virtual size %llu "
+		    "is beyond the limit of %llu bytes",
+		    (unsigned long long)img->virtual_size,
+		    (unsigned long long)IMAGE_VSIZE_MAX);
+	return 0;
+}
+
+int image_read(struct image *img, struct emitter *em)
+{
+	if (img->fmt->read(img, em) < 0)
+		return -1;
+	return emit_finish(em);
+}
+
+void image_close(struct image *img)
+{
+	if (img->fmt != NULL && img->fmt->close != NULL)
+		img->fmt->close(img);
+	img->priv = NULL;
+}
+
+int image_unsafe(struct image *img, const char *code, const char *fmt, ...)
+{
+	struct finding *f;
+	va_list ap;
+
+	if (img->nfindings < FINDINGS_MAX) {
+		f = &img->findings[img->nfindings++];
+		snprintf(f->code, sizeof f->code, "%s", code);
+		va_start(ap, fmt);
+		vsnprintf(f->text, sizeof f->text, fmt, ap);
+		va_end(ap);
+		if (!img->inspect)
+			return fail(EXIT_REJECT, "%s: %s", img->fmt->name,
+			    f->text);
+		return 0;
+	}
+	return img->inspect ? 0 : fail(EXIT_REJECT, "%s: unsafe image",
+	    img->fmt->name);
+}
+
+int image_bad(struct image *img, const char *fmt, ...)
+{
+	char text[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	return fail(EXIT_REJECT, "%s: %s", img->fmt->name, text);
+}

@@ -1,0 +1,198 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "imgpipe/err.h"
+#include "imgpipe/outfile.h"
+
+/* Named temporaries to remove if we are killed; one per program is enough. */
+#define TEMPS_MAX 8
+static char *volatile temps[TEMPS_MAX];
+
+static void temps_add(char *path)
+{
+	int i;
+
+	for (i = 0; i < TEMPS_MAX; i++)
+		if (temps[i] == NULL) {
+			temps[i] = path;
+			return;
+		}
+}
+
+static void temps_remove(const char *path)
+{
+	int i;
+
+	for (i = 0; i < TEMPS_MAX; i++)
+		if (temps[i] == path)
+			temps[i] = NULL;
+}
+
+static void on_signal(int sig)
+{
+	int i;
+
+	for (i = 0; i < TEMPS_MAX; i++)
+		if (temps[i] != NULL)
+			unlink(temps[i]);
+	signal(sig, SIG_DFL);
+	raise(sig);
+}
+
+static void remove_temps_at_exit(void)
+{
+	int i;
+
+	for (i = 0; i < TEMPS_MAX; i++)
+		if (temps[i] != NULL)
+			unlink(temps[i]);
+}
+
+void signals_init(void)
+{
+	int sigs[] = { SIGINT, SIGTERM, SIGHUP };
+	struct sigaction sa;
+	size_t i;
+
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+		sigaction(sigs[i], &sa, NULL);
+	/* A closed pipe is a write error (exit 3), not a silent death. */
+	signal(SIGPIPE, SIG_IGN);
+	atexit(remove_temps_at_exit);
+}
+
+static char *dir_of(const char *path)
+{
+	const char *slash = strrchr(path, '/');
+	char *d;
+
+	if (slash == NULL)
+		return strdup(".");
+	if (slash == path)
+		return strdup("/");
+	d = strndup(path, slash - path);
+	return d;
+}
+
+int outfile_open(struct outfile *of, const char *path)
+{
+	char *dir;
+	mode_t mask;
+
+	memset(of, 0, sizeof *of);
+	if (path == NULL || strcmp(path, "-") == 0) {
+		of->fd = 1;
+		of->name = "stdout";
+		if (isatty(1))
+			return fail(EXIT_USAGE, "refusing to write image data "
+			    "to a terminal; use -o FILE or a redirection");
+		return 0;
+	}
+	of->path = path;
+	of->name = path;
+	dir = dir_of(path);
+	if (dir == NULL)
+		return fail(EXIT_IO, "out of memory");
+	mask = umask(0);
+	umask(mask);
+#ifdef O_TMPFILE
+	of->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0666 & ~mask);
+	if (of->fd >= 0) {
+		of->unnamed = true;
+		free(dir);
+		return 0;
+	}
+#endif
+	if (asprintf(&of->tmppath, "%s/.%s.XXXXXX", dir,
+	    strrchr(path, '/') ? strrchr(path, '/') + 1 : path) < 0) {
+		free(dir);
+		return fail(EXIT_IO, "out of memory");
+	}
+	free(dir);
+	of->fd = mkstemp(of->tmppath);
+	if (of->fd < 0) {
+		fail_errno(EXIT_IO, "cannot create %s", path);
+		free(of->tmppath);
+		of->tmppath = NULL;
+		return -1;
+	}
+	temps_add(of->tmppath);
+	fchmod(of->fd, 0666 & ~mask);
+	return 0;
+}
+
+static int link_unnamed(struct outfile *of)
+{
+	char proc[64], *tmp = NULL;
+	int i;
+
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", of->fd);
+	/* linkat will not replace an existing file: link a new name, rename. */
+	for (i = 0; i < 100; i++) {
+		free(tmp);
+		if (asprintf(&tmp, "%s.%d.%d.tmp", of->path, (int)getpid(), i) < 0)
+			return fail(EXIT_IO, "out of memory");
+		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
+			break;
+		if (errno != EEXIST) {
+			fail_errno(EXIT_IO, "cannot create %s", of->path);
+			free(tmp);
+			return -1;
+		}
+	}
+	if (rename(tmp, of->path) < 0) {
+		fail_errno(EXIT_IO, "cannot create %s", of->path);
+		unlink(tmp);
+		free(tmp);
+		return -1;
+	}
+	free(tmp);
+	return 0;
+}
+
+int outfile_commit(struct outfile *of)
+{
+	int rc = 0;
+
+	if (of->path == NULL)
+		return 0;
+	if (of->unnamed)
+		rc = link_unnamed(of);
+	else if (rename(of->tmppath, of->path) < 0)
+		rc = fail_errno(EXIT_IO, "cannot rename to %s", of->path);
+	if (close(of->fd) < 0 && rc == 0)
+		rc = fail_errno(EXIT_IO, "write error on %s", of->path);
+	of->fd = -1;
+	if (of->tmppath != NULL) {
+		if (rc < 0)
+			unlink(of->tmppath);
+		temps_remove(of->tmppath);
+		free(of->tmppath);
+		of->tmppath = NULL;
+	}
+	return rc;
+}
+
+void outfile_abort(struct outfile *of)
+{
+	if (of->path == NULL || of->fd < 0)
+		return;
+	close(of->fd);
+	of->fd = -1;
+	if (of->tmppath != NULL) {
+		unlink(of->tmppath);
+		temps_remove(of->tmppath);
+		free(of->tmppath);
+		of->tmppath = NULL;
+	}
+}

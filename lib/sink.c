@@ -1,0 +1,165 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "imgpipe/err.h"
+#include "imgpipe/sink.h"
+#include "imgpipe/zero.h"
+
+int write_full(int fd, const void *buf, size_t len, const char *name)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = write(fd, buf, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail_errno(EXIT_IO, "write error on %s", name);
+		buf = (const char *)buf + n;
+		len -= n;
+	}
+	return 0;
+}
+
+int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
+    const char *name)
+{
+	ssize_t n;
+
+	while (len > 0) {
+		n = pwrite(fd, buf, len, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return fail_errno(EXIT_IO, "write error on %s", name);
+		buf = (const char *)buf + n;
+		len -= n;
+		off += n;
+	}
+	return 0;
+}
+
+int write_zeros(int fd, uint64_t len, const char *name)
+{
+	while (len > 0) {
+		size_t n = len < ZERO_BUF_SIZE ? len : ZERO_BUF_SIZE;
+
+		if (write_full(fd, zero_buf, n, name) < 0)
+			return -1;
+		len -= n;
+	}
+	return 0;
+}
+
+static int file_write(struct sink *sk, uint64_t off, const void *buf,
+    size_t len)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	return pwrite_full(rs->fd, buf, len, off, rs->name);
+}
+
+/* A fresh file is already zero there; old content must be punched out. */
+static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+	uint64_t end;
+
+	if (off >= rs->prior_size)
+		return 0;
+	end = off + len < rs->prior_size ? off + len : rs->prior_size;
+	if (fallocate(rs->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+	    end - off) == 0)
+		return 0;
+	for (; off < end; off += ZERO_BUF_SIZE) {
+		size_t n = end - off < ZERO_BUF_SIZE ? end - off : ZERO_BUF_SIZE;
+
+		if (pwrite_full(rs->fd, zero_buf, n, off, rs->name) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int file_finish(struct sink *sk, uint64_t size)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+	struct stat st;
+
+	if (fstat(rs->fd, &st) == 0 && S_ISBLK(st.st_mode))
+		return 0;
+	if (ftruncate(rs->fd, size) < 0)
+		return fail_errno(EXIT_IO, "cannot set the size of %s",
+		    rs->name);
+	return 0;
+}
+
+static int stream_write(struct sink *sk, uint64_t off, const void *buf,
+    size_t len)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (off != rs->pos)
+		return fail(EXIT_IO, "internal error: stream write at %llu, "
+		    "expected %llu", (unsigned long long)off,
+		    (unsigned long long)rs->pos);
+	rs->pos += len;
+	return write_full(rs->fd, buf, len, rs->name);
+}
+
+static int stream_zero(struct sink *sk, uint64_t off, uint64_t len)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (off != rs->pos)
+		return fail(EXIT_IO, "internal error: stream zero at %llu, "
+		    "expected %llu", (unsigned long long)off,
+		    (unsigned long long)rs->pos);
+	rs->pos += len;
+	return write_zeros(rs->fd, len, rs->name);
+}
+
+static int stream_finish(struct sink *sk, uint64_t size)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (rs->pos != size)
+		return fail(EXIT_IO, "internal error: stream ended at %llu of "
+		    "%llu", (unsigned long long)rs->pos,
+		    (unsigned long long)size);
+	return 0;
+}
+
+void raw_sink_force_stream(struct raw_sink *rs)
+{
+	rs->seekable = false;
+	rs->base.in_order = true;
+	rs->base.write = stream_write;
+	rs->base.zero = stream_zero;
+	rs->base.finish = stream_finish;
+}
+
+void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
+{
+	struct stat st;
+	int flags = fcntl(fd, F_GETFL);
+
+	memset(rs, 0, sizeof *rs);
+	rs->fd = fd;
+	rs->name = name;
+	raw_sink_force_stream(rs);
+	if (fstat(fd, &st) < 0 || flags < 0 || (flags & O_APPEND))
+		return;
+	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
+		return;
+	if (lseek(fd, 0, SEEK_CUR) != 0)
+		return;
+	rs->seekable = true;
+	rs->prior_size = S_ISBLK(st.st_mode) ? UINT64_MAX : (uint64_t)st.st_size;
+	rs->base.in_order = false;
+	rs->base.write = file_write;
+	rs->base.zero = file_zero;
+	rs->base.finish = file_finish;
+}

@@ -1,0 +1,63 @@
+# Shared by every bats suite: `load helpers`.
+# IMGPIPE_BIN: where the programs are (make check sets it).
+: "${IMGPIPE_BIN:=$BATS_TEST_DIRNAME/../../bin}"
+export PATH="$IMGPIPE_BIN:$PATH"
+T=$BATS_TEST_TMPDIR
+
+# make_pattern FILE SIZE: a disk with data, zero runs and holes, so every
+# reader sees allocated, zero and unallocated regions.  SIZE need not be
+# a multiple of anything.  Deterministic for a given SIZE.
+make_pattern() {
+	local f=$1 size=$2 off
+	rm -f "$f"
+	truncate -s "$size" "$f"
+	for off in 0 65536 200000 1048576 3000000 4194304; do
+		[ "$off" -lt "$size" ] || continue
+		# 40000 bytes of non-zero data, then a zero run inside it.
+		yes "imgpipe-$off-$size" | head -c 40000 |
+			dd of="$f" bs=40000 seek="$off" oflag=seek_bytes conv=notrunc status=none
+		dd if=/dev/zero of="$f" bs=4096 count=2 seek=$(((off + 12288) / 4096)) \
+			conv=notrunc status=none
+	done
+	# the last bytes are data: a non-aligned tail
+	printf 'TAIL' | dd of="$f" bs=1 seek=$((size - 4)) conv=notrunc status=none
+	truncate -s "$size" "$f"
+}
+
+# the four ways: file->file, file->pipe, pipe->file, pipe->pipe.
+# img2raw_4ways IMAGE EXPECTED_RAW [img2raw options...]
+img2raw_4ways() {
+	local img=$1 want=$2
+	shift 2
+	img2raw "$@" -o "$T/ff.raw" "$img" && cmp "$want" "$T/ff.raw" || return 1
+	img2raw "$@" "$img" | cat > "$T/fp.raw" && cmp "$want" "$T/fp.raw" || return 1
+	cat "$img" | img2raw "$@" -o "$T/pf.raw" && cmp "$want" "$T/pf.raw" || return 1
+	cat "$img" | img2raw "$@" | cat > "$T/pp.raw" && cmp "$want" "$T/pp.raw" || return 1
+	rm -f "$T/ff.raw" "$T/fp.raw" "$T/pf.raw" "$T/pp.raw"
+}
+
+# truncations IMAGE: cut the image at many points; each must fail with
+# exit 1 (or, where the cut leaves a valid shorter image, succeed), and
+# never crash, hang (10 s) or print nothing on failure.
+truncation_check() {
+	local img=$1 size n cut st
+	size=$(stat -c %s "$img")
+	for n in 1 7 64 511 512 513 4096 65536 131072 $((size / 3)) $((size / 2)) $((size - 512)) $((size - 1)); do
+		[ "$n" -lt "$size" ] && [ "$n" -gt 0 ] || continue
+		head -c "$n" "$img" > "$T/cut"
+		for mode in file pipe; do
+			if [ $mode = file ]; then
+				timeout 10 img2raw "$T/cut" > "$T/cut.out" 2> "$T/cut.err"; st=$?
+			else
+				timeout 10 sh -c 'cat "$1" | img2raw' sh "$T/cut" > "$T/cut.out" 2> "$T/cut.err"; st=$?
+			fi
+			case $st in
+			0|1) ;;
+			*) echo "cut at $n ($mode): status $st: $(cat "$T/cut.err")"; return 1 ;;
+			esac
+			if [ $st = 1 ] && ! [ -s "$T/cut.err" ]; then
+				echo "cut at $n ($mode): no message"; return 1
+			fi
+		done
+	done
+}

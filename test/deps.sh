@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install the build and test dependencies with apt-get, only if missing.
+pkgs="zlib1g-dev libarchive-dev libxxhash-dev libxml2-dev nettle-dev libzstd-dev
+pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time"
+missing=
+for p in $pkgs; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
+		missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "make deps: installing$missing" >&2
+SUDO=
+[ "$(id -u)" = 0 ] || SUDO=sudo
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq >/dev/null &&
+	$SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
