@@ -1,0 +1,20 @@
+# make fuzz: one libFuzzer binary per reader, with ASan and UBSan.
+# Add a format by adding its name to FUZZ_FORMATS.
+BUILD ?= .
+FUZZ_FORMATS = raw
+FUZZ_CC = clang
+PKGS = zlib libarchive libxxhash libxml-2.0 nettle libzstd
+FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	$(shell pkg-config --cflags $(PKGS))
+FUZZ_LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
+LIB_SRC := $(sort $(wildcard lib/*.c lib/fmt/*.c))
+FUZZ_BINS := $(patsubst %,$(BUILD)/test/fuzz/bin/fuzz_%,$(FUZZ_FORMATS))
+
+all: $(FUZZ_BINS)
+
+$(BUILD)/test/fuzz/bin/fuzz_%: test/fuzz/fuzz_reader.c $(LIB_SRC)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZ_FORMAT='"$*"' -o $@ $< $(LIB_SRC) $(FUZZ_LIBS)
+
+.PHONY: all
