@@ -1,0 +1,83 @@
+# Sourced by every test/bench/*.sh.  Fixtures are made once and kept in
+# $BENCH_DIR (default /var/tmp/imgpipe-bench); timings are medians of
+# $BENCH_RUNS runs (default 3) of whole commands, with the page cache warm
+# for every tool alike.
+BENCH_DIR=${BENCH_DIR:-/var/tmp/imgpipe-bench}
+BENCH_RUNS=${BENCH_RUNS:-3}
+: "${IMGPIPE_BIN:=$(cd "$(dirname "$0")/../.." && pwd)/bin}"
+export PATH="$IMGPIPE_BIN:$PATH"
+mkdir -p "$BENCH_DIR"
+
+# A 4 GiB ext4 disk holding about 1 GiB of real files (from /usr), the
+# rest free space: the shape of a typical cloud image.
+bench_fixture_raw() {
+	local f=$BENCH_DIR/disk4g.raw src
+	if ! [ -s "$f" ]; then
+		src=$BENCH_DIR/src
+		rm -rf "$src" && mkdir -p "$src"
+		# ~1 GiB: copy whole directories of /usr until the budget is met
+		for d in /usr/share /usr/bin /usr/include /usr/lib/x86_64-linux-gnu /usr/lib; do
+			[ "$(du -sm "$src" | cut -f1)" -ge 1000 ] && break
+			cp -a "$d" "$src/$(echo "$d" | tr / _)" 2>/dev/null
+		done
+		mke2fs -q -t ext4 -d "$src" -F "$f.tmp" 4G >/dev/null 2>&1 || return 1
+		mv "$f.tmp" "$f"
+		rm -rf "$src"
+	fi
+	echo "$f"
+}
+
+# bench_fixture IMAGE_NAME QEMU_IMG_CONVERT_ARGS...: an image made from the
+# raw fixture by qemu-img, cached.
+bench_fixture() {
+	local name=$1 raw
+	shift
+	raw=$(bench_fixture_raw) || return 1
+	if ! [ -s "$BENCH_DIR/$name" ]; then
+		qemu-img convert "$@" "$raw" "$BENCH_DIR/$name.tmp" &&
+			mv "$BENCH_DIR/$name.tmp" "$BENCH_DIR/$name" || return 1
+	fi
+	echo "$BENCH_DIR/$name"
+}
+
+# bench_time 'shell command': prints "MEDIAN_SECONDS MAX_RSS_KIB" over
+# $BENCH_RUNS runs.  RSS is the largest process of the command's tree
+# that GNU time saw (the top shell's children are waited for).
+bench_time() {
+	local i t out=$BENCH_DIR/.time
+	: > "$out.all"
+	for i in $(seq "$BENCH_RUNS"); do
+		/usr/bin/time -f '%e %M' -o "$out" sh -c "$1" >/dev/null 2>&1 ||
+			{ echo "FAILED: $1" >&2; echo "nan 0"; return 1; }
+		cat "$out" >> "$out.all"
+	done
+	sort -n "$out.all" | awk '{ t[NR] = $1; if ($2 > m) m = $2 }
+		END { print t[int((NR + 1) / 2)], m }'
+}
+
+# bench_peak_rss 'command': largest RSS (KiB) of any one process of a
+# pipeline, measured per stage with GNU time.
+bench_header() {
+	printf '\n## %s\n\n' "$1"
+	printf '| %-44s | %9s | %9s | %-24s | %6s | %9s |\n' \
+		"case" "ours (s)" "peer (s)" "peer" "ratio" "RSS (MiB)"
+	printf '|%s|%s|%s|%s|%s|%s|\n' "$(printf -- '-%.0s' $(seq 46))" \
+		"-----------" "-----------" "$(printf -- '-%.0s' $(seq 26))" \
+		"--------" "-----------"
+}
+
+# bench_row CASE 'our command' PEER_NAME 'peer command': runs both, prints
+# a table row; ratio = ours / peer (below 1 is faster than the peer).
+bench_row() {
+	local name=$1 ours=$2 peer_name=$3 peer=$4 o p
+	o=$(bench_time "$ours")
+	if [ -n "$peer" ]; then
+		p=$(bench_time "$peer")
+	else
+		p="nan 0"
+	fi
+	set -- $o $p
+	printf '| %-44s | %9s | %9s | %-24s | %6s | %9s |\n' "$name" "$1" "$3" \
+		"$peer_name" "$(awk -v a="$1" -v b="$3" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
+		"$(awk -v k="$2" 'BEGIN { printf "%.1f", k / 1024 }')"
+}
