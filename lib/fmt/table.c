@@ -4,9 +4,11 @@
 #include "imgpipe/format.h"
 
 extern const struct format format_raw, format_iso;
+extern const struct format format_vdi;
 
 const struct format *const formats[] = {
 	&format_iso,
+	&format_vdi,
 	&format_raw,
 	NULL,
 };
