@@ -86,6 +86,7 @@ static char *dir_of(const char *path)
 
 int outfile_open(struct outfile *of, const char *path)
 {
+	struct stat st;
 	char *dir;
 	mode_t mask;
 
@@ -98,8 +99,15 @@ int outfile_open(struct outfile *of, const char *path)
 			    "to a terminal; use -o FILE or a redirection");
 		return 0;
 	}
-	of->path = path;
 	of->name = path;
+	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+		/* A device or FIFO is written in place, never replaced. */
+		of->fd = open(path, O_WRONLY | O_CLOEXEC);
+		if (of->fd < 0)
+			return fail_errno(EXIT_IO, "cannot open %s", path);
+		return 0;
+	}
+	of->path = path;
 	dir = dir_of(path);
 	if (dir == NULL)
 		return fail(EXIT_IO, "out of memory");
@@ -164,8 +172,11 @@ int outfile_commit(struct outfile *of)
 {
 	int rc = 0;
 
-	if (of->path == NULL)
-		return 0;
+	if (of->path == NULL) {
+		if (of->fd > 2 && close(of->fd) < 0)
+			rc = fail_errno(EXIT_IO, "write error on %s", of->name);
+		return rc;
+	}
 	if (of->unnamed)
 		rc = link_unnamed(of);
 	else if (rename(of->tmppath, of->path) < 0)
@@ -185,8 +196,11 @@ int outfile_commit(struct outfile *of)
 
 void outfile_abort(struct outfile *of)
 {
-	if (of->path == NULL || of->fd < 0)
+	if (of->path == NULL || of->fd < 0) {
+		if (of->fd > 2)
+			close(of->fd);
 		return;
+	}
 	close(of->fd);
 	of->fd = -1;
 	if (of->tmppath != NULL) {

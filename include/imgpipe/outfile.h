@@ -11,7 +11,7 @@
 
 struct outfile {
 	int fd;
-	const char *path;	/* final name, NULL for stdout */
+	const char *path;	/* final name; NULL for stdout or a device */
 	const char *name;	/* for messages: path or "stdout" */
 	char *tmppath;		/* named temporary, or NULL */
 	bool unnamed;		/* O_TMPFILE: linked in on commit */
