@@ -178,7 +178,7 @@ static int open_filter(struct source *s, const char *name)
 	return fill_head(s);
 }
 
-int source_open_fd(struct source *s, int fd, const char *name)
+static int open_fd(struct source *s, int fd, const char *name, bool decode)
 {
 	struct stat st;
 	off_t cur, end;
@@ -203,30 +203,45 @@ int source_open_fd(struct source *s, int fd, const char *name)
 	}
 	if (fill_head(s) < 0)
 		return -1;
-	comp = compression_of(s->head, s->headlen);
+	comp = decode ? compression_of(s->head, s->headlen) : NULL;
 	if (comp != NULL)
 		return open_filter(s, comp);
 	return 0;
 }
 
-int source_open(struct source *s, const char *path)
+int source_open_fd(struct source *s, int fd, const char *name)
+{
+	return open_fd(s, fd, name, true);
+}
+
+static int open_path(struct source *s, const char *path, bool decode)
 {
 	int fd;
 
 	if (path == NULL || strcmp(path, "-") == 0)
-		return source_open_fd(s, 0, "stdin");
+		return open_fd(s, 0, "stdin", decode);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		memset(s, 0, sizeof *s);
 		s->fd = -1;
 		return fail_errno(EXIT_IO, "%s", path);
 	}
-	if (source_open_fd(s, fd, path) < 0) {
+	if (open_fd(s, fd, path, decode) < 0) {
 		s->owns_fd = true;
 		return -1;
 	}
 	s->owns_fd = true;
 	return 0;
+}
+
+int source_open(struct source *s, const char *path)
+{
+	return open_path(s, path, true);
+}
+
+int source_open_plain(struct source *s, const char *path)
+{
+	return open_path(s, path, false);
 }
 
 void source_force_stream(struct source *s)

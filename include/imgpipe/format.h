@@ -61,6 +61,7 @@ struct image {
 	uint64_t cluster_size;	/* 0 when the format has none */
 	char subformat[48];	/* "monolithicSparse", "dynamic", "v3" ... */
 	bool inspect;		/* imginfo: record findings instead of failing */
+	bool verbatim;		/* raw bytes as they are: no VHD footer strip */
 	struct finding findings[FINDINGS_MAX];
 	int nfindings;
 	void *priv;		/* the format's state */

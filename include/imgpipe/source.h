@@ -36,6 +36,8 @@ struct source {
 
 /* path NULL or "-" is standard input.  Detects and decodes compression. */
 int source_open(struct source *s, const char *path);
+/* The bytes as they are, even if they look compressed (imgsparse). */
+int source_open_plain(struct source *s, const char *path);
 /* Takes an open fd; never closes it unless owns_fd is set afterwards. */
 int source_open_fd(struct source *s, int fd, const char *name);
 /* Treat the source as a pipe even if it seeks (tests, fuzzing). */

@@ -28,6 +28,9 @@ static int read_seekable(struct image *img, struct emitter *em,
 	int r;
 
 	while ((r = source_next_data(src, off, &start, &end)) > 0) {
+		/* Nothing comes below start: in-order sinks need not park. */
+		if (emit_upto(em, start) < 0)
+			return -1;
 		for (off = start; off < end;) {
 			size_t n = end - off < RAW_CHUNK ? end - off : RAW_CHUNK;
 
@@ -69,8 +72,8 @@ static int read_stream(struct image *img, struct emitter *em,
 			have = VHD_FOOTER;
 		}
 	}
-	if (have == VHD_FOOTER && img->fmt == format_by_name("raw") &&
-	    vhd_fixed_footer(buf, off))
+	if (have == VHD_FOOTER && !img->verbatim &&
+	    img->fmt == format_by_name("raw") && vhd_fixed_footer(buf, off))
 		have = 0;
 	if (emit_data(em, off, buf, have) < 0)
 		return -1;

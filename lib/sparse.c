@@ -1,0 +1,125 @@
+/* imgsparse: raw bytes through the emitter's zero detection. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "imgpipe/emit.h"
+#include "imgpipe/err.h"
+#include "imgpipe/format.h"
+#include "imgpipe/outfile.h"
+#include "imgpipe/progress.h"
+#include "imgpipe/sparse.h"
+
+/* Read the input as raw bytes, verbatim, into sk. */
+static int run_raw(const struct sparse_opts *o, struct sink *sk)
+{
+	struct source src;
+	struct stash st;
+	struct image img = { 0 };
+	struct emitter em;
+	struct progress pr;
+	int rc = -1;
+
+	stash_init(&st, STASH_DEFAULT_BUDGET, NULL);
+	if (source_open_plain(&src, o->input) < 0)
+		goto out;
+	progress_start(&pr, o->progress, src.size_known ? src.size : 0);
+	src.progress = &pr;
+	if (image_open(&img, &src, &st, "raw", false) == 0) {
+		img.verbatim = true;
+		emitter_init(&em, sk, &st, img.virtual_size);
+		em.zero_block = o->block;
+		rc = image_read(&img, &em);
+		emitter_free(&em);
+	}
+	progress_end(&pr);
+	image_close(&img);
+out:
+	source_close(&src);
+	stash_free(&st);
+	return rc;
+}
+
+int sparse_copy(const struct sparse_opts *o)
+{
+	struct outfile of;
+	struct raw_sink rs;
+
+	if (outfile_open(&of, o->output) < 0)
+		return -1;
+	raw_sink_init(&rs, of.fd, of.name);
+	if (run_raw(o, &rs.base) < 0) {
+		outfile_abort(&of);
+		return -1;
+	}
+	return outfile_commit(&of);
+}
+
+int sparse_map(const struct sparse_opts *o)
+{
+	struct map_sink ms;
+
+	map_sink_init(&ms, stdout, o->json);
+	return run_raw(o, &ms.base);
+}
+
+/* Punching holes: data is already in place, zero blocks are deallocated. */
+struct punch_sink {
+	struct sink base;
+	int fd;
+	const char *name;
+};
+
+static int punch_write(struct sink *sk, uint64_t off, const void *buf,
+    size_t len)
+{
+	(void)sk; (void)off; (void)buf; (void)len;
+	return 0;
+}
+
+static int punch_zero(struct sink *sk, uint64_t off, uint64_t len)
+{
+	struct punch_sink *ps = (struct punch_sink *)sk;
+
+	if (fallocate(ps->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+	    len) < 0)
+		return fail_errno(EXIT_IO, "cannot punch a hole in %s",
+		    ps->name);
+	return 0;
+}
+
+static int punch_finish(struct sink *sk, uint64_t size)
+{
+	struct punch_sink *ps = (struct punch_sink *)sk;
+
+	(void)size;
+	if (fsync(ps->fd) < 0)
+		return fail_errno(EXIT_IO, "%s", ps->name);
+	return 0;
+}
+
+int sparse_in_place(const struct sparse_opts *o)
+{
+	struct punch_sink ps = {
+		.base = { false, punch_write, punch_zero, punch_finish },
+		.name = o->input,
+	};
+	struct stat st;
+	int rc;
+
+	if (o->input == NULL)
+		return fail(EXIT_USAGE, "--in-place needs a FILE");
+	ps.fd = open(o->input, O_WRONLY | O_CLOEXEC);
+	if (ps.fd < 0)
+		return fail_errno(EXIT_IO, "%s", o->input);
+	if (fstat(ps.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		close(ps.fd);
+		return fail(EXIT_USAGE, "%s: --in-place needs a regular file",
+		    o->input);
+	}
+	rc = run_raw(o, &ps.base);
+	if (close(ps.fd) < 0 && rc == 0)
+		rc = fail_errno(EXIT_IO, "%s", o->input);
+	return rc;
+}
