@@ -72,8 +72,8 @@ static int read_stream(struct image *img, struct emitter *em,
 			have = VHD_FOOTER;
 		}
 	}
-	if (have == VHD_FOOTER && !img->verbatim &&
-	    img->fmt == format_by_name("raw") && vhd_fixed_footer(buf, off))
+	if (have == VHD_FOOTER && img->fmt == format_by_name("raw") &&
+	    vhd_fixed_footer(buf, off))
 		have = 0;
 	if (emit_data(em, off, buf, have) < 0)
 		return -1;
