@@ -4,11 +4,13 @@
 #include "imgpipe/format.h"
 
 extern const struct format format_raw, format_iso;
+extern const struct format format_vpc;
 extern const struct format format_vdi;
 
 const struct format *const formats[] = {
 	&format_iso,
 	&format_vdi,
 	&format_raw,
+	&format_vpc,	/* after raw: from a pipe both bid BID_CATCHALL */
 	NULL,
 };

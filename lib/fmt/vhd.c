@@ -1,9 +1,60 @@
-/* vhd: Microsoft Virtual Hard Disk (qemu-img's "vpc"). */
+/*
+ * vhd: Microsoft Virtual Hard Disk, which qemu-img calls "vpc".
+ *
+ * A fixed disk is the raw data followed by a 512-byte footer.  A dynamic
+ * disk starts with a copy of that footer, then a dynamic header
+ * ("cxsparse") that points to the block allocation table (BAT): one
+ * big-endian sector number per block, 0xffffffff for none.  Each block is
+ * a sector bitmap followed by the block's data.  Differencing disks
+ * (type 4) need a parent file and are rejected.
+ */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "fmt.h"
+#include "imgpipe/err.h"
 
+#define VHD_FOOTER_SIZE 512
+#define VHD_DYN_HEADER_SIZE 1024
+#define VHD_SECTOR 512
 #define VHD_TYPE_FIXED 2
+#define VHD_TYPE_DYNAMIC 3
+#define VHD_TYPE_DIFFERENCING 4
+#define VHD_BAT_UNUSED 0xffffffffu
+/* qemu's limits: 2040 GiB, and the CHS value that means "use the size". */
+#define VHD_MAX_SECTORS 0xff000000ull
+#define VHD_MAX_GEOMETRY (65535ull * 16 * 255)
+/* Blocks are 2 MiB in practice; this keeps one block's bitmap small. */
+#define VHD_BLOCK_MAX (256u * 1024 * 1024)
+#define VHD_CHUNK (4u * 1024 * 1024)
+
+/* Footer fields (big-endian). */
+#define FT_DATA_OFFSET 16
+#define FT_CREATOR_APP 28
+#define FT_CURRENT_SIZE 48
+#define FT_CYLINDERS 56
+#define FT_HEADS 58
+#define FT_SECTORS 59
+#define FT_TYPE 60
+#define FT_CHECKSUM 64
+/* Dynamic header fields. */
+#define DH_TABLE_OFFSET 16
+#define DH_MAX_ENTRIES 28
+#define DH_BLOCK_SIZE 32
+#define DH_CHECKSUM 36
+#define DH_PARENT_NAME 64
+
+struct vhd {
+	unsigned char footer[VHD_FOOTER_SIZE];
+	uint32_t type;
+	bool footer_at_end;	/* fixed disk from a pipe: footer still to come */
+	uint64_t data_len;	/* fixed: bytes of data before the footer */
+	uint32_t block_size;
+	uint32_t bitmap_size;
+	uint32_t nblocks;	/* BAT entries that cover the virtual size */
+	uint32_t *bat;
+};
 
 /* The checksum is the one's complement of the byte sum, itself excluded. */
 static uint32_t vhd_checksum(const unsigned char *p, size_t len, size_t skip)
@@ -20,7 +71,504 @@ static uint32_t vhd_checksum(const unsigned char *p, size_t len, size_t skip)
 bool vhd_fixed_footer(const unsigned char *p, uint64_t data_len)
 {
 	return memcmp(p, "conectix", 8) == 0 &&
-	    be32(p + 60) == VHD_TYPE_FIXED &&
-	    be64(p + 48) == data_len &&
-	    be32(p + 64) == vhd_checksum(p, 512, 64);
+	    be32(p + FT_TYPE) == VHD_TYPE_FIXED &&
+	    be64(p + FT_CURRENT_SIZE) == data_len &&
+	    be32(p + FT_CHECKSUM) == vhd_checksum(p, 512, FT_CHECKSUM);
 }
+
+/*
+ * A dynamic disk shows "conectix" at 0; a fixed one only at the end, which
+ * a seekable probe sees.  From a pipe a fixed disk cannot be told from raw
+ * until its end, so the reader bids as low as raw there: raw, listed
+ * before us in the table, wins the tie, strips a fixed footer itself, and
+ * `-f vpc` still works.
+ */
+static int vhd_bid(const struct probe *pb)
+{
+	if (pb->headlen >= 8 && memcmp(pb->head, "conectix", 8) == 0)
+		return BID_SIGNATURE;
+	if (pb->taillen == VHD_FOOTER_SIZE &&
+	    memcmp(pb->tail, "conectix", 8) == 0)
+		return BID_SIGNATURE;
+	if (pb->tail == NULL && !pb->size_known)
+		return BID_CATCHALL;
+	return BID_NONE;
+}
+
+/* Source errors get the format's name, as every reader message does. */
+static int vhd_read_at(struct image *img, void *buf, size_t len, uint64_t off,
+    const char *what)
+{
+	char msg[512];
+
+	if (source_read_at(img->src, buf, len, off, what) == 0)
+		return 0;
+	if (err_status() != EXIT_REJECT)
+		return -1;
+	snprintf(msg, sizeof msg, "%s", err_msg());
+	err_clear();
+	return image_bad(img, "%s", msg);
+}
+
+static int check_footer(struct image *img, const unsigned char *ft,
+    const char *where)
+{
+	uint32_t want = vhd_checksum(ft, VHD_FOOTER_SIZE, FT_CHECKSUM);
+
+	if (memcmp(ft, "conectix", 8) != 0)
+		return image_bad(img, "no footer cookie 'conectix' (%s)",
+		    where);
+	if (be32(ft + FT_CHECKSUM) != want)
+		return image_bad(img, "footer checksum 0x%08x does not match "
+		    "the computed 0x%08x (%s)", be32(ft + FT_CHECKSUM), want,
+		    where);
+	return 0;
+}
+
+/*
+ * The virtual size as qemu-img decides it: Virtual PC and old qemu size a
+ * disk by its CHS geometry, everyone else by current_size; a geometry at
+ * its maximum means "too big for CHS", so current_size again.
+ */
+static uint64_t vhd_virtual_size(const unsigned char *ft)
+{
+	static const char *const by_size[] = { "win ", "qem2", "d2v ",
+	    "CTXS", "tap\0" };
+	uint64_t chs = (uint64_t)be16(ft + FT_CYLINDERS) * ft[FT_HEADS] *
+	    ft[FT_SECTORS];
+	size_t i;
+
+	for (i = 0; i < sizeof by_size / sizeof by_size[0]; i++)
+		if (memcmp(ft + FT_CREATOR_APP, by_size[i], 4) == 0)
+			chs = VHD_MAX_GEOMETRY;
+	if (chs == VHD_MAX_GEOMETRY)
+		return be64(ft + FT_CURRENT_SIZE) / VHD_SECTOR * VHD_SECTOR;
+	return chs * VHD_SECTOR;
+}
+
+static int set_virtual_size(struct image *img, const unsigned char *ft)
+{
+	uint64_t size = vhd_virtual_size(ft);
+
+	if (size > VHD_MAX_SECTORS * VHD_SECTOR)
+		return image_bad(img, "virtual size %llu is beyond the VHD "
+		    "limit of 2040 GiB (footer current_size/geometry)",
+		    (unsigned long long)size);
+	img->virtual_size = size;
+	return 0;
+}
+
+/* The parent's name, UTF-16BE in the header, shown as ASCII. */
+static void parent_name(const unsigned char *dh, char *out, size_t outlen)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i + 1 < 512 && n + 1 < outlen; i += 2) {
+		unsigned c = be16(dh + DH_PARENT_NAME + i);
+
+		if (c == 0)
+			break;
+		out[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	out[n] = '\0';
+}
+
+static int open_fixed(struct image *img, struct vhd *v)
+{
+	struct source *src = img->src;
+
+	strcpy(img->subformat, "fixed");
+	if (!src->seekable) {
+		/* The footer comes last; vhd_read_stream_fixed checks it. */
+		v->footer_at_end = true;
+		v->type = VHD_TYPE_FIXED;
+		return 0;
+	}
+	if (!src->size_known || src->size < VHD_FOOTER_SIZE)
+		return image_bad(img, "input too short for a footer");
+	if (vhd_read_at(img, v->footer, VHD_FOOTER_SIZE,
+	    src->size - VHD_FOOTER_SIZE, "footer") < 0 ||
+	    check_footer(img, v->footer, "footer at the end") < 0)
+		return -1;
+	v->type = be32(v->footer + FT_TYPE);
+	if (v->type != VHD_TYPE_FIXED)
+		return image_bad(img, "footer at the end has disk type %u but "
+		    "there is no footer copy at the start (footer type)",
+		    v->type);
+	v->data_len = src->size - VHD_FOOTER_SIZE;
+	if (set_virtual_size(img, v->footer) < 0)
+		return -1;
+	if (img->virtual_size > v->data_len)
+		return image_bad(img, "virtual size %llu is larger than the "
+		    "%llu bytes of data (footer current_size/geometry)",
+		    (unsigned long long)img->virtual_size,
+		    (unsigned long long)v->data_len);
+	return 0;
+}
+
+static int check_dyn_header(struct image *img, struct vhd *v,
+    const unsigned char *dh)
+{
+	uint32_t want = vhd_checksum(dh, VHD_DYN_HEADER_SIZE, DH_CHECKSUM);
+	char parent[128];
+
+	if (memcmp(dh, "cxsparse", 8) != 0)
+		return image_bad(img, "no dynamic header cookie 'cxsparse' "
+		    "(footer data_offset)");
+	if (be32(dh + DH_CHECKSUM) != want)
+		return image_bad(img, "dynamic header checksum 0x%08x does not "
+		    "match the computed 0x%08x", be32(dh + DH_CHECKSUM), want);
+	if (v->type == VHD_TYPE_DIFFERENCING) {
+		parent_name(dh, parent, sizeof parent);
+		return image_unsafe(img, "parent", "differencing disk: its "
+		    "data depends on the parent disk '%s', which is never "
+		    "opened", parent);
+	}
+	return 0;
+}
+
+static int read_bat(struct image *img, struct vhd *v, uint64_t bat_off)
+{
+	unsigned char *raw;
+	uint32_t i;
+
+	raw = malloc((size_t)v->nblocks * 4 + 1);
+	v->bat = malloc((size_t)v->nblocks * 4 + 1);
+	if (raw == NULL || v->bat == NULL) {
+		free(raw);
+		return fail(EXIT_IO, "out of memory");
+	}
+	if (vhd_read_at(img, raw, (size_t)v->nblocks * 4, bat_off, "BAT") < 0) {
+		free(raw);
+		return -1;
+	}
+	for (i = 0; i < v->nblocks; i++)
+		v->bat[i] = be32(raw + 4 * (size_t)i);
+	free(raw);
+	return 0;
+}
+
+/* Check the geometry of the block table before anything is allocated. */
+static int check_blocks(struct image *img, struct vhd *v,
+    const unsigned char *dh, uint64_t *bat_off)
+{
+	uint32_t bs = be32(dh + DH_BLOCK_SIZE);
+	uint32_t entries = be32(dh + DH_MAX_ENTRIES);
+	uint64_t need;
+
+	*bat_off = be64(dh + DH_TABLE_OFFSET);
+	if (bs < VHD_SECTOR || bs > VHD_BLOCK_MAX || (bs & (bs - 1)) != 0)
+		return image_bad(img, "block size %u is not a power of two "
+		    "from 512 bytes to 256 MiB (dynamic header block_size)",
+		    bs);
+	v->block_size = bs;
+	v->bitmap_size = (bs / VHD_SECTOR / 8 + VHD_SECTOR - 1) /
+	    VHD_SECTOR * VHD_SECTOR;
+	need = (img->virtual_size + bs - 1) / bs;
+	if (need > entries)
+		return image_bad(img, "%u BAT entries do not cover the virtual "
+		    "size of %llu bytes (dynamic header max_table_entries)",
+		    entries, (unsigned long long)img->virtual_size);
+	if ((uint64_t)entries * 4 > IMAGE_META_MAX)
+		return image_bad(img, "BAT of %u entries is larger than the "
+		    "limit of %llu bytes (dynamic header max_table_entries)",
+		    entries, (unsigned long long)IMAGE_META_MAX);
+	if (img->src->size_known && (*bat_off > img->src->size ||
+	    (uint64_t)entries * 4 > img->src->size - *bat_off))
+		return image_bad(img, "BAT at 0x%llx lies past the end of the "
+		    "image (dynamic header table_offset)",
+		    (unsigned long long)*bat_off);
+	v->nblocks = need;
+	img->cluster_size = bs;
+	return 0;
+}
+
+static int open_dynamic(struct image *img, struct vhd *v)
+{
+	unsigned char dh[VHD_DYN_HEADER_SIZE];
+	uint64_t dh_off, bat_off;
+
+	if (vhd_read_at(img, v->footer, VHD_FOOTER_SIZE, 0, "footer copy") < 0 ||
+	    check_footer(img, v->footer, "footer copy at the start") < 0)
+		return -1;
+	v->type = be32(v->footer + FT_TYPE);
+	if (v->type != VHD_TYPE_DYNAMIC && v->type != VHD_TYPE_DIFFERENCING)
+		return image_bad(img, "disk type %u in the footer copy at the "
+		    "start is not dynamic (3) or differencing (4) (footer type)",
+		    v->type);
+	strcpy(img->subformat, v->type == VHD_TYPE_DYNAMIC ? "dynamic"
+	    : "differencing");
+	dh_off = be64(v->footer + FT_DATA_OFFSET);
+	if (dh_off < VHD_FOOTER_SIZE || (img->src->size_known &&
+	    (dh_off > img->src->size ||
+	    img->src->size - dh_off < VHD_DYN_HEADER_SIZE)))
+		return image_bad(img, "dynamic header at 0x%llx lies outside "
+		    "the image (footer data_offset)",
+		    (unsigned long long)dh_off);
+	if (vhd_read_at(img, dh, sizeof dh, dh_off, "dynamic header") < 0 ||
+	    check_dyn_header(img, v, dh) < 0 ||
+	    set_virtual_size(img, v->footer) < 0 ||
+	    check_blocks(img, v, dh, &bat_off) < 0)
+		return -1;
+	return read_bat(img, v, bat_off);
+}
+
+static int vhd_open(struct image *img)
+{
+	struct vhd *v = calloc(1, sizeof *v);
+	const struct source *src = img->src;
+
+	if (v == NULL)
+		return fail(EXIT_IO, "out of memory");
+	img->priv = v;
+	if (src->headlen >= 8 && memcmp(src->head, "conectix", 8) == 0)
+		return open_dynamic(img, v);
+	return open_fixed(img, v);
+}
+
+/* Emit [off, off+len) of the input as virtual [voff, ...), holes skipped. */
+static int emit_host_range(struct image *img, struct emitter *em,
+    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
+{
+	while (len > 0) {
+		size_t n = len < VHD_CHUNK ? len : VHD_CHUNK;
+
+		if (vhd_read_at(img, buf, n, off, "data") < 0 ||
+		    emit_data(em, voff, buf, n) < 0)
+			return -1;
+		off += n;
+		voff += n;
+		len -= n;
+	}
+	return 0;
+}
+
+static int read_fixed_seekable(struct image *img, struct emitter *em,
+    unsigned char *buf)
+{
+	uint64_t off = 0, start, end;
+	int r;
+
+	while ((r = source_next_data(img->src, off, &start, &end)) > 0 &&
+	    start < img->virtual_size) {
+		if (end > img->virtual_size)
+			end = img->virtual_size;
+		if (emit_host_range(img, em, buf, start, end - start, start) < 0)
+			return -1;
+		off = end;
+	}
+	return r < 0 ? -1 : 0;
+}
+
+/* From a pipe the footer is the last 512 bytes: hold them back until EOF. */
+static int read_fixed_stream(struct image *img, struct emitter *em,
+    unsigned char *buf)
+{
+	struct vhd *v = img->priv;
+	uint64_t off = 0;
+	size_t have = 0;
+	ssize_t n;
+
+	em->size = UINT64_MAX;
+	while ((n = source_read(img->src, buf + have, VHD_CHUNK)) > 0) {
+		have += n;
+		if (have > VHD_FOOTER_SIZE) {
+			size_t out = have - VHD_FOOTER_SIZE;
+
+			if (emit_data(em, off, buf, out) < 0)
+				return -1;
+			off += out;
+			memmove(buf, buf + out, VHD_FOOTER_SIZE);
+			have = VHD_FOOTER_SIZE;
+		}
+	}
+	if (n < 0)
+		return -1;
+	if (have < VHD_FOOTER_SIZE)
+		return image_bad(img, "input of %llu bytes ends without a "
+		    "footer", (unsigned long long)(off + have));
+	memcpy(v->footer, buf, VHD_FOOTER_SIZE);
+	if (check_footer(img, v->footer, "last 512 bytes of the input") < 0 ||
+	    set_virtual_size(img, v->footer) < 0)
+		return -1;
+	if (be32(v->footer + FT_TYPE) != VHD_TYPE_FIXED)
+		return image_bad(img, "footer at the end has disk type %u, not "
+		    "fixed (footer type)", be32(v->footer + FT_TYPE));
+	/* Data has gone out already: a pipe cannot be cut short afterwards. */
+	if (img->virtual_size != off)
+		return image_bad(img, "virtual size %llu differs from the %llu "
+		    "bytes of data; read this image from a file (footer "
+		    "current_size/geometry)",
+		    (unsigned long long)img->virtual_size,
+		    (unsigned long long)off);
+	em->size = off;
+	return 0;
+}
+
+/* Sector s of a block holds data when its bit, most significant first, is set. */
+static bool sector_present(const unsigned char *bitmap, uint32_t s)
+{
+	return bitmap[s / 8] & (0x80 >> (s % 8));
+}
+
+/*
+ * One allocated block: the sector bitmap says which sectors hold data.
+ * qemu ignores it on read and writes it all-ones; the spec says a clear
+ * bit means "no data here", which for a disk without a parent is zeros,
+ * so clear runs are emitted as zeros and never read.
+ */
+static int read_block(struct image *img, struct emitter *em, uint32_t idx,
+    unsigned char *bitmap, unsigned char *buf)
+{
+	struct vhd *v = img->priv;
+	uint64_t host = (uint64_t)v->bat[idx] * VHD_SECTOR;
+	uint64_t vstart = (uint64_t)idx * v->block_size;
+	uint64_t vlen = img->virtual_size - vstart;
+	uint32_t nsectors, s, e;
+
+	if (vlen > v->block_size)
+		vlen = v->block_size;
+	if (!img->src->seekable && host < img->src->pos)
+		return image_bad(img, "block %u at 0x%llx lies before data "
+		    "already read, which a pipe cannot go back to (BAT)", idx,
+		    (unsigned long long)host);
+	if (img->src->size_known && (host > img->src->size ||
+	    img->src->size - host < v->bitmap_size + vlen))
+		return image_bad(img, "block %u at 0x%llx lies past the end of "
+		    "the image (BAT entry %u)", idx, (unsigned long long)host,
+		    idx);
+	if (vhd_read_at(img, bitmap, v->bitmap_size, host, "sector bitmap") < 0)
+		return -1;
+	nsectors = (vlen + VHD_SECTOR - 1) / VHD_SECTOR;
+	for (s = 0; s < nsectors; s = e) {
+		bool present = sector_present(bitmap, s);
+		uint64_t from, len;
+
+		for (e = s + 1; e < nsectors &&
+		    sector_present(bitmap, e) == present; e++)
+			;
+		from = (uint64_t)s * VHD_SECTOR;
+		len = (uint64_t)e * VHD_SECTOR < vlen ?
+		    (uint64_t)(e - s) * VHD_SECTOR : vlen - from;
+		if ((present ? emit_host_range(img, em, buf,
+		    host + v->bitmap_size + from, len, vstart + from)
+		    : emit_zero(em, vstart + from, len)) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Seekable: virtual order, one zero extent per run of empty blocks. */
+static int read_dynamic_seekable(struct image *img, struct emitter *em,
+    unsigned char *bitmap, unsigned char *buf)
+{
+	struct vhd *v = img->priv;
+	uint64_t done = 0;
+	uint32_t i;
+
+	for (i = 0; i < v->nblocks; i++) {
+		uint64_t vstart = (uint64_t)i * v->block_size;
+
+		if (v->bat[i] == VHD_BAT_UNUSED)
+			continue;
+		if (emit_zero(em, done, vstart - done) < 0 ||
+		    read_block(img, em, i, bitmap, buf) < 0)
+			return -1;
+		done = vstart + v->block_size;
+		if (done > img->virtual_size)
+			done = img->virtual_size;
+	}
+	return emit_zero(em, done, img->virtual_size - done);
+}
+
+struct host_block {
+	uint32_t sector;
+	uint32_t idx;
+};
+
+static int by_host(const void *a, const void *b)
+{
+	const struct host_block *x = a, *y = b;
+
+	if (x->sector != y->sector)
+		return x->sector < y->sector ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/*
+ * A pipe: blocks in the order the file holds them.  Before each block,
+ * promise the emitter that nothing below the lowest block still to come
+ * will arrive, so gaps flow out as zeros instead of waiting.
+ */
+static int read_dynamic_stream(struct image *img, struct emitter *em,
+    unsigned char *bitmap, unsigned char *buf)
+{
+	struct vhd *v = img->priv;
+	struct host_block *hb;
+	uint32_t *low, i, n = 0;
+	int rc = 0;
+
+	hb = malloc(((size_t)v->nblocks + 1) * sizeof *hb);
+	low = malloc(((size_t)v->nblocks + 1) * sizeof *low);
+	if (hb == NULL || low == NULL) {
+		free(hb);
+		free(low);
+		return fail(EXIT_IO, "out of memory");
+	}
+	for (i = 0; i < v->nblocks; i++)
+		if (v->bat[i] != VHD_BAT_UNUSED)
+			hb[n++] = (struct host_block){ v->bat[i], i };
+	qsort(hb, n, sizeof *hb, by_host);
+	low[n] = v->nblocks;
+	for (i = n; i-- > 0;)
+		low[i] = hb[i].idx < low[i + 1] ? hb[i].idx : low[i + 1];
+	for (i = 0; i < n && rc == 0; i++)
+		rc = emit_upto(em, (uint64_t)low[i] * v->block_size) < 0 ||
+		    read_block(img, em, hb[i].idx, bitmap, buf) < 0 ? -1 : 0;
+	free(hb);
+	free(low);
+	return rc;
+}
+
+static int vhd_read(struct image *img, struct emitter *em)
+{
+	struct vhd *v = img->priv;
+	unsigned char *buf = malloc(VHD_CHUNK + VHD_FOOTER_SIZE);
+	unsigned char *bitmap = NULL;
+	int rc;
+
+	if (buf == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (v->type == VHD_TYPE_FIXED) {
+		rc = v->footer_at_end ? read_fixed_stream(img, em, buf)
+		    : read_fixed_seekable(img, em, buf);
+	} else if ((bitmap = malloc(v->bitmap_size)) == NULL) {
+		rc = fail(EXIT_IO, "out of memory");
+	} else {
+		rc = img->src->seekable
+		    ? read_dynamic_seekable(img, em, bitmap, buf)
+		    : read_dynamic_stream(img, em, bitmap, buf);
+	}
+	free(bitmap);
+	free(buf);
+	return rc;
+}
+
+static void vhd_close(struct image *img)
+{
+	struct vhd *v = img->priv;
+
+	if (v != NULL)
+		free(v->bat);
+	free(v);
+}
+
+const struct format format_vpc = {
+	.name = "vpc",
+	.desc = "VHD, Microsoft Virtual Hard Disk (qemu-img's \"vpc\"): "
+	    "fixed and dynamic",
+	.bid = vhd_bid,
+	.open = vhd_open,
+	.read = vhd_read,
+	.close = vhd_close,
+};
