@@ -1,0 +1,205 @@
+# img2raw: VHD ("vpc" to qemu-img), fixed and dynamic, against qemu-img.
+load helpers
+
+SIZE=6000000	# not a multiple of the 2 MiB block nor of the CHS geometry
+
+setup() {
+	make_pattern "$T/disk.raw" $SIZE
+}
+
+# vhd IMAGE SUBFORMAT [OPTIONS]: convert the pattern and the oracle's raw.
+vhd() {
+	qemu-img convert -f raw -O vpc -o "subformat=$2${3:+,$3}" "$T/disk.raw" "$1"
+	qemu-img convert -f vpc -O raw "$1" "$1.want"
+}
+
+put_be32() {	# FILE OFFSET VALUE
+	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 >> 24 & 255)) \
+		$(($3 >> 16 & 255)) $(($3 >> 8 & 255)) $(($3 & 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+get_be32() {	# FILE OFFSET
+	od -An -tu1 -j "$2" -N4 "$1" | awk '{ print (($1 * 256 + $2) * 256 + $3) * 256 + $4 }'
+}
+
+# fix_sum FILE OFFSET LENGTH CHECKSUM_FIELD: VHD's one's complement sum.
+fix_sum() {
+	local sum
+	put_be32 "$1" $(($2 + $4)) 0
+	sum=$(od -An -v -tu1 -j "$2" -N "$3" "$1" | awk '{ for (i = 1; i <= NF; i++) s += $i } END { print s }')
+	put_be32 "$1" $(($2 + $4)) $(((~sum) & 0xffffffff))
+}
+
+# Both copies of a dynamic disk's footer: at 0 and in the last 512 bytes.
+footers() {
+	echo 0 $(($(stat -c %s "$1") - 512))
+}
+
+expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
+	run img2raw -o "$T/out.raw" "$1"
+	echo "file: $status $output"
+	[ "$status" -eq 1 ] && [[ "$output" == *"img2raw: vpc: "*$2* ]] || return 1
+	run sh -c 'cat "$1" | img2raw -f vpc > /dev/null' sh "$1"
+	echo "pipe: $status $output"
+	[ "$status" -eq 1 ] && [[ "$output" == *"vpc: "* ]]
+}
+
+@test "vpc dynamic: byte-identical to qemu-img, four ways" {
+	vhd "$T/d.vhd" dynamic
+	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want"
+	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want" -f vpc
+}
+
+@test "vpc dynamic force_size: size from current_size, four ways" {
+	vhd "$T/d.vhd" dynamic force_size=on
+	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want"
+	[ "$(stat -c %s "$T/d.vhd.want")" -eq $(((SIZE + 511) / 512 * 512)) ]
+}
+
+@test "vpc fixed: byte-identical to qemu-img, four ways, probed and -f vpc" {
+	vhd "$T/f.vhd" fixed
+	img2raw_4ways "$T/f.vhd" "$T/f.vhd.want"
+	img2raw_4ways "$T/f.vhd" "$T/f.vhd.want" -f vpc
+}
+
+@test "vpc fixed force_size: four ways, probed and -f vpc" {
+	vhd "$T/f.vhd" fixed force_size=on
+	img2raw_4ways "$T/f.vhd" "$T/f.vhd.want"
+	img2raw_4ways "$T/f.vhd" "$T/f.vhd.want" -f vpc
+}
+
+@test "vpc: an empty dynamic disk is all zeros and reads no blocks" {
+	truncate -s 8M "$T/zero.raw"
+	qemu-img convert -f raw -O vpc "$T/zero.raw" "$T/z.vhd"
+	qemu-img convert -f vpc -O raw "$T/z.vhd" "$T/z.want"
+	img2raw_4ways "$T/z.vhd" "$T/z.want"
+}
+
+@test "vpc: an MBR disk is still raw, from a file and from a pipe" {
+	truncate -s 1M "$T/mbr.raw"
+	printf '\200\000\002\000\203\376\377\377\001\000\000\000\377\007\000\000' |
+		dd of="$T/mbr.raw" bs=1 seek=446 conv=notrunc status=none
+	printf '\125\252' | dd of="$T/mbr.raw" bs=1 seek=510 conv=notrunc status=none
+	img2raw_4ways "$T/mbr.raw" "$T/mbr.raw"
+	run img2raw -f vpc "$T/mbr.raw"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not vpc"* ]]
+}
+
+@test "vpc: -f raw on a fixed disk keeps the footer" {
+	vhd "$T/f.vhd" fixed
+	img2raw -f raw -o "$T/raw.out" "$T/f.vhd"
+	cmp "$T/raw.out" "$T/f.vhd"
+}
+
+@test "vpc dynamic: sectors with clear bitmap bits read as zeros" {
+	vhd "$T/d.vhd" dynamic
+	blk=$(get_be32 "$T/d.vhd" 1536)	# qemu puts the BAT at 1536
+	# clear the bits of sectors 0-7 of block 0: 4 KiB at virtual 0
+	printf '\000' | dd of="$T/d.vhd" bs=1 seek=$((blk * 512)) conv=notrunc status=none
+	cp "$T/d.vhd.want" "$T/want"
+	dd if=/dev/zero of="$T/want" bs=4096 count=1 conv=notrunc status=none
+	img2raw_4ways "$T/d.vhd" "$T/want"
+}
+
+@test "vpc dynamic: blocks stored out of virtual order, from a pipe too" {
+	vhd "$T/d.vhd" dynamic
+	bat=1536
+	a=$(get_be32 "$T/d.vhd" $bat)
+	b=$(get_be32 "$T/d.vhd" $((bat + 4)))
+	put_be32 "$T/d.vhd" $bat "$b"
+	put_be32 "$T/d.vhd" $((bat + 4)) "$a"
+	bs=2097152
+	dd if="$T/d.vhd.want" of="$T/want" bs=$bs skip=1 count=1 status=none
+	dd if="$T/d.vhd.want" of="$T/want" bs=$bs seek=1 count=1 conv=notrunc status=none
+	dd if="$T/d.vhd.want" of="$T/want" bs=$bs skip=2 seek=2 conv=notrunc status=none
+	img2raw_4ways "$T/d.vhd" "$T/want"
+}
+
+@test "vpc: bad footer checksums are rejected" {
+	vhd "$T/f.vhd" fixed
+	end=$(($(stat -c %s "$T/f.vhd") - 512))
+	put_be32 "$T/f.vhd" $((end + 64)) 12345
+	run img2raw "$T/f.vhd"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vpc: footer checksum"* ]]
+	run sh -c 'cat "$1" | img2raw -f vpc > /dev/null' sh "$T/f.vhd"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"vpc: footer checksum"* ]]
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" 64 12345
+	expect_reject "$T/d.vhd" "footer checksum"
+}
+
+@test "vpc: bad dynamic header checksum is rejected" {
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" $((512 + 36)) 12345
+	expect_reject "$T/d.vhd" "dynamic header checksum"
+}
+
+@test "vpc: a differencing disk is rejected, naming its parent" {
+	vhd "$T/d.vhd" dynamic
+	for f in $(footers "$T/d.vhd"); do
+		put_be32 "$T/d.vhd" $((f + 60)) 4
+		fix_sum "$T/d.vhd" "$f" 512 64
+	done
+	printf '\000b\000a\000s\000e\000.\000v\000h\000d' |
+		dd of="$T/d.vhd" bs=1 seek=$((512 + 64)) conv=notrunc status=none
+	fix_sum "$T/d.vhd" 512 1024 36
+	expect_reject "$T/d.vhd" "differencing disk"*"'base.vhd'"
+}
+
+@test "vpc: a BAT entry pointing outside the file is rejected" {
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" 1536 $((0x7fffff00))
+	expect_reject "$T/d.vhd" "block 0 at 0xfffffe0000 lies past the end"
+}
+
+@test "vpc: huge declared sizes are rejected" {
+	vhd "$T/d.vhd" dynamic force_size=on
+	# current_size 1 PiB (creator qem2: qemu trusts current_size)
+	for f in $(footers "$T/d.vhd"); do
+		put_be32 "$T/d.vhd" $((f + 48)) $((1 << 18))
+		fix_sum "$T/d.vhd" "$f" 512 64
+	done
+	expect_reject "$T/d.vhd" "virtual size"*"2040 GiB"
+	# a BAT of 2^30 entries
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" $((512 + 28)) $((1 << 30))
+	fix_sum "$T/d.vhd" 512 1024 36
+	expect_reject "$T/d.vhd" "max_table_entries"
+	# too few entries for the size
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" $((512 + 28)) 1
+	fix_sum "$T/d.vhd" 512 1024 36
+	expect_reject "$T/d.vhd" "do not cover the virtual size"
+	# block size not a power of two
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" $((512 + 32)) 3000000
+	fix_sum "$T/d.vhd" 512 1024 36
+	expect_reject "$T/d.vhd" "block_size"
+}
+
+@test "vpc: dynamic header or BAT outside the file is rejected" {
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" 20 $((0x7fffffff))
+	fix_sum "$T/d.vhd" 0 512 64
+	expect_reject "$T/d.vhd" "data_offset"
+	vhd "$T/d.vhd" dynamic
+	put_be32 "$T/d.vhd" $((512 + 20)) $((0x7fffffff))
+	fix_sum "$T/d.vhd" 512 1024 36
+	expect_reject "$T/d.vhd" "BAT at 0x7fffffff"
+}
+
+@test "vpc: truncated images fail cleanly at many points" {
+	# run: truncation_check expects failing commands not to stop it
+	vhd "$T/d.vhd" dynamic
+	run truncation_check "$T/d.vhd"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	vhd "$T/f.vhd" fixed
+	run truncation_check "$T/f.vhd"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
