@@ -6,10 +6,13 @@
 extern const struct format format_raw, format_iso;
 extern const struct format format_vpc;
 extern const struct format format_vdi;
+extern const struct format format_qed, format_parallels;
 
 const struct format *const formats[] = {
 	&format_iso,
 	&format_vdi,
+	&format_qed,
+	&format_parallels,
 	&format_raw,
 	&format_vpc,	/* after raw: from a pipe both bid BID_CATCHALL */
 	NULL,

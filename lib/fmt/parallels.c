@@ -1,0 +1,284 @@
+/*
+ * parallels: Parallels and Virtuozzo ploop expanding images (QEMU
+ * docs/interop/parallels.txt, block/parallels.c).
+ *
+ * A 64-byte header, then the BAT: one le32 per cluster, 0 when the cluster
+ * is unallocated, otherwise its host offset in sectors ("WithoutFreeSpace")
+ * or in clusters ("WithouFreSpacExt", the ploop image).  The whole BAT
+ * precedes the data, so a pipe is read forward in host order; the emitter
+ * parks what comes out of virtual order.
+ *
+ * An image still marked in use (not closed cleanly) is read as it is, as
+ * QEMU reads it read-only; every BAT entry is checked before use anyway.
+ * The format extension cluster (dirty bitmaps) is not needed to read the
+ * disk: only its offset is checked.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "imgpipe/err.h"
+
+#define PRL_HEADER_LEN 64
+#define PRL_MAGIC_V1 "WithoutFreeSpace"
+#define PRL_MAGIC_V2 "WithouFreSpacExt"
+#define PRL_VERSION 2
+#define PRL_INUSE_MAGIC 0x746f6e59u
+#define PRL_MAX_CLUSTER_SECTORS (INT32_MAX / 513)	/* QEMU's limit */
+#define PRL_READ_MAX (4u * 1024 * 1024)
+
+struct prl {
+	uint64_t cluster_size;
+	uint64_t unit;		/* bytes per BAT unit: 512, or a cluster */
+	uint64_t bat_end;	/* end of header and BAT in the file */
+	uint32_t nclusters;	/* BAT entries that map the virtual size */
+	uint32_t *bat;
+	uint64_t *order;	/* allocated entries: bat << 32 | index */
+	size_t nalloc;
+	unsigned char *buf;	/* PRL_READ_MAX bytes */
+};
+
+static int prl_bid(const struct probe *pb)
+{
+	if (pb->headlen >= 16 && (memcmp(pb->head, PRL_MAGIC_V1, 16) == 0 ||
+	    memcmp(pb->head, PRL_MAGIC_V2, 16) == 0))
+		return BID_SIGNATURE;
+	return BID_NONE;
+}
+
+static int prl_check_header(struct image *img, struct prl *p,
+    const unsigned char *h)
+{
+	struct source *src = img->src;
+	bool v2 = memcmp(h, PRL_MAGIC_V2, 16) == 0;
+	uint32_t version = le32(h + 16), tracks = le32(h + 28);
+	uint32_t nbat = le32(h + 32), data_off = le32(h + 52);
+	uint64_t nsectors = le64(h + 36), ext_off = le64(h + 56);
+
+	if (version != PRL_VERSION)
+		return image_bad(img, "version %u is not %u (header offset 16)",
+		    version, PRL_VERSION);
+	if (tracks == 0 || tracks > PRL_MAX_CLUSTER_SECTORS)
+		return image_bad(img, "cluster size of %u sectors is zero or too "
+		    "large (tracks, header offset 28)", tracks);
+	if (!v2)	/* old images keep garbage in the high half */
+		nsectors &= 0xffffffffu;
+	if (nsectors > IMAGE_VSIZE_MAX / 512)
+		return image_bad(img, "virtual size of %llu sectors is beyond "
+		    "the limit of %llu bytes (nb_sectors, header offset 36)",
+		    (unsigned long long)nsectors,
+		    (unsigned long long)IMAGE_VSIZE_MAX);
+	if ((uint64_t)nbat * tracks < nsectors)
+		return image_bad(img, "%u BAT entries of %u sectors cannot map "
+		    "%llu sectors (bat_entries, header offset 32)", nbat, tracks,
+		    (unsigned long long)nsectors);
+	p->cluster_size = (uint64_t)tracks * 512;
+	p->unit = v2 ? p->cluster_size : 512;
+	p->bat_end = PRL_HEADER_LEN + (uint64_t)nbat * 4;
+	p->nclusters = (nsectors + tracks - 1) / tracks;
+	img->virtual_size = nsectors * 512;
+	img->cluster_size = p->cluster_size;
+	if (data_off != 0 && (uint64_t)data_off * 512 < PRL_HEADER_LEN +
+	    (uint64_t)p->nclusters * 4)
+		return image_bad(img, "data_off %u sectors lies inside the BAT "
+		    "(header offset 52)", data_off);
+	if (ext_off != 0 && (ext_off > UINT64_MAX / 512 - 1 ||
+	    ext_off * 512 < PRL_HEADER_LEN ||
+	    (src->size_known && ext_off * 512 >= src->size)))
+		return image_bad(img, "format extension at sector %llu lies "
+		    "past the end of the image (ext_off, header offset 56)",
+		    (unsigned long long)ext_off);
+	if ((uint64_t)p->nclusters * 4 > IMAGE_META_MAX)
+		return image_bad(img, "BAT of %u entries is beyond the limit of "
+		    "%llu bytes (bat_entries)", p->nclusters,
+		    (unsigned long long)IMAGE_META_MAX);
+	snprintf(img->subformat, sizeof img->subformat, "%s%s",
+	    v2 ? "ploop" : "v1", le32(h + 48) == PRL_INUSE_MAGIC ? ", in use" : "");
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Bytes of cluster i that belong to the disk. */
+static uint64_t prl_cluster_len(const struct image *img, const struct prl *p,
+    uint64_t i)
+{
+	uint64_t left = img->virtual_size - i * p->cluster_size;
+
+	return left < p->cluster_size ? left : p->cluster_size;
+}
+
+/*
+ * Sort the allocated entries by host offset and check them: past the BAT,
+ * inside the file, and no two clusters sharing host space (a loop).
+ */
+static int prl_check_bat(struct image *img, struct prl *p)
+{
+	struct source *src = img->src;
+	uint64_t host, prev_end = p->bat_end, k;
+	uint32_t i;
+	size_t n = 0;
+
+	for (i = 0; i < p->nclusters; i++)
+		n += p->bat[i] != 0;
+	if (n * 8 > IMAGE_META_MAX)
+		return image_bad(img, "%zu allocated clusters are beyond the "
+		    "limit of %llu bytes of tables", n,
+		    (unsigned long long)IMAGE_META_MAX);
+	p->order = malloc(n * 8 + 8);
+	if (p->order == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < p->nclusters; i++)
+		if (p->bat[i] != 0)
+			p->order[p->nalloc++] = (uint64_t)p->bat[i] << 32 | i;
+	qsort(p->order, p->nalloc, 8, cmp_u64);
+	for (k = 0; k < p->nalloc; k++) {
+		i = (uint32_t)p->order[k];
+		host = (p->order[k] >> 32) * p->unit;
+		if (host < prev_end)
+			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
+			    "overlaps %s (a loop or duplicate reference)", i,
+			    (unsigned long long)host, k == 0 ? "the header "
+			    "and BAT" : "another cluster");
+		if (src->size_known &&
+		    host + prl_cluster_len(img, p, i) > src->size)
+			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
+			    "lies past the end of the image", i,
+			    (unsigned long long)host);
+		prev_end = host + p->cluster_size;
+	}
+	return 0;
+}
+
+static int prl_open(struct image *img)
+{
+	unsigned char h[PRL_HEADER_LEN];
+	struct prl *p;
+	uint32_t i;
+
+	p = calloc(1, sizeof *p);
+	if (p == NULL)
+		return fail(EXIT_IO, "out of memory");
+	img->priv = p;
+	if (source_read_at(img->src, h, sizeof h, 0, "parallels header") < 0 ||
+	    prl_check_header(img, p, h) < 0)
+		return -1;
+	p->bat = malloc((size_t)p->nclusters * 4 + 4);
+	p->buf = malloc(PRL_READ_MAX);
+	if (p->bat == NULL || p->buf == NULL)
+		return fail(EXIT_IO, "out of memory");
+	/* Only the entries that map the virtual size are read. */
+	if (source_read_at(img->src, p->bat, (size_t)p->nclusters * 4,
+	    PRL_HEADER_LEN, "BAT") < 0)
+		return -1;
+	for (i = 0; i < p->nclusters; i++)
+		p->bat[i] = le32((unsigned char *)&p->bat[i]);
+	return prl_check_bat(img, p);
+}
+
+/* Read len bytes at host and emit them at virt, in PRL_READ_MAX pieces. */
+static int prl_copy(struct image *img, struct prl *p, struct emitter *em,
+    uint64_t host, uint64_t virt, uint64_t len)
+{
+	while (len > 0) {
+		size_t n = len < PRL_READ_MAX ? len : PRL_READ_MAX;
+
+		if (source_read_at(img->src, p->buf, n, host, "cluster") < 0 ||
+		    emit_data(em, virt, p->buf, n) < 0)
+			return -1;
+		host += n;
+		virt += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Seekable: virtual order, one read per run contiguous in the file. */
+static int prl_read_seekable(struct image *img, struct prl *p,
+    struct emitter *em)
+{
+	uint64_t run_virt = 0, run_host = 0, run_len = 0, host, virt, len;
+	uint32_t i;
+
+	for (i = 0; i < p->nclusters; i++) {
+		if (p->bat[i] == 0)
+			continue;
+		host = (uint64_t)p->bat[i] * p->unit;
+		virt = (uint64_t)i * p->cluster_size;
+		len = prl_cluster_len(img, p, i);
+		if (run_len > 0 && run_virt + run_len == virt &&
+		    run_host + run_len == host && run_len < PRL_READ_MAX) {
+			run_len += len;
+			continue;
+		}
+		if (run_len > 0 && (emit_upto(em, run_virt) < 0 ||
+		    prl_copy(img, p, em, run_host, run_virt, run_len) < 0))
+			return -1;
+		run_virt = virt;
+		run_host = host;
+		run_len = len;
+	}
+	if (run_len > 0 && (emit_upto(em, run_virt) < 0 ||
+	    prl_copy(img, p, em, run_host, run_virt, run_len) < 0))
+		return -1;
+	return 0;
+}
+
+/*
+ * Stream: host order.  After each cluster, every virtual cluster below the
+ * first one still to come is final, so the emitter can deliver up to it.
+ */
+static int prl_read_stream(struct image *img, struct prl *p,
+    struct emitter *em)
+{
+	uint32_t i, low = 0;
+	uint64_t k;
+
+	for (k = 0; k < p->nalloc; k++) {
+		i = (uint32_t)p->order[k];
+		if (prl_copy(img, p, em, (p->order[k] >> 32) * p->unit,
+		    (uint64_t)i * p->cluster_size, prl_cluster_len(img, p, i)) < 0)
+			return -1;
+		p->bat[i] = 0;
+		while (low < p->nclusters && p->bat[low] == 0)
+			low++;
+		if (emit_upto(em, (uint64_t)low * p->cluster_size) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int prl_read(struct image *img, struct emitter *em)
+{
+	struct prl *p = img->priv;
+
+	return img->src->seekable ? prl_read_seekable(img, p, em)
+	    : prl_read_stream(img, p, em);
+}
+
+static void prl_close(struct image *img)
+{
+	struct prl *p = img->priv;
+
+	if (p == NULL)
+		return;
+	free(p->bat);
+	free(p->order);
+	free(p->buf);
+	free(p);
+}
+
+const struct format format_parallels = {
+	.name = "parallels",
+	.desc = "Parallels or Virtuozzo ploop expanding image",
+	.bid = prl_bid,
+	.open = prl_open,
+	.read = prl_read,
+	.close = prl_close,
+};

@@ -1,0 +1,689 @@
+/*
+ * qed: QEMU Enhanced Disk (QEMU docs/interop/qed_spec, block/qed.h).
+ *
+ * A header cluster, an L1 table, L2 tables of le64 host offsets, data
+ * clusters.  Offset 0 is unallocated, offset 1 a cluster that reads as
+ * zeros.  Seekable input is read in virtual order, one coalesced read per
+ * run of host-contiguous clusters.  From a pipe the file is walked
+ * forward: QEMU allocates a data cluster before the L2 table that maps
+ * it, so clusters met before any table claims them are parked in the
+ * stash, keyed by host offset, until a table says where they belong.
+ *
+ * QED_F_NEED_CHECK (image not closed cleanly) is accepted: QEMU itself
+ * reads such an image as it is when opened read-only, as qemu-img convert
+ * does, and every table entry is checked here before use anyway.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "imgpipe/err.h"
+
+#define QED_HEADER_LEN 64
+#define QED_MIN_CLUSTER (4u * 1024)
+#define QED_MAX_CLUSTER (64u * 1024 * 1024)
+#define QED_MAX_TABLE_SIZE 16
+#define QED_F_BACKING_FILE 0x1ull
+#define QED_F_NEED_CHECK 0x2ull
+#define QED_F_BACKING_FORMAT_NO_PROBE 0x4ull
+#define QED_KNOWN_FEATURES (QED_F_BACKING_FILE | QED_F_NEED_CHECK | \
+    QED_F_BACKING_FORMAT_NO_PROBE)
+#define QED_CLUSTER_ZERO 1
+#define QED_READ_MAX (4u * 1024 * 1024)
+
+enum qed_item_kind { QED_ITEM_TABLE, QED_ITEM_DATA };
+
+/* Stream mode: something known to lie ahead in the file. */
+struct qed_item {
+	uint64_t host;
+	uint64_t virt;		/* data: virtual offset */
+	uint32_t l1_index;	/* table: its L1 entry; data: its table */
+	uint32_t kind;
+};
+
+/* Stream mode: a cluster read before any table mapped it. */
+struct qed_parked {
+	uint64_t host;
+	struct stash_ref ref;
+	int taken;
+};
+
+struct qed {
+	uint64_t cluster_size;
+	uint64_t table_bytes;	/* table_size clusters */
+	uint64_t table_entries;
+	uint64_t header_bytes;
+	uint64_t l1_offset;
+	uint64_t span;		/* virtual bytes one L2 table maps */
+	uint64_t nclusters;	/* virtual clusters */
+	uint32_t n_l1;		/* L1 entries that map the virtual size */
+	uint64_t *l1;
+	unsigned char *used;	/* seekable: host clusters seen, or NULL */
+	uint64_t used_bits;
+	unsigned char *buf;	/* QED_READ_MAX bytes */
+	/* stream mode */
+	struct qed_item *heap;
+	size_t nitems, capitems;
+	struct qed_parked *parked;
+	size_t nparked, capparked, parked_from;
+	uint32_t *outstanding;	/* per L1 entry: table and data still ahead */
+	uint32_t low;		/* first L1 entry with anything outstanding */
+	uint64_t tables_ahead;
+};
+
+static int qed_bid(const struct probe *pb)
+{
+	if (pb->headlen >= 4 && memcmp(pb->head, "QED\0", 4) == 0)
+		return BID_SIGNATURE;
+	return BID_NONE;
+}
+
+static bool is_pow2(uint64_t v)
+{
+	return v != 0 && (v & (v - 1)) == 0;
+}
+
+/* The backing file's name, printable, for the rejection message. */
+static void qed_backing_name(struct image *img, const unsigned char *h,
+    uint64_t header_bytes, char *out, size_t outlen)
+{
+	uint32_t off = le32(h + 56), len = le32(h + 60), i;
+	const unsigned char *head = img->src->head;
+	size_t n = 0;
+
+	snprintf(out, outlen, "(unreadable name)");
+	if (len == 0 || (uint64_t)off + len > header_bytes ||
+	    (uint64_t)off + len > img->src->headlen)
+		return;
+	for (i = 0; i < len && n + 1 < outlen; i++) {
+		unsigned char c = head[off + i];
+
+		out[n++] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+	}
+	out[n] = '\0';
+}
+
+static int qed_check_header(struct image *img, struct qed *q,
+    const unsigned char *h)
+{
+	struct source *src = img->src;
+	uint32_t cluster = le32(h + 4), table_size = le32(h + 8);
+	uint32_t header_size = le32(h + 12);
+	uint64_t features = le64(h + 16), vsize = le64(h + 48);
+	char name[256];
+
+	if (cluster < QED_MIN_CLUSTER || cluster > QED_MAX_CLUSTER ||
+	    !is_pow2(cluster))
+		return image_bad(img, "cluster_size %u is not a power of two "
+		    "from 4 KiB to 64 MiB (header offset 4)", cluster);
+	if (table_size < 1 || table_size > QED_MAX_TABLE_SIZE ||
+	    !is_pow2(table_size))
+		return image_bad(img, "table_size %u is not a power of two "
+		    "from 1 to 16 (header offset 8)", table_size);
+	q->cluster_size = cluster;
+	q->table_bytes = (uint64_t)table_size * cluster;
+	q->table_entries = q->table_bytes / 8;
+	q->header_bytes = (uint64_t)header_size * cluster;
+	if (header_size == 0 ||
+	    (src->size_known && q->header_bytes > src->size))
+		return image_bad(img, "header_size of %u clusters lies past the "
+		    "end of the image (header offset 12)", header_size);
+	if (features & ~QED_KNOWN_FEATURES)
+		return image_bad(img, "unsupported feature bits 0x%llx "
+		    "(header offset 16)", (unsigned long long)
+		    (features & ~QED_KNOWN_FEATURES));
+	if (features & QED_F_BACKING_FILE) {
+		qed_backing_name(img, h, q->header_bytes, name, sizeof name);
+		if (image_unsafe(img, "backing-file", "image has a backing file "
+		    "'%s', which is never opened", name) < 0)
+			return -1;
+	}
+	/* The largest disk two levels of tables can map, without overflow. */
+	if (vsize % 512 != 0 ||
+	    vsize / cluster / q->table_entries > q->table_entries)
+		return image_bad(img, "image_size %llu is not a multiple of 512 "
+		    "or more than the tables can map (header offset 48)",
+		    (unsigned long long)vsize);
+	img->virtual_size = vsize;
+	img->cluster_size = cluster;
+	q->span = q->table_entries * cluster;
+	q->nclusters = (vsize + cluster - 1) / cluster;
+	q->n_l1 = (q->nclusters + q->table_entries - 1) / q->table_entries;
+	q->l1_offset = le64(h + 40);
+	if (q->l1_offset % cluster != 0 || q->l1_offset < q->header_bytes ||
+	    q->l1_offset > UINT64_MAX - q->table_bytes ||
+	    (src->size_known && q->l1_offset + q->table_bytes > src->size))
+		return image_bad(img, "L1 table at 0x%llx is misaligned, inside "
+		    "the header or past the end of the image (l1_table_offset)",
+		    (unsigned long long)q->l1_offset);
+	if ((uint64_t)q->n_l1 * 8 > IMAGE_META_MAX)
+		return image_bad(img, "L1 table of %u entries is beyond the "
+		    "limit of %llu bytes", q->n_l1,
+		    (unsigned long long)IMAGE_META_MAX);
+	return 0;
+}
+
+/*
+ * Seekable input: a bitmap of the host clusters in use, so that a cluster
+ * referenced twice (a loop, or data inside a table) is caught.  Skipped
+ * for files so large that the bitmap would pass IMAGE_META_MAX: reading
+ * stays bounded without it.
+ */
+static int qed_alloc_used(struct image *img, struct qed *q)
+{
+	uint64_t bits = img->src->size / q->cluster_size + 1;
+
+	if (!img->src->seekable || bits / 8 + 1 > IMAGE_META_MAX)
+		return 0;
+	q->used = calloc(bits / 8 + 1, 1);
+	if (q->used == NULL)
+		return fail(EXIT_IO, "out of memory");
+	q->used_bits = bits;
+	return 0;
+}
+
+/* Claim host clusters [host, host+len); -1 if one is claimed already. */
+static int qed_claim(struct image *img, struct qed *q, uint64_t host,
+    uint64_t len, const char *what)
+{
+	uint64_t c;
+
+	if (q->used == NULL)
+		return 0;
+	for (c = host / q->cluster_size;
+	    c < q->used_bits && c * q->cluster_size < host + len; c++) {
+		if (q->used[c / 8] & (1u << (c % 8)))
+			return image_bad(img, "%s at 0x%llx overlaps a cluster "
+			    "already in use (a loop or duplicate reference)",
+			    what, (unsigned long long)host);
+		q->used[c / 8] |= 1u << (c % 8);
+	}
+	return 0;
+}
+
+static int qed_open(struct image *img)
+{
+	unsigned char h[QED_HEADER_LEN];
+	struct qed *q;
+	uint32_t i;
+
+	q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return fail(EXIT_IO, "out of memory");
+	img->priv = q;
+	if (source_read_at(img->src, h, sizeof h, 0, "qed header") < 0 ||
+	    qed_check_header(img, q, h) < 0)
+		return -1;
+	snprintf(img->subformat, sizeof img->subformat, "%s",
+	    le64(h + 16) & QED_F_NEED_CHECK ? "needs-check" : "clean");
+	if (qed_alloc_used(img, q) < 0 ||
+	    qed_claim(img, q, 0, q->header_bytes, "header") < 0 ||
+	    qed_claim(img, q, q->l1_offset, q->table_bytes, "L1 table") < 0)
+		return -1;
+	q->l1 = malloc((size_t)q->n_l1 * 8 + 8);
+	q->buf = malloc(QED_READ_MAX);
+	if (q->l1 == NULL || q->buf == NULL)
+		return fail(EXIT_IO, "out of memory");
+	/* Only the entries that map the virtual size are read. */
+	if (source_read_at(img->src, q->l1, (size_t)q->n_l1 * 8,
+	    q->l1_offset, "L1 table") < 0)
+		return -1;
+	for (i = 0; i < q->n_l1; i++)
+		q->l1[i] = le64((unsigned char *)&q->l1[i]);
+	return 0;
+}
+
+/* Where an L2 table may lie: aligned, past the header, inside the file. */
+static int qed_check_table(struct image *img, struct qed *q, uint32_t i)
+{
+	uint64_t off = q->l1[i];
+	struct source *src = img->src;
+
+	if (off % q->cluster_size != 0 || off < q->header_bytes ||
+	    off > UINT64_MAX - q->table_bytes ||
+	    (src->size_known && off + q->table_bytes > src->size))
+		return image_bad(img, "L2 table at 0x%llx is misaligned, inside "
+		    "the header or past the end of the image (L1 entry %u)",
+		    (unsigned long long)off, i);
+	return 0;
+}
+
+/* Where a data cluster may lie; len is what of it the disk uses. */
+static int qed_check_data(struct image *img, struct qed *q, uint64_t host,
+    uint64_t len, uint64_t virt)
+{
+	struct source *src = img->src;
+
+	if (host % q->cluster_size != 0 || host < q->header_bytes ||
+	    host > UINT64_MAX - q->cluster_size ||
+	    (src->size_known && host + len > src->size))
+		return image_bad(img, "data cluster at 0x%llx is misaligned, "
+		    "inside the header or past the end of the image (L2 entry "
+		    "for virtual offset 0x%llx)", (unsigned long long)host,
+		    (unsigned long long)virt);
+	return 0;
+}
+
+/* Entries of table i that map the virtual size. */
+static uint64_t qed_table_used(const struct qed *q, uint32_t i)
+{
+	uint64_t left = q->nclusters - (uint64_t)i * q->table_entries;
+
+	return left < q->table_entries ? left : q->table_entries;
+}
+
+/* Bytes of the cluster at virt that belong to the disk. */
+static uint64_t qed_cluster_len(const struct image *img, const struct qed *q,
+    uint64_t virt)
+{
+	uint64_t left = img->virtual_size - virt;
+
+	return left < q->cluster_size ? left : q->cluster_size;
+}
+
+static int qed_read_table(struct image *img, struct qed *q, uint32_t i,
+    unsigned char **out)
+{
+	uint64_t bytes = qed_table_used(q, i) * 8;
+
+	if (bytes > IMAGE_META_MAX)
+		return image_bad(img, "L2 table of %llu bytes is beyond the "
+		    "limit of %llu bytes", (unsigned long long)bytes,
+		    (unsigned long long)IMAGE_META_MAX);
+	*out = malloc(bytes);
+	if (*out == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (source_read_at(img->src, *out, bytes, q->l1[i], "L2 table") < 0) {
+		free(*out);
+		*out = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* Read len bytes at host and emit them at virt, in QED_READ_MAX pieces. */
+static int qed_copy(struct image *img, struct qed *q, struct emitter *em,
+    uint64_t host, uint64_t virt, uint64_t len)
+{
+	while (len > 0) {
+		size_t n = len < QED_READ_MAX ? len : QED_READ_MAX;
+
+		if (source_read_at(img->src, q->buf, n, host, "data cluster") < 0 ||
+		    emit_data(em, virt, q->buf, n) < 0)
+			return -1;
+		host += n;
+		virt += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Seekable input: runs of clusters contiguous in both host and virtual. */
+struct qed_run {
+	uint64_t virt, host, len;
+	bool zero;
+};
+
+static int qed_flush(struct image *img, struct qed *q, struct emitter *em,
+    struct qed_run *r)
+{
+	int rc = 0;
+
+	if (r->len == 0)
+		return 0;
+	if (emit_upto(em, r->virt) < 0)
+		return -1;
+	rc = r->zero ? emit_zero(em, r->virt, r->len)
+	    : qed_copy(img, q, em, r->host, r->virt, r->len);
+	r->len = 0;
+	return rc;
+}
+
+static int qed_add(struct image *img, struct qed *q, struct emitter *em,
+    struct qed_run *r, const struct qed_run *c)
+{
+	if (r->len > 0 && r->zero == c->zero && r->virt + r->len == c->virt &&
+	    (c->zero || r->host + r->len == c->host) &&
+	    (c->zero || r->len < QED_READ_MAX)) {
+		r->len += c->len;
+		return 0;
+	}
+	if (qed_flush(img, q, em, r) < 0)
+		return -1;
+	*r = *c;
+	return 0;
+}
+
+static int qed_read_seekable_table(struct image *img, struct qed *q,
+    struct emitter *em, uint32_t i, struct qed_run *run)
+{
+	unsigned char *t;
+	uint64_t j, n = qed_table_used(q, i), host;
+	struct qed_run c;
+	int rc = -1;
+
+	if (qed_check_table(img, q, i) < 0 ||
+	    qed_claim(img, q, q->l1[i], q->table_bytes, "L2 table") < 0 ||
+	    qed_read_table(img, q, i, &t) < 0)
+		return -1;
+	for (j = 0; j < n; j++) {
+		host = le64(t + 8 * j);
+		if (host == 0)
+			continue;
+		c.virt = (i * q->table_entries + j) * q->cluster_size;
+		c.len = qed_cluster_len(img, q, c.virt);
+		c.host = host;
+		c.zero = host == QED_CLUSTER_ZERO;
+		if (!c.zero && (qed_check_data(img, q, host, c.len, c.virt) < 0 ||
+		    qed_claim(img, q, host, q->cluster_size, "data cluster") < 0))
+			goto out;
+		if (qed_add(img, q, em, run, &c) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	free(t);
+	return rc;
+}
+
+static int qed_read_seekable(struct image *img, struct qed *q,
+    struct emitter *em)
+{
+	struct qed_run run = { 0 };
+	uint32_t i;
+
+	for (i = 0; i < q->n_l1; i++)
+		if (q->l1[i] != 0 &&
+		    qed_read_seekable_table(img, q, em, i, &run) < 0)
+			return -1;
+	return qed_flush(img, q, em, &run);
+}
+
+/* Stream mode: a min-heap of what lies ahead, by host offset. */
+static int qed_push(struct image *img, struct qed *q,
+    const struct qed_item *it)
+{
+	size_t i;
+
+	if (q->nitems == q->capitems) {
+		size_t cap = q->capitems ? q->capitems * 2 : 256;
+		struct qed_item *h;
+
+		if (cap * sizeof *h > IMAGE_META_MAX)
+			return image_bad(img, "more than %llu clusters lie ahead "
+			    "in the stream", (unsigned long long)q->capitems);
+		h = realloc(q->heap, cap * sizeof *h);
+		if (h == NULL)
+			return fail(EXIT_IO, "out of memory");
+		q->heap = h;
+		q->capitems = cap;
+	}
+	i = q->nitems++;
+	q->heap[i] = *it;
+	while (i > 0 && q->heap[(i - 1) / 2].host > q->heap[i].host) {
+		struct qed_item t = q->heap[i];
+
+		q->heap[i] = q->heap[(i - 1) / 2];
+		q->heap[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+	return 0;
+}
+
+static void qed_pop(struct qed *q, struct qed_item *out)
+{
+	size_t i = 0, c;
+
+	*out = q->heap[0];
+	q->heap[0] = q->heap[--q->nitems];
+	for (;;) {
+		struct qed_item t;
+
+		c = 2 * i + 1;
+		if (c >= q->nitems)
+			break;
+		if (c + 1 < q->nitems && q->heap[c + 1].host < q->heap[c].host)
+			c++;
+		if (q->heap[i].host <= q->heap[c].host)
+			break;
+		t = q->heap[i];
+		q->heap[i] = q->heap[c];
+		q->heap[c] = t;
+		i = c;
+	}
+}
+
+/* Park the whole clusters of [from, to) until a table claims them. */
+static int qed_park_region(struct image *img, struct qed *q, uint64_t from,
+    uint64_t to)
+{
+	uint64_t c = (from + q->cluster_size - 1) / q->cluster_size *
+	    q->cluster_size;
+	struct qed_parked *p;
+	int rc;
+
+	for (; c < to; c += q->cluster_size) {
+		if (q->nparked == q->capparked) {
+			size_t cap = q->capparked ? q->capparked * 2 : 256;
+
+			if (cap * sizeof *p > IMAGE_META_MAX)
+				return image_bad(img, "more than %llu clusters "
+				    "precede their L2 tables",
+				    (unsigned long long)q->capparked);
+			p = realloc(q->parked, cap * sizeof *p);
+			if (p == NULL)
+				return fail(EXIT_IO, "out of memory");
+			q->parked = p;
+			q->capparked = cap;
+		}
+		p = &q->parked[q->nparked];
+		if (q->cluster_size <= QED_READ_MAX)
+			rc = source_read_at(img->src, q->buf, q->cluster_size, c,
+			    "data cluster");
+		else	/* stash runs are whole clusters: too big to park */
+			rc = image_bad(img, "a %llu-byte cluster precedes its L2 "
+			    "table in the stream", (unsigned long long)
+			    q->cluster_size);
+		if (rc < 0 || stash_put(img->stash, q->buf, q->cluster_size,
+		    &p->ref) < 0)
+			return -1;
+		p->host = c;
+		p->taken = 0;
+		q->nparked++;
+	}
+	return 0;
+}
+
+static struct qed_parked *qed_find_parked(struct qed *q, uint64_t host)
+{
+	size_t lo = q->parked_from, hi = q->nparked;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (q->parked[mid].host < host)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < q->nparked && q->parked[lo].host == host &&
+	    !q->parked[lo].taken)
+		return &q->parked[lo];
+	return NULL;
+}
+
+static void qed_drop_parked(struct image *img, struct qed *q)
+{
+	size_t i;
+
+	for (i = q->parked_from; i < q->nparked; i++)
+		if (!q->parked[i].taken)
+			stash_drop(img->stash, &q->parked[i].ref);
+	q->parked_from = q->nparked = 0;
+}
+
+/* A table or cluster is done: promise the emitter what can no longer come. */
+static int qed_done(struct qed *q, struct emitter *em, uint32_t l1_index)
+{
+	q->outstanding[l1_index]--;
+	while (q->low < q->n_l1 && q->outstanding[q->low] == 0)
+		q->low++;
+	return emit_upto(em, (uint64_t)q->low * q->span);
+}
+
+/* A cluster already behind the stream: it must be waiting in the stash. */
+static int qed_unpark(struct image *img, struct qed *q, struct emitter *em,
+    uint64_t host, uint64_t virt, uint64_t len)
+{
+	struct qed_parked *p = qed_find_parked(q, host);
+
+	if (p == NULL)
+		return image_bad(img, "data cluster at 0x%llx lies inside "
+		    "metadata or is referenced twice (virtual offset 0x%llx)",
+		    (unsigned long long)host, (unsigned long long)virt);
+	if (stash_take(img->stash, &p->ref, q->buf) < 0)
+		return -1;
+	p->taken = 1;
+	return emit_data(em, virt, q->buf, len);
+}
+
+static int qed_stream_table(struct image *img, struct qed *q,
+    struct emitter *em, const struct qed_item *it)
+{
+	uint32_t i = it->l1_index;
+	uint64_t j, n = qed_table_used(q, i), host, pos;
+	struct qed_item d = { .kind = QED_ITEM_DATA, .l1_index = i };
+	unsigned char *t;
+	int rc = -1;
+
+	/* The unused end of the table is not data: skip it. */
+	if (qed_read_table(img, q, i, &t) < 0 ||
+	    source_skip_to(img->src, q->l1[i] + q->table_bytes) < 0) {
+		free(t);
+		return -1;
+	}
+	pos = img->src->pos;
+	q->tables_ahead--;
+	for (j = 0; j < n; j++) {
+		host = le64(t + 8 * j);
+		d.virt = (i * q->table_entries + j) * q->cluster_size;
+		if (host == 0)
+			continue;
+		if (host == QED_CLUSTER_ZERO) {
+			if (emit_zero(em, d.virt, qed_cluster_len(img, q,
+			    d.virt)) < 0)
+				goto out;
+			continue;
+		}
+		if (qed_check_data(img, q, host, qed_cluster_len(img, q, d.virt),
+		    d.virt) < 0)
+			goto out;
+		if (host < pos) {
+			if (qed_unpark(img, q, em, host, d.virt,
+			    qed_cluster_len(img, q, d.virt)) < 0)
+				goto out;
+			continue;
+		}
+		d.host = host;
+		if (qed_push(img, q, &d) < 0)
+			goto out;
+		q->outstanding[i]++;
+	}
+	if (q->tables_ahead == 0)
+		qed_drop_parked(img, q);
+	rc = qed_done(q, em, i);
+out:
+	free(t);
+	return rc;
+}
+
+static int qed_stream_item(struct image *img, struct qed *q,
+    struct emitter *em, const struct qed_item *it)
+{
+	uint64_t pos = img->src->pos;
+
+	if (it->host < pos)
+		return image_bad(img, "%s at 0x%llx overlaps another table or "
+		    "cluster (a loop or duplicate reference)",
+		    it->kind == QED_ITEM_TABLE ? "L2 table" : "data cluster",
+		    (unsigned long long)it->host);
+	if (it->host > pos && q->tables_ahead > 0 &&
+	    qed_park_region(img, q, pos, it->host) < 0)
+		return -1;
+	if (it->kind == QED_ITEM_TABLE)
+		return qed_stream_table(img, q, em, it);
+	if (qed_copy(img, q, em, it->host, it->virt,
+	    qed_cluster_len(img, q, it->virt)) < 0)
+		return -1;
+	return qed_done(q, em, it->l1_index);
+}
+
+static int qed_read_stream(struct image *img, struct qed *q,
+    struct emitter *em)
+{
+	struct qed_item it = { .kind = QED_ITEM_TABLE };
+	uint32_t i;
+
+	q->outstanding = calloc((size_t)q->n_l1 + 1, sizeof *q->outstanding);
+	if (q->outstanding == NULL)
+		return fail(EXIT_IO, "out of memory");
+	/* Whatever the L1 table holds past its used entries is not data. */
+	if (source_skip_to(img->src, q->l1_offset + q->table_bytes) < 0)
+		return -1;
+	for (i = 0; i < q->n_l1; i++) {
+		if (q->l1[i] == 0)
+			continue;
+		if (qed_check_table(img, q, i) < 0)
+			return -1;
+		it.host = q->l1[i];
+		it.l1_index = i;
+		if (qed_push(img, q, &it) < 0)
+			return -1;
+		q->outstanding[i] = 1;
+		q->tables_ahead++;
+	}
+	while (q->low < q->n_l1 && q->outstanding[q->low] == 0)
+		q->low++;
+	if (emit_upto(em, (uint64_t)q->low * q->span) < 0)
+		return -1;
+	while (q->nitems > 0) {
+		qed_pop(q, &it);
+		if (qed_stream_item(img, q, em, &it) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int qed_read(struct image *img, struct emitter *em)
+{
+	struct qed *q = img->priv;
+
+	return img->src->seekable ? qed_read_seekable(img, q, em)
+	    : qed_read_stream(img, q, em);
+}
+
+static void qed_close(struct image *img)
+{
+	struct qed *q = img->priv;
+
+	if (q == NULL)
+		return;
+	qed_drop_parked(img, q);
+	free(q->parked);
+	free(q->heap);
+	free(q->outstanding);
+	free(q->used);
+	free(q->buf);
+	free(q->l1);
+	free(q);
+}
+
+const struct format format_qed = {
+	.name = "qed",
+	.desc = "QEMU Enhanced Disk (backing files rejected)",
+	.bid = qed_bid,
+	.open = qed_open,
+	.read = qed_read,
+	.close = qed_close,
+};
