@@ -1,0 +1,296 @@
+# imgsum: the digest of the virtual disk, equal to what xxhsum and
+# sha256sum print for the raw disk qemu-img makes from the same image.
+load helpers
+
+PATTERN_SIZE=5000000	# not a multiple of anything: tails get exercised
+
+# The format variants the reader suites cover: READER QEMU-FORMAT [-o ...].
+# READER is the name the reader registers (img2raw --list-formats).
+variant() {
+	case $1 in
+	raw)		echo "raw       raw" ;;
+	iso)		echo "iso       raw" ;;
+	qcow2-v2)	echo "qcow2     qcow2 -o compat=0.10" ;;
+	qcow2-v3)	echo "qcow2     qcow2 -o compat=1.1" ;;
+	qcow2-comp)	echo "qcow2     qcow2 -c" ;;
+	qcow2-gzip)	echo "qcow2     qcow2" ;;
+	vmdk-sparse)	echo "vmdk      vmdk -o subformat=monolithicSparse" ;;
+	vmdk-stream)	echo "vmdk      vmdk -o subformat=streamOptimized" ;;
+	vdi-static)	echo "vdi       vdi -o static=on" ;;
+	vdi-dynamic)	echo "vdi       vdi" ;;
+	vpc-fixed)	echo "vpc       vpc -o subformat=fixed" ;;
+	vpc-dynamic)	echo "vpc       vpc -o subformat=dynamic" ;;
+	vhdx-fixed)	echo "vhdx      vhdx -o subformat=fixed" ;;
+	vhdx-dynamic)	echo "vhdx      vhdx -o subformat=dynamic" ;;
+	qed)		echo "qed       qed" ;;
+	parallels)	echo "parallels parallels" ;;
+	*)		return 1 ;;
+	esac
+}
+
+require_reader() {
+	imgsum --list-formats | awk '{ print $1 }' | grep -qx "$1" ||
+		skip "reader for $1 not registered yet"
+}
+
+# make_variant NAME: $T/img (the image) and $T/want.raw (qemu-img's raw disk).
+make_variant() {
+	local name=$1 reader qfmt
+	set -- $(variant "$name")
+	reader=$1 qfmt=$2
+	shift 2
+	require_reader "$reader"
+	make_pattern "$T/pattern.raw" "$PATTERN_SIZE"
+	if [ "$name" = iso ]; then
+		# an ISO 9660 primary volume descriptor at sector 16
+		printf '\001CD001\001' | dd of="$T/pattern.raw" bs=1 seek=32768 \
+			conv=notrunc status=none
+	fi
+	qemu-img convert -f raw -O "$qfmt" "$@" "$T/pattern.raw" "$T/img"
+	# -f: qemu-img probes a fixed VHD as raw (its footer is at the end)
+	qemu-img convert -f "$qfmt" -O raw "$T/img" "$T/want.raw"
+	if [ "$name" = qcow2-gzip ]; then
+		gzip -c "$T/img" > "$T/img.gz" && mv "$T/img.gz" "$T/img"
+	fi
+	if [ "$name" = iso ]; then
+		# the probe must see the signature, or this row tests raw again
+		imgsum -f iso "$T/img" > /dev/null || return 1
+	fi
+}
+
+digest_of() {	# digest_of COMMAND...: the first field of its output
+	"$@" | awk '{ print $1 }'
+}
+
+# check_variant NAME: imgsum equals xxhsum -H2 and sha256sum of the raw
+# disk, from a file and from a pipe.
+check_variant() {
+	local want128 want256 got
+	make_variant "$1" || return 1
+	want128=$(digest_of xxhsum -H2 "$T/want.raw")
+	want256=$(digest_of sha256sum "$T/want.raw")
+	got=$(imgsum "$T/img") || return 1
+	[ "$got" = "$want128  $T/img" ] || { echo "file xxh128: $got, want $want128"; return 1; }
+	got=$(cat "$T/img" | imgsum) || return 1
+	[ "$got" = "$want128  stdin" ] || { echo "pipe xxh128: $got, want $want128"; return 1; }
+	got=$(imgsum -a sha256 "$T/img") || return 1
+	[ "$got" = "$want256  $T/img" ] || { echo "file sha256: $got, want $want256"; return 1; }
+	got=$(cat "$T/img" | imgsum -a sha256 -) || return 1
+	[ "$got" = "$want256  -" ] || { echo "pipe sha256: $got, want $want256"; return 1; }
+}
+
+@test "variant raw" { check_variant raw; }
+@test "variant iso (raw with an ISO 9660 signature)" { check_variant iso; }
+@test "variant qcow2 v2" { check_variant qcow2-v2; }
+@test "variant qcow2 v3" { check_variant qcow2-v3; }
+@test "variant qcow2 compressed" { check_variant qcow2-comp; }
+@test "variant qcow2 in gzip" { check_variant qcow2-gzip; }
+@test "variant vmdk monolithicSparse" { check_variant vmdk-sparse; }
+@test "variant vmdk streamOptimized" { check_variant vmdk-stream; }
+@test "variant vdi static" { check_variant vdi-static; }
+@test "variant vdi dynamic" { check_variant vdi-dynamic; }
+@test "variant vpc fixed" { check_variant vpc-fixed; }
+@test "variant vpc dynamic" { check_variant vpc-dynamic; }
+@test "variant vhdx fixed" { check_variant vhdx-fixed; }
+@test "variant vhdx dynamic" { check_variant vhdx-dynamic; }
+@test "variant qed" { check_variant qed; }
+@test "variant parallels" { check_variant parallels; }
+
+@test "every algorithm prints what its peer tool prints, file and stdin" {
+	make_pattern "$T/d.raw" "$PATTERN_SIZE"
+	cd "$T"
+	[ "$(imgsum d.raw)" = "$(xxhsum -H2 d.raw)" ]
+	[ "$(imgsum -a xxh128 --tag d.raw)" = "$(xxhsum -H2 --tag d.raw)" ]
+	[ "$(imgsum -a xxh3 d.raw)" = "$(xxhsum -H3 d.raw)" ]
+	[ "$(imgsum -a xxh3 --tag d.raw)" = "$(xxhsum -H3 --tag d.raw)" ]
+	[ "$(imgsum -a xxh64 d.raw)" = "$(xxhsum -H1 d.raw)" ]
+	[ "$(imgsum -a xxh64 --tag d.raw)" = "$(xxhsum -H1 --tag d.raw)" ]
+	[ "$(imgsum -a sha256 d.raw)" = "$(sha256sum d.raw)" ]
+	[ "$(imgsum -a sha256 --tag d.raw)" = "$(sha256sum --tag d.raw)" ]
+	[ "$(imgsum -a sha512 d.raw)" = "$(sha512sum d.raw)" ]
+	[ "$(imgsum -a sha512 --tag d.raw)" = "$(sha512sum --tag d.raw)" ]
+	for h in 1 2 3; do
+		a=$(case $h in 1) echo xxh64 ;; 2) echo xxh128 ;; 3) echo xxh3 ;; esac)
+		[ "$(cat d.raw | imgsum -a $a)" = "$(cat d.raw | xxhsum -H$h)" ]
+		[ "$(cat d.raw | imgsum -a $a --tag -)" = "$(cat d.raw | xxhsum -H$h --tag -)" ]
+	done
+	[ "$(cat d.raw | imgsum -a sha256)" = "$(cat d.raw | sha256sum)" ]
+	[ "$(cat d.raw | imgsum -a sha512 --tag)" = "$(cat d.raw | sha512sum --tag)" ]
+}
+
+@test "a large sparse disk: zeros are hashed, never read, and digest right" {
+	truncate -s 3G "$T/big.raw"
+	printf 'middle' | dd of="$T/big.raw" bs=1 seek=1500000000 conv=notrunc status=none
+	# the raw reader skips the holes; qemu-img's qcow2 has no clusters there
+	qemu-img convert -f raw -O qcow2 "$T/big.raw" "$T/big.qcow2"
+	want=$(digest_of xxhsum -H2 "$T/big.raw")
+	[ "$(digest_of timeout 60 imgsum "$T/big.raw")" = "$want" ]
+	imgsum --list-formats | grep -q '^qcow2 ' || return 0
+	[ "$(digest_of timeout 60 imgsum "$T/big.qcow2")" = "$want" ]
+	[ "$(cat "$T/big.qcow2" | timeout 60 imgsum | awk '{ print $1 }')" = "$want" ]
+}
+
+@test "several files in one call, in order, like xxhsum" {
+	cd "$T"
+	make_pattern a.raw 100000
+	make_pattern b.raw 300000
+	: > empty.raw
+	run imgsum a.raw b.raw empty.raw
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(xxhsum -H2 a.raw b.raw empty.raw)" ]
+	run imgsum -a sha256 --tag a.raw b.raw
+	[ "$output" = "$(sha256sum --tag a.raw b.raw)" ]
+}
+
+@test "-c: a list of good files passes, both styles, any algorithm" {
+	cd "$T"
+	make_pattern a.raw 100000
+	make_pattern b.raw 300000
+	{
+		imgsum a.raw
+		imgsum --tag b.raw
+		imgsum -a sha256 b.raw
+		imgsum -a sha512 --tag a.raw
+		imgsum -a xxh3 b.raw
+		imgsum -a xxh64 a.raw
+	} > sums
+	run imgsum -c sums
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(printf 'a.raw: OK\nb.raw: OK\nb.raw: OK\na.raw: OK\nb.raw: OK\na.raw: OK')" ]
+	# the peers' lists are accepted too
+	xxhsum -H2 a.raw b.raw > peer
+	sha256sum a.raw >> peer
+	xxhsum -H3 b.raw >> peer
+	run imgsum -c peer
+	[ "$status" -eq 0 ]
+	[ "$(grep -c ': OK$' <<< "$output")" -eq 4 ]
+	# from stdin
+	run sh -c 'imgsum -c - < sums'
+	[ "$status" -eq 0 ]
+}
+
+@test "-c: the same disk in another format verifies against the raw's digest" {
+	imgsum --list-formats | grep -q '^qcow2 ' || skip "reader for qcow2 not registered yet"
+	cd "$T"
+	make_pattern disk 1000000
+	imgsum disk > sums
+	mv disk disk.raw
+	qemu-img convert -f raw -O qcow2 disk.raw disk
+	run imgsum -c sums
+	[ "$status" -eq 0 ]
+	[ "$output" = "disk: OK" ]
+}
+
+@test "-c: a changed file FAILS with exit 4" {
+	cd "$T"
+	make_pattern a.raw 100000
+	make_pattern b.raw 300000
+	imgsum a.raw b.raw > sums
+	printf 'X' | dd of=b.raw bs=1 seek=70000 conv=notrunc status=none
+	run imgsum -c sums
+	echo "$output"
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"a.raw: OK"* ]]
+	[[ "$output" == *"b.raw: FAILED"* ]]
+	[[ "$output" == *"WARNING: 1 computed checksum did NOT match"* ]]
+}
+
+@test "-c: malformed lines are reported and the exit is non-zero" {
+	cd "$T"
+	make_pattern a.raw 100000
+	{
+		imgsum a.raw
+		echo "this is not a digest line"
+		echo "0123  a.raw"
+		echo "XXH128 (a.raw) = 0123"
+		echo "MD5 (a.raw) = d41d8cd98f00b204e9800998ecf8427e"
+	} > sums
+	run imgsum -c sums
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"a.raw: OK"* ]]
+	[[ "$output" == *"WARNING: 4 lines are improperly formatted"* ]]
+	echo "nothing here" > bad
+	run imgsum -c bad
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no properly formatted checksum lines found"* ]]
+}
+
+@test "-c: a missing or unreadable file is an I/O error (exit 3), a mismatch wins (4)" {
+	cd "$T"
+	make_pattern a.raw 100000
+	imgsum a.raw > sums
+	echo "00000000000000000000000000000000  gone.raw" >> sums
+	run imgsum -c sums
+	echo "$output"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"a.raw: OK"* ]]
+	[[ "$output" == *"gone.raw: FAILED open or read"* ]]
+	[[ "$output" == *"gone.raw: No such file or directory"* ]]
+	echo "00000000000000000000000000000000  a.raw" >> sums
+	run imgsum -c sums
+	[ "$status" -eq 4 ]
+	run imgsum -c nosuchlist
+	[ "$status" -eq 3 ]
+}
+
+@test "names with a backslash or newline are escaped like coreutils, and checked back" {
+	cd "$T"
+	make_pattern 'a\b' 1000
+	[ "$(imgsum -a sha256 'a\b')" = "$(sha256sum 'a\b')" ]
+	imgsum 'a\b' > sums
+	run imgsum -c sums
+	[ "$status" -eq 0 ]
+	[ "$output" = '\a\\b: OK' ]
+}
+
+@test "exit statuses: usage 2, missing 3, rejected 1, closed stdout 3" {
+	cd "$T"
+	make_pattern a.raw 100000
+	run imgsum -a md5 a.raw
+	[ "$status" -eq 2 ]
+	run imgsum --no-such-option a.raw
+	[ "$status" -eq 2 ]
+	run imgsum -c sums a.raw
+	[ "$status" -eq 2 ]
+	run imgsum -f nosuchformat a.raw
+	[ "$status" -eq 2 ]
+	run imgsum gone.raw
+	[ "$status" -eq 3 ]
+	[ "$output" = "imgsum: gone.raw: No such file or directory" ]
+	# a good file before and after a missing one is still summed
+	run imgsum a.raw gone.raw a.raw
+	[ "$status" -eq 3 ]
+	[ "$(grep -c '  a.raw$' <<< "$output")" -eq 2 ]
+	run imgsum -f iso a.raw
+	[ "$status" -eq 1 ]
+	[[ "$output" == "imgsum: input is not iso"* ]]
+	run sh -c 'imgsum a.raw > /dev/full'
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"write error on stdout"* ]]
+	run imgsum -h
+	[ "$status" -eq 0 ]
+	run imgsum -V
+	[ "$status" -eq 0 ]
+}
+
+@test "a truncated image is rejected (exit 1) with a message" {
+	imgsum --list-formats | grep -q '^qcow2 ' || skip "reader for qcow2 not registered yet"
+	make_pattern "$T/p.raw" "$PATTERN_SIZE"
+	qemu-img convert -f raw -O qcow2 "$T/p.raw" "$T/x.qcow2"
+	head -c 300000 "$T/x.qcow2" > "$T/cut.qcow2"
+	run imgsum "$T/cut.qcow2"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "imgsum: qcow2: "* ]]
+	run sh -c 'cat "$1" | imgsum' sh "$T/cut.qcow2"
+	[ "$status" -eq 1 ]
+}
+
+@test "-p shows progress on stderr and leaves the digest alone; --mem and --tmpdir" {
+	make_pattern "$T/p.raw" "$PATTERN_SIZE"
+	want=$(xxhsum -H2 "$T/p.raw")
+	[ "$(imgsum -p "$T/p.raw" 2>"$T/err")" = "$want" ]
+	[ -s "$T/err" ]
+	[ "$(imgsum --mem 64K --tmpdir "$T" "$T/p.raw")" = "$want" ]
+}
