@@ -49,6 +49,10 @@ check: deps
 	@$(MAKE) --no-print-directory all units
 	@IMGPIPE_BUILD=$(BUILD) sh test/run.sh
 
+demo: deps
+	@$(MAKE) --no-print-directory all
+	@IMGPIPE_BUILD=$(BUILD) sh test/demo.sh
+
 bench: all
 	@IMGPIPE_BUILD=$(BUILD) sh test/bench/run.sh
 
@@ -65,5 +69,5 @@ clean:
 	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/lib/libimgpipe.a \
 	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz/bin
 
-.PHONY: all units deps check bench fuzz install clean
+.PHONY: all units deps check demo bench fuzz install clean
 .SECONDARY: $(LIB_OBJ)
