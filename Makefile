@@ -41,6 +41,13 @@ $(BUILD)/test/unit/bin/%: test/unit/%.c test/unit/unit.h $(LIB) $(HDRS)
 
 units: $(UNITS)
 
+BENCH_SRC := $(sort $(wildcard test/bench/*.c))
+BENCH_BINS := $(patsubst test/bench/%.c,$(BUILD)/test/bench/bin/%,$(BENCH_SRC))
+
+$(BUILD)/test/bench/bin/%: test/bench/%.c $(LIB) $(HDRS)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 # Build and test dependencies, installed only when something is missing.
 deps:
 	@sh test/deps.sh
@@ -53,7 +60,7 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@IMGPIPE_BUILD=$(BUILD) sh test/demo.sh
 
-bench: all
+bench: all $(BENCH_BINS)
 	@IMGPIPE_BUILD=$(BUILD) sh test/bench/run.sh
 
 fuzz: $(LIB)
@@ -67,7 +74,7 @@ install: all
 
 clean:
 	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/lib/libimgpipe.a \
-	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz/bin
+	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz/bin $(BUILD)/test/bench/bin
 
 .PHONY: all units deps check demo bench fuzz install clean
 .SECONDARY: $(LIB_OBJ)
