@@ -5,12 +5,13 @@
 
 extern const struct format format_raw, format_iso;
 extern const struct format format_vpc;
-extern const struct format format_vdi;
+extern const struct format format_vdi, format_vmdk;
 extern const struct format format_qed, format_parallels;
 
 const struct format *const formats[] = {
 	&format_iso,
 	&format_vdi,
+	&format_vmdk,
 	&format_qed,
 	&format_parallels,
 	&format_raw,

@@ -1,0 +1,1023 @@
+/*
+ * vmdk: VMware hosted sparse extents ("KDMV"): monolithicSparse and
+ * streamOptimized (qemu-img's and VMware ovftool's), with the embedded
+ * descriptor.  A plain-text descriptor names other files; it is rejected
+ * and nothing it names is ever opened.
+ *
+ * Layout of a sparse extent: header (sector 0), descriptor, redundant
+ * grain directory and tables, grain directory (GD: one uint32 sector
+ * offset per grain table), grain tables (GT: one uint32 sector offset per
+ * grain; 0 unallocated, 1 zero), then grains.  A streamOptimized extent
+ * has deflated grains, each behind a marker {lba, size}, and metadata
+ * markers {nsectors, 0, type} before GT, GD, footer and end of stream;
+ * its header may say the GD is at the end (GD_AT_END) and that the real
+ * header is the footer.
+ *
+ * Seekable input is read through the GD and GTs in virtual order.  From a
+ * pipe, streamOptimized is read marker by marker in file order; a
+ * monolithicSparse extent has its tables first: all GTs are read, then
+ * the grains in file order.  Bytes met before the tables that name them
+ * are parked in the stash.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "fmt.h"
+#include "imgpipe/err.h"
+
+#define VMDK_MAGIC 0x564d444bu		/* "KDMV" */
+#define VMDK_SECTOR 512u
+#define VMDK_GD_AT_END UINT64_MAX
+#define VMDK_FLAG_NL_TEST (1u << 0)
+#define VMDK_FLAG_RGD (1u << 1)
+#define VMDK_FLAG_COMPRESSED (1u << 16)
+#define VMDK_FLAG_MARKERS (1u << 17)
+#define VMDK_COMPRESS_DEFLATE 1
+#define VMDK_GTE_ZERO 1u		/* a grain that reads as zeros */
+#define VMDK_GRAIN_MAX_SECTORS 32768u	/* 16 MiB */
+#define VMDK_GTES_MAX 512u		/* qemu's and VMware's limit */
+#define VMDK_DESC_MAX (1u << 20)
+#define VMDK_MARKER_EOS 0
+#define VMDK_MARKER_GT 1
+#define VMDK_MARKER_GD 2
+#define VMDK_MARKER_FOOTER 3
+#define VMDK_MARKER_HEAD 12		/* lba u64, size u32 */
+#define VMDK_WINDOW (1u << 20)		/* read-ahead for metadata, grains */
+#define VMDK_RUN_MAX (8u << 20)		/* largest coalesced grain read */
+
+struct vmdk_header {
+	uint32_t version, flags;
+	uint64_t capacity;		/* sectors */
+	uint64_t grain_sectors;
+	uint64_t desc_offset, desc_sectors;
+	uint32_t gtes_per_gt;
+	uint64_t rgd_offset, gd_offset, overhead;	/* sectors */
+	uint16_t compress;
+};
+
+struct vmdk_kept {			/* a stashed run of the input */
+	uint64_t host;
+	struct stash_ref ref;
+	bool taken;
+};
+
+struct vmdk {
+	struct vmdk_header h;
+	uint64_t grain_bytes;
+	uint64_t ngrains;		/* grains in the capacity */
+	uint64_t ngts;			/* GD entries */
+	size_t cmax;			/* largest compressed grain accepted */
+	uint32_t *gd;
+	unsigned char *grain;		/* one inflated grain */
+	unsigned char *run;		/* coalesced uncompressed grains */
+	unsigned char *win;		/* seekable read-ahead window */
+	uint64_t win_off;
+	size_t win_len, win_cap;
+	z_stream zs;
+	bool zs_ready;
+	struct vmdk_kept *kept;		/* pipe: bytes skipped before tables */
+	size_t nkept, capkept;
+};
+
+static bool vmdk_is_descriptor_text(const unsigned char *p, size_t len)
+{
+	static const char sig[] = "# Disk DescriptorFile";
+
+	if (len >= sizeof sig - 1 && strncasecmp((const char *)p, sig,
+	    sizeof sig - 1) == 0)
+		return true;
+	return len >= 64 && memmem(p, len < 4096 ? len : 4096, "createType",
+	    10) != NULL && memmem(p, len < 4096 ? len : 4096, "version=",
+	    8) != NULL && memchr(p, 0, len < 4096 ? len : 4096) == NULL;
+}
+
+static int vmdk_bid(const struct probe *pb)
+{
+	if (pb->headlen >= 4 && le32(pb->head) == VMDK_MAGIC)
+		return BID_SIGNATURE;
+	if (vmdk_is_descriptor_text(pb->head, pb->headlen))
+		return BID_SIGNATURE;
+	return BID_NONE;
+}
+
+/* ---- descriptor ---- */
+
+struct vmdk_desc {
+	char create_type[64];
+	int nextents;
+	char names[256];		/* the extent names, quoted, joined */
+	char path_name[128];		/* first name with '/' or "..", or "" */
+	bool has_parent;
+	uint64_t extent_sectors;
+};
+
+static void vmdk_desc_value(const char *line, char *out, size_t outlen)
+{
+	const char *v = strchr(line, '=') + 1;
+	size_t n;
+
+	v += strspn(v, " \t\"");
+	n = strcspn(v, "\"\r\n");
+	if (n >= outlen)
+		n = outlen - 1;
+	memcpy(out, v, n);
+	out[n] = '\0';
+}
+
+/* "RW 9766 SPARSE "name" [offset]": access, sectors, type, file name. */
+static void vmdk_desc_extent(struct vmdk_desc *d, const char *line)
+{
+	const char *q = strchr(line, '"'), *e;
+	char name[128];
+	size_t n, used;
+
+	d->nextents++;
+	d->extent_sectors += strtoull(line + strcspn(line, " \t"), NULL, 10);
+	if (q == NULL)
+		return;
+	e = strchr(q + 1, '"');
+	n = e != NULL ? (size_t)(e - q - 1) : strcspn(q + 1, "\r\n");
+	if (n >= sizeof name)
+		n = sizeof name - 1;
+	memcpy(name, q + 1, n);
+	name[n] = '\0';
+	for (char *c = name; *c; c++)
+		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
+			*c = '?';
+	if (d->path_name[0] == '\0' && (strchr(name, '/') != NULL ||
+	    strchr(name, '\\') != NULL || strstr(name, "..") != NULL))
+		snprintf(d->path_name, sizeof d->path_name, "%s", name);
+	used = strlen(d->names);
+	if (used + n + 4 < sizeof d->names)
+		snprintf(d->names + used, sizeof d->names - used, "%s\"%s\"",
+		    used ? ", " : "", name);
+}
+
+static void vmdk_desc_parse(struct vmdk_desc *d, const char *text)
+{
+	const char *line = text, *p;
+	char value[64];
+
+	memset(d, 0, sizeof *d);
+	while (*line != '\0') {
+		p = line + strspn(line, " \t");
+		if (strncmp(p, "createType", 10) == 0 && strchr(p, '=') != NULL &&
+		    strchr(p, '=') < p + strcspn(p, "\n"))
+			vmdk_desc_value(p, d->create_type, sizeof d->create_type);
+		else if (strncmp(p, "parentCID", 9) == 0 &&
+		    strchr(p, '=') != NULL &&
+		    strchr(p, '=') < p + strcspn(p, "\n")) {
+			vmdk_desc_value(p, value, sizeof value);
+			d->has_parent = strcasecmp(value, "ffffffff") != 0;
+		} else if (strncmp(p, "RW ", 3) == 0 ||
+		    strncmp(p, "RDONLY ", 7) == 0 ||
+		    strncmp(p, "NOACCESS ", 9) == 0)
+			vmdk_desc_extent(d, p);
+		line += strcspn(line, "\n");
+		line += *line == '\n';
+	}
+}
+
+/* Say what the extent names are, and call out names that are paths. */
+static int vmdk_reject_extents(struct image *img, const struct vmdk_desc *d,
+    const char *what)
+{
+	char path[200] = "";
+
+	if (d->path_name[0] != '\0')
+		snprintf(path, sizeof path, "; extent name \"%s\" is a path "
+		    "('/' or '..')", d->path_name);
+	return image_unsafe(img, "extent-file", "%s (createType \"%s\") "
+	    "names extent files %s, which are never opened%s", what,
+	    d->create_type[0] ? d->create_type : "?",
+	    d->names[0] ? d->names : "(none)", path);
+}
+
+/* A text descriptor: the disk is in the files it names. */
+static int vmdk_open_descriptor_file(struct image *img)
+{
+	struct vmdk_desc d;
+	char *text = malloc(img->src->headlen + 1);
+
+	if (text == NULL)
+		return fail(EXIT_IO, "out of memory");
+	memcpy(text, img->src->head, img->src->headlen);
+	text[img->src->headlen] = '\0';
+	vmdk_desc_parse(&d, text);
+	free(text);
+	snprintf(img->subformat, sizeof img->subformat, "%.47s",
+	    d.create_type[0] ? d.create_type : "descriptor");
+	if (d.extent_sectors <= IMAGE_VSIZE_MAX / VMDK_SECTOR)
+		img->virtual_size = d.extent_sectors * VMDK_SECTOR;
+	if (vmdk_reject_extents(img, &d, "descriptor file") < 0)
+		return -1;
+	return 0;
+}
+
+/* The embedded descriptor must describe this one extent and no parent. */
+static int vmdk_check_embedded(struct image *img, struct vmdk *v)
+{
+	uint64_t len = v->h.desc_sectors * VMDK_SECTOR;
+	struct vmdk_desc d;
+	char *text;
+
+	if (v->h.desc_offset == 0 || v->h.desc_sectors == 0)
+		return 0;
+	if (v->h.desc_sectors > VMDK_DESC_MAX / VMDK_SECTOR ||
+	    v->h.desc_offset > UINT64_MAX / VMDK_SECTOR - v->h.desc_sectors)
+		return image_bad(img, "descriptor of %llu sectors at sector "
+		    "%llu is out of range (header at 0x1c)",
+		    (unsigned long long)v->h.desc_sectors,
+		    (unsigned long long)v->h.desc_offset);
+	text = malloc(len + 1);
+	if (text == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (source_read_at(img->src, text, len, v->h.desc_offset * VMDK_SECTOR,
+	    "vmdk: descriptor") < 0) {
+		free(text);
+		return -1;
+	}
+	text[len] = '\0';
+	vmdk_desc_parse(&d, text);
+	free(text);
+	if (d.has_parent && image_unsafe(img, "parent", "the descriptor names "
+	    "a parent disk (parentCID), which is never opened") < 0)
+		return -1;
+	if (d.nextents > 1 || (d.create_type[0] != '\0' &&
+	    strcasecmp(d.create_type, "monolithicSparse") != 0 &&
+	    strcasecmp(d.create_type, "streamOptimized") != 0))
+		return vmdk_reject_extents(img, &d, "embedded descriptor");
+	if (d.create_type[0] != '\0')
+		snprintf(img->subformat, sizeof img->subformat, "%.47s",
+		    d.create_type);
+	return 0;
+}
+
+/* ---- header ---- */
+
+static void vmdk_parse_header(struct vmdk_header *h, const unsigned char *p)
+{
+	h->version = le32(p + 4);
+	h->flags = le32(p + 8);
+	h->capacity = le64(p + 12);
+	h->grain_sectors = le64(p + 20);
+	h->desc_offset = le64(p + 28);
+	h->desc_sectors = le64(p + 36);
+	h->gtes_per_gt = le32(p + 44);
+	h->rgd_offset = le64(p + 48);
+	h->gd_offset = le64(p + 56);
+	h->overhead = le64(p + 64);
+	h->compress = le16(p + 77);
+}
+
+/* where: "header" or "footer", for messages. */
+static int vmdk_check_header(struct image *img, struct vmdk *v,
+    const unsigned char *p, const char *where)
+{
+	struct vmdk_header *h = &v->h;
+	uint64_t gt_bytes;
+
+	if (le32(p) != VMDK_MAGIC)
+		return image_bad(img, "bad magic in the %s (not \"KDMV\")",
+		    where);
+	vmdk_parse_header(h, p);
+	if (h->version < 1 || h->version > 3)
+		return image_bad(img, "unsupported version %u (%s at 0x4)",
+		    h->version, where);
+	if ((h->flags & VMDK_FLAG_NL_TEST) && memcmp(p + 73, "\n \r\n", 4))
+		return image_bad(img, "newline check failed: the image was "
+		    "damaged by a text-mode transfer (%s at 0x49)", where);
+	if ((h->flags & VMDK_FLAG_COMPRESSED) &&
+	    h->compress != VMDK_COMPRESS_DEFLATE)
+		return image_bad(img, "unsupported compression algorithm %u "
+		    "(%s at 0x4d)", h->compress, where);
+	if (h->grain_sectors == 0 || h->grain_sectors > VMDK_GRAIN_MAX_SECTORS ||
+	    (h->grain_sectors & (h->grain_sectors - 1)) != 0)
+		return image_bad(img, "grain size %llu sectors is not a power "
+		    "of two from 1 to %u (%s at 0x14)",
+		    (unsigned long long)h->grain_sectors,
+		    VMDK_GRAIN_MAX_SECTORS, where);
+	if (h->capacity > IMAGE_VSIZE_MAX / VMDK_SECTOR)
+		return image_bad(img, "capacity of %llu sectors is beyond the "
+		    "limit of %llu bytes (%s at 0xc)",
+		    (unsigned long long)h->capacity, IMAGE_VSIZE_MAX, where);
+	if (h->gtes_per_gt == 0 || h->gtes_per_gt > VMDK_GTES_MAX)
+		return image_bad(img, "%u entries per grain table is out of "
+		    "range 1 to %u (%s at 0x2c)", h->gtes_per_gt,
+		    VMDK_GTES_MAX, where);
+	v->grain_bytes = h->grain_sectors * VMDK_SECTOR;
+	v->ngrains = (h->capacity + h->grain_sectors - 1) / h->grain_sectors;
+	v->ngts = (v->ngrains + h->gtes_per_gt - 1) / h->gtes_per_gt;
+	gt_bytes = (uint64_t)h->gtes_per_gt * 4;
+	if (v->ngts * 4 > IMAGE_META_MAX)
+		return image_bad(img, "grain directory of %llu entries is "
+		    "larger than the %llu-byte limit (%s: capacity, grain size)",
+		    (unsigned long long)v->ngts, IMAGE_META_MAX, where);
+	if (h->overhead > UINT64_MAX / VMDK_SECTOR ||
+	    h->rgd_offset > UINT64_MAX / VMDK_SECTOR - v->ngts ||
+	    (h->gd_offset != VMDK_GD_AT_END &&
+	    h->gd_offset > UINT64_MAX / VMDK_SECTOR - v->ngts))
+		return image_bad(img, "grain directory or overhead offset out "
+		    "of range (%s at 0x30)", where);
+	if (h->gd_offset != VMDK_GD_AT_END && img->src->size_known &&
+	    h->gd_offset * VMDK_SECTOR + v->ngts * 4 > img->src->size)
+		return image_bad(img, "grain directory at sector %llu lies past "
+		    "the end of the image (%s at 0x38)",
+		    (unsigned long long)h->gd_offset, where);
+	(void)gt_bytes;
+	/* deflate can grow incompressible data by a little; allow 2x. */
+	v->cmax = 2 * v->grain_bytes + VMDK_SECTOR;
+	img->virtual_size = h->capacity * VMDK_SECTOR;
+	img->cluster_size = v->grain_bytes;
+	return 0;
+}
+
+/* GD_AT_END: the footer, a second header, lies 1024 bytes before the end. */
+static int vmdk_read_footer(struct image *img, struct vmdk *v)
+{
+	unsigned char buf[3 * VMDK_SECTOR];
+	uint64_t size = img->src->size;
+
+	if (size < 4 * VMDK_SECTOR)
+		return image_bad(img, "the header puts the grain directory at "
+		    "the end, but the image is too short for a footer");
+	if (source_read_at(img->src, buf, sizeof buf, size - sizeof buf,
+	    "vmdk: footer") < 0)
+		return -1;
+	if (le64(buf) != 1 || le32(buf + 8) != 0 ||
+	    le32(buf + 12) != VMDK_MARKER_FOOTER)
+		return image_bad(img, "no footer marker at 0x%llx, where the "
+		    "header (gdOffset at 0x38 is GD_AT_END) says it is",
+		    (unsigned long long)(size - sizeof buf));
+	if (vmdk_check_header(img, v, buf + VMDK_SECTOR, "footer") < 0)
+		return -1;
+	if (v->h.gd_offset == VMDK_GD_AT_END)
+		return image_bad(img, "the footer's gdOffset is GD_AT_END too "
+		    "(footer at 0x38)");
+	return 0;
+}
+
+static int vmdk_alloc_buffers(struct vmdk *v)
+{
+	int zrc;
+
+	v->grain = malloc(v->grain_bytes);
+	v->win_cap = VMDK_WINDOW + v->cmax + VMDK_SECTOR;
+	v->win = malloc(v->win_cap);
+	v->run = malloc(VMDK_RUN_MAX > v->grain_bytes ? VMDK_RUN_MAX
+	    : v->grain_bytes);
+	if (v->grain == NULL || v->win == NULL || v->run == NULL)
+		return fail(EXIT_IO, "out of memory");
+	zrc = inflateInit(&v->zs);
+	if (zrc != Z_OK)
+		return fail(EXIT_IO, "zlib: cannot initialise inflate");
+	v->zs_ready = true;
+	return 0;
+}
+
+static int vmdk_open(struct image *img)
+{
+	struct vmdk *v;
+
+	if (img->src->headlen >= 4 && le32(img->src->head) != VMDK_MAGIC)
+		return vmdk_open_descriptor_file(img);
+	v = calloc(1, sizeof *v);
+	if (v == NULL)
+		return fail(EXIT_IO, "out of memory");
+	img->priv = v;
+	if (img->src->headlen < VMDK_SECTOR)
+		return image_bad(img, "header is truncated (%zu bytes)",
+		    img->src->headlen);
+	if (vmdk_check_header(img, v, img->src->head, "header") < 0)
+		return -1;
+	snprintf(img->subformat, sizeof img->subformat, "%.47s",
+	    (v->h.flags & VMDK_FLAG_COMPRESSED) ? "streamOptimized"
+	    : "monolithicSparse");
+	if (vmdk_check_embedded(img, v) < 0)
+		return -1;
+	if (v->h.gd_offset == VMDK_GD_AT_END &&
+	    !(v->h.flags & VMDK_FLAG_MARKERS))
+		return image_bad(img, "gdOffset is GD_AT_END but the image has "
+		    "no markers (header at 0x38, flags at 0x8)");
+	if (v->h.gd_offset == VMDK_GD_AT_END && img->src->seekable &&
+	    vmdk_read_footer(img, v) < 0)
+		return -1;
+	return vmdk_alloc_buffers(v);
+}
+
+/* ---- grains ---- */
+
+/* Inflate one compressed grain (zlib-wrapped, as qemu and VMware write, or
+ * raw deflate) into v->grain; returns the inflated length or -1. */
+static int64_t vmdk_inflate(struct image *img, struct vmdk *v,
+    const unsigned char *in, size_t len, uint64_t where)
+{
+	bool zlib_wrapped = len >= 2 && (in[0] & 0x0f) == 8 &&
+	    (in[0] << 8 | in[1]) % 31 == 0;
+	int zrc;
+
+	if (inflateReset2(&v->zs, zlib_wrapped ? 15 : -15) != Z_OK)
+		return fail(EXIT_IO, "zlib: inflateReset2 failed");
+	v->zs.next_in = (unsigned char *)in;
+	v->zs.avail_in = len;
+	v->zs.next_out = v->grain;
+	v->zs.avail_out = v->grain_bytes;
+	zrc = inflate(&v->zs, Z_FINISH);
+	if (zrc == Z_STREAM_END)
+		return v->grain_bytes - v->zs.avail_out;
+	if (zrc == Z_BUF_ERROR && v->zs.avail_out == 0)
+		return image_bad(img, "compressed grain at 0x%llx inflates to "
+		    "more than the grain size of %llu bytes",
+		    (unsigned long long)where,
+		    (unsigned long long)v->grain_bytes);
+	return image_bad(img, "compressed grain at 0x%llx does not inflate: "
+	    "%s", (unsigned long long)where,
+	    v->zs.msg ? v->zs.msg : "truncated deflate data");
+}
+
+/* Emit an inflated grain at grain index gi, clipped to the capacity. */
+static int vmdk_emit_grain(struct image *img, struct vmdk *v,
+    struct emitter *em, uint64_t gi, size_t len)
+{
+	uint64_t off = gi * v->grain_bytes;
+
+	if (off >= img->virtual_size)
+		return 0;
+	if (len > img->virtual_size - off)
+		len = img->virtual_size - off;
+	return emit_data(em, off, v->grain, len);
+}
+
+/* A grain marker's LBA must start a grain inside the capacity. */
+static int vmdk_marker_grain(struct image *img, struct vmdk *v, uint64_t lba,
+    uint32_t csize, uint64_t where, uint64_t *gi)
+{
+	if (lba % v->h.grain_sectors != 0 || lba >= v->h.capacity)
+		return image_bad(img, "grain marker at 0x%llx has LBA %llu, "
+		    "not the start of a grain within the capacity",
+		    (unsigned long long)where, (unsigned long long)lba);
+	if (csize > v->cmax)
+		return image_bad(img, "grain marker at 0x%llx declares %u "
+		    "compressed bytes, more than %zu", (unsigned long long)where,
+		    csize, v->cmax);
+	*gi = lba / v->h.grain_sectors;
+	return 0;
+}
+
+/* ---- seekable: through the GD and GTs ---- */
+
+/* Bytes [off, off+len) of a seekable input, read ahead a window at a time. */
+static const unsigned char *vmdk_window(struct image *img, struct vmdk *v,
+    uint64_t off, size_t len, const char *what)
+{
+	uint64_t size = img->src->size;
+	size_t want;
+
+	if (off >= v->win_off && len <= v->win_len &&
+	    off - v->win_off <= v->win_len - len)
+		return v->win + (off - v->win_off);
+	want = len > VMDK_WINDOW ? len : VMDK_WINDOW;
+	if (off < size && size - off < want)
+		want = size - off > len ? size - off : len;
+	if (source_read_at(img->src, v->win, want, off, what) < 0)
+		return NULL;
+	v->win_off = off;
+	v->win_len = want;
+	return v->win;
+}
+
+struct vmdk_run {			/* uncompressed grains, one read */
+	uint64_t virt, host, len;
+};
+
+static int vmdk_flush_run(struct image *img, struct vmdk *v,
+    struct emitter *em, struct vmdk_run *r)
+{
+	int rc = 0;
+
+	if (r->len > 0)
+		rc = source_read_at(img->src, v->run, r->len, r->host,
+		    "vmdk: grain") < 0 || emit_data(em, r->virt, v->run,
+		    r->len) < 0 ? -1 : 0;
+	r->len = 0;
+	return rc;
+}
+
+/* Add grain gi at host to the run, reading the run first if it can't. */
+static int vmdk_run_add(struct image *img, struct vmdk *v, struct emitter *em,
+    struct vmdk_run *r, uint64_t gi, uint64_t host)
+{
+	uint64_t virt = gi * v->grain_bytes, len = v->grain_bytes;
+
+	if (virt + len > img->virtual_size)
+		len = img->virtual_size - virt;
+	if (r->len > 0 && (r->virt + r->len != virt || r->host + r->len != host ||
+	    r->len + len > VMDK_RUN_MAX) && vmdk_flush_run(img, v, em, r) < 0)
+		return -1;
+	if (r->len == 0) {
+		r->virt = virt;
+		r->host = host;
+	}
+	r->len += len;
+	return 0;
+}
+
+static int vmdk_read_compressed_at(struct image *img, struct vmdk *v,
+    struct emitter *em, uint64_t gi, uint64_t host)
+{
+	const unsigned char *p = vmdk_window(img, v, host, VMDK_MARKER_HEAD,
+	    "vmdk: grain marker");
+	uint64_t lba, mgi;
+	uint32_t csize;
+	int64_t n;
+
+	if (p == NULL)
+		return -1;
+	lba = le64(p);
+	csize = le32(p + 8);
+	if (vmdk_marker_grain(img, v, lba, csize, host, &mgi) < 0)
+		return -1;
+	if (mgi != gi)
+		return image_bad(img, "grain marker at 0x%llx has LBA %llu, but "
+		    "the grain table puts it at LBA %llu",
+		    (unsigned long long)host, (unsigned long long)lba,
+		    (unsigned long long)(gi * v->h.grain_sectors));
+	p = vmdk_window(img, v, host, VMDK_MARKER_HEAD + csize, "vmdk: grain");
+	if (p == NULL)
+		return -1;
+	n = vmdk_inflate(img, v, p + VMDK_MARKER_HEAD, csize, host);
+	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
+}
+
+static int vmdk_read_gt(struct image *img, struct vmdk *v, uint64_t g,
+    uint32_t *gt)
+{
+	uint64_t off = (uint64_t)v->gd[g] * VMDK_SECTOR;
+	size_t len = (size_t)v->h.gtes_per_gt * 4;
+	const unsigned char *p;
+	char what[64];
+
+	snprintf(what, sizeof what, "vmdk: grain table %llu",
+	    (unsigned long long)g);
+	p = img->src->seekable ? vmdk_window(img, v, off, len, what) : NULL;
+	if (!img->src->seekable) {
+		if (source_read_at(img->src, v->win, len, off, what) < 0)
+			return -1;
+		p = v->win;
+	}
+	if (p == NULL)
+		return -1;
+	for (size_t j = 0; j < v->h.gtes_per_gt; j++)
+		gt[j] = le32(p + 4 * j);
+	return 0;
+}
+
+static int vmdk_check_gte(struct image *img, struct vmdk *v, uint64_t gi,
+    uint32_t gte)
+{
+	uint64_t host = (uint64_t)gte * VMDK_SECTOR;
+
+	if (img->src->size_known && (host >= img->src->size ||
+	    (!(v->h.flags & VMDK_FLAG_COMPRESSED) &&
+	    img->src->size - host < v->grain_bytes &&
+	    img->src->size - host < img->virtual_size - gi * v->grain_bytes)))
+		return image_bad(img, "grain %llu at 0x%llx lies past the end "
+		    "of the image (grain table entry)", (unsigned long long)gi,
+		    (unsigned long long)host);
+	return 0;
+}
+
+static int vmdk_load_gd(struct image *img, struct vmdk *v, uint64_t sector,
+    uint32_t **out, const char *what)
+{
+	size_t len = v->ngts * 4;
+	unsigned char *raw = malloc(len + 1);
+	uint32_t *gd = malloc(len + sizeof *gd);
+
+	*out = gd;
+	if (raw == NULL || gd == NULL) {
+		free(raw);
+		return fail(EXIT_IO, "out of memory");
+	}
+	if (source_read_at(img->src, raw, len, sector * VMDK_SECTOR, what) < 0) {
+		free(raw);
+		return -1;
+	}
+	for (size_t g = 0; g < v->ngts; g++) {
+		gd[g] = le32(raw + 4 * g);
+		if (img->src->size_known && gd[g] != 0 &&
+		    (uint64_t)gd[g] * VMDK_SECTOR + v->h.gtes_per_gt * 4ull >
+		    img->src->size) {
+			free(raw);
+			return image_bad(img, "%s entry %zu puts a grain table "
+			    "at sector %u, past the end of the image", what + 6,
+			    g, gd[g]);
+		}
+	}
+	free(raw);
+	return 0;
+}
+
+/* The redundant GT must match the primary (cheap on a seekable input). */
+static int vmdk_verify_rgt(struct image *img, struct vmdk *v,
+    const uint32_t *rgd, uint64_t g, const uint32_t *gt, uint32_t *rgt)
+{
+	uint32_t saved = v->gd[g];
+	int rc;
+
+	if (rgd == NULL || rgd[g] == 0)
+		return 0;
+	v->gd[g] = rgd[g];
+	rc = vmdk_read_gt(img, v, g, rgt);
+	v->gd[g] = saved;
+	if (rc < 0)
+		return -1;
+	if (memcmp(gt, rgt, v->h.gtes_per_gt * sizeof *gt) != 0)
+		return image_bad(img, "grain table %llu differs from its "
+		    "redundant copy (rgdOffset at 0x30)", (unsigned long long)g);
+	return 0;
+}
+
+static int vmdk_read_gts(struct image *img, struct vmdk *v,
+    struct emitter *em, const uint32_t *rgd, uint32_t *gt, uint32_t *rgt)
+{
+	bool compressed = v->h.flags & VMDK_FLAG_COMPRESSED;
+	struct vmdk_run run = { 0 };
+	uint64_t g, j, gi;
+
+	for (g = 0; g < v->ngts; g++) {
+		if (v->gd[g] == 0)
+			continue;
+		if (vmdk_read_gt(img, v, g, gt) < 0 ||
+		    vmdk_verify_rgt(img, v, rgd, g, gt, rgt) < 0)
+			return -1;
+		for (j = 0; j < v->h.gtes_per_gt; j++) {
+			gi = g * v->h.gtes_per_gt + j;
+			if (gi >= v->ngrains)
+				break;
+			if (gt[j] == 0 || gt[j] == VMDK_GTE_ZERO)
+				continue;
+			if (vmdk_check_gte(img, v, gi, gt[j]) < 0)
+				return -1;
+			if (compressed ? vmdk_read_compressed_at(img, v, em, gi,
+			    (uint64_t)gt[j] * VMDK_SECTOR) < 0
+			    : vmdk_run_add(img, v, em, &run, gi,
+			    (uint64_t)gt[j] * VMDK_SECTOR) < 0)
+				return -1;
+		}
+	}
+	return vmdk_flush_run(img, v, em, &run);
+}
+
+static int vmdk_read_seekable(struct image *img, struct vmdk *v,
+    struct emitter *em)
+{
+	uint32_t *rgd = NULL, *gt, *rgt;
+	int rc = -1;
+
+	gt = malloc(2 * v->h.gtes_per_gt * sizeof *gt);
+	if (gt == NULL)
+		return fail(EXIT_IO, "out of memory");
+	rgt = gt + v->h.gtes_per_gt;
+	if (vmdk_load_gd(img, v, v->h.gd_offset, &v->gd,
+	    "vmdk: grain directory") < 0)
+		goto out;
+	if ((v->h.flags & VMDK_FLAG_RGD) && v->h.rgd_offset != 0 &&
+	    !(v->h.flags & VMDK_FLAG_COMPRESSED) &&
+	    vmdk_load_gd(img, v, v->h.rgd_offset, &rgd,
+	    "vmdk: redundant grain directory") < 0)
+		goto out;
+	rc = vmdk_read_gts(img, v, em, rgd, gt, rgt);
+out:
+	free(rgd);
+	free(gt);
+	return rc;
+}
+
+/* ---- pipe, streamOptimized: marker by marker ---- */
+
+static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
+    struct emitter *em, const unsigned char *sec, uint64_t *off)
+{
+	uint64_t where = *off;
+	uint64_t lba = le64(sec), gi, rest;
+	uint32_t csize = le32(sec + 8);
+	unsigned char *c = v->win;
+	int64_t n;
+
+	if (vmdk_marker_grain(img, v, lba, csize, where, &gi) < 0)
+		return -1;
+	/* The marker's sector holds the first 500 compressed bytes. */
+	memcpy(c, sec + VMDK_MARKER_HEAD, VMDK_SECTOR - VMDK_MARKER_HEAD);
+	rest = (VMDK_MARKER_HEAD + (uint64_t)csize + VMDK_SECTOR - 1) /
+	    VMDK_SECTOR * VMDK_SECTOR - VMDK_SECTOR;
+	if (rest > 0 && source_read_at(img->src, c + VMDK_SECTOR -
+	    VMDK_MARKER_HEAD, rest, where + VMDK_SECTOR, "vmdk: grain") < 0)
+		return -1;
+	*off = where + VMDK_SECTOR + rest;
+	n = vmdk_inflate(img, v, c, csize, where);
+	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
+}
+
+/* Consume what follows the end-of-stream marker, so writers see no EPIPE. */
+static int vmdk_drain(struct image *img, struct vmdk *v)
+{
+	ssize_t n;
+
+	while ((n = source_read(img->src, v->run, VMDK_RUN_MAX)) > 0)
+		;
+	return n < 0 ? -1 : 0;
+}
+
+static int vmdk_read_markers(struct image *img, struct vmdk *v,
+    struct emitter *em)
+{
+	unsigned char sec[VMDK_SECTOR];
+	uint64_t off = v->h.overhead * VMDK_SECTOR, nsec;
+	uint32_t type;
+
+	if (off < img->src->pos)
+		off = (img->src->pos + VMDK_SECTOR - 1) / VMDK_SECTOR *
+		    VMDK_SECTOR;
+	for (;;) {
+		if (source_read_at(img->src, sec, VMDK_SECTOR, off,
+		    "vmdk: marker") < 0)
+			return -1;
+		if (le32(sec + 8) != 0) {
+			if (vmdk_read_grain_marker(img, v, em, sec, &off) < 0)
+				return -1;
+			continue;
+		}
+		nsec = le64(sec);
+		type = le32(sec + 12);
+		if (type == VMDK_MARKER_EOS)
+			return vmdk_drain(img, v);
+		if (type != VMDK_MARKER_GT && type != VMDK_MARKER_GD &&
+		    type != VMDK_MARKER_FOOTER)
+			return image_bad(img, "unknown marker type %u at 0x%llx",
+			    type, (unsigned long long)off);
+		if (nsec > (UINT64_MAX - off) / VMDK_SECTOR - 1)
+			return image_bad(img, "marker at 0x%llx declares %llu "
+			    "sectors", (unsigned long long)off,
+			    (unsigned long long)nsec);
+		off += (nsec + 1) * VMDK_SECTOR;
+	}
+}
+
+/* ---- pipe, monolithicSparse: tables first, then grains in file order ---- */
+
+/* Skip forward to off; past the overhead, keep the bytes in the stash. */
+static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off)
+{
+	uint64_t pos = img->src->pos, keep_from = v->h.overhead * VMDK_SECTOR;
+	struct vmdk_kept *k;
+	size_t n;
+	ssize_t got;
+
+	if (pos < keep_from && source_skip_to(img->src,
+	    off < keep_from ? off : keep_from) < 0)
+		return -1;
+	while ((pos = img->src->pos) < off) {
+		n = off - pos < v->grain_bytes ? off - pos : v->grain_bytes;
+		got = source_read(img->src, v->run, n);
+		if (got < 0)
+			return -1;
+		if ((size_t)got < n)
+			return image_bad(img, "truncated at 0x%llx, before the "
+			    "table at 0x%llx", (unsigned long long)(pos + got),
+			    (unsigned long long)off);
+		if (v->nkept == v->capkept) {
+			size_t cap = v->capkept ? 2 * v->capkept : 64;
+
+			k = realloc(v->kept, cap * sizeof *k);
+			if (k == NULL)
+				return fail(EXIT_IO, "out of memory");
+			v->kept = k;
+			v->capkept = cap;
+		}
+		k = &v->kept[v->nkept];
+		k->host = pos;
+		k->taken = false;
+		if (stash_put(img->stash, v->run, n, &k->ref) < 0)
+			return -1;
+		v->nkept++;
+	}
+	return 0;
+}
+
+/* Copy [host, host+len) back from the kept runs, which are then released. */
+static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
+    unsigned char *out, size_t len)
+{
+	size_t lo = 0, hi = v->nkept, got = 0, i;
+
+	while (lo < hi) {		/* first run ending after host */
+		size_t mid = (lo + hi) / 2;
+
+		if (v->kept[mid].host + v->kept[mid].ref.len <= host)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (i = lo; i < v->nkept && got < len; i++) {
+		struct vmdk_kept *k = &v->kept[i];
+		uint64_t skip = host + got - k->host;
+		size_t n;
+
+		if (k->taken || k->host > host + got || skip >= k->ref.len)
+			break;
+		n = k->ref.len - skip < len - got ? k->ref.len - skip : len - got;
+		if (stash_take(img->stash, &k->ref, v->grain) < 0)
+			return -1;
+		k->taken = true;
+		memcpy(out + got, v->grain + skip, n);
+		got += n;
+	}
+	if (got < len)
+		return image_bad(img, "grain at 0x%llx lies before data already "
+		    "read from the stream and was not kept",
+		    (unsigned long long)host);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* Read every GT, in file order, into gts (ngts * gtes_per_gt entries). */
+static int vmdk_pipe_read_gts(struct image *img, struct vmdk *v,
+    uint32_t *gts)
+{
+	uint64_t *order = malloc((v->ngts + 1) * sizeof *order), n = 0, i, g;
+	int rc = 0;
+
+	if (order == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (g = 0; g < v->ngts; g++)
+		if (v->gd[g] != 0)
+			order[n++] = (uint64_t)v->gd[g] << 32 | g;
+	qsort(order, n, sizeof *order, cmp_u64);
+	for (i = 0; i < n && rc == 0; i++) {
+		g = (uint32_t)order[i];
+		if ((uint64_t)v->gd[g] * VMDK_SECTOR < img->src->pos)
+			rc = image_bad(img, "grain table %llu at sector %u "
+			    "overlaps other metadata", (unsigned long long)g,
+			    v->gd[g]);
+		else if (vmdk_pipe_advance(img, v, (uint64_t)v->gd[g] *
+		    VMDK_SECTOR) < 0 ||
+		    vmdk_read_gt(img, v, g, gts + g * v->h.gtes_per_gt) < 0)
+			rc = -1;
+	}
+	free(order);
+	return rc;
+}
+
+/* A compressed grain without metadata markers, met in file order. */
+static int vmdk_pipe_compressed(struct image *img, struct vmdk *v,
+    struct emitter *em, uint64_t gi, uint64_t host)
+{
+	unsigned char *c = v->win;
+	uint64_t mgi;
+	uint32_t csize;
+	int64_t n;
+
+	if (source_read_at(img->src, c, VMDK_MARKER_HEAD, host,
+	    "vmdk: grain marker") < 0)
+		return -1;
+	csize = le32(c + 8);
+	if (vmdk_marker_grain(img, v, le64(c), csize, host, &mgi) < 0)
+		return -1;
+	if (mgi != gi)
+		return image_bad(img, "grain marker at 0x%llx has LBA %llu, but "
+		    "the grain table puts it at LBA %llu",
+		    (unsigned long long)host, (unsigned long long)le64(c),
+		    (unsigned long long)(gi * v->h.grain_sectors));
+	if (source_read_at(img->src, c, csize, host + VMDK_MARKER_HEAD,
+	    "vmdk: grain") < 0)
+		return -1;
+	n = vmdk_inflate(img, v, c, csize, host);
+	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
+}
+
+/* One grain of the file-ordered list: from the stream, or kept earlier. */
+static int vmdk_pipe_grain(struct image *img, struct vmdk *v,
+    struct emitter *em, struct vmdk_run *run, uint64_t gi, uint64_t host)
+{
+	uint64_t len = v->grain_bytes;
+
+	if (gi * v->grain_bytes + len > img->virtual_size)
+		len = img->virtual_size - gi * v->grain_bytes;
+	if (host >= img->src->pos)
+		return vmdk_run_add(img, v, em, run, gi, host);
+	if (vmdk_flush_run(img, v, em, run) < 0 ||
+	    vmdk_take_kept(img, v, host, v->run, len) < 0)
+		return -1;
+	return emit_data(em, gi * v->grain_bytes, v->run, len);
+}
+
+static int vmdk_pipe_read_grains(struct image *img, struct vmdk *v,
+    struct emitter *em, const uint32_t *gts)
+{
+	uint64_t ntotal = v->ngts * v->h.gtes_per_gt, n = 0, i, gi;
+	struct vmdk_run run = { 0 };
+	uint64_t *order;
+	int rc = 0;
+
+	order = malloc((ntotal + 1) * sizeof *order);
+	if (order == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (gi = 0; gi < v->ngrains; gi++)
+		if (gts[gi] != 0 && gts[gi] != VMDK_GTE_ZERO)
+			order[n++] = (uint64_t)gts[gi] << 32 | gi;
+	qsort(order, n, sizeof *order, cmp_u64);
+	for (i = 0; i < n && rc == 0; i++) {
+		uint64_t host = (order[i] >> 32) * VMDK_SECTOR;
+
+		gi = (uint32_t)order[i];
+		if (i > 0 && order[i] >> 32 == order[i - 1] >> 32)
+			rc = image_bad(img, "grains %llu and %llu share sector "
+			    "%llu", (unsigned long long)(uint32_t)order[i - 1],
+			    (unsigned long long)gi,
+			    (unsigned long long)(order[i] >> 32));
+		else if (v->h.flags & VMDK_FLAG_COMPRESSED)
+			rc = host < img->src->pos ? image_bad(img, "compressed "
+			    "grain at 0x%llx lies before its grain table",
+			    (unsigned long long)host) : vmdk_pipe_compressed(img,
+			    v, em, gi, host);
+		else
+			rc = vmdk_pipe_grain(img, v, em, &run, gi, host);
+	}
+	free(order);
+	return rc < 0 ? -1 : vmdk_flush_run(img, v, em, &run);
+}
+
+static int vmdk_read_stream(struct image *img, struct vmdk *v,
+    struct emitter *em)
+{
+	uint64_t ntotal = v->ngts * v->h.gtes_per_gt;
+	uint32_t *gts;
+	int rc;
+
+	if (v->h.flags & VMDK_FLAG_MARKERS)
+		return vmdk_read_markers(img, v, em);
+	if (ntotal * 4 > IMAGE_META_MAX || v->ngrains > UINT32_MAX)
+		return image_bad(img, "grain tables of %llu entries are larger "
+		    "than the %llu-byte limit for reading from a pipe",
+		    (unsigned long long)ntotal, IMAGE_META_MAX);
+	if (vmdk_pipe_advance(img, v, v->h.gd_offset * VMDK_SECTOR) < 0 ||
+	    vmdk_load_gd(img, v, v->h.gd_offset, &v->gd,
+	    "vmdk: grain directory") < 0)
+		return -1;
+	gts = calloc(ntotal + 1, sizeof *gts);
+	if (gts == NULL)
+		return fail(EXIT_IO, "out of memory");
+	rc = vmdk_pipe_read_gts(img, v, gts);
+	if (rc == 0)
+		rc = vmdk_pipe_read_grains(img, v, em, gts);
+	free(gts);
+	return rc;
+}
+
+static int vmdk_read(struct image *img, struct emitter *em)
+{
+	struct vmdk *v = img->priv;
+
+	if (v == NULL)
+		return image_bad(img, "a descriptor file holds no disk data");
+	if (img->src->seekable && v->h.gd_offset != VMDK_GD_AT_END)
+		return vmdk_read_seekable(img, v, em);
+	return vmdk_read_stream(img, v, em);
+}
+
+static void vmdk_close(struct image *img)
+{
+	struct vmdk *v = img->priv;
+
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < v->nkept; i++)
+		if (!v->kept[i].taken)
+			stash_drop(img->stash, &v->kept[i].ref);
+	if (v->zs_ready)
+		inflateEnd(&v->zs);
+	free(v->kept);
+	free(v->gd);
+	free(v->grain);
+	free(v->run);
+	free(v->win);
+	free(v);
+}
+
+const struct format format_vmdk = {
+	.name = "vmdk",
+	.desc = "VMware VMDK: monolithicSparse, streamOptimized",
+	.bid = vmdk_bid,
+	.open = vmdk_open,
+	.read = vmdk_read,
+	.close = vmdk_close,
+};
