@@ -1,0 +1,34 @@
+/*
+ * uecsplit's job: read a UEC tarball (kernel, ramdisk and machine image,
+ * optionally compressed) once, front to back, and give each member a role
+ * by its content first and its name second (sniff.h).
+ */
+#ifndef IMGPIPE_UEC_H
+#define IMGPIPE_UEC_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "sniff.h"
+
+struct uec_opts {
+	const char *input;	/* NULL or "-": stdin */
+	const char *dir;	/* -C: write the parts here, or NULL */
+	enum part_role want;	/* --kernel/--ramdisk/--image: that part to
+				   stdout; ROLE_NONE: list the parts */
+	bool json;		/* the listing as JSON */
+	const char *glance;	/* --glance NAME, or NULL */
+	bool progress;
+	uint64_t mem;		/* stash budget, 0 for the default */
+	const char *tmpdir;
+};
+
+/*
+ * Split (or list) the tarball.  A part that must go to stdout but whose
+ * role is not settled when it starts (its name disagrees with its content,
+ * so a later member could win the role) waits in the stash: memory up to
+ * the budget, then $TMPDIR.
+ */
+int uec_split(const struct uec_opts *o);
+
+#endif
