@@ -1,0 +1,165 @@
+# img2raw: QED images made by qemu-img, compared with qemu-img's raw.
+load helpers
+
+# le64 FILE OFFSET: the little-endian 64-bit value at OFFSET.
+le64() {
+	od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '
+}
+
+# put_le FILE OFFSET VALUE NBYTES: patch a little-endian integer in place.
+put_le() {
+	local f=$1 off=$2 val=$3 n=$4 i s=
+	for ((i = 0; i < n; i++)); do
+		s+=$(printf '\\%03o' $(((val >> (8 * i)) & 255)))
+	done
+	printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+
+# rejected IMAGE REGEX: exit 1 with "img2raw: qed: ...REGEX" from a file
+# and from a pipe, within 10 seconds.
+rejected() {
+	local img=$1 re=$2 mode
+	for mode in file pipe; do
+		if [ $mode = file ]; then
+			run timeout 10 img2raw -o "$T/rej.raw" "$img"
+		else
+			run timeout 10 sh -c 'cat "$1" | img2raw > /dev/null' sh "$img"
+		fi
+		if [ "$status" -ne 1 ] || ! [[ "$output" =~ ^img2raw:\ qed:.*$re ]]; then
+			echo "$mode: status $status: $output"
+			return 1
+		fi
+	done
+	[ ! -e "$T/rej.raw" ]
+}
+
+# a small QED with 64 KiB clusters: L1 at 0x10000, first L2 table after it.
+small_qed() {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O qed "$T/p.raw" "$T/h.qed"
+	L1=$(le64 "$T/h.qed" 40)
+	L2=$(le64 "$T/h.qed" "$L1")
+	D0=$(le64 "$T/h.qed" "$L2")
+}
+
+@test "qed: converted by qemu-img, several sizes and cluster sizes, four ways" {
+	local size cs
+	for size in 5000000 1049088 3145728; do
+		make_pattern "$T/p.raw" "$size"
+		for cs in 4K 64K 1M; do
+			qemu-img convert -f raw -O qed -o cluster_size=$cs \
+				"$T/p.raw" "$T/d.qed"
+			qemu-img convert -f qed -O raw "$T/d.qed" "$T/want.raw"
+			img2raw_4ways "$T/d.qed" "$T/want.raw" ||
+				{ echo "size $size cluster $cs"; return 1; }
+		done
+	done
+}
+
+@test "qed: table sizes 2 and 16, and -f qed" {
+	local ts
+	make_pattern "$T/p.raw" 5000000
+	for ts in 2 16; do
+		qemu-img convert -f raw -O qed -o cluster_size=4K,table_size=$ts \
+			"$T/p.raw" "$T/d.qed"
+		qemu-img convert -f qed -O raw "$T/d.qed" "$T/want.raw"
+		img2raw_4ways "$T/d.qed" "$T/want.raw" -f qed || { echo "table $ts"; return 1; }
+	done
+}
+
+@test "qed: empty image reads as zeros of its virtual size" {
+	qemu-img create -f qed "$T/e.qed" 3M > /dev/null
+	truncate -s 3M "$T/want.raw"
+	img2raw_4ways "$T/e.qed" "$T/want.raw"
+}
+
+@test "qed: clusters written in shuffled order, data before its L2 tables, zero clusters" {
+	# 4 KiB clusters, 2-cluster tables: each L2 table maps 4 MiB, so the
+	# 13 MiB disk has 4 tables, allocated in the order of the writes.
+	qemu-img create -f qed -o cluster_size=4K,table_size=2 "$T/s.qed" 13M > /dev/null
+	qemu-io -f qed \
+		-c "write -P 0x11 9M 4K" -c "write -P 0x22 0 4K" \
+		-c "write -P 0x55 8K 8K" -c "write -z 8K 4K" \
+		-c "write -P 0x33 4M 12K" -c "write -P 0x44 12M 64K" \
+		-c "write -P 0x66 64K 4K" -c "write -P 0x77 5M 8K" \
+		-c "write -P 0x88 13308K 4K" "$T/s.qed" > /dev/null
+	qemu-img convert -f qed -O raw "$T/s.qed" "$T/want.raw"
+	cat "$T/s.qed" | img2raw | cat > "$T/pp.raw"
+	cmp "$T/want.raw" "$T/pp.raw"
+	img2raw_4ways "$T/s.qed" "$T/want.raw"
+	# the same through a stash small enough to spill to $TMPDIR
+	cat "$T/s.qed" | TMPDIR=$T img2raw --mem 4K | cat > "$T/pp.raw"
+	cmp "$T/want.raw" "$T/pp.raw"
+}
+
+@test "qed: image marked QED_F_NEED_CHECK is read as it is" {
+	small_qed
+	qemu-img convert -f qed -O raw "$T/h.qed" "$T/want.raw"
+	put_le "$T/h.qed" 16 2 8
+	img2raw_4ways "$T/h.qed" "$T/want.raw"
+}
+
+@test "qed: backing file is rejected, naming it" {
+	make_pattern "$T/base.raw" 1048576
+	qemu-img create -f qed -b "$T/base.raw" -F raw "$T/b.qed" > /dev/null
+	rejected "$T/b.qed" "backing file '$T/base.raw'"
+}
+
+@test "qed: hostile header fields" {
+	small_qed
+	local f=$T/x.qed v
+	for v in 0 3000 512 1073741824 65535; do
+		cp "$T/h.qed" "$f"; put_le "$f" 4 "$v" 4
+		rejected "$f" "cluster_size $v .*offset 4" || { echo "cluster_size $v"; return 1; }
+	done
+	for v in 0 3 32; do
+		cp "$T/h.qed" "$f"; put_le "$f" 8 "$v" 4
+		rejected "$f" "table_size $v" || { echo "table_size $v"; return 1; }
+	done
+	cp "$T/h.qed" "$f"; put_le "$f" 12 4000000000 4
+	rejected "$f" "header_size|inside the header"
+	cp "$T/h.qed" "$f"; put_le "$f" 16 16 8
+	rejected "$f" "unsupported feature bits 0x10"
+	for v in $((1 << 62)) 1000 -512; do
+		cp "$T/h.qed" "$f"; put_le "$f" 48 "$v" 8
+		rejected "$f" "image_size" || { echo "image_size $v"; return 1; }
+	done
+	for v in $((1 << 40)) 4096 0; do
+		cp "$T/h.qed" "$f"; put_le "$f" 40 "$v" 8
+		rejected "$f" "l1_table_offset|L1 table at" || { echo "l1 $v"; return 1; }
+	done
+}
+
+@test "qed: hostile tables: outside the file, misaligned, loops, duplicates" {
+	small_qed
+	local f=$T/x.qed
+	cp "$T/h.qed" "$f"; put_le "$f" "$L1" $((1 << 40)) 8
+	rejected "$f" "L2 table at 0x10000000000"
+	cp "$T/h.qed" "$f"; put_le "$f" "$L1" $((L2 + 512)) 8
+	rejected "$f" "L2 table .*misaligned"
+	# an L2 table that is the L1 table: a loop
+	cp "$T/h.qed" "$f"; put_le "$f" "$L1" "$L1" 8
+	rejected "$f" "overlaps|referenced twice"
+	# a data cluster past the end, misaligned, inside the header
+	cp "$T/h.qed" "$f"; put_le "$f" "$L2" $((1 << 40)) 8
+	rejected "$f" "data cluster at 0x10000000000"
+	cp "$T/h.qed" "$f"; put_le "$f" "$L2" $((D0 + 4096)) 8
+	rejected "$f" "data cluster .*misaligned"
+	cp "$T/h.qed" "$f"; put_le "$f" "$L2" 0 8; put_le "$f" $((L2 + 8)) 65536 8
+	rejected "$f" "data cluster at 0x10000 .*(overlaps|referenced twice)"
+	# a data cluster that is its own L2 table
+	cp "$T/h.qed" "$f"; put_le "$f" "$L2" "$L2" 8
+	rejected "$f" "overlaps|referenced twice"
+	# two entries naming one cluster
+	cp "$T/h.qed" "$f"; put_le "$f" $((L2 + 8)) "$D0" 8
+	rejected "$f" "overlaps|referenced twice"
+}
+
+@test "qed: truncated images fail cleanly" {
+	small_qed
+	run truncation_check "$T/h.qed"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	head -c $(($(stat -c %s "$T/h.qed") - 65536)) "$T/h.qed" > "$T/cut.qed"
+	rejected "$T/cut.qed" "truncated|past the end"
+}
