@@ -1,0 +1,146 @@
+# img2raw: VirtualBox VDI, static and dynamic, against qemu-img.
+load helpers
+
+SIZE=5000000	# not a multiple of the 1 MiB block nor of a sector
+
+setup() {
+	make_pattern "$T/disk.raw" $SIZE
+}
+
+# vdi IMAGE [OPTIONS]: convert the pattern, and the oracle's raw of it.
+vdi() {
+	qemu-img convert -f raw -O vdi ${2:+-o "$2"} "$T/disk.raw" "$1"
+	qemu-img convert -f vdi -O raw "$1" "$1.want"
+}
+
+put_le32() {	# FILE OFFSET VALUE
+	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 & 255)) \
+		$(($3 >> 8 & 255)) $(($3 >> 16 & 255)) $(($3 >> 24 & 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+get_le32() {	# FILE OFFSET
+	od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '
+}
+
+expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
+	run img2raw -o "$T/out.raw" "$1"
+	echo "file: $status $output"
+	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: vdi: "*$2* ]] || return 1
+	run sh -c 'cat "$1" | img2raw -f vdi > /dev/null' sh "$1"
+	echo "pipe: $status $output"
+	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: vdi: "*$2* ]] || return 1
+	[ ! -e "$T/out.raw" ]
+}
+
+@test "vdi dynamic: byte-identical to qemu-img, four ways, probed and -f vdi" {
+	vdi "$T/d.vdi"
+	img2raw_4ways "$T/d.vdi" "$T/d.vdi.want"
+	img2raw_4ways "$T/d.vdi" "$T/d.vdi.want" -f vdi
+}
+
+@test "vdi static: byte-identical to qemu-img, four ways" {
+	vdi "$T/s.vdi" static=on
+	[ "$(get_le32 "$T/s.vdi" $((0x4c)))" = 2 ]
+	img2raw_4ways "$T/s.vdi" "$T/s.vdi.want"
+}
+
+@test "vdi: an empty dynamic disk is all zeros" {
+	truncate -s 3M "$T/disk.raw"
+	vdi "$T/z.vdi"
+	img2raw_4ways "$T/z.vdi" "$T/z.vdi.want"
+}
+
+@test "vdi: zero blocks (0xfffffffe) read as zeros" {
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" 512 $((0xfffffffe))	# block 0
+	cp "$T/d.vdi.want" "$T/want"
+	dd if=/dev/zero of="$T/want" bs=1M count=1 conv=notrunc status=none
+	img2raw_4ways "$T/d.vdi" "$T/want"
+}
+
+@test "vdi: blocks stored out of virtual order, from a pipe too" {
+	vdi "$T/d.vdi"
+	a=$(get_le32 "$T/d.vdi" 512)
+	b=$(get_le32 "$T/d.vdi" 516)
+	put_le32 "$T/d.vdi" 512 "$b"
+	put_le32 "$T/d.vdi" 516 "$a"
+	dd if="$T/d.vdi.want" of="$T/want" bs=1M skip=1 count=1 status=none
+	dd if="$T/d.vdi.want" of="$T/want" bs=1M seek=1 count=1 conv=notrunc status=none
+	dd if="$T/d.vdi.want" of="$T/want" bs=1M skip=2 seek=2 conv=notrunc status=none
+	img2raw_4ways "$T/d.vdi" "$T/want"
+	img2raw_4ways "$T/d.vdi" "$T/want" --mem 64K	# stash spills to disk
+}
+
+@test "vdi: bad signature and version are rejected" {
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x40)) $((0x12345678))
+	run img2raw -f vdi "$T/d.vdi"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not vdi"* ]]
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x44)) $((0x00020000))
+	expect_reject "$T/d.vdi" "unsupported version 2.0"
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x4c)) 4
+	expect_reject "$T/d.vdi" "image type 4"
+}
+
+@test "vdi: block size 0, not a power of two, or huge is rejected" {
+	for bs in 0 3000000 $((1 << 30)); do
+		vdi "$T/d.vdi"
+		put_le32 "$T/d.vdi" $((0x178)) $bs
+		expect_reject "$T/d.vdi" "block size $bs is not a power of two"
+	done
+}
+
+@test "vdi: huge declared sizes are rejected" {
+	vdi "$T/d.vdi"	# 2^30 blocks: a 4 GiB block map
+	put_le32 "$T/d.vdi" $((0x180)) $((1 << 30))
+	expect_reject "$T/d.vdi" "block map of 1073741824 blocks"
+	vdi "$T/d.vdi"	# disk size 1 PiB with only 5 blocks
+	put_le32 "$T/d.vdi" $((0x174)) $((1 << 18))
+	expect_reject "$T/d.vdi" "disk size 1125899911842816 exceeds the 5 blocks"
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x184)) 1000
+	expect_reject "$T/d.vdi" "1000 blocks allocated of only 5"
+}
+
+@test "vdi: block map and data offsets outside the file are rejected" {
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x154)) $((0x7ffffe00))
+	expect_reject "$T/d.vdi" "data offset 0x400 overlaps the block map"
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x158)) $((0x7ffffe00))
+	expect_reject "$T/d.vdi" "0x7ffffe00 lies past the end of the image"
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x154)) 256
+	expect_reject "$T/d.vdi" "block map offset 0x100 overlaps the header"
+}
+
+@test "vdi: a block map entry outside the file is rejected" {
+	vdi "$T/d.vdi"	# 4 blocks in the file; say 5 are allocated
+	put_le32 "$T/d.vdi" $((0x184)) 5
+	put_le32 "$T/d.vdi" 516 4
+	run img2raw "$T/d.vdi"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vdi: block map entry 1 names host block 4, past the end of the image (block map at 0x204)" ]]
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/d.vdi"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vdi: data block at 0x400400: image is truncated" ]]
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" 516 $((0x10000000))
+	expect_reject "$T/d.vdi" "block map entry 1 names host block 268435456, past the allocated blocks"
+}
+
+@test "vdi: truncated images fail cleanly at many points" {
+	vdi "$T/d.vdi"
+	run truncation_check "$T/d.vdi"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	vdi "$T/s.vdi" static=on
+	run truncation_check "$T/s.vdi"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
