@@ -4,7 +4,7 @@
 #include "imgpipe/format.h"
 
 extern const struct format format_raw, format_iso;
-extern const struct format format_vpc;
+extern const struct format format_vpc, format_vhdx;
 extern const struct format format_vdi, format_vmdk;
 extern const struct format format_qed, format_parallels;
 
@@ -14,6 +14,7 @@ const struct format *const formats[] = {
 	&format_vmdk,
 	&format_qed,
 	&format_parallels,
+	&format_vhdx,
 	&format_raw,
 	&format_vpc,	/* after raw: from a pipe both bid BID_CATCHALL */
 	NULL,

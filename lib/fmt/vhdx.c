@@ -1,0 +1,853 @@
+/*
+ * vhdx: Microsoft Hyper-V Virtual Hard Disk v2 (MS-VHDX).
+ *
+ * The first MiB holds the file identifier, two headers (the valid one
+ * with the higher sequence number wins) and two copies of the region
+ * table, all CRC-32C checked.  The region table places the metadata
+ * region (block size, virtual size, sector sizes, parent) and the block
+ * allocation table (BAT) anywhere in the file, in 1 MiB units.  The BAT
+ * holds one entry per payload block, with a sector-bitmap entry after
+ * every chunk_ratio of them; the bitmaps matter only to differencing
+ * disks, which are rejected, as are logs that would need replaying.
+ *
+ * From a pipe, payload data may come before the BAT: whole MiB units met
+ * before the last metadata region are parked in img->stash, keyed by
+ * their file offset, and placed once the BAT is known.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fmt.h"
+#include "imgpipe/err.h"
+#include "imgpipe/zero.h"
+
+#define MIB (1024u * 1024)
+#define KIB 1024u
+#define VHDX_HEAD_AREA (320 * KIB)	/* identifier, headers, region tables */
+#define VHDX_HEADER1 (64 * KIB)
+#define VHDX_HEADER2 (128 * KIB)
+#define VHDX_HEADER_SIZE (4 * KIB)
+#define VHDX_REGION1 (192 * KIB)
+#define VHDX_REGION2 (256 * KIB)
+#define VHDX_REGION_SIZE (64 * KIB)
+#define VHDX_REGION_MAX 2047
+#define VHDX_META_TABLE (64 * KIB)
+#define VHDX_META_MAX 2047
+#define VHDX_LOG_ENTRY_ALIGN (4 * KIB)
+#define VHDX_CHUNK (4 * MIB)
+
+enum vhdx_block_state {
+	PAYLOAD_NOT_PRESENT = 0,
+	PAYLOAD_UNDEFINED = 1,
+	PAYLOAD_ZERO = 2,
+	PAYLOAD_UNMAPPED = 3,
+	PAYLOAD_FULLY_PRESENT = 6,
+	PAYLOAD_PARTIALLY_PRESENT = 7,
+};
+
+#define GUID_BAT "2DC27766-F623-4200-9D64-115E9BFD4A08"
+#define GUID_METADATA "8B7CA206-4790-4B9A-B8FE-575F050F886E"
+#define GUID_FILE_PARAMS "CAA16737-FA36-4D43-B3B6-33F0AA44E76B"
+#define GUID_DISK_SIZE "2FA54224-CD1B-4876-B211-5DBED83BF4B8"
+#define GUID_PAGE83 "BECA12AB-B2E6-4523-93EF-C309E000C746"
+#define GUID_LOGICAL_SECTOR "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"
+#define GUID_PHYSICAL_SECTOR "CDA348C7-445D-4471-9CC9-E9885251C556"
+#define GUID_PARENT_LOCATOR "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"
+
+/* A region read into memory: metadata, BAT, or the log. */
+struct region {
+	const char *name;
+	uint64_t off;
+	uint64_t len;
+	unsigned char *buf;
+};
+
+/* A 1 MiB unit of the file parked in the stash (pipes only). */
+struct parked {
+	uint64_t mb;		/* file offset in MiB */
+	bool zero;		/* all zeros: nothing stashed */
+	bool taken;
+	struct stash_ref ref;
+};
+
+struct vhdx {
+	struct region meta, bat, log;
+	unsigned char log_guid[16];
+	uint32_t block_size;
+	uint32_t logical_sector;
+	uint64_t chunk_ratio;
+	uint64_t nblocks;	/* payload blocks covering the virtual size */
+	uint64_t disk_size;	/* as declared, before qemu's 512 rounding */
+	struct parked *parked;
+	size_t nparked, capparked;
+	uint64_t parked_end_mb;	/* units below this were met in the stream */
+};
+
+/*
+ * CRC-32C (Castagnoli), which VHDX uses for every checksum.  zlib only
+ * has the other CRC-32 polynomial and none of our dependencies offers
+ * this one, so here is the usual table-driven version (reflected
+ * polynomial 0x82F63B78).
+ */
+static uint32_t crc32c(const unsigned char *p, size_t len)
+{
+	static uint32_t table[256];
+	uint32_t crc = 0xffffffffu;
+	size_t i;
+
+	if (table[1] == 0) {
+		for (i = 0; i < 256; i++) {
+			uint32_t c = i;
+			int k;
+
+			for (k = 0; k < 8; k++)
+				c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+			table[i] = c;
+		}
+	}
+	for (i = 0; i < len; i++)
+		crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
+	return ~crc;
+}
+
+/* The CRC of a structure whose checksum field (at sum_off) counts as 0. */
+static uint32_t crc32c_without(unsigned char *p, size_t len, size_t sum_off)
+{
+	unsigned char saved[4];
+	uint32_t crc;
+
+	memcpy(saved, p + sum_off, 4);
+	memset(p + sum_off, 0, 4);
+	crc = crc32c(p, len);
+	memcpy(p + sum_off, saved, 4);
+	return crc;
+}
+
+static int hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ?
+	    c - 'A' + 10 : c - 'a' + 10;
+}
+
+/* GUIDs are stored with their first three fields little-endian. */
+static bool guid_is(const unsigned char *p, const char *text)
+{
+	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6,
+	    8, 9, 10, 11, 12, 13, 14, 15 };
+	unsigned char want[16];
+	int i, n = 0;
+
+	for (i = 0; text[i] != '\0' && n < 32; i++) {
+		if (text[i] == '-')
+			continue;
+		if (n % 2 == 0)
+			want[n / 2] = hexval(text[i]) << 4;
+		else
+			want[n / 2] |= hexval(text[i]);
+		n++;
+	}
+	for (i = 0; i < 16; i++)
+		if (p[i] != want[order[i]])
+			return false;
+	return true;
+}
+
+static int vhdx_bid(const struct probe *pb)
+{
+	if (pb->headlen >= 8 && memcmp(pb->head, "vhdxfile", 8) == 0)
+		return BID_SIGNATURE;
+	return BID_NONE;
+}
+
+/* Source errors get the format's name, as every reader message does. */
+static int vhdx_read_at(struct image *img, void *buf, size_t len,
+    uint64_t off, const char *what)
+{
+	char msg[512];
+
+	if (source_read_at(img->src, buf, len, off, what) == 0)
+		return 0;
+	if (err_status() != EXIT_REJECT)
+		return -1;
+	snprintf(msg, sizeof msg, "%s", err_msg());
+	err_clear();
+	return image_bad(img, "%s", msg);
+}
+
+static bool header_valid(unsigned char *h)
+{
+	return memcmp(h, "head", 4) == 0 && le16(h + 66) == 1 &&
+	    le32(h + 4) == crc32c_without(h, VHDX_HEADER_SIZE, 4);
+}
+
+/* The current header: the valid one with the higher sequence number. */
+static int pick_header(struct image *img, unsigned char *area,
+    unsigned char **out)
+{
+	unsigned char *h1 = area + VHDX_HEADER1, *h2 = area + VHDX_HEADER2;
+	bool v1 = header_valid(h1), v2 = header_valid(h2);
+
+	if (!v1 && !v2)
+		return image_bad(img, "neither header is valid (signature "
+		    "'head', version 1 and CRC-32C checked at 0x%x and 0x%x)",
+		    VHDX_HEADER1, VHDX_HEADER2);
+	if (v1 && v2)
+		*out = le64(h2 + 8) > le64(h1 + 8) ? h2 : h1;
+	else
+		*out = v1 ? h1 : h2;
+	return 0;
+}
+
+/* A region must be whole MiB units past the first MiB, inside the file. */
+static int check_region(struct image *img, const char *what, uint64_t off,
+    uint64_t len)
+{
+	const struct source *src = img->src;
+
+	if (off < MIB || off % MIB != 0 || len == 0 || len % MIB != 0 ||
+	    off > UINT64_MAX - len)
+		return image_bad(img, "%s region at 0x%llx+0x%llx is not in "
+		    "whole MiB units after the first MiB", what,
+		    (unsigned long long)off, (unsigned long long)len);
+	if (len > IMAGE_META_MAX)
+		return image_bad(img, "%s region of %llu bytes is larger than "
+		    "the limit of %llu", what, (unsigned long long)len,
+		    (unsigned long long)IMAGE_META_MAX);
+	if (src->size_known && (off > src->size || len > src->size - off))
+		return image_bad(img, "%s region at 0x%llx lies past the end "
+		    "of the image", what, (unsigned long long)off);
+	return 0;
+}
+
+static int parse_region_table(struct image *img, struct vhdx *x,
+    const unsigned char *rt)
+{
+	uint32_t i, n = le32(rt + 8);
+
+	if (n > VHDX_REGION_MAX)
+		return image_bad(img, "region table has %u entries, more than "
+		    "%u (region table entry count)", n, VHDX_REGION_MAX);
+	for (i = 0; i < n; i++) {
+		const unsigned char *e = rt + 16 + 32 * (size_t)i;
+		struct region *r = NULL;
+
+		if (guid_is(e, GUID_BAT))
+			r = &x->bat;
+		else if (guid_is(e, GUID_METADATA))
+			r = &x->meta;
+		else if (le32(e + 28) & 1)
+			return image_unsafe(img, "unknown-region", "unknown "
+			    "required region in the region table (entry %u)",
+			    i);
+		if (r == NULL)
+			continue;
+		if (r->len != 0)
+			return image_bad(img, "two %s regions in the region "
+			    "table", r->name);
+		r->off = le64(e + 16);
+		r->len = le32(e + 24);
+		if (check_region(img, r->name, r->off, r->len) < 0)
+			return -1;
+	}
+	if (x->bat.len == 0 || x->meta.len == 0)
+		return image_bad(img, "region table lacks the %s region",
+		    x->bat.len == 0 ? "BAT" : "metadata");
+	return 0;
+}
+
+static bool region_table_valid(unsigned char *rt)
+{
+	return memcmp(rt, "regi", 4) == 0 &&
+	    le32(rt + 4) == crc32c_without(rt, VHDX_REGION_SIZE, 4);
+}
+
+static int parse_head_area(struct image *img, struct vhdx *x,
+    unsigned char *area)
+{
+	unsigned char *h = NULL, *rt = area + VHDX_REGION1;
+	static const unsigned char zero_guid[16];
+
+	if (memcmp(area, "vhdxfile", 8) != 0)
+		return image_bad(img, "no file identifier 'vhdxfile'");
+	if (pick_header(img, area, &h) < 0)
+		return -1;
+	if (!region_table_valid(rt))
+		rt = area + VHDX_REGION2;
+	if (!region_table_valid(rt))
+		return image_bad(img, "neither region table is valid "
+		    "(signature 'regi' and CRC-32C checked at 0x%x and 0x%x)",
+		    VHDX_REGION1, VHDX_REGION2);
+	memcpy(x->log_guid, h + 48, 16);
+	if (memcmp(x->log_guid, zero_guid, 16) != 0) {
+		/* A log is active: it has to be read to see if it is empty. */
+		x->log.off = le64(h + 72);
+		x->log.len = le32(h + 68);
+		if (check_region(img, x->log.name, x->log.off, x->log.len) < 0)
+			return -1;
+	}
+	return parse_region_table(img, x, rt);
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* Regions to read, in file order; none may overlap another. */
+static int order_regions(struct image *img, struct vhdx *x,
+    struct region **r)
+{
+	struct region *all[3] = { &x->meta, &x->bat, &x->log }, *t;
+	int i, j, n = 0;
+
+	for (i = 0; i < 3; i++)
+		if (all[i]->len != 0)
+			r[n++] = all[i];
+	for (i = 1; i < n; i++)
+		for (j = i; j > 0 && r[j]->off < r[j - 1]->off; j--) {
+			t = r[j];
+			r[j] = r[j - 1];
+			r[j - 1] = t;
+		}
+	for (i = 1; i < n; i++)
+		if (overlaps(r[i - 1]->off, r[i - 1]->len, r[i]->off,
+		    r[i]->len))
+			return image_bad(img, "%s region at 0x%llx overlaps the "
+			    "%s region", r[i]->name,
+			    (unsigned long long)r[i]->off, r[i - 1]->name);
+	return n;
+}
+
+static int park_unit(struct image *img, struct vhdx *x, uint64_t mb,
+    const unsigned char *buf)
+{
+	struct parked *p;
+
+	if (x->nparked == x->capparked) {
+		size_t cap = x->capparked ? x->capparked * 2 : 64;
+
+		if (cap * sizeof *p > IMAGE_META_MAX)
+			return image_bad(img, "too much data before the BAT "
+			    "and metadata regions to hold from a pipe");
+		p = realloc(x->parked, cap * sizeof *p);
+		if (p == NULL)
+			return fail(EXIT_IO, "out of memory");
+		x->parked = p;
+		x->capparked = cap;
+	}
+	p = &x->parked[x->nparked];
+	memset(p, 0, sizeof *p);
+	p->mb = mb;
+	p->zero = is_zero(buf, MIB);
+	if (!p->zero && stash_put(img->stash, buf, MIB, &p->ref) < 0)
+		return -1;
+	x->nparked++;
+	return 0;
+}
+
+/* A pipe: MiB units from the stream position up to off go to the stash. */
+static int park_until(struct image *img, struct vhdx *x, uint64_t off,
+    unsigned char *buf)
+{
+	uint64_t pos = img->src->pos;
+	uint64_t mb = pos < MIB ? 1 : (pos + MIB - 1) / MIB;
+
+	for (; mb * MIB < off; mb++) {
+		if (vhdx_read_at(img, buf, MIB, mb * MIB, "data") < 0 ||
+		    park_unit(img, x, mb, buf) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int read_regions(struct image *img, struct vhdx *x)
+{
+	struct region *r[3];
+	unsigned char *unit = NULL;
+	int i, n = order_regions(img, x, r), rc = 0;
+
+	if (n < 0)
+		return -1;
+	if (!img->src->seekable && (unit = malloc(MIB)) == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < n && rc == 0; i++) {
+		r[i]->buf = malloc(r[i]->len);
+		if (r[i]->buf == NULL)
+			rc = fail(EXIT_IO, "out of memory");
+		else if (unit != NULL &&
+		    park_until(img, x, r[i]->off, unit) < 0)
+			rc = -1;
+		else
+			rc = vhdx_read_at(img, r[i]->buf, r[i]->len, r[i]->off,
+			    r[i]->name);
+		if (rc == 0 && unit != NULL)
+			x->parked_end_mb = (r[i]->off + r[i]->len) / MIB;
+	}
+	free(unit);
+	return rc;
+}
+
+/*
+ * The log holds writes not yet applied to the file.  It is empty when
+ * the header's log GUID is zero, or when no entry carries that GUID with
+ * a good CRC; otherwise the image needs a replay we do not do.
+ */
+static int check_log(struct image *img, struct vhdx *x)
+{
+	uint64_t off;
+
+	if (x->log.len == 0)
+		return 0;
+	for (off = 0; off + 64 <= x->log.len; off += VHDX_LOG_ENTRY_ALIGN) {
+		unsigned char *e = x->log.buf + off;
+		uint32_t len = le32(e + 8);
+
+		if (memcmp(e, "loge", 4) != 0 || memcmp(e + 32, x->log_guid,
+		    16) != 0 || len < 64 || len % VHDX_LOG_ENTRY_ALIGN != 0 ||
+		    len > x->log.len - off)
+			continue;
+		if (le32(e + 4) == crc32c_without(e, len, 4))
+			return image_unsafe(img, "log-replay", "the log has "
+			    "entries that must be replayed before the image "
+			    "can be read (log entry at 0x%llx); open it once "
+			    "with Hyper-V or qemu-img check -r all",
+			    (unsigned long long)(x->log.off + off));
+	}
+	return 0;
+}
+
+/* The metadata item with this GUID, checked to lie in the region. */
+static int meta_item(struct image *img, struct vhdx *x, const char *guid,
+    const char *what, uint32_t minlen, const unsigned char **out)
+{
+	const unsigned char *t = x->meta.buf;
+	uint32_t i, n = le16(t + 10);
+
+	*out = NULL;
+	for (i = 0; i < n; i++) {
+		const unsigned char *e = t + 32 + 32 * (size_t)i;
+		uint32_t off = le32(e + 16), len = le32(e + 20);
+
+		if (!guid_is(e, guid))
+			continue;
+		if (len < minlen || off < VHDX_META_TABLE ||
+		    off > x->meta.len || len > x->meta.len - off)
+			return image_bad(img, "metadata item %s at +0x%x "
+			    "length %u lies outside the metadata region", what,
+			    off, len);
+		*out = x->meta.buf + off;
+		return 0;
+	}
+	return 0;
+}
+
+static int check_meta_table(struct image *img, struct vhdx *x)
+{
+	static const char *const known[] = { GUID_FILE_PARAMS, GUID_DISK_SIZE,
+	    GUID_PAGE83, GUID_LOGICAL_SECTOR, GUID_PHYSICAL_SECTOR,
+	    GUID_PARENT_LOCATOR };
+	const unsigned char *t = x->meta.buf;
+	uint32_t i, k, n = le16(t + 10);
+
+	if (memcmp(t, "metadata", 8) != 0)
+		return image_bad(img, "metadata region at 0x%llx lacks its "
+		    "signature 'metadata'", (unsigned long long)x->meta.off);
+	if (n > VHDX_META_MAX)
+		return image_bad(img, "metadata table has %u entries, more "
+		    "than %u (metadata entry count)", n, VHDX_META_MAX);
+	for (i = 0; i < n; i++) {
+		const unsigned char *e = t + 32 + 32 * (size_t)i;
+
+		for (k = 0; k < sizeof known / sizeof known[0]; k++)
+			if (guid_is(e, known[k]))
+				break;
+		if (k == sizeof known / sizeof known[0] && (le32(e + 24) & 4))
+			return image_unsafe(img, "unknown-metadata", "unknown "
+			    "required metadata item (metadata entry %u)", i);
+	}
+	return 0;
+}
+
+/* A differencing disk: name its parent from the locator when we can. */
+static int reject_parent(struct image *img, struct vhdx *x)
+{
+	const unsigned char *loc;
+	char name[128] = "unnamed";
+	uint32_t i, n, len = 0;
+
+	if (meta_item(img, x, GUID_PARENT_LOCATOR, "parent locator", 20,
+	    &loc) < 0)
+		return -1;
+	if (loc != NULL) {
+		const unsigned char *e = x->meta.buf;
+		size_t avail = x->meta.len - (size_t)(loc - e);
+
+		n = le16(loc + 18);
+		for (i = 0; i < n && 20 + 12 * (size_t)(i + 1) <= avail; i++) {
+			const unsigned char *kv = loc + 20 + 12 * (size_t)i;
+			uint32_t voff = le32(kv + 4), vlen = le16(kv + 10);
+			size_t j;
+
+			if (voff > avail || vlen > avail - voff)
+				continue;
+			for (j = 0, len = 0; j + 1 < vlen && len + 1 <
+			    sizeof name; j += 2) {
+				unsigned c = le16(loc + voff + j);
+
+				name[len++] = c >= 0x20 && c < 0x7f ? c : '?';
+			}
+			name[len] = '\0';
+			if (strchr(name, '.') != NULL)
+				break;	/* a path, not a GUID */
+		}
+	}
+	return image_unsafe(img, "parent", "differencing disk: its data "
+	    "depends on the parent disk '%s', which is never opened (file "
+	    "parameters has_parent)", name);
+}
+
+static int parse_metadata(struct image *img, struct vhdx *x)
+{
+	const unsigned char *fp, *ds, *ls;
+	uint32_t bs;
+
+	if (check_meta_table(img, x) < 0 ||
+	    meta_item(img, x, GUID_FILE_PARAMS, "file parameters", 8, &fp) < 0 ||
+	    meta_item(img, x, GUID_DISK_SIZE, "virtual disk size", 8, &ds) < 0 ||
+	    meta_item(img, x, GUID_LOGICAL_SECTOR, "logical sector size", 4,
+	    &ls) < 0)
+		return -1;
+	if (fp == NULL || ds == NULL || ls == NULL)
+		return image_bad(img, "metadata lacks the %s item",
+		    fp == NULL ? "file parameters" : ds == NULL ?
+		    "virtual disk size" : "logical sector size");
+	if (le32(fp + 4) & 2)
+		return reject_parent(img, x);
+	strcpy(img->subformat, le32(fp + 4) & 1 ? "fixed" : "dynamic");
+	bs = le32(fp);
+	if (bs < MIB || bs > 256 * MIB || (bs & (bs - 1)) != 0)
+		return image_bad(img, "block size %u is not a power of two "
+		    "from 1 MiB to 256 MiB (file parameters block_size)", bs);
+	x->block_size = bs;
+	x->logical_sector = le32(ls);
+	if (x->logical_sector != 512 && x->logical_sector != 4096)
+		return image_bad(img, "logical sector size %u is not 512 or "
+		    "4096 (logical sector size)", x->logical_sector);
+	x->disk_size = le64(ds);
+	if (x->disk_size > IMAGE_VSIZE_MAX)
+		return image_bad(img, "virtual size %llu is beyond the limit "
+		    "of %llu bytes (virtual disk size)",
+		    (unsigned long long)x->disk_size,
+		    (unsigned long long)IMAGE_VSIZE_MAX);
+	/* qemu counts whole 512-byte sectors; so do we, to match it. */
+	img->virtual_size = x->disk_size / 512 * 512;
+	img->cluster_size = bs;
+	x->chunk_ratio = ((uint64_t)1 << 23) * x->logical_sector / bs;
+	x->nblocks = (x->disk_size + bs - 1) / bs;
+	return 0;
+}
+
+static uint64_t bat_entries(const struct vhdx *x)
+{
+	return x->nblocks == 0 ? 0 :
+	    x->nblocks + (x->nblocks - 1) / x->chunk_ratio;
+}
+
+static int check_bat_size(struct image *img, struct vhdx *x)
+{
+	uint64_t need = bat_entries(x) * 8;
+
+	if (need > x->bat.len)
+		return image_bad(img, "BAT region of %llu bytes is too small "
+		    "for %llu blocks (region table BAT length)",
+		    (unsigned long long)x->bat.len,
+		    (unsigned long long)x->nblocks);
+	return 0;
+}
+
+static int vhdx_open(struct image *img)
+{
+	struct vhdx *x = calloc(1, sizeof *x);
+	unsigned char *area;
+
+	if (x == NULL)
+		return fail(EXIT_IO, "out of memory");
+	img->priv = x;
+	x->meta.name = "metadata";
+	x->bat.name = "BAT";
+	x->log.name = "log";
+	area = malloc(VHDX_HEAD_AREA);
+	if (area == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (vhdx_read_at(img, area, VHDX_HEAD_AREA, 0, "headers") < 0 ||
+	    parse_head_area(img, x, area) < 0) {
+		free(area);
+		return -1;
+	}
+	free(area);
+	if (read_regions(img, x) < 0 || check_log(img, x) < 0 ||
+	    parse_metadata(img, x) < 0 || check_bat_size(img, x) < 0)
+		return -1;
+	return 0;
+}
+
+struct vblock {
+	uint64_t idx;		/* virtual block number */
+	uint64_t mb;		/* file offset in MiB */
+};
+
+/* The bytes of block idx that lie below the virtual size. */
+static uint64_t block_len(const struct image *img, const struct vhdx *x,
+    uint64_t idx)
+{
+	uint64_t start = idx * x->block_size;
+	uint64_t len = img->virtual_size > start ?
+	    img->virtual_size - start : 0;
+
+	return len < x->block_size ? len : x->block_size;
+}
+
+static int check_block(struct image *img, struct vhdx *x, uint64_t idx,
+    uint64_t off, uint64_t len)
+{
+	const struct region *r[3] = { &x->meta, &x->bat, &x->log };
+	int i;
+
+	if (off > UINT64_MAX - len)
+		return image_bad(img, "block %llu at 0x%llx lies past any "
+		    "possible end (BAT entry)", (unsigned long long)idx,
+		    (unsigned long long)off);
+	if (off < MIB)
+		return image_bad(img, "block %llu at 0x%llx lies in the header "
+		    "area (BAT entry)", (unsigned long long)idx,
+		    (unsigned long long)off);
+	if (img->src->size_known && (off > img->src->size ||
+	    len > img->src->size - off))
+		return image_bad(img, "block %llu at 0x%llx lies past the end "
+		    "of the image (BAT entry)", (unsigned long long)idx,
+		    (unsigned long long)off);
+	for (i = 0; i < 3; i++)
+		if (r[i]->len && overlaps(off, len, r[i]->off, r[i]->len))
+			return image_bad(img, "block %llu at 0x%llx overlaps "
+			    "the %s region (BAT entry)",
+			    (unsigned long long)idx, (unsigned long long)off,
+			    r[i]->name);
+	return 0;
+}
+
+/* The blocks that hold data, in virtual order; states checked. */
+static int collect_blocks(struct image *img, struct vhdx *x,
+    struct vblock **out, size_t *nout)
+{
+	struct vblock *vb;
+	uint64_t i;
+	size_t n = 0;
+
+	vb = malloc((x->nblocks + 1) * sizeof *vb);
+	if (vb == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < x->nblocks; i++) {
+		uint64_t e = le64(x->bat.buf + 8 * (i + i / x->chunk_ratio));
+		unsigned state = e & 7;
+
+		if (state == PAYLOAD_PARTIALLY_PRESENT) {
+			free(vb);
+			return image_bad(img, "block %llu is partially present, "
+			    "which only a differencing disk may be (BAT entry "
+			    "state)", (unsigned long long)i);
+		}
+		if (state != PAYLOAD_FULLY_PRESENT) {
+			if (state > PAYLOAD_UNMAPPED) {
+				free(vb);
+				return image_bad(img, "block %llu has unknown "
+				    "state %u (BAT entry state)",
+				    (unsigned long long)i, state);
+			}
+			continue;	/* reads as zeros */
+		}
+		vb[n] = (struct vblock){ i, e >> 20 };
+		if (check_block(img, x, i, vb[n].mb * MIB,
+		    block_len(img, x, i)) < 0) {
+			free(vb);
+			return -1;
+		}
+		n++;
+	}
+	*out = vb;
+	*nout = n;
+	return 0;
+}
+
+static int emit_file_range(struct image *img, struct emitter *em,
+    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
+{
+	while (len > 0) {
+		size_t n = len < VHDX_CHUNK ? len : VHDX_CHUNK;
+
+		if (vhdx_read_at(img, buf, n, off, "block") < 0 ||
+		    emit_data(em, voff, buf, n) < 0)
+			return -1;
+		off += n;
+		voff += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * Seekable: virtual order; blocks that follow each other both on the
+ * disk and in the file are read as one run.
+ */
+static int read_seekable(struct image *img, struct emitter *em,
+    const struct vblock *vb, size_t n, unsigned char *buf)
+{
+	struct vhdx *x = img->priv;
+	uint64_t done = 0, bs = x->block_size;
+	size_t i, j;
+
+	for (i = 0; i < n; i = j) {
+		uint64_t len = block_len(img, x, vb[i].idx);
+
+		for (j = i + 1; j < n && vb[j].idx == vb[j - 1].idx + 1 &&
+		    vb[j].mb * MIB == vb[j - 1].mb * MIB + bs; j++)
+			len += block_len(img, x, vb[j].idx);
+		if (emit_zero(em, done, vb[i].idx * bs - done) < 0 ||
+		    emit_file_range(img, em, buf, vb[i].mb * MIB, len,
+		    vb[i].idx * bs) < 0)
+			return -1;
+		done = vb[i].idx * bs + len;
+	}
+	return emit_zero(em, done, img->virtual_size - done);
+}
+
+static int by_file_offset(const void *a, const void *b)
+{
+	const struct vblock *x = a, *y = b;
+
+	return x->mb < y->mb ? -1 : x->mb > y->mb;
+}
+
+static struct parked *find_parked(struct vhdx *x, uint64_t mb)
+{
+	size_t lo = 0, hi = x->nparked;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (x->parked[mid].mb < mb)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < x->nparked && x->parked[lo].mb == mb ? &x->parked[lo]
+	    : NULL;
+}
+
+/* One MiB unit (or the block's tail) of a block, from the stash or stream. */
+static int emit_unit(struct image *img, struct emitter *em, uint64_t mb,
+    uint64_t len, uint64_t voff, unsigned char *buf)
+{
+	struct vhdx *x = img->priv;
+	struct parked *p;
+
+	if (mb >= x->parked_end_mb) {
+		if (mb * MIB < img->src->pos)
+			return image_bad(img, "block data at 0x%llx lies behind "
+			    "data already read from the pipe (two BAT entries "
+			    "share it)", (unsigned long long)(mb * MIB));
+		return emit_file_range(img, em, buf, mb * MIB, len, voff);
+	}
+	p = find_parked(x, mb);
+	if (p == NULL || p->taken)
+		return image_bad(img, "block data at 0x%llx was not kept from "
+		    "the pipe (two BAT entries share it)",
+		    (unsigned long long)(mb * MIB));
+	p->taken = true;
+	if (p->zero)
+		return emit_zero(em, voff, len);
+	if (stash_take(img->stash, &p->ref, buf) < 0)
+		return -1;
+	return emit_data(em, voff, buf, len);
+}
+
+/*
+ * A pipe: blocks in file order.  Before each, promise the emitter that
+ * nothing below the lowest block still to come will arrive, so zero gaps
+ * flow out instead of waiting.
+ */
+static int read_stream(struct image *img, struct emitter *em,
+    struct vblock *vb, size_t n, unsigned char *buf)
+{
+	struct vhdx *x = img->priv;
+	uint64_t *low, bs = x->block_size;
+	size_t i;
+	int rc = 0;
+
+	low = malloc((n + 1) * sizeof *low);
+	if (low == NULL)
+		return fail(EXIT_IO, "out of memory");
+	qsort(vb, n, sizeof *vb, by_file_offset);
+	low[n] = x->nblocks;
+	for (i = n; i-- > 0;)
+		low[i] = vb[i].idx < low[i + 1] ? vb[i].idx : low[i + 1];
+	for (i = 0; i < n && rc == 0; i++) {
+		uint64_t len = block_len(img, x, vb[i].idx), u;
+
+		rc = emit_upto(em, low[i] * bs);
+		for (u = 0; u < len && rc == 0; u += MIB)
+			rc = emit_unit(img, em, vb[i].mb + u / MIB,
+			    len - u < MIB ? len - u : MIB,
+			    vb[i].idx * bs + u, buf);
+	}
+	free(low);
+	return rc;
+}
+
+static int vhdx_read(struct image *img, struct emitter *em)
+{
+	struct vblock *vb = NULL;
+	size_t n = 0;
+	unsigned char *buf;
+	int rc;
+
+	if (collect_blocks(img, img->priv, &vb, &n) < 0)
+		return -1;
+	buf = malloc(VHDX_CHUNK);
+	if (buf == NULL) {
+		free(vb);
+		return fail(EXIT_IO, "out of memory");
+	}
+	rc = img->src->seekable ? read_seekable(img, em, vb, n, buf)
+	    : read_stream(img, em, vb, n, buf);
+	free(buf);
+	free(vb);
+	return rc;
+}
+
+static void vhdx_close(struct image *img)
+{
+	struct vhdx *x = img->priv;
+	size_t i;
+
+	if (x == NULL)
+		return;
+	for (i = 0; i < x->nparked; i++)
+		if (!x->parked[i].zero && !x->parked[i].taken)
+			stash_drop(img->stash, &x->parked[i].ref);
+	free(x->parked);
+	free(x->meta.buf);
+	free(x->bat.buf);
+	free(x->log.buf);
+	free(x);
+}
+
+const struct format format_vhdx = {
+	.name = "vhdx",
+	.desc = "VHDX, Microsoft Hyper-V virtual hard disk v2: fixed and "
+	    "dynamic",
+	.bid = vhdx_bid,
+	.open = vhdx_open,
+	.read = vhdx_read,
+	.close = vhdx_close,
+};
