@@ -147,3 +147,17 @@ int image_bad(struct image *img, const char *fmt, ...)
 	va_end(ap);
 	return fail(EXIT_REJECT, "%s: %s", img->fmt->name, text);
 }
+
+void image_detail(struct image *img, const char *key, const char *fmt, ...)
+{
+	struct image_detail *d;
+	va_list ap;
+
+	if (img->ndetails >= DETAILS_MAX)
+		return;
+	d = &img->details[img->ndetails++];
+	snprintf(d->key, sizeof d->key, "%s", key);
+	va_start(ap, fmt);
+	vsnprintf(d->value, sizeof d->value, fmt, ap);
+	va_end(ap);
+}

@@ -34,6 +34,14 @@ struct probe {
 
 struct image;
 
+#define DETAILS_MAX 12
+
+/* A format-specific fact for imginfo: "compat" = "1.1". */
+struct image_detail {
+	char key[32];
+	char value[96];
+};
+
 struct format {
 	const char *name;	/* "qcow2", as -f takes it */
 	const char *desc;	/* one line for --list-formats */
@@ -64,6 +72,11 @@ struct image {
 	bool verbatim;		/* raw bytes as they are: no VHD footer strip */
 	struct finding findings[FINDINGS_MAX];
 	int nfindings;
+	/* For imginfo; readers fill what their format has. */
+	char backing[256];	/* backing/parent file name, as the image says */
+	bool dirty;		/* the image says it was not closed cleanly */
+	struct image_detail details[DETAILS_MAX];	/* format-specific */
+	int ndetails;
 	void *priv;		/* the format's state */
 };
 
@@ -90,6 +103,9 @@ void image_close(struct image *img);
  * returns 0 so the reader can go on where it is able to.
  */
 int image_unsafe(struct image *img, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Record a format-specific fact for imginfo (value printf-formatted). */
+void image_detail(struct image *img, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 /* A malformed image: records "FORMAT: text" with EXIT_REJECT, returns -1. */
 int image_bad(struct image *img, const char *fmt, ...)
