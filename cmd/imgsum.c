@@ -14,8 +14,9 @@ static void usage(int status)
 	    "usage: %s [-p] [-a ALGO] [-f FORMAT] [--tag] [--mem BYTES] "
 	    "[--tmpdir DIR] [FILE...|-]\n"
 	    "       %s [-p] [-a ALGO] [-f FORMAT] -c LIST|-\n"
+	    "       %s --list-formats\n"
 	    "ALGO: xxh128 (default), xxh3, xxh64, sha256, sha512\n",
-	    progname, progname);
+	    progname, progname, progname);
 	exit(status);
 }
 
