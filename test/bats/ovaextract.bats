@@ -1,0 +1,398 @@
+# ovaextract: OVAs built here with GNU tar (ustar, pax), bsdtar and Python's
+# tarfile (for hostile members); disks made by qemu-img; digests by
+# sha1sum/sha256sum/sha512sum.  F holds the fixtures shared by all tests.
+load helpers
+
+VMDK_SO=http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized
+VHD_URI=http://technet.microsoft.com/en-us/library/bb676673.aspx
+
+setup_file() {
+	F=$BATS_FILE_TMPDIR
+	make_pattern "$F/raw1" 4194304
+	make_pattern "$F/raw2" 3145728
+	qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$F/raw1" "$F/disk1.vmdk"
+	qemu-img convert -q -f raw -O vpc "$F/raw2" "$F/disk2.vhd"
+	# VHD rounds the size up to a CHS geometry: the oracle is qemu-img's raw
+	qemu-img convert -q -O raw "$F/disk2.vhd" "$F/raw2.vhd"
+	cp "$F/raw2" "$F/disk3.img"
+}
+
+setup() {
+	F=$BATS_FILE_TMPDIR
+	cd "$T"
+	cp "$F/disk1.vmdk" "$F/disk2.vhd" "$F/disk3.img" .
+}
+
+size() { stat -c %s "$1"; }
+
+# OVF 1.0 as VMware writes it: two disks, capacities in MiB and in bytes.
+ovf_vmware() {
+	cat > "$1" <<-XML
+	<?xml version="1.0" encoding="UTF-8"?>
+	<Envelope vmw:buildId="build-1" xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:cim="http://schemas.dmtf.org/wbem/wscim/1/common" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:vmw="http://www.vmware.com/schema/ovf">
+	  <References>
+	    <File ovf:href="${HREF1:-disk1.vmdk}" ovf:id="file1" ovf:size="${SIZE1:-$(size disk1.vmdk)}"${FILE1_EXTRA:-}/>
+	    <File ovf:href="disk2.vhd" ovf:id="file2" ovf:size="$(size disk2.vhd)"/>
+	  </References>
+	  <DiskSection>
+	    <Info>Virtual disk information</Info>
+	    <Disk ovf:capacity="4" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="$VMDK_SO" ovf:populatedSize="131072"/>
+	    <Disk ovf:capacity="3145728" ovf:diskId="vmdisk2" ovf:fileRef="file2" ovf:format="$VHD_URI"/>
+	  </DiskSection>
+	  <VirtualSystem ovf:id="vm-vmware">
+	    <Info>A virtual machine</Info>
+	    <Name>VMware test</Name>
+	    <OperatingSystemSection ovf:id="101" vmw:osType="otherLinux64Guest">
+	      <Info>The kind of installed guest operating system</Info>
+	      <Description>Other Linux (64-bit)</Description>
+	    </OperatingSystemSection>
+	  </VirtualSystem>
+	</Envelope>
+	XML
+}
+
+# OVF 2.0 with other prefixes: matched by namespace, not by prefix.
+ovf_v2() {
+	cat > "$1" <<-XML
+	<?xml version="1.0"?>
+	<o:Envelope xmlns:o="http://schemas.dmtf.org/ovf/envelope/2">
+	  <o:References><o:File o:href="disk3.img" o:id="f3" o:size="$(size disk3.img)"/></o:References>
+	  <o:DiskSection><o:Info>disks</o:Info>
+	    <o:Disk o:diskId="d3" o:fileRef="f3" o:capacity="3" o:capacityAllocationUnits="byte * 2^20" o:format="http://example.org/raw"/>
+	  </o:DiskSection>
+	  <o:VirtualSystem o:id="vm2"><o:Info>x</o:Info><o:Name>Two</o:Name></o:VirtualSystem>
+	</o:Envelope>
+	XML
+}
+
+# VirtualBox style: default namespace ovf 1, vbox:Machine extras.
+ovf_vbox() {
+	cat > "$1" <<-XML
+	<?xml version="1.0"?>
+	<Envelope ovf:version="1.0" xml:lang="en-US" xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:vbox="http://www.virtualbox.org/ovf/machine">
+	  <References>
+	    <File ovf:id="file1" ovf:href="disk1.vmdk"/>
+	  </References>
+	  <DiskSection>
+	    <Info>List of the virtual disks used in the package</Info>
+	    <Disk ovf:capacity="4194304" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="$VMDK_SO" vbox:uuid="0b8c3d3e-6c7a-4f63-8f0f-1d2a3b4c5d6e"/>
+	  </DiskSection>
+	  <VirtualSystemCollection ovf:id="coll">
+	  <VirtualSystem ovf:id="vbox-vm">
+	    <Info>A virtual machine</Info>
+	    <OperatingSystemSection ovf:id="96">
+	      <Info>The kind of installed guest operating system</Info>
+	      <Description>Debian_64</Description>
+	      <vbox:OSType ovf:required="false">Debian_64</vbox:OSType>
+	    </OperatingSystemSection>
+	    <vbox:Machine ovf:required="false" version="1.16-linux" uuid="{1}" name="vbox-vm"/>
+	  </VirtualSystem>
+	  </VirtualSystemCollection>
+	</Envelope>
+	XML
+}
+
+# mf STYLE OUT FILES...: sha1 "SHA1(f)= h", sha256 "SHA256(f) = h",
+# sha512 "SHA512 (f) = h" (the --tag form).
+mf() {
+	local style=$1 out=$2
+	shift 2
+	case $style in
+	sha1) sha1sum --tag "$@" | sed 's/^SHA1 (\(.*\)) = /SHA1(\1)= /' ;;
+	sha256) sha256sum --tag "$@" | sed 's/^SHA256 (\(.*\)) = /SHA256(\1) = /' ;;
+	sha512) sha512sum --tag "$@" ;;
+	esac > "$out"
+}
+
+# mkova TOOL OUT MEMBERS...
+mkova() {
+	local tool=$1 out=$2
+	shift 2
+	case $tool in
+	ustar) tar --format=ustar -cf "$out" "$@" ;;
+	pax) tar --format=pax -cf "$out" "$@" ;;
+	gnu) tar --format=gnu -cf "$out" "$@" ;;
+	bsdtar) bsdtar -cf "$out" "$@" ;;
+	esac
+}
+
+# the standard two-disk VMware OVA
+std_ova() {
+	ovf_vmware x.ovf
+	mf "${2:-sha1}" x.mf x.ovf disk1.vmdk disk2.vhd
+	mkova "${1:-ustar}" x.ova x.ovf x.mf disk1.vmdk disk2.vhd
+}
+
+# extract_both OVA WANT [options]: from the file and from a pipe
+extract_both() {
+	local ova=$1 want=$2
+	shift 2
+	ovaextract "$@" "$ova" > out.a && cmp "$want" out.a || return 1
+	cat "$ova" | ovaextract "$@" | cat > out.b && cmp "$want" out.b || return 1
+	cat "$ova" | ovaextract "$@" -o out.c && cmp "$want" out.c || return 1
+}
+
+@test "GNU ustar, pax, gnu and bsdtar: disk 1 and 2, by number, file and id" {
+	for tool in ustar pax gnu bsdtar; do
+		std_ova $tool
+		extract_both x.ova disk1.vmdk
+		extract_both x.ova disk2.vhd -d 2
+		extract_both x.ova disk2.vhd -d disk2.vhd
+		extract_both x.ova disk1.vmdk -d vmdisk1
+	done
+}
+
+@test "SHA256 and SHA512 manifest styles, OVF 2.0 and VirtualBox descriptors" {
+	std_ova pax sha256
+	grep -q '^SHA256(disk1.vmdk) = ' x.mf
+	extract_both x.ova disk2.vhd -d 2
+	ovf_v2 v2.ovf
+	mf sha512 v2.mf v2.ovf disk3.img
+	mkova bsdtar v2.ova v2.ovf v2.mf disk3.img
+	extract_both v2.ova disk3.img
+	ovf_vbox vb.ovf
+	sha1sum --tag vb.ovf disk1.vmdk > vb.mf	# "SHA1 (f) = h"
+	mkova ustar vb.ova vb.ovf vb.mf disk1.vmdk
+	extract_both vb.ova disk1.vmdk -d vmdisk1
+}
+
+@test "-l: capacities in allocation units, populated size, system and OS" {
+	std_ova
+	run ovaextract -l x.ova
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"VMware test"* ]]
+	[[ "$output" == *"otherLinux64Guest"* ]]
+	echo "$output" | grep -E '^1 +vmdisk1 +disk1.vmdk +vmdk streamOptimized +4194304 +131072 +-$'
+	echo "$output" | grep -E '^2 +vmdisk2 +disk2.vhd +vhd +3145728 +- +-$'
+	ovf_vbox vb.ovf
+	mkova pax vb.ova vb.ovf disk1.vmdk
+	run ovaextract -l vb.ova
+	[[ "$output" == *"Debian_64"* ]] && [[ "$output" == *"vbox-vm"* ]]
+}
+
+@test "--json is valid JSON with the right numbers" {
+	std_ova
+	ovaextract -l --json x.ova > l.json
+	python3 -m json.tool l.json > /dev/null
+	python3 - l.json <<-'PY'
+	import json, sys
+	d = json.load(open(sys.argv[1]))
+	disks = d["disks"]
+	assert d["ovf_version"] == 1
+	assert d["virtual_system"]["name"] == "VMware test"
+	assert d["operating_system"]["type"] == "otherLinux64Guest"
+	assert [x["capacity"] for x in disks] == [4194304, 3145728], disks
+	assert disks[0]["format"] == "vmdk streamOptimized"
+	assert disks[1]["format"] == "vhd"
+	assert disks[0]["populated_size"] == 131072
+	assert disks[0]["compression"] is None
+	PY
+	ovf_v2 v2.ovf
+	mkova ustar v2.ova v2.ovf disk3.img
+	ovaextract -l --json v2.ova | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ovf_version"]==2 and d["disks"][0]["capacity"]==3145728'
+}
+
+@test "pipeline: ovaextract | img2raw equals qemu-img's raw, file and pipe" {
+	img2raw --list-formats | grep -q '^vmdk' || skip "no vmdk reader yet"
+	std_ova
+	ovaextract x.ova | img2raw | cmp - "$F/raw1"
+	cat x.ova | ovaextract | img2raw | cmp - "$F/raw1"
+	cat x.ova | ovaextract -d 2 | img2raw | cmp - "$F/raw2.vhd"
+	command -v raw2qcow2 || skip "no raw2qcow2"
+	ovaextract x.ova | img2raw | raw2qcow2 > out.qcow2
+	qemu-img compare -q -f raw -F qcow2 "$F/raw1" out.qcow2
+}
+
+@test "-x DIR: every member, identical" {
+	std_ova bsdtar
+	ovaextract -x out x.ova
+	for f in x.ovf x.mf disk1.vmdk disk2.vhd; do cmp "$f" "out/$f"; done
+	[ "$(ls -A out | wc -l)" -eq 4 ]
+	[ "$(stat -c %a out/disk1.vmdk)" = "$(umask -S >/dev/null; printf '%o' $((0644 & ~$(umask))))" ]
+	cat x.ova | ovaextract -x out2
+	for f in x.ovf x.mf disk1.vmdk disk2.vhd; do cmp "$f" "out2/$f"; done
+}
+
+# hostile TYPE NAME: an otherwise good OVA plus one bad member
+hostile() {
+	std_ova
+	cp x.ova h.ova
+	python3 - h.ova "$1" "$2" <<-'PY'
+	import io, sys, tarfile
+	path, kind, name = sys.argv[1:]
+	with tarfile.open(path, "a", format=tarfile.USTAR_FORMAT) as t:
+	    ti = tarfile.TarInfo(name)
+	    if kind == "file":
+	        ti.size = 4
+	        t.addfile(ti, io.BytesIO(b"evil"))
+	    elif kind == "symlink":
+	        ti.type = tarfile.SYMTYPE
+	        ti.linkname = "/etc/passwd"
+	        t.addfile(ti)
+	    elif kind == "hardlink":
+	        ti.type = tarfile.LNKTYPE
+	        ti.linkname = "x.ovf"
+	        t.addfile(ti)
+	    elif kind == "fifo":
+	        ti.type = tarfile.FIFOTYPE
+	        t.addfile(ti)
+	PY
+}
+
+@test "hostile members are refused: ../evil, /abs, dir/x, symlink, hard link, fifo" {
+	mkdir -p d/sub
+	for spec in "file ../evil" "file /tmp/ovaextract-abs-$$" "file sub/evil" \
+	    "symlink link" "hardlink hl" "fifo ff"; do
+		hostile $spec
+		run ovaextract -x d/sub h.ova
+		echo "$spec: $output"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *refused* ]]
+		[ ! -e d/evil ] && [ ! -e "/tmp/ovaextract-abs-$$" ] && [ ! -e d/sub/link ]
+		[ -z "$(ls -A d/sub)" ]
+		run ovaextract h.ova
+		[ "$status" -eq 1 ]
+	done
+}
+
+@test "tampered disk: exit 4 naming the file, no -o file, stdout cut short" {
+	std_ova ustar sha256
+	printf 'X' | dd of=disk1.vmdk bs=1 seek=70000 conv=notrunc status=none
+	mkova ustar bad.ova x.ovf x.mf disk1.vmdk disk2.vhd
+	run ovaextract -o got.vmdk bad.ova
+	echo "$output"
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"disk1.vmdk: SHA256 digest mismatch: FAILED"* ]]
+	[ ! -e got.vmdk ] && [ -z "$(ls -A | grep got)" ]
+	cat bad.ova | ovaextract > got.vmdk 2> err || st=$?
+	[ "$st" -eq 4 ]
+	grep -q 'disk1.vmdk: SHA256 digest mismatch' err
+	[ "$(size got.vmdk)" -lt "$(size disk1.vmdk)" ]
+	run ovaextract -x xd bad.ova
+	[ "$status" -eq 4 ]
+	[ -z "$(ls -A xd)" ]
+	# the other disk is fine, but the archive is not
+	run ovaextract -d 2 -o d2 bad.ova
+	[ "$status" -eq 4 ] && [ ! -e d2 ]
+	# --no-verify takes it, and says so
+	run ovaextract --no-verify -o got.vmdk bad.ova
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"no-verify"* ]]
+	cmp got.vmdk disk1.vmdk
+}
+
+@test "tampered descriptor, missing listed file, unlisted member: exit 4" {
+	std_ova
+	sed -i 's/VMware test/VMware tost/' x.ovf
+	mkova ustar t.ova x.ovf x.mf disk1.vmdk disk2.vhd
+	run ovaextract -o o t.ova
+	[ "$status" -eq 4 ] && [[ "$output" == *"x.ovf: SHA1 digest mismatch"* ]] && [ ! -e o ]
+	std_ova
+	mkova ustar m.ova x.ovf x.mf disk1.vmdk
+	run ovaextract -o o m.ova
+	echo "$output"
+	[ "$status" -eq 4 ] && [[ "$output" == *"disk2.vhd: listed in the manifest but not in the archive"* ]] && [ ! -e o ]
+	echo extra > notes.txt
+	mkova ustar u.ova x.ovf x.mf disk1.vmdk disk2.vhd notes.txt
+	run ovaextract -o o u.ova
+	[ "$status" -eq 4 ] && [[ "$output" == *"notes.txt: not listed in the manifest"* ]] && [ ! -e o ]
+}
+
+@test "manifest after the disks: verified at the end" {
+	std_ova
+	mkova ustar late.ova x.ovf disk1.vmdk disk2.vhd x.mf
+	extract_both late.ova disk1.vmdk
+	printf 'X' | dd of=disk1.vmdk bs=1 seek=70000 conv=notrunc status=none
+	mkova ustar late.ova x.ovf disk1.vmdk disk2.vhd x.mf
+	run ovaextract -o o late.ova
+	[ "$status" -eq 4 ] && [ ! -e o ] && [[ "$output" == *"disk1.vmdk: SHA1 digest mismatch"* ]]
+}
+
+@test "gzip-compressed file reference is decompressed on the fly" {
+	gzip -nc disk1.vmdk > disk1.vmdk.gz
+	HREF1=disk1.vmdk.gz SIZE1=$(size disk1.vmdk.gz) FILE1_EXTRA=' ovf:compression="gzip"' ovf_vmware x.ovf
+	mf sha256 x.mf x.ovf disk1.vmdk.gz disk2.vhd
+	mkova pax g.ova x.ovf x.mf disk1.vmdk.gz disk2.vhd
+	extract_both g.ova disk1.vmdk
+	ovaextract -l g.ova | grep -E '^1 .*disk1.vmdk.gz .* gzip$'
+	# a corrupt stream is rejected
+	head -c $(( $(size disk1.vmdk.gz) / 2 )) disk1.vmdk.gz > c.gz && mv c.gz disk1.vmdk.gz
+	HREF1=disk1.vmdk.gz SIZE1=$(size disk1.vmdk.gz) FILE1_EXTRA=' ovf:compression="gzip"' ovf_vmware x.ovf
+	mkova pax g.ova x.ovf disk1.vmdk.gz disk2.vhd
+	run ovaextract -o o g.ova
+	[ "$status" -eq 1 ] && [[ "$output" == *"gzip"* ]] && [ ! -e o ]
+}
+
+@test "chunked file: members joined in order" {
+	split -b 40000 -d -a 9 disk1.vmdk disk1.vmdk.
+	[ -e disk1.vmdk.000000002 ]
+	FILE1_EXTRA=' ovf:chunkSize="40000"' ovf_vmware x.ovf
+	mf sha1 x.mf x.ovf disk1.vmdk.0* disk2.vhd
+	mkova ustar c.ova x.ovf x.mf disk1.vmdk.0* disk2.vhd
+	extract_both c.ova disk1.vmdk
+	# chunks out of order are refused
+	mkova ustar c2.ova x.ovf x.mf disk1.vmdk.000000001 disk1.vmdk.000000000 disk1.vmdk.00000000[2-9] disk2.vhd
+	run ovaextract -o o c2.ova
+	[ "$status" -eq 1 ] && [[ "$output" == *"out of order"* ]] && [ ! -e o ]
+}
+
+@test "hrefs that are URLs or paths are rejected" {
+	for h in http://example.org/disk1.vmdk ../disk1.vmdk /etc/disk1.vmdk file:disk1.vmdk; do
+		HREF1=$h ovf_vmware x.ovf
+		mkova ustar u.ova x.ovf disk1.vmdk disk2.vhd
+		run ovaextract -o o u.ova
+		echo "$output"
+		[ "$status" -eq 1 ] && [[ "$output" == *"not a plain member name"* ]] && [ ! -e o ]
+	done
+}
+
+@test "References size mismatch is reported" {
+	SIZE1=12345 ovf_vmware x.ovf
+	mf sha1 x.mf x.ovf disk1.vmdk disk2.vhd
+	mkova ustar s.ova x.ovf x.mf disk1.vmdk disk2.vhd
+	run ovaextract -o o s.ova
+	echo "$output"
+	[ "$status" -eq 4 ] && [[ "$output" == *"disk1.vmdk: the archive holds"*"declare 12345"* ]] && [ ! -e o ]
+}
+
+@test "OVF not first: from a file (two passes) and from a pipe (stash, spill)" {
+	std_ova
+	mkova ustar late.ova disk2.vhd disk1.vmdk x.mf x.ovf
+	extract_both late.ova disk1.vmdk
+	extract_both late.ova disk2.vhd -d 2
+	cat late.ova | ovaextract --mem 64K --tmpdir "$T" | cmp - disk1.vmdk
+	ovaextract -l late.ova | grep -q vmdisk2
+}
+
+@test "certificate reported, not validated" {
+	std_ova
+	echo "not a real certificate" > x.cert
+	mkova ustar c.ova x.ovf x.mf x.cert disk1.vmdk disk2.vhd
+	run ovaextract -o o c.ova
+	[ "$status" -eq 0 ] && [[ "$output" == *"x.cert: certificate present; not validated"* ]]
+	cmp o disk1.vmdk
+}
+
+@test "not an OVA, not a tar, truncated archive, bad -d: documented statuses" {
+	mkova ustar plain.tar disk1.vmdk
+	run ovaextract -o o plain.tar
+	[ "$status" -eq 1 ] && [[ "$output" == *"no OVF descriptor"* ]]
+	run ovaextract -o o disk1.vmdk
+	[ "$status" -eq 1 ] && [[ "$output" == *"not a tar archive"* ]]
+	std_ova
+	for n in 100 1000 3000 $(( $(size x.ova) / 2 )) $(( $(size x.ova) - 1024 )); do
+		head -c $n x.ova > cut.ova
+		run ovaextract -o o cut.ova
+		echo "$n: $output"
+		[ "$status" -eq 1 ] && [ ! -e o ] && [ -n "$output" ]
+		run sh -c 'cat cut.ova | ovaextract -x xd'
+		[ "$status" -eq 1 ] && [ -z "$(ls -A xd)" ]
+	done
+	run ovaextract -d 3 -o o x.ova
+	[ "$status" -eq 2 ]
+	run ovaextract -d nosuch -o o x.ova
+	[ "$status" -eq 2 ]
+	run ovaextract -l -x d x.ova
+	[ "$status" -eq 2 ]
+}
