@@ -17,3 +17,7 @@ fuzz_smoke() {
 }
 
 @test "fuzz raw" { fuzz_smoke raw; }
+@test "fuzz vpc" { fuzz_smoke vpc; }
+@test "fuzz vhdx" { fuzz_smoke vhdx; }
+@test "fuzz ovf" { fuzz_smoke ovf; }
+@test "fuzz manifest" { fuzz_smoke manifest; }
