@@ -79,7 +79,14 @@ struct vmdk {
 	bool zs_ready;
 	struct vmdk_kept *kept;		/* pipe: bytes skipped before tables */
 	size_t nkept, capkept;
+	unsigned char *kcache;		/* the kept run last taken */
+	size_t kcached;			/* its index + 1, or 0 */
 };
+
+static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
+    const char *what);
+static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
+    unsigned char *out, size_t len, const char *what);
 
 static bool vmdk_is_descriptor_text(const unsigned char *p, size_t len)
 {
@@ -364,11 +371,13 @@ static int vmdk_alloc_buffers(struct vmdk *v)
 	int zrc;
 
 	v->grain = malloc(v->grain_bytes);
+	v->kcache = malloc(v->grain_bytes);
 	v->win_cap = VMDK_WINDOW + v->cmax + VMDK_SECTOR;
 	v->win = malloc(v->win_cap);
 	v->run = malloc(VMDK_RUN_MAX > v->grain_bytes ? VMDK_RUN_MAX
 	    : v->grain_bytes);
-	if (v->grain == NULL || v->win == NULL || v->run == NULL)
+	if (v->grain == NULL || v->kcache == NULL || v->win == NULL ||
+	    v->run == NULL)
 		return fail(EXIT_IO, "out of memory");
 	zrc = inflateInit(&v->zs);
 	if (zrc != Z_OK)
@@ -563,7 +572,10 @@ static int vmdk_read_gt(struct image *img, struct vmdk *v, uint64_t g,
 	    (unsigned long long)g);
 	p = img->src->seekable ? vmdk_window(img, v, off, len, what) : NULL;
 	if (!img->src->seekable) {
-		if (source_read_at(img->src, v->win, len, off, what) < 0)
+		if (off < img->src->pos ? vmdk_take_kept(img, v, off, v->win,
+		    len, what + 6) < 0 : vmdk_pipe_advance(img, v, off,
+		    what + 6) < 0 || source_read_at(img->src, v->win, len, off,
+		    what) < 0)
 			return -1;
 		p = v->win;
 	}
@@ -768,8 +780,12 @@ static int vmdk_read_markers(struct image *img, struct vmdk *v,
 
 /* ---- pipe, monolithicSparse: tables first, then grains in file order ---- */
 
-/* Skip forward to off; past the overhead, keep the bytes in the stash. */
-static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off)
+/*
+ * Skip forward to off, where what is; past the overhead, keep the bytes
+ * in the stash, in runs of one grain, in case a table met later names them.
+ */
+static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
+    const char *what)
 {
 	uint64_t pos = img->src->pos, keep_from = v->h.overhead * VMDK_SECTOR;
 	struct vmdk_kept *k;
@@ -785,9 +801,9 @@ static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off)
 		if (got < 0)
 			return -1;
 		if ((size_t)got < n)
-			return image_bad(img, "truncated at 0x%llx, before the "
-			    "table at 0x%llx", (unsigned long long)(pos + got),
-			    (unsigned long long)off);
+			return image_bad(img, "%s at 0x%llx lies past the end "
+			    "of the image (0x%llx)", what, (unsigned long long)off,
+			    (unsigned long long)(pos + got));
 		if (v->nkept == v->capkept) {
 			size_t cap = v->capkept ? 2 * v->capkept : 64;
 
@@ -807,9 +823,12 @@ static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off)
 	return 0;
 }
 
-/* Copy [host, host+len) back from the kept runs, which are then released. */
+/*
+ * Copy [host, host+len) back from the kept runs.  A run leaves the stash
+ * when first used; the last one used stays cached, as readers go forward.
+ */
 static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
-    unsigned char *out, size_t len)
+    unsigned char *out, size_t len, const char *what)
 {
 	size_t lo = 0, hi = v->nkept, got = 0, i;
 
@@ -826,18 +845,22 @@ static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
 		uint64_t skip = host + got - k->host;
 		size_t n;
 
-		if (k->taken || k->host > host + got || skip >= k->ref.len)
+		if (k->host > host + got || skip >= k->ref.len ||
+		    (k->taken && v->kcached != i + 1))
 			break;
 		n = k->ref.len - skip < len - got ? k->ref.len - skip : len - got;
-		if (stash_take(img->stash, &k->ref, v->grain) < 0)
-			return -1;
-		k->taken = true;
-		memcpy(out + got, v->grain + skip, n);
+		if (!k->taken) {
+			if (stash_take(img->stash, &k->ref, v->kcache) < 0)
+				return -1;
+			k->taken = true;
+			v->kcached = i + 1;
+		}
+		memcpy(out + got, v->kcache + skip, n);
 		got += n;
 	}
 	if (got < len)
-		return image_bad(img, "grain at 0x%llx lies before data already "
-		    "read from the stream and was not kept",
+		return image_bad(img, "%s at 0x%llx lies before data already "
+		    "read from the stream and was not kept", what,
 		    (unsigned long long)host);
 	return 0;
 }
@@ -864,13 +887,7 @@ static int vmdk_pipe_read_gts(struct image *img, struct vmdk *v,
 	qsort(order, n, sizeof *order, cmp_u64);
 	for (i = 0; i < n && rc == 0; i++) {
 		g = (uint32_t)order[i];
-		if ((uint64_t)v->gd[g] * VMDK_SECTOR < img->src->pos)
-			rc = image_bad(img, "grain table %llu at sector %u "
-			    "overlaps other metadata", (unsigned long long)g,
-			    v->gd[g]);
-		else if (vmdk_pipe_advance(img, v, (uint64_t)v->gd[g] *
-		    VMDK_SECTOR) < 0 ||
-		    vmdk_read_gt(img, v, g, gts + g * v->h.gtes_per_gt) < 0)
+		if (vmdk_read_gt(img, v, g, gts + g * v->h.gtes_per_gt) < 0)
 			rc = -1;
 	}
 	free(order);
@@ -915,7 +932,7 @@ static int vmdk_pipe_grain(struct image *img, struct vmdk *v,
 	if (host >= img->src->pos)
 		return vmdk_run_add(img, v, em, run, gi, host);
 	if (vmdk_flush_run(img, v, em, run) < 0 ||
-	    vmdk_take_kept(img, v, host, v->run, len) < 0)
+	    vmdk_take_kept(img, v, host, v->run, len, "grain") < 0)
 		return -1;
 	return emit_data(em, gi * v->grain_bytes, v->run, len);
 }
@@ -969,7 +986,8 @@ static int vmdk_read_stream(struct image *img, struct vmdk *v,
 		return image_bad(img, "grain tables of %llu entries are larger "
 		    "than the %llu-byte limit for reading from a pipe",
 		    (unsigned long long)ntotal, IMAGE_META_MAX);
-	if (vmdk_pipe_advance(img, v, v->h.gd_offset * VMDK_SECTOR) < 0 ||
+	if (vmdk_pipe_advance(img, v, v->h.gd_offset * VMDK_SECTOR,
+	    "grain directory") < 0 ||
 	    vmdk_load_gd(img, v, v->h.gd_offset, &v->gd,
 	    "vmdk: grain directory") < 0)
 		return -1;
@@ -1008,6 +1026,7 @@ static void vmdk_close(struct image *img)
 	free(v->kept);
 	free(v->gd);
 	free(v->grain);
+	free(v->kcache);
 	free(v->run);
 	free(v->win);
 	free(v);

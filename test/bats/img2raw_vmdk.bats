@@ -1,0 +1,326 @@
+# img2raw: VMware VMDK hosted sparse extents against qemu-img:
+# monolithicSparse, streamOptimized as qemu-img writes it and as VMware
+# ovftool lays it out (GD at the end, footer), text descriptors rejected.
+load helpers
+
+SIZE=5000000	# not a multiple of the 64 KiB grain nor of a sector
+
+setup() {
+	make_pattern "$T/disk.raw" $SIZE
+}
+
+# vmdk IMAGE [OPTIONS]: convert the pattern, and the oracle's raw of it.
+vmdk() {
+	qemu-img convert -f raw -O vmdk ${2:+-o "$2"} "$T/disk.raw" "$1"
+	qemu-img convert -f vmdk -O raw "$1" "$1.want"
+}
+
+put_le32() {	# FILE OFFSET VALUE
+	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 & 255)) \
+		$(($3 >> 8 & 255)) $(($3 >> 16 & 255)) $(($3 >> 24 & 255)))" |
+		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+put_le64() {	# FILE OFFSET VALUE (< 2^63)
+	put_le32 "$1" "$2" $(($3 & 0xffffffff))
+	put_le32 "$1" $(($2 + 4)) $(($3 >> 32))
+}
+
+get_le32() {	# FILE OFFSET
+	od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '
+}
+
+expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
+	run timeout 10 img2raw -o "$T/out.raw" "$1"
+	echo "file: $status $output"
+	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: vmdk: "*$2* ]] || return 1
+	run timeout 10 sh -c 'cat "$1" | img2raw -f vmdk > /dev/null' sh "$1"
+	echo "pipe: $status $output"
+	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: vmdk: "*$2* ]] || return 1
+	[ ! -e "$T/out.raw" ]
+}
+
+# vmware_stream IN OUT: re-lay qemu-img's streamOptimized output the way
+# VMware ovftool writes it: gdOffset GD_AT_END in the header, grains, then
+# GT markers and tables, GD marker and directory, footer marker and
+# footer, end-of-stream marker; an ovftool-style descriptor.
+vmware_stream() {
+	perl - "$1" "$2" <<'EOF'
+use strict;
+my ($in, $out) = @ARGV;
+open(my $fh, '<:raw', $in) or die; local $/; my $d = <$fh>; close $fh;
+my ($cap, $grain, $doff, $dsz, $ngte, $rgd, $gd, $over) =
+    unpack('x12 Q< Q< Q< Q< V Q< Q< Q<', $d);
+my $ngts = int((int(($cap + $grain - 1) / $grain) + $ngte - 1) / $ngte);
+my $off = $over * 512;
+while (1) {
+	my ($lba, $size) = unpack('Q< V', substr($d, $off, 12));
+	last unless $size;
+	$off += int((12 + $size + 511) / 512) * 512;
+}
+my $body = substr($d, 0, $off);
+substr($body, $rgd * 512, ($over - $rgd) * 512) = "\0" x (($over - $rgd) * 512);
+my $desc = join("\n", '# Disk DescriptorFile', 'version=1',
+    'encoding="UTF-8"', 'CID=7e5b80a7', 'parentCID=ffffffff',
+    'isNativeSnapshot="no"', 'createType="streamOptimized"', '',
+    '# Extent description', "RDONLY $cap SPARSE \"disk1.vmdk\"", '',
+    '# The Disk Data Base', '#DDB', '', 'ddb.adapterType = "lsilogic"',
+    'ddb.longContentID = "0123456789abcdef0123456789abcdef"',
+    'ddb.toolsInstallType = "4"', 'ddb.toolsVersion = "10346"',
+    'ddb.virtualHWVersion = "7"', '');
+substr($body, $doff * 512, $dsz * 512) = $desc . "\0" x ($dsz * 512 - length $desc);
+my $gtsec = int(($ngte * 4 + 511) / 512);
+my @newgd;
+for my $g (0 .. $ngts - 1) {
+	my $at = unpack('V', substr($d, $gd * 512 + 4 * $g, 4));
+	my $gt = $at ? substr($d, $at * 512, $ngte * 4) : '';
+	if ($gt !~ /[^\0]/) { push @newgd, 0; next; }
+	$body .= pack('Q< V V', $gtsec, 0, 1) . "\0" x 496;
+	push @newgd, length($body) / 512;
+	$body .= $gt . "\0" x ($gtsec * 512 - length $gt);
+}
+my $gdsec = int(($ngts * 4 + 511) / 512);
+$body .= pack('Q< V V', $gdsec, 0, 2) . "\0" x 496;
+my $gdat = length($body) / 512;
+my $gdraw = pack('V*', @newgd);
+$body .= $gdraw . "\0" x ($gdsec * 512 - length $gdraw);
+my $footer = substr($body, 0, 512);
+substr($footer, 48, 16) = pack('Q< Q<', 0, $gdat);
+substr($body, 48, 16) = pack('Q<', 0) . "\xff" x 8;
+$body .= pack('Q< V V', 1, 0, 3) . "\0" x 496 . $footer;
+$body .= "\0" x 512;
+open($fh, '>:raw', $out) or die; print $fh $body; close $fh;
+EOF
+}
+
+# tables_at_end IN OUT: a monolithicSparse extent whose GD and GTs come
+# after the grains, so a pipe meets data before the table naming it.
+tables_at_end() {
+	perl - "$1" "$2" <<'EOF'
+use strict;
+my ($in, $out) = @ARGV;
+open(my $fh, '<:raw', $in) or die; local $/; my $d = <$fh>; close $fh;
+my ($cap, $grain, $ngte, $gd, $over) = unpack('x12 Q< Q< x16 V x8 Q< Q<', $d);
+my $ngts = int((int(($cap + $grain - 1) / $grain) + $ngte - 1) / $ngte);
+my $body = $d;
+$body .= "\0" x ((512 - length($body) % 512) % 512);
+my @newgd;
+for my $g (0 .. $ngts - 1) {
+	my $at = unpack('V', substr($d, $gd * 512 + 4 * $g, 4));
+	push @newgd, length($body) / 512;
+	$body .= substr($d, $at * 512, $ngte * 4);
+}
+$body .= "\0" x ((512 - length($body) % 512) % 512);
+my $gdat = length($body) / 512;
+$body .= pack('V*', @newgd);
+$body .= "\0" x ((512 - length($body) % 512) % 512);
+substr($body, $gd * 512, ($over - $gd) * 512) = "\0" x (($over - $gd) * 512);
+substr($body, 56, 8) = pack('Q<', $gdat);
+open($fh, '>:raw', $out) or die; print $fh $body; close $fh;
+EOF
+}
+
+@test "vmdk monolithicSparse: byte-identical to qemu-img, four ways" {
+	vmdk "$T/m.vmdk"
+	img2raw_4ways "$T/m.vmdk" "$T/m.vmdk.want"
+	img2raw_4ways "$T/m.vmdk" "$T/m.vmdk.want" -f vmdk
+}
+
+@test "vmdk monolithicSparse: adapter_type, compat6, zeroed_grain, four ways" {
+	for o in adapter_type=lsilogic compat6=on zeroed_grain=on \
+	    adapter_type=buslogic,compat6=on,zeroed_grain=on; do
+		vmdk "$T/m.vmdk" "subformat=monolithicSparse,$o"
+		img2raw_4ways "$T/m.vmdk" "$T/m.vmdk.want" || { echo "$o"; return 1; }
+	done
+}
+
+@test "vmdk streamOptimized: byte-identical to qemu-img, four ways" {
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	[ "$(get_le32 "$T/s.vmdk" 8)" = $((0x30003)) ]
+	img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want"
+	img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want" -f vmdk
+}
+
+@test "vmdk streamOptimized: adapter_type and compat6, four ways" {
+	for o in adapter_type=lsilogic compat6=on adapter_type=ide,compat6=on; do
+		vmdk "$T/s.vmdk" "subformat=streamOptimized,$o"
+		img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want" || { echo "$o"; return 1; }
+	done
+}
+
+@test "vmdk streamOptimized, VMware layout: GD at the end, footer, four ways" {
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
+	qemu-img convert -f vmdk -O raw "$T/w.vmdk" "$T/w.want"
+	cmp "$T/w.want" "$T/s.vmdk.want"
+	img2raw_4ways "$T/w.vmdk" "$T/w.want"
+}
+
+@test "vmdk: an empty disk is all zeros, both subformats" {
+	truncate -s 3M "$T/disk.raw"
+	vmdk "$T/m.vmdk"
+	img2raw_4ways "$T/m.vmdk" "$T/m.vmdk.want"
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want"
+}
+
+@test "vmdk: zero-grain entries (GTE 1) read as zeros" {
+	vmdk "$T/m.vmdk"
+	gt=$(get_le32 "$T/m.vmdk" $(($(get_le32 "$T/m.vmdk" 56) * 512)))
+	put_le32 "$T/m.vmdk" $((gt * 512)) 1	# grain 0
+	rgt=$(get_le32 "$T/m.vmdk" $(($(get_le32 "$T/m.vmdk" 48) * 512)))
+	put_le32 "$T/m.vmdk" $((rgt * 512)) 1
+	cp "$T/m.vmdk.want" "$T/want"
+	dd if=/dev/zero of="$T/want" bs=65536 count=1 conv=notrunc status=none
+	img2raw_4ways "$T/m.vmdk" "$T/want"
+}
+
+@test "vmdk monolithicSparse: tables after the grains, pipe keeps data in the stash" {
+	vmdk "$T/m.vmdk"
+	tables_at_end "$T/m.vmdk" "$T/e.vmdk"
+	qemu-img convert -f vmdk -O raw "$T/e.vmdk" "$T/e.want"
+	cmp "$T/e.want" "$T/m.vmdk.want"
+	img2raw_4ways "$T/e.vmdk" "$T/e.want"
+	img2raw_4ways "$T/e.vmdk" "$T/e.want" --mem 64K	# spill to $TMPDIR
+}
+
+@test "vmdk: a grain table differing from its redundant copy is rejected" {
+	vmdk "$T/m.vmdk"
+	rgt=$(get_le32 "$T/m.vmdk" $(($(get_le32 "$T/m.vmdk" 48) * 512)))
+	put_le32 "$T/m.vmdk" $((rgt * 512 + 4)) 12345
+	run img2raw "$T/m.vmdk"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vmdk: grain table 0 differs from its redundant copy"* ]]
+}
+
+@test "vmdk: bad magic, grain size 0 or not a power of two" {
+	vmdk "$T/m.vmdk"
+	put_le32 "$T/m.vmdk" 0 $((0x12345678))
+	run img2raw -f vmdk "$T/m.vmdk"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not vmdk"* ]]
+	for g in 0 3 65536; do
+		vmdk "$T/m.vmdk"
+		put_le64 "$T/m.vmdk" 20 $g
+		expect_reject "$T/m.vmdk" "grain size $g sectors is not a power of two"
+	done
+	vmdk "$T/m.vmdk"
+	put_le32 "$T/m.vmdk" 44 0
+	expect_reject "$T/m.vmdk" "0 entries per grain table"
+	vmdk "$T/m.vmdk"
+	put_le32 "$T/m.vmdk" 4 7
+	expect_reject "$T/m.vmdk" "unsupported version 7"
+	vmdk "$T/m.vmdk"
+	printf '\n\n' | dd of="$T/m.vmdk" bs=1 seek=75 conv=notrunc status=none
+	expect_reject "$T/m.vmdk" "newline check failed"
+}
+
+@test "vmdk: huge declared sizes are rejected" {
+	vmdk "$T/m.vmdk"
+	put_le64 "$T/m.vmdk" 12 $((1 << 62))
+	expect_reject "$T/m.vmdk" "capacity of 4611686018427387904 sectors is beyond"
+	vmdk "$T/m.vmdk"	# 32 TiB with 1-sector grains: a 256 MiB GD
+	put_le64 "$T/m.vmdk" 12 $((1 << 36))
+	put_le64 "$T/m.vmdk" 20 1
+	expect_reject "$T/m.vmdk" "grain directory of 134217728 entries is larger"
+	vmdk "$T/m.vmdk"
+	put_le64 "$T/m.vmdk" 36 $((1 << 40))
+	expect_reject "$T/m.vmdk" "descriptor of 1099511627776 sectors"
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	put_le32 "$T/s.vmdk" $((0x10008)) $((0x7fffffff))	# grain 0's size
+	expect_reject "$T/s.vmdk" "declares 2147483647 compressed bytes"
+}
+
+@test "vmdk: tables pointing outside the file are rejected" {
+	vmdk "$T/m.vmdk"
+	put_le64 "$T/m.vmdk" 56 $((0x7fffff00))
+	run img2raw "$T/m.vmdk"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vmdk: grain directory at sector 2147483392 lies past the end of the image (header at 0x38)" ]]
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/m.vmdk"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vmdk: grain directory at 0xfffffe0000 lies past the end of the image (0x"* ]]
+	vmdk "$T/m.vmdk"
+	gd=$(($(get_le32 "$T/m.vmdk" 56) * 512))
+	put_le32 "$T/m.vmdk" $gd $((0x7fffff00))
+	expect_reject "$T/m.vmdk" "grain table"*"past the end of the image"
+	vmdk "$T/m.vmdk"
+	gt=$(get_le32 "$T/m.vmdk" $gd)
+	put_le32 "$T/m.vmdk" $((gt * 512)) $((0x7fffff00))
+	rgt=$(get_le32 "$T/m.vmdk" $(($(get_le32 "$T/m.vmdk" 48) * 512)))
+	put_le32 "$T/m.vmdk" $((rgt * 512)) $((0x7fffff00))
+	expect_reject "$T/m.vmdk" "grain"*"0xfffffe0000"*"past the end of the image"
+}
+
+@test "vmdk streamOptimized: bad grains and markers are rejected" {
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	printf 'garbage!' | dd of="$T/s.vmdk" bs=1 seek=$((0x1000c)) conv=notrunc status=none
+	expect_reject "$T/s.vmdk" "compressed grain at 0x10000 does not inflate"
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	put_le64 "$T/s.vmdk" $((0x10200)) 1	# grain 1's LBA
+	expect_reject "$T/s.vmdk" "grain marker at 0x10200 has LBA 1"
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
+	end=$(stat -c %s "$T/w.vmdk")
+	put_le32 "$T/w.vmdk" $((end - 1536 + 12)) 9	# footer marker type
+	expect_reject "$T/w.vmdk" "marker"
+	run img2raw "$T/w.vmdk"
+	[[ "$output" == *"no footer marker"* ]]
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
+	put_le32 "$T/w.vmdk" $((end - 512 + 12)) 77	# end-of-stream marker type
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/w.vmdk"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vmdk: unknown marker type 77 at "* ]]
+}
+
+@test "vmdk: text descriptors are rejected, the files they name never opened" {
+	cd "$T"
+	mkfifo disk-flat.vmdk	# opening it would block: the timeout would fail
+	cat > flat.vmdk <<-'EOF'
+	# Disk DescriptorFile
+	version=1
+	CID=fffffffe
+	parentCID=ffffffff
+	createType="monolithicFlat"
+
+	# Extent description
+	RW 9766 FLAT "disk-flat.vmdk" 0
+	EOF
+	expect_reject flat.vmdk 'descriptor file (createType "monolithicFlat") names extent files "disk-flat.vmdk", which are never opened'
+	sed -e 's/monolithicFlat/twoGbMaxExtentSparse/' \
+	    -e 's/RW 9766 FLAT "disk-flat.vmdk" 0/RW 4000 SPARSE "disk-s001.vmdk"\nRW 5766 SPARSE "disk-s002.vmdk"/' \
+	    flat.vmdk > two.vmdk
+	expect_reject two.vmdk '"disk-s001.vmdk", "disk-s002.vmdk", which are never opened'
+	sed -e 's/monolithicFlat/vmfs/' -e 's|"disk-flat.vmdk"|"../../etc/shadow"|' \
+	    flat.vmdk > evil.vmdk
+	expect_reject evil.vmdk 'createType "vmfs"'*'extent name "../../etc/shadow" is a path'
+	sed -e 's|"disk-flat.vmdk"|"/dev/sda"|' flat.vmdk > abs.vmdk
+	expect_reject abs.vmdk 'extent name "/dev/sda" is a path'
+}
+
+@test "vmdk: embedded descriptors naming other files or a parent are rejected" {
+	vmdk "$T/m.vmdk"
+	sed -i 's/createType="monolithicSparse"/createType="twoGbMaxExtentSparse"/' "$T/m.vmdk"
+	expect_reject "$T/m.vmdk" 'embedded descriptor (createType "twoGbMaxExtentSparse")'
+	vmdk "$T/m.vmdk"
+	sed -i 's|RW 9766 SPARSE "m.vmdk"|RW 9766 SPARSE "../x/m.vmdk"\nRW 10 ZERO|' "$T/m.vmdk"
+	expect_reject "$T/m.vmdk" 'extent name "../x/m.vmdk" is a path'
+	vmdk "$T/m.vmdk"
+	sed -i 's/parentCID=ffffffff/parentCID=12345678/' "$T/m.vmdk"
+	expect_reject "$T/m.vmdk" "names a parent disk"
+}
+
+@test "vmdk: truncated images fail cleanly at many points" {
+	vmdk "$T/m.vmdk"
+	run truncation_check "$T/m.vmdk"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	run truncation_check "$T/s.vmdk"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
+	run truncation_check "$T/w.vmdk"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
