@@ -32,6 +32,7 @@ struct prl {
 	uint64_t cluster_size;
 	uint64_t unit;		/* bytes per BAT unit: 512, or a cluster */
 	uint64_t bat_end;	/* end of header and BAT in the file */
+	uint64_t data_start;	/* clusters lie at or after this */
 	uint32_t nclusters;	/* BAT entries that map the virtual size */
 	uint32_t *bat;
 	uint64_t *order;	/* allocated entries: bat << 32 | index */
@@ -73,7 +74,7 @@ static int prl_check_header(struct image *img, struct prl *p,
 	struct source *src = img->src;
 	bool v2 = memcmp(h, PRL_MAGIC_V2, 16) == 0;
 	uint32_t version = le32(h + 16), tracks = le32(h + 28);
-	uint32_t nbat = le32(h + 32), data_off = le32(h + 52);
+	uint32_t nbat = le32(h + 32), data_off = le32(h + 48);
 	uint64_t nsectors = le64(h + 36), ext_off = le64(h + 56);
 
 	if (version != PRL_VERSION)
@@ -99,10 +100,13 @@ static int prl_check_header(struct image *img, struct prl *p,
 	p->nclusters = (nsectors + tracks - 1) / tracks;
 	img->virtual_size = nsectors * 512;
 	img->cluster_size = p->cluster_size;
-	if (data_off != 0 && (uint64_t)data_off * 512 < PRL_HEADER_LEN +
-	    (uint64_t)p->nclusters * 4)
-		return image_bad(img, "data_off %u sectors lies inside the BAT "
-		    "(header offset 52)", data_off);
+	p->data_start = (uint64_t)data_off * 512;
+	if (data_off != 0 && (p->data_start < PRL_HEADER_LEN +
+	    (uint64_t)p->nclusters * 4 ||
+	    (src->size_known && p->data_start > src->size)))
+		return image_bad(img, "data_off of %u sectors lies inside the "
+		    "BAT or past the end of the image (header offset 48)",
+		    data_off);
 	if (ext_off != 0 && (ext_off > UINT64_MAX / 512 - 1 ||
 	    ext_off * 512 < PRL_HEADER_LEN ||
 	    (src->size_known && ext_off * 512 >= src->size)))
@@ -114,7 +118,7 @@ static int prl_check_header(struct image *img, struct prl *p,
 		    "%llu bytes (bat_entries)", p->nclusters,
 		    (unsigned long long)IMAGE_META_MAX);
 	snprintf(img->subformat, sizeof img->subformat, "%s%s",
-	    v2 ? "ploop" : "v1", le32(h + 48) == PRL_INUSE_MAGIC ? ", in use" : "");
+	    v2 ? "ploop" : "v1", le32(h + 44) == PRL_INUSE_MAGIC ? ", in use" : "");
 	return 0;
 }
 
@@ -166,6 +170,9 @@ static int prl_check_bat(struct image *img, struct prl *p)
 			    "overlaps %s (a loop or duplicate reference)", i,
 			    (unsigned long long)host, k == 0 ? "the header "
 			    "and BAT" : "another cluster");
+		if (host < p->data_start)
+			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
+			    "lies before data_off", i, (unsigned long long)host);
 		if (src->size_known &&
 		    host + prl_cluster_len(img, p, i) > src->size)
 			return image_bad(img, "BAT entry %u: cluster at 0x%llx "

@@ -1,0 +1,170 @@
+# img2raw: Parallels / ploop images made by qemu-img, compared with
+# qemu-img's raw.
+load helpers
+
+le32() {
+	od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '
+}
+
+# put_le FILE OFFSET VALUE NBYTES: patch a little-endian integer in place.
+put_le() {
+	local f=$1 off=$2 val=$3 n=$4 i s=
+	for ((i = 0; i < n; i++)); do
+		s+=$(printf '\\%03o' $(((val >> (8 * i)) & 255)))
+	done
+	printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
+}
+
+# rejected IMAGE REGEX [file]: exit 1 with "img2raw: parallels: ...REGEX"
+# from a file and (unless "file") from a pipe, within 10 seconds.
+rejected() {
+	local img=$1 re=$2 modes=${3:-file pipe} mode
+	for mode in $modes; do
+		if [ $mode = file ]; then
+			run timeout 10 img2raw -o "$T/rej.raw" "$img"
+		else
+			run timeout 10 sh -c 'cat "$1" | img2raw > /dev/null' sh "$img"
+		fi
+		if [ "$status" -ne 1 ] || ! [[ "$output" =~ ^img2raw:\ parallels:.*$re ]]; then
+			echo "$mode: status $status: $output"
+			return 1
+		fi
+	done
+	[ ! -e "$T/rej.raw" ]
+}
+
+# to_v1 IMAGE: rewrite a ploop (v2) image as an old "WithoutFreeSpace"
+# one, whose BAT counts sectors instead of clusters.
+to_v1() {
+	local f=$1 tracks n i v
+	tracks=$(le32 "$f" 28)
+	n=$(le32 "$f" 32)
+	printf 'WithoutFreeSpace' | dd of="$f" bs=1 conv=notrunc status=none
+	for ((i = 0; i < n; i++)); do
+		v=$(le32 "$f" $((64 + 4 * i)))
+		[ "$v" = 0 ] || put_le "$f" $((64 + 4 * i)) $((v * tracks)) 4
+	done
+}
+
+@test "parallels: converted by qemu-img, several sizes and cluster sizes, four ways" {
+	local size cs
+	for size in 5000000 1049088 3145728; do
+		make_pattern "$T/p.raw" "$size"
+		for cs in default 4K 64K 256K; do
+			if [ $cs = default ]; then
+				qemu-img convert -f raw -O parallels "$T/p.raw" "$T/d.prl"
+			else
+				qemu-img convert -f raw -O parallels -o cluster_size=$cs \
+					"$T/p.raw" "$T/d.prl"
+			fi
+			qemu-img convert -f parallels -O raw "$T/d.prl" "$T/want.raw"
+			img2raw_4ways "$T/d.prl" "$T/want.raw" ||
+				{ echo "size $size cluster $cs"; return 1; }
+		done
+	done
+}
+
+@test "parallels: old WithoutFreeSpace images (BAT in sectors), and -f parallels" {
+	local cs
+	make_pattern "$T/p.raw" 5000000
+	for cs in 64K 1M; do
+		qemu-img convert -f raw -O parallels -o cluster_size=$cs "$T/p.raw" "$T/d.prl"
+		to_v1 "$T/d.prl"
+		qemu-img convert -f parallels -O raw "$T/d.prl" "$T/want.raw"
+		# qemu-img reads the rewritten image as the same disk
+		cp "$T/p.raw" "$T/pad.raw"
+		truncate -s "$(stat -c %s "$T/want.raw")" "$T/pad.raw"
+		cmp "$T/want.raw" "$T/pad.raw"
+		img2raw_4ways "$T/d.prl" "$T/want.raw" -f parallels || { echo "cluster $cs"; return 1; }
+	done
+}
+
+@test "parallels: empty image reads as zeros of its virtual size" {
+	qemu-img create -f parallels "$T/e.prl" 3M > /dev/null
+	truncate -s 3M "$T/want.raw"
+	img2raw_4ways "$T/e.prl" "$T/want.raw"
+}
+
+@test "parallels: clusters written in shuffled order come back in place" {
+	qemu-img create -f parallels -o cluster_size=64K "$T/s.prl" 7M > /dev/null
+	qemu-io -f parallels \
+		-c "write -P 0x11 5M 64K" -c "write -P 0x22 0 4K" \
+		-c "write -P 0x33 3M 128K" -c "write -P 0x44 64K 64K" \
+		-c "write -P 0x55 7100K 68K" -c "write -P 0x66 1M 8K" \
+		"$T/s.prl" > /dev/null
+	qemu-img convert -f parallels -O raw "$T/s.prl" "$T/want.raw"
+	cat "$T/s.prl" | img2raw | cat > "$T/pp.raw"
+	cmp "$T/want.raw" "$T/pp.raw"
+	img2raw_4ways "$T/s.prl" "$T/want.raw"
+	# the same through a stash small enough to spill to $TMPDIR
+	cat "$T/s.prl" | TMPDIR=$T img2raw --mem 4K | cat > "$T/pp.raw"
+	cmp "$T/want.raw" "$T/pp.raw"
+}
+
+@test "parallels: image still marked in use is read as it is" {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O parallels "$T/p.raw" "$T/h.prl"
+	qemu-img convert -f parallels -O raw "$T/h.prl" "$T/want.raw"
+	put_le "$T/h.prl" 44 $((0x746f6e59)) 4
+	img2raw_4ways "$T/h.prl" "$T/want.raw"
+}
+
+@test "parallels: hostile header fields" {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O parallels -o cluster_size=64K "$T/p.raw" "$T/h.prl"
+	local f=$T/x.prl v
+	cp "$T/h.prl" "$f"; put_le "$f" 16 3 4
+	rejected "$f" "version 3 .*offset 16"
+	for v in 0 $((1 << 22)) $((0xffffffff)); do
+		cp "$T/h.prl" "$f"; put_le "$f" 28 "$v" 4
+		rejected "$f" "tracks" || { echo "tracks $v"; return 1; }
+	done
+	cp "$T/h.prl" "$f"; put_le "$f" 32 1 4
+	rejected "$f" "bat_entries"
+	cp "$T/h.prl" "$f"; put_le "$f" 32 $((0xffffffff)) 4; put_le "$f" 36 $((1 << 60)) 8
+	rejected "$f" "nb_sectors"
+	# a declared size the BAT allows but the file cannot hold
+	cp "$T/h.prl" "$f"; put_le "$f" 32 $((0x3fffffff)) 4; put_le "$f" 36 $((1 << 36)) 8
+	rejected "$f" "BAT .*(past the end|beyond the limit)"
+	cp "$T/h.prl" "$f"; put_le "$f" 48 $((0xffffffff)) 4
+	rejected "$f" "data_off"
+	# with 4 KiB clusters the BAT is longer than a sector
+	qemu-img convert -f raw -O parallels -o cluster_size=4K "$T/p.raw" "$T/h4.prl"
+	cp "$T/h4.prl" "$f"; put_le "$f" 48 1 4
+	rejected "$f" "data_off of 1 sectors lies inside the BAT"
+	cp "$T/h.prl" "$f"; put_le "$f" 56 $((1 << 60)) 8
+	rejected "$f" "ext_off"
+	cp "$T/h.prl" "$f"; put_le "$f" 56 $((1 << 30)) 8
+	rejected "$f" "ext_off" file
+}
+
+@test "parallels: hostile BAT: outside the file, into the BAT, duplicates" {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O parallels -o cluster_size=64K "$T/p.raw" "$T/h.prl"
+	local f=$T/x.prl b0
+	b0=$(le32 "$T/h.prl" 64)
+	cp "$T/h.prl" "$f"; put_le "$f" 64 $((0xffffffff)) 4
+	rejected "$f" "past the end"
+	cp "$T/h.prl" "$f"; put_le "$f" 68 "$b0" 4
+	rejected "$f" "overlaps another cluster|behind data already read"
+	# v1: BAT entries count sectors, so entry 1 is inside the BAT
+	qemu-img convert -f raw -O parallels -o cluster_size=4K "$T/p.raw" "$f"
+	to_v1 "$f"; put_le "$f" 64 1 4
+	rejected "$f" "BAT entry 0: .*overlaps the header"
+	# v1: a cluster between the BAT and data_off
+	cp "$T/h.prl" "$f"; to_v1 "$f"; put_le "$f" 64 8 4
+	rejected "$f" "BAT entry 0: .*before data_off"
+	# v1: two clusters that overlap by one sector
+	cp "$T/h.prl" "$f"; to_v1 "$f"; put_le "$f" 68 $((b0 * 128 + 127)) 4
+	rejected "$f" "overlaps another cluster"
+}
+
+@test "parallels: truncated images fail cleanly" {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O parallels -o cluster_size=64K "$T/p.raw" "$T/h.prl"
+	run truncation_check "$T/h.prl"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	head -c $(($(stat -c %s "$T/h.prl") - 65536)) "$T/h.prl" > "$T/cut.prl"
+	rejected "$T/cut.prl" "truncated|past the end"
+}
