@@ -71,7 +71,7 @@ static int deliver_data(struct emitter *em, uint64_t off, const void *buf,
 	size_t bs = em->zero_block, run = 0, n;
 	bool run_zero = false, z;
 
-	if (bs == 0)
+	if (bs == 0 || em->sink->no_zero_split)
 		return sink_data(em, off, buf, len);
 	while (run < len) {
 		n = bs - (off + run) % bs;

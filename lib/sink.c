@@ -139,6 +139,7 @@ void raw_sink_force_stream(struct raw_sink *rs)
 	rs->base.write = stream_write;
 	rs->base.zero = stream_zero;
 	rs->base.finish = stream_finish;
+	rs->base.no_zero_split = true;
 }
 
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
@@ -162,4 +163,5 @@ void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
 	rs->base.write = file_write;
 	rs->base.zero = file_zero;
 	rs->base.finish = file_finish;
+	rs->base.no_zero_split = false;
 }

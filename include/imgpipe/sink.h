@@ -16,6 +16,8 @@ struct sink {
 	int (*zero)(struct sink *sk, uint64_t off, uint64_t len);
 	/* size: the virtual size; all of [0,size) has been delivered. */
 	int (*finish)(struct sink *sk, uint64_t size);
+	/* Zeros cost this sink what data does (a pipe): do not split data. */
+	bool no_zero_split;
 };
 
 /* The raw disk to a file descriptor: holes when it seeks, zeros when not. */
