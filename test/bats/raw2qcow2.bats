@@ -124,6 +124,7 @@ matrix() {
 	make_pattern "$T/mix.raw" 3000000
 	head -c 1000448 /dev/urandom >> "$T/mix.raw"
 	cp "$T/mix.raw" "$T/mix.padded"
+	truncate -s $((($(stat -c %s "$T/mix.raw") + 511) / 512 * 512)) "$T/mix.padded"
 	convert_4ways "$T/mix.raw" -c --cluster-size 4K
 	for w in ff fp pf pp; do
 		check_image "$T/$w.qcow2" "$T/mix.raw" 3
