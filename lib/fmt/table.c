@@ -4,12 +4,14 @@
 #include "imgpipe/format.h"
 
 extern const struct format format_raw, format_iso;
+extern const struct format format_qcow2;
 extern const struct format format_vpc, format_vhdx;
 extern const struct format format_vdi, format_vmdk;
 extern const struct format format_qed, format_parallels;
 
 const struct format *const formats[] = {
 	&format_iso,
+	&format_qcow2,
 	&format_vdi,
 	&format_vmdk,
 	&format_qed,

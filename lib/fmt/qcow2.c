@@ -1,0 +1,1301 @@
+/*
+ * qcow2: QEMU's copy-on-write format, versions 2 and 3
+ * (QEMU docs/interop/qcow2.txt).
+ *
+ * The virtual disk is cut into clusters; a two-level table (L1 -> L2) maps
+ * each to a host cluster, a compressed run of bytes, zeros, or nothing.
+ *
+ * Seekable input walks the tables in virtual order and reads runs of
+ * host-contiguous clusters in large reads.  A stream is read strictly
+ * forward: the L1 table tells where every L2 table is, each L2 table read
+ * adds the host -> virtual map of data still ahead, and bytes passed before
+ * the L2 table that maps them are kept in the stash until it arrives.
+ *
+ * Accepted but not used: snapshots (only the active L1 table is read),
+ * the dirty bit (it says refcounts may be stale; a reader never uses
+ * refcounts, and tables and data are written before it is cleared),
+ * bitmaps and the other compatible and autoclear features.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+#include "fmt.h"
+#include "imgpipe/err.h"
+
+#define QCOW2_V2_HEADER_LEN 72
+#define QCOW2_V3_HEADER_LEN 104
+#define QCOW2_MIN_CLUSTER_BITS 9
+#define QCOW2_MAX_CLUSTER_BITS 21
+
+#define INCOMPAT_DIRTY		(1u << 0)
+#define INCOMPAT_CORRUPT	(1u << 1)
+#define INCOMPAT_DATA_FILE	(1u << 2)
+#define INCOMPAT_COMPRESSION	(1u << 3)
+#define INCOMPAT_EXTENDED_L2	(1u << 4)
+#define INCOMPAT_KNOWN		0x1fu
+
+#define EXT_END			0
+#define EXT_DATA_FILE		0x44415441u
+
+#define ENTRY_OFFSET_MASK	0x00fffffffffffe00ull	/* L1 and L2 */
+#define L2E_COMPRESSED		(1ull << 62)
+#define L2E_ZERO		1ull
+#define SUBCLUSTERS		32
+
+/* QEMU's own limit on the L1 table; keeps metadata memory bounded too. */
+#define L1_MAX_BYTES		(32u * 1024 * 1024)
+/* Host-contiguous clusters are read and emitted in runs up to this long. */
+#define RUN_MAX			(4u * 1024 * 1024)
+/* Streams: caps on what waits for placement (entries, not bytes). */
+#define AHEAD_MAX		(1u << 20)
+#define KEPT_MAX		(IMAGE_META_MAX / sizeof(struct kept))
+
+/* One run of the virtual disk backed by host bytes. */
+struct qext {
+	uint64_t voff;
+	uint64_t host;
+	uint32_t len;	/* virtual bytes */
+	uint32_t clen;	/* compressed: host bytes to decompress; 0: plain */
+};
+
+/* Host bytes passed in a stream and kept until an L2 table places them. */
+struct kept {
+	uint64_t off;
+	struct stash_ref ref;
+	int live;
+};
+
+struct pending_l2 {
+	uint64_t host;
+	uint32_t l1_index;
+};
+
+struct qstream {
+	bool before_l1;		/* nothing is known yet: keep everything */
+	struct pending_l2 *l2q;	/* L2 tables by host offset */
+	size_t nl2q, l2next;
+	unsigned char *l2done;	/* per L1 index */
+	uint32_t first_unread;
+	struct qext *ahead;	/* mapped data still ahead: min-heap by host */
+	size_t nahead, capahead;
+	uint64_t *vheap, *vdone;	/* outstanding virtual offsets (lazy) */
+	size_t nvheap, nvdone, capv;
+	unsigned char *win;	/* the last bytes read: [ws, src->pos) */
+	uint64_t ws;
+	uint64_t used_end;	/* window bytes below this were consumed */
+	struct kept *kept;	/* ascending by offset */
+	size_t nkept, capkept;
+	unsigned char *scratch;
+	unsigned char *piece;	/* one cluster */
+};
+
+struct qcow2 {
+	uint32_t version;
+	uint32_t cluster_bits;
+	uint64_t cs;			/* cluster size */
+	uint64_t incompat;
+	bool extended_l2;
+	int compression_type;		/* 0 zlib, 1 zstd */
+	uint64_t l1_off;
+	uint32_t l1_size;		/* entries in the header */
+	uint32_t l1_used;		/* entries the virtual size needs */
+	uint64_t *l1;
+	uint64_t rt_off, rt_len;	/* refcount table */
+	uint32_t l2_entries;
+	uint64_t l2_span;		/* virtual bytes one L2 table maps */
+	uint64_t *l2_sorted;		/* L2 table offsets, for overlap checks */
+	size_t nl2;
+	int csize_shift;
+	uint64_t csize_mask, coff_mask;
+	unsigned char *l2buf;
+	unsigned char *buf;		/* runs, compressed input: wcap bytes */
+	size_t wcap;
+	unsigned char *cluster;		/* decompressed cluster */
+	z_stream zs;
+	bool zs_ready;
+	ZSTD_DCtx *zd;
+	struct qext run;		/* seekable: run being gathered */
+	struct qstream *st;
+};
+
+static int qcow2_bid(const struct probe *pb)
+{
+	if (pb->headlen >= 4 && memcmp(pb->head, "QFI\xfb", 4) == 0)
+		return BID_SIGNATURE;
+	return BID_NONE;
+}
+
+/* Re-issue a reading error of the source as this format's error. */
+static int requalify(struct image *img)
+{
+	char msg[1024];
+
+	if (err_status() != EXIT_REJECT)
+		return -1;
+	snprintf(msg, sizeof msg, "%s", err_msg());
+	err_clear();
+	return image_bad(img, "%s", msg);
+}
+
+static int qcow2_read_at(struct image *img, void *buf, size_t len,
+    uint64_t off, const char *what)
+{
+	if (source_read_at(img->src, buf, len, off, what) < 0)
+		return requalify(img);
+	return 0;
+}
+
+static bool past_end(const struct image *img, uint64_t off, uint64_t len)
+{
+	const struct source *s = img->src;
+
+	return s->size_known && (off > s->size || len > s->size - off);
+}
+
+/* ---- header ---- */
+
+static void printable_copy(char *dst, size_t dstlen, const unsigned char *p,
+    size_t len)
+{
+	size_t i;
+
+	if (len >= dstlen)
+		len = dstlen - 1;
+	for (i = 0; i < len; i++)
+		dst[i] = p[i] >= 0x20 && p[i] < 0x7f ? p[i] : '?';
+	dst[len] = '\0';
+}
+
+static int qcow2_check_backing(struct image *img, const unsigned char *c0,
+    uint64_t cs)
+{
+	uint64_t off = be64(c0 + 8);
+	uint32_t len = be32(c0 + 16);
+	char name[128] = "";
+
+	if (off == 0)
+		return 0;
+	if (off < cs && len <= cs - off)
+		printable_copy(name, sizeof name, c0 + off, len);
+	return image_unsafe(img, "backing-file", "image has a backing file "
+	    "'%s'; backing files are never opened", name);
+}
+
+static int qcow2_check_extensions(struct image *img, const unsigned char *c0,
+    uint64_t cs, uint64_t start)
+{
+	uint64_t off = start;
+	uint32_t type, len;
+	char name[128];
+
+	while (off + 8 <= cs) {
+		type = be32(c0 + off);
+		len = be32(c0 + off + 4);
+		if (type == EXT_END)
+			return 0;
+		if (len > cs - off - 8)
+			return image_bad(img, "header extension 0x%08x at 0x%llx "
+			    "runs past the first cluster", type,
+			    (unsigned long long)off);
+		if (type == EXT_DATA_FILE) {
+			printable_copy(name, sizeof name, c0 + off + 8, len);
+			if (image_unsafe(img, "external-data-file", "image "
+			    "names an external data file '%s'; it is never "
+			    "opened", name) < 0)
+				return -1;
+		}
+		off += 8 + (((uint64_t)len + 7) & ~7ull);
+	}
+	return 0;
+}
+
+static int qcow2_check_features(struct image *img, const unsigned char *h,
+    uint32_t header_len, uint64_t cs)
+{
+	struct qcow2 *q = img->priv;
+	uint32_t crypt = be32(h + 32);
+
+	if (crypt != 0 && image_unsafe(img, "encryption", "image is encrypted "
+	    "(%s); encrypted images are not supported",
+	    crypt == 1 ? "AES" : crypt == 2 ? "LUKS" : "unknown method") < 0)
+		return -1;
+	if (q->version < 3)
+		return 0;
+	q->incompat = be64(h + 72);
+	if (header_len < QCOW2_V3_HEADER_LEN || header_len > cs ||
+	    header_len % 8 != 0)
+		return image_bad(img, "header length %u is invalid", header_len);
+	if ((q->incompat & INCOMPAT_CORRUPT) && image_unsafe(img, "corrupt",
+	    "image is marked corrupt; check it with qemu-img check -r") < 0)
+		return -1;
+	if ((q->incompat & INCOMPAT_DATA_FILE) && image_unsafe(img,
+	    "external-data-file", "image keeps its data in an external data "
+	    "file; it is never opened") < 0)
+		return -1;
+	if ((q->incompat & ~(uint64_t)INCOMPAT_KNOWN) && image_unsafe(img,
+	    "incompatible-features", "unknown incompatible feature bits "
+	    "0x%llx", (unsigned long long)(q->incompat &
+	    ~(uint64_t)INCOMPAT_KNOWN)) < 0)
+		return -1;
+	q->extended_l2 = q->incompat & INCOMPAT_EXTENDED_L2;
+	if (header_len > QCOW2_V3_HEADER_LEN)
+		q->compression_type = h[104];
+	if (q->compression_type > 1)
+		return image_unsafe(img, "compression-type", "unknown "
+		    "compression type %d", q->compression_type);
+	if (q->compression_type != 0 && !(q->incompat & INCOMPAT_COMPRESSION))
+		return image_bad(img, "compression type %d without its "
+		    "incompatible feature bit", q->compression_type);
+	if (q->extended_l2 && q->cluster_bits < 14)
+		return image_bad(img, "extended L2 entries need clusters of "
+		    "at least 16 KiB, not %llu bytes", (unsigned long long)cs);
+	return 0;
+}
+
+/* Sizes and places of the L1 and refcount tables. */
+static int qcow2_check_tables(struct image *img, const unsigned char *h)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t need, l1_bytes, rt_clusters = be32(h + 56);
+
+	q->l2_entries = q->cs / (q->extended_l2 ? 16 : 8);
+	q->l2_span = (uint64_t)q->l2_entries * q->cs;
+	need = img->virtual_size / q->l2_span +
+	    (img->virtual_size % q->l2_span != 0);
+	if (need * 8 > L1_MAX_BYTES)
+		return image_unsafe(img, "l1-size", "virtual size %llu needs "
+		    "an L1 table of %llu bytes, more than the limit of %u",
+		    (unsigned long long)img->virtual_size,
+		    (unsigned long long)need * 8, L1_MAX_BYTES);
+	q->l1_size = be32(h + 36);
+	q->l1_off = be64(h + 40);
+	l1_bytes = (uint64_t)q->l1_size * 8;
+	if (l1_bytes > L1_MAX_BYTES)
+		return image_unsafe(img, "l1-size", "L1 table of %llu bytes is "
+		    "more than the limit of %u", (unsigned long long)l1_bytes,
+		    L1_MAX_BYTES);
+	if (q->l1_size < need)
+		return image_bad(img, "L1 table has %u entries; the virtual "
+		    "size needs %llu", q->l1_size, (unsigned long long)need);
+	q->l1_used = need;
+	if (need > 0) {
+		if (q->l1_off % q->cs != 0)
+			return image_bad(img, "L1 table offset 0x%llx is not "
+			    "cluster aligned", (unsigned long long)q->l1_off);
+		if (q->l1_off < q->cs)
+			return image_bad(img, "L1 table at 0x%llx overlaps the "
+			    "header", (unsigned long long)q->l1_off);
+		if (past_end(img, q->l1_off, l1_bytes))
+			return image_bad(img, "L1 table at 0x%llx lies past the "
+			    "end of the image", (unsigned long long)q->l1_off);
+	}
+	q->rt_off = be64(h + 48);
+	q->rt_len = rt_clusters * q->cs;
+	if (q->rt_len > 0) {
+		if (q->rt_off % q->cs != 0 || q->rt_off < q->cs)
+			return image_bad(img, "refcount table offset 0x%llx is "
+			    "invalid", (unsigned long long)q->rt_off);
+		if (q->rt_off > UINT64_MAX - q->rt_len ||
+		    past_end(img, q->rt_off, q->rt_len))
+			return image_bad(img, "refcount table at 0x%llx lies "
+			    "past the end of the image",
+			    (unsigned long long)q->rt_off);
+		if (need > 0 && q->l1_off < q->rt_off + q->rt_len &&
+		    q->rt_off < q->l1_off + l1_bytes)
+			return image_bad(img, "L1 table at 0x%llx overlaps the "
+			    "refcount table", (unsigned long long)q->l1_off);
+	}
+	return 0;
+}
+
+static int qcow2_open(struct image *img)
+{
+	const unsigned char *h = img->src->head;
+	unsigned char *c0;
+	struct qcow2 *q;
+	uint32_t header_len;
+	int rc;
+
+	if (img->src->headlen < QCOW2_V2_HEADER_LEN)
+		return image_bad(img, "header is truncated");
+	q = calloc(1, sizeof *q);
+	if (q == NULL)
+		return fail(EXIT_IO, "out of memory");
+	img->priv = q;
+	q->version = be32(h + 4);
+	if (q->version != 2 && q->version != 3)
+		return image_unsafe(img, "version", "version %u is not "
+		    "supported (only 2 and 3)", q->version);
+	if (q->version == 3 && img->src->headlen < QCOW2_V3_HEADER_LEN)
+		return image_bad(img, "header is truncated");
+	q->cluster_bits = be32(h + 20);
+	if (q->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
+	    q->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
+		return image_bad(img, "cluster_bits %u is out of range (9..21)",
+		    q->cluster_bits);
+	q->cs = 1ull << q->cluster_bits;
+	img->cluster_size = q->cs;
+	img->virtual_size = be64(h + 24);
+	snprintf(img->subformat, sizeof img->subformat, "v%u", q->version);
+	if (img->virtual_size > IMAGE_VSIZE_MAX)
+		return image_unsafe(img, "virtual-size", "virtual size %llu is "
+		    "beyond the limit of %llu bytes",
+		    (unsigned long long)img->virtual_size,
+		    (unsigned long long)IMAGE_VSIZE_MAX);
+	header_len = q->version == 3 ? be32(h + 100) : QCOW2_V2_HEADER_LEN;
+	if (qcow2_check_features(img, h, header_len, q->cs) < 0)
+		return -1;
+	/* The header, its extensions and the backing name: cluster 0. */
+	c0 = malloc(q->cs);
+	if (c0 == NULL)
+		return fail(EXIT_IO, "out of memory");
+	rc = qcow2_read_at(img, c0, q->cs, 0, "header cluster");
+	if (rc == 0)
+		rc = qcow2_check_backing(img, c0, q->cs);
+	if (rc == 0)
+		rc = qcow2_check_extensions(img, c0, q->cs, header_len);
+	free(c0);
+	if (rc < 0)
+		return -1;
+	q->csize_shift = 62 - (q->cluster_bits - 8);
+	q->csize_mask = (1ull << (q->cluster_bits - 8)) - 1;
+	q->coff_mask = (1ull << q->csize_shift) - 1;
+	return qcow2_check_tables(img, h);
+}
+
+/* ---- metadata map: what data must never point at ---- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
+}
+
+/* The metadata that [off, off+len) touches, or NULL; *at: where it is. */
+static const char *meta_hit(const struct qcow2 *q, uint64_t off, uint64_t len,
+    uint64_t *at)
+{
+	size_t lo = 0, hi = q->nl2, mid;
+
+	if (ranges_meet(off, len, 0, q->cs))
+		return *at = 0, "header";
+	if (ranges_meet(off, len, q->l1_off, (uint64_t)q->l1_size * 8))
+		return *at = q->l1_off, "L1 table";
+	if (ranges_meet(off, len, q->rt_off, q->rt_len))
+		return *at = q->rt_off, "refcount table";
+	/* the first L2 table ending after off */
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (q->l2_sorted[mid] + q->cs <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < q->nl2 && q->l2_sorted[lo] < off + len)
+		return *at = q->l2_sorted[lo], "L2 table";
+	return NULL;
+}
+
+static int qcow2_read_l1(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	unsigned char *raw;
+	uint32_t i;
+
+	q->l1 = calloc(q->l1_used ? q->l1_used : 1, sizeof *q->l1);
+	raw = malloc(q->l1_used ? (size_t)q->l1_used * 8 : 1);
+	if (q->l1 == NULL || raw == NULL) {
+		free(raw);
+		return fail(EXIT_IO, "out of memory");
+	}
+	if (q->l1_used > 0 && qcow2_read_at(img, raw, (size_t)q->l1_used * 8,
+	    q->l1_off, "L1 table") < 0) {
+		free(raw);
+		return -1;
+	}
+	for (i = 0; i < q->l1_used; i++)
+		q->l1[i] = be64(raw + 8 * (size_t)i) & ENTRY_OFFSET_MASK;
+	free(raw);
+	return 0;
+}
+
+/* Every L2 table is aligned, inside the file, and apart from the rest. */
+static int qcow2_map_l2_tables(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t off, at;
+	const char *what;
+	uint32_t i;
+	size_t n = 0;
+
+	q->l2_sorted = malloc((q->l1_used ? q->l1_used : 1) * sizeof(uint64_t));
+	if (q->l2_sorted == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < q->l1_used; i++) {
+		off = q->l1[i];
+		if (off == 0)
+			continue;
+		if (off % q->cs != 0)
+			return image_bad(img, "L2 table offset 0x%llx (L1 entry "
+			    "%u) is not cluster aligned",
+			    (unsigned long long)off, i);
+		if (past_end(img, off, q->cs))
+			return image_bad(img, "L2 table at 0x%llx lies past the "
+			    "end of the image", (unsigned long long)off);
+		what = meta_hit(q, off, q->cs, &at);
+		if (what != NULL)
+			return image_bad(img, "L2 table at 0x%llx overlaps the "
+			    "%s at 0x%llx", (unsigned long long)off, what,
+			    (unsigned long long)at);
+		q->l2_sorted[n++] = off;
+	}
+	qsort(q->l2_sorted, n, sizeof *q->l2_sorted, cmp_u64);
+	for (i = 1; i < n; i++)
+		if (q->l2_sorted[i] == q->l2_sorted[i - 1])
+			return image_bad(img, "L2 table at 0x%llx is used twice "
+			    "in the L1 table",
+			    (unsigned long long)q->l2_sorted[i]);
+	q->nl2 = n;
+	return 0;
+}
+
+/* ---- L2 tables: entries into extents ---- */
+
+typedef int (*extent_fn)(struct image *img, struct emitter *em,
+    const struct qext *e);
+
+static int qcow2_check_extent(struct image *img, const struct qext *e)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t hlen = e->clen ? e->clen : e->len, at;
+	const char *what;
+
+	if (e->clen != 0) {
+		if (img->src->size_known && e->host >= img->src->size)
+			return image_bad(img, "compressed cluster at 0x%llx "
+			    "(virtual 0x%llx) lies past the end of the image",
+			    (unsigned long long)e->host,
+			    (unsigned long long)e->voff);
+		if (past_end(img, e->host, hlen))
+			hlen = img->src->size - e->host;
+	} else if (past_end(img, e->host, hlen)) {
+		return image_bad(img, "data cluster at 0x%llx (virtual 0x%llx) "
+		    "lies past the end of the image",
+		    (unsigned long long)e->host, (unsigned long long)e->voff);
+	}
+	what = meta_hit(q, e->host, hlen, &at);
+	if (what != NULL)
+		return image_bad(img, "L2 entry for virtual offset 0x%llx points "
+		    "at the %s at 0x%llx", (unsigned long long)e->voff, what,
+		    (unsigned long long)at);
+	return 0;
+}
+
+static int emit_extent(struct image *img, struct emitter *em,
+    struct qext *e, extent_fn fn)
+{
+	if (e->voff >= img->virtual_size)
+		return 0;
+	if (e->len > img->virtual_size - e->voff)
+		e->len = img->virtual_size - e->voff;
+	if (qcow2_check_extent(img, e) < 0)
+		return -1;
+	return fn(img, em, e);
+}
+
+/* Allocated subclusters, as runs of adjacent ones. */
+static int qcow2_subclusters(struct image *img, struct emitter *em,
+    uint64_t voff, uint64_t host, uint64_t bitmap, extent_fn fn)
+{
+	struct qcow2 *q = img->priv;
+	uint32_t alloc = bitmap & 0xffffffffu, zero = bitmap >> 32;
+	uint64_t sc = q->cs / SUBCLUSTERS;
+	struct qext e;
+	int i = 0, j;
+
+	if (alloc & zero)
+		return image_bad(img, "L2 entry for virtual offset 0x%llx has a "
+		    "subcluster both allocated and zero",
+		    (unsigned long long)voff);
+	if (alloc != 0 && host == 0)
+		return image_bad(img, "L2 entry for virtual offset 0x%llx has "
+		    "allocated subclusters but no host cluster",
+		    (unsigned long long)voff);
+	while (i < SUBCLUSTERS) {
+		if (!(alloc >> i & 1)) {
+			i++;
+			continue;
+		}
+		for (j = i; j < SUBCLUSTERS && (alloc >> j & 1); j++)
+			;
+		e = (struct qext){ voff + i * sc, host + i * sc,
+		    (uint32_t)((j - i) * sc), 0 };
+		if (emit_extent(img, em, &e, fn) < 0)
+			return -1;
+		i = j;
+	}
+	return 0;
+}
+
+static int qcow2_l2_entry(struct image *img, struct emitter *em,
+    const unsigned char *p, uint64_t voff, extent_fn fn)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t ent = be64(p), host, nsect;
+	struct qext e;
+
+	if (ent & L2E_COMPRESSED) {
+		host = ent & q->coff_mask;
+		nsect = ((ent >> q->csize_shift) & q->csize_mask) + 1;
+		e = (struct qext){ voff, host, (uint32_t)q->cs,
+		    (uint32_t)(nsect * 512 - (host & 511)) };
+		return emit_extent(img, em, &e, fn);
+	}
+	host = ent & ENTRY_OFFSET_MASK;
+	if (host % q->cs != 0)
+		return image_bad(img, "data cluster offset 0x%llx (virtual "
+		    "0x%llx) is not cluster aligned",
+		    (unsigned long long)host, (unsigned long long)voff);
+	if (q->extended_l2)
+		return qcow2_subclusters(img, em, voff, host, be64(p + 8), fn);
+	if ((ent & L2E_ZERO) || host == 0)
+		return 0;	/* reads as zeros: a gap */
+	e = (struct qext){ voff, host, (uint32_t)q->cs, 0 };
+	return emit_extent(img, em, &e, fn);
+}
+
+static int qcow2_walk_l2(struct image *img, struct emitter *em,
+    uint32_t l1_index, const unsigned char *tab, extent_fn fn)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t vstart = l1_index * q->l2_span, left, n, i;
+	size_t esize = q->extended_l2 ? 16 : 8;
+
+	left = img->virtual_size - vstart;
+	n = left / q->cs + (left % q->cs != 0);
+	if (n > q->l2_entries)
+		n = q->l2_entries;
+	for (i = 0; i < n; i++)
+		if (qcow2_l2_entry(img, em, tab + i * esize,
+		    vstart + i * q->cs, fn) < 0)
+			return -1;
+	return 0;
+}
+
+/* ---- compressed clusters ---- */
+
+static int qcow2_inflate(struct image *img, const unsigned char *in,
+    size_t inlen, size_t *used)
+{
+	struct qcow2 *q = img->priv;
+	int ret;
+
+	if (!q->zs_ready) {
+		if (inflateInit2(&q->zs, -15) != Z_OK)
+			return fail(EXIT_IO, "out of memory");
+		q->zs_ready = true;
+	} else if (inflateReset(&q->zs) != Z_OK) {
+		return fail(EXIT_IO, "zlib: cannot reset");
+	}
+	q->zs.next_in = (unsigned char *)in;
+	q->zs.avail_in = inlen;
+	q->zs.next_out = q->cluster;
+	q->zs.avail_out = q->cs;
+	ret = inflate(&q->zs, Z_FINISH);
+	if (q->zs.avail_out != 0 || (ret != Z_STREAM_END && ret != Z_OK &&
+	    ret != Z_BUF_ERROR))
+		return -1;
+	*used = inlen - q->zs.avail_in;
+	return 0;
+}
+
+static int qcow2_unzstd(struct image *img, const unsigned char *in,
+    size_t inlen, size_t *used)
+{
+	struct qcow2 *q = img->priv;
+	ZSTD_inBuffer ib = { in, inlen, 0 };
+	ZSTD_outBuffer ob = { q->cluster, q->cs, 0 };
+	size_t ret, before;
+
+	if (q->zd == NULL) {
+		q->zd = ZSTD_createDCtx();
+		if (q->zd == NULL)
+			return fail(EXIT_IO, "out of memory");
+		/* A window no larger than needed for 2 MiB clusters. */
+		ZSTD_DCtx_setParameter(q->zd, ZSTD_d_windowLogMax, 23);
+	}
+	ZSTD_DCtx_reset(q->zd, ZSTD_reset_session_only);
+	while (ob.pos < ob.size) {
+		before = ib.pos + ob.pos;
+		ret = ZSTD_decompressStream(q->zd, &ob, &ib);
+		if (ZSTD_isError(ret) || ib.pos + ob.pos == before)
+			return -1;
+	}
+	*used = ib.pos;
+	return 0;
+}
+
+/* Decompress one cluster into q->cluster; *used: input bytes consumed. */
+static int qcow2_decompress(struct image *img, const struct qext *e,
+    const unsigned char *in, size_t inlen, size_t *used)
+{
+	struct qcow2 *q = img->priv;
+	int rc;
+
+	if (q->cluster == NULL && (q->cluster = malloc(q->cs)) == NULL)
+		return fail(EXIT_IO, "out of memory");
+	rc = q->compression_type == 1 ? qcow2_unzstd(img, in, inlen, used)
+	    : qcow2_inflate(img, in, inlen, used);
+	if (rc < 0 && err_status() == 0)
+		return image_bad(img, "compressed cluster at 0x%llx (virtual "
+		    "0x%llx) does not decompress to %llu bytes (%s)",
+		    (unsigned long long)e->host, (unsigned long long)e->voff,
+		    (unsigned long long)q->cs,
+		    q->compression_type == 1 ? "zstd" : "deflate");
+	return rc;
+}
+
+/* ---- seekable input: virtual order, large reads ---- */
+
+static int seek_flush_run(struct image *img, struct emitter *em)
+{
+	struct qcow2 *q = img->priv;
+	struct qext *r = &q->run;
+
+	if (r->len == 0)
+		return 0;
+	if (emit_upto(em, r->voff) < 0 ||
+	    qcow2_read_at(img, q->buf, r->len, r->host, "data cluster") < 0 ||
+	    emit_data(em, r->voff, q->buf, r->len) < 0)
+		return -1;
+	r->len = 0;
+	return 0;
+}
+
+static int seek_compressed(struct image *img, struct emitter *em,
+    const struct qext *e)
+{
+	struct qcow2 *q = img->priv;
+	size_t inlen = e->clen, used;
+
+	if (past_end(img, e->host, inlen))
+		inlen = img->src->size - e->host;
+	if (qcow2_read_at(img, q->buf, inlen, e->host, "compressed cluster") < 0 ||
+	    qcow2_decompress(img, e, q->buf, inlen, &used) < 0 ||
+	    emit_upto(em, e->voff) < 0)
+		return -1;
+	return emit_data(em, e->voff, q->cluster, e->len);
+}
+
+static int seek_extent(struct image *img, struct emitter *em,
+    const struct qext *e)
+{
+	struct qcow2 *q = img->priv;
+	struct qext *r = &q->run;
+
+	if (e->clen != 0)
+		return seek_flush_run(img, em) < 0 ? -1
+		    : seek_compressed(img, em, e);
+	if (r->len > 0 && r->host + r->len == e->host &&
+	    r->voff + r->len == e->voff && r->len + e->len <= q->wcap) {
+		r->len += e->len;
+		return 0;
+	}
+	if (seek_flush_run(img, em) < 0)
+		return -1;
+	*r = *e;
+	return 0;
+}
+
+static int qcow2_read_seekable(struct image *img, struct emitter *em)
+{
+	struct qcow2 *q = img->priv;
+	uint32_t i;
+
+	for (i = 0; i < q->l1_used; i++) {
+		if (q->l1[i] == 0)
+			continue;
+		if (qcow2_read_at(img, q->l2buf, q->cs, q->l1[i], "L2 table") < 0 ||
+		    qcow2_walk_l2(img, em, i, q->l2buf, seek_extent) < 0)
+			return -1;
+	}
+	return seek_flush_run(img, em);
+}
+
+/* ---- streams: strictly forward ---- */
+
+static bool stream_keeping(const struct qstream *st)
+{
+	return st->before_l1 || st->l2next < st->nl2q;
+}
+
+static int kept_add(struct image *img, uint64_t off, const void *buf,
+    size_t len)
+{
+	struct qstream *st = ((struct qcow2 *)img->priv)->st;
+	struct kept *k;
+
+	if (st->nkept > 0) {
+		/* a window rebuilt from kept pieces may offer them again */
+		uint64_t last = st->kept[st->nkept - 1].off +
+		    st->kept[st->nkept - 1].ref.len;
+
+		if (off + len <= last)
+			return 0;
+		if (off < last) {
+			buf = (const unsigned char *)buf + (last - off);
+			len -= last - off;
+			off = last;
+		}
+	}
+	if (st->nkept == st->capkept) {
+		size_t cap = st->capkept ? st->capkept * 2 : 256;
+
+		if (st->nkept >= KEPT_MAX)
+			return image_bad(img, "too much data lies before the "
+			    "tables that place it (more than %llu pieces); "
+			    "read the image from a file instead",
+			    (unsigned long long)KEPT_MAX);
+		k = realloc(st->kept, cap * sizeof *k);
+		if (k == NULL)
+			return fail(EXIT_IO, "out of memory");
+		st->kept = k;
+		st->capkept = cap;
+	}
+	k = &st->kept[st->nkept];
+	if (stash_put(img->stash, buf, len, &k->ref) < 0)
+		return -1;
+	k->off = off;
+	k->live = 1;
+	st->nkept++;
+	return 0;
+}
+
+static void kept_drop_all(struct image *img)
+{
+	struct qstream *st = ((struct qcow2 *)img->priv)->st;
+	size_t i;
+
+	for (i = 0; i < st->nkept; i++)
+		if (st->kept[i].live)
+			stash_drop(img->stash, &st->kept[i].ref);
+	st->nkept = 0;
+}
+
+/* Keep [off, end) of buf (which holds host bytes from base) in pieces. */
+static int kept_add_range(struct image *img, const unsigned char *buf,
+    uint64_t base, uint64_t off, uint64_t end)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t n;
+
+	for (; off < end; off += n) {
+		n = q->cs - off % q->cs;
+		if (n > end - off)
+			n = end - off;
+		if (kept_add(img, off, buf + (off - base), n) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Copy kept bytes [off, off+len) to dst; stops at the first byte not
+ * kept and returns how many were copied.  Pieces entirely inside a plain
+ * data read are released; others are put back for later readers.
+ */
+static ssize_t kept_copy(struct image *img, uint64_t off, size_t len,
+    unsigned char *dst, bool release)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+	size_t lo = 0, hi = st->nkept, mid, done = 0, a, b;
+	struct kept *k;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (st->kept[mid].off + st->kept[mid].ref.len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (; lo < st->nkept && done < len; lo++) {
+		k = &st->kept[lo];
+		if (!k->live || k->off > off + done)
+			break;
+		a = off + done - k->off;
+		b = k->ref.len < a + (len - done) ? k->ref.len : a + (len - done);
+		if (stash_take(img->stash, &k->ref, st->piece) < 0)
+			return -1;
+		memcpy(dst + done, st->piece + a, b - a);
+		done += b - a;
+		if (release && a == 0 && b == k->ref.len)
+			k->live = 0;
+		else if (stash_put(img->stash, st->piece, k->ref.len,
+		    &k->ref) < 0)
+			return -1;
+	}
+	return done;
+}
+
+/* Let the window go: what nobody used yet is kept while tables are due. */
+static int window_release(struct image *img, uint64_t upto)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+	uint64_t from = st->used_end > st->ws ? st->used_end : st->ws;
+
+	if (stream_keeping(st) && from < upto &&
+	    kept_add_range(img, st->win, st->ws, from, upto) < 0)
+		return -1;
+	return 0;
+}
+
+/* Move the stream to off, keeping what is passed while tables are due. */
+static int stream_pass(struct image *img, uint64_t off)
+{
+	struct qcow2 *q = img->priv;
+	struct source *s = img->src;
+	uint64_t n;
+
+	while (s->pos < off && stream_keeping(q->st)) {
+		n = q->cs - s->pos % q->cs;
+		if (n > off - s->pos)
+			n = off - s->pos;
+		if (qcow2_read_at(img, q->st->piece, n, s->pos, "data") < 0 ||
+		    kept_add(img, s->pos - n, q->st->piece, n) < 0)
+			return -1;
+	}
+	if (s->pos < off && source_skip_to(s, off) < 0)
+		return requalify(img);
+	return 0;
+}
+
+/* Read [pos, end) after what the window holds at win[have]. */
+static ssize_t stream_fill(struct image *img, size_t at, uint64_t end)
+{
+	struct qcow2 *q = img->priv;
+	struct source *s = img->src;
+	size_t want = end - s->pos, got = 0;
+	ssize_t n;
+
+	while (got < want) {
+		n = source_read(s, q->st->win + at + got, want - got);
+		if (n < 0)
+			return requalify(img);
+		if (n == 0)
+			break;
+		got += n;
+	}
+	return got;
+}
+
+/*
+ * Host bytes [off, off+*len) from a stream, from the window, the kept
+ * pieces, or the input ahead.  With short_ok a missing end shortens *len
+ * (compressed clusters: their stated length may run past what exists).
+ */
+static const unsigned char *stream_get(struct image *img, uint64_t off,
+    size_t *len, bool short_ok, bool release)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+	uint64_t pos = img->src->pos, end = off + *len, keep_from;
+	size_t have;
+	ssize_t n;
+
+	if (end <= pos && off >= st->ws)
+		return st->win + (off - st->ws);
+	if (off < st->ws) {
+		/* starts in kept pieces: gather elsewhere, window untouched */
+		n = kept_copy(img, off, *len, st->scratch, release);
+		if (n < 0)
+			return NULL;
+		if ((size_t)n < *len && off + n >= st->ws && off + n < pos) {
+			size_t m = pos - (off + n) < *len - n ? pos - (off + n)
+			    : *len - n;
+
+			memcpy(st->scratch + n, st->win + (off + n - st->ws), m);
+			n += m;
+		}
+		if ((size_t)n == *len || (short_ok && n > 0 &&
+		    off + n < pos)) {
+			*len = n;
+			return st->scratch;
+		}
+		if (off + n < pos) {
+			image_bad(img, "data at 0x%llx was passed in the stream "
+			    "and not kept", (unsigned long long)(off + n));
+			return NULL;
+		}
+		/* crossing the stream position: rebuild the window */
+		keep_from = st->ws;
+		memcpy(st->win, st->scratch, n);
+		have = n;
+		if (window_release(img, keep_from) < 0)
+			return NULL;
+	} else if (off < pos) {
+		/* the window's tail continues into the input ahead */
+		if (window_release(img, off) < 0)
+			return NULL;
+		have = pos - off;
+		memmove(st->win, st->win + (off - st->ws), have);
+	} else {
+		if (window_release(img, pos) < 0 || stream_pass(img, off) < 0)
+			return NULL;
+		have = 0;
+	}
+	st->ws = off;
+	st->used_end = off;
+	n = stream_fill(img, have, end);
+	if (n < 0)
+		return NULL;
+	if (have + n < *len) {
+		if (!short_ok || have + n == 0) {
+			image_bad(img, "image is truncated at 0x%llx",
+			    (unsigned long long)img->src->pos);
+			return NULL;
+		}
+		*len = have + n;
+	}
+	return st->win;
+}
+
+static void stream_used(struct qstream *st, uint64_t off, uint64_t len)
+{
+	if (off <= st->used_end && off + len > st->used_end)
+		st->used_end = off + len;
+}
+
+static int stream_emit(struct image *img, struct emitter *em,
+    const struct qext *e)
+{
+	struct qcow2 *q = img->priv;
+	const unsigned char *p;
+	size_t len = e->clen ? e->clen : e->len, used;
+
+	p = stream_get(img, e->host, &len, e->clen != 0, e->clen == 0);
+	if (p == NULL)
+		return -1;
+	if (e->clen == 0) {
+		stream_used(q->st, e->host, len);
+		return emit_data(em, e->voff, p, len);
+	}
+	if (qcow2_decompress(img, e, p, len, &used) < 0)
+		return -1;
+	stream_used(q->st, e->host, used);
+	return emit_data(em, e->voff, q->cluster, e->len);
+}
+
+static void u64_push(uint64_t *h, size_t *n, uint64_t v)
+{
+	size_t i = (*n)++;
+
+	h[i] = v;
+	while (i > 0 && h[(i - 1) / 2] > h[i]) {
+		uint64_t t = h[i];
+
+		h[i] = h[(i - 1) / 2];
+		h[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+}
+
+static void u64_pop(uint64_t *h, size_t *n)
+{
+	size_t i = 0, c;
+	uint64_t t;
+
+	h[0] = h[--*n];
+	for (;;) {
+		c = 2 * i + 1;
+		if (c >= *n)
+			break;
+		if (c + 1 < *n && h[c + 1] < h[c])
+			c++;
+		if (h[i] <= h[c])
+			break;
+		t = h[i];
+		h[i] = h[c];
+		h[c] = t;
+		i = c;
+	}
+}
+
+static int ahead_push(struct image *img, const struct qext *e)
+{
+	struct qstream *st = ((struct qcow2 *)img->priv)->st;
+	size_t i;
+
+	if (st->nahead == st->capahead) {
+		size_t cap = st->capahead ? st->capahead * 2 : 1024;
+		struct qext *a;
+		uint64_t *v, *d;
+
+		if (st->nahead >= AHEAD_MAX)
+			return image_bad(img, "more than %u clusters mapped "
+			    "ahead of the stream position; read the image from "
+			    "a file instead", AHEAD_MAX);
+		a = realloc(st->ahead, cap * sizeof *a);
+		if (a != NULL)
+			st->ahead = a;
+		v = realloc(st->vheap, cap * sizeof *v);
+		if (v != NULL)
+			st->vheap = v;
+		d = realloc(st->vdone, cap * sizeof *d);
+		if (d != NULL)
+			st->vdone = d;
+		if (a == NULL || v == NULL || d == NULL)
+			return fail(EXIT_IO, "out of memory");
+		st->capahead = st->capv = cap;
+	}
+	i = st->nahead++;
+	st->ahead[i] = *e;
+	while (i > 0 && st->ahead[(i - 1) / 2].host > st->ahead[i].host) {
+		struct qext t = st->ahead[i];
+
+		st->ahead[i] = st->ahead[(i - 1) / 2];
+		st->ahead[(i - 1) / 2] = t;
+		i = (i - 1) / 2;
+	}
+	u64_push(st->vheap, &st->nvheap, e->voff);
+	return 0;
+}
+
+static void ahead_pop(struct qstream *st, struct qext *out)
+{
+	size_t i = 0, c;
+	struct qext t;
+
+	*out = st->ahead[0];
+	st->ahead[0] = st->ahead[--st->nahead];
+	for (;;) {
+		c = 2 * i + 1;
+		if (c >= st->nahead)
+			break;
+		if (c + 1 < st->nahead &&
+		    st->ahead[c + 1].host < st->ahead[c].host)
+			c++;
+		if (st->ahead[i].host <= st->ahead[c].host)
+			break;
+		t = st->ahead[i];
+		st->ahead[i] = st->ahead[c];
+		st->ahead[c] = t;
+		i = c;
+	}
+	u64_push(st->vdone, &st->nvdone, out->voff);
+}
+
+/* An extent from an L2 table: place it now if passed, else wait for it. */
+static int stream_extent(struct image *img, struct emitter *em,
+    const struct qext *e)
+{
+	if (e->host < img->src->pos)
+		return stream_emit(img, em, e);
+	return ahead_push(img, e);
+}
+
+static int stream_l2(struct image *img, struct emitter *em)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+	struct pending_l2 *pl = &st->l2q[st->l2next];
+	size_t len = q->cs;
+	const unsigned char *p;
+
+	p = stream_get(img, pl->host, &len, false, true);
+	if (p == NULL)
+		return -1;
+	stream_used(st, pl->host, len);
+	memcpy(q->l2buf, p, q->cs);
+	st->l2next++;
+	st->l2done[pl->l1_index] = 1;
+	if (qcow2_walk_l2(img, em, pl->l1_index, q->l2buf, stream_extent) < 0)
+		return -1;
+	if (!stream_keeping(st))
+		kept_drop_all(img);
+	return 0;
+}
+
+/* The next mapped data: host-contiguous neighbours are read as one. */
+static int stream_data(struct image *img, struct emitter *em)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+	struct qext e, next;
+
+	ahead_pop(st, &e);
+	while (e.clen == 0 && st->nahead > 0) {
+		next = st->ahead[0];
+		if (next.clen != 0 || next.host != e.host + e.len ||
+		    next.voff != e.voff + e.len || e.len + next.len > RUN_MAX)
+			break;
+		ahead_pop(st, &next);
+		e.len += next.len;
+	}
+	return stream_emit(img, em, &e);
+}
+
+/* Below the returned offset nothing more will come: gaps there are zero. */
+static uint64_t stream_low_water(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+	uint64_t low;
+
+	while (st->first_unread < q->l1_used &&
+	    (q->l1[st->first_unread] == 0 || st->l2done[st->first_unread]))
+		st->first_unread++;
+	low = st->first_unread < q->l1_used
+	    ? st->first_unread * q->l2_span : img->virtual_size;
+	while (st->nvheap > 0 && st->nvdone > 0 &&
+	    st->vheap[0] == st->vdone[0]) {
+		u64_pop(st->vheap, &st->nvheap);
+		u64_pop(st->vdone, &st->nvdone);
+	}
+	if (st->nvheap > 0 && st->vheap[0] < low)
+		low = st->vheap[0];
+	return low;
+}
+
+static int cmp_pending(const void *a, const void *b)
+{
+	const struct pending_l2 *x = a, *y = b;
+
+	return x->host < y->host ? -1 : x->host > y->host;
+}
+
+static int stream_setup(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+	uint32_t i;
+
+	st->win = malloc(q->wcap);
+	st->scratch = malloc(q->wcap);
+	st->l2done = calloc(q->l1_used + 1, 1);
+	st->l2q = malloc((q->nl2 + 1) * sizeof *st->l2q);
+	if (!st->win || !st->scratch || !st->l2done || !st->l2q)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < q->l1_used; i++)
+		if (q->l1[i] != 0)
+			st->l2q[st->nl2q++] = (struct pending_l2){ q->l1[i], i };
+	qsort(st->l2q, st->nl2q, sizeof *st->l2q, cmp_pending);
+	st->ws = st->used_end = img->src->pos;
+	st->before_l1 = false;
+	if (!stream_keeping(st))
+		kept_drop_all(img);
+	return 0;
+}
+
+static int stream_drain_input(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	ssize_t n;
+
+	do
+		n = source_read(img->src, q->st->piece, q->cs);
+	while (n > 0);
+	return n < 0 ? requalify(img) : 0;
+}
+
+static int qcow2_read_stream(struct image *img, struct emitter *em)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st = q->st;
+
+	if (stream_setup(img) < 0)
+		return -1;
+	while (st->l2next < st->nl2q || st->nahead > 0) {
+		if (st->l2next < st->nl2q && (st->nahead == 0 ||
+		    st->l2q[st->l2next].host <= st->ahead[0].host)) {
+			if (stream_l2(img, em) < 0)
+				return -1;
+		} else if (stream_data(img, em) < 0) {
+			return -1;
+		}
+		if (emit_upto(em, stream_low_water(img)) < 0)
+			return -1;
+	}
+	kept_drop_all(img);
+	/* Read to the end so a writer into our pipe finishes cleanly. */
+	return stream_drain_input(img);
+}
+
+/* ---- the reader ---- */
+
+static int qcow2_read(struct image *img, struct emitter *em)
+{
+	struct qcow2 *q = img->priv;
+
+	q->wcap = 2 * q->cs + 1024 > RUN_MAX ? 2 * q->cs + 1024 : RUN_MAX;
+	q->buf = malloc(q->wcap);
+	q->l2buf = malloc(q->cs);
+	if (q->buf == NULL || q->l2buf == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (!img->src->seekable) {
+		/* Between the header and the L1 table: keep all, unknown. */
+		q->st = calloc(1, sizeof *q->st);
+		if (q->st == NULL || (q->st->piece = malloc(q->cs)) == NULL)
+			return fail(EXIT_IO, "out of memory");
+		q->st->before_l1 = true;
+		if (q->l1_used > 0 && stream_pass(img, q->l1_off) < 0)
+			return -1;
+	}
+	if (qcow2_read_l1(img) < 0 || qcow2_map_l2_tables(img) < 0)
+		return -1;
+	if (img->src->seekable)
+		return qcow2_read_seekable(img, em);
+	return qcow2_read_stream(img, em);
+}
+
+static void qcow2_close(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	struct qstream *st;
+
+	if (q == NULL)
+		return;
+	st = q->st;
+	if (st != NULL) {
+		kept_drop_all(img);
+		free(st->kept);
+		free(st->l2q);
+		free(st->l2done);
+		free(st->ahead);
+		free(st->vheap);
+		free(st->vdone);
+		free(st->win);
+		free(st->scratch);
+		free(st->piece);
+		free(st);
+	}
+	if (q->zs_ready)
+		inflateEnd(&q->zs);
+	ZSTD_freeDCtx(q->zd);
+	free(q->l1);
+	free(q->l2_sorted);
+	free(q->l2buf);
+	free(q->buf);
+	free(q->cluster);
+	free(q);
+	img->priv = NULL;
+}
+
+const struct format format_qcow2 = {
+	.name = "qcow2",
+	.desc = "QEMU copy-on-write v2 and v3 (zlib/zstd, subclusters)",
+	.bid = qcow2_bid,
+	.open = qcow2_open,
+	.read = qcow2_read,
+	.close = qcow2_close,
+};
