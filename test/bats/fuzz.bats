@@ -21,3 +21,7 @@ fuzz_smoke() {
 @test "fuzz vhdx" { fuzz_smoke vhdx; }
 @test "fuzz ovf" { fuzz_smoke ovf; }
 @test "fuzz manifest" { fuzz_smoke manifest; }
+@test "fuzz vmdk" { fuzz_smoke vmdk; }
+@test "fuzz vdi" { fuzz_smoke vdi; }
+@test "fuzz qed" { fuzz_smoke qed; }
+@test "fuzz parallels" { fuzz_smoke parallels; }
