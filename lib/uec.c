@@ -564,6 +564,8 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 		/* Never created, never followed: reported as an extra. */
 		snprintf(m->content.what, sizeof m->content.what, "%s",
 		    special_kind(ent));
+		warnmsg("%s: skipping %s '%s'", u->in.name, m->content.what,
+		    path);
 		return 0;
 	}
 	if (archive_entry_size(ent) < 0)
