@@ -420,7 +420,8 @@ int ovf_parse(struct ovf *o, const char *buf, size_t len)
 	if (doc == NULL) {
 		e = xmlGetLastError();
 		return fail(EXIT_REJECT, "OVF: not well-formed XML (line %d: "
-		    "%.80s)", e ? e->line : 0,
+		    "%.*s)", e ? e->line : 0, e && e->message ?
+		    (int)strcspn(e->message, "\n") : 11,
 		    e && e->message ? e->message : "parse error");
 	}
 	rc = read_envelope(o, xmlDocGetRootElement(doc));
