@@ -380,6 +380,14 @@ hostile() {
 	[ "$status" -eq 1 ] && [[ "$output" == *"no OVF descriptor"* ]]
 	run ovaextract -o o disk1.vmdk
 	[ "$status" -eq 1 ] && [[ "$output" == *"not a tar archive"* ]]
+	printf '<Envelope><References>' > bad.ovf
+	mkova ustar badx.ova bad.ovf disk1.vmdk
+	run ovaextract -o o badx.ova
+	[ "$status" -eq 1 ] && [[ "$output" == *"OVF: not well-formed XML"* ]] && [ ! -e o ]
+	printf '<Envelope xmlns="http://www.vmware.com/schema/ovf/1/envelope"/>' > old.ovf
+	mkova ustar old.ova old.ovf disk1.vmdk
+	run ovaextract -l old.ova
+	[ "$status" -eq 1 ] && [[ "$output" == *"unsupported envelope namespace"* ]]
 	std_ova
 	for n in 100 1000 3000 $(( $(size x.ova) / 2 )) $(( $(size x.ova) - 1024 )); do
 		head -c $n x.ova > cut.ova
