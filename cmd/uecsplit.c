@@ -12,7 +12,7 @@ static void usage(int status)
 	fprintf(status ? stderr : stdout,
 	    "usage: %s [-p] [-C DIR] [--json] [--glance NAME] [--mem BYTES] "
 	    "[--tmpdir DIR] [INPUT|-]\n"
-	    "       %s [-p] --kernel|--ramdisk|--image [INPUT|-] > PART\n",
+	    "       %s [-p] --kernel|--ramdisk|--image [-o FILE] [INPUT|-]\n",
 	    progname, progname);
 	exit(status);
 }
@@ -32,6 +32,7 @@ int main(int argc, char **argv)
 		{ "kernel", no_argument, NULL, 'K' },
 		{ "ramdisk", no_argument, NULL, 'R' },
 		{ "image", no_argument, NULL, 'I' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "glance", required_argument, NULL, 'g' },
 		{ "progress", no_argument, NULL, 'p' },
@@ -45,12 +46,13 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "C:phV", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "C:o:phV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'C': o.dir = optarg; break;
 		case 'K': want(&o, ROLE_KERNEL); break;
 		case 'R': want(&o, ROLE_RAMDISK); break;
 		case 'I': want(&o, ROLE_IMAGE); break;
+		case 'o': o.output = optarg; break;
 		case 'j': o.json = 1; break;
 		case 'g': o.glance = optarg; break;
 		case 'p': o.progress = 1; break;
@@ -66,6 +68,9 @@ int main(int argc, char **argv)
 	if (o.want != ROLE_NONE && (o.dir || o.json || o.glance))
 		die(EXIT_USAGE, "--%s writes the part to stdout: it takes no "
 		    "-C, --json or --glance", role_name(o.want));
+	if (o.output && o.want == ROLE_NONE)
+		die(EXIT_USAGE, "-o writes one part: add --kernel, --ramdisk "
+		    "or --image (or use -C DIR)");
 	o.input = optind < argc ? argv[optind] : NULL;
 	if (uec_split(&o) < 0)
 		die_last();

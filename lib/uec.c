@@ -94,8 +94,8 @@ struct uec {
 	struct member *m;
 	size_t n, cap, ncand;
 	struct member *chosen[NROLES];
-	struct member *streaming;	/* --ROLE: the member sent to stdout */
-	struct outfile out;		/* --ROLE: stdout */
+	struct member *streaming;	/* --ROLE: the member sent to out */
+	struct outfile out;		/* --ROLE: stdout or -o FILE */
 	bool out_open;
 	unsigned char *head;
 	size_t headcap;
@@ -870,7 +870,7 @@ static int uec_prepare(struct uec *u)
 	if (u->o->dir != NULL && check_dir(u->o->dir) < 0)
 		return -1;
 	if (u->o->want != ROLE_NONE) {
-		if (outfile_open(&u->out, NULL) < 0)
+		if (outfile_open(&u->out, u->o->output) < 0)
 			return -1;
 		u->out_open = true;
 	}
@@ -887,7 +887,10 @@ static int uec_finish(struct uec *u)
 
 	if (u->o->want != ROLE_NONE) {
 		m = u->chosen[u->o->want];
-		return m->streamed ? 0 : replay_stashed(u, m);
+		if (!m->streamed && replay_stashed(u, m) < 0)
+			return -1;
+		u->out_open = false;
+		return outfile_commit(&u->out);
 	}
 	if (commit_parts(u) < 0)
 		return -1;
@@ -915,6 +918,8 @@ static void uec_free(struct uec *u)
 		free(m->name);
 	}
 	free(u->m);
+	if (u->out_open)
+		outfile_abort(&u->out);
 	if (u->ar != NULL)
 		archive_read_free(u->ar);
 	if (u->in.fd > 0)

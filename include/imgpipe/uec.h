@@ -16,6 +16,7 @@ struct uec_opts {
 	const char *dir;	/* -C: write the parts here, or NULL */
 	enum part_role want;	/* --kernel/--ramdisk/--image: that part to
 				   stdout; ROLE_NONE: list the parts */
+	const char *output;	/* -o: the part to this file, not stdout */
 	bool json;		/* the listing as JSON */
 	const char *glance;	/* --glance NAME, or NULL */
 	bool progress;

@@ -125,6 +125,9 @@ assert p["ramdisk"] == "gzip cpio newc" and p["image"] == "ext4", p'
 	uecsplit --image "$F/cirros-pax.tar" > "$T/img"		# to a file
 	cmp "$F/cirros/c-blank.img" "$T/img"
 	[ "$(du -k "$T/img" | cut -f1)" -lt 4096 ]
+	cat "$F/cirros.tar.gz" | uecsplit --image -o "$T/img-o"
+	cmp "$F/cirros/c-blank.img" "$T/img-o"
+	[ "$(du -k "$T/img-o" | cut -f1)" -lt 4096 ]
 }
 
 @test "--kernel, --ramdisk, --image: file and pipe, gzip" {
@@ -279,6 +282,8 @@ EOF
 		[ -z "$(ls -A "$T/out")" ]
 		run timeout 10 sh -c "cat '$T/cut.tgz' | uecsplit --image > /dev/null"
 		[ "$status" -eq 1 ] && [ -n "$output" ]
+		run timeout 10 uecsplit --image -o "$T/out/cut.img" "$T/cut.tgz"
+		[ "$status" -eq 1 ] && [ -z "$(ls -A "$T/out")" ]
 	done
 	run uecsplit /dev/null
 	[ "$status" -eq 1 ]
@@ -290,6 +295,8 @@ EOF
 	run uecsplit --kernel --image /dev/null
 	[ "$status" -eq 2 ]
 	run uecsplit --kernel -C "$T" /dev/null
+	[ "$status" -eq 2 ]
+	run uecsplit -o "$T/x" /dev/null
 	[ "$status" -eq 2 ]
 	run uecsplit -h
 	[ "$status" -eq 0 ] && [[ "$output" == usage:* ]]
