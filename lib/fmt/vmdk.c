@@ -284,7 +284,6 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
     const unsigned char *p, const char *where)
 {
 	struct vmdk_header *h = &v->h;
-	uint64_t gt_bytes;
 
 	if (le32(p) != VMDK_MAGIC)
 		return image_bad(img, "bad magic in the %s (not \"KDMV\")",
@@ -317,7 +316,6 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
 	v->grain_bytes = h->grain_sectors * VMDK_SECTOR;
 	v->ngrains = (h->capacity + h->grain_sectors - 1) / h->grain_sectors;
 	v->ngts = (v->ngrains + h->gtes_per_gt - 1) / h->gtes_per_gt;
-	gt_bytes = (uint64_t)h->gtes_per_gt * 4;
 	if (v->ngts * 4 > IMAGE_META_MAX)
 		return image_bad(img, "grain directory of %llu entries is "
 		    "larger than the %llu-byte limit (%s: capacity, grain size)",
@@ -333,7 +331,6 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
 		return image_bad(img, "grain directory at sector %llu lies past "
 		    "the end of the image (%s at 0x38)",
 		    (unsigned long long)h->gd_offset, where);
-	(void)gt_bytes;
 	/* deflate can grow incompressible data by a little; allow 2x. */
 	v->cmax = 2 * v->grain_bytes + VMDK_SECTOR;
 	img->virtual_size = h->capacity * VMDK_SECTOR;
@@ -341,29 +338,43 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
 	return 0;
 }
 
-/* GD_AT_END: the footer, a second header, lies 1024 bytes before the end. */
+/*
+ * GD_AT_END: the footer, a second header, lies 1024 bytes before the end,
+ * between a footer marker and the end-of-stream marker.  Without them
+ * (something follows the stream) the grains are read marker by marker.
+ */
 static int vmdk_read_footer(struct image *img, struct vmdk *v)
 {
 	unsigned char buf[3 * VMDK_SECTOR];
 	uint64_t size = img->src->size;
+	struct vmdk_header head = v->h;
 
 	if (size < 4 * VMDK_SECTOR)
-		return image_bad(img, "the header puts the grain directory at "
-		    "the end, but the image is too short for a footer");
+		return 0;
 	if (source_read_at(img->src, buf, sizeof buf, size - sizeof buf,
 	    "vmdk: footer") < 0)
 		return -1;
 	if (le64(buf) != 1 || le32(buf + 8) != 0 ||
 	    le32(buf + 12) != VMDK_MARKER_FOOTER)
-		return image_bad(img, "no footer marker at 0x%llx, where the "
-		    "header (gdOffset at 0x38 is GD_AT_END) says it is",
-		    (unsigned long long)(size - sizeof buf));
+		return 0;
 	if (vmdk_check_header(img, v, buf + VMDK_SECTOR, "footer") < 0)
 		return -1;
 	if (v->h.gd_offset == VMDK_GD_AT_END)
 		return image_bad(img, "the footer's gdOffset is GD_AT_END too "
 		    "(footer at 0x38)");
+	if (v->h.capacity != head.capacity ||
+	    v->h.grain_sectors != head.grain_sectors ||
+	    v->h.gtes_per_gt != head.gtes_per_gt || v->h.flags != head.flags)
+		return image_bad(img, "the footer disagrees with the header on "
+		    "capacity, grain size, grain table size or flags");
 	return 0;
+}
+
+/* Markers are only meaningful around compressed grains. */
+static bool vmdk_has_markers(const struct vmdk *v)
+{
+	return (v->h.flags & VMDK_FLAG_MARKERS) &&
+	    (v->h.flags & VMDK_FLAG_COMPRESSED);
 }
 
 static int vmdk_alloc_buffers(struct vmdk *v)
@@ -406,10 +417,10 @@ static int vmdk_open(struct image *img)
 	    : "monolithicSparse");
 	if (vmdk_check_embedded(img, v) < 0)
 		return -1;
-	if (v->h.gd_offset == VMDK_GD_AT_END &&
-	    !(v->h.flags & VMDK_FLAG_MARKERS))
+	if (v->h.gd_offset == VMDK_GD_AT_END && !vmdk_has_markers(v))
 		return image_bad(img, "gdOffset is GD_AT_END but the image has "
-		    "no markers (header at 0x38, flags at 0x8)");
+		    "no compressed grains with markers (header at 0x38, flags "
+		    "at 0x8)");
 	if (v->h.gd_offset == VMDK_GD_AT_END && img->src->seekable &&
 	    vmdk_read_footer(img, v) < 0)
 		return -1;
@@ -738,6 +749,8 @@ static int vmdk_drain(struct image *img, struct vmdk *v)
 {
 	ssize_t n;
 
+	if (img->src->seekable)
+		return 0;
 	while ((n = source_read(img->src, v->run, VMDK_RUN_MAX)) > 0)
 		;
 	return n < 0 ? -1 : 0;
@@ -940,12 +953,14 @@ static int vmdk_pipe_grain(struct image *img, struct vmdk *v,
 static int vmdk_pipe_read_grains(struct image *img, struct vmdk *v,
     struct emitter *em, const uint32_t *gts)
 {
-	uint64_t ntotal = v->ngts * v->h.gtes_per_gt, n = 0, i, gi;
+	uint64_t nalloc = 0, n = 0, i, gi;
 	struct vmdk_run run = { 0 };
 	uint64_t *order;
 	int rc = 0;
 
-	order = malloc((ntotal + 1) * sizeof *order);
+	for (gi = 0; gi < v->ngrains; gi++)
+		nalloc += gts[gi] != 0 && gts[gi] != VMDK_GTE_ZERO;
+	order = malloc((nalloc + 1) * sizeof *order);
 	if (order == NULL)
 		return fail(EXIT_IO, "out of memory");
 	for (gi = 0; gi < v->ngrains; gi++)
@@ -980,7 +995,7 @@ static int vmdk_read_stream(struct image *img, struct vmdk *v,
 	uint32_t *gts;
 	int rc;
 
-	if (v->h.flags & VMDK_FLAG_MARKERS)
+	if (vmdk_has_markers(v))
 		return vmdk_read_markers(img, v, em);
 	if (ntotal * 4 > IMAGE_META_MAX || v->ngrains > UINT32_MAX)
 		return image_bad(img, "grain tables of %llu entries are larger "
