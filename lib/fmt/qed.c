@@ -61,7 +61,7 @@ struct qed {
 	uint64_t *l1;
 	unsigned char *used;	/* seekable: host clusters seen, or NULL */
 	uint64_t used_bits;
-	unsigned char *buf;	/* QED_READ_MAX bytes */
+	unsigned char *buf;	/* QED_READ_MAX bytes, or a cluster if larger */
 	/* stream mode */
 	struct qed_item *heap;
 	size_t nitems, capitems;
@@ -249,7 +249,9 @@ static int qed_open(struct image *img)
 	    qed_claim(img, q, q->l1_offset, q->table_bytes, "L1 table") < 0)
 		return -1;
 	q->l1 = malloc((size_t)q->n_l1 * 8 + 8);
-	q->buf = malloc(QED_READ_MAX);
+	/* From a pipe whole clusters are parked: the buffer must hold one. */
+	q->buf = malloc(q->cluster_size > QED_READ_MAX ? q->cluster_size
+	    : QED_READ_MAX);
 	if (q->l1 == NULL || q->buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	/* Only the entries that map the virtual size are read. */
@@ -505,13 +507,8 @@ static int qed_park_region(struct image *img, struct qed *q, uint64_t from,
 			q->capparked = cap;
 		}
 		p = &q->parked[q->nparked];
-		if (q->cluster_size <= QED_READ_MAX)
-			rc = qed_read_at(img, q->buf, q->cluster_size, c,
-			    "data cluster");
-		else	/* stash runs are whole clusters: too big to park */
-			rc = image_bad(img, "a %llu-byte cluster precedes its L2 "
-			    "table in the stream", (unsigned long long)
-			    q->cluster_size);
+		rc = qed_read_at(img, q->buf, q->cluster_size, c,
+		    "data cluster");
 		if (rc < 0 || stash_put(img->stash, q->buf, q->cluster_size,
 		    &p->ref) < 0)
 			return -1;

@@ -67,6 +67,33 @@ small_qed() {
 	done
 }
 
+@test "qed: 2 MiB clusters (the largest qemu-img makes with default tables), four ways" {
+	make_pattern "$T/p.raw" 5000000
+	qemu-img convert -f raw -O qed -o cluster_size=2M "$T/p.raw" "$T/d.qed"
+	qemu-img convert -f qed -O raw "$T/d.qed" "$T/want.raw"
+	img2raw_4ways "$T/d.qed" "$T/want.raw"
+}
+
+@test "qed: 8 MiB clusters, larger than the read buffer, parked whole from a pipe" {
+	# Hand-made, with the expected disk made alongside: qemu-img can
+	# neither create nor read it (its maximum-size product overflows).
+	# Header, L1, the data of virtual cluster 1, the L2 table, the data
+	# of virtual cluster 0.
+	local f=$T/big.qed M=$((8 << 20))
+	truncate -s $((7 * M)) "$f"
+	printf 'QED\0' | dd of="$f" conv=notrunc status=none
+	put_le "$f" 4 "$M" 4; put_le "$f" 8 2 4; put_le "$f" 12 1 4
+	put_le "$f" 40 "$M" 8; put_le "$f" 48 $((2 * M)) 8
+	put_le "$f" "$M" $((4 * M)) 8
+	put_le "$f" $((4 * M)) $((6 * M)) 8; put_le "$f" $((4 * M + 8)) $((3 * M)) 8
+	yes cluster-one | head -c 100000 | dd of="$f" bs=1M seek=24 conv=notrunc status=none
+	yes cluster-zero | head -c 100000 | dd of="$f" bs=1M seek=48 conv=notrunc status=none
+	truncate -s $((2 * M)) "$T/want.raw"
+	yes cluster-zero | head -c 100000 | dd of="$T/want.raw" conv=notrunc status=none
+	yes cluster-one | head -c 100000 | dd of="$T/want.raw" bs=1M seek=8 conv=notrunc status=none
+	img2raw_4ways "$f" "$T/want.raw"
+}
+
 @test "qed: empty image reads as zeros of its virtual size" {
 	qemu-img create -f qed "$T/e.qed" 3M > /dev/null
 	truncate -s 3M "$T/want.raw"
