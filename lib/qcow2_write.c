@@ -47,12 +47,13 @@ static uint64_t div_round_up(uint64_t n, uint64_t d)
 }
 
 void qcow2w_plan_init(struct qcow2w_plan *p, unsigned cluster_bits,
-    int version)
+    int version, bool fill_back)
 {
 	memset(p, 0, sizeof *p);
 	p->cluster_bits = cluster_bits;
 	p->cluster_size = 1ull << cluster_bits;
 	p->version = version;
+	p->pack.fill_back = fill_back;
 }
 
 void qcow2w_plan_free(struct qcow2w_plan *p)
@@ -64,35 +65,48 @@ void qcow2w_plan_free(struct qcow2w_plan *p)
 }
 
 /*
- * Plain clusters start on a cluster boundary.  Compressed data is packed
- * byte by byte after the previous piece, as qemu's qcow2_alloc_bytes()
- * does, so a piece may share its first host cluster with earlier pieces
- * and spill into the next; every host cluster a piece touches counts it
- * once in its refcount, which must stay below 2^16.
+ * Plain clusters take the next free cluster.  Compressed data is packed
+ * byte by byte after the previous compressed piece, as qemu's
+ * qcow2_alloc_bytes() does: it fills the rest of that piece's cluster
+ * (with fill_back, even when plain clusters were placed after it) and
+ * spills into the next cluster only when that one is free and adjacent;
+ * otherwise it starts on the next free cluster.  Every host cluster a piece touches
+ * counts it once in its refcount, which must stay below 2^16.
  */
 uint64_t qcow2w_pack(struct qcow2w_packer *pk, uint64_t cluster_size,
     uint32_t clen)
 {
-	uint64_t off = pk->end;
+	uint64_t off = pk->end, room = (cluster_size - off % cluster_size) %
+	    cluster_size;
 
 	if (clen == 0) {
-		off = div_round_up(off, cluster_size) * cluster_size;
-		pk->end = off + cluster_size;
-		pk->users = 0;
+		off = pk->next;
+		pk->next += cluster_size;
 		return off;
 	}
-	if (off % cluster_size == 0)
-		pk->users = 0;
-	if (pk->users >= REFCOUNT_MAX) {
-		off = div_round_up(off, cluster_size) * cluster_size;
+	if (room == 0 || pk->users >= REFCOUNT_MAX ||
+	    ((clen > room || !pk->fill_back) && off + room != pk->next)) {
+		off = pk->next;	/* a fresh cluster */
 		pk->users = 0;
 	}
 	pk->end = off + clen;
 	if ((pk->end - 1) / cluster_size != off / cluster_size)
-		pk->users = 1;	/* the last cluster is new: only this piece */
+		pk->users = 1;	/* end's cluster is new: only this piece */
 	else
 		pk->users++;
+	if (div_round_up(pk->end, cluster_size) * cluster_size > pk->next)
+		pk->next = div_round_up(pk->end, cluster_size) * cluster_size;
 	return off;
+}
+
+/* Bytes of the data region: whole sectors after a final compressed piece. */
+static uint64_t packed_bytes(const struct qcow2w_packer *pk,
+    uint64_t cluster_size)
+{
+	if (pk->next > 0 &&
+	    div_round_up(pk->end, cluster_size) * cluster_size == pk->next)
+		return div_round_up(pk->end, 512) * 512;
+	return pk->next;
 }
 
 int qcow2w_plan_add(struct qcow2w_plan *p, uint64_t guest, uint32_t clen,
@@ -168,7 +182,7 @@ static void place(struct qcow2w_plan *p)
 		p->l2_off = p->l1_off + p->l1_clusters * cs;
 		p->data_off = p->l2_off + p->n_l2 * cs;
 		/* whole sectors: readers fetch compressed data by sector */
-		p->file_size = p->data_off + div_round_up(p->pack.end, 512) * 512;
+		p->file_size = p->data_off + packed_bytes(&p->pack, cs);
 	}
 }
 
@@ -183,7 +197,7 @@ static void set_refcounts(uint16_t *rc, uint64_t off, uint64_t nclusters,
 
 static int count_refs(struct qcow2w_plan *p)
 {
-	struct qcow2w_packer pk = { 0 };
+	struct qcow2w_packer pk = { .fill_back = p->pack.fill_back };
 	uint64_t cs = p->cluster_size, host, c, last;
 	unsigned cb = p->cluster_bits;
 	size_t i;
@@ -235,7 +249,7 @@ int qcow2w_plan_finish(struct qcow2w_plan *p, uint64_t virtual_size,
 		    (unsigned long long)cs);
 	p->l1_clusters = div_round_up(p->l1_size * 8, cs);
 	p->n_l2 = count_l2_tables(p);
-	p->data_clusters = div_round_up(p->pack.end, cs);
+	p->data_clusters = p->pack.next / cs;
 	size_refcount_structures(p,
 	    1 + p->l1_clusters + p->n_l2 + p->data_clusters);
 	p->total_clusters = 1 + p->l1_clusters + p->n_l2 + p->data_clusters +
@@ -337,7 +351,7 @@ static int write_l1(const struct qcow2w_plan *p, struct qcow2w_out *o)
 static int write_l2_tables(const struct qcow2w_plan *p, struct qcow2w_out *o,
     unsigned char *buf)
 {
-	struct qcow2w_packer pk = { 0 };
+	struct qcow2w_packer pk = { .fill_back = p->pack.fill_back };
 	unsigned l2_bits = p->cluster_bits - 3;
 	uint64_t cs = p->cluster_size, mask = (1ull << l2_bits) - 1, k = 0;
 	uint64_t host;

@@ -655,7 +655,7 @@ static int consume_park(struct job *j, struct batch *b)
 /* Output and input streams: park the data, then the forward stream. */
 static int run_stashed(struct job *j)
 {
-	struct qcow2w_packer pk = { 0 };
+	struct qcow2w_packer pk = { .fill_back = j->plan.pack.fill_back };
 	unsigned char *buf = j->bufs[0].raw;
 	uint64_t rel;
 	size_t i;
@@ -706,6 +706,8 @@ static int run(struct job *j)
 	if (outfile_open(&j->of, o->output) < 0)
 		return -1;
 	qcow2w_out_init(&j->out, j->of.fd, j->of.name);
+	/* positioned writes can fill compressed space back, like qemu */
+	j->plan.pack.fill_back = j->out.seekable;
 	if ((j->out.seekable ? run_meta_last(j) : j->src.seekable ?
 	    run_two_pass(j) : run_stashed(j)) < 0) {
 		outfile_abort(&j->of);
@@ -728,7 +730,7 @@ int raw_to_qcow2(const struct raw2qcow2_opts *o)
 	j.o = o;
 	j.cs = 1ull << o->cluster_bits;
 	stash_init(&j.st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
-	qcow2w_plan_init(&j.plan, o->cluster_bits, o->version);
+	qcow2w_plan_init(&j.plan, o->cluster_bits, o->version, false);
 	pthread_mutex_init(&j.ho.mu, NULL);
 	pthread_cond_init(&j.ho.cv, NULL);
 	j.ho.started = true;

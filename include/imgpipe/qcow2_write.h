@@ -31,8 +31,10 @@ struct qcow2w_cluster {
 
 /* Where the next piece of data goes inside the data region. */
 struct qcow2w_packer {
-	uint64_t end;		/* bytes used, relative to the region */
-	uint32_t users;		/* compressed pieces in the last cluster */
+	uint64_t end;		/* end of the last compressed piece */
+	uint64_t next;		/* first free cluster (a cluster multiple) */
+	uint32_t users;		/* compressed pieces in end's cluster */
+	bool fill_back;		/* may fill space before plain clusters */
 };
 
 struct qcow2w_plan {
@@ -61,8 +63,13 @@ struct qcow2w_out {
 	uint64_t pos;		/* streams: bytes written */
 };
 
+/*
+ * fill_back: compressed data may fill the rest of a cluster that lies
+ * before plain clusters already placed (seekable output only; a stream
+ * must place data in file order).
+ */
 void qcow2w_plan_init(struct qcow2w_plan *p, unsigned cluster_bits,
-    int version);
+    int version, bool fill_back);
 void qcow2w_plan_free(struct qcow2w_plan *p);
 /*
  * Append guest cluster `guest` (strictly above the last one added) with
@@ -71,7 +78,7 @@ void qcow2w_plan_free(struct qcow2w_plan *p);
  */
 int qcow2w_plan_add(struct qcow2w_plan *p, uint64_t guest, uint32_t clen,
     uint64_t *rel);
-/* Data region offset of the next piece: does not change the plan. */
+/* Data region offset of the next piece, for a packer that replays the plan. */
 uint64_t qcow2w_pack(struct qcow2w_packer *pk, uint64_t cluster_size,
     uint32_t clen);
 /* Fix the virtual size and the layout; compute every offset and refcount. */
