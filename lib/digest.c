@@ -200,6 +200,12 @@ int digest_sink_init(struct digest_sink *ds, const struct digest_algo *algo)
 {
 	memset(ds, 0, sizeof *ds);
 	ds->base.in_order = true;
+	/*
+	 * Zeros cost the hash the same from zero_buf as from the data, so
+	 * scanning data for zero blocks would only add a pass over memory.
+	 * Zero extents still come from the readers' maps and holes.
+	 */
+	ds->base.no_zero_split = true;
 	ds->base.write = digest_write;
 	ds->base.zero = digest_zero;
 	ds->base.finish = digest_finish;

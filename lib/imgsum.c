@@ -31,12 +31,6 @@ static int digest_emit(struct image *img, struct stash *st,
 	if (digest_sink_init(&ds, algo) < 0)
 		return -1;
 	emitter_init(&em, &ds.base, st, img->virtual_size);
-	/*
-	 * Zero detection buys a digest nothing: zeros cost the hash the same
-	 * from zero_buf as from the data, and the scan is one more pass over
-	 * memory.  Zero extents still come from the readers' own maps.
-	 */
-	em.zero_block = 0;
 	rc = image_read(img, &em);
 	emitter_free(&em);
 	if (rc == 0)
