@@ -73,6 +73,7 @@ struct tar_input {
 	int fd;
 	const char *name;
 	bool seekable;
+	uint64_t size;		/* seekable: length of the file */
 	int read_errno;		/* a read error, reported as EXIT_IO */
 	struct progress *pr;
 	unsigned char *buf;
@@ -125,13 +126,22 @@ static la_ssize_t tar_read(struct archive *a, void *data, const void **out)
 	return n;
 }
 
-/* Only called on uncompressed input: skipped members cost no reads. */
+/*
+ * Only called on uncompressed input: skipped members cost no reads.  Never
+ * past the end, so that libarchive sees a truncated member as truncated.
+ */
 static la_int64_t tar_skip(struct archive *a, void *data, la_int64_t req)
 {
 	struct tar_input *in = data;
+	off_t cur;
 
 	(void)a;
-	if (!in->seekable || req <= 0 || lseek(in->fd, req, SEEK_CUR) < 0)
+	if (!in->seekable || req <= 0 ||
+	    (cur = lseek(in->fd, 0, SEEK_CUR)) < 0 || (uint64_t)cur > in->size)
+		return 0;
+	if ((uint64_t)req > in->size - cur)
+		req = in->size - cur;
+	if (lseek(in->fd, req, SEEK_CUR) < 0)
 		return 0;
 	if (in->pr)
 		progress_add(in->pr, req);
@@ -140,12 +150,15 @@ static la_int64_t tar_skip(struct archive *a, void *data, la_int64_t req)
 
 static int tar_error(struct uec *u, const char *what)
 {
+	const char *msg;
+
 	if (u->in.read_errno) {
 		errno = u->in.read_errno;
 		return fail_errno(EXIT_IO, "read error on %s", u->in.name);
 	}
+	msg = archive_error_string(u->ar);
 	return fail(EXIT_REJECT, "%s: %s: %s", u->in.name, what,
-	    archive_error_string(u->ar));
+	    msg ? msg : "truncated or damaged tar header");
 }
 
 static int tar_open(struct uec *u)
@@ -167,6 +180,7 @@ static int tar_open(struct uec *u)
 		return fail(EXIT_USAGE, "%s is a directory", u->in.name);
 	u->in.seekable = S_ISREG(st.st_mode) &&
 	    lseek(u->in.fd, 0, SEEK_CUR) >= 0;
+	u->in.size = st.st_size;
 	progress_start(&u->pr, u->o->progress,
 	    S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
 	u->in.pr = &u->pr;

@@ -285,6 +285,14 @@ EOF
 		run timeout 10 uecsplit --image -o "$T/out/cut.img" "$T/cut.tgz"
 		[ "$status" -eq 1 ] && [ -z "$(ls -A "$T/out")" ]
 	done
+	# plain tar: listing seeks over members, and must still see the cut
+	size=$(stat -c %s "$F/cirros-pax.tar")
+	for n in 600 $((size / 4)) $((size / 2)) $((size - 20000)); do
+		head -c "$n" "$F/cirros-pax.tar" > "$T/cut.tar"
+		run uecsplit "$T/cut.tar"
+		echo "cut $n: $output"
+		[ "$status" -eq 1 ] && [[ "$output" == *runcated* ]]
+	done
 	run uecsplit /dev/null
 	[ "$status" -eq 1 ]
 	run uecsplit "$F/ext4.img"
