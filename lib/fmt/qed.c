@@ -156,6 +156,10 @@ static int qed_check_header(struct image *img, struct qed *q,
 	    (src->size_known && q->header_bytes > src->size))
 		return image_bad(img, "header_size of %u clusters lies past the "
 		    "end of the image (header offset 12)", header_size);
+	/*
+	 * Unknown compat_features and autoclear_features bits are safe to
+	 * ignore by definition; unknown features bits are not.
+	 */
 	if (features & ~QED_KNOWN_FEATURES)
 		return image_bad(img, "unsupported feature bits 0x%llx "
 		    "(header offset 16)", (unsigned long long)
