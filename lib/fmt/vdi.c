@@ -194,7 +194,9 @@ static int vdi_read_seekable(struct image *img, struct vdi *v,
 		len = 0;
 		for (uint32_t k = 0; k < n; k++)
 			len += vdi_block_len(img, v, i + k);
-		if (len > 0 && (source_read_at(img->src, buf, len,
+		/* virtual order: the disk below block i is complete */
+		if (len > 0 && (emit_upto(em, (uint64_t)i * v->block_size) < 0 ||
+		    source_read_at(img->src, buf, len,
 		    vdi_host_offset(v, e), "vdi: data block") < 0 ||
 		    emit_data(em, (uint64_t)i * v->block_size, buf, len) < 0))
 			return -1;
@@ -211,14 +213,35 @@ static int cmp_u64(const void *a, const void *b)
 }
 
 /*
+ * lowest[i]: the lowest virtual block among order[i..n-1], so that after
+ * reading order[i - 1] all of the disk below lowest[i] is known.
+ */
+static uint32_t *vdi_lowest_after(const uint64_t *order, uint64_t n,
+    uint32_t none)
+{
+	uint32_t *lowest = malloc((n + 1) * sizeof *lowest);
+	uint64_t i;
+
+	if (lowest == NULL)
+		return NULL;
+	lowest[n] = none;
+	for (i = n; i-- > 0;)
+		lowest[i] = (uint32_t)order[i] < lowest[i + 1]
+		    ? (uint32_t)order[i] : lowest[i + 1];
+	return lowest;
+}
+
+/*
  * File order: sort (host block << 32 | virtual block) and read forward.
- * Two virtual blocks sharing a host block get the same bytes.
+ * Two virtual blocks sharing a host block get the same bytes.  After each
+ * block the emitter learns how far the disk is complete, so an in-order
+ * sink gets zeros for gaps at once instead of parking what follows.
  */
 static int vdi_read_stream(struct image *img, struct vdi *v,
     struct emitter *em, unsigned char *buf)
 {
 	uint64_t *order, nalloc = 0, i;
-	uint32_t host, virt, last = VDI_BLOCK_FREE;
+	uint32_t host, virt, last = VDI_BLOCK_FREE, *lowest = NULL;
 	int rc = 0;
 
 	order = malloc(((size_t)v->nblocks + 1) * sizeof *order);
@@ -228,6 +251,9 @@ static int vdi_read_stream(struct image *img, struct vdi *v,
 		if (v->bmap[i] != VDI_BLOCK_FREE && v->bmap[i] != VDI_BLOCK_ZERO)
 			order[nalloc++] = (uint64_t)v->bmap[i] << 32 | i;
 	qsort(order, nalloc, sizeof *order, cmp_u64);
+	lowest = vdi_lowest_after(order, nalloc, v->nblocks);
+	if (lowest == NULL)
+		rc = fail(EXIT_IO, "out of memory");
 	for (i = 0; i < nalloc && rc == 0; i++) {
 		host = order[i] >> 32;
 		virt = (uint32_t)order[i];
@@ -238,7 +264,11 @@ static int vdi_read_stream(struct image *img, struct vdi *v,
 		if (rc == 0)
 			rc = emit_data(em, (uint64_t)virt * v->block_size, buf,
 			    vdi_block_len(img, v, virt));
+		if (rc == 0)
+			rc = emit_upto(em, (uint64_t)lowest[i + 1] *
+			    v->block_size);
 	}
+	free(lowest);
 	free(order);
 	return rc;
 }

@@ -79,6 +79,7 @@ struct vmdk {
 	bool zs_ready;
 	struct vmdk_kept *kept;		/* pipe: bytes skipped before tables */
 	size_t nkept, capkept;
+	uint64_t stream_next;		/* markers: end of the highest grain */
 	unsigned char *kcache;		/* the kept run last taken */
 	size_t kcached;			/* its index + 1, or 0 */
 };
@@ -682,7 +683,10 @@ static int vmdk_read_gts(struct image *img, struct vmdk *v,
 				break;
 			if (gt[j] == 0 || gt[j] == VMDK_GTE_ZERO)
 				continue;
-			if (vmdk_check_gte(img, v, gi, gt[j]) < 0)
+			/* virtual order: the disk below is complete */
+			if (vmdk_check_gte(img, v, gi, gt[j]) < 0 ||
+			    emit_upto(em, run.len > 0 ? run.virt
+			    : gi * v->grain_bytes) < 0)
 				return -1;
 			if (compressed ? vmdk_read_compressed_at(img, v, em, gi,
 			    (uint64_t)gt[j] * VMDK_SECTOR) < 0
@@ -721,6 +725,29 @@ out:
 
 /* ---- pipe, streamOptimized: marker by marker ---- */
 
+/*
+ * qemu-img and VMware write a stream's grains in increasing LBA order, so
+ * the disk below each grain is complete when it arrives: an in-order sink
+ * gets the gap as zeros now instead of the stash holding all that follows.
+ * A grain below one already seen breaks that promise; only an in-order
+ * sink (a pipe) cannot take it, and the message says so.
+ */
+static int vmdk_marker_promise(struct image *img, struct vmdk *v,
+    struct emitter *em, uint64_t gi, uint64_t where)
+{
+	uint64_t off = gi * v->grain_bytes;
+
+	if (off < v->stream_next && em->sink->in_order)
+		return image_bad(img, "grain marker at 0x%llx (LBA %llu) comes "
+		    "after grains at higher LBAs; write the output to a file "
+		    "to read a stream in this order", (unsigned long long)where,
+		    (unsigned long long)(gi * v->h.grain_sectors));
+	if (off < v->stream_next)
+		return 0;
+	v->stream_next = off + v->grain_bytes;
+	return emit_upto(em, off);
+}
+
 static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
     struct emitter *em, const unsigned char *sec, uint64_t *off)
 {
@@ -730,7 +757,8 @@ static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
 	unsigned char *c = v->win;
 	int64_t n;
 
-	if (vmdk_marker_grain(img, v, lba, csize, where, &gi) < 0)
+	if (vmdk_marker_grain(img, v, lba, csize, where, &gi) < 0 ||
+	    vmdk_marker_promise(img, v, em, gi, where) < 0)
 		return -1;
 	/* The marker's sector holds the first 500 compressed bytes. */
 	memcpy(c, sec + VMDK_MARKER_HEAD, VMDK_SECTOR - VMDK_MARKER_HEAD);
@@ -950,11 +978,39 @@ static int vmdk_pipe_grain(struct image *img, struct vmdk *v,
 	return emit_data(em, gi * v->grain_bytes, v->run, len);
 }
 
+/* lowest[i]: the lowest grain index among order[i..n-1] (none past it). */
+static uint32_t *vmdk_lowest_after(const uint64_t *order, uint64_t n,
+    uint32_t none)
+{
+	uint32_t *lowest = malloc((n + 1) * sizeof *lowest);
+	uint64_t i;
+
+	if (lowest == NULL)
+		return NULL;
+	lowest[n] = none;
+	for (i = n; i-- > 0;)
+		lowest[i] = (uint32_t)order[i] < lowest[i + 1]
+		    ? (uint32_t)order[i] : lowest[i + 1];
+	return lowest;
+}
+
+/* After grain i of the file order: below what is the disk complete? */
+static int vmdk_pipe_promise(struct vmdk *v, struct emitter *em,
+    const struct vmdk_run *run, uint32_t lowest)
+{
+	uint64_t upto = (uint64_t)lowest * v->grain_bytes;
+
+	if (run->len > 0 && run->virt < upto)
+		upto = run->virt;
+	return emit_upto(em, upto);
+}
+
 static int vmdk_pipe_read_grains(struct image *img, struct vmdk *v,
     struct emitter *em, const uint32_t *gts)
 {
 	uint64_t nalloc = 0, n = 0, i, gi;
 	struct vmdk_run run = { 0 };
+	uint32_t *lowest;
 	uint64_t *order;
 	int rc = 0;
 
@@ -967,6 +1023,9 @@ static int vmdk_pipe_read_grains(struct image *img, struct vmdk *v,
 		if (gts[gi] != 0 && gts[gi] != VMDK_GTE_ZERO)
 			order[n++] = (uint64_t)gts[gi] << 32 | gi;
 	qsort(order, n, sizeof *order, cmp_u64);
+	lowest = vmdk_lowest_after(order, n, (uint32_t)v->ngrains);
+	if (lowest == NULL)
+		rc = fail(EXIT_IO, "out of memory");
 	for (i = 0; i < n && rc == 0; i++) {
 		uint64_t host = (order[i] >> 32) * VMDK_SECTOR;
 
@@ -983,7 +1042,10 @@ static int vmdk_pipe_read_grains(struct image *img, struct vmdk *v,
 			    v, em, gi, host);
 		else
 			rc = vmdk_pipe_grain(img, v, em, &run, gi, host);
+		if (rc == 0)
+			rc = vmdk_pipe_promise(v, em, &run, lowest[i + 1]);
 	}
+	free(lowest);
 	free(order);
 	return rc < 0 ? -1 : vmdk_flush_run(img, v, em, &run);
 }

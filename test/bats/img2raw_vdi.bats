@@ -134,6 +134,11 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	expect_reject "$T/d.vdi" "block map entry 1 names host block 268435456, past the allocated blocks"
 }
 
+@test "vdi: in virtual order nothing is parked: no stash file needed" {
+	vdi "$T/d.vdi"
+	img2raw_4ways "$T/d.vdi" "$T/d.vdi.want" --mem 64K --tmpdir "$T/none"
+}
+
 @test "vdi: truncated images fail cleanly at many points" {
 	vdi "$T/d.vdi"
 	run truncation_check "$T/d.vdi"

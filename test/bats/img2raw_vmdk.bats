@@ -334,6 +334,15 @@ EOF
 	expect_reject "$T/m.vmdk" "names a parent disk"
 }
 
+@test "vmdk: in virtual order nothing is parked: no stash file needed" {
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want" --mem 64K --tmpdir "$T/none"
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
+	img2raw_4ways "$T/w.vmdk" "$T/s.vmdk.want" --mem 64K --tmpdir "$T/none"
+	vmdk "$T/m.vmdk"
+	img2raw_4ways "$T/m.vmdk" "$T/m.vmdk.want" --mem 64K --tmpdir "$T/none"
+}
+
 @test "vmdk: truncated images fail cleanly at many points" {
 	vmdk "$T/m.vmdk"
 	run truncation_check "$T/m.vmdk"
