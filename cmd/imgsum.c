@@ -64,7 +64,7 @@ int main(int argc, char **argv)
 		usage(EXIT_USAGE);
 	status = check != NULL ? imgsum_check(&o, check)
 	    : imgsum_print(&o, argv + optind, argc - optind);
-	if (stdout_close() < 0)
+	if (stdout_close() < 0 || status < 0)
 		die_last();
 	return status;
 }

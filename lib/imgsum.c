@@ -142,7 +142,7 @@ int imgsum_print(const struct imgsum_opts *o, char *const *paths, int npaths)
 		name = is_stdin(path) ? algo->stdin_name : path;
 		if (digest_image(o, algo, path, hex) == 0) {
 			if (print_digest_line(algo, o->tag, name, hex) < 0)
-				return report_error(name, false);
+				return -1;
 			continue;
 		}
 		st = report_error(is_stdin(path) ? "-" : path, npaths > 1);
@@ -352,7 +352,9 @@ int imgsum_check(const struct imgsum_opts *o, const char *list)
 		cc.lines++;
 		if (check_one(o, &cl, list_is_stdin, &cc) < 0) {
 			free(line);
-			return report_error("stdout", false);
+			if (!list_is_stdin)
+				fclose(f);
+			return -1;
 		}
 	}
 	if (ferror(f)) {

@@ -69,14 +69,16 @@ struct imgsum_opts {
 /*
  * Digest each image and print one line for it ("-" or NULL is stdin).
  * Errors are reported on stderr and the next file is done.  Returns the
- * exit status: 0, or the status of the first error.
+ * exit status: 0, or the status of the first error; -1 (error recorded,
+ * not reported) when writing to stdout fails.
  */
 int imgsum_print(const struct imgsum_opts *o, char *const *paths, int npaths);
 /*
  * Check the digest lines in list ("-" is stdin), both styles, printing
  * "NAME: OK" or "NAME: FAILED".  Returns the exit status: EXIT_INTEGRITY
  * on any mismatch, else the status of the first file that could not be
- * digested, else EXIT_REJECT when lines were improperly formatted, else 0.
+ * digested, else EXIT_REJECT when lines were improperly formatted, else 0;
+ * -1 as imgsum_print when writing to stdout fails.
  */
 int imgsum_check(const struct imgsum_opts *o, const char *list);
 /* Flush and close stdout; a write error is EXIT_IO.  0 or -1. */

@@ -269,9 +269,13 @@ check_variant() {
 	run imgsum -f iso a.raw
 	[ "$status" -eq 1 ]
 	[[ "$output" == "imgsum: input is not iso"* ]]
-	run sh -c 'imgsum a.raw > /dev/full'
+	run sh -c 'imgsum a.raw a.raw > /dev/full'
 	[ "$status" -eq 3 ]
-	[[ "$output" == *"write error on stdout"* ]]
+	[ "$output" = "imgsum: write error on stdout: No space left on device" ]
+	imgsum a.raw > sums
+	run sh -c 'imgsum -c sums > /dev/full'
+	[ "$status" -eq 3 ]
+	[ "$output" = "imgsum: write error on stdout: No space left on device" ]
 	run imgsum -h
 	[ "$status" -eq 0 ]
 	run imgsum -V
