@@ -346,6 +346,21 @@ struct head {
 	bool more;
 };
 
+/* The head grows past SNIFF_HEAD only for a block that overruns it. */
+static int head_reserve(struct uec *u, size_t len)
+{
+	unsigned char *p;
+
+	if (len <= u->headcap)
+		return 0;
+	p = realloc(u->head, len);
+	if (p == NULL)
+		return fail(EXIT_IO, "out of memory");
+	u->head = p;
+	u->headcap = len;
+	return 0;
+}
+
 static int read_head(struct uec *u, struct member *m, struct head *h)
 {
 	struct block b;
@@ -369,6 +384,8 @@ static int read_head(struct uec *u, struct member *m, struct head *h)
 		if (b.off < h->covered || b.len > HEAD_SLACK)
 			return fail(EXIT_REJECT, "%s: %s: data blocks out of "
 			    "order", u->in.name, m->path);
+		if (head_reserve(u, b.off + b.len) < 0)
+			return -1;
 		memset(u->head + h->covered, 0, b.off - h->covered);
 		memcpy(u->head + b.off, b.buf, b.len);
 		h->covered = b.off + b.len;
@@ -888,7 +905,8 @@ static int uec_prepare(struct uec *u)
 			return -1;
 		u->out_open = true;
 	}
-	u->head = malloc(SNIFF_HEAD + HEAD_SLACK);
+	u->headcap = SNIFF_HEAD + READ_BLOCK;
+	u->head = malloc(u->headcap);
 	u->acc = malloc(STASH_CHUNK);
 	if (u->head == NULL || u->acc == NULL)
 		return fail(EXIT_IO, "out of memory");

@@ -25,3 +25,4 @@ fuzz_smoke() {
 @test "fuzz vdi" { fuzz_smoke vdi; }
 @test "fuzz qed" { fuzz_smoke qed; }
 @test "fuzz parallels" { fuzz_smoke parallels; }
+@test "fuzz uec" { fuzz_smoke uec; }

@@ -11,7 +11,7 @@ FUZZ_LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
 LIB_SRC := $(sort $(wildcard lib/*.c lib/fmt/*.c))
 FUZZ_BINS := $(patsubst %,$(BUILD)/test/fuzz/bin/fuzz_%,$(FUZZ_FORMATS))
 # Parsers with a harness of their own: test/fuzz/fuzz_NAME.c.
-FUZZ_PARSERS = ovf manifest
+FUZZ_PARSERS = ovf manifest uec
 PARSER_BINS := $(patsubst %,$(BUILD)/test/fuzz/bin/fuzz_%,$(FUZZ_PARSERS))
 
 all: $(FUZZ_BINS) $(PARSER_BINS)
