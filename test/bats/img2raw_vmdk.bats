@@ -182,6 +182,27 @@ EOF
 	img2raw_4ways "$T/w.vmdk" "$T/s.vmdk.want"
 }
 
+@test "vmdk streamOptimized: grains out of LBA order: files read, pipe to pipe refused" {
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	# swap the one-sector grains 0 and 1 and their grain table entries
+	dd if="$T/s.vmdk" of="$T/g0" bs=512 skip=128 count=1 status=none
+	dd if="$T/s.vmdk" of="$T/s.vmdk" bs=512 skip=129 seek=128 count=1 conv=notrunc status=none
+	dd if="$T/g0" of="$T/s.vmdk" bs=512 seek=129 count=1 conv=notrunc status=none
+	gt=$(($(get_le32 "$T/s.vmdk" $(($(get_le32 "$T/s.vmdk" 56) * 512))) * 512))
+	[ "$(get_le32 "$T/s.vmdk" $gt)" = 128 ]
+	put_le32 "$T/s.vmdk" $gt 129
+	put_le32 "$T/s.vmdk" $((gt + 4)) 128
+	img2raw -o "$T/ff.raw" "$T/s.vmdk"
+	cmp "$T/ff.raw" "$T/s.vmdk.want"
+	img2raw "$T/s.vmdk" | cmp - "$T/s.vmdk.want"
+	cat "$T/s.vmdk" | img2raw -o "$T/pf.raw"
+	cmp "$T/pf.raw" "$T/s.vmdk.want"
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/s.vmdk"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vmdk: grain marker at 0x10200 (LBA 0) comes after grains at higher LBAs; write the output to a file"* ]]
+}
+
 @test "vmdk: an empty disk is all zeros, both subformats" {
 	truncate -s 3M "$T/disk.raw"
 	vmdk "$T/m.vmdk"
