@@ -39,7 +39,21 @@ struct qed_item {
 	uint64_t host;
 	uint64_t virt;		/* data: virtual offset */
 	uint32_t l1_index;	/* table: its L1 entry; data: its table */
-	uint32_t kind;
+	uint32_t kind : 1;
+	uint32_t todo_index : 31;	/* data: its place in the table's todo */
+};
+
+#define QED_TODO_DONE UINT32_MAX
+
+/*
+ * Stream mode, per L1 entry: what of its virtual range is still to come.
+ * An unread table may map anything in its range; a read one, exactly the
+ * entries in todo (ascending) not yet marked QED_TODO_DONE.
+ */
+struct qed_table_state {
+	uint32_t *todo;
+	uint32_t ntodo, next;
+	bool unread;
 };
 
 /* Stream mode: a cluster read before any table mapped it. */
@@ -67,8 +81,8 @@ struct qed {
 	size_t nitems, capitems;
 	struct qed_parked *parked;
 	size_t nparked, capparked, parked_from;
-	uint32_t *outstanding;	/* per L1 entry: table and data still ahead */
-	uint32_t low;		/* first L1 entry with anything outstanding */
+	struct qed_table_state *tables;	/* n_l1 of them */
+	uint32_t low;		/* first L1 entry with anything still to come */
 	uint64_t tables_ahead;
 };
 
@@ -551,12 +565,26 @@ static void qed_drop_parked(struct image *img, struct qed *q)
 	q->parked_from = q->nparked = 0;
 }
 
-/* A table or cluster is done: promise the emitter what can no longer come. */
-static int qed_done(struct qed *q, struct emitter *em, uint32_t l1_index)
+/*
+ * Promise the emitter that nothing below the first virtual cluster still
+ * to come will arrive, so that it can deliver up to there without parking.
+ */
+static int qed_emit_low_water(struct qed *q, struct emitter *em)
 {
-	q->outstanding[l1_index]--;
-	while (q->low < q->n_l1 && q->outstanding[q->low] == 0)
-		q->low++;
+	struct qed_table_state *st;
+
+	for (; q->low < q->n_l1; q->low++) {
+		st = &q->tables[q->low];
+		if (st->unread)
+			break;
+		while (st->next < st->ntodo && st->todo[st->next] == QED_TODO_DONE)
+			st->next++;
+		if (st->next < st->ntodo)
+			return emit_upto(em, (uint64_t)q->low * q->span +
+			    (uint64_t)st->todo[st->next] * q->cluster_size);
+		free(st->todo);
+		st->todo = NULL;
+	}
 	return emit_upto(em, (uint64_t)q->low * q->span);
 }
 
@@ -582,6 +610,7 @@ static int qed_stream_table(struct image *img, struct qed *q,
 	uint32_t i = it->l1_index;
 	uint64_t j, n = qed_table_used(q, i), host, pos;
 	struct qed_item d = { .kind = QED_ITEM_DATA, .l1_index = i };
+	struct qed_table_state *st = &q->tables[i];
 	unsigned char *t;
 	int rc = -1;
 
@@ -593,6 +622,12 @@ static int qed_stream_table(struct image *img, struct qed *q,
 	}
 	pos = img->src->pos;
 	q->tables_ahead--;
+	st->unread = false;
+	st->todo = malloc(n * sizeof *st->todo + 4);
+	if (st->todo == NULL) {
+		free(t);
+		return fail(EXIT_IO, "out of memory");
+	}
 	for (j = 0; j < n; j++) {
 		host = le64(t + 8 * j);
 		d.virt = (i * q->table_entries + j) * q->cluster_size;
@@ -614,13 +649,14 @@ static int qed_stream_table(struct image *img, struct qed *q,
 			continue;
 		}
 		d.host = host;
+		d.todo_index = st->ntodo;
 		if (qed_push(img, q, &d) < 0)
 			goto out;
-		q->outstanding[i]++;
+		st->todo[st->ntodo++] = j;
 	}
 	if (q->tables_ahead == 0)
 		qed_drop_parked(img, q);
-	rc = qed_done(q, em, i);
+	rc = qed_emit_low_water(q, em);
 out:
 	free(t);
 	return rc;
@@ -651,7 +687,8 @@ static int qed_stream_item(struct image *img, struct qed *q,
 	if (qed_copy(img, q, em, it->host, it->virt,
 	    qed_cluster_len(img, q, it->virt)) < 0)
 		return -1;
-	return qed_done(q, em, it->l1_index);
+	q->tables[it->l1_index].todo[it->todo_index] = QED_TODO_DONE;
+	return qed_emit_low_water(q, em);
 }
 
 static int qed_read_stream(struct image *img, struct qed *q,
@@ -660,8 +697,11 @@ static int qed_read_stream(struct image *img, struct qed *q,
 	struct qed_item it = { .kind = QED_ITEM_TABLE };
 	uint32_t i;
 
-	q->outstanding = calloc((size_t)q->n_l1 + 1, sizeof *q->outstanding);
-	if (q->outstanding == NULL)
+	if (((uint64_t)q->n_l1 + 1) * sizeof *q->tables > IMAGE_META_MAX)
+		return image_bad(img, "L1 table of %u entries is beyond the "
+		    "limit for reading from a pipe", q->n_l1);
+	q->tables = calloc((size_t)q->n_l1 + 1, sizeof *q->tables);
+	if (q->tables == NULL)
 		return fail(EXIT_IO, "out of memory");
 	/* Whatever the L1 table holds past its used entries is not data. */
 	if (qed_skip_to(img, q->l1_offset + q->table_bytes) < 0)
@@ -675,12 +715,10 @@ static int qed_read_stream(struct image *img, struct qed *q,
 		it.l1_index = i;
 		if (qed_push(img, q, &it) < 0)
 			return -1;
-		q->outstanding[i] = 1;
+		q->tables[i].unread = true;
 		q->tables_ahead++;
 	}
-	while (q->low < q->n_l1 && q->outstanding[q->low] == 0)
-		q->low++;
-	if (emit_upto(em, (uint64_t)q->low * q->span) < 0)
+	if (qed_emit_low_water(q, em) < 0)
 		return -1;
 	while (q->nitems > 0) {
 		qed_pop(q, &it);
@@ -701,13 +739,17 @@ static int qed_read(struct image *img, struct emitter *em)
 static void qed_close(struct image *img)
 {
 	struct qed *q = img->priv;
+	uint32_t i;
 
 	if (q == NULL)
 		return;
 	qed_drop_parked(img, q);
 	free(q->parked);
 	free(q->heap);
-	free(q->outstanding);
+	if (q->tables != NULL)
+		for (i = 0; i < q->n_l1; i++)
+			free(q->tables[i].todo);
+	free(q->tables);
 	free(q->used);
 	free(q->buf);
 	free(q->l1);
