@@ -26,3 +26,4 @@ fuzz_smoke() {
 @test "fuzz qed" { fuzz_smoke qed; }
 @test "fuzz parallels" { fuzz_smoke parallels; }
 @test "fuzz uec" { fuzz_smoke uec; }
+@test "fuzz qcow2" { fuzz_smoke qcow2; }

@@ -1,7 +1,7 @@
 # make fuzz: one libFuzzer binary per reader, with ASan and UBSan.
 # Add a format by adding its name to FUZZ_FORMATS.
 BUILD ?= .
-FUZZ_FORMATS = raw vpc vhdx vmdk vdi qed parallels
+FUZZ_FORMATS = raw vpc vhdx vmdk vdi qed parallels qcow2
 FUZZ_CC = clang
 PKGS = zlib libarchive libxxhash libxml-2.0 nettle libzstd
 FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib \
