@@ -261,7 +261,7 @@ static int qed_open(struct image *img)
 	    qed_check_header(img, q, h) < 0)
 		return -1;
 	snprintf(img->subformat, sizeof img->subformat, "%s",
-	    le64(h + 16) & QED_F_NEED_CHECK ? "needs-check" : "clean");
+	    le64(h + 16) & QED_F_NEED_CHECK ? "needs-check" : "");
 	if (qed_alloc_used(img, q) < 0 ||
 	    qed_claim(img, q, 0, q->header_bytes, "header") < 0 ||
 	    qed_claim(img, q, q->l1_offset, q->table_bytes, "L1 table") < 0)
