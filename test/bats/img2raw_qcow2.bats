@@ -15,7 +15,7 @@ setup() {
 qcow2() {
 	local img=$1 c=
 	shift
-	[ "$1" = -c ] && { c=-c; shift; }
+	if [ "$1" = -c ]; then c=-c; shift; fi
 	qemu-img convert -f raw -O qcow2 $c ${1:+-o "$1"} "$T/disk.raw" "$img"
 	want "$img"
 }
@@ -55,7 +55,8 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	[ ! -e "$T/out.raw" ] || return 1
 	run timeout 10 sh -c 'cat "$1" | img2raw > /dev/null' sh "$1"
 	echo "pipe: $status $output"
-	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: qcow2: "*$2* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: qcow2: "*$2* ]]
 }
 
 @test "qcow2 v2 (compat=0.10)" { qcow2_4ways compat=0.10; }
@@ -209,16 +210,19 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	expect_reject "$T/l.qcow2" "L1 table offset 0x"*"is not cluster aligned"
 	put_be64 "$T/m.qcow2" 40 $((1 << 40))
 	run img2raw "$T/m.qcow2"
-	[ "$status" -eq 1 ] && [[ "$output" == *"L1 table at 0x10000000000 lies past the end"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"L1 table at 0x10000000000 lies past the end"* ]]
 	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/m.qcow2"
-	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: qcow2: "* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: qcow2: "* ]]
 }
 
 @test "qcow2 reject: L2 table past the end of the image" {
 	qcow2 "$T/l.qcow2"
 	put_be64 "$T/l.qcow2" "$(l1_off "$T/l.qcow2")" $(((1 << 63) | (1 << 36)))
 	run img2raw "$T/l.qcow2"
-	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: qcow2: L2 table at 0x1000000000 lies past the end of the image" ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: qcow2: L2 table at 0x1000000000 lies past the end of the image" ]]
 }
 
 @test "qcow2 reject: metadata overlapping metadata" {
@@ -253,9 +257,11 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	expect_reject "$T/l.qcow2" "data cluster offset 0x40000200 (virtual 0x0) is not cluster aligned"
 	put_be64 "$T/m.qcow2" "$(l2_off "$T/m.qcow2")" $(((1 << 63) | (1 << 40)))
 	run img2raw "$T/m.qcow2"
-	[ "$status" -eq 1 ] && [[ "$output" == *"data cluster at 0x10000000000 (virtual 0x0) lies past the end"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"data cluster at 0x10000000000 (virtual 0x0) lies past the end"* ]]
 	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/m.qcow2"
-	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: qcow2: "*truncated* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: qcow2: "*truncated* ]]
 }
 
 @test "qcow2 reject: corrupt compressed cluster" {

@@ -1,0 +1,148 @@
+# img2raw as a program: options, probing, -f, compressed wrappers, exit
+# statuses, and what it leaves behind.  Format details are in
+# img2raw_FORMAT.bats.
+load helpers
+
+setup() {
+	make_pattern "$T/disk.raw" 3000000
+	qemu-img convert -f raw -O qcow2 "$T/disk.raw" "$T/a.qcow2"
+	qemu-img convert -f qcow2 -O raw "$T/a.qcow2" "$T/want.raw"
+}
+
+@test "img2raw --list-formats names every reader, raw and qcow2 among them" {
+	run img2raw --list-formats
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"qcow2 "* ]]
+	[[ "$output" == *"raw "* ]]
+	[[ "$output" == *"iso "* ]]
+	# one per line: NAME DESCRIPTION
+	[ "$(echo "$output" | awk 'NF < 2' | wc -l)" -eq 0 ]
+}
+
+@test "img2raw -h and -V exit 0, the usage names every option" {
+	run img2raw -h
+	[ "$status" -eq 0 ]
+	for o in -f -o --mem --tmpdir --list-formats; do
+		[[ "$output" == *"$o"* ]] || { echo "no $o"; return 1; }
+	done
+	run img2raw -V
+	[ "$status" -eq 0 ]
+	[ -n "$output" ]
+}
+
+@test "img2raw probes qcow2, and -f qcow2 agrees" {
+	img2raw -o "$T/out.raw" "$T/a.qcow2"
+	cmp "$T/want.raw" "$T/out.raw"
+	img2raw -f qcow2 "$T/a.qcow2" | cmp - "$T/want.raw"
+}
+
+@test "img2raw -f fails when the content is not that format, naming the real one" {
+	run img2raw -f qcow2 "$T/disk.raw"
+	[ "$status" -eq 1 ]
+	[ "$output" = "img2raw: input is not qcow2 (it looks like raw)" ]
+	run img2raw -f iso "$T/a.qcow2"
+	[ "$status" -eq 1 ]
+	[ "$output" = "img2raw: input is not iso (it looks like qcow2)" ]
+	run sh -c 'cat "$1" | img2raw -f iso' sh "$T/a.qcow2"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"looks like qcow2"* ]]
+}
+
+@test "img2raw usage errors exit 2" {
+	run img2raw --no-such-option "$T/a.qcow2"
+	[ "$status" -eq 2 ]
+	run img2raw "$T/a.qcow2" "$T/disk.raw"
+	[ "$status" -eq 2 ]
+	run img2raw --mem lots "$T/a.qcow2"
+	[ "$status" -eq 2 ]
+	run img2raw -f nosuchformat "$T/a.qcow2"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown format 'nosuchformat'"* ]]
+	run img2raw -o
+	[ "$status" -eq 2 ]
+}
+
+@test "img2raw: a missing input is an I/O error (3)" {
+	run img2raw "$T/nonexistent"
+	[ "$status" -eq 3 ]
+	[[ "$output" == "img2raw: "*nonexistent* ]]
+}
+
+# A qcow2 whose header cluster also holds an ISO 9660 volume descriptor
+# at 0x8000 (past the qcow2 header extensions, where qemu ignores it).
+@test "img2raw: a qcow2 header in an ISO 9660 system area is ambiguous unless -f" {
+	cp "$T/a.qcow2" "$T/hybrid.img"
+	printf '\001CD001\001' | dd of="$T/hybrid.img" bs=1 seek=32768 conv=notrunc status=none
+	qemu-img convert -f qcow2 -O raw "$T/hybrid.img" "$T/hybrid.want"
+	run img2raw -o "$T/out.raw" "$T/hybrid.img"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *ambiguous* ]]
+	[[ "$output" == *iso* ]]
+	[[ "$output" == *qcow2* ]]
+	[ ! -e "$T/out.raw" ]
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/hybrid.img"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *ambiguous* ]]
+	img2raw_4ways "$T/hybrid.img" "$T/hybrid.want" -f qcow2
+	img2raw -f iso "$T/hybrid.img" | cmp - "$T/hybrid.img"
+}
+
+wrapped() {	# COMPRESSOR EXT
+	"$1" -c < "$T/a.qcow2" > "$T/a.qcow2.$2"
+	img2raw -o "$T/out.raw" "$T/a.qcow2.$2"
+	cmp "$T/want.raw" "$T/out.raw"
+	cat "$T/a.qcow2.$2" | img2raw | cmp - "$T/want.raw"
+	cat "$T/a.qcow2.$2" | img2raw -f qcow2 -o "$T/out2.raw"
+	cmp "$T/want.raw" "$T/out2.raw"
+}
+
+@test "img2raw: gzip-wrapped qcow2 from a file and a pipe" { wrapped gzip gz; }
+@test "img2raw: xz-wrapped qcow2 from a file and a pipe" { wrapped xz xz; }
+@test "img2raw: zstd-wrapped qcow2 from a file and a pipe" { wrapped zstd zst; }
+@test "img2raw: bzip2-wrapped qcow2 from a file and a pipe" { wrapped bzip2 bz2; }
+
+@test "img2raw: a corrupt compressed stream is rejected" {
+	gzip -c < "$T/a.qcow2" > "$T/a.gz"
+	head -c $(($(stat -c %s "$T/a.gz") / 2)) "$T/a.gz" > "$T/cut.gz"
+	run img2raw -o "$T/out.raw" "$T/cut.gz"
+	[ "$status" -eq 1 ]
+	[ -n "$output" ]
+	[ ! -e "$T/out.raw" ]
+}
+
+@test "img2raw: a full output device is exit 3" {
+	run sh -c 'img2raw "$1" > /dev/full' sh "$T/a.qcow2"
+	[ "$status" -eq 3 ]
+	[[ "$output" == "img2raw: "*"write error"* ]]
+	run sh -c 'cat "$1" | img2raw > /dev/full' sh "$T/a.qcow2"
+	[ "$status" -eq 3 ]
+}
+
+@test "img2raw -o leaves no file, and no temporary, when the input is rejected" {
+	mkdir "$T/out"
+	head -c 100000 "$T/a.qcow2" > "$T/cut.qcow2"
+	printf 'stale' > "$T/out/keep.raw"
+	run img2raw -o "$T/out/disk.raw" "$T/cut.qcow2"
+	[ "$status" -eq 1 ]
+	run img2raw -o "$T/out/keep.raw" "$T/cut.qcow2"
+	[ "$status" -eq 1 ]
+	[ "$(ls -A "$T/out")" = keep.raw ]
+	[ "$(cat "$T/out/keep.raw")" = stale ]
+}
+
+@test "img2raw -o replaces the file only on success; no temporaries left" {
+	mkdir "$T/out" "$T/tmp"
+	printf 'old contents that are longer than nothing' > "$T/out/disk.raw"
+	TMPDIR=$T/tmp img2raw --mem 64K -o "$T/out/disk.raw" "$T/a.qcow2"
+	cmp "$T/want.raw" "$T/out/disk.raw"
+	cat "$T/a.qcow2" | TMPDIR=$T/tmp img2raw --mem 64K -o "$T/out/disk.raw"
+	cmp "$T/want.raw" "$T/out/disk.raw"
+	[ "$(ls -A "$T/out")" = disk.raw ]
+	[ -z "$(ls -A "$T/tmp")" ]
+}
+
+@test "img2raw: output file is sparse where the disk is zero" {
+	img2raw -o "$T/out.raw" "$T/a.qcow2"
+	[ "$(stat -c %s "$T/out.raw")" -eq "$(stat -c %s "$T/want.raw")" ]
+	[ "$(du -k "$T/out.raw" | cut -f1)" -lt 1000 ]
+}
