@@ -119,6 +119,25 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	img2raw_4ways "$T/r.qcow2" "$T/r.qcow2.want"
 }
 
+# Every data cluster before the L2 table that maps it: the table is copied
+# to the end of the file and the L1 entry pointed at the copy.
+@test "qcow2 L2 table after its data: kept in the stash until it comes" {
+	local l2 size new
+	qcow2 "$T/m.qcow2"
+	l2=$(l2_off "$T/m.qcow2")
+	size=$(stat -c %s "$T/m.qcow2")
+	new=$(( (size + 65535) / 65536 * 65536 ))
+	truncate -s "$new" "$T/m.qcow2"
+	dd if="$T/m.qcow2" of="$T/m.qcow2" bs=65536 skip=$((l2 / 65536)) \
+		seek=$((new / 65536)) count=1 conv=notrunc status=none
+	dd if=/dev/zero of="$T/m.qcow2" bs=65536 seek=$((l2 / 65536)) count=1 \
+		conv=notrunc status=none
+	put_be64 "$T/m.qcow2" "$(l1_off "$T/m.qcow2")" $(((1 << 63) | new))
+	qemu-img convert -f qcow2 -O raw "$T/m.qcow2" "$T/moved.raw"
+	cmp "$T/moved.raw" "$T/m.qcow2.want"
+	img2raw_4ways "$T/m.qcow2" "$T/m.qcow2.want" --mem 256K
+}
+
 @test "qcow2 shuffled clusters: pipe to pipe through a spilled stash" {
 	local i
 	qemu-img create -q -f qcow2 "$T/sh.qcow2" 24M
