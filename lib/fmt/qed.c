@@ -178,8 +178,10 @@ static int qed_check_header(struct image *img, struct qed *q,
 		return image_bad(img, "unsupported feature bits 0x%llx "
 		    "(header offset 16)", (unsigned long long)
 		    (features & ~QED_KNOWN_FEATURES));
+	img->dirty = (features & QED_F_NEED_CHECK) != 0;
 	if (features & QED_F_BACKING_FILE) {
 		qed_backing_name(img, h, q->header_bytes, name, sizeof name);
+		snprintf(img->backing, sizeof img->backing, "%s", name);
 		if (image_unsafe(img, "backing-file", "image has a backing file "
 		    "'%s', which is never opened", name) < 0)
 			return -1;

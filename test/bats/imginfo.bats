@@ -17,6 +17,9 @@ same_as_qemu() {
 import json, sys
 ours, qemu = (json.load(open(f)) for f in sys.argv[1:3])
 for k in ("format", "virtual-size", "cluster-size", "backing-filename"):
+    # qemu-img has no cluster size for parallels; we report it
+    if k == "cluster-size" and k not in qemu:
+        continue
     assert ours.get(k) == qemu.get(k), (k, ours.get(k), qemu.get(k))
 assert ours["safety"]["verdict"] in ("safe", "unsafe")
 PY
@@ -75,8 +78,10 @@ PY
 	imginfo "$T/over.qed" | grep -q 'backing-file:'
 	qemu-img create -q -f qcow2 -o data_file="$T/data.raw" "$T/ext.qcow2" 1M
 	imginfo "$T/ext.qcow2" | grep -q 'external-data-file:'
-	qemu-img create -q -f qcow2 --object secret,id=s0,data=pw \
-		-o encrypt.format=luks,encrypt.key-secret=s0 "$T/enc.qcow2" 1M
+	# crypt_method (offset 32) = 1, AES: qemu-img's LUKS key derivation
+	# times itself and fails on a loaded machine, so patch the header
+	qemu-img create -q -f qcow2 "$T/enc.qcow2" 1M
+	printf '\000\000\000\001' | dd of="$T/enc.qcow2" bs=1 seek=32 conv=notrunc status=none
 	imginfo "$T/enc.qcow2" | grep -q 'encryption:'
 }
 
