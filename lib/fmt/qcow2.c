@@ -327,8 +327,8 @@ static int qcow2_open(struct image *img)
 	img->priv = q;
 	q->version = be32(h + 4);
 	if (q->version != 2 && q->version != 3)
-		return image_unsafe(img, "version", "version %u is not "
-		    "supported (only 2 and 3)", q->version);
+		return image_bad(img, "version %u is not supported (only 2 "
+		    "and 3)", q->version);
 	if (q->version == 3 && img->src->headlen < QCOW2_V3_HEADER_LEN)
 		return image_bad(img, "header is truncated");
 	q->cluster_bits = be32(h + 20);
@@ -340,11 +340,11 @@ static int qcow2_open(struct image *img)
 	img->cluster_size = q->cs;
 	img->virtual_size = be64(h + 24);
 	snprintf(img->subformat, sizeof img->subformat, "v%u", q->version);
-	if (img->virtual_size > IMAGE_VSIZE_MAX)
-		return image_unsafe(img, "virtual-size", "virtual size %llu is "
-		    "beyond the limit of %llu bytes",
-		    (unsigned long long)img->virtual_size,
-		    (unsigned long long)IMAGE_VSIZE_MAX);
+	if (img->virtual_size > IMAGE_VSIZE_MAX && image_unsafe(img,
+	    "virtual-size", "virtual size %llu is beyond the limit of %llu "
+	    "bytes", (unsigned long long)img->virtual_size,
+	    (unsigned long long)IMAGE_VSIZE_MAX) < 0)
+		return -1;
 	header_len = q->version == 3 ? be32(h + 100) : QCOW2_V2_HEADER_LEN;
 	if (qcow2_check_features(img, h, header_len, q->cs) < 0)
 		return -1;
