@@ -74,7 +74,7 @@ install: all
 
 clean:
 	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/lib/libimgpipe.a \
-	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz/bin $(BUILD)/test/bench/bin
+	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz $(BUILD)/test/bench/bin
 
 .PHONY: all units deps check demo bench fuzz install clean
 .SECONDARY: $(LIB_OBJ)

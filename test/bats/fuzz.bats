@@ -5,7 +5,7 @@ load helpers
 setup_file() {
 	export FUZZ_BUILD=${IMGPIPE_BUILD:-$BATS_TEST_DIRNAME/../..}
 	cd "$BATS_TEST_DIRNAME/../.."
-	make --no-print-directory fuzz BUILD="$FUZZ_BUILD" >/dev/null
+	make --no-print-directory -j2 fuzz BUILD="$FUZZ_BUILD" >/dev/null
 }
 
 fuzz_smoke() {

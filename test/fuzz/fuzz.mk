@@ -4,11 +4,15 @@ BUILD ?= .
 FUZZ_FORMATS = raw vpc vhdx vmdk vdi qed parallels qcow2
 FUZZ_CC = clang
 PKGS = zlib libarchive libxxhash libxml-2.0 nettle libzstd
+SAN = address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
 	$(shell pkg-config --cflags $(PKGS))
 FUZZ_LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
 LIB_SRC := $(sort $(wildcard lib/*.c lib/fmt/*.c))
+HDRS := $(wildcard include/imgpipe/*.h lib/fmt/*.h)
+# The library is compiled once with the sanitizers, then linked into each.
+FUZZ_OBJ := $(patsubst %.c,$(BUILD)/test/fuzz/obj/%.o,$(LIB_SRC))
+FUZZ_LIB := $(BUILD)/test/fuzz/lib/libimgpipe-fuzz.a
 FUZZ_BINS := $(patsubst %,$(BUILD)/test/fuzz/bin/fuzz_%,$(FUZZ_FORMATS))
 # Parsers with a harness of their own: test/fuzz/fuzz_NAME.c.
 FUZZ_PARSERS = ovf manifest uec
@@ -16,12 +20,22 @@ PARSER_BINS := $(patsubst %,$(BUILD)/test/fuzz/bin/fuzz_%,$(FUZZ_PARSERS))
 
 all: $(FUZZ_BINS) $(PARSER_BINS)
 
-$(PARSER_BINS): $(BUILD)/test/fuzz/bin/fuzz_%: test/fuzz/fuzz_%.c $(LIB_SRC)
+$(BUILD)/test/fuzz/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< $(LIB_SRC) $(FUZZ_LIBS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link,$(SAN) -c -o $@ $<
 
-$(BUILD)/test/fuzz/bin/fuzz_%: test/fuzz/fuzz_reader.c $(LIB_SRC)
+$(FUZZ_LIB): $(FUZZ_OBJ)
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -DFUZZ_FORMAT='"$*"' -o $@ $< $(LIB_SRC) $(FUZZ_LIBS)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(PARSER_BINS): $(BUILD)/test/fuzz/bin/fuzz_%: test/fuzz/fuzz_%.c $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(SAN) -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
+
+$(BUILD)/test/fuzz/bin/fuzz_%: test/fuzz/fuzz_reader.c $(FUZZ_LIB)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer,$(SAN) -DFUZZ_FORMAT='"$*"' -o $@ $< $(FUZZ_LIB) $(FUZZ_LIBS)
 
 .PHONY: all
+.SECONDARY: $(FUZZ_OBJ)
