@@ -161,3 +161,54 @@ void image_detail(struct image *img, const char *key, const char *fmt, ...)
 	vsnprintf(d->value, sizeof d->value, fmt, ap);
 	va_end(ap);
 }
+
+/* Re-issue a rejection recorded by the source as this format's error. */
+static int name_the_format(struct image *img)
+{
+	char msg[1024];
+
+	if (err_status() != EXIT_REJECT)
+		return -1;
+	snprintf(msg, sizeof msg, "%s", err_msg());
+	err_clear();
+	return image_bad(img, "%s", msg);
+}
+
+int image_read_at(struct image *img, void *buf, size_t len, uint64_t off,
+    const char *what)
+{
+	if (source_read_at(img->src, buf, len, off, what) == 0)
+		return 0;
+	return name_the_format(img);
+}
+
+ssize_t image_read_forward(struct image *img, void *buf, size_t len)
+{
+	ssize_t n = source_read(img->src, buf, len);
+
+	return n >= 0 ? n : name_the_format(img);
+}
+
+int image_skip_to(struct image *img, uint64_t off)
+{
+	if (source_skip_to(img->src, off) == 0)
+		return 0;
+	return name_the_format(img);
+}
+
+int image_emit_range(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
+    uint64_t voff)
+{
+	while (len > 0) {
+		size_t n = len < bufsize ? len : bufsize;
+
+		if (image_read_at(img, buf, n, off, "data") < 0 ||
+		    emit_data(em, voff, buf, n) < 0)
+			return -1;
+		off += n;
+		voff += n;
+		len -= n;
+	}
+	return 0;
+}

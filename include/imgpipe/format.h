@@ -111,6 +111,23 @@ void image_detail(struct image *img, const char *key, const char *fmt, ...)
 int image_bad(struct image *img, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * source_read_at(), source_read() and source_skip_to() for readers: a
+ * rejection (truncated, past the end) names the format, as every reader
+ * message does: "qcow2: L2 table at 0x30000 lies past the end of the image".
+ */
+int image_read_at(struct image *img, void *buf, size_t len, uint64_t off,
+    const char *what);
+ssize_t image_read_forward(struct image *img, void *buf, size_t len);
+int image_skip_to(struct image *img, uint64_t off);
+/*
+ * Copy input bytes [off, off + len) to virtual offset voff through buf
+ * (bufsize bytes), in the source's order: for runs a table maps 1:1.
+ */
+int image_emit_range(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
+    uint64_t voff);
+
 /* Helpers for readers. */
 static inline uint16_t le16(const unsigned char *p) { return p[0] | p[1] << 8; }
 static inline uint32_t le32(const unsigned char *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
