@@ -40,26 +40,6 @@ struct prl {
 	unsigned char *buf;	/* PRL_READ_MAX bytes */
 };
 
-/* Source errors get the format's name, as every reader message does. */
-static int prl_source_error(struct image *img)
-{
-	char msg[512];
-
-	if (err_status() != EXIT_REJECT)
-		return -1;
-	snprintf(msg, sizeof msg, "%s", err_msg());
-	err_clear();
-	return image_bad(img, "%s", msg);
-}
-
-static int prl_read_at(struct image *img, void *buf, size_t len,
-    uint64_t off, const char *what)
-{
-	if (source_read_at(img->src, buf, len, off, what) == 0)
-		return 0;
-	return prl_source_error(img);
-}
-
 static int prl_bid(const struct probe *pb)
 {
 	if (pb->headlen >= 16 && (memcmp(pb->head, PRL_MAGIC_V1, 16) == 0 ||
@@ -193,7 +173,7 @@ static int prl_open(struct image *img)
 	if (p == NULL)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = p;
-	if (prl_read_at(img, h, sizeof h, 0, "header") < 0 ||
+	if (image_read_at(img, h, sizeof h, 0, "header") < 0 ||
 	    prl_check_header(img, p, h) < 0)
 		return -1;
 	p->bat = malloc((size_t)p->nclusters * 4 + 4);
@@ -201,7 +181,7 @@ static int prl_open(struct image *img)
 	if (p->bat == NULL || p->buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	/* Only the entries that map the virtual size are read. */
-	if (prl_read_at(img, p->bat, (size_t)p->nclusters * 4,
+	if (image_read_at(img, p->bat, (size_t)p->nclusters * 4,
 	    PRL_HEADER_LEN, "BAT") < 0)
 		return -1;
 	for (i = 0; i < p->nclusters; i++)
@@ -216,7 +196,7 @@ static int prl_copy(struct image *img, struct prl *p, struct emitter *em,
 	while (len > 0) {
 		size_t n = len < PRL_READ_MAX ? len : PRL_READ_MAX;
 
-		if (prl_read_at(img, p->buf, n, host, "cluster") < 0 ||
+		if (image_read_at(img, p->buf, n, host, "cluster") < 0 ||
 		    emit_data(em, virt, p->buf, n) < 0)
 			return -1;
 		host += n;

@@ -86,33 +86,6 @@ struct qed {
 	uint64_t tables_ahead;
 };
 
-/* Source errors get the format's name, as every reader message does. */
-static int qed_source_error(struct image *img)
-{
-	char msg[512];
-
-	if (err_status() != EXIT_REJECT)
-		return -1;
-	snprintf(msg, sizeof msg, "%s", err_msg());
-	err_clear();
-	return image_bad(img, "%s", msg);
-}
-
-static int qed_read_at(struct image *img, void *buf, size_t len,
-    uint64_t off, const char *what)
-{
-	if (source_read_at(img->src, buf, len, off, what) == 0)
-		return 0;
-	return qed_source_error(img);
-}
-
-static int qed_skip_to(struct image *img, uint64_t off)
-{
-	if (source_skip_to(img->src, off) == 0)
-		return 0;
-	return qed_source_error(img);
-}
-
 static int qed_bid(const struct probe *pb)
 {
 	if (pb->headlen >= 4 && memcmp(pb->head, "QED\0", 4) == 0)
@@ -259,7 +232,7 @@ static int qed_open(struct image *img)
 	if (q == NULL)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = q;
-	if (qed_read_at(img, h, sizeof h, 0, "header") < 0 ||
+	if (image_read_at(img, h, sizeof h, 0, "header") < 0 ||
 	    qed_check_header(img, q, h) < 0)
 		return -1;
 	snprintf(img->subformat, sizeof img->subformat, "%s",
@@ -275,7 +248,7 @@ static int qed_open(struct image *img)
 	if (q->l1 == NULL || q->buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	/* Only the entries that map the virtual size are read. */
-	if (qed_read_at(img, q->l1, (size_t)q->n_l1 * 8,
+	if (image_read_at(img, q->l1, (size_t)q->n_l1 * 8,
 	    q->l1_offset, "L1 table") < 0)
 		return -1;
 	for (i = 0; i < q->n_l1; i++)
@@ -343,7 +316,7 @@ static int qed_read_table(struct image *img, struct qed *q, uint32_t i,
 	*out = malloc(bytes);
 	if (*out == NULL)
 		return fail(EXIT_IO, "out of memory");
-	if (qed_read_at(img, *out, bytes, q->l1[i], "L2 table") < 0) {
+	if (image_read_at(img, *out, bytes, q->l1[i], "L2 table") < 0) {
 		free(*out);
 		*out = NULL;
 		return -1;
@@ -358,7 +331,7 @@ static int qed_copy(struct image *img, struct qed *q, struct emitter *em,
 	while (len > 0) {
 		size_t n = len < QED_READ_MAX ? len : QED_READ_MAX;
 
-		if (qed_read_at(img, q->buf, n, host, "data cluster") < 0 ||
+		if (image_read_at(img, q->buf, n, host, "data cluster") < 0 ||
 		    emit_data(em, virt, q->buf, n) < 0)
 			return -1;
 		host += n;
@@ -527,7 +500,7 @@ static int qed_park_region(struct image *img, struct qed *q, uint64_t from,
 			q->capparked = cap;
 		}
 		p = &q->parked[q->nparked];
-		rc = qed_read_at(img, q->buf, q->cluster_size, c,
+		rc = image_read_at(img, q->buf, q->cluster_size, c,
 		    "data cluster");
 		if (rc < 0 || stash_put(img->stash, q->buf, q->cluster_size,
 		    &p->ref) < 0)
@@ -618,7 +591,7 @@ static int qed_stream_table(struct image *img, struct qed *q,
 
 	/* The unused end of the table is not data: skip it. */
 	if (qed_read_table(img, q, i, &t) < 0 ||
-	    qed_skip_to(img, q->l1[i] + q->table_bytes) < 0) {
+	    image_skip_to(img, q->l1[i] + q->table_bytes) < 0) {
 		free(t);
 		return -1;
 	}
@@ -706,7 +679,7 @@ static int qed_read_stream(struct image *img, struct qed *q,
 	if (q->tables == NULL)
 		return fail(EXIT_IO, "out of memory");
 	/* Whatever the L1 table holds past its used entries is not data. */
-	if (qed_skip_to(img, q->l1_offset + q->table_bytes) < 0)
+	if (image_skip_to(img, q->l1_offset + q->table_bytes) < 0)
 		return -1;
 	for (i = 0; i < q->n_l1; i++) {
 		if (q->l1[i] == 0)

@@ -95,21 +95,6 @@ static int vhd_bid(const struct probe *pb)
 	return BID_NONE;
 }
 
-/* Source errors get the format's name, as every reader message does. */
-static int vhd_read_at(struct image *img, void *buf, size_t len, uint64_t off,
-    const char *what)
-{
-	char msg[512];
-
-	if (source_read_at(img->src, buf, len, off, what) == 0)
-		return 0;
-	if (err_status() != EXIT_REJECT)
-		return -1;
-	snprintf(msg, sizeof msg, "%s", err_msg());
-	err_clear();
-	return image_bad(img, "%s", msg);
-}
-
 static int check_footer(struct image *img, const unsigned char *ft,
     const char *where)
 {
@@ -186,7 +171,7 @@ static int open_fixed(struct image *img, struct vhd *v)
 	}
 	if (!src->size_known || src->size < VHD_FOOTER_SIZE)
 		return image_bad(img, "input too short for a footer");
-	if (vhd_read_at(img, v->footer, VHD_FOOTER_SIZE,
+	if (image_read_at(img, v->footer, VHD_FOOTER_SIZE,
 	    src->size - VHD_FOOTER_SIZE, "footer") < 0 ||
 	    check_footer(img, v->footer, "footer at the end") < 0)
 		return -1;
@@ -238,7 +223,7 @@ static int read_bat(struct image *img, struct vhd *v, uint64_t bat_off)
 		free(raw);
 		return fail(EXIT_IO, "out of memory");
 	}
-	if (vhd_read_at(img, raw, (size_t)v->nblocks * 4, bat_off, "BAT") < 0) {
+	if (image_read_at(img, raw, (size_t)v->nblocks * 4, bat_off, "BAT") < 0) {
 		free(raw);
 		return -1;
 	}
@@ -288,7 +273,7 @@ static int open_dynamic(struct image *img, struct vhd *v)
 	unsigned char dh[VHD_DYN_HEADER_SIZE];
 	uint64_t dh_off, bat_off;
 
-	if (vhd_read_at(img, v->footer, VHD_FOOTER_SIZE, 0, "footer copy") < 0 ||
+	if (image_read_at(img, v->footer, VHD_FOOTER_SIZE, 0, "footer copy") < 0 ||
 	    check_footer(img, v->footer, "footer copy at the start") < 0)
 		return -1;
 	v->type = be32(v->footer + FT_TYPE);
@@ -305,7 +290,7 @@ static int open_dynamic(struct image *img, struct vhd *v)
 		return image_bad(img, "dynamic header at 0x%llx lies outside "
 		    "the image (footer data_offset)",
 		    (unsigned long long)dh_off);
-	if (vhd_read_at(img, dh, sizeof dh, dh_off, "dynamic header") < 0 ||
+	if (image_read_at(img, dh, sizeof dh, dh_off, "dynamic header") < 0 ||
 	    check_dyn_header(img, v, dh) < 0 ||
 	    set_virtual_size(img, v->footer) < 0 ||
 	    check_blocks(img, v, dh, &bat_off) < 0)
@@ -326,23 +311,6 @@ static int vhd_open(struct image *img)
 	return open_fixed(img, v);
 }
 
-/* Emit [off, off+len) of the input as virtual [voff, ...), holes skipped. */
-static int emit_host_range(struct image *img, struct emitter *em,
-    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
-{
-	while (len > 0) {
-		size_t n = len < VHD_CHUNK ? len : VHD_CHUNK;
-
-		if (vhd_read_at(img, buf, n, off, "data") < 0 ||
-		    emit_data(em, voff, buf, n) < 0)
-			return -1;
-		off += n;
-		voff += n;
-		len -= n;
-	}
-	return 0;
-}
-
 static int read_fixed_seekable(struct image *img, struct emitter *em,
     unsigned char *buf)
 {
@@ -353,7 +321,8 @@ static int read_fixed_seekable(struct image *img, struct emitter *em,
 	    start < img->virtual_size) {
 		if (end > img->virtual_size)
 			end = img->virtual_size;
-		if (emit_host_range(img, em, buf, start, end - start, start) < 0)
+		if (image_emit_range(img, em, buf, VHD_CHUNK, start,
+		    end - start, start) < 0)
 			return -1;
 		off = end;
 	}
@@ -437,7 +406,7 @@ static int read_block(struct image *img, struct emitter *em, uint32_t idx,
 		return image_bad(img, "block %u at 0x%llx lies past the end of "
 		    "the image (BAT entry %u)", idx, (unsigned long long)host,
 		    idx);
-	if (vhd_read_at(img, bitmap, v->bitmap_size, host, "sector bitmap") < 0)
+	if (image_read_at(img, bitmap, v->bitmap_size, host, "sector bitmap") < 0)
 		return -1;
 	nsectors = (vlen + VHD_SECTOR - 1) / VHD_SECTOR;
 	for (s = 0; s < nsectors; s = e) {
@@ -450,7 +419,7 @@ static int read_block(struct image *img, struct emitter *em, uint32_t idx,
 		from = (uint64_t)s * VHD_SECTOR;
 		len = (uint64_t)e * VHD_SECTOR < vlen ?
 		    (uint64_t)(e - s) * VHD_SECTOR : vlen - from;
-		if ((present ? emit_host_range(img, em, buf,
+		if ((present ? image_emit_range(img, em, buf, VHD_CHUNK,
 		    host + v->bitmap_size + from, len, vstart + from)
 		    : emit_zero(em, vstart + from, len)) < 0)
 			return -1;

@@ -160,21 +160,6 @@ static int vhdx_bid(const struct probe *pb)
 	return BID_NONE;
 }
 
-/* Source errors get the format's name, as every reader message does. */
-static int vhdx_read_at(struct image *img, void *buf, size_t len,
-    uint64_t off, const char *what)
-{
-	char msg[512];
-
-	if (source_read_at(img->src, buf, len, off, what) == 0)
-		return 0;
-	if (err_status() != EXIT_REJECT)
-		return -1;
-	snprintf(msg, sizeof msg, "%s", err_msg());
-	err_clear();
-	return image_bad(img, "%s", msg);
-}
-
 static bool header_valid(unsigned char *h)
 {
 	return memcmp(h, "head", 4) == 0 && le16(h + 66) == 1 &&
@@ -354,7 +339,7 @@ static int park_until(struct image *img, struct vhdx *x, uint64_t off,
 	uint64_t mb = pos < MIB ? 1 : (pos + MIB - 1) / MIB;
 
 	for (; mb * MIB < off; mb++) {
-		if (vhdx_read_at(img, buf, MIB, mb * MIB, "data") < 0 ||
+		if (image_read_at(img, buf, MIB, mb * MIB, "data") < 0 ||
 		    park_unit(img, x, mb, buf) < 0)
 			return -1;
 	}
@@ -379,7 +364,7 @@ static int read_regions(struct image *img, struct vhdx *x)
 		    park_until(img, x, r[i]->off, unit) < 0)
 			rc = -1;
 		else
-			rc = vhdx_read_at(img, r[i]->buf, r[i]->len, r[i]->off,
+			rc = image_read_at(img, r[i]->buf, r[i]->len, r[i]->off,
 			    r[i]->name);
 		if (rc == 0 && unit != NULL)
 			x->parked_end_mb = (r[i]->off + r[i]->len) / MIB;
@@ -580,7 +565,7 @@ static int vhdx_open(struct image *img)
 	area = malloc(VHDX_HEAD_AREA);
 	if (area == NULL)
 		return fail(EXIT_IO, "out of memory");
-	if (vhdx_read_at(img, area, VHDX_HEAD_AREA, 0, "headers") < 0 ||
+	if (image_read_at(img, area, VHDX_HEAD_AREA, 0, "headers") < 0 ||
 	    parse_head_area(img, x, area) < 0) {
 		free(area);
 		return -1;
@@ -679,22 +664,6 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 	return 0;
 }
 
-static int emit_file_range(struct image *img, struct emitter *em,
-    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
-{
-	while (len > 0) {
-		size_t n = len < VHDX_CHUNK ? len : VHDX_CHUNK;
-
-		if (vhdx_read_at(img, buf, n, off, "block") < 0 ||
-		    emit_data(em, voff, buf, n) < 0)
-			return -1;
-		off += n;
-		voff += n;
-		len -= n;
-	}
-	return 0;
-}
-
 /*
  * Seekable: virtual order; blocks that follow each other both on the
  * disk and in the file are read as one run.
@@ -713,8 +682,8 @@ static int read_seekable(struct image *img, struct emitter *em,
 		    vb[j].mb * MIB == vb[j - 1].mb * MIB + bs; j++)
 			len += block_len(img, x, vb[j].idx);
 		if (emit_zero(em, done, vb[i].idx * bs - done) < 0 ||
-		    emit_file_range(img, em, buf, vb[i].mb * MIB, len,
-		    vb[i].idx * bs) < 0)
+		    image_emit_range(img, em, buf, VHDX_CHUNK, vb[i].mb * MIB,
+		    len, vb[i].idx * bs) < 0)
 			return -1;
 		done = vb[i].idx * bs + len;
 	}
@@ -756,7 +725,8 @@ static int emit_unit(struct image *img, struct emitter *em, uint64_t mb,
 			return image_bad(img, "block data at 0x%llx lies behind "
 			    "data already read from the pipe (two BAT entries "
 			    "share it)", (unsigned long long)(mb * MIB));
-		return emit_file_range(img, em, buf, mb * MIB, len, voff);
+		return image_emit_range(img, em, buf, VHDX_CHUNK, mb * MIB,
+		    len, voff);
 	}
 	p = find_parked(x, mb);
 	if (p == NULL || p->taken)
