@@ -128,26 +128,6 @@ static int qcow2_bid(const struct probe *pb)
 	return BID_NONE;
 }
 
-/* Re-issue a reading error of the source as this format's error. */
-static int requalify(struct image *img)
-{
-	char msg[1024];
-
-	if (err_status() != EXIT_REJECT)
-		return -1;
-	snprintf(msg, sizeof msg, "%s", err_msg());
-	err_clear();
-	return image_bad(img, "%s", msg);
-}
-
-static int qcow2_read_at(struct image *img, void *buf, size_t len,
-    uint64_t off, const char *what)
-{
-	if (source_read_at(img->src, buf, len, off, what) < 0)
-		return requalify(img);
-	return 0;
-}
-
 static bool past_end(const struct image *img, uint64_t off, uint64_t len)
 {
 	const struct source *s = img->src;
@@ -180,6 +160,7 @@ static int qcow2_check_backing(struct image *img, const unsigned char *c0,
 		return 0;
 	if (off < cs && len <= cs - off)
 		printable_copy(name, sizeof name, c0 + off, len);
+	snprintf(img->backing, sizeof img->backing, "%s", name);
 	return image_unsafe(img, "backing-file", "image has a backing file "
 	    "'%s'; backing files are never opened", name);
 }
@@ -225,6 +206,7 @@ static int qcow2_check_features(struct image *img, const unsigned char *h,
 	if (q->version < 3)
 		return 0;
 	q->incompat = be64(h + 72);
+	img->dirty = (q->incompat & INCOMPAT_DIRTY) != 0;
 	if (header_len < QCOW2_V3_HEADER_LEN || header_len > cs ||
 	    header_len % 8 != 0)
 		return image_bad(img, "header length %u is invalid", header_len);
@@ -352,7 +334,7 @@ static int qcow2_open(struct image *img)
 	c0 = malloc(q->cs);
 	if (c0 == NULL)
 		return fail(EXIT_IO, "out of memory");
-	rc = qcow2_read_at(img, c0, q->cs, 0, "header cluster");
+	rc = image_read_at(img, c0, q->cs, 0, "header cluster");
 	if (rc == 0)
 		rc = qcow2_check_backing(img, c0, q->cs);
 	if (rc == 0)
@@ -417,7 +399,7 @@ static int qcow2_read_l1(struct image *img)
 		free(raw);
 		return fail(EXIT_IO, "out of memory");
 	}
-	if (q->l1_used > 0 && qcow2_read_at(img, raw, (size_t)q->l1_used * 8,
+	if (q->l1_used > 0 && image_read_at(img, raw, (size_t)q->l1_used * 8,
 	    q->l1_off, "L1 table") < 0) {
 		free(raw);
 		return -1;
@@ -674,7 +656,7 @@ static int seek_flush_run(struct image *img, struct emitter *em)
 	if (r->len == 0)
 		return 0;
 	if (emit_upto(em, r->voff) < 0 ||
-	    qcow2_read_at(img, q->buf, r->len, r->host, "data cluster") < 0 ||
+	    image_read_at(img, q->buf, r->len, r->host, "data cluster") < 0 ||
 	    emit_data(em, r->voff, q->buf, r->len) < 0)
 		return -1;
 	r->len = 0;
@@ -689,7 +671,7 @@ static int seek_compressed(struct image *img, struct emitter *em,
 
 	if (past_end(img, e->host, inlen))
 		inlen = img->src->size - e->host;
-	if (qcow2_read_at(img, q->buf, inlen, e->host, "compressed cluster") < 0 ||
+	if (image_read_at(img, q->buf, inlen, e->host, "compressed cluster") < 0 ||
 	    qcow2_decompress(img, e, q->buf, inlen, &used) < 0 ||
 	    emit_upto(em, e->voff) < 0)
 		return -1;
@@ -724,7 +706,7 @@ static int qcow2_read_seekable(struct image *img, struct emitter *em)
 	for (i = 0; i < q->l1_used; i++) {
 		if (q->l1[i] == 0)
 			continue;
-		if (qcow2_read_at(img, q->l2buf, q->cs, q->l1[i], "L2 table") < 0 ||
+		if (image_read_at(img, q->l2buf, q->cs, q->l1[i], "L2 table") < 0 ||
 		    qcow2_walk_l2(img, em, i, q->l2buf, seek_extent) < 0)
 			return -1;
 	}
@@ -871,12 +853,12 @@ static int stream_pass(struct image *img, uint64_t off)
 		n = q->cs - s->pos % q->cs;
 		if (n > off - s->pos)
 			n = off - s->pos;
-		if (qcow2_read_at(img, q->st->piece, n, s->pos, "data") < 0 ||
+		if (image_read_at(img, q->st->piece, n, s->pos, "data") < 0 ||
 		    kept_add(img, s->pos - n, q->st->piece, n) < 0)
 			return -1;
 	}
-	if (s->pos < off && source_skip_to(s, off) < 0)
-		return requalify(img);
+	if (s->pos < off && image_skip_to(img, off) < 0)
+		return -1;
 	return 0;
 }
 
@@ -889,9 +871,9 @@ static ssize_t stream_fill(struct image *img, size_t at, uint64_t end)
 	ssize_t n;
 
 	while (got < want) {
-		n = source_read(s, q->st->win + at + got, want - got);
+		n = image_read_forward(img, q->st->win + at + got, want - got);
 		if (n < 0)
-			return requalify(img);
+			return -1;
 		if (n == 0)
 			break;
 		got += n;
@@ -1203,9 +1185,9 @@ static int stream_drain_input(struct image *img)
 	ssize_t n;
 
 	do
-		n = source_read(img->src, q->st->piece, q->cs);
+		n = image_read_forward(img, q->st->piece, q->cs);
 	while (n > 0);
-	return n < 0 ? requalify(img) : 0;
+	return n < 0 ? -1 : 0;
 }
 
 static int qcow2_read_stream(struct image *img, struct emitter *em)
