@@ -3,6 +3,11 @@
 
 #include "imgpipe/zero.h"
 
+/*
+ * In .bss, not .rodata where a const array goes: there it would be 1 MiB of
+ * zeros stored in every program file (half of a static binary's size).
+ */
+__attribute__((section(".bss.zero_buf")))
 const unsigned char zero_buf[ZERO_BUF_SIZE];
 
 /*
