@@ -121,7 +121,12 @@ int image_unsafe(struct image *img, const char *code, const char *fmt, ...)
 {
 	struct finding *f;
 	va_list ap;
+	int i;
 
+	/* One finding per code: two routes to the same fact say it once. */
+	for (i = 0; i < img->nfindings && img->inspect; i++)
+		if (strcmp(img->findings[i].code, code) == 0)
+			return 0;
 	if (img->nfindings < FINDINGS_MAX) {
 		f = &img->findings[img->nfindings++];
 		snprintf(f->code, sizeof f->code, "%s", code);

@@ -9,9 +9,11 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
 #include "imgpipe/info.h"
+#include "imgpipe/sink.h"
 #include "imgpipe/size.h"
 #include "imgpipe/stash.h"
 
@@ -183,19 +185,31 @@ static void check_ambiguous(struct report *r, struct source *src,
 		image_detail(&r->img, "partition-table", "%s", pt);
 }
 
-static const struct format *choose(struct report *r, struct source *src,
-    const char *forced)
+static const struct format *choose(struct source *src, const char *forced)
 {
 	const struct format *f;
+
+	unsigned char tail[512];
+	struct probe pb = { .head = src->head, .headlen = src->headlen,
+	    .size_known = src->size_known, .size = src->size };
+	int i;
 
 	if (format_probe(src, forced, &f) == 0)
 		return f;
 	if (forced != NULL || strstr(err_msg(), "ambiguous") == NULL)
 		return NULL;
-	/* Ambiguous: report it, and describe the highest bidder. */
+	/* Ambiguous: describe the first signature bidder; the finding names
+	 * both (check_ambiguous). */
 	err_clear();
-	add_finding(r, "ambiguous", "the input has the signatures of two "
-	    "formats");
+	if (src->seekable && src->size >= 512 &&
+	    source_read_at(src, tail, 512, src->size - 512, "footer") == 0) {
+		pb.tail = tail;
+		pb.taillen = 512;
+	}
+	err_clear();
+	for (i = 0; formats[i] != NULL; i++)
+		if (formats[i]->bid(&pb) >= BID_SIGNATURE)
+			return formats[i];
 	return NULL;
 }
 
@@ -206,7 +220,7 @@ static void open_table_format(struct report *r, struct source *src,
 	struct image *img = &r->img;
 	int nfound;
 
-	f = choose(r, src, forced);
+	f = choose(src, forced);
 	if (f == NULL)
 		return;
 	snprintf(r->format, sizeof r->format, "%s", f->name);
@@ -376,6 +390,34 @@ static void print_human(const struct info_opts *o, const struct report *r)
 		    allowed(o, img->findings[i].code) ? " (allowed)" : "");
 }
 
+/*
+ * From a pipe the stream has to be read to its end anyway (so the writer
+ * gets no SIGPIPE): read it through the reader, which checks what only
+ * the end can show (a VMDK footer, truncation) and learns a raw size.
+ */
+static void read_through(struct report *r, struct stash *st)
+{
+	struct image *img = &r->img;
+	struct emitter em;
+	struct sink null;
+	const char *m;
+
+	null_sink_init(&null);
+	emitter_init(&em, &null, st, img->virtual_size ? img->virtual_size
+	    : UINT64_MAX);
+	em.zero_block = 0;
+	if (image_read(img, &em) < 0) {
+		m = err_msg();
+		add_finding(r, strstr(m, "truncated") || strstr(m,
+		    "past the end") ? "truncated" : "malformed", m);
+		err_clear();
+	} else {
+		r->virtual_size = img->virtual_size;
+		r->size_known = true;
+	}
+	emitter_free(&em);
+}
+
 /* From a pipe, read to the end so the writer does not get SIGPIPE. */
 static int drain(struct source *src)
 {
@@ -430,8 +472,11 @@ int info_run(const struct info_opts *o)
 	else if (o->format && strcmp(o->format, r.format) != 0)
 		rc = fail(EXIT_REJECT, "input is not %s (it is %s)", o->format,
 		    r.format);
-	if (rc == 0 && !src.seekable && !o->no_drain)
+	if (rc == 0 && !src.seekable && !o->no_drain) {
+		if (r.opened)
+			read_through(&r, &st);
 		rc = drain(&src);
+	}
 	if (rc == 0) {
 		if (o->json)
 			print_json(o, &r);

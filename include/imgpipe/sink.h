@@ -37,6 +37,9 @@ struct raw_sink {
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name);
 void raw_sink_force_stream(struct raw_sink *rs);
 
+/* A sink that keeps nothing: for reading an image only to check it. */
+void null_sink_init(struct sink *sk);
+
 /* Full write with EINTR handling; write errors are EXIT_IO. */
 int write_full(int fd, const void *buf, size_t len, const char *name);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,

@@ -253,7 +253,9 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	if (d.has_parent && image_unsafe(img, "parent", "the descriptor names "
 	    "a parent disk (parentCID), which is never opened") < 0)
 		return -1;
-	if (d.nextents > 1 || (d.create_type[0] != '\0' &&
+	/* Its one extent is this file: a name that is a path is hostile. */
+	if (d.nextents > 1 || d.path_name[0] != '\0' ||
+	    (d.create_type[0] != '\0' &&
 	    strcasecmp(d.create_type, "monolithicSparse") != 0 &&
 	    strcasecmp(d.create_type, "streamOptimized") != 0))
 		return vmdk_reject_extents(img, &d, "embedded descriptor");
@@ -344,21 +346,17 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
  * between a footer marker and the end-of-stream marker.  Without them
  * (something follows the stream) the grains are read marker by marker.
  */
-static int vmdk_read_footer(struct image *img, struct vmdk *v)
+/*
+ * The footer is a second header whose only business is the GD: it must
+ * agree with the header on the geometry and not move the descriptor.
+ * v->h becomes the footer's values.
+ */
+static int vmdk_check_footer(struct image *img, struct vmdk *v,
+    const unsigned char *footer)
 {
-	unsigned char buf[3 * VMDK_SECTOR];
-	uint64_t size = img->src->size;
 	struct vmdk_header head = v->h;
 
-	if (size < 4 * VMDK_SECTOR)
-		return 0;
-	if (source_read_at(img->src, buf, sizeof buf, size - sizeof buf,
-	    "vmdk: footer") < 0)
-		return -1;
-	if (le64(buf) != 1 || le32(buf + 8) != 0 ||
-	    le32(buf + 12) != VMDK_MARKER_FOOTER)
-		return 0;
-	if (vmdk_check_header(img, v, buf + VMDK_SECTOR, "footer") < 0)
+	if (vmdk_check_header(img, v, footer, "footer") < 0)
 		return -1;
 	if (v->h.gd_offset == VMDK_GD_AT_END)
 		return image_bad(img, "the footer's gdOffset is GD_AT_END too "
@@ -368,7 +366,35 @@ static int vmdk_read_footer(struct image *img, struct vmdk *v)
 	    v->h.gtes_per_gt != head.gtes_per_gt || v->h.flags != head.flags)
 		return image_bad(img, "the footer disagrees with the header on "
 		    "capacity, grain size, grain table size or flags");
+	if ((v->h.desc_offset != head.desc_offset ||
+	    v->h.desc_sectors != head.desc_sectors) && image_unsafe(img,
+	    "vmdk-footer", "the footer moves the descriptor from sector %llu "
+	    "to sector %llu", (unsigned long long)head.desc_offset,
+	    (unsigned long long)v->h.desc_offset) < 0)
+		return -1;
+	if (head.gd_offset != VMDK_GD_AT_END &&
+	    v->h.gd_offset != head.gd_offset && image_unsafe(img,
+	    "vmdk-footer", "the footer moves the grain directory from sector "
+	    "%llu to sector %llu", (unsigned long long)head.gd_offset,
+	    (unsigned long long)v->h.gd_offset) < 0)
+		return -1;
 	return 0;
+}
+
+static int vmdk_read_footer(struct image *img, struct vmdk *v)
+{
+	unsigned char buf[3 * VMDK_SECTOR];
+	uint64_t size = img->src->size;
+
+	if (size < 4 * VMDK_SECTOR)
+		return 0;
+	if (source_read_at(img->src, buf, sizeof buf, size - sizeof buf,
+	    "vmdk: footer") < 0)
+		return -1;
+	if (le64(buf) != 1 || le32(buf + 8) != 0 ||
+	    le32(buf + 12) != VMDK_MARKER_FOOTER)
+		return 0;
+	return vmdk_check_footer(img, v, buf + VMDK_SECTOR);
 }
 
 /* Markers are only meaningful around compressed grains. */
@@ -784,6 +810,21 @@ static int vmdk_drain(struct image *img, struct vmdk *v)
 	return n < 0 ? -1 : 0;
 }
 
+/* From a pipe the footer comes last: check it all the same. */
+static int vmdk_pipe_footer(struct image *img, struct vmdk *v, uint64_t off)
+{
+	unsigned char footer[VMDK_SECTOR];
+	struct vmdk_header keep = v->h;
+	int rc;
+
+	if (source_read_at(img->src, footer, VMDK_SECTOR, off,
+	    "vmdk: footer") < 0)
+		return -1;
+	rc = vmdk_check_footer(img, v, footer);
+	v->h = keep;
+	return rc;
+}
+
 static int vmdk_read_markers(struct image *img, struct vmdk *v,
     struct emitter *em)
 {
@@ -807,6 +848,9 @@ static int vmdk_read_markers(struct image *img, struct vmdk *v,
 		type = le32(sec + 12);
 		if (type == VMDK_MARKER_EOS)
 			return vmdk_drain(img, v);
+		if (type == VMDK_MARKER_FOOTER && nsec == 1 &&
+		    vmdk_pipe_footer(img, v, off + VMDK_SECTOR) < 0)
+			return -1;
 		if (type != VMDK_MARKER_GT && type != VMDK_MARKER_GD &&
 		    type != VMDK_MARKER_FOOTER)
 			return image_bad(img, "unknown marker type %u at 0x%llx",
