@@ -1,0 +1,181 @@
+# The static programs (make static) in an empty root directory, as the
+# scratch container of the Containerfile holds them: /bin and nothing else,
+# an empty environment, run with chroot (unshare -r chroot when not root).
+# Skipped only when make static has not been run; CI runs it.
+load helpers
+
+S=${IMGPIPE_BUILD:-$BATS_TEST_DIRNAME/../..}/bin-static
+MAPS=${IMGPIPE_BUILD:-$BATS_TEST_DIRNAME/../..}/obj/static
+VMDK_SO=http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized
+
+setup_file() {
+	[ -x "$S/img2raw" ] || return 0
+	F=$BATS_FILE_TMPDIR
+	mkdir -p "$F/root/bin"
+	cp "$S"/* "$F/root/bin/"
+	make_pattern "$F/disk.raw" 4194304
+	qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$F/disk.raw" "$F/disk1.vmdk"
+	qemu-img convert -q -f raw -O qcow2 "$F/disk.raw" "$F/disk.qcow2"
+	(cd "$F" && make_ova x.ova disk1.vmdk)
+}
+
+# make_ova OUT DISK: an OVF 1.0 descriptor, a SHA256 manifest, the disk
+make_ova() {
+	local out=$1 disk=$2
+	cat > x.ovf <<-XML
+	<?xml version="1.0" encoding="${OVF_ENCODING:-UTF-8}"?>
+	<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+	  <References>
+	    <File ovf:href="$disk" ovf:id="file1" ovf:size="$(stat -c %s "$disk")"/>
+	  </References>
+	  <DiskSection>
+	    <Info>Virtual disk information</Info>
+	    <Disk ovf:capacity="4" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="$VMDK_SO"/>
+	  </DiskSection>
+	  <VirtualSystem ovf:id="vm">
+	    <Info>A virtual machine</Info>
+	    <Name>static test</Name>
+	  </VirtualSystem>
+	</Envelope>
+	XML
+	sha256sum --tag x.ovf "$disk" | sed 's/^SHA256 (\(.*\)) = /SHA256(\1) = /' > x.mf
+	tar --format=ustar -cf "$out" x.ovf x.mf "$disk"
+}
+
+setup() {
+	[ -x "$S/img2raw" ] || skip "no static programs: run make static"
+	F=$BATS_FILE_TMPDIR
+	R=$F/root
+	CHROOT=$(command -v chroot)
+	UNSHARE=$(command -v unshare)
+	set -o pipefail
+}
+
+# inroot PROGRAM ARGS...: run /bin/PROGRAM in the empty root with an empty
+# environment (plus any NAME=VALUE given before the program).
+inroot() {
+	local envs=()
+	while [[ $1 == *=* ]]; do envs+=("$1"); shift; done
+	if [ "$(id -u)" = 0 ]; then
+		env -i "${envs[@]}" "$CHROOT" "$R" "/bin/$@"
+	else
+		env -i "${envs[@]}" "$UNSHARE" -r "$CHROOT" "$R" "/bin/$@"
+	fi
+}
+
+@test "every program is a stripped static binary, and only the programs" {
+	local n=0 p
+	for p in "$BATS_TEST_DIRNAME"/../../cmd/*.c; do
+		p=$(basename "$p" .c)
+		n=$((n + 1))
+		file "$S/$p" | grep -q 'statically linked'
+		file "$S/$p" | grep -q ', stripped'
+		! file "$S/$p" | grep -q 'dynamically linked'
+	done
+	[ "$(ls "$S" | wc -l)" -eq "$n" ]
+	[ "$(ls "$R/bin" | wc -l)" -eq "$n" ]
+}
+
+@test "every program answers -V and -h in the empty root with an empty environment" {
+	[ "$(ls -A "$R")" = bin ]
+	local p out
+	for p in "$R"/bin/*; do
+		p=$(basename "$p")
+		out=$(inroot "$p" -V)
+		[ "$out" = "$p (imgpipe) $(IMGPIPE_BIN= "$IMGPIPE_BIN/$p" -V | cut -d' ' -f3)" ]
+		inroot "$p" -h | grep -q "^usage: $p "
+		run inroot "$p" --no-such-option
+		[ "$status" -eq 2 ]
+	done
+}
+
+@test "headline pipeline in the empty root: ovaextract < x.ova | img2raw | raw2qcow2 > out.qcow2" {
+	inroot ovaextract < "$F/x.ova" | inroot img2raw | inroot raw2qcow2 > "$T/out.qcow2"
+	qemu-img compare -q -f raw -F qcow2 "$F/disk.raw" "$T/out.qcow2"
+	qemu-img check -q "$T/out.qcow2"
+	# and the same bytes as the dynamic programs write
+	ovaextract < "$F/x.ova" | img2raw | raw2qcow2 > "$T/dyn.qcow2"
+	cmp "$T/dyn.qcow2" "$T/out.qcow2"
+}
+
+@test "pipe to pipe, the stash spilling into TMPDIR inside the root" {
+	mkdir "$R/stash"
+	inroot ovaextract < "$F/x.ova" | inroot img2raw |
+		inroot TMPDIR=/stash raw2qcow2 -c --mem 64K | cat > "$T/out.qcow2"
+	rmdir "$R/stash"	# empty again: the spill file was unlinked
+	qemu-img compare -q -f raw -F qcow2 "$F/disk.raw" "$T/out.qcow2"
+	# a scratch image has no /tmp: spilling without a TMPDIR fails, with
+	# the reason and a non-zero status, rather than writing a short image
+	run bash -c 'set -o pipefail; cat "$1" | env -i "$2" "$3" /bin/raw2qcow2 --mem 64K | cat > /dev/null' \
+		sh "$F/disk.raw" "$CHROOT" "$R"
+	echo "$output"
+	[ "$status" -ne 0 ]
+	[[ "$output" == raw2qcow2:* ]]
+}
+
+@test "manifest digests (nettle), compressed streams (xz, zstd, bzip2, gzip) and imgsum in the root" {
+	# a corrupted disk in the OVA: the SHA256 manifest check fails, status 4
+	cp "$F/x.ova" "$T/bad.ova"
+	printf 'X' | dd of="$T/bad.ova" bs=1 seek=$(( $(stat -c %s "$T/bad.ova") - 20000 )) conv=notrunc status=none
+	run bash -c 'env -i "$1" "$2" /bin/ovaextract < "$3" > /dev/null' sh "$CHROOT" "$R" "$T/bad.ova"
+	[ "$status" -eq 4 ]
+	local z
+	for z in "xz -T1" zstd bzip2 gzip; do
+		$z -c < "$F/disk.qcow2" | inroot img2raw > "$T/out.raw"
+		cmp "$F/disk.raw" "$T/out.raw"
+	done
+	want=$(xxhsum -H2 < "$F/disk.raw" | cut -d' ' -f1)
+	[ "$(inroot imgsum < "$F/disk.qcow2" | cut -d' ' -f1)" = "$want" ]
+	[ "$(inroot imgsum -a sha256 < "$F/disk1.vmdk" | cut -d' ' -f1)" = "$(sha256sum < "$F/disk.raw" | cut -d' ' -f1)" ]
+	inroot imginfo < "$F/disk.qcow2" | grep -q qcow2
+	img2raw < "$F/disk.qcow2" | inroot imgsparse > "$T/sparse.raw"
+	cmp "$F/disk.raw" "$T/sparse.raw"
+}
+
+@test "the pod of the README's Kubernetes Job: stages joined by FIFOs in a shared directory" {
+	# initContainer: mkfifo in the shared emptyDir; then four containers
+	# at once: fetch (curl) > /io/in; img2raw /io/in -> /io/raw;
+	# raw2qcow2 /io/raw -> /io/out with its stash in /stash; upload < /io/out
+	mkdir "$R/io" "$R/stash"
+	mkfifo "$R/io/in" "$R/io/raw" "$R/io/out"
+	cat "$F/disk1.vmdk" > "$R/io/in" & fetch=$!
+	inroot img2raw -o /io/raw /io/in & conv=$!
+	inroot raw2qcow2 --tmpdir /stash -o /io/out /io/raw & write=$!
+	cat "$R/io/out" > "$T/out.qcow2" & upload=$!
+	wait $fetch; wait $conv; wait $write; wait $upload
+	rm -r "$R/io"; rmdir "$R/stash"
+	qemu-img compare -q -f raw -F qcow2 "$F/disk.raw" "$T/out.qcow2"
+}
+
+@test "a static program holds only what it uses (link maps)" {
+	[ -f "$MAPS/imgsparse.map" ] || skip "no link maps"
+	# archive members linked in, per program
+	members() { sed -n '1,/^Discarded input sections/p' "$MAPS/$1.map" | grep -o '[a-z0-9_+]*\.a(' | sort -u; }
+	members ovaextract | grep -qx 'libxml2.a('
+	members ovaextract | grep -qx 'libnettle.a('
+	! members ovaextract | grep -qx 'libicudata.a('
+	! members imgsparse | grep -qx 'libxml2.a('
+	! members imgsparse | grep -qx 'libnettle.a('
+	! members img2raw | grep -qx 'libxml2.a('
+	! members raw2qcow2 | grep -qx 'libxml2.a('
+	! members uecsplit | grep -qx 'libxml2.a('
+	members imgsum | grep -qx 'libxxhash.a('
+	# no program is big: the largest (ovaextract, with libxml2) under 5 MiB
+	local p
+	for p in "$S"/*; do
+		[ "$(stat -c %s "$p")" -lt $((5 << 20)) ]
+	done
+}
+
+@test "an OVF in Latin-1 parses in the root; one in windows-1252 (iconv modules, ICU data: neither there) is a clean rejection" {
+	cp "$F/disk1.vmdk" "$T/"
+	cd "$T"
+	OVF_ENCODING=ISO-8859-1 make_ova l1.ova disk1.vmdk
+	inroot ovaextract < l1.ova | inroot img2raw > out.raw
+	cmp "$F/disk.raw" out.raw
+	OVF_ENCODING=windows-1252 make_ova w.ova disk1.vmdk
+	run bash -c 'env -i "$1" "$2" /bin/ovaextract < "$3" > /dev/null' sh "$CHROOT" "$R" w.ova
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == ovaextract:* ]]
+}
