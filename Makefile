@@ -47,6 +47,7 @@ units: $(UNITS)
 # uses.  libarchive's .pc lists -lacl for the disk reader/writer, which no
 # program links in; libxml2's lists ICU, whose C++ code needs -lstdc++ and
 # whose 30 MiB data blob is replaced by an empty table (static/icudata_stub.c).
+# The link maps (obj/static/PROGRAM.map) say which archive members went in.
 STATIC_DIR := $(BUILD)/bin-static
 STATIC_PROGS := $(patsubst cmd/%.c,$(STATIC_DIR)/%,$(CMD_SRC))
 STATIC_LIBS := $(filter-out -lacl,$(shell pkg-config --static --libs $(PKGS) 2>/dev/null)) -lstdc++ -lpthread
@@ -60,8 +61,9 @@ $(BUILD)/obj/static/icudata_stub.o: static/icudata_stub.c
 	$(CC) $(CFLAGS) -DICUDATA_SYMBOL=icudt$(ICU_MAJOR)_dat -c -o $@ $<
 
 $(STATIC_DIR)/%: cmd/%.c $(LIB) $(HDRS) $(STATIC_STUB)
-	@mkdir -p $(@D)
-	$(CC) $(CFLAGS) $(LDFLAGS) -static -s -o $@ $< $(LIB) $(STATIC_STUB) $(STATIC_LIBS)
+	@mkdir -p $(@D) $(BUILD)/obj/static
+	$(CC) $(CFLAGS) $(LDFLAGS) -static -s -Wl,-Map=$(BUILD)/obj/static/$*.map \
+	    -o $@ $< $(LIB) $(STATIC_STUB) $(STATIC_LIBS)
 
 BENCH_SRC := $(sort $(wildcard test/bench/*.c))
 BENCH_BINS := $(patsubst test/bench/%.c,$(BUILD)/test/bench/bin/%,$(BENCH_SRC))

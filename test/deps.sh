@@ -3,7 +3,8 @@
 pkgs="zlib1g-dev libarchive-dev libxxhash-dev libxml2-dev nettle-dev libzstd-dev
 pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio
 libclang-rt-14-dev gcc make xz-utils zstd bzip2 man-db groff-base fdisk
-xorriso parted udftools"
+xorriso parted udftools
+liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel"
 missing=
 for p in $pkgs; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' ||
