@@ -146,6 +146,11 @@ check_outputs() {
 	[ "$status" -eq 4 ]
 	[[ "$output" == *"is not that of the source"* ]]
 	[ ! -e "$T/out/g.qcow2" ] && [ ! -e "$T/out/g.qcow2.part" ]
+	# an empty source (a fetch that produced nothing) is no disk
+	run convert-one - "$T/out/empty.qcow2" < /dev/null
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"the source is empty"* ]]
+	[ ! -e "$T/out/empty.qcow2" ]
 	# a reader that stops early: the last stage's SIGPIPE is a failure
 	run bash -c 'convert-one "$1" - | head -c 1000 > /dev/null; exit ${PIPESTATUS[0]}' sh "$T/in/a.qcow2"
 	[ "$status" -eq 3 ]

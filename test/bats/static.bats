@@ -147,6 +147,22 @@ inroot() {
 	qemu-img compare -q -f raw -F qcow2 "$F/disk.raw" "$T/out.qcow2"
 }
 
+@test "the Job's pod with a bad image: img2raw fails (so the pod does), nothing hangs" {
+	mkdir "$R/io" "$R/stash"
+	mkfifo "$R/io/in" "$R/io/raw" "$R/io/out"
+	head -c 50000 "$F/disk1.vmdk" > "$T/cut.vmdk"
+	timeout 20 sh -c 'cat "$1" > "$2"' sh "$T/cut.vmdk" "$R/io/in" & fetch=$!
+	timeout 20 env -i "$CHROOT" "$R" /bin/img2raw -o /io/raw /io/in 2> "$T/err" & conv=$!
+	timeout 20 env -i "$CHROOT" "$R" /bin/raw2qcow2 --tmpdir /stash -o /io/out /io/raw & write=$!
+	timeout 20 sh -c 'cat "$1" > "$2"' sh "$R/io/out" "$T/out.qcow2" & upload=$!
+	st=0; wait $conv || st=$?
+	wait $fetch || true; wait $write || true; wait $upload || true
+	rm -r "$R/io"; rmdir "$R/stash"
+	cat "$T/err"
+	[ "$st" -eq 1 ]
+	grep -q '^img2raw: vmdk: ' "$T/err"
+}
+
 @test "a static program holds only what it uses (link maps)" {
 	[ -f "$MAPS/imgsparse.map" ] || skip "no link maps"
 	# archive members linked in, per program
