@@ -139,7 +139,7 @@ inroot() {
 	mkdir "$R/io" "$R/stash"
 	mkfifo "$R/io/in" "$R/io/raw" "$R/io/out"
 	cat "$F/disk1.vmdk" > "$R/io/in" & fetch=$!
-	inroot img2raw -o /io/raw /io/in & conv=$!
+	inroot img2raw --tmpdir /stash -o /io/raw /io/in & conv=$!
 	inroot raw2qcow2 --tmpdir /stash -o /io/out /io/raw & write=$!
 	cat "$R/io/out" > "$T/out.qcow2" & upload=$!
 	wait $fetch; wait $conv; wait $write; wait $upload
@@ -152,7 +152,7 @@ inroot() {
 	mkfifo "$R/io/in" "$R/io/raw" "$R/io/out"
 	head -c 50000 "$F/disk1.vmdk" > "$T/cut.vmdk"
 	timeout 20 sh -c 'cat "$1" > "$2"' sh "$T/cut.vmdk" "$R/io/in" & fetch=$!
-	timeout 20 env -i "$CHROOT" "$R" /bin/img2raw -o /io/raw /io/in 2> "$T/err" & conv=$!
+	timeout 20 env -i "$CHROOT" "$R" /bin/img2raw --tmpdir /stash -o /io/raw /io/in 2> "$T/err" & conv=$!
 	timeout 20 env -i "$CHROOT" "$R" /bin/raw2qcow2 --tmpdir /stash -o /io/out /io/raw & write=$!
 	timeout 20 sh -c 'cat "$1" > "$2"' sh "$R/io/out" "$T/out.qcow2" & upload=$!
 	st=0; wait $conv || st=$?
