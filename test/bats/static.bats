@@ -4,8 +4,9 @@
 # Skipped only when make static has not been run; CI runs it.
 load helpers
 
-S=${IMGPIPE_BUILD:-$BATS_TEST_DIRNAME/../..}/bin-static
-MAPS=${IMGPIPE_BUILD:-$BATS_TEST_DIRNAME/../..}/obj/static
+B=$(cd "${IMGPIPE_BUILD:-$BATS_TEST_DIRNAME/../..}" 2>/dev/null && pwd) || B=/nonexistent
+S=$B/bin-static
+MAPS=$B/obj/static
 VMDK_SO=http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized
 
 setup_file() {
