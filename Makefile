@@ -46,7 +46,7 @@ units: $(UNITS)
 # own link against the archive libimgpipe.a, so it pulls only the objects it
 # uses.  libarchive's .pc lists -lacl for the disk reader/writer, which no
 # program links in; libxml2's lists ICU, whose C++ code needs -lstdc++ and
-# whose 30 MiB data blob is replaced by an empty table (static/icudata_stub.c).
+# whose 30 MiB data blob is replaced by an empty table (lib/static/icudata_stub.c).
 # The link maps (obj/static/PROGRAM.map) say which archive members went in.
 STATIC_DIR := $(BUILD)/bin-static
 STATIC_PROGS := $(patsubst cmd/%.c,$(STATIC_DIR)/%,$(CMD_SRC))
@@ -56,7 +56,7 @@ STATIC_STUB := $(if $(ICU_MAJOR),$(BUILD)/obj/static/icudata_stub.o)
 
 static: $(STATIC_PROGS)
 
-$(BUILD)/obj/static/icudata_stub.o: static/icudata_stub.c
+$(BUILD)/obj/static/icudata_stub.o: lib/static/icudata_stub.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DICUDATA_SYMBOL=icudt$(ICU_MAJOR)_dat -c -o $@ $<
 
