@@ -8,6 +8,8 @@
 #include "imgpipe/sink.h"
 #include "imgpipe/zero.h"
 
+#define PIPE_SIZE_WANTED (1024 * 1024)
+
 int write_full(int fd, const void *buf, size_t len, const char *name)
 {
 	ssize_t n;
@@ -153,6 +155,9 @@ void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
 	raw_sink_force_stream(rs);
 	if (fstat(fd, &st) < 0 || flags < 0 || (flags & O_APPEND))
 		return;
+	/* Fewer wake-ups of both ends: measured in test/bench (best effort). */
+	if (S_ISFIFO(st.st_mode))
+		fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE_WANTED);
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return;
 	if (lseek(fd, 0, SEEK_CUR) != 0)

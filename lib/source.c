@@ -10,6 +10,7 @@
 #include "imgpipe/source.h"
 
 #define SKIP_CHUNK (256 * 1024)
+#define SOURCE_PIPE_SIZE (1024 * 1024)
 
 static ssize_t fd_read_full(int fd, void *buf, size_t len)
 {
@@ -191,6 +192,9 @@ static int open_fd(struct source *s, int fd, const char *name, bool decode)
 		return fail_errno(EXIT_IO, "%s", name);
 	if (S_ISDIR(st.st_mode))
 		return fail(EXIT_USAGE, "%s is a directory", name);
+	/* A larger pipe: fewer wake-ups of both ends (best effort). */
+	if (S_ISFIFO(st.st_mode))
+		fcntl(fd, F_SETPIPE_SZ, SOURCE_PIPE_SIZE);
 	if (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode)) {
 		cur = lseek(fd, 0, SEEK_CUR);
 		end = lseek(fd, 0, SEEK_END);
