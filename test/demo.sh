@@ -20,4 +20,6 @@ echo "   imgsum of the original:   $b"
 [ "${a%% *}" = "${b%% *}" ]
 echo "4. imgsparse --map of the sample (first lines)"
 imgsparse --map "$d/sample.raw" | head -n 5
+echo "5. imginfo: what the compressed file really is, and is it safe?"
+imginfo "$d/sample.qcow2.xz"
 echo "demo ok: the disk survived raw -> qcow2 -> xz -> pipe -> raw unchanged"
