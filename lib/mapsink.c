@@ -68,7 +68,8 @@ static int map_finish(struct sink *sk, uint64_t size)
 void map_sink_init(struct map_sink *ms, FILE *out, bool json)
 {
 	*ms = (struct map_sink){
-		.base = { true, map_write, map_zero, map_finish },
+		.base = { .in_order = true, .write = map_write, .zero = map_zero,
+		    .finish = map_finish },
 		.out = out,
 		.json = json,
 	};

@@ -192,5 +192,6 @@ static int null_finish(struct sink *sk, uint64_t size)
 
 void null_sink_init(struct sink *sk)
 {
-	*sk = (struct sink){ false, null_write, null_zero, null_finish, true };
+	*sk = (struct sink){ .write = null_write, .zero = null_zero,
+	    .finish = null_finish, .no_zero_split = true };
 }

@@ -102,7 +102,8 @@ static int punch_finish(struct sink *sk, uint64_t size)
 int sparse_in_place(const struct sparse_opts *o)
 {
 	struct punch_sink ps = {
-		.base = { false, punch_write, punch_zero, punch_finish },
+		.base = { .write = punch_write, .zero = punch_zero,
+		    .finish = punch_finish },
 		.name = o->input,
 	};
 	struct stat st;

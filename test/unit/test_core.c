@@ -151,7 +151,8 @@ static int rec_finish(struct sink *sk, uint64_t size)
 static void rec_init(struct rec_sink *r)
 {
 	memset(r, 0, sizeof *r);
-	r->base = (struct sink){ true, rec_write, rec_zero, rec_finish };
+	r->base = (struct sink){ .in_order = true, .write = rec_write,
+	    .zero = rec_zero, .finish = rec_finish };
 	memset(r->out, 0xee, sizeof r->out);
 }
 
