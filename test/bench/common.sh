@@ -40,23 +40,34 @@ bench_fixture() {
 	echo "$BENCH_DIR/$name"
 }
 
-# bench_time 'shell command': prints "MEDIAN_SECONDS MAX_RSS_KIB" over
-# $BENCH_RUNS runs.  RSS is the largest process of the command's tree
-# that GNU time saw (the top shell's children are waited for).
-bench_time() {
-	local i t out=$BENCH_DIR/.time
-	: > "$out.all"
-	for i in $(seq "$BENCH_RUNS"); do
-		/usr/bin/time -f '%e %M' -o "$out" sh -c "$1" >/dev/null 2>&1 ||
-			{ echo "FAILED: $1" >&2; echo "nan 0"; return 1; }
-		cat "$out" >> "$out.all"
-	done
-	sort -n "$out.all" | awk '{ t[NR] = $1; if ($2 > m) m = $2 }
-		END { print t[int((NR + 1) / 2)], m }'
+# time_once 'shell command' FILE: append "SECONDS MAX_RSS_KIB" to FILE.
+time_once() {
+	local out=$BENCH_DIR/.time.$$
+	/usr/bin/time -f '%e %M' -o "$out" sh -c "$1" >/dev/null 2>&1 ||
+		{ echo "FAILED: $1" >&2; rm -f "$out"; return 1; }
+	cat "$out" >> "$2"
+	rm -f "$out"
 }
 
-# bench_peak_rss 'command': largest RSS (KiB) of any one process of a
-# pipeline, measured per stage with GNU time.
+# median FILE: "MEDIAN_SECONDS MAX_RSS_KIB" of the runs in FILE.
+median() {
+	sort -n "$1" | awk '{ t[NR] = $1; if ($2 > m) m = $2 }
+		END { if (NR) print t[int((NR + 1) / 2)], m; else print "nan 0" }'
+}
+
+# bench_time 'shell command': "MEDIAN_SECONDS MAX_RSS_KIB" over
+# $BENCH_RUNS runs.  RSS is the largest process GNU time saw.
+bench_time() {
+	local f=$BENCH_DIR/.runs.$$ i
+	: > "$f"
+	for i in $(seq "$BENCH_RUNS"); do
+		time_once "$1" "$f" || { rm -f "$f"; echo "nan 0"; return 1; }
+	done
+	median "$f"
+	rm -f "$f"
+}
+
+# bench_header TITLE: a table's title and column heads.
 bench_header() {
 	printf '\n## %s\n\n' "$1"
 	printf '| %-44s | %9s | %9s | %-24s | %6s | %9s |\n' \
@@ -66,17 +77,21 @@ bench_header() {
 		"--------" "-----------"
 }
 
-# bench_row CASE 'our command' PEER_NAME 'peer command': runs both, prints
-# a table row; ratio = ours / peer (below 1 is faster than the peer).
+# bench_row CASE 'our command' PEER_NAME 'peer command': runs both,
+# alternating (ours, peer, ours, peer, ...) so that the state of the page
+# cache and the machine weighs on both alike, and prints a table row;
+# ratio = ours / peer (below 1 is faster than the peer).
 bench_row() {
-	local name=$1 ours=$2 peer_name=$3 peer=$4 o p
-	o=$(bench_time "$ours")
-	if [ -n "$peer" ]; then
-		p=$(bench_time "$peer")
-	else
-		p="nan 0"
-	fi
-	set -- $o $p
+	local name=$1 ours=$2 peer_name=$3 peer=$4 fo fp i
+	fo=$BENCH_DIR/.ours.$$ fp=$BENCH_DIR/.peer.$$
+	: > "$fo"
+	: > "$fp"
+	for i in $(seq "$BENCH_RUNS"); do
+		time_once "$ours" "$fo"
+		[ -z "$peer" ] || time_once "$peer" "$fp"
+	done
+	set -- $(median "$fo") $(median "$fp")
+	rm -f "$fo" "$fp"
 	printf '| %-44s | %9s | %9s | %-24s | %6s | %9s |\n' "$name" "$1" "$3" \
 		"$peer_name" "$(awk -v a="$1" -v b="$3" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }')" \
 		"$(awk -v k="$2" 'BEGIN { printf "%.1f", k / 1024 }')"
