@@ -41,8 +41,12 @@ bench_fixture() {
 }
 
 # time_once 'shell command' FILE: append "SECONDS MAX_RSS_KIB" to FILE.
+# Each run starts with no dirty pages left by the one before (sync, not
+# timed): otherwise the kernel's writeback of the last output lands on
+# whoever runs next, and file-writing times swing 2-6x.
 time_once() {
 	local out=$BENCH_DIR/.time.$$
+	sync
 	/usr/bin/time -f '%e %M' -o "$out" sh -c "$1" >/dev/null 2>&1 ||
 		{ echo "FAILED: $1" >&2; rm -f "$out"; return 1; }
 	cat "$out" >> "$2"
