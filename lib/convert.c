@@ -27,9 +27,11 @@ static int write_raw(struct image *img, struct stash *st, const char *output)
 	if (outfile_open(&of, output) < 0)
 		return -1;
 	raw_sink_init(&rs, of.fd, of.name);
+	raw_sink_async(&rs);
 	emitter_init(&em, &rs.base, st, img->virtual_size);
 	rc = image_read(img, &em);
 	emitter_free(&em);
+	raw_sink_close(&rs);
 	if (rc == 0)
 		rc = outfile_commit(&of);
 	else

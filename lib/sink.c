@@ -6,6 +6,7 @@
 
 #include "imgpipe/err.h"
 #include "imgpipe/sink.h"
+#include "imgpipe/writer.h"
 #include "imgpipe/zero.h"
 
 #define PIPE_SIZE_WANTED (1024 * 1024)
@@ -61,6 +62,8 @@ static int file_write(struct sink *sk, uint64_t off, const void *buf,
 {
 	struct raw_sink *rs = (struct raw_sink *)sk;
 
+	if (rs->writer != NULL)
+		return async_pwrite(rs->writer, buf, len, off);
 	return pwrite_full(rs->fd, buf, len, off, rs->name);
 }
 
@@ -88,8 +91,12 @@ static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
 static int file_finish(struct sink *sk, uint64_t size)
 {
 	struct raw_sink *rs = (struct raw_sink *)sk;
+	struct async_writer *w = rs->writer;
 	struct stat st;
 
+	rs->writer = NULL;
+	if (w != NULL && async_writer_finish(w) < 0)
+		return -1;
 	if (fstat(rs->fd, &st) == 0 && S_ISBLK(st.st_mode))
 		return 0;
 	if (ftruncate(rs->fd, size) < 0)
@@ -194,4 +201,22 @@ void null_sink_init(struct sink *sk)
 {
 	*sk = (struct sink){ .write = null_write, .zero = null_zero,
 	    .finish = null_finish, .no_zero_split = true };
+}
+
+void raw_sink_async(struct raw_sink *rs)
+{
+	if (!rs->seekable || rs->writer != NULL)
+		return;
+	rs->writer = async_writer_start(rs->fd, rs->name);
+	if (rs->writer == NULL)
+		err_clear();	/* synchronous writes will do */
+}
+
+void raw_sink_close(struct raw_sink *rs)
+{
+	struct async_writer *w = rs->writer;
+
+	rs->writer = NULL;
+	if (w != NULL)	/* an error here never hides the first one */
+		async_writer_finish(w);
 }

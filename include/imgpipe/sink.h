@@ -28,6 +28,7 @@ struct raw_sink {
 	bool seekable;
 	uint64_t prior_size;	/* file length before we started */
 	uint64_t pos;		/* stream sinks: bytes written */
+	struct async_writer *writer;	/* seekable: writes on a thread */
 };
 
 /*
@@ -36,6 +37,14 @@ struct raw_sink {
  */
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name);
 void raw_sink_force_stream(struct raw_sink *rs);
+/*
+ * Seekable sinks: write on a thread of their own, overlapping the reading
+ * (measured in test/bench/img2raw.sh).  Best effort: stays synchronous if
+ * the thread cannot be had.  raw_sink_close() must follow, on every path.
+ */
+void raw_sink_async(struct raw_sink *rs);
+/* Wait for queued writes (after finish, or to give up); idempotent. */
+void raw_sink_close(struct raw_sink *rs);
 
 /* A sink that keeps nothing: for reading an image only to check it. */
 void null_sink_init(struct sink *sk);

@@ -146,3 +146,17 @@ wrapped() {	# COMPRESSOR EXT
 	[ "$(stat -c %s "$T/out.raw")" -eq "$(stat -c %s "$T/want.raw")" ]
 	[ "$(du -k "$T/out.raw" | cut -f1)" -lt 1000 ]
 }
+
+@test "img2raw: a full file system under a seekable output is exit 3, no file left" {
+	[ "$(id -u)" = 0 ] || skip "needs root to mount a small tmpfs"
+	mkdir -p "$T/small"
+	mount -t tmpfs -o size=1M tmpfs "$T/small"
+	truncate -s 10M "$T/big"
+	head -c 3M /dev/urandom | dd of="$T/big" conv=notrunc status=none
+	run img2raw -o "$T/small/out" "$T/big"
+	left=$(ls -A "$T/small")
+	umount "$T/small"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"No space left on device"* ]]
+	[ -z "$left" ]
+}
