@@ -4,6 +4,9 @@
 # for every tool alike.
 BENCH_DIR=${BENCH_DIR:-/var/tmp/imgpipe-bench}
 BENCH_RUNS=${BENCH_RUNS:-3}
+# Where outputs go.  BENCH_OUT=/dev/shm (tmpfs) takes the disk's writeback
+# out of the measure, which otherwise swings file-writing times 2-6x here.
+BENCH_OUT=${BENCH_OUT:-$BENCH_DIR}
 : "${IMGPIPE_BIN:=$(cd "$(dirname "$0")/../.." && pwd)/bin}"
 export PATH="$IMGPIPE_BIN:$PATH"
 mkdir -p "$BENCH_DIR"

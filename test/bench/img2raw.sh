@@ -8,11 +8,11 @@
 . "$(dirname "$0")/common.sh"
 
 qcow2=$(bench_fixture disk4g.qcow2 -f raw -O qcow2) || exit 1
-out=$BENCH_DIR/img2raw-out.raw
-peer=$BENCH_DIR/img2raw-peer.raw
+out=$BENCH_OUT/img2raw-out.raw
+peer=$BENCH_OUT/img2raw-peer.raw
 trap 'rm -f "$out" "$peer"' EXIT
 
-bench_header "img2raw: qcow2 (4 GiB, ~1 GiB data) to raw"
+bench_header "img2raw: qcow2 (4 GiB, ~1 GiB data) to raw, outputs in $BENCH_OUT"
 bench_row "qcow2 file -> file" "rm -f '$out'; img2raw -o '$out' '$qcow2'" \
 	"qemu-img convert" "rm -f '$peer'; qemu-img convert -O raw '$qcow2' '$peer'"
 bench_row "qcow2 pipe -> file (cat | img2raw > out)" \

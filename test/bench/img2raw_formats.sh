@@ -4,11 +4,11 @@
 # qemu-img's time) and pipe -> pipe throughput.
 . "$(dirname "$0")/common.sh"
 
-out=$BENCH_DIR/img2raw-out.raw
-peer=$BENCH_DIR/img2raw-peer.raw
+out=$BENCH_OUT/img2raw-out.raw
+peer=$BENCH_OUT/img2raw-peer.raw
 trap 'rm -f "$out" "$peer"' EXIT
 
-bench_header "img2raw: other formats of the 4 GiB disk to raw"
+bench_header "img2raw: other formats of the 4 GiB disk to raw, outputs in $BENCH_OUT"
 for spec in "disk4g.vmdk vmdk -o subformat=streamOptimized" \
     "disk4g-sparse.vmdk vmdk" "disk4g.vhdx vhdx" "disk4g.vdi vdi" \
     "disk4g.vhd vpc" "disk4g.qed qed"; do
