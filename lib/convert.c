@@ -5,8 +5,8 @@
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
+#include "imgpipe/job.h"
 #include "imgpipe/outfile.h"
-#include "imgpipe/progress.h"
 #include "imgpipe/sink.h"
 
 void list_formats(void)
@@ -17,8 +17,9 @@ void list_formats(void)
 		printf("%-10s %s\n", formats[i]->name, formats[i]->desc);
 }
 
-static int write_raw(struct image *img, struct stash *st, const char *output)
+static int write_raw(struct image *img, struct stash *st, void *arg)
 {
+	const char *output = arg;
 	struct outfile of;
 	struct raw_sink rs;
 	struct emitter em;
@@ -41,23 +42,8 @@ static int write_raw(struct image *img, struct stash *st, const char *output)
 
 int convert_to_raw(const struct convert_opts *o)
 {
-	struct source src;
-	struct stash st;
-	struct image img = { 0 };
-	struct progress pr;
-	int rc = -1;
+	struct image_job j = { .input = o->input, .format = o->format,
+	    .progress = o->progress, .mem = o->mem, .tmpdir = o->tmpdir };
 
-	stash_init(&st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
-	if (source_open(&src, o->input) < 0)
-		goto out;
-	progress_start(&pr, o->progress, src.size_known ? src.size : 0);
-	src.progress = &pr;
-	if (image_open(&img, &src, &st, o->format, false) == 0)
-		rc = write_raw(&img, &st, o->output);
-	progress_end(&pr);
-	image_close(&img);
-out:
-	source_close(&src);
-	stash_free(&st);
-	return rc;
+	return image_job_run(&j, write_raw, (void *)o->output);
 }

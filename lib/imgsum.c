@@ -12,29 +12,32 @@
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
-#include "imgpipe/progress.h"
-#include "imgpipe/source.h"
-#include "imgpipe/stash.h"
+#include "imgpipe/job.h"
 
 static bool is_stdin(const char *path)
 {
 	return path == NULL || strcmp(path, "-") == 0;
 }
 
-static int digest_emit(struct image *img, struct stash *st,
-    const struct digest_algo *algo, char *hex)
+struct digest_job {
+	const struct digest_algo *algo;
+	char *hex;
+};
+
+static int digest_emit(struct image *img, struct stash *st, void *arg)
 {
+	struct digest_job *dj = arg;
 	struct digest_sink ds;
 	struct emitter em;
 	int rc;
 
-	if (digest_sink_init(&ds, algo) < 0)
+	if (digest_sink_init(&ds, dj->algo) < 0)
 		return -1;
 	emitter_init(&em, &ds.base, st, img->virtual_size);
 	rc = image_read(img, &em);
 	emitter_free(&em);
 	if (rc == 0)
-		memcpy(hex, ds.hex, sizeof ds.hex);
+		memcpy(dj->hex, ds.hex, sizeof ds.hex);
 	digest_sink_free(&ds);
 	return rc;
 }
@@ -43,25 +46,12 @@ static int digest_emit(struct image *img, struct stash *st,
 static int digest_image(const struct imgsum_opts *o,
     const struct digest_algo *algo, const char *path, char *hex)
 {
-	struct source src;
-	struct stash st;
-	struct image img = { 0 };
-	struct progress pr;
-	int rc = -1;
+	struct image_job j = { .input = is_stdin(path) ? NULL : path,
+	    .format = o->format, .progress = o->progress, .mem = o->mem,
+	    .tmpdir = o->tmpdir };
+	struct digest_job dj = { algo, hex };
 
-	stash_init(&st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
-	if (source_open(&src, is_stdin(path) ? NULL : path) < 0)
-		goto out;
-	progress_start(&pr, o->progress, src.size_known ? src.size : 0);
-	src.progress = &pr;
-	if (image_open(&img, &src, &st, o->format, false) == 0)
-		rc = digest_emit(&img, &st, algo, hex);
-	progress_end(&pr);
-	image_close(&img);
-out:
-	source_close(&src);
-	stash_free(&st);
-	return rc;
+	return image_job_run(&j, digest_emit, &dj);
 }
 
 /*

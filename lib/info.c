@@ -11,6 +11,7 @@
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
+#include "imgpipe/json.h"
 #include "imgpipe/format.h"
 #include "imgpipe/info.h"
 #include "imgpipe/sink.h"
@@ -286,20 +287,6 @@ static bool is_unsafe(const struct info_opts *o, const struct report *r)
 		if (!allowed(o, r->img.findings[i].code))
 			return true;
 	return false;
-}
-
-static void json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", *s);
-		else
-			fputc(*s, f);
-	}
-	fputc('"', f);
 }
 
 static void print_json(const struct info_opts *o, const struct report *r)

@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/json.h"
 #include "imgpipe/manifest.h"
 #include "imgpipe/outfile.h"
 #include "imgpipe/ova.h"
@@ -902,24 +903,6 @@ static int settle_output(struct ova_job *j, int rc)
 
 /* ---- -l ---------------------------------------------------------------- */
 
-static void json_string(const char *s)
-{
-	if (s == NULL) {
-		fputs("null", stdout);
-		return;
-	}
-	putchar('"');
-	for (; *s; s++) {
-		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", (unsigned char)*s);
-		else
-			putchar(*s);
-	}
-	putchar('"');
-}
-
 static void json_u64(bool has, uint64_t v)
 {
 	if (has)
@@ -934,25 +917,25 @@ static void list_json_disk(const struct ovf *o, size_t i)
 	const struct ovf_file *f = d->file >= 0 ? &o->files[d->file] : NULL;
 
 	printf("    {\"index\": %zu, \"id\": ", i + 1);
-	json_string(d->id);
+	json_string(stdout, d->id);
 	fputs(", \"file\": ", stdout);
-	json_string(f ? f->href : NULL);
+	json_string(stdout, f ? f->href : NULL);
 	fputs(", \"file_size\": ", stdout);
 	json_u64(f && f->has_size, f ? f->size : 0);
 	fputs(", \"format\": ", stdout);
-	json_string(d->format);
+	json_string(stdout, d->format);
 	fputs(", \"format_uri\": ", stdout);
-	json_string(d->format_uri);
+	json_string(stdout, d->format_uri);
 	fputs(", \"capacity\": ", stdout);
 	json_u64(d->has_capacity, d->capacity);
 	fputs(", \"capacity_raw\": ", stdout);
-	json_string(d->capacity_raw);
+	json_string(stdout, d->capacity_raw);
 	fputs(", \"capacity_units\": ", stdout);
-	json_string(d->units_raw);
+	json_string(stdout, d->units_raw);
 	fputs(", \"populated_size\": ", stdout);
 	json_u64(d->has_populated, d->populated);
 	fputs(", \"compression\": ", stdout);
-	json_string(f && f->gzip ? "gzip" : NULL);
+	json_string(stdout, f && f->gzip ? "gzip" : NULL);
 	fputs(", \"chunk_size\": ", stdout);
 	json_u64(f && f->chunk_size, f ? f->chunk_size : 0);
 	printf("}%s\n", i + 1 < o->ndisks ? "," : "");
@@ -964,14 +947,14 @@ static void list_json(const struct ova_job *j)
 	size_t i;
 
 	fputs("{\n  \"descriptor\": ", stdout);
-	json_string(j->ovf_name);
+	json_string(stdout, j->ovf_name);
 	printf(",\n  \"ovf_version\": %d,\n  \"virtual_system\": ",
 	    o->version);
 	if (o->system_id || o->system_name) {
 		fputs("{\"id\": ", stdout);
-		json_string(o->system_id);
+		json_string(stdout, o->system_id);
 		fputs(", \"name\": ", stdout);
-		json_string(o->system_name);
+		json_string(stdout, o->system_name);
 		fputs("}", stdout);
 	} else {
 		fputs("null", stdout);
@@ -979,11 +962,11 @@ static void list_json(const struct ova_job *j)
 	fputs(",\n  \"operating_system\": ", stdout);
 	if (o->os_id || o->os_desc || o->os_type) {
 		fputs("{\"id\": ", stdout);
-		json_string(o->os_id);
+		json_string(stdout, o->os_id);
 		fputs(", \"description\": ", stdout);
-		json_string(o->os_desc);
+		json_string(stdout, o->os_desc);
 		fputs(", \"type\": ", stdout);
-		json_string(o->os_type);
+		json_string(stdout, o->os_type);
 		fputs("}", stdout);
 	} else {
 		fputs("null", stdout);

@@ -7,38 +7,36 @@
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
+#include "imgpipe/job.h"
 #include "imgpipe/outfile.h"
-#include "imgpipe/progress.h"
 #include "imgpipe/sparse.h"
+
+struct sparse_job {
+	struct sink *sink;
+	uint64_t block;
+};
+
+static int emit_blocks(struct image *img, struct stash *st, void *arg)
+{
+	struct sparse_job *sj = arg;
+	struct emitter em;
+	int rc;
+
+	emitter_init(&em, sj->sink, st, img->virtual_size);
+	em.zero_block = sj->block;
+	rc = image_read(img, &em);
+	emitter_free(&em);
+	return rc;
+}
 
 /* Read the input as raw bytes, verbatim, into sk. */
 static int run_raw(const struct sparse_opts *o, struct sink *sk)
 {
-	struct source src;
-	struct stash st;
-	struct image img = { 0 };
-	struct emitter em;
-	struct progress pr;
-	int rc = -1;
+	struct image_job j = { .input = o->input, .plain = true,
+	    .progress = o->progress };
+	struct sparse_job sj = { sk, o->block };
 
-	stash_init(&st, STASH_DEFAULT_BUDGET, NULL);
-	if (source_open_plain(&src, o->input) < 0)
-		goto out;
-	progress_start(&pr, o->progress, src.size_known ? src.size : 0);
-	src.progress = &pr;
-	if (image_open(&img, &src, &st, "raw", false) == 0) {
-		img.verbatim = true;
-		emitter_init(&em, sk, &st, img.virtual_size);
-		em.zero_block = o->block;
-		rc = image_read(&img, &em);
-		emitter_free(&em);
-	}
-	progress_end(&pr);
-	image_close(&img);
-out:
-	source_close(&src);
-	stash_free(&st);
-	return rc;
+	return image_job_run(&j, emit_blocks, &sj);
 }
 
 int sparse_copy(const struct sparse_opts *o)

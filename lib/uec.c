@@ -30,6 +30,7 @@
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
+#include "imgpipe/json.h"
 #include "imgpipe/outfile.h"
 #include "imgpipe/progress.h"
 #include "imgpipe/sink.h"
@@ -747,19 +748,6 @@ static void print_sh_quoted(FILE *f, const char *s)
 	fputc('\'', f);
 }
 
-static void print_json_string(FILE *f, const char *s)
-{
-	fputc('"', f);
-	for (; *s; s++)
-		if (*s == '"' || *s == '\\')
-			fprintf(f, "\\%c", *s);
-		else if ((unsigned char)*s < 0x20)
-			fprintf(f, "\\u%04x", (unsigned char)*s);
-		else
-			fputc(*s, f);
-	fputc('"', f);
-}
-
 static const char *part_file(const struct uec *u, const struct member *m)
 {
 	return u->o->dir ? m->outpath : m->name;
@@ -828,15 +816,15 @@ static void print_json_member(const struct uec *u, const struct member *m)
 		printf("\"disk_format\": \"%s\", \"container_format\": \"%s\", ",
 		    role_disk_format(m->role), role_disk_format(m->role));
 	fputs("\"name\": ", stdout);
-	print_json_string(stdout, m->name);
+	json_string(stdout, m->name);
 	fputs(", \"member\": ", stdout);
-	print_json_string(stdout, m->path);
+	json_string(stdout, m->path);
 	printf(", \"size\": %llu, \"sparse\": %s, \"content\": ",
 	    (unsigned long long)m->size, m->sparse ? "true" : "false");
-	print_json_string(stdout, m->content.what);
+	json_string(stdout, m->content.what);
 	if (u->o->dir && m->role != ROLE_EXTRA) {
 		fputs(", \"path\": ", stdout);
-		print_json_string(stdout, m->outpath);
+		json_string(stdout, m->outpath);
 	}
 	putchar('}');
 }
@@ -874,7 +862,7 @@ static void print_json(const struct uec *u)
 			print_glance_command(f, u, r);
 			fclose(f);
 			printf("%s\n    ", sep);
-			print_json_string(stdout, cmd);
+			json_string(stdout, cmd);
 			free(cmd);
 			sep = ",";
 		}

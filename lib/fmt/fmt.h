@@ -9,9 +9,30 @@ int raw_open(struct image *img);
 int raw_read(struct image *img, struct emitter *em);
 
 /*
+ * From a pipe: emit the input (chunk bytes a read, into buf of chunk +
+ * STREAM_TAIL bytes) but for its last STREAM_TAIL bytes, left at buf.
+ * A fixed VHD's footer is there, and only the end of a pipe shows it.
+ * Sets em->size to unknown; *emitted and *taillen say what was seen.
+ */
+#define STREAM_TAIL 512
+int stream_all_but_tail(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t chunk, uint64_t *emitted, size_t *taillen);
+
+/*
  * True when the 512 bytes at p are the footer of a fixed VHD whose data
  * is the data_len bytes before it: a pipe only shows the footer at the end.
  */
 bool vhd_fixed_footer(const unsigned char *p, uint64_t data_len);
+
+/* Ascending: host offsets, or (host << 32 | virtual) pairs. */
+void sort_u64(uint64_t *v, size_t n);
+
+/*
+ * order[i] holds a virtual index in its low 32 bits, in the order a pipe
+ * meets the data.  lowest[i] = the lowest index among order[i..n-1]
+ * (none at n): after order[i - 1] is read, the disk below lowest[i] is
+ * complete, which emit_upto() can be told.  NULL when out of memory.
+ */
+uint32_t *lowest_after(const uint64_t *order, uint64_t n, uint32_t none);
 
 #endif

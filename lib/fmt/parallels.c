@@ -102,13 +102,6 @@ static int prl_check_header(struct image *img, struct prl *p,
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Bytes of cluster i that belong to the disk. */
 static uint64_t prl_cluster_len(const struct image *img, const struct prl *p,
     uint64_t i)
@@ -141,7 +134,7 @@ static int prl_check_bat(struct image *img, struct prl *p)
 	for (i = 0; i < p->nclusters; i++)
 		if (p->bat[i] != 0)
 			p->order[p->nalloc++] = (uint64_t)p->bat[i] << 32 | i;
-	qsort(p->order, p->nalloc, 8, cmp_u64);
+	sort_u64(p->order, p->nalloc);
 	for (k = 0; k < p->nalloc; k++) {
 		i = (uint32_t)p->order[k];
 		host = (p->order[k] >> 32) * p->unit;

@@ -350,13 +350,6 @@ static int qcow2_open(struct image *img)
 
 /* ---- metadata map: what data must never point at ---- */
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 static bool ranges_meet(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 {
 	return alen > 0 && blen > 0 && a < b + blen && b < a + alen;
@@ -440,7 +433,7 @@ static int qcow2_map_l2_tables(struct image *img)
 			    (unsigned long long)at);
 		q->l2_sorted[n++] = off;
 	}
-	qsort(q->l2_sorted, n, sizeof *q->l2_sorted, cmp_u64);
+	sort_u64(q->l2_sorted, n);
 	for (i = 1; i < n; i++)
 		if (q->l2_sorted[i] == q->l2_sorted[i - 1])
 			return image_bad(img, "L2 table at 0x%llx is used twice "

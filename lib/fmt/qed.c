@@ -40,19 +40,19 @@ struct qed_item {
 	uint64_t virt;		/* data: virtual offset */
 	uint32_t l1_index;	/* table: its L1 entry; data: its table */
 	uint32_t kind : 1;
-	uint32_t todo_index : 31;	/* data: its place in the table's todo */
+	uint32_t awaited_index : 31;	/* data: its place in awaited */
 };
 
-#define QED_TODO_DONE UINT32_MAX
+#define QED_AWAITED_DONE UINT32_MAX	/* an awaited entry that arrived */
 
 /*
  * Stream mode, per L1 entry: what of its virtual range is still to come.
  * An unread table may map anything in its range; a read one, exactly the
- * entries in todo (ascending) not yet marked QED_TODO_DONE.
+ * entries in awaited (ascending) not yet marked QED_AWAITED_DONE.
  */
 struct qed_table_state {
-	uint32_t *todo;
-	uint32_t ntodo, next;
+	uint32_t *awaited;
+	uint32_t nawaited, next;
 	bool unread;
 };
 
@@ -552,13 +552,14 @@ static int qed_emit_low_water(struct qed *q, struct emitter *em)
 		st = &q->tables[q->low];
 		if (st->unread)
 			break;
-		while (st->next < st->ntodo && st->todo[st->next] == QED_TODO_DONE)
+		while (st->next < st->nawaited &&
+		    st->awaited[st->next] == QED_AWAITED_DONE)
 			st->next++;
-		if (st->next < st->ntodo)
+		if (st->next < st->nawaited)
 			return emit_upto(em, (uint64_t)q->low * q->span +
-			    (uint64_t)st->todo[st->next] * q->cluster_size);
-		free(st->todo);
-		st->todo = NULL;
+			    (uint64_t)st->awaited[st->next] * q->cluster_size);
+		free(st->awaited);
+		st->awaited = NULL;
 	}
 	return emit_upto(em, (uint64_t)q->low * q->span);
 }
@@ -598,8 +599,8 @@ static int qed_stream_table(struct image *img, struct qed *q,
 	pos = img->src->pos;
 	q->tables_ahead--;
 	st->unread = false;
-	st->todo = malloc(n * sizeof *st->todo + 4);
-	if (st->todo == NULL) {
+	st->awaited = malloc(n * sizeof *st->awaited + 4);
+	if (st->awaited == NULL) {
 		free(t);
 		return fail(EXIT_IO, "out of memory");
 	}
@@ -624,10 +625,10 @@ static int qed_stream_table(struct image *img, struct qed *q,
 			continue;
 		}
 		d.host = host;
-		d.todo_index = st->ntodo;
+		d.awaited_index = st->nawaited;
 		if (qed_push(img, q, &d) < 0)
 			goto out;
-		st->todo[st->ntodo++] = j;
+		st->awaited[st->nawaited++] = j;
 	}
 	if (q->tables_ahead == 0)
 		qed_drop_parked(img, q);
@@ -662,7 +663,7 @@ static int qed_stream_item(struct image *img, struct qed *q,
 	if (qed_copy(img, q, em, it->host, it->virt,
 	    qed_cluster_len(img, q, it->virt)) < 0)
 		return -1;
-	q->tables[it->l1_index].todo[it->todo_index] = QED_TODO_DONE;
+	q->tables[it->l1_index].awaited[it->awaited_index] = QED_AWAITED_DONE;
 	return qed_emit_low_water(q, em);
 }
 
@@ -723,7 +724,7 @@ static void qed_close(struct image *img)
 	free(q->heap);
 	if (q->tables != NULL)
 		for (i = 0; i < q->n_l1; i++)
-			free(q->tables[i].todo);
+			free(q->tables[i].awaited);
 	free(q->tables);
 	free(q->used);
 	free(q->buf);

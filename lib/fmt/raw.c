@@ -7,7 +7,6 @@
 
 /* 256 KiB: larger buffers fall out of cache and measured slower. */
 #define RAW_CHUNK (256 * 1024)
-#define VHD_FOOTER 512
 
 static int raw_bid(const struct probe *pb)
 {
@@ -44,6 +43,31 @@ static int read_seekable(struct image *img, struct emitter *em,
 	return r;
 }
 
+int stream_all_but_tail(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t chunk, uint64_t *emitted, size_t *taillen)
+{
+	uint64_t off = 0;
+	size_t have = 0;
+	ssize_t n;
+
+	em->size = UINT64_MAX;
+	while ((n = image_read_forward(img, buf + have, chunk)) > 0) {
+		have += n;
+		if (have > STREAM_TAIL) {
+			size_t out = have - STREAM_TAIL;
+
+			if (emit_data(em, off, buf, out) < 0)
+				return -1;
+			off += out;
+			memmove(buf, buf + out, STREAM_TAIL);
+			have = STREAM_TAIL;
+		}
+	}
+	*emitted = off;
+	*taillen = have;
+	return n < 0 ? -1 : 0;
+}
+
 /*
  * From a pipe the length is known only at the end, and the last 512 bytes
  * may be a fixed VHD's footer, so they are held back until then.
@@ -51,29 +75,12 @@ static int read_seekable(struct image *img, struct emitter *em,
 static int read_stream(struct image *img, struct emitter *em,
     unsigned char *buf)
 {
-	uint64_t off = 0;
-	size_t have = 0;
-	ssize_t n;
+	uint64_t off;
+	size_t have;
 
-	em->size = UINT64_MAX;
-	for (;;) {
-		n = source_read(img->src, buf + have, RAW_CHUNK);
-		if (n < 0)
-			return -1;
-		have += n;
-		if (n == 0)
-			break;
-		if (have > VHD_FOOTER) {
-			size_t out = have - VHD_FOOTER;
-
-			if (emit_data(em, off, buf, out) < 0)
-				return -1;
-			off += out;
-			memmove(buf, buf + out, VHD_FOOTER);
-			have = VHD_FOOTER;
-		}
-	}
-	if (have == VHD_FOOTER && !img->verbatim &&
+	if (stream_all_but_tail(img, em, buf, RAW_CHUNK, &off, &have) < 0)
+		return -1;
+	if (have == STREAM_TAIL && !img->verbatim &&
 	    img->fmt == format_by_name("raw") && vhd_fixed_footer(buf, off))
 		have = 0;
 	if (emit_data(em, off, buf, have) < 0)
@@ -84,7 +91,7 @@ static int read_stream(struct image *img, struct emitter *em,
 
 int raw_read(struct image *img, struct emitter *em)
 {
-	unsigned char *buf = malloc(RAW_CHUNK + VHD_FOOTER);
+	unsigned char *buf = malloc(RAW_CHUNK + STREAM_TAIL);
 	int rc;
 
 	if (buf == NULL)

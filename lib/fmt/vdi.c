@@ -149,8 +149,8 @@ static int vdi_open(struct image *img)
 	if (v->bmap == NULL)
 		return fail(EXIT_IO, "out of memory");
 	raw = (unsigned char *)v->bmap;
-	if (source_read_at(img->src, raw, (size_t)v->nblocks * 4,
-	    v->offset_bmap, "vdi: block map") < 0)
+	if (image_read_at(img, raw, (size_t)v->nblocks * 4,
+	    v->offset_bmap, "block map") < 0)
 		return -1;
 	for (i = 0; i < v->nblocks; i++)
 		v->bmap[i] = le32(raw + 4 * i);
@@ -196,39 +196,13 @@ static int vdi_read_seekable(struct image *img, struct vdi *v,
 			len += vdi_block_len(img, v, i + k);
 		/* virtual order: the disk below block i is complete */
 		if (len > 0 && (emit_upto(em, (uint64_t)i * v->block_size) < 0 ||
-		    source_read_at(img->src, buf, len,
-		    vdi_host_offset(v, e), "vdi: data block") < 0 ||
+		    image_read_at(img, buf, len,
+		    vdi_host_offset(v, e), "data block") < 0 ||
 		    emit_data(em, (uint64_t)i * v->block_size, buf, len) < 0))
 			return -1;
 		i += n;
 	}
 	return 0;
-}
-
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
-/*
- * lowest[i]: the lowest virtual block among order[i..n-1], so that after
- * reading order[i - 1] all of the disk below lowest[i] is known.
- */
-static uint32_t *vdi_lowest_after(const uint64_t *order, uint64_t n,
-    uint32_t none)
-{
-	uint32_t *lowest = malloc((n + 1) * sizeof *lowest);
-	uint64_t i;
-
-	if (lowest == NULL)
-		return NULL;
-	lowest[n] = none;
-	for (i = n; i-- > 0;)
-		lowest[i] = (uint32_t)order[i] < lowest[i + 1]
-		    ? (uint32_t)order[i] : lowest[i + 1];
-	return lowest;
 }
 
 /*
@@ -250,16 +224,16 @@ static int vdi_read_stream(struct image *img, struct vdi *v,
 	for (i = 0; i < v->nblocks; i++)
 		if (v->bmap[i] != VDI_BLOCK_FREE && v->bmap[i] != VDI_BLOCK_ZERO)
 			order[nalloc++] = (uint64_t)v->bmap[i] << 32 | i;
-	qsort(order, nalloc, sizeof *order, cmp_u64);
-	lowest = vdi_lowest_after(order, nalloc, v->nblocks);
+	sort_u64(order, nalloc);
+	lowest = lowest_after(order, nalloc, v->nblocks);
 	if (lowest == NULL)
 		rc = fail(EXIT_IO, "out of memory");
 	for (i = 0; i < nalloc && rc == 0; i++) {
 		host = order[i] >> 32;
 		virt = (uint32_t)order[i];
 		if (host != last)
-			rc = source_read_at(img->src, buf, v->block_size,
-			    vdi_host_offset(v, host), "vdi: data block");
+			rc = image_read_at(img, buf, v->block_size,
+			    vdi_host_offset(v, host), "data block");
 		last = host;
 		if (rc == 0)
 			rc = emit_data(em, (uint64_t)virt * v->block_size, buf,

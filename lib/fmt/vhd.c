@@ -334,24 +334,10 @@ static int read_fixed_stream(struct image *img, struct emitter *em,
     unsigned char *buf)
 {
 	struct vhd *v = img->priv;
-	uint64_t off = 0;
-	size_t have = 0;
-	ssize_t n;
+	uint64_t off;
+	size_t have;
 
-	em->size = UINT64_MAX;
-	while ((n = source_read(img->src, buf + have, VHD_CHUNK)) > 0) {
-		have += n;
-		if (have > VHD_FOOTER_SIZE) {
-			size_t out = have - VHD_FOOTER_SIZE;
-
-			if (emit_data(em, off, buf, out) < 0)
-				return -1;
-			off += out;
-			memmove(buf, buf + out, VHD_FOOTER_SIZE);
-			have = VHD_FOOTER_SIZE;
-		}
-	}
-	if (n < 0)
+	if (stream_all_but_tail(img, em, buf, VHD_CHUNK, &off, &have) < 0)
 		return -1;
 	if (have < VHD_FOOTER_SIZE)
 		return image_bad(img, "input of %llu bytes ends without a "

@@ -242,8 +242,8 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	text = malloc(len + 1);
 	if (text == NULL)
 		return fail(EXIT_IO, "out of memory");
-	if (source_read_at(img->src, text, len, v->h.desc_offset * VMDK_SECTOR,
-	    "vmdk: descriptor") < 0) {
+	if (image_read_at(img, text, len, v->h.desc_offset * VMDK_SECTOR,
+	    "descriptor") < 0) {
 		free(text);
 		return -1;
 	}
@@ -388,8 +388,8 @@ static int vmdk_read_footer(struct image *img, struct vmdk *v)
 
 	if (size < 4 * VMDK_SECTOR)
 		return 0;
-	if (source_read_at(img->src, buf, sizeof buf, size - sizeof buf,
-	    "vmdk: footer") < 0)
+	if (image_read_at(img, buf, sizeof buf, size - sizeof buf,
+	    "footer") < 0)
 		return -1;
 	if (le64(buf) != 1 || le32(buf + 8) != 0 ||
 	    le32(buf + 12) != VMDK_MARKER_FOOTER)
@@ -528,7 +528,7 @@ static const unsigned char *vmdk_window(struct image *img, struct vmdk *v,
 	want = len > VMDK_WINDOW ? len : VMDK_WINDOW;
 	if (off < size && size - off < want)
 		want = size - off > len ? size - off : len;
-	if (source_read_at(img->src, v->win, want, off, what) < 0)
+	if (image_read_at(img, v->win, want, off, what) < 0)
 		return NULL;
 	v->win_off = off;
 	v->win_len = want;
@@ -545,8 +545,8 @@ static int vmdk_flush_run(struct image *img, struct vmdk *v,
 	int rc = 0;
 
 	if (r->len > 0)
-		rc = source_read_at(img->src, v->run, r->len, r->host,
-		    "vmdk: grain") < 0 || emit_data(em, r->virt, v->run,
+		rc = image_read_at(img, v->run, r->len, r->host,
+		    "grain") < 0 || emit_data(em, r->virt, v->run,
 		    r->len) < 0 ? -1 : 0;
 	r->len = 0;
 	return rc;
@@ -575,7 +575,7 @@ static int vmdk_read_compressed_at(struct image *img, struct vmdk *v,
     struct emitter *em, uint64_t gi, uint64_t host)
 {
 	const unsigned char *p = vmdk_window(img, v, host, VMDK_MARKER_HEAD,
-	    "vmdk: grain marker");
+	    "grain marker");
 	uint64_t lba, mgi;
 	uint32_t csize;
 	int64_t n;
@@ -591,7 +591,7 @@ static int vmdk_read_compressed_at(struct image *img, struct vmdk *v,
 		    "the grain table puts it at LBA %llu",
 		    (unsigned long long)host, (unsigned long long)lba,
 		    (unsigned long long)(gi * v->h.grain_sectors));
-	p = vmdk_window(img, v, host, VMDK_MARKER_HEAD + csize, "vmdk: grain");
+	p = vmdk_window(img, v, host, VMDK_MARKER_HEAD + csize, "grain");
 	if (p == NULL)
 		return -1;
 	n = vmdk_inflate(img, v, p + VMDK_MARKER_HEAD, csize, host);
@@ -606,13 +606,13 @@ static int vmdk_read_gt(struct image *img, struct vmdk *v, uint64_t g,
 	const unsigned char *p;
 	char what[64];
 
-	snprintf(what, sizeof what, "vmdk: grain table %llu",
+	snprintf(what, sizeof what, "grain table %llu",
 	    (unsigned long long)g);
 	p = img->src->seekable ? vmdk_window(img, v, off, len, what) : NULL;
 	if (!img->src->seekable) {
 		if (off < img->src->pos ? vmdk_take_kept(img, v, off, v->win,
-		    len, what + 6) < 0 : vmdk_pipe_advance(img, v, off,
-		    what + 6) < 0 || source_read_at(img->src, v->win, len, off,
+		    len, what) < 0 : vmdk_pipe_advance(img, v, off,
+		    what) < 0 || image_read_at(img, v->win, len, off,
 		    what) < 0)
 			return -1;
 		p = v->win;
@@ -651,7 +651,7 @@ static int vmdk_load_gd(struct image *img, struct vmdk *v, uint64_t sector,
 		free(raw);
 		return fail(EXIT_IO, "out of memory");
 	}
-	if (source_read_at(img->src, raw, len, sector * VMDK_SECTOR, what) < 0) {
+	if (image_read_at(img, raw, len, sector * VMDK_SECTOR, what) < 0) {
 		free(raw);
 		return -1;
 	}
@@ -662,7 +662,7 @@ static int vmdk_load_gd(struct image *img, struct vmdk *v, uint64_t sector,
 		    img->src->size) {
 			free(raw);
 			return image_bad(img, "%s entry %zu puts a grain table "
-			    "at sector %u, past the end of the image", what + 6,
+			    "at sector %u, past the end of the image", what,
 			    g, gd[g]);
 		}
 	}
@@ -735,12 +735,12 @@ static int vmdk_read_seekable(struct image *img, struct vmdk *v,
 		return fail(EXIT_IO, "out of memory");
 	rgt = gt + v->h.gtes_per_gt;
 	if (vmdk_load_gd(img, v, v->h.gd_offset, &v->gd,
-	    "vmdk: grain directory") < 0)
+	    "grain directory") < 0)
 		goto out;
 	if ((v->h.flags & VMDK_FLAG_RGD) && v->h.rgd_offset != 0 &&
 	    !(v->h.flags & VMDK_FLAG_COMPRESSED) &&
 	    vmdk_load_gd(img, v, v->h.rgd_offset, &rgd,
-	    "vmdk: redundant grain directory") < 0)
+	    "redundant grain directory") < 0)
 		goto out;
 	rc = vmdk_read_gts(img, v, em, rgd, gt, rgt);
 out:
@@ -790,8 +790,8 @@ static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
 	memcpy(c, sec + VMDK_MARKER_HEAD, VMDK_SECTOR - VMDK_MARKER_HEAD);
 	rest = (VMDK_MARKER_HEAD + (uint64_t)csize + VMDK_SECTOR - 1) /
 	    VMDK_SECTOR * VMDK_SECTOR - VMDK_SECTOR;
-	if (rest > 0 && source_read_at(img->src, c + VMDK_SECTOR -
-	    VMDK_MARKER_HEAD, rest, where + VMDK_SECTOR, "vmdk: grain") < 0)
+	if (rest > 0 && image_read_at(img, c + VMDK_SECTOR -
+	    VMDK_MARKER_HEAD, rest, where + VMDK_SECTOR, "grain") < 0)
 		return -1;
 	*off = where + VMDK_SECTOR + rest;
 	n = vmdk_inflate(img, v, c, csize, where);
@@ -805,7 +805,7 @@ static int vmdk_drain(struct image *img, struct vmdk *v)
 
 	if (img->src->seekable)
 		return 0;
-	while ((n = source_read(img->src, v->run, VMDK_RUN_MAX)) > 0)
+	while ((n = image_read_forward(img, v->run, VMDK_RUN_MAX)) > 0)
 		;
 	return n < 0 ? -1 : 0;
 }
@@ -817,8 +817,8 @@ static int vmdk_pipe_footer(struct image *img, struct vmdk *v, uint64_t off)
 	struct vmdk_header keep = v->h;
 	int rc;
 
-	if (source_read_at(img->src, footer, VMDK_SECTOR, off,
-	    "vmdk: footer") < 0)
+	if (image_read_at(img, footer, VMDK_SECTOR, off,
+	    "footer") < 0)
 		return -1;
 	rc = vmdk_check_footer(img, v, footer);
 	v->h = keep;
@@ -836,8 +836,8 @@ static int vmdk_read_markers(struct image *img, struct vmdk *v,
 		off = (img->src->pos + VMDK_SECTOR - 1) / VMDK_SECTOR *
 		    VMDK_SECTOR;
 	for (;;) {
-		if (source_read_at(img->src, sec, VMDK_SECTOR, off,
-		    "vmdk: marker") < 0)
+		if (image_read_at(img, sec, VMDK_SECTOR, off,
+		    "marker") < 0)
 			return -1;
 		if (le32(sec + 8) != 0) {
 			if (vmdk_read_grain_marker(img, v, em, sec, &off) < 0)
@@ -877,12 +877,12 @@ static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
 	size_t n;
 	ssize_t got;
 
-	if (pos < keep_from && source_skip_to(img->src,
+	if (pos < keep_from && image_skip_to(img,
 	    off < keep_from ? off : keep_from) < 0)
 		return -1;
 	while ((pos = img->src->pos) < off) {
 		n = off - pos < v->grain_bytes ? off - pos : v->grain_bytes;
-		got = source_read(img->src, v->run, n);
+		got = image_read_forward(img, v->run, n);
 		if (got < 0)
 			return -1;
 		if ((size_t)got < n)
@@ -950,13 +950,6 @@ static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
 	return 0;
 }
 
-static int cmp_u64(const void *a, const void *b)
-{
-	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-
-	return x < y ? -1 : x > y;
-}
-
 /* Read every GT, in file order, into gts (ngts * gtes_per_gt entries). */
 static int vmdk_pipe_read_gts(struct image *img, struct vmdk *v,
     uint32_t *gts)
@@ -969,7 +962,7 @@ static int vmdk_pipe_read_gts(struct image *img, struct vmdk *v,
 	for (g = 0; g < v->ngts; g++)
 		if (v->gd[g] != 0)
 			order[n++] = (uint64_t)v->gd[g] << 32 | g;
-	qsort(order, n, sizeof *order, cmp_u64);
+	sort_u64(order, n);
 	for (i = 0; i < n && rc == 0; i++) {
 		g = (uint32_t)order[i];
 		if (vmdk_read_gt(img, v, g, gts + g * v->h.gtes_per_gt) < 0)
@@ -988,8 +981,8 @@ static int vmdk_pipe_compressed(struct image *img, struct vmdk *v,
 	uint32_t csize;
 	int64_t n;
 
-	if (source_read_at(img->src, c, VMDK_MARKER_HEAD, host,
-	    "vmdk: grain marker") < 0)
+	if (image_read_at(img, c, VMDK_MARKER_HEAD, host,
+	    "grain marker") < 0)
 		return -1;
 	csize = le32(c + 8);
 	if (vmdk_marker_grain(img, v, le64(c), csize, host, &mgi) < 0)
@@ -999,8 +992,8 @@ static int vmdk_pipe_compressed(struct image *img, struct vmdk *v,
 		    "the grain table puts it at LBA %llu",
 		    (unsigned long long)host, (unsigned long long)le64(c),
 		    (unsigned long long)(gi * v->h.grain_sectors));
-	if (source_read_at(img->src, c, csize, host + VMDK_MARKER_HEAD,
-	    "vmdk: grain") < 0)
+	if (image_read_at(img, c, csize, host + VMDK_MARKER_HEAD,
+	    "grain") < 0)
 		return -1;
 	n = vmdk_inflate(img, v, c, csize, host);
 	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
@@ -1020,22 +1013,6 @@ static int vmdk_pipe_grain(struct image *img, struct vmdk *v,
 	    vmdk_take_kept(img, v, host, v->run, len, "grain") < 0)
 		return -1;
 	return emit_data(em, gi * v->grain_bytes, v->run, len);
-}
-
-/* lowest[i]: the lowest grain index among order[i..n-1] (none past it). */
-static uint32_t *vmdk_lowest_after(const uint64_t *order, uint64_t n,
-    uint32_t none)
-{
-	uint32_t *lowest = malloc((n + 1) * sizeof *lowest);
-	uint64_t i;
-
-	if (lowest == NULL)
-		return NULL;
-	lowest[n] = none;
-	for (i = n; i-- > 0;)
-		lowest[i] = (uint32_t)order[i] < lowest[i + 1]
-		    ? (uint32_t)order[i] : lowest[i + 1];
-	return lowest;
 }
 
 /* After grain i of the file order: below what is the disk complete? */
@@ -1066,8 +1043,8 @@ static int vmdk_pipe_read_grains(struct image *img, struct vmdk *v,
 	for (gi = 0; gi < v->ngrains; gi++)
 		if (gts[gi] != 0 && gts[gi] != VMDK_GTE_ZERO)
 			order[n++] = (uint64_t)gts[gi] << 32 | gi;
-	qsort(order, n, sizeof *order, cmp_u64);
-	lowest = vmdk_lowest_after(order, n, (uint32_t)v->ngrains);
+	sort_u64(order, n);
+	lowest = lowest_after(order, n, (uint32_t)v->ngrains);
 	if (lowest == NULL)
 		rc = fail(EXIT_IO, "out of memory");
 	for (i = 0; i < n && rc == 0; i++) {
@@ -1110,7 +1087,7 @@ static int vmdk_read_stream(struct image *img, struct vmdk *v,
 	if (vmdk_pipe_advance(img, v, v->h.gd_offset * VMDK_SECTOR,
 	    "grain directory") < 0 ||
 	    vmdk_load_gd(img, v, v->h.gd_offset, &v->gd,
-	    "vmdk: grain directory") < 0)
+	    "grain directory") < 0)
 		return -1;
 	gts = calloc(ntotal + 1, sizeof *gts);
 	if (gts == NULL)
