@@ -111,6 +111,9 @@ check_outputs() {
 		esac
 	done
 	[ "${1-}" = -- ] && shift
+	# sshd sets SHELL to the login shell; parallel's remote worker execs
+	# $SHELL and, without it, runs nothing and still reports success
+	export SHELL=/bin/sh
 	exec sh -c "$*"
 	SH
 	chmod +x "$T/fakessh"
@@ -125,6 +128,9 @@ check_outputs() {
 	[ "$status" -eq 0 ]
 	cut -f2 "$T/jobs" | grep -q hostA
 	cut -f2 "$T/jobs" | grep -q hostB
+	# every job ran: its input is gone, so a.qcow2 cannot count as output
+	[ ! -e "$T/out/c.vmdk" ] && [ ! -e "$T/out/a.qcow2" ]
+	[ ! -e "$T/out/e.vhdx" ] && [ ! -e "$T/out/f.vdi" ]
 	check_outputs 4
 }
 
