@@ -1,7 +1,7 @@
 /*
  * One producer (the reader's thread), one consumer (the writer thread),
  * a ring of WRITER_SLOTS buffers.  The writer thread never calls fail():
- * the error record is not thread-safe, so it keeps errno for finish.
+ * it keeps errno for the caller, who reports it with the file name.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/outfile.h"
 #include "imgpipe/writer.h"
 
 #define WRITER_SLOTS 4
@@ -30,6 +31,7 @@ struct async_writer {
 	pthread_cond_t filled, freed;
 	struct slot slots[WRITER_SLOTS];
 	unsigned head, count;	/* ring: next to write, how many queued */
+	struct slot *fill;	/* the slot after the queued ones, ours */
 	bool done;		/* no more writes will be queued */
 	int error;		/* errno of the first failed write, or 0 */
 };
@@ -106,7 +108,7 @@ struct async_writer *async_writer_start(int fd, const char *name)
 		if ((w->slots[i].buf = malloc(WRITER_SLOT_SIZE)) == NULL)
 			break;
 	if (i < WRITER_SLOTS ||
-	    pthread_create(&w->thread, NULL, writer_main, w) != 0) {
+	    start_thread(&w->thread, writer_main, w) != 0) {
 		writer_free(w);
 		fail(EXIT_IO, "cannot start the writer thread");
 		return NULL;
@@ -114,6 +116,46 @@ struct async_writer *async_writer_start(int fd, const char *name)
 	return w;
 }
 
+/* Hand the slot being filled to the writer thread. */
+static void submit_filling(struct async_writer *w)
+{
+	if (w->fill == NULL)
+		return;
+	w->fill = NULL;
+	pthread_mutex_lock(&w->mu);
+	w->count++;
+	pthread_cond_signal(&w->filled);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* Wait for a free slot and make it the one being filled, at off. */
+static struct slot *take_slot(struct async_writer *w, uint64_t off)
+{
+	struct slot *s;
+
+	pthread_mutex_lock(&w->mu);
+	while (w->count == WRITER_SLOTS - 1 && !w->error)
+		pthread_cond_wait(&w->freed, &w->mu);
+	if (w->error) {
+		errno = w->error;
+		pthread_mutex_unlock(&w->mu);
+		fail_errno(EXIT_IO, "write error on %s", w->name);
+		return NULL;
+	}
+	s = &w->slots[(w->head + w->count) % WRITER_SLOTS];
+	pthread_mutex_unlock(&w->mu);
+	/* The slot is ours until count says otherwise. */
+	s->len = 0;
+	s->off = off;
+	w->fill = s;
+	return s;
+}
+
+/*
+ * Contiguous writes are gathered into one slot: a raw copy arrives in
+ * extents of a few hundred KiB, and a hand-off per extent costs more in
+ * wake-ups than the copy (measured: imgsparse, 8800 futex calls).
+ */
 int async_pwrite(struct async_writer *w, const void *buf, size_t len,
     uint64_t off)
 {
@@ -121,26 +163,17 @@ int async_pwrite(struct async_writer *w, const void *buf, size_t len,
 	size_t n;
 
 	while (len > 0) {
-		n = len < WRITER_SLOT_SIZE ? len : WRITER_SLOT_SIZE;
-		pthread_mutex_lock(&w->mu);
-		while (w->count == WRITER_SLOTS && !w->error)
-			pthread_cond_wait(&w->freed, &w->mu);
-		if (w->error) {
-			errno = w->error;
-			pthread_mutex_unlock(&w->mu);
-			return fail_errno(EXIT_IO, "write error on %s",
-			    w->name);
-		}
-		s = &w->slots[(w->head + w->count) % WRITER_SLOTS];
-		pthread_mutex_unlock(&w->mu);
-		/* The slot is ours until count says otherwise. */
-		memcpy(s->buf, buf, n);
-		s->len = n;
-		s->off = off;
-		pthread_mutex_lock(&w->mu);
-		w->count++;
-		pthread_cond_signal(&w->filled);
-		pthread_mutex_unlock(&w->mu);
+		s = w->fill;
+		if (s != NULL && (off != s->off + s->len ||
+		    s->len == WRITER_SLOT_SIZE))
+			submit_filling(w);
+		if (w->fill == NULL && (s = take_slot(w, off)) == NULL)
+			return -1;
+		n = WRITER_SLOT_SIZE - s->len;
+		if (n > len)
+			n = len;
+		memcpy(s->buf + s->len, buf, n);
+		s->len += n;
 		buf = (const char *)buf + n;
 		off += n;
 		len -= n;
@@ -153,6 +186,7 @@ int async_writer_finish(struct async_writer *w)
 	const char *name = w->name;
 	int err;
 
+	submit_filling(w);
 	pthread_mutex_lock(&w->mu);
 	w->done = true;
 	pthread_cond_signal(&w->filled);

@@ -5,8 +5,13 @@
 #include "fmt.h"
 #include "imgpipe/err.h"
 
-/* 256 KiB: larger buffers fall out of cache and measured slower. */
-#define RAW_CHUNK (256 * 1024)
+/*
+ * 128 KiB, cp's size: each chunk is scanned for zeros, then copied, and
+ * stays in cache between the two.  Measured on a 4 GiB dense disk to a
+ * file: 1.01 s against 1.20 s at 256 KiB (1 MiB was slower still); to a
+ * pipe, 256 KiB was 5% faster.
+ */
+#define RAW_CHUNK (128 * 1024)
 
 static int raw_bid(const struct probe *pb)
 {
