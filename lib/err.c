@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,20 +11,24 @@ const char *progname = "imgpipe";
 
 static int last_status;
 static char last_msg[1024];
+/* raw2qcow2's writing thread may fail while the reading one does. */
+static pthread_mutex_t record_mu = PTHREAD_MUTEX_INITIALIZER;
 
 static int record(int status, int with_errno, const char *fmt, va_list ap)
 {
 	int saved = errno;
 	size_t n;
 
-	if (last_status != 0)
-		return -1;	/* keep the first, root-cause error */
-	last_status = status;
-	vsnprintf(last_msg, sizeof last_msg, fmt, ap);
-	n = strlen(last_msg);
-	if (with_errno && n < sizeof last_msg)
-		snprintf(last_msg + n, sizeof last_msg - n, ": %s",
-		    strerror(saved));
+	pthread_mutex_lock(&record_mu);
+	if (last_status == 0) {	/* keep the first, root-cause error */
+		last_status = status;
+		vsnprintf(last_msg, sizeof last_msg, fmt, ap);
+		n = strlen(last_msg);
+		if (with_errno && n < sizeof last_msg)
+			snprintf(last_msg + n, sizeof last_msg - n, ": %s",
+			    strerror(saved));
+	}
+	pthread_mutex_unlock(&record_mu);
 	return -1;
 }
 

@@ -1,6 +1,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,64 +12,107 @@
 #include "imgpipe/err.h"
 #include "imgpipe/outfile.h"
 
-/* Named temporaries to remove if we are killed; one per program is enough. */
-#define TEMPS_MAX 8
-static char *volatile temps[TEMPS_MAX];
+/*
+ * Named temporaries to remove if we exit or are killed first.  The list
+ * changes only with the cleanup signals blocked, and threads we start
+ * block them for good (start_thread), so the handler, which runs on the
+ * main thread, never sees the list half changed.
+ */
+struct temp {
+	int dirfd;
+	const char *name;
+};
+static struct temp *temps;
+static size_t ntemps, temps_cap;
+static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP };
 
-static void temps_add(char *path)
+static void block_cleanup_signals(sigset_t *old)
 {
-	int i;
+	sigset_t set;
+	size_t i;
 
-	for (i = 0; i < TEMPS_MAX; i++)
-		if (temps[i] == NULL) {
-			temps[i] = path;
-			return;
-		}
+	sigemptyset(&set);
+	for (i = 0; i < sizeof cleanup_signals / sizeof cleanup_signals[0]; i++)
+		sigaddset(&set, cleanup_signals[i]);
+	pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
-static void temps_remove(const char *path)
+int temp_register(int dirfd, const char *name)
 {
-	int i;
+	struct temp *t = temps;
+	sigset_t old;
+	int rc = 0;
 
-	for (i = 0; i < TEMPS_MAX; i++)
-		if (temps[i] == path)
-			temps[i] = NULL;
+	block_cleanup_signals(&old);
+	if (ntemps == temps_cap) {
+		size_t cap = temps_cap ? 2 * temps_cap : 8;
+
+		if ((t = realloc(temps, cap * sizeof *t)) != NULL) {
+			temps = t;
+			temps_cap = cap;
+		}
+	}
+	if (t == NULL)
+		rc = fail(EXIT_IO, "out of memory");
+	else
+		temps[ntemps++] = (struct temp){ dirfd, name };
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
+}
+
+void temp_forget(const char *name)
+{
+	sigset_t old;
+	size_t i;
+
+	block_cleanup_signals(&old);
+	for (i = 0; i < ntemps; i++)
+		if (temps[i].name == name) {
+			temps[i] = temps[--ntemps];
+			break;
+		}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void remove_temps(void)
+{
+	size_t i;
+
+	for (i = 0; i < ntemps; i++)
+		unlinkat(temps[i].dirfd, temps[i].name, 0);
 }
 
 static void on_signal(int sig)
 {
-	int i;
-
-	for (i = 0; i < TEMPS_MAX; i++)
-		if (temps[i] != NULL)
-			unlink(temps[i]);
+	remove_temps();
 	signal(sig, SIG_DFL);
 	raise(sig);
 }
 
-static void remove_temps_at_exit(void)
-{
-	int i;
-
-	for (i = 0; i < TEMPS_MAX; i++)
-		if (temps[i] != NULL)
-			unlink(temps[i]);
-}
-
 void signals_init(void)
 {
-	int sigs[] = { SIGINT, SIGTERM, SIGHUP };
 	struct sigaction sa;
 	size_t i;
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
-	for (i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-		sigaction(sigs[i], &sa, NULL);
+	for (i = 0; i < sizeof cleanup_signals / sizeof cleanup_signals[0]; i++)
+		sigaction(cleanup_signals[i], &sa, NULL);
 	/* A closed pipe is a write error (exit 3), not a silent death. */
 	signal(SIGPIPE, SIG_IGN);
-	atexit(remove_temps_at_exit);
+	atexit(remove_temps);
+}
+
+int start_thread(pthread_t *tid, void *(*fn)(void *), void *arg)
+{
+	sigset_t old;
+	int rc;
+
+	block_cleanup_signals(&old);
+	rc = pthread_create(tid, NULL, fn, arg);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
 }
 
 static char *dir_of(const char *path)
@@ -134,7 +178,13 @@ int outfile_open(struct outfile *of, const char *path)
 		of->tmppath = NULL;
 		return -1;
 	}
-	temps_add(of->tmppath);
+	if (temp_register(AT_FDCWD, of->tmppath) < 0) {
+		close(of->fd);
+		unlink(of->tmppath);
+		free(of->tmppath);
+		of->tmppath = NULL;
+		return -1;
+	}
 	fchmod(of->fd, 0666 & ~mask);
 	return 0;
 }
@@ -187,7 +237,7 @@ int outfile_commit(struct outfile *of)
 	if (of->tmppath != NULL) {
 		if (rc < 0)
 			unlink(of->tmppath);
-		temps_remove(of->tmppath);
+		temp_forget(of->tmppath);
 		free(of->tmppath);
 		of->tmppath = NULL;
 	}
@@ -205,7 +255,7 @@ void outfile_abort(struct outfile *of)
 	of->fd = -1;
 	if (of->tmppath != NULL) {
 		unlink(of->tmppath);
-		temps_remove(of->tmppath);
+		temp_forget(of->tmppath);
 		free(of->tmppath);
 		of->tmppath = NULL;
 	}

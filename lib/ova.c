@@ -369,8 +369,14 @@ static int open_part(struct ova_job *j, struct member *m)
 		return fail(EXIT_IO, "out of memory");
 	fd = openat(j->dirfd, m->part, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
+	if (fd < 0)
 		fail_errno(EXIT_IO, "%s/%s", j->o->extract_dir, m->part);
+	else if (temp_register(j->dirfd, m->part) < 0) {
+		close(fd);
+		unlinkat(j->dirfd, m->part, 0);
+		fd = -1;
+	}
+	if (fd < 0) {
 		free(m->part);
 		m->part = NULL;
 	}
@@ -581,6 +587,7 @@ static void forget_members(struct ova_job *j)
 
 	for (i = 0; i < j->nmembers; i++) {
 		free(j->members[i].name);
+		temp_forget(j->members[i].part);
 		free(j->members[i].part);
 	}
 	j->nmembers = 0;
@@ -878,6 +885,7 @@ static int settle_parts(struct ova_job *j, bool keep)
 			    printable(m->name));
 		if (!keep || rc < 0)
 			unlinkat(j->dirfd, m->part, 0);
+		temp_forget(m->part);
 	}
 	return rc;
 }

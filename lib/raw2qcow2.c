@@ -229,7 +229,7 @@ static int pool_start(struct job *j, int level)
 	for (i = 0; i < p->nworkers; i++) {
 		j->args[i].pool = p;
 		j->args[i].z = &p->z[i];
-		if (pthread_create(&p->tid[i], NULL, pool_worker, &j->args[i])) {
+		if (start_thread(&p->tid[i], pool_worker, &j->args[i])) {
 			p->nworkers = i;
 			break;	/* fewer threads: slower, still correct */
 		}
@@ -474,7 +474,7 @@ static int run_batches(struct job *j, int (*fill)(struct job *j),
 	h->consume = consume;
 	h->full = h->holding = NULL;
 	h->done = h->failed = false;
-	if (pthread_create(&h->tid, NULL, consumer_main, j) != 0)
+	if (start_thread(&h->tid, consumer_main, j) != 0)
 		return fail(EXIT_IO, "cannot start a thread");
 	while (more(j)) {
 		j->b = &j->bufs[cur];

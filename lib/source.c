@@ -48,6 +48,22 @@ static ssize_t fd_pread_full(int fd, void *buf, size_t len, uint64_t off)
 	return done;
 }
 
+/*
+ * A failed decode is a bad input (1), unless reading under it failed (3).
+ * libarchive has no message for some truncations (a gzip trailer cut).
+ */
+static int filter_error(struct source *s, const char *filter)
+{
+	const char *msg = archive_error_string(s->ar);
+
+	if (s->filter_errno) {
+		errno = s->filter_errno;
+		return fail_errno(EXIT_IO, "read error on %s", s->name);
+	}
+	return fail(EXIT_REJECT, "%s: %s stream: %s", s->name, filter,
+	    msg ? msg : "truncated or corrupt");
+}
+
 /* Read from below the head: the fd (stream or positioned) or the filter. */
 static ssize_t read_lower(struct source *s, void *buf, size_t len)
 {
@@ -65,8 +81,7 @@ static ssize_t read_lower(struct source *s, void *buf, size_t len)
 	while (done < len) {
 		n = archive_read_data(s->ar, (char *)buf + done, len - done);
 		if (n < 0)
-			return fail(EXIT_REJECT, "%s: %s stream: %s", s->name,
-			    s->filter, archive_error_string(s->ar));
+			return filter_error(s, s->filter);
 		if (n == 0)
 			break;
 		done += n;
@@ -131,6 +146,8 @@ static la_ssize_t feed_read(struct archive *a, void *data, const void **out)
 	do
 		n = read(f->s->fd, f->buf, sizeof f->buf);
 	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		f->s->filter_errno = errno;
 	*out = f->buf;
 	return n;
 }
@@ -170,8 +187,7 @@ static int open_filter(struct source *s, const char *name)
 	if (archive_read_open(s->ar, f, NULL, feed_read, feed_close) !=
 	    ARCHIVE_OK ||
 	    archive_read_next_header(s->ar, &ent) != ARCHIVE_OK)
-		return fail(EXIT_REJECT, "%s: %s stream: %s", s->name, name,
-		    archive_error_string(s->ar));
+		return filter_error(s, name);
 	s->seekable = false;
 	s->size_known = false;
 	s->size = 0;

@@ -7,6 +7,7 @@
 #ifndef IMGPIPE_OUTFILE_H
 #define IMGPIPE_OUTFILE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 
 struct outfile {
@@ -26,5 +27,13 @@ void outfile_abort(struct outfile *of);
 
 /* Install the signal handlers that remove temporaries; ignore SIGPIPE. */
 void signals_init(void);
+/*
+ * A named temporary of the caller's (name relative to dirfd, kept by the
+ * caller until temp_forget), removed if we exit or are killed first.
+ */
+int temp_register(int dirfd, const char *name);
+void temp_forget(const char *name);
+/* pthread_create, with the cleanup signals blocked in the new thread. */
+int start_thread(pthread_t *tid, void *(*fn)(void *), void *arg);
 
 #endif

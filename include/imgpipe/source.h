@@ -29,6 +29,7 @@ struct source {
 	size_t headlen;
 	struct archive *ar;	/* decompression filter, or NULL */
 	const char *filter;	/* "gzip", "xz", "zstd", "bzip2" or NULL */
+	int filter_errno;	/* a read error under the filter, or 0 */
 	bool raw_eof;		/* fd (or filter) reached end of file */
 	bool owns_fd;
 	struct progress *progress;	/* counts bytes consumed, or NULL */

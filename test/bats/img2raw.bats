@@ -110,6 +110,30 @@ wrapped() {	# COMPRESSOR EXT
 	[ ! -e "$T/out.raw" ]
 }
 
+# A raw disk has no size of its own: a cut compressed stream must fail,
+# not end early with a shorter disk that looks complete.
+@test "img2raw: a cut gzip, xz, zstd or bzip2 raw disk (mid-stream or trailer) is exit 1" {
+	local c ext cut
+	make_pattern "$T/disk.raw" 2097152
+	for c in gzip:gz xz:xz zstd:zst bzip2:bz2; do
+		ext=${c#*:}
+		"${c%:*}" -c < "$T/disk.raw" > "$T/d.$ext"
+		for cut in $(($(stat -c %s "$T/d.$ext") / 2)) $(($(stat -c %s "$T/d.$ext") - 4)); do
+			head -c "$cut" "$T/d.$ext" > "$T/cut.$ext"
+			run img2raw -o "$T/out.raw" "$T/cut.$ext"
+			echo "$c $cut: $status $output"
+			[ "$status" -eq 1 ]
+			[[ "$output" == "img2raw: "*"${c%:*} stream: "* ]]
+			[[ "$output" != *"(null)"* ]]
+			[ ! -e "$T/out.raw" ]
+			run sh -c 'cat "$1" | img2raw | wc -c' sh "$T/cut.$ext"
+			[[ "$output" == *"${c%:*} stream: "* ]]
+			run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/cut.$ext"
+			[ "$status" -eq 1 ]
+		done
+	done
+}
+
 @test "img2raw: a full output device is exit 3" {
 	run sh -c 'img2raw "$1" > /dev/full' sh "$T/a.qcow2"
 	[ "$status" -eq 3 ]

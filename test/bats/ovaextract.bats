@@ -214,6 +214,32 @@ extract_both() {
 	for f in x.ovf x.mf disk1.vmdk disk2.vhd; do cmp "$f" "out2/$f"; done
 }
 
+@test "-x DIR killed half way (SIGTERM, SIGINT, SIGHUP): no member, no .part left" {
+	std_ova ustar
+	# all but the archive's last 20 KiB (the input is read in full
+	# buffers), then the pipe stalls with parts open
+	local sig pid
+	for sig in TERM INT HUP; do
+		mkdir "out.$sig"
+		mkfifo "in.$sig"
+		ovaextract -x "out.$sig" < "in.$sig" &
+		pid=$!
+		exec 5> "in.$sig"
+		head -c $(( $(size x.ova) - 20480 )) x.ova >&5
+		# wait until the disk's part is there, then kill
+		for _ in $(seq 100); do
+			[ "$(ls -A "out.$sig" | wc -l)" -ge 3 ] && break
+			sleep 0.05
+		done
+		[ "$(ls -A "out.$sig" | wc -l)" -ge 3 ]
+		kill -"$sig" "$pid"
+		run wait "$pid"
+		exec 5>&-
+		[ "$status" -gt 128 ]
+		[ -z "$(ls -A "out.$sig")" ]
+	done
+}
+
 # hostile TYPE NAME: an otherwise good OVA plus one bad member
 hostile() {
 	std_ova
