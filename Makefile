@@ -56,6 +56,10 @@ STATIC_STUB := $(if $(ICU_MAJOR),$(BUILD)/obj/static/icudata_stub.o)
 
 static: $(STATIC_PROGS)
 
+# what the static link takes (test/bats/static.bats checks the Containerfile)
+print-static-libs:
+	@echo $(STATIC_LIBS)
+
 $(BUILD)/obj/static/icudata_stub.o: lib/static/icudata_stub.c
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -DICUDATA_SYMBOL=icudt$(ICU_MAJOR)_dat -c -o $@ $<
@@ -101,5 +105,5 @@ clean:
 	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz $(BUILD)/test/bench/bin \
 	    $(BUILD)/bin-static
 
-.PHONY: all units static deps check demo bench fuzz install clean
+.PHONY: all units static print-static-libs deps check demo bench fuzz install clean
 .SECONDARY: $(LIB_OBJ)

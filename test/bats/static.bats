@@ -196,3 +196,32 @@ inroot() {
 	[ "$status" -eq 1 ]
 	[[ "$output" == ovaextract:* ]]
 }
+
+# The container image cannot be built here (no container engine, no
+# registry), so its build stage is replayed: the files its COPY lines name,
+# and nothing else, must build every program statically.
+@test "the Containerfile's COPY set alone builds every static program" {
+	local top=$BATS_TEST_DIRNAME/../.. src dst
+	mkdir "$T/ctx"
+	awk '/^FROM scratch/ { exit } /^COPY / { print $2, $3 }' "$top/Containerfile" > "$T/copies"
+	[ -s "$T/copies" ]
+	while read -r src dst; do
+		cp -r "$top/$src" "$T/ctx/$dst"
+	done < "$T/copies"
+	make -C "$T/ctx" -s -j2 static BUILD="$T/build" > "$T/log" 2>&1 || { cat "$T/log"; false; }
+	[ "$(ls "$T/build/bin-static")" = "$(ls "$top/cmd" | sed 's/\.c$//')" ]
+	# the final stage takes the programs from where the build put them
+	grep -q '^COPY --from=build /build/bin-static/ /bin/$' "$top/Containerfile"
+	grep -q 'static BUILD=/build$' "$top/Containerfile"
+	# and its apt-get line names the package of every static archive
+	# the link takes (ICU's C++ needs libstdc++'s)
+	local lib a pkg
+	for lib in $(make -s -C "$top" print-static-libs | tr ' ' '\n' |
+	    sed -n 's/^-l//p' | sort -u); do
+		a=$(gcc -print-file-name="lib$lib.a")
+		[ -e "$a" ] || continue	# filtered out of the link (acl)
+		pkg=$(dpkg -S "$(readlink -f "$a")" | cut -d: -f1)
+		grep -q "[[:space:]]$pkg\b" "$top/Containerfile" ||
+			{ echo "lib$lib.a: $pkg is not installed by the Containerfile"; false; }
+	done
+}
