@@ -14,10 +14,11 @@
  * header is the footer.
  *
  * Seekable input is read through the GD and GTs in virtual order.  From a
- * pipe, streamOptimized is read marker by marker in file order; a
- * monolithicSparse extent has its tables first: all GTs are read, then
- * the grains in file order.  Bytes met before the tables that name them
- * are parked in the stash.
+ * pipe, a stream with its GD at the end is read marker by marker in file
+ * order; any other extent (monolithicSparse, qemu-img's streamOptimized)
+ * names its GD in the header: all GTs are read, then the grains in file
+ * order.  Bytes met before the tables that name them are parked in the
+ * stash.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -1078,7 +1079,14 @@ static int vmdk_read_stream(struct image *img, struct vmdk *v,
 	uint32_t *gts;
 	int rc;
 
-	if (vmdk_has_markers(v))
+	/*
+	 * Only a stream whose GD is at the end needs its markers walked.
+	 * qemu-img's streams name their GD in the header, tables first, and
+	 * may end right after the last grain with no end-of-stream marker:
+	 * the tables say what must come, so a cut is seen, grains may come
+	 * in any order, and a pipe reads what a file reads.
+	 */
+	if (vmdk_has_markers(v) && v->h.gd_offset == VMDK_GD_AT_END)
 		return vmdk_read_markers(img, v, em);
 	if (ntotal * 4 > IMAGE_META_MAX || v->ngrains > UINT32_MAX)
 		return image_bad(img, "grain tables of %llu entries are larger "

@@ -124,7 +124,7 @@ EOF
 	img2raw_4ways "$T/w.vmdk" "$T/s.vmdk.want"
 }
 
-@test "vmdk streamOptimized: grains out of LBA order: files read, pipe to pipe refused" {
+@test "vmdk streamOptimized: grains out of LBA order: qemu layout four ways; GD at the end: pipe to pipe refused" {
 	vmdk "$T/s.vmdk" subformat=streamOptimized
 	# swap the one-sector grains 0 and 1 and their grain table entries
 	dd if="$T/s.vmdk" of="$T/g0" bs=512 skip=128 count=1 status=none
@@ -134,15 +134,38 @@ EOF
 	[ "$(get_le32 "$T/s.vmdk" $gt)" = 128 ]
 	put_le32 "$T/s.vmdk" $gt 129
 	put_le32 "$T/s.vmdk" $((gt + 4)) 128
-	img2raw -o "$T/ff.raw" "$T/s.vmdk"
+	# the tables come first: a pipe reads by them, the stash takes the order
+	img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want"
+	# the same grain order with the GD at the end: only markers place them
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
+	img2raw -o "$T/ff.raw" "$T/w.vmdk"
 	cmp "$T/ff.raw" "$T/s.vmdk.want"
-	img2raw "$T/s.vmdk" | cmp - "$T/s.vmdk.want"
-	cat "$T/s.vmdk" | img2raw -o "$T/pf.raw"
+	cat "$T/w.vmdk" | img2raw -o "$T/pf.raw"
 	cmp "$T/pf.raw" "$T/s.vmdk.want"
-	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/s.vmdk"
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/w.vmdk"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: vmdk: grain marker at 0x10200 (LBA 0) comes after grains at higher LBAs; write the output to a file"* ]]
+	[[ "$output" == "img2raw: vmdk: grain marker at 0x"*" (LBA 0) comes after grains at higher LBAs; write the output to a file"* ]]
+}
+
+# qemu-img ends a stream right after its last grain (no end-of-stream
+# marker) when the data does not compress to leave padding behind it.
+@test "vmdk streamOptimized of incompressible data: no end-of-stream marker, four ways; cuts at a grain are truncated" {
+	head -c 3145728 /dev/urandom > "$T/r.raw"
+	qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$T/r.raw" "$T/r.vmdk"
+	img2raw_4ways "$T/r.vmdk" "$T/r.raw"
+	# the last grain's marker: the highest GT entry of the first table
+	gt=$(($(get_le32 "$T/r.vmdk" $(($(get_le32 "$T/r.vmdk" 56) * 512))) * 512))
+	last=$(od -An -tu4 -v -j "$gt" -N 2048 "$T/r.vmdk" | tr -s ' ' '\n' | sort -n | tail -1)
+	[ $((last * 512)) -lt "$(stat -c %s "$T/r.vmdk")" ]
+	head -c $((last * 512)) "$T/r.vmdk" > "$T/cut.vmdk"
+	run img2raw -o "$T/out.raw" "$T/cut.vmdk"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vmdk: grain "*" lies past the end of the image"* ]]
+	[ ! -e "$T/out.raw" ]
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/cut.vmdk"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vmdk: grain marker at "*": image is truncated" ]]
 }
 
 @test "vmdk: an empty disk is all zeros, both subformats" {
