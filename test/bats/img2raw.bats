@@ -188,11 +188,12 @@ wrapped() {	# COMPRESSOR EXT
 # The format suites mostly convert a compressible pattern; data that does
 # not compress lays images out differently (qemu-img's streamOptimized
 # VMDK then ends right after its last grain), so every writer qemu-img has
-# is run once more on random data with a zero run in the middle.
+# is run once more on random data with a zero run in the middle, ending on
+# a grain boundary (so that no padding follows the last grain).
 @test "img2raw: every qemu-img format and subformat of incompressible data, four ways" {
 	local spec fmt opts
 	{ head -c 3145728 /dev/urandom; head -c 1048576 /dev/zero
-	  head -c 1000000 /dev/urandom; } > "$T/r.raw"
+	  head -c 1048576 /dev/urandom; } > "$T/r.raw"
 	for spec in qcow2: "qcow2:-c" "qcow2:-o compat=0.10" vmdk: \
 	    "vmdk:-o subformat=streamOptimized" "vmdk:-c -o subformat=streamOptimized" \
 	    vdi: "vdi:-o static=on" "vpc:-o force_size=on" \
