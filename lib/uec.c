@@ -34,6 +34,7 @@
 #include "imgpipe/outfile.h"
 #include "imgpipe/progress.h"
 #include "imgpipe/sink.h"
+#include "imgpipe/source.h"
 #include "imgpipe/stash.h"
 #include "imgpipe/uec.h"
 #include "imgpipe/zero.h"
@@ -70,13 +71,11 @@ struct member {
 	size_t ntaken;		/* chunks already taken back out */
 };
 
+/* The tarball, its compression decoded by the core's source. */
 struct tar_input {
-	int fd;
+	struct source src;
+	bool open;
 	const char *name;
-	bool seekable;
-	uint64_t size;		/* seekable: length of the file */
-	int read_errno;		/* a read error, reported as EXIT_IO */
-	struct progress *pr;
 	unsigned char *buf;
 };
 
@@ -111,52 +110,38 @@ struct uec {
 static la_ssize_t tar_read(struct archive *a, void *data, const void **out)
 {
 	struct tar_input *in = data;
-	ssize_t n;
+	ssize_t n = source_read(&in->src, in->buf, READ_BLOCK);
 
-	do
-		n = read(in->fd, in->buf, READ_BLOCK);
-	while (n < 0 && errno == EINTR);
-	if (n < 0) {
-		in->read_errno = errno;
-		archive_set_error(a, errno, "read error");
-		return -1;
-	}
-	if (in->pr)
-		progress_add(in->pr, n);
+	if (n < 0)
+		archive_set_error(a, EIO, "%s", err_msg());
 	*out = in->buf;
 	return n;
 }
 
 /*
- * Only called on uncompressed input: skipped members cost no reads.  Never
+ * Only on an uncompressed file: skipped members cost no reads.  Never
  * past the end, so that libarchive sees a truncated member as truncated.
  */
 static la_int64_t tar_skip(struct archive *a, void *data, la_int64_t req)
 {
 	struct tar_input *in = data;
-	off_t cur;
+	struct source *s = &in->src;
 
 	(void)a;
-	if (!in->seekable || req <= 0 ||
-	    (cur = lseek(in->fd, 0, SEEK_CUR)) < 0 || (uint64_t)cur > in->size)
+	if (!s->seekable || req <= 0 || s->pos >= s->size)
 		return 0;
-	if ((uint64_t)req > in->size - cur)
-		req = in->size - cur;
-	if (lseek(in->fd, req, SEEK_CUR) < 0)
-		return 0;
-	if (in->pr)
-		progress_add(in->pr, req);
-	return req;
+	if ((uint64_t)req > s->size - s->pos)
+		req = s->size - s->pos;
+	return source_skip_to(s, s->pos + req) < 0 ? 0 : req;
 }
 
+/* The source's own error (a read error, a corrupt stream) comes first. */
 static int tar_error(struct uec *u, const char *what)
 {
 	const char *msg;
 
-	if (u->in.read_errno) {
-		errno = u->in.read_errno;
-		return fail_errno(EXIT_IO, "read error on %s", u->in.name);
-	}
+	if (err_status() != 0)
+		return -1;
 	msg = archive_error_string(u->ar);
 	return fail(EXIT_REJECT, "%s: %s: %s", u->in.name, what,
 	    msg ? msg : "truncated or damaged tar header");
@@ -164,35 +149,22 @@ static int tar_error(struct uec *u, const char *what)
 
 static int tar_open(struct uec *u)
 {
-	const char *path = u->o->input;
+	struct source *s = &u->in.src;
 	struct stat st;
 
-	u->in.fd = 0;
-	u->in.name = "stdin";
-	if (path != NULL && strcmp(path, "-") != 0) {
-		u->in.fd = open(path, O_RDONLY | O_CLOEXEC);
-		u->in.name = path;
-		if (u->in.fd < 0)
-			return fail_errno(EXIT_IO, "%s", path);
-	}
-	if (fstat(u->in.fd, &st) < 0)
-		return fail_errno(EXIT_IO, "%s", u->in.name);
-	if (S_ISDIR(st.st_mode))
+	if (source_open(s, u->o->input) < 0)
+		return -1;
+	u->in.open = true;
+	u->in.name = s->name;
+	if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode))
 		return fail(EXIT_USAGE, "%s is a directory", u->in.name);
-	u->in.seekable = S_ISREG(st.st_mode) &&
-	    lseek(u->in.fd, 0, SEEK_CUR) >= 0;
-	u->in.size = st.st_size;
 	progress_start(&u->pr, u->o->progress,
-	    S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
-	u->in.pr = &u->pr;
+	    s->seekable ? s->size : 0);
+	s->progress = &u->pr;
 	u->in.buf = malloc(READ_BLOCK);
 	u->ar = archive_read_new();
 	if (u->in.buf == NULL || u->ar == NULL)
 		return fail(EXIT_IO, "out of memory");
-	archive_read_support_filter_gzip(u->ar);
-	archive_read_support_filter_xz(u->ar);
-	archive_read_support_filter_bzip2(u->ar);
-	archive_read_support_filter_zstd(u->ar);
 	archive_read_support_format_tar(u->ar);
 	if (archive_read_open2(u->ar, &u->in, NULL, tar_read, tar_skip,
 	    NULL) != ARCHIVE_OK)
@@ -607,6 +579,19 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 	return read_regular(u, m);
 }
 
+/*
+ * libarchive ends at the tar's end marker, or quietly where a cut took it
+ * away; a compressed stream is whole only if read to its trailer.
+ */
+static int drain(struct uec *u)
+{
+	ssize_t n;
+
+	while ((n = source_read(&u->in.src, u->in.buf, READ_BLOCK)) > 0)
+		;
+	return n < 0 ? -1 : 0;
+}
+
 static int read_tarball(struct uec *u)
 {
 	struct archive_entry *ent;
@@ -618,7 +603,7 @@ static int read_tarball(struct uec *u)
 			return -1;
 	if (r != ARCHIVE_EOF)
 		return tar_error(u, "not a readable tarball");
-	return 0;
+	return drain(u);
 }
 
 /* ---- settling the roles ---- */
@@ -942,8 +927,8 @@ static void uec_free(struct uec *u)
 		outfile_abort(&u->out);
 	if (u->ar != NULL)
 		archive_read_free(u->ar);
-	if (u->in.fd > 0)
-		close(u->in.fd);
+	if (u->in.open)
+		source_close(&u->in.src);
 	free(u->in.buf);
 	free(u->head);
 	free(u->acc);
@@ -957,7 +942,6 @@ int uec_split(const struct uec_opts *o)
 
 	memset(&u, 0, sizeof u);
 	u.o = o;
-	u.in.fd = -1;
 	stash_init(&u.stash, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
 	rc = uec_prepare(&u);
 	if (rc == 0)

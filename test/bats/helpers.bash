@@ -78,3 +78,15 @@ big_sparse_check() {
 	[ "$(dd if="$T/big.raw" bs=1M skip=40960 count=1 status=none | tr -d '\153' | wc -c)" -eq 0 ]
 	[ "$(dd if="$T/big.raw" bs=1M skip=40961 count=1 status=none | tr -d '\0' | wc -c)" -eq 0 ]
 }
+
+# real_kernel: the path of a real Linux kernel, the machine's own
+# (/boot/vmlinuz-*) or the one make deps unpacked from Debian's cloud
+# kernel package; fails, saying so, when there is neither.
+real_kernel() {
+	local k
+	for k in /boot/vmlinuz-* "${IMGPIPE_CACHE:-/var/tmp/imgpipe-cache}"/vmlinuz-*; do
+		[ -r "$k" ] && { echo "$k"; return 0; }
+	done
+	echo "no real kernel: none in /boot, none fetched; run make deps" >&2
+	return 1
+}

@@ -1,6 +1,7 @@
 # uecsplit: UEC tarballs built here the way CirrOS and Ubuntu lay them
-# out, with real content: a kernel (the machine's /boot/vmlinuz-* when
-# readable, else a bzImage setup header; and an ELF vmlinux), cpio newc
+# out, with real content: a real kernel (the machine's /boot/vmlinuz-*, or
+# the one make deps unpacks from Debian's cloud kernel package), an ELF
+# vmlinux (crafted: Debian ships none outside -dbg packages), cpio newc
 # initramfs archives made by cpio, ext4 images made by mke2fs -d, and an
 # MBR disk.  Every part that comes out is compared with cmp to the member.
 load helpers
@@ -38,9 +39,8 @@ setup_file() {
 	head -c 500000 /dev/urandom > "$F/fs/data"
 	mke2fs -q -F -t ext4 -d "$F/fs" "$F/ext4.img" 8M
 	# CirrOS: NAME-blank.img, NAME-vmlinuz, NAME-initrd (gzip cpio)
-	k=$(ls /boot/vmlinuz-* 2>/dev/null | head -n 1)
-	if [ -n "$k" ] && [ -r "$k" ]; then cp "$k" "$F/cirros/c-vmlinuz"
-	else make_bzimage "$F/cirros/c-vmlinuz"; fi
+	k=$(real_kernel)
+	cp "$k" "$F/cirros/c-vmlinuz"
 	gzip -9 < "$F/initramfs.cpio" > "$F/cirros/c-initrd"
 	cp --sparse=always "$F/ext4.img" "$F/cirros/c-blank.img"
 	echo 'cirros test tarball' > "$F/cirros/README"
