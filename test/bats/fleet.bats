@@ -78,7 +78,8 @@ check_outputs() {
 	printf '%s\n' '1 x-backing.qcow2.qcow2' '1 z-cut.vmdk.qcow2' '4 y-text.qcow2.qcow2' | diff - "$T/failed"
 	[[ "$output" == *"convert-one: $T/in/z-cut.vmdk: img2raw failed (status 1)"* ]]
 	[[ "$output" == *"backing files are never opened"* ]]
-	[ ! -e "$T/out/z-cut.vmdk.qcow2" ] && [ ! -e "$T/out/x-backing.qcow2.qcow2" ]
+	[ ! -e "$T/out/z-cut.vmdk.qcow2" ]
+	[ ! -e "$T/out/x-backing.qcow2.qcow2" ]
 	[ ! -e "$T/out/y-text.qcow2.qcow2" ]
 	check_outputs 11
 }
@@ -129,8 +130,10 @@ check_outputs() {
 	cut -f2 "$T/jobs" | grep -q hostA
 	cut -f2 "$T/jobs" | grep -q hostB
 	# every job ran: its input is gone, so a.qcow2 cannot count as output
-	[ ! -e "$T/out/c.vmdk" ] && [ ! -e "$T/out/a.qcow2" ]
-	[ ! -e "$T/out/e.vhdx" ] && [ ! -e "$T/out/f.vdi" ]
+	[ ! -e "$T/out/c.vmdk" ]
+	[ ! -e "$T/out/a.qcow2" ]
+	[ ! -e "$T/out/e.vhdx" ]
+	[ ! -e "$T/out/f.vdi" ]
 	check_outputs 4
 }
 
@@ -144,14 +147,16 @@ check_outputs() {
 	head -c 100 "$T/in/a.qcow2" > "$T/cut.qcow2"
 	run convert-one "$T/cut.qcow2" "$T/out/cut.qcow2"
 	[ "$status" -eq 1 ]
-	[ ! -e "$T/out/cut.qcow2" ] && [ ! -e "$T/out/cut.qcow2.part" ]
+	[ ! -e "$T/out/cut.qcow2" ]
+	[ ! -e "$T/out/cut.qcow2.part" ]
 	# 7 bytes are a raw disk of 7 bytes, which qcow2 rounds up to 512:
 	# not the same disk, status 4
 	printf 'garbage' > "$T/g.img"
 	run convert-one "$T/g.img" "$T/out/g.qcow2"
 	[ "$status" -eq 4 ]
 	[[ "$output" == *"is not that of the source"* ]]
-	[ ! -e "$T/out/g.qcow2" ] && [ ! -e "$T/out/g.qcow2.part" ]
+	[ ! -e "$T/out/g.qcow2" ]
+	[ ! -e "$T/out/g.qcow2.part" ]
 	# an empty source (a fetch that produced nothing) is no disk
 	run convert-one - "$T/out/empty.qcow2" < /dev/null
 	[ "$status" -eq 1 ]

@@ -42,7 +42,8 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	[ "$status" -eq 1 ] && [[ "$output" == *"img2raw: vpc: "*$2* ]] || return 1
 	run sh -c 'cat "$1" | img2raw -f vpc > /dev/null' sh "$1"
 	echo "pipe: $status $output"
-	[ "$status" -eq 1 ] && [[ "$output" == *"vpc: "* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"vpc: "* ]]
 }
 
 @test "vpc dynamic: byte-identical to qemu-img, four ways" {

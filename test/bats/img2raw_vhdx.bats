@@ -68,7 +68,8 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: vhdx: "*$2* ]] || return 1
 	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$1"
 	echo "pipe: $status $output"
-	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: vhdx: "* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: vhdx: "* ]]
 }
 
 @test "vhdx dynamic, block sizes 1M 8M 32M: byte-identical, four ways" {

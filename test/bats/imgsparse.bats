@@ -97,7 +97,8 @@ PY
 	imgsparse -o "$T/out" "$T/empty"
 	[ ! -s "$T/out" ]
 	run imgsparse --map "$T/empty"
-	[ "$status" -eq 0 ] && [ -z "$output" ]
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
 }
 
 @test "imgsparse: /dev/full as output is exit 3 with a message" {
@@ -133,9 +134,11 @@ PY
 
 @test "imgsparse: -h and -V" {
 	run imgsparse -h
-	[ "$status" -eq 0 ] && [[ "$output" == usage:* ]]
+	[ "$status" -eq 0 ]
+	[[ "$output" == usage:* ]]
 	run imgsparse -V
-	[ "$status" -eq 0 ] && [[ "$output" == "imgsparse (imgpipe) "* ]]
+	[ "$status" -eq 0 ]
+	[[ "$output" == "imgsparse (imgpipe) "* ]]
 }
 
 @test "imgsparse: a failed -o leaves no file behind" {

@@ -168,7 +168,8 @@ extract_both() {
 	ovf_vbox vb.ovf
 	mkova pax vb.ova vb.ovf disk1.vmdk
 	run ovaextract -l vb.ova
-	[[ "$output" == *"Debian_64"* ]] && [[ "$output" == *"vbox-vm"* ]]
+	[[ "$output" == *"Debian_64"* ]]
+	[[ "$output" == *"vbox-vm"* ]]
 }
 
 @test "--json is valid JSON with the right numbers" {
@@ -275,7 +276,9 @@ hostile() {
 		echo "$spec: $output"
 		[ "$status" -eq 1 ]
 		[[ "$output" == *refused* ]]
-		[ ! -e d/evil ] && [ ! -e "/tmp/ovaextract-abs-$$" ] && [ ! -e d/sub/link ]
+		[ ! -e d/evil ]
+		[ ! -e "/tmp/ovaextract-abs-$$" ]
+		[ ! -e d/sub/link ]
 		[ -z "$(ls -A d/sub)" ]
 		run ovaextract h.ova
 		[ "$status" -eq 1 ]
@@ -290,7 +293,8 @@ hostile() {
 	echo "$output"
 	[ "$status" -eq 4 ]
 	[[ "$output" == *"disk1.vmdk: SHA256 digest mismatch: FAILED"* ]]
-	[ ! -e got.vmdk ] && [ -z "$(ls -A | grep got)" ]
+	[ ! -e got.vmdk ]
+	[ -z "$(ls -A | grep got)" ]
 	cat bad.ova | ovaextract > got.vmdk 2> err || st=$?
 	[ "$st" -eq 4 ]
 	grep -q 'disk1.vmdk: SHA256 digest mismatch' err
@@ -300,7 +304,8 @@ hostile() {
 	[ -z "$(ls -A xd)" ]
 	# the other disk is fine, but the archive is not
 	run ovaextract -d 2 -o d2 bad.ova
-	[ "$status" -eq 4 ] && [ ! -e d2 ]
+	[ "$status" -eq 4 ]
+	[ ! -e d2 ]
 	# --no-verify takes it, and says so
 	run ovaextract --no-verify -o got.vmdk bad.ova
 	[ "$status" -eq 0 ]
@@ -313,16 +318,22 @@ hostile() {
 	sed -i 's/VMware test/VMware tost/' x.ovf
 	mkova ustar t.ova x.ovf x.mf disk1.vmdk disk2.vhd
 	run ovaextract -o o t.ova
-	[ "$status" -eq 4 ] && [[ "$output" == *"x.ovf: SHA1 digest mismatch"* ]] && [ ! -e o ]
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"x.ovf: SHA1 digest mismatch"* ]]
+	[ ! -e o ]
 	std_ova
 	mkova ustar m.ova x.ovf x.mf disk1.vmdk
 	run ovaextract -o o m.ova
 	echo "$output"
-	[ "$status" -eq 4 ] && [[ "$output" == *"disk2.vhd: listed in the manifest but not in the archive"* ]] && [ ! -e o ]
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"disk2.vhd: listed in the manifest but not in the archive"* ]]
+	[ ! -e o ]
 	echo extra > notes.txt
 	mkova ustar u.ova x.ovf x.mf disk1.vmdk disk2.vhd notes.txt
 	run ovaextract -o o u.ova
-	[ "$status" -eq 4 ] && [[ "$output" == *"notes.txt: not listed in the manifest"* ]] && [ ! -e o ]
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"notes.txt: not listed in the manifest"* ]]
+	[ ! -e o ]
 }
 
 @test "manifest after the disks: verified at the end" {
@@ -332,7 +343,9 @@ hostile() {
 	printf 'X' | dd of=disk1.vmdk bs=1 seek=70000 conv=notrunc status=none
 	mkova ustar late.ova x.ovf disk1.vmdk disk2.vhd x.mf
 	run ovaextract -o o late.ova
-	[ "$status" -eq 4 ] && [ ! -e o ] && [[ "$output" == *"disk1.vmdk: SHA1 digest mismatch"* ]]
+	[ "$status" -eq 4 ]
+	[ ! -e o ]
+	[[ "$output" == *"disk1.vmdk: SHA1 digest mismatch"* ]]
 }
 
 @test "gzip-compressed file reference is decompressed on the fly" {
@@ -347,7 +360,9 @@ hostile() {
 	HREF1=disk1.vmdk.gz SIZE1=$(size disk1.vmdk.gz) FILE1_EXTRA=' ovf:compression="gzip"' ovf_vmware x.ovf
 	mkova pax g.ova x.ovf disk1.vmdk.gz disk2.vhd
 	run ovaextract -o o g.ova
-	[ "$status" -eq 1 ] && [[ "$output" == *"gzip"* ]] && [ ! -e o ]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"gzip"* ]]
+	[ ! -e o ]
 }
 
 @test "chunked file: members joined in order" {
@@ -360,7 +375,9 @@ hostile() {
 	# chunks out of order are refused
 	mkova ustar c2.ova x.ovf x.mf disk1.vmdk.000000001 disk1.vmdk.000000000 disk1.vmdk.00000000[2-9] disk2.vhd
 	run ovaextract -o o c2.ova
-	[ "$status" -eq 1 ] && [[ "$output" == *"out of order"* ]] && [ ! -e o ]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"out of order"* ]]
+	[ ! -e o ]
 }
 
 @test "hrefs that are URLs or paths are rejected" {
@@ -369,7 +386,9 @@ hostile() {
 		mkova ustar u.ova x.ovf disk1.vmdk disk2.vhd
 		run ovaextract -o o u.ova
 		echo "$output"
-		[ "$status" -eq 1 ] && [[ "$output" == *"not a plain member name"* ]] && [ ! -e o ]
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"not a plain member name"* ]]
+		[ ! -e o ]
 	done
 }
 
@@ -379,7 +398,9 @@ hostile() {
 	mkova ustar s.ova x.ovf x.mf disk1.vmdk disk2.vhd
 	run ovaextract -o o s.ova
 	echo "$output"
-	[ "$status" -eq 4 ] && [[ "$output" == *"disk1.vmdk: the archive holds"*"declare 12345"* ]] && [ ! -e o ]
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"disk1.vmdk: the archive holds"*"declare 12345"* ]]
+	[ ! -e o ]
 }
 
 @test "OVF not first: from a file (two passes) and from a pipe (stash, spill)" {
@@ -396,32 +417,41 @@ hostile() {
 	echo "not a real certificate" > x.cert
 	mkova ustar c.ova x.ovf x.mf x.cert disk1.vmdk disk2.vhd
 	run ovaextract -o o c.ova
-	[ "$status" -eq 0 ] && [[ "$output" == *"x.cert: certificate present; not validated"* ]]
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"x.cert: certificate present; not validated"* ]]
 	cmp o disk1.vmdk
 }
 
 @test "not an OVA, not a tar, truncated archive, bad -d: documented statuses" {
 	mkova ustar plain.tar disk1.vmdk
 	run ovaextract -o o plain.tar
-	[ "$status" -eq 1 ] && [[ "$output" == *"no OVF descriptor"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"no OVF descriptor"* ]]
 	run ovaextract -o o disk1.vmdk
-	[ "$status" -eq 1 ] && [[ "$output" == *"not a tar archive"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"not a tar archive"* ]]
 	printf '<Envelope><References>' > bad.ovf
 	mkova ustar badx.ova bad.ovf disk1.vmdk
 	run ovaextract -o o badx.ova
-	[ "$status" -eq 1 ] && [[ "$output" == *"OVF: not well-formed XML"* ]] && [ ! -e o ]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"OVF: not well-formed XML"* ]]
+	[ ! -e o ]
 	printf '<Envelope xmlns="http://www.vmware.com/schema/ovf/1/envelope"/>' > old.ovf
 	mkova ustar old.ova old.ovf disk1.vmdk
 	run ovaextract -l old.ova
-	[ "$status" -eq 1 ] && [[ "$output" == *"unsupported envelope namespace"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"unsupported envelope namespace"* ]]
 	std_ova
 	for n in 100 1000 3000 $(( $(size x.ova) / 2 )) $(( $(size x.ova) - 1024 )); do
 		head -c $n x.ova > cut.ova
 		run ovaextract -o o cut.ova
 		echo "$n: $output"
-		[ "$status" -eq 1 ] && [ ! -e o ] && [ -n "$output" ]
+		[ "$status" -eq 1 ]
+		[ ! -e o ]
+		[ -n "$output" ]
 		run sh -c 'cat cut.ova | ovaextract -x xd'
-		[ "$status" -eq 1 ] && [ -z "$(ls -A xd)" ]
+		[ "$status" -eq 1 ]
+		[ -z "$(ls -A xd)" ]
 	done
 	run ovaextract -d 3 -o o x.ova
 	[ "$status" -eq 2 ]

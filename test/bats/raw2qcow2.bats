@@ -130,7 +130,8 @@ matrix() {
 		check_image "$T/$w.qcow2" "$T/mix.raw" 3
 		pct=$(qemu-img check "$T/$w.qcow2" |
 			sed -n 's/.* \([0-9.]*\)% compressed clusters.*/\1/p')
-		[ "$pct" != "0.00" ] && [ "$pct" != "100.00" ]
+		[ "$pct" != "0.00" ]
+		[ "$pct" != "100.00" ]
 	done
 }
 
