@@ -152,9 +152,9 @@ static int tar_open(struct uec *u)
 	struct source *s = &u->in.src;
 	struct stat st;
 
+	u->in.open = true;	/* closed even if the open fails half way */
 	if (source_open(s, u->o->input) < 0)
 		return -1;
-	u->in.open = true;
 	u->in.name = s->name;
 	if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode))
 		return fail(EXIT_USAGE, "%s is a directory", u->in.name);
