@@ -55,4 +55,6 @@ fetch_kernel() {
 }
 
 install_missing || exit 1
-have_kernel || fetch_kernel
+# apt's lists may name a kernel the mirror has replaced: update, try again
+have_kernel || fetch_kernel ||
+	{ $SUDO apt-get $lock update -qq >/dev/null && fetch_kernel; }
