@@ -190,3 +190,18 @@ PY
 	run imginfo -V
 	[[ "$output" == "imginfo (imgpipe) "* ]]
 }
+
+# qemu-img ends a stream of incompressible data right after its last
+# grain, with no end-of-stream marker: that is whole, not truncated.
+@test "a qemu-img VMDK stream with no end-of-stream marker is safe from a file and from a pipe" {
+	head -c 2097152 /dev/urandom > "$T/r.raw"
+	qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$T/r.raw" "$T/r.vmdk"
+	run imginfo "$T/r.vmdk"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"safety: safe"* ]]
+	run sh -c 'cat "$1" | imginfo -' sh "$T/r.vmdk"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"safety: safe"* ]]
+	[ "$(cat "$T/r.vmdk" | imgsum - | cut -d' ' -f1)" = "$(xxhsum -H2 < "$T/r.raw" | cut -d' ' -f1)" ]
+}
