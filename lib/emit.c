@@ -3,6 +3,7 @@
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
 
 /* At 40 bytes each, this caps the queue of parked extents at 40 MiB. */
@@ -107,19 +108,12 @@ static int heap_push(struct emitter *em, const struct pending *pe)
 {
 	size_t i;
 
-	if (em->npending == em->cappending) {
-		size_t cap = em->cappending ? em->cappending * 2 : 64;
-		struct pending *h;
-
-		if (em->npending >= PENDING_MAX)
-			return fail(EXIT_REJECT, "too many out-of-order extents "
-			    "(more than %u)", PENDING_MAX);
-		h = realloc(em->heap, cap * sizeof *h);
-		if (h == NULL)
-			return fail(EXIT_IO, "out of memory");
-		em->heap = h;
-		em->cappending = cap;
-	}
+	if (em->npending == em->cappending && em->npending >= PENDING_MAX)
+		return fail(EXIT_REJECT, "too many out-of-order extents "
+		    "(more than %u)", PENDING_MAX);
+	if (grow_array(&em->heap, em->npending, &em->cappending,
+	    sizeof *em->heap, 64, SIZE_MAX) < 0)
+		return -1;
 	i = em->npending++;
 	em->heap[i] = *pe;
 	while (i > 0 && em->heap[(i - 1) / 2].off > em->heap[i].off) {

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 #include "imgpipe/outfile.h"
 
 /*
@@ -39,22 +40,12 @@ static void block_cleanup_signals(sigset_t *old)
 
 int temp_register(int dirfd, const char *name)
 {
-	struct temp *t = temps;
 	sigset_t old;
-	int rc = 0;
+	int rc;
 
 	block_cleanup_signals(&old);
-	if (ntemps == temps_cap) {
-		size_t cap = temps_cap ? 2 * temps_cap : 8;
-
-		if ((t = realloc(temps, cap * sizeof *t)) != NULL) {
-			temps = t;
-			temps_cap = cap;
-		}
-	}
-	if (t == NULL)
-		rc = fail(EXIT_IO, "out of memory");
-	else
+	rc = grow_array(&temps, ntemps, &temps_cap, sizeof *temps, 8, SIZE_MAX);
+	if (rc == 0)
 		temps[ntemps++] = (struct temp){ dirfd, name };
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	return rc;

@@ -24,6 +24,7 @@
 #include <zlib.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 #include "imgpipe/json.h"
 #include "imgpipe/manifest.h"
 #include "imgpipe/outfile.h"
@@ -526,7 +527,6 @@ static int park_member(struct ova_job *j, struct member *m)
 {
 	struct parked *p = &j->parked[j->nparked];
 	struct puller in = { pull_tar, NULL, m->name };
-	struct stash_ref *grown;
 	size_t cap = 0;
 	char msg[600];
 	ssize_t n;
@@ -540,13 +540,9 @@ static int park_member(struct ova_job *j, struct member *m)
 	p->member = m - j->members;
 	j->nparked++;
 	while ((n = in.pull(j, NULL, j->buf, OVA_BUF)) > 0) {
-		if (p->nrefs == cap) {
-			cap = cap ? 2 * cap : 16;
-			grown = realloc(p->refs, cap * sizeof *p->refs);
-			if (grown == NULL)
-				return fail(EXIT_IO, "out of memory");
-			p->refs = grown;
-		}
+		if (grow_array(&p->refs, p->nrefs, &cap, sizeof *p->refs, 16,
+		    SIZE_MAX) < 0)
+			return -1;
 		if (stash_put(&j->stash, j->buf, n, &p->refs[p->nrefs]) < 0) {
 			snprintf(msg, sizeof msg, "%s", err_msg());
 			err_clear();

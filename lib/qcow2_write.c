@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 #include "imgpipe/format.h"
 #include "imgpipe/qcow2_write.h"
 #include "imgpipe/sink.h"
@@ -112,19 +113,11 @@ static uint64_t packed_bytes(const struct qcow2w_packer *pk,
 int qcow2w_plan_add(struct qcow2w_plan *p, uint64_t guest, uint32_t clen,
     uint64_t *rel)
 {
-	struct qcow2w_cluster *n;
-
 	if (p->ncl > 0 && guest <= p->cl[p->ncl - 1].guest)
 		return fail(EXIT_IO, "qcow2 writer: clusters out of order");
-	if (p->ncl == p->capcl) {
-		size_t cap = p->capcl ? p->capcl * 2 : 1024;
-
-		n = realloc(p->cl, cap * sizeof *n);
-		if (n == NULL)
-			return fail(EXIT_IO, "out of memory");
-		p->cl = n;
-		p->capcl = cap;
-	}
+	if (grow_array(&p->cl, p->ncl, &p->capcl, sizeof *p->cl, 1024,
+	    SIZE_MAX) < 0)
+		return -1;
 	p->cl[p->ncl].guest = guest;
 	p->cl[p->ncl].clen = clen;
 	p->ncl++;

@@ -30,6 +30,7 @@
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 #include "imgpipe/json.h"
 #include "imgpipe/outfile.h"
 #include "imgpipe/progress.h"
@@ -73,9 +74,7 @@ struct member {
 
 /* The tarball, its compression decoded by the core's source. */
 struct tar_input {
-	struct source src;
-	bool open;
-	const char *name;
+	struct source src;	/* zeroed until opened: closing is safe */
 	unsigned char *buf;
 };
 
@@ -143,7 +142,7 @@ static int tar_error(struct uec *u, const char *what)
 	if (err_status() != 0)
 		return -1;
 	msg = archive_error_string(u->ar);
-	return fail(EXIT_REJECT, "%s: %s: %s", u->in.name, what,
+	return fail(EXIT_REJECT, "%s: %s: %s", u->in.src.name, what,
 	    msg ? msg : "truncated or damaged tar header");
 }
 
@@ -152,12 +151,10 @@ static int tar_open(struct uec *u)
 	struct source *s = &u->in.src;
 	struct stat st;
 
-	u->in.open = true;	/* closed even if the open fails half way */
 	if (source_open(s, u->o->input) < 0)
 		return -1;
-	u->in.name = s->name;
 	if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode))
-		return fail(EXIT_USAGE, "%s is a directory", u->in.name);
+		return fail(EXIT_USAGE, "%s is a directory", u->in.src.name);
 	progress_start(&u->pr, u->o->progress,
 	    s->seekable ? s->size : 0);
 	s->progress = &u->pr;
@@ -187,7 +184,7 @@ static int next_block(struct uec *u, struct member *m, struct block *b)
 		return tar_error(u, m->path);
 	if (off < 0)
 		return fail(EXIT_REJECT, "%s: %s: negative data offset",
-		    u->in.name, m->path);
+		    u->in.src.name, m->path);
 	b->buf = buf;
 	b->len = len;
 	b->off = off;
@@ -204,17 +201,17 @@ static int check_name(struct uec *u, const char *path)
 
 	if (n == 0 || n > NAME_MAX_LEN)
 		return fail(EXIT_REJECT, "%s: member name empty or too long",
-		    u->in.name);
+		    u->in.src.name);
 	for (p = path; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return fail(EXIT_REJECT, "%s: unsafe member name (control "
-			    "characters)", u->in.name);
+			    "characters)", u->in.src.name);
 	for (p = path; p != NULL; p = strchr(p, '/')) {
 		if (*p == '/')
 			p++;
 		if (strncmp(p, "..", 2) == 0 && (p[2] == '/' || p[2] == '\0'))
 			return fail(EXIT_REJECT, "%s: unsafe member name '%s'",
-			    u->in.name, path);
+			    u->in.src.name, path);
 	}
 	return 0;
 }
@@ -235,18 +232,12 @@ static int stash_flush(struct uec *u, struct member *m)
 
 	if (u->acc_len == 0)
 		return 0;
-	if (m->nchunks == m->capchunks) {
-		size_t cap = m->capchunks ? m->capchunks * 2 : 64;
-
-		if (m->nchunks >= STASH_CHUNKS_MAX)
-			return fail(EXIT_REJECT, "%s: too fragmented to hold "
-			    "back", m->path);
-		c = realloc(m->chunks, cap * sizeof *c);
-		if (c == NULL)
-			return fail(EXIT_IO, "out of memory");
-		m->chunks = c;
-		m->capchunks = cap;
-	}
+	if (m->nchunks == m->capchunks && m->nchunks >= STASH_CHUNKS_MAX)
+		return fail(EXIT_REJECT, "%s: too fragmented to hold back",
+		    m->path);
+	if (grow_array(&m->chunks, m->nchunks, &m->capchunks,
+	    sizeof *m->chunks, 64, SIZE_MAX) < 0)
+		return -1;
 	c = &m->chunks[m->nchunks];
 	c->off = u->acc_off;
 	if (stash_put(&u->stash, u->acc, u->acc_len, &c->ref) < 0)
@@ -356,7 +347,7 @@ static int read_head(struct uec *u, struct member *m, struct head *h)
 		}
 		if (b.off < h->covered || b.len > HEAD_SLACK)
 			return fail(EXIT_REJECT, "%s: %s: data blocks out of "
-			    "order", u->in.name, m->path);
+			    "order", u->in.src.name, m->path);
 		if (head_reserve(u, b.off + b.len) < 0)
 			return -1;
 		memset(u->head + h->covered, 0, b.off - h->covered);
@@ -484,21 +475,12 @@ static struct member *member_new(struct uec *u, const char *path)
 	struct member *m;
 
 	if (u->n == MEMBERS_MAX) {
-		fail(EXIT_REJECT, "%s: more than %d members", u->in.name,
+		fail(EXIT_REJECT, "%s: more than %d members", u->in.src.name,
 		    MEMBERS_MAX);
 		return NULL;
 	}
-	if (u->n == u->cap) {
-		size_t cap = u->cap ? u->cap * 2 : 16;
-
-		m = realloc(u->m, cap * sizeof *m);
-		if (m == NULL) {
-			fail(EXIT_IO, "out of memory");
-			return NULL;
-		}
-		u->m = m;
-		u->cap = cap;
-	}
+	if (grow_array(&u->m, u->n, &u->cap, sizeof *u->m, 16, SIZE_MAX) < 0)
+		return NULL;
 	m = &u->m[u->n];
 	memset(m, 0, sizeof *m);
 	m->path = strdup(path);
@@ -536,7 +518,8 @@ static int read_regular(struct uec *u, struct member *m)
 	m->candidate = provisional_role(m) != ROLE_NONE;
 	if (m->candidate && ++u->ncand > CANDIDATES_MAX)
 		return fail(EXIT_REJECT, "%s: more than %d members could be "
-		    "a kernel, ramdisk or image", u->in.name, CANDIDATES_MAX);
+		    "a kernel, ramdisk or image", u->in.src.name,
+		    CANDIDATES_MAX);
 	if (u->o->want != ROLE_NONE)
 		return route_wanted(u, m, &h);
 	if (u->o->dir != NULL && m->candidate)
@@ -551,7 +534,7 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 
 	if (path == NULL)
 		return fail(EXIT_REJECT, "%s: member without a name",
-		    u->in.name);
+		    u->in.src.name);
 	if (check_name(u, path) < 0)
 		return -1;
 	if (archive_entry_filetype(ent) == AE_IFDIR &&
@@ -559,7 +542,7 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 		return 0;
 	if (*clean_name(path) == '\0' || strcmp(clean_name(path), ".") == 0)
 		return fail(EXIT_REJECT, "%s: unsafe member name '%s'",
-		    u->in.name, path);
+		    u->in.src.name, path);
 	if ((m = member_new(u, path)) == NULL)
 		return -1;
 	m->byname = ROLE_EXTRA;
@@ -568,12 +551,13 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 		/* Never created, never followed: reported as an extra. */
 		snprintf(m->content.what, sizeof m->content.what, "%s",
 		    special_kind(ent));
-		warnmsg("%s: skipping %s '%s'", u->in.name, m->content.what,
+		warnmsg("%s: skipping %s '%s'", u->in.src.name, m->content.what,
 		    path);
 		return 0;
 	}
 	if (archive_entry_size(ent) < 0)
-		return fail(EXIT_REJECT, "%s: %s: bad size", u->in.name, path);
+		return fail(EXIT_REJECT, "%s: %s: bad size", u->in.src.name,
+		    path);
 	m->size = archive_entry_size(ent);
 	m->sparse = archive_entry_sparse_count(ent) > 0;
 	return read_regular(u, m);
@@ -617,7 +601,7 @@ static int ambiguous(struct uec *u, enum part_role r, struct member **c,
 	for (i = 0; i < n && len < sizeof list; i++)
 		len += snprintf(list + len, sizeof list - len, "%s'%s' (%s)",
 		    i ? ", " : "", c[i]->path, c[i]->content.what);
-	return fail(EXIT_REJECT, "%s: more than one %s: %s", u->in.name,
+	return fail(EXIT_REJECT, "%s: more than one %s: %s", u->in.src.name,
 	    role_name(r), list);
 }
 
@@ -688,17 +672,17 @@ static int settle_roles(struct uec *u)
 			return -1;
 	if (u->chosen[ROLE_IMAGE] == NULL)
 		return fail(EXIT_REJECT, "%s: no machine image (a file system "
-		    "or a partitioned disk) among %zu members", u->in.name,
+		    "or a partitioned disk) among %zu members", u->in.src.name,
 		    u->n);
 	if (u->o->want != ROLE_NONE && u->chosen[u->o->want] == NULL)
 		return fail(EXIT_REJECT, "%s: no %s in the tarball",
-		    u->in.name, role_name(u->o->want));
+		    u->in.src.name, role_name(u->o->want));
 	for (i = ROLE_KERNEL; i <= ROLE_IMAGE; i++)
 		for (j = i + 1; j <= ROLE_IMAGE; j++)
 			if (u->chosen[i] && u->chosen[j] &&
 			    strcmp(u->chosen[i]->name, u->chosen[j]->name) == 0)
 				return fail(EXIT_REJECT, "%s: two parts named "
-				    "'%s'", u->in.name, u->chosen[i]->name);
+				    "'%s'", u->in.src.name, u->chosen[i]->name);
 	return 0;
 }
 
@@ -927,8 +911,7 @@ static void uec_free(struct uec *u)
 		outfile_abort(&u->out);
 	if (u->ar != NULL)
 		archive_read_free(u->ar);
-	if (u->in.open)
-		source_close(&u->in.src);
+	source_close(&u->in.src);
 	free(u->in.buf);
 	free(u->head);
 	free(u->acc);

@@ -24,6 +24,7 @@
 
 #include "fmt.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 
 #define QCOW2_V2_HEADER_LEN 72
 #define QCOW2_V3_HEADER_LEN 104
@@ -732,20 +733,13 @@ static int kept_add(struct image *img, uint64_t off, const void *buf,
 			off = last;
 		}
 	}
-	if (st->nkept == st->capkept) {
-		size_t cap = st->capkept ? st->capkept * 2 : 256;
-
-		if (st->nkept >= KEPT_MAX)
-			return image_bad(img, "too much data lies before the "
-			    "tables that place it (more than %llu pieces); "
-			    "read the image from a file instead",
-			    (unsigned long long)KEPT_MAX);
-		k = realloc(st->kept, cap * sizeof *k);
-		if (k == NULL)
-			return fail(EXIT_IO, "out of memory");
-		st->kept = k;
-		st->capkept = cap;
-	}
+	if (st->nkept == st->capkept && st->nkept >= KEPT_MAX)
+		return image_bad(img, "too much data lies before the tables "
+		    "that place it (more than %llu pieces); read the image "
+		    "from a file instead", (unsigned long long)KEPT_MAX);
+	if (grow_array(&st->kept, st->nkept, &st->capkept, sizeof *st->kept,
+	    256, SIZE_MAX) < 0)
+		return -1;
 	k = &st->kept[st->nkept];
 	if (stash_put(img->stash, buf, len, &k->ref) < 0)
 		return -1;

@@ -19,6 +19,7 @@
 
 #include "fmt.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 
 #define QED_HEADER_LEN 64
 #define QED_MIN_CLUSTER (4u * 1024)
@@ -428,18 +429,13 @@ static int qed_push(struct image *img, struct qed *q,
 {
 	size_t i;
 
-	if (q->nitems == q->capitems) {
-		size_t cap = q->capitems ? q->capitems * 2 : 256;
-		struct qed_item *h;
-
-		if (cap * sizeof *h > IMAGE_META_MAX)
-			return image_bad(img, "more than %llu clusters lie ahead "
-			    "in the stream", (unsigned long long)q->capitems);
-		h = realloc(q->heap, cap * sizeof *h);
-		if (h == NULL)
-			return fail(EXIT_IO, "out of memory");
-		q->heap = h;
-		q->capitems = cap;
+	switch (grow_array(&q->heap, q->nitems, &q->capitems, sizeof *q->heap,
+	    256, IMAGE_META_MAX)) {
+	case 1:
+		return image_bad(img, "more than %llu clusters lie ahead in "
+		    "the stream", (unsigned long long)q->capitems);
+	case -1:
+		return -1;
 	}
 	i = q->nitems++;
 	q->heap[i] = *it;
@@ -486,18 +482,13 @@ static int qed_park_region(struct image *img, struct qed *q, uint64_t from,
 	int rc;
 
 	for (; c < to; c += q->cluster_size) {
-		if (q->nparked == q->capparked) {
-			size_t cap = q->capparked ? q->capparked * 2 : 256;
-
-			if (cap * sizeof *p > IMAGE_META_MAX)
-				return image_bad(img, "more than %llu clusters "
-				    "precede their L2 tables",
-				    (unsigned long long)q->capparked);
-			p = realloc(q->parked, cap * sizeof *p);
-			if (p == NULL)
-				return fail(EXIT_IO, "out of memory");
-			q->parked = p;
-			q->capparked = cap;
+		switch (grow_array(&q->parked, q->nparked, &q->capparked,
+		    sizeof *q->parked, 256, IMAGE_META_MAX)) {
+		case 1:
+			return image_bad(img, "more than %llu clusters precede "
+			    "their L2 tables", (unsigned long long)q->capparked);
+		case -1:
+			return -1;
 		}
 		p = &q->parked[q->nparked];
 		rc = image_read_at(img, q->buf, q->cluster_size, c,

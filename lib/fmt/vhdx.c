@@ -20,6 +20,7 @@
 
 #include "fmt.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
 
 #define MIB (1024u * 1024)
@@ -309,17 +310,13 @@ static int park_unit(struct image *img, struct vhdx *x, uint64_t mb,
 {
 	struct parked *p;
 
-	if (x->nparked == x->capparked) {
-		size_t cap = x->capparked ? x->capparked * 2 : 64;
-
-		if (cap * sizeof *p > IMAGE_META_MAX)
-			return image_bad(img, "too much data before the BAT "
-			    "and metadata regions to hold from a pipe");
-		p = realloc(x->parked, cap * sizeof *p);
-		if (p == NULL)
-			return fail(EXIT_IO, "out of memory");
-		x->parked = p;
-		x->capparked = cap;
+	switch (grow_array(&x->parked, x->nparked, &x->capparked,
+	    sizeof *x->parked, 64, IMAGE_META_MAX)) {
+	case 1:
+		return image_bad(img, "too much data before the BAT and "
+		    "metadata regions to hold from a pipe");
+	case -1:
+		return -1;
 	}
 	p = &x->parked[x->nparked];
 	memset(p, 0, sizeof *p);

@@ -27,6 +27,7 @@
 
 #include "fmt.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 
 #define VMDK_MAGIC 0x564d444bu		/* "KDMV" */
 #define VMDK_SECTOR 512u
@@ -890,15 +891,9 @@ static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
 			return image_bad(img, "%s at 0x%llx lies past the end "
 			    "of the image (0x%llx)", what, (unsigned long long)off,
 			    (unsigned long long)(pos + got));
-		if (v->nkept == v->capkept) {
-			size_t cap = v->capkept ? 2 * v->capkept : 64;
-
-			k = realloc(v->kept, cap * sizeof *k);
-			if (k == NULL)
-				return fail(EXIT_IO, "out of memory");
-			v->kept = k;
-			v->capkept = cap;
-		}
+		if (grow_array(&v->kept, v->nkept, &v->capkept,
+		    sizeof *v->kept, 64, SIZE_MAX) < 0)
+			return -1;
 		k = &v->kept[v->nkept];
 		k->host = pos;
 		k->taken = false;
