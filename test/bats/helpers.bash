@@ -90,3 +90,35 @@ real_kernel() {
 	echo "no real kernel: none in /boot, none fetched; run make deps" >&2
 	return 1
 }
+
+# Byte patching for crafted images.  put_le and put_be FILE OFFSET VALUE
+# NBYTES write an integer (VALUE < 2^63) in place; get_le and get_be FILE
+# OFFSET NBYTES read one (a big-endian 64-bit value with bit 63 set comes
+# out negative).
+put_le() {
+	local i s=
+	for ((i = 0; i < $4; i++)); do
+		s+=$(printf '\\%03o' $((($3 >> (8 * i)) & 255)))
+	done
+	printf "$s" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+put_be() {
+	local i s=
+	for ((i = $4 - 1; i >= 0; i--)); do
+		s+=$(printf '\\%03o' $((($3 >> (8 * i)) & 255)))
+	done
+	printf "$s" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+
+get_le() { od -An -tu"$3" -j "$2" -N"$3" "$1" | tr -d ' '; }
+get_be() { echo $((16#$(od -An -tx1 -j "$2" -N"$3" "$1" | tr -d ' \n'))); }
+
+put_le32() { put_le "$1" "$2" "$3" 4; }
+put_le64() { put_le "$1" "$2" "$3" 8; }
+put_be32() { put_be "$1" "$2" "$3" 4; }
+put_be64() { put_be "$1" "$2" "$3" 8; }
+get_le32() { get_le "$1" "$2" 4; }
+get_le64() { get_le "$1" "$2" 8; }
+get_be32() { get_be "$1" "$2" 4; }
+get_be64() { get_be "$1" "$2" 8; }

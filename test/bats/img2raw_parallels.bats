@@ -2,19 +2,6 @@
 # qemu-img's raw.
 load helpers
 
-le32() {
-	od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '
-}
-
-# put_le FILE OFFSET VALUE NBYTES: patch a little-endian integer in place.
-put_le() {
-	local f=$1 off=$2 val=$3 n=$4 i s=
-	for ((i = 0; i < n; i++)); do
-		s+=$(printf '\\%03o' $(((val >> (8 * i)) & 255)))
-	done
-	printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
-}
-
 # rejected IMAGE REGEX [file]: exit 1 with "img2raw: parallels: ...REGEX"
 # from a file and (unless "file") from a pipe, within 10 seconds.
 rejected() {
@@ -37,11 +24,11 @@ rejected() {
 # one, whose BAT counts sectors instead of clusters.
 to_v1() {
 	local f=$1 tracks n i v
-	tracks=$(le32 "$f" 28)
-	n=$(le32 "$f" 32)
+	tracks=$(get_le32 "$f" 28)
+	n=$(get_le32 "$f" 32)
 	printf 'WithoutFreeSpace' | dd of="$f" bs=1 conv=notrunc status=none
 	for ((i = 0; i < n; i++)); do
-		v=$(le32 "$f" $((64 + 4 * i)))
+		v=$(get_le32 "$f" $((64 + 4 * i)))
 		[ "$v" = 0 ] || put_le "$f" $((64 + 4 * i)) $((v * tracks)) 4
 	done
 }
@@ -146,7 +133,7 @@ to_v1() {
 	make_pattern "$T/p.raw" 3000000
 	qemu-img convert -f raw -O parallels -o cluster_size=64K "$T/p.raw" "$T/h.prl"
 	local f=$T/x.prl b0
-	b0=$(le32 "$T/h.prl" 64)
+	b0=$(get_le32 "$T/h.prl" 64)
 	cp "$T/h.prl" "$f"; put_le "$f" 64 $((0xffffffff)) 4
 	rejected "$f" "past the end"
 	cp "$T/h.prl" "$f"; put_le "$f" 68 "$b0" 4

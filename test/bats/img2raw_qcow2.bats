@@ -30,21 +30,6 @@ qcow2_4ways() {
 	img2raw_4ways "$T/a.qcow2" "$T/a.qcow2.want"
 }
 
-put_be32() {	# FILE OFFSET VALUE
-	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 >> 24 & 255)) \
-		$(($3 >> 16 & 255)) $(($3 >> 8 & 255)) $(($3 & 255)))" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
-put_be64() {	# FILE OFFSET VALUE (< 2^63)
-	put_be32 "$1" "$2" $(($3 >> 32))
-	put_be32 "$1" $(($2 + 4)) $(($3 & 0xffffffff))
-}
-
-get_be64() {	# FILE OFFSET (bit 63 comes out as a negative number)
-	echo $((16#$(od -An -tx1 -j "$2" -N8 "$1" | tr -d ' \n')))
-}
-
 l1_off() { get_be64 "$1" 40; }
 l2_off() { echo $(( $(get_be64 "$1" "$(l1_off "$1")") & 0x00fffffffffffe00 )); }
 

@@ -1,20 +1,6 @@
 # img2raw: QED images made by qemu-img, compared with qemu-img's raw.
 load helpers
 
-# le64 FILE OFFSET: the little-endian 64-bit value at OFFSET.
-le64() {
-	od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '
-}
-
-# put_le FILE OFFSET VALUE NBYTES: patch a little-endian integer in place.
-put_le() {
-	local f=$1 off=$2 val=$3 n=$4 i s=
-	for ((i = 0; i < n; i++)); do
-		s+=$(printf '\\%03o' $(((val >> (8 * i)) & 255)))
-	done
-	printf "$s" | dd of="$f" bs=1 seek="$off" conv=notrunc status=none
-}
-
 # rejected IMAGE REGEX: exit 1 with "img2raw: qed: ...REGEX" from a file
 # and from a pipe, within 10 seconds.
 rejected() {
@@ -37,9 +23,9 @@ rejected() {
 small_qed() {
 	make_pattern "$T/p.raw" 3000000
 	qemu-img convert -f raw -O qed "$T/p.raw" "$T/h.qed"
-	L1=$(le64 "$T/h.qed" 40)
-	L2=$(le64 "$T/h.qed" "$L1")
-	D0=$(le64 "$T/h.qed" "$L2")
+	L1=$(get_le64 "$T/h.qed" 40)
+	L2=$(get_le64 "$T/h.qed" "$L1")
+	D0=$(get_le64 "$T/h.qed" "$L2")
 }
 
 @test "qed: converted by qemu-img, several sizes and cluster sizes, four ways" {

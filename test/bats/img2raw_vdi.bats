@@ -13,16 +13,6 @@ vdi() {
 	qemu-img convert -f vdi -O raw "$1" "$1.want"
 }
 
-put_le32() {	# FILE OFFSET VALUE
-	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 & 255)) \
-		$(($3 >> 8 & 255)) $(($3 >> 16 & 255)) $(($3 >> 24 & 255)))" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
-get_le32() {	# FILE OFFSET
-	od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '
-}
-
 expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	run img2raw -o "$T/out.raw" "$1"
 	echo "file: $status $output"

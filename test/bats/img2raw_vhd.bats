@@ -13,16 +13,6 @@ vhd() {
 	qemu-img convert -f vpc -O raw "$1" "$1.want"
 }
 
-put_be32() {	# FILE OFFSET VALUE
-	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 >> 24 & 255)) \
-		$(($3 >> 16 & 255)) $(($3 >> 8 & 255)) $(($3 & 255)))" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
-get_be32() {	# FILE OFFSET
-	od -An -tu1 -j "$2" -N4 "$1" | awk '{ print (($1 * 256 + $2) * 256 + $3) * 256 + $4 }'
-}
-
 # fix_sum FILE OFFSET LENGTH CHECKSUM_FIELD: VHD's one's complement sum.
 fix_sum() {
 	local sum

@@ -16,18 +16,6 @@ vhdx() {
 	qemu-img convert -f vhdx -O raw "$1" "$1.want"
 }
 
-put_le() {	# FILE OFFSET VALUE BYTES
-	local i s=
-	for i in $(seq 0 $(($4 - 1))); do
-		s="$s$(printf '\\%03o' $(($3 >> (8 * i) & 255)))"
-	done
-	printf "$s" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
-get_le64() {	# FILE OFFSET
-	od -An -tu8 -j "$2" -N8 "$1" | tr -d ' '
-}
-
 # crc FILE OFFSET LENGTH: set the CRC-32C at OFFSET+4 of the structure,
 # as every VHDX header, region table and log entry has it.
 crc() {

@@ -15,21 +15,6 @@ vmdk() {
 	qemu-img convert -f vmdk -O raw "$1" "$1.want"
 }
 
-put_le32() {	# FILE OFFSET VALUE
-	printf "$(printf '\\%03o\\%03o\\%03o\\%03o' $(($3 & 255)) \
-		$(($3 >> 8 & 255)) $(($3 >> 16 & 255)) $(($3 >> 24 & 255)))" |
-		dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-
-put_le64() {	# FILE OFFSET VALUE (< 2^63)
-	put_le32 "$1" "$2" $(($3 & 0xffffffff))
-	put_le32 "$1" $(($2 + 4)) $(($3 >> 32))
-}
-
-get_le32() {	# FILE OFFSET
-	od -An -tu4 -j "$2" -N4 "$1" | tr -d ' '
-}
-
 expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	run timeout 10 img2raw -o "$T/out.raw" "$1"
 	echo "file: $status $output"
