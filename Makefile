@@ -8,17 +8,18 @@ PKGS = zlib libarchive libxxhash libxml-2.0 nettle libzstd
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CFLAGS ?= -O2 -g
-CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude $(PKG_CFLAGS)
+CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Iinclude -Ilib $(PKG_CFLAGS)
 LDLIBS += $(PKG_LIBS) -lpthread
 
-LIB_SRC := $(sort $(wildcard lib/*.c lib/fmt/*.c))
+LIB_SRC := $(sort $(wildcard lib/*/*.c lib/fmt/*/*.c))
+LIB_SRC := $(filter-out lib/static/%,$(LIB_SRC))
 LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRC))
 LIB := $(BUILD)/lib/libimgpipe.a
 CMD_SRC := $(sort $(wildcard cmd/*.c))
 PROGS := $(patsubst cmd/%.c,$(BUILD)/bin/%,$(CMD_SRC))
 UNIT_SRC := $(sort $(wildcard test/unit/test_*.c))
 UNITS := $(patsubst test/unit/%.c,$(BUILD)/test/unit/bin/%,$(UNIT_SRC))
-HDRS := $(wildcard include/imgpipe/*.h lib/fmt/*.h)
+HDRS := $(wildcard include/imgpipe/*.h lib/*/*.h lib/fmt/*/*.h)
 
 all: $(PROGS)
 

@@ -7,7 +7,7 @@
 
 #include "imgpipe/cli.h"
 #include "imgpipe/err.h"
-#include "imgpipe/qcow2_write.h"
+#include "imgpipe/raw2qcow2.h"
 
 static void usage(int status)
 {

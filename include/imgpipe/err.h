@@ -15,6 +15,18 @@ enum exit_status {
 extern const char *progname;
 
 /*
+ * Finding codes: the class of a defect in an image, the same whichever way
+ * the image arrives (imginfo(1) documents each).  Safety findings (a
+ * backing file, encryption, ...) have codes of their own in the readers.
+ */
+#define FINDING_TRUNCATED	"truncated"	/* ends before what it declares */
+#define FINDING_OUT_OF_RANGE	"out-of-range"	/* points outside its area */
+#define FINDING_OVERLAP		"overlap"	/* two structures share bytes */
+#define FINDING_SHARED_BLOCK	"shared-block"	/* two entries, one block */
+#define FINDING_MISALIGNED	"misaligned"	/* not on its boundary */
+#define FINDING_MALFORMED	"malformed"	/* a value the format forbids */
+
+/*
  * Library functions report failure by returning -1 after recording one
  * error: a status and a message without the program name.  The first
  * error recorded wins until err_clear(), so the root cause is reported.
@@ -24,8 +36,16 @@ int fail(int status, const char *fmt, ...)
 /* Like fail(), appending ": strerror(errno)". */
 int fail_errno(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+/*
+ * Like fail(), also recording the class of defect: a finding code of
+ * format.h (FINDING_TRUNCATED, ...), a string constant.
+ */
+int fail_code(int status, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 int err_status(void);
 const char *err_msg(void);
+/* The finding code of the recorded error, or NULL. */
+const char *err_code(void);
 void err_clear(void);
 
 void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

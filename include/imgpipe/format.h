@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bytes.h"
 #include "emit.h"
 #include "source.h"
 #include "stash.h"
@@ -51,6 +52,14 @@ struct format {
 	/* Emit every extent of the virtual disk, then return. */
 	int (*read)(struct image *img, struct emitter *em);
 	void (*close)(struct image *img);
+	/*
+	 * Optional: the length of this format's trailer if the last taillen
+	 * bytes of an input are one for a disk of data_len bytes, else 0.
+	 * Only the end of a pipe shows a fixed VHD's footer: the raw reader
+	 * asks the table, so no format has to know another.
+	 */
+	size_t (*trailer)(const unsigned char *tail, size_t taillen,
+	    uint64_t data_len);
 };
 
 #define FINDINGS_MAX 16
@@ -107,7 +116,13 @@ int image_unsafe(struct image *img, const char *code, const char *fmt, ...)
 /* Record a format-specific fact for imginfo (value printf-formatted). */
 void image_detail(struct image *img, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-/* A malformed image: records "FORMAT: text" with EXIT_REJECT, returns -1. */
+/*
+ * A defect: records "FORMAT: text" with EXIT_REJECT and the finding code
+ * (FINDING_TRUNCATED, ... of err.h), returns -1.  image_bad() is a
+ * FINDING_MALFORMED defect.  imginfo reports the code as its finding.
+ */
+int image_defect(struct image *img, const char *code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 int image_bad(struct image *img, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
@@ -127,13 +142,5 @@ int image_skip_to(struct image *img, uint64_t off);
 int image_emit_range(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
     uint64_t voff);
-
-/* Helpers for readers. */
-static inline uint16_t le16(const unsigned char *p) { return p[0] | p[1] << 8; }
-static inline uint32_t le32(const unsigned char *p) { return (uint32_t)le16(p) | (uint32_t)le16(p + 2) << 16; }
-static inline uint64_t le64(const unsigned char *p) { return (uint64_t)le32(p) | (uint64_t)le32(p + 4) << 32; }
-static inline uint16_t be16(const unsigned char *p) { return p[0] << 8 | p[1]; }
-static inline uint32_t be32(const unsigned char *p) { return (uint32_t)be16(p) << 16 | be16(p + 2); }
-static inline uint64_t be64(const unsigned char *p) { return (uint64_t)be32(p) << 32 | be32(p + 4); }
 
 #endif

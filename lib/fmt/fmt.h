@@ -10,19 +10,20 @@ int raw_read(struct image *img, struct emitter *em);
 
 /*
  * From a pipe: emit the input (chunk bytes a read, into buf of chunk +
- * STREAM_TAIL bytes) but for its last STREAM_TAIL bytes, left at buf.
- * A fixed VHD's footer is there, and only the end of a pipe shows it.
- * Sets em->size to unknown; *emitted and *taillen say what was seen.
+ * STREAM_TAIL bytes) but for its last STREAM_TAIL bytes, left at buf: a
+ * trailer (a fixed VHD's footer) shows only at the end of a pipe.  Sets
+ * em->size to unknown; *emitted and *taillen say what was seen.
  */
 #define STREAM_TAIL 512
-int stream_all_but_tail(struct image *img, struct emitter *em,
+int image_stream_hold_tail(struct image *img, struct emitter *em,
     unsigned char *buf, size_t chunk, uint64_t *emitted, size_t *taillen);
 
 /*
- * True when the 512 bytes at p are the footer of a fixed VHD whose data
- * is the data_len bytes before it: a pipe only shows the footer at the end.
+ * Ask the format table whether the last taillen bytes of an input read as
+ * raw, after data_len bytes, are another format's trailer: its length, or 0.
  */
-bool vhd_fixed_footer(const unsigned char *p, uint64_t data_len);
+size_t format_trailer(const unsigned char *tail, size_t taillen,
+    uint64_t data_len);
 
 /* Ascending: host offsets, or (host << 32 | virtual) pairs. */
 void sort_u64(uint64_t *v, size_t n);

@@ -1,7 +1,7 @@
 /* iso: ISO 9660 and UDF media, read as the raw bytes they are. */
 #include <string.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 
 #define VRS_OFFSET 0x8000	/* volume recognition sequence: sector 16 */
 

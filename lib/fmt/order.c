@@ -1,7 +1,7 @@
 /* For readers that go through a pipe in file order, not virtual order. */
 #include <stdlib.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 
 static int cmp_u64(const void *a, const void *b)
 {

@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
@@ -142,7 +142,8 @@ static int qed_check_header(struct image *img, struct qed *q,
 	q->header_bytes = (uint64_t)header_size * cluster;
 	if (header_size == 0 ||
 	    (src->size_known && q->header_bytes > src->size))
-		return image_bad(img, "header_size of %u clusters lies past the "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "header_size of %u clusters lies past the "
 		    "end of the image (header offset 12)", header_size);
 	/*
 	 * Unknown compat_features and autoclear_features bits are safe to
@@ -175,7 +176,8 @@ static int qed_check_header(struct image *img, struct qed *q,
 	if (q->l1_offset % cluster != 0 || q->l1_offset < q->header_bytes ||
 	    q->l1_offset > UINT64_MAX - q->table_bytes ||
 	    (src->size_known && q->l1_offset + q->table_bytes > src->size))
-		return image_bad(img, "L1 table at 0x%llx is misaligned, inside "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "L1 table at 0x%llx is misaligned, inside "
 		    "the header or past the end of the image (l1_table_offset)",
 		    (unsigned long long)q->l1_offset);
 	if ((uint64_t)q->n_l1 * 8 > IMAGE_META_MAX)
@@ -266,7 +268,8 @@ static int qed_check_table(struct image *img, struct qed *q, uint32_t i)
 	if (off % q->cluster_size != 0 || off < q->header_bytes ||
 	    off > UINT64_MAX - q->table_bytes ||
 	    (src->size_known && off + q->table_bytes > src->size))
-		return image_bad(img, "L2 table at 0x%llx is misaligned, inside "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "L2 table at 0x%llx is misaligned, inside "
 		    "the header or past the end of the image (L1 entry %u)",
 		    (unsigned long long)off, i);
 	return 0;
@@ -281,7 +284,8 @@ static int qed_check_data(struct image *img, struct qed *q, uint64_t host,
 	if (host % q->cluster_size != 0 || host < q->header_bytes ||
 	    host > UINT64_MAX - q->cluster_size ||
 	    (src->size_known && host + len > src->size))
-		return image_bad(img, "data cluster at 0x%llx is misaligned, "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "data cluster at 0x%llx is misaligned, "
 		    "inside the header or past the end of the image (L2 entry "
 		    "for virtual offset 0x%llx)", (unsigned long long)host,
 		    (unsigned long long)virt);
@@ -645,7 +649,8 @@ static int qed_stream_item(struct image *img, struct qed *q,
 		if (err_status() != EXIT_REJECT || img->src->raw_eof == false)
 			return -1;
 		err_clear();
-		return image_bad(img, "%s at 0x%llx lies past the end of the "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "%s at 0x%llx lies past the end of the "
 		    "image", it->kind == QED_ITEM_TABLE ? "L2 table" :
 		    "data cluster", (unsigned long long)it->host);
 	}

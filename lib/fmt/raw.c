@@ -2,8 +2,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
+
+extern const struct format format_raw;
 
 /*
  * 128 KiB, cp's size: each chunk is scanned for zeros, then copied, and
@@ -48,34 +50,10 @@ static int read_seekable(struct image *img, struct emitter *em,
 	return r;
 }
 
-int stream_all_but_tail(struct image *img, struct emitter *em,
-    unsigned char *buf, size_t chunk, uint64_t *emitted, size_t *taillen)
-{
-	uint64_t off = 0;
-	size_t have = 0;
-	ssize_t n;
-
-	em->size = UINT64_MAX;
-	while ((n = image_read_forward(img, buf + have, chunk)) > 0) {
-		have += n;
-		if (have > STREAM_TAIL) {
-			size_t out = have - STREAM_TAIL;
-
-			if (emit_data(em, off, buf, out) < 0)
-				return -1;
-			off += out;
-			memmove(buf, buf + out, STREAM_TAIL);
-			have = STREAM_TAIL;
-		}
-	}
-	*emitted = off;
-	*taillen = have;
-	return n < 0 ? -1 : 0;
-}
-
 /*
- * From a pipe the length is known only at the end, and the last 512 bytes
- * may be a fixed VHD's footer, so they are held back until then.
+ * From a pipe the length is known only at the end, and the last bytes may
+ * be another format's trailer (a fixed VHD's footer), so they are held
+ * back until then and the format table is asked.
  */
 static int read_stream(struct image *img, struct emitter *em,
     unsigned char *buf)
@@ -83,11 +61,10 @@ static int read_stream(struct image *img, struct emitter *em,
 	uint64_t off;
 	size_t have;
 
-	if (stream_all_but_tail(img, em, buf, RAW_CHUNK, &off, &have) < 0)
+	if (image_stream_hold_tail(img, em, buf, RAW_CHUNK, &off, &have) < 0)
 		return -1;
-	if (have == STREAM_TAIL && !img->verbatim &&
-	    img->fmt == format_by_name("raw") && vhd_fixed_footer(buf, off))
-		have = 0;
+	if (!img->verbatim && img->fmt == &format_raw)
+		have -= format_trailer(buf, have, off);
 	if (emit_data(em, off, buf, have) < 0)
 		return -1;
 	img->virtual_size = em->size = off + have;

@@ -8,8 +8,8 @@ SAN = address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib \
 	$(shell pkg-config --cflags $(PKGS))
 FUZZ_LIBS = $(shell pkg-config --libs $(PKGS)) -lpthread
-LIB_SRC := $(sort $(wildcard lib/*.c lib/fmt/*.c))
-HDRS := $(wildcard include/imgpipe/*.h lib/fmt/*.h)
+LIB_SRC := $(filter-out lib/static/%,$(sort $(wildcard lib/*/*.c lib/fmt/*/*.c)))
+HDRS := $(wildcard include/imgpipe/*.h lib/*/*.h lib/fmt/*/*.h)
 # The library is compiled once with the sanitizers, then linked into each.
 FUZZ_OBJ := $(patsubst %.c,$(BUILD)/test/fuzz/obj/%.o,$(LIB_SRC))
 FUZZ_LIB := $(BUILD)/test/fuzz/lib/libimgpipe-fuzz.a

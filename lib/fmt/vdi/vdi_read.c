@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
 
 #define VDI_SIGNATURE 0xbeda107fu
@@ -99,7 +99,8 @@ static int vdi_check_header(struct image *img, struct vdi *v,
 		    "map or is not sector-aligned (header at 0x158)",
 		    (unsigned long long)v->offset_data);
 	if (img->src->size_known && v->offset_data > img->src->size)
-		return image_bad(img, "data offset 0x%llx lies past the end "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "data offset 0x%llx lies past the end "
 		    "of the image (header at 0x158)",
 		    (unsigned long long)v->offset_data);
 	img->virtual_size = disk_size;
@@ -141,7 +142,8 @@ static int vdi_open(struct image *img)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = v;
 	if (img->src->headlen < VDI_HEADER_END)
-		return image_bad(img, "header is truncated (%zu bytes)",
+		return image_defect(img, FINDING_TRUNCATED,
+		    "header is truncated (%zu bytes)",
 		    img->src->headlen);
 	if (vdi_check_header(img, v, img->src->head) < 0)
 		return -1;

@@ -25,7 +25,7 @@
 #include <string.h>
 #include <zlib.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
@@ -333,7 +333,8 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
 		    "of range (%s at 0x30)", where);
 	if (h->gd_offset != VMDK_GD_AT_END && img->src->size_known &&
 	    h->gd_offset * VMDK_SECTOR + v->ngts * 4 > img->src->size)
-		return image_bad(img, "grain directory at sector %llu lies past "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "grain directory at sector %llu lies past "
 		    "the end of the image (%s at 0x38)",
 		    (unsigned long long)h->gd_offset, where);
 	/* deflate can grow incompressible data by a little; allow 2x. */
@@ -437,7 +438,8 @@ static int vmdk_open(struct image *img)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = v;
 	if (img->src->headlen < VMDK_SECTOR)
-		return image_bad(img, "header is truncated (%zu bytes)",
+		return image_defect(img, FINDING_TRUNCATED,
+		    "header is truncated (%zu bytes)",
 		    img->src->headlen);
 	if (vmdk_check_header(img, v, img->src->head, "header") < 0)
 		return -1;
@@ -481,7 +483,8 @@ static int64_t vmdk_inflate(struct image *img, struct vmdk *v,
 		    "more than the grain size of %llu bytes",
 		    (unsigned long long)where,
 		    (unsigned long long)v->grain_bytes);
-	return image_bad(img, "compressed grain at 0x%llx does not inflate: "
+	return image_defect(img, FINDING_TRUNCATED,
+		    "compressed grain at 0x%llx does not inflate: "
 	    "%s", (unsigned long long)where,
 	    v->zs.msg ? v->zs.msg : "truncated deflate data");
 }
@@ -635,7 +638,8 @@ static int vmdk_check_gte(struct image *img, struct vmdk *v, uint64_t gi,
 	    (!(v->h.flags & VMDK_FLAG_COMPRESSED) &&
 	    img->src->size - host < v->grain_bytes &&
 	    img->src->size - host < img->virtual_size - gi * v->grain_bytes)))
-		return image_bad(img, "grain %llu at 0x%llx lies past the end "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "grain %llu at 0x%llx lies past the end "
 		    "of the image (grain table entry)", (unsigned long long)gi,
 		    (unsigned long long)host);
 	return 0;
@@ -663,7 +667,8 @@ static int vmdk_load_gd(struct image *img, struct vmdk *v, uint64_t sector,
 		    (uint64_t)gd[g] * VMDK_SECTOR + v->h.gtes_per_gt * 4ull >
 		    img->src->size) {
 			free(raw);
-			return image_bad(img, "%s entry %zu puts a grain table "
+			return image_defect(img, FINDING_TRUNCATED,
+		    "%s entry %zu puts a grain table "
 			    "at sector %u, past the end of the image", what,
 			    g, gd[g]);
 		}
@@ -888,7 +893,8 @@ static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
 		if (got < 0)
 			return -1;
 		if ((size_t)got < n)
-			return image_bad(img, "%s at 0x%llx lies past the end "
+			return image_defect(img, FINDING_TRUNCATED,
+		    "%s at 0x%llx lies past the end "
 			    "of the image (0x%llx)", what, (unsigned long long)off,
 			    (unsigned long long)(pos + got));
 		if (grow_array(&v->kept, v->nkept, &v->capkept,

@@ -1,6 +1,6 @@
 /*
  * qcow2 layout planning and metadata (docs/interop/qcow2.txt).  See
- * include/imgpipe/qcow2_write.h for the two layouts.
+ * qcow2_write.h for the two layouts.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -12,35 +12,11 @@
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/format.h"
-#include "imgpipe/qcow2_write.h"
+#include "fmt/qcow2/qcow2.h"
+#include "fmt/qcow2/qcow2_write.h"
 #include "imgpipe/sink.h"
 
-#define QCOW2_MAGIC 0x514649fbu
-#define QCOW2_V2_HEADER_LEN 72
-#define QCOW2_V3_HEADER_LEN 104
-#define QCOW_OFLAG_COPIED (1ull << 63)
-#define QCOW_OFLAG_COMPRESSED (1ull << 62)
 #define REFCOUNT_MAX 0xffff
-/* qemu refuses L1 tables above 32 MiB (QCOW_MAX_L1_SIZE). */
-#define L1_BYTES_MAX (32ull << 20)
-
-static inline void put_be16(unsigned char *p, uint16_t v)
-{
-	p[0] = v >> 8;
-	p[1] = v;
-}
-
-static inline void put_be32(unsigned char *p, uint32_t v)
-{
-	put_be16(p, v >> 16);
-	put_be16(p + 2, v);
-}
-
-static inline void put_be64(unsigned char *p, uint64_t v)
-{
-	put_be32(p, v >> 32);
-	put_be32(p + 4, v);
-}
 
 static uint64_t div_round_up(uint64_t n, uint64_t d)
 {
@@ -236,7 +212,7 @@ int qcow2w_plan_finish(struct qcow2w_plan *p, uint64_t virtual_size,
 	p->layout = layout;
 	p->virtual_size = virtual_size;
 	p->l1_size = div_round_up(virtual_size, l2_span);
-	if (p->l1_size * 8 > L1_BYTES_MAX)
+	if (p->l1_size * 8 > QCOW2_L1_MAX_BYTES)
 		return fail(EXIT_USAGE, "virtual size %llu is too large for "
 		    "%llu-byte clusters", (unsigned long long)virtual_size,
 		    (unsigned long long)cs);
@@ -254,18 +230,18 @@ int qcow2w_plan_finish(struct qcow2w_plan *p, uint64_t virtual_size,
 static void build_header(const struct qcow2w_plan *p, unsigned char *h)
 {
 	memset(h, 0, p->cluster_size);
-	put_be32(h + 0, QCOW2_MAGIC);
-	put_be32(h + 4, p->version);
-	put_be32(h + 20, p->cluster_bits);
-	put_be64(h + 24, p->virtual_size);
-	put_be32(h + 36, p->l1_size);
-	put_be64(h + 40, p->l1_size ? p->l1_off : 0);
-	put_be64(h + 48, p->rt_off);
-	put_be32(h + 56, p->rt_clusters);
+	put_be32(h + QCOW2_HDR_MAGIC, QCOW2_MAGIC);
+	put_be32(h + QCOW2_HDR_VERSION, p->version);
+	put_be32(h + QCOW2_HDR_CLUSTER_BITS, p->cluster_bits);
+	put_be64(h + QCOW2_HDR_SIZE, p->virtual_size);
+	put_be32(h + QCOW2_HDR_L1_SIZE, p->l1_size);
+	put_be64(h + QCOW2_HDR_L1_OFF, p->l1_size ? p->l1_off : 0);
+	put_be64(h + QCOW2_HDR_RT_OFF, p->rt_off);
+	put_be32(h + QCOW2_HDR_RT_CLUSTERS, p->rt_clusters);
 	if (p->version >= 3) {
 		/* feature bits 72..95 stay zero; no header extensions */
-		put_be32(h + 96, 4);	/* refcount_order: 16 bits */
-		put_be32(h + 100, QCOW2_V3_HEADER_LEN);
+		put_be32(h + QCOW2_HDR_REFCOUNT_ORDER, 4);	/* refcount_order: 16 bits */
+		put_be32(h + QCOW2_HDR_LEN, QCOW2_V3_HEADER_LEN);
 	}
 }
 
@@ -307,14 +283,14 @@ static int write_refcount_blocks(const struct qcow2w_plan *p,
 static uint64_t l2_entry(const struct qcow2w_plan *p, uint64_t host,
     uint32_t clen)
 {
-	unsigned csize_shift = 62 - (p->cluster_bits - 8);
+	unsigned csize_shift = qcow2_csize_shift(p->cluster_bits);
 	uint64_t nsectors;
 
 	if (clen == 0)
-		return host | QCOW_OFLAG_COPIED;
+		return host | QCOW2_OFLAG_COPIED;
 	/* sectors beyond the one holding the first byte */
 	nsectors = ((host + clen - 1) >> 9) - (host >> 9);
-	return host | QCOW_OFLAG_COMPRESSED | nsectors << csize_shift;
+	return host | QCOW2_OFLAG_COMPRESSED | nsectors << csize_shift;
 }
 
 static int write_l1(const struct qcow2w_plan *p, struct qcow2w_out *o)
@@ -335,7 +311,7 @@ static int write_l1(const struct qcow2w_plan *p, struct qcow2w_out *o)
 		    p->cl[i - 1].guest >> l2_bits)
 			put_be64(l1 + 8 * (p->cl[i].guest >> l2_bits),
 			    (p->l2_off + k++ * p->cluster_size) |
-			    QCOW_OFLAG_COPIED);
+			    QCOW2_OFLAG_COPIED);
 	rc = qcow2w_out_write(o, l1, bytes, p->l1_off);
 	free(l1);
 	return rc;

@@ -26,26 +26,26 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imgpipe/bytes.h"
 #include "imgpipe/sniff.h"
 
 /* Decompressed bytes looked at: past the ext superblock and a GPT. */
 #define SNIFF_PEEK (8 * 1024)
 
+/* Kernel and cpio headers come in either byte order. */
 static uint16_t get16(const unsigned char *p, bool be)
 {
-	return be ? (uint16_t)(p[0] << 8 | p[1]) : (uint16_t)(p[1] << 8 | p[0]);
+	return be ? be16(p) : le16(p);
 }
 
 static uint32_t get32(const unsigned char *p, bool be)
 {
-	return be ? (uint32_t)get16(p, true) << 16 | get16(p + 2, true)
-	    : (uint32_t)get16(p + 2, false) << 16 | get16(p, false);
+	return be ? be32(p) : le32(p);
 }
 
 static uint64_t get64(const unsigned char *p, bool be)
 {
-	return be ? (uint64_t)get32(p, true) << 32 | get32(p + 4, true)
-	    : (uint64_t)get32(p + 4, false) << 32 | get32(p, false);
+	return be ? be64(p) : le64(p);
 }
 
 static bool has_at(const unsigned char *h, size_t len, size_t off,

@@ -7,16 +7,12 @@
  * seekable file: header, data, L2, L1, refcount table, refcount blocks;
  * the header is written last).  Refcounts are 16 bits (refcount_order 4).
  */
-#ifndef IMGPIPE_QCOW2_WRITE_H
-#define IMGPIPE_QCOW2_WRITE_H
+#ifndef IMGPIPE_FMT_QCOW2_WRITE_H
+#define IMGPIPE_FMT_QCOW2_WRITE_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define QCOW2W_CLUSTER_BITS_MIN 12	/* 4 KiB */
-#define QCOW2W_CLUSTER_BITS_MAX 21	/* 2 MiB */
-#define QCOW2W_CLUSTER_BITS_DEFAULT 16
 
 enum qcow2w_layout {
 	QCOW2W_META_LAST,	/* seekable output: data from cluster 1 */
@@ -94,24 +90,5 @@ int qcow2w_out_write(struct qcow2w_out *o, const void *buf, size_t len,
     uint64_t off);
 /* Pad a stream with zeros or set a file's length to size. */
 int qcow2w_out_end(struct qcow2w_out *o, uint64_t size);
-
-/* raw2qcow2's job (lib/raw2qcow2.c): a raw disk to a qcow2 image. */
-struct raw2qcow2_opts {
-	const char *input;	/* NULL or "-": stdin */
-	const char *output;	/* NULL or "-": stdout */
-	unsigned cluster_bits;
-	int version;		/* 2 (compat 0.10) or 3 (compat 1.1) */
-	bool compress;
-	int level;		/* zlib level, -1: default */
-	int threads;		/* compression threads, >= 1 */
-	uint64_t size;		/* virtual size when size_given */
-	bool size_given;
-	bool progress;
-	uint64_t mem;		/* stash budget, 0: default */
-	const char *tmpdir;
-	bool stats;		/* report layout and temporary space on stderr */
-};
-
-int raw_to_qcow2(const struct raw2qcow2_opts *o);
 
 #endif

@@ -22,32 +22,11 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
+#include "fmt/qcow2/qcow2.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
-#define QCOW2_V2_HEADER_LEN 72
-#define QCOW2_V3_HEADER_LEN 104
-#define QCOW2_MIN_CLUSTER_BITS 9
-#define QCOW2_MAX_CLUSTER_BITS 21
-
-#define INCOMPAT_DIRTY		(1u << 0)
-#define INCOMPAT_CORRUPT	(1u << 1)
-#define INCOMPAT_DATA_FILE	(1u << 2)
-#define INCOMPAT_COMPRESSION	(1u << 3)
-#define INCOMPAT_EXTENDED_L2	(1u << 4)
-#define INCOMPAT_KNOWN		0x1fu
-
-#define EXT_END			0
-#define EXT_DATA_FILE		0x44415441u
-
-#define ENTRY_OFFSET_MASK	0x00fffffffffffe00ull	/* L1 and L2 */
-#define L2E_COMPRESSED		(1ull << 62)
-#define L2E_ZERO		1ull
-#define SUBCLUSTERS		32
-
-/* QEMU's own limit on the L1 table; keeps metadata memory bounded too. */
-#define L1_MAX_BYTES		(32u * 1024 * 1024)
 /* Host-contiguous clusters are read and emitted in runs up to this long. */
 #define RUN_MAX			(4u * 1024 * 1024)
 /* Streams: caps on what waits for placement (entries, not bytes). */
@@ -153,8 +132,8 @@ static void printable_copy(char *dst, size_t dstlen, const unsigned char *p,
 static int qcow2_check_backing(struct image *img, const unsigned char *c0,
     uint64_t cs)
 {
-	uint64_t off = be64(c0 + 8);
-	uint32_t len = be32(c0 + 16);
+	uint64_t off = be64(c0 + QCOW2_HDR_BACKING_OFF);
+	uint32_t len = be32(c0 + QCOW2_HDR_BACKING_LEN);
 	char name[128] = "";
 
 	if (off == 0)
@@ -176,13 +155,13 @@ static int qcow2_check_extensions(struct image *img, const unsigned char *c0,
 	while (off + 8 <= cs) {
 		type = be32(c0 + off);
 		len = be32(c0 + off + 4);
-		if (type == EXT_END)
+		if (type == QCOW2_EXT_END)
 			return 0;
 		if (len > cs - off - 8)
 			return image_bad(img, "header extension 0x%08x at 0x%llx "
 			    "runs past the first cluster", type,
 			    (unsigned long long)off);
-		if (type == EXT_DATA_FILE) {
+		if (type == QCOW2_EXT_DATA_FILE) {
 			printable_copy(name, sizeof name, c0 + off + 8, len);
 			if (image_unsafe(img, "external-data-file", "image "
 			    "names an external data file '%s'; it is never "
@@ -198,7 +177,7 @@ static int qcow2_check_features(struct image *img, const unsigned char *h,
     uint32_t header_len, uint64_t cs)
 {
 	struct qcow2 *q = img->priv;
-	uint32_t crypt = be32(h + 32);
+	uint32_t crypt = be32(h + QCOW2_HDR_CRYPT);
 
 	if (crypt != 0 && image_unsafe(img, "encryption", "image is encrypted "
 	    "(%s); encrypted images are not supported",
@@ -206,30 +185,30 @@ static int qcow2_check_features(struct image *img, const unsigned char *h,
 		return -1;
 	if (q->version < 3)
 		return 0;
-	q->incompat = be64(h + 72);
-	img->dirty = (q->incompat & INCOMPAT_DIRTY) != 0;
+	q->incompat = be64(h + QCOW2_HDR_INCOMPAT);
+	img->dirty = (q->incompat & QCOW2_INCOMPAT_DIRTY) != 0;
 	if (header_len < QCOW2_V3_HEADER_LEN || header_len > cs ||
 	    header_len % 8 != 0)
 		return image_bad(img, "header length %u is invalid", header_len);
-	if ((q->incompat & INCOMPAT_CORRUPT) && image_unsafe(img, "corrupt",
+	if ((q->incompat & QCOW2_INCOMPAT_CORRUPT) && image_unsafe(img, "corrupt",
 	    "image is marked corrupt; check it with qemu-img check -r") < 0)
 		return -1;
-	if ((q->incompat & INCOMPAT_DATA_FILE) && image_unsafe(img,
+	if ((q->incompat & QCOW2_INCOMPAT_DATA_FILE) && image_unsafe(img,
 	    "external-data-file", "image keeps its data in an external data "
 	    "file; it is never opened") < 0)
 		return -1;
-	if ((q->incompat & ~(uint64_t)INCOMPAT_KNOWN) && image_unsafe(img,
+	if ((q->incompat & ~(uint64_t)QCOW2_INCOMPAT_KNOWN) && image_unsafe(img,
 	    "incompatible-features", "unknown incompatible feature bits "
 	    "0x%llx", (unsigned long long)(q->incompat &
-	    ~(uint64_t)INCOMPAT_KNOWN)) < 0)
+	    ~(uint64_t)QCOW2_INCOMPAT_KNOWN)) < 0)
 		return -1;
-	q->extended_l2 = q->incompat & INCOMPAT_EXTENDED_L2;
+	q->extended_l2 = q->incompat & QCOW2_INCOMPAT_EXTENDED_L2;
 	if (header_len > QCOW2_V3_HEADER_LEN)
-		q->compression_type = h[104];
+		q->compression_type = h[QCOW2_HDR_COMPRESSION];
 	if (q->compression_type > 1)
 		return image_unsafe(img, "compression-type", "unknown "
 		    "compression type %d", q->compression_type);
-	if (q->compression_type != 0 && !(q->incompat & INCOMPAT_COMPRESSION))
+	if (q->compression_type != 0 && !(q->incompat & QCOW2_INCOMPAT_COMPRESSION))
 		return image_bad(img, "compression type %d without its "
 		    "incompatible feature bit", q->compression_type);
 	if (q->extended_l2 && q->cluster_bits < 14)
@@ -242,24 +221,24 @@ static int qcow2_check_features(struct image *img, const unsigned char *h,
 static int qcow2_check_tables(struct image *img, const unsigned char *h)
 {
 	struct qcow2 *q = img->priv;
-	uint64_t need, l1_bytes, rt_clusters = be32(h + 56);
+	uint64_t need, l1_bytes, rt_clusters = be32(h + QCOW2_HDR_RT_CLUSTERS);
 
 	q->l2_entries = q->cs / (q->extended_l2 ? 16 : 8);
 	q->l2_span = (uint64_t)q->l2_entries * q->cs;
 	need = img->virtual_size / q->l2_span +
 	    (img->virtual_size % q->l2_span != 0);
-	if (need * 8 > L1_MAX_BYTES)
+	if (need * 8 > QCOW2_L1_MAX_BYTES)
 		return image_unsafe(img, "l1-size", "virtual size %llu needs "
 		    "an L1 table of %llu bytes, more than the limit of %u",
 		    (unsigned long long)img->virtual_size,
-		    (unsigned long long)need * 8, L1_MAX_BYTES);
-	q->l1_size = be32(h + 36);
-	q->l1_off = be64(h + 40);
+		    (unsigned long long)need * 8, QCOW2_L1_MAX_BYTES);
+	q->l1_size = be32(h + QCOW2_HDR_L1_SIZE);
+	q->l1_off = be64(h + QCOW2_HDR_L1_OFF);
 	l1_bytes = (uint64_t)q->l1_size * 8;
-	if (l1_bytes > L1_MAX_BYTES)
+	if (l1_bytes > QCOW2_L1_MAX_BYTES)
 		return image_unsafe(img, "l1-size", "L1 table of %llu bytes is "
 		    "more than the limit of %u", (unsigned long long)l1_bytes,
-		    L1_MAX_BYTES);
+		    QCOW2_L1_MAX_BYTES);
 	if (q->l1_size < need)
 		return image_bad(img, "L1 table has %u entries; the virtual "
 		    "size needs %llu", q->l1_size, (unsigned long long)need);
@@ -272,10 +251,11 @@ static int qcow2_check_tables(struct image *img, const unsigned char *h)
 			return image_bad(img, "L1 table at 0x%llx overlaps the "
 			    "header", (unsigned long long)q->l1_off);
 		if (past_end(img, q->l1_off, l1_bytes))
-			return image_bad(img, "L1 table at 0x%llx lies past the "
+			return image_defect(img, FINDING_TRUNCATED,
+		    "L1 table at 0x%llx lies past the "
 			    "end of the image", (unsigned long long)q->l1_off);
 	}
-	q->rt_off = be64(h + 48);
+	q->rt_off = be64(h + QCOW2_HDR_RT_OFF);
 	q->rt_len = rt_clusters * q->cs;
 	if (q->rt_len > 0) {
 		if (q->rt_off % q->cs != 0 || q->rt_off < q->cs)
@@ -283,7 +263,8 @@ static int qcow2_check_tables(struct image *img, const unsigned char *h)
 			    "invalid", (unsigned long long)q->rt_off);
 		if (q->rt_off > UINT64_MAX - q->rt_len ||
 		    past_end(img, q->rt_off, q->rt_len))
-			return image_bad(img, "refcount table at 0x%llx lies "
+			return image_defect(img, FINDING_TRUNCATED,
+		    "refcount table at 0x%llx lies "
 			    "past the end of the image",
 			    (unsigned long long)q->rt_off);
 		if (need > 0 && q->l1_off < q->rt_off + q->rt_len &&
@@ -303,32 +284,34 @@ static int qcow2_open(struct image *img)
 	int rc;
 
 	if (img->src->headlen < QCOW2_V2_HEADER_LEN)
-		return image_bad(img, "header is truncated");
+		return image_defect(img, FINDING_TRUNCATED,
+		    "header is truncated");
 	q = calloc(1, sizeof *q);
 	if (q == NULL)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = q;
-	q->version = be32(h + 4);
+	q->version = be32(h + QCOW2_HDR_VERSION);
 	if (q->version != 2 && q->version != 3)
 		return image_bad(img, "version %u is not supported (only 2 "
 		    "and 3)", q->version);
 	if (q->version == 3 && img->src->headlen < QCOW2_V3_HEADER_LEN)
-		return image_bad(img, "header is truncated");
-	q->cluster_bits = be32(h + 20);
+		return image_defect(img, FINDING_TRUNCATED,
+		    "header is truncated");
+	q->cluster_bits = be32(h + QCOW2_HDR_CLUSTER_BITS);
 	if (q->cluster_bits < QCOW2_MIN_CLUSTER_BITS ||
 	    q->cluster_bits > QCOW2_MAX_CLUSTER_BITS)
 		return image_bad(img, "cluster_bits %u is out of range (9..21)",
 		    q->cluster_bits);
 	q->cs = 1ull << q->cluster_bits;
 	img->cluster_size = q->cs;
-	img->virtual_size = be64(h + 24);
+	img->virtual_size = be64(h + QCOW2_HDR_SIZE);
 	snprintf(img->subformat, sizeof img->subformat, "v%u", q->version);
 	if (img->virtual_size > IMAGE_VSIZE_MAX && image_unsafe(img,
 	    "virtual-size", "virtual size %llu is beyond the limit of %llu "
 	    "bytes", (unsigned long long)img->virtual_size,
 	    (unsigned long long)IMAGE_VSIZE_MAX) < 0)
 		return -1;
-	header_len = q->version == 3 ? be32(h + 100) : QCOW2_V2_HEADER_LEN;
+	header_len = q->version == 3 ? be32(h + QCOW2_HDR_LEN) : QCOW2_V2_HEADER_LEN;
 	if (qcow2_check_features(img, h, header_len, q->cs) < 0)
 		return -1;
 	/* The header, its extensions and the backing name: cluster 0. */
@@ -343,7 +326,7 @@ static int qcow2_open(struct image *img)
 	free(c0);
 	if (rc < 0)
 		return -1;
-	q->csize_shift = 62 - (q->cluster_bits - 8);
+	q->csize_shift = qcow2_csize_shift(q->cluster_bits);
 	q->csize_mask = (1ull << (q->cluster_bits - 8)) - 1;
 	q->coff_mask = (1ull << q->csize_shift) - 1;
 	return qcow2_check_tables(img, h);
@@ -399,7 +382,7 @@ static int qcow2_read_l1(struct image *img)
 		return -1;
 	}
 	for (i = 0; i < q->l1_used; i++)
-		q->l1[i] = be64(raw + 8 * (size_t)i) & ENTRY_OFFSET_MASK;
+		q->l1[i] = be64(raw + 8 * (size_t)i) & QCOW2_ENTRY_OFFSET_MASK;
 	free(raw);
 	return 0;
 }
@@ -425,7 +408,8 @@ static int qcow2_map_l2_tables(struct image *img)
 			    "%u) is not cluster aligned",
 			    (unsigned long long)off, i);
 		if (past_end(img, off, q->cs))
-			return image_bad(img, "L2 table at 0x%llx lies past the "
+			return image_defect(img, FINDING_TRUNCATED,
+		    "L2 table at 0x%llx lies past the "
 			    "end of the image", (unsigned long long)off);
 		what = meta_hit(q, off, q->cs, &at);
 		if (what != NULL)
@@ -457,14 +441,16 @@ static int qcow2_check_extent(struct image *img, const struct qext *e)
 
 	if (e->clen != 0) {
 		if (img->src->size_known && e->host >= img->src->size)
-			return image_bad(img, "compressed cluster at 0x%llx "
+			return image_defect(img, FINDING_TRUNCATED,
+		    "compressed cluster at 0x%llx "
 			    "(virtual 0x%llx) lies past the end of the image",
 			    (unsigned long long)e->host,
 			    (unsigned long long)e->voff);
 		if (past_end(img, e->host, hlen))
 			hlen = img->src->size - e->host;
 	} else if (past_end(img, e->host, hlen)) {
-		return image_bad(img, "data cluster at 0x%llx (virtual 0x%llx) "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "data cluster at 0x%llx (virtual 0x%llx) "
 		    "lies past the end of the image",
 		    (unsigned long long)e->host, (unsigned long long)e->voff);
 	}
@@ -494,7 +480,7 @@ static int qcow2_subclusters(struct image *img, struct emitter *em,
 {
 	struct qcow2 *q = img->priv;
 	uint32_t alloc = bitmap & 0xffffffffu, zero = bitmap >> 32;
-	uint64_t sc = q->cs / SUBCLUSTERS;
+	uint64_t sc = q->cs / QCOW2_SUBCLUSTERS;
 	struct qext e;
 	int i = 0, j;
 
@@ -506,12 +492,12 @@ static int qcow2_subclusters(struct image *img, struct emitter *em,
 		return image_bad(img, "L2 entry for virtual offset 0x%llx has "
 		    "allocated subclusters but no host cluster",
 		    (unsigned long long)voff);
-	while (i < SUBCLUSTERS) {
+	while (i < QCOW2_SUBCLUSTERS) {
 		if (!(alloc >> i & 1)) {
 			i++;
 			continue;
 		}
-		for (j = i; j < SUBCLUSTERS && (alloc >> j & 1); j++)
+		for (j = i; j < QCOW2_SUBCLUSTERS && (alloc >> j & 1); j++)
 			;
 		e = (struct qext){ voff + i * sc, host + i * sc,
 		    (uint32_t)((j - i) * sc), 0 };
@@ -529,21 +515,21 @@ static int qcow2_l2_entry(struct image *img, struct emitter *em,
 	uint64_t ent = be64(p), host, nsect;
 	struct qext e;
 
-	if (ent & L2E_COMPRESSED) {
+	if (ent & QCOW2_OFLAG_COMPRESSED) {
 		host = ent & q->coff_mask;
 		nsect = ((ent >> q->csize_shift) & q->csize_mask) + 1;
 		e = (struct qext){ voff, host, (uint32_t)q->cs,
 		    (uint32_t)(nsect * 512 - (host & 511)) };
 		return emit_extent(img, em, &e, fn);
 	}
-	host = ent & ENTRY_OFFSET_MASK;
+	host = ent & QCOW2_ENTRY_OFFSET_MASK;
 	if (host % q->cs != 0)
 		return image_bad(img, "data cluster offset 0x%llx (virtual "
 		    "0x%llx) is not cluster aligned",
 		    (unsigned long long)host, (unsigned long long)voff);
 	if (q->extended_l2)
 		return qcow2_subclusters(img, em, voff, host, be64(p + 8), fn);
-	if ((ent & L2E_ZERO) || host == 0)
+	if ((ent & QCOW2_OFLAG_ZERO) || host == 0)
 		return 0;	/* reads as zeros: a gap */
 	e = (struct qext){ voff, host, (uint32_t)q->cs, 0 };
 	return emit_extent(img, em, &e, fn);
@@ -930,7 +916,8 @@ static const unsigned char *stream_get(struct image *img, uint64_t off,
 		return NULL;
 	if (have + n < *len) {
 		if (!short_ok || have + n == 0) {
-			image_bad(img, "image is truncated at 0x%llx",
+			image_defect(img, FINDING_TRUNCATED,
+		    "image is truncated at 0x%llx",
 			    (unsigned long long)img->src->pos);
 			return NULL;
 		}

@@ -12,7 +12,7 @@
 
 #include "imgpipe/err.h"
 #include "imgpipe/outfile.h"
-#include "imgpipe/writer.h"
+#include "imgpipe/async_writer.h"
 
 #define WRITER_SLOTS 4
 #define WRITER_SLOT_SIZE (4u << 20)

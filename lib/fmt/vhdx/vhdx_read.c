@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
@@ -201,7 +201,8 @@ static int check_region(struct image *img, const char *what, uint64_t off,
 		    "the limit of %llu", what, (unsigned long long)len,
 		    (unsigned long long)IMAGE_META_MAX);
 	if (src->size_known && (off > src->size || len > src->size - off))
-		return image_bad(img, "%s region at 0x%llx lies past the end "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "%s region at 0x%llx lies past the end "
 		    "of the image", what, (unsigned long long)off);
 	return 0;
 }
@@ -606,7 +607,8 @@ static int check_block(struct image *img, struct vhdx *x, uint64_t idx,
 		    (unsigned long long)off);
 	if (img->src->size_known && (off > img->src->size ||
 	    len > img->src->size - off))
-		return image_bad(img, "block %llu at 0x%llx lies past the end "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "block %llu at 0x%llx lies past the end "
 		    "of the image (BAT entry)", (unsigned long long)idx,
 		    (unsigned long long)off);
 	for (i = 0; i < 3; i++)

@@ -243,9 +243,8 @@ static void open_table_format(struct report *r, struct source *src,
 			    sizeof img->findings[0] * (FINDINGS_MAX - nfound));
 			memcpy(img->findings, keep, sizeof keep[0] * nfound);
 			img->nfindings = nfound;
-			add_finding(r, strstr(m, "truncated") ||
-			    strstr(m, "past the end") ? "truncated" : "malformed",
-			    m);
+			add_finding(r, err_code() ? err_code() :
+			    FINDING_MALFORMED, m);
 			err_clear();
 		} else {
 			int n = img->nfindings < FINDINGS_MAX - nfound
@@ -395,8 +394,8 @@ static void read_through(struct report *r, struct stash *st)
 	em.zero_block = 0;
 	if (image_read(img, &em) < 0) {
 		m = err_msg();
-		add_finding(r, strstr(m, "truncated") || strstr(m,
-		    "past the end") ? "truncated" : "malformed", m);
+		add_finding(r, err_code() ? err_code() : FINDING_MALFORMED,
+		    m);
 		err_clear();
 	} else {
 		r->virtual_size = img->virtual_size;

@@ -6,7 +6,7 @@
 
 #include "imgpipe/err.h"
 #include "imgpipe/sink.h"
-#include "imgpipe/writer.h"
+#include "imgpipe/async_writer.h"
 #include "imgpipe/zero.h"
 
 #define PIPE_SIZE_WANTED (1024 * 1024)

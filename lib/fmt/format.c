@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
 
@@ -142,15 +143,33 @@ int image_unsafe(struct image *img, const char *code, const char *fmt, ...)
 	    img->fmt->name);
 }
 
-int image_bad(struct image *img, const char *fmt, ...)
+static int defect(struct image *img, const char *code, const char *fmt,
+    va_list ap)
 {
 	char text[512];
+
+	vsnprintf(text, sizeof text, fmt, ap);
+	return fail_code(EXIT_REJECT, code, "%s: %s", img->fmt->name, text);
+}
+
+int image_bad(struct image *img, const char *fmt, ...)
+{
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(text, sizeof text, fmt, ap);
+	defect(img, FINDING_MALFORMED, fmt, ap);
 	va_end(ap);
-	return fail(EXIT_REJECT, "%s: %s", img->fmt->name, text);
+	return -1;
+}
+
+int image_defect(struct image *img, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	defect(img, code, fmt, ap);
+	va_end(ap);
+	return -1;
 }
 
 void image_detail(struct image *img, const char *key, const char *fmt, ...)
@@ -170,13 +189,14 @@ void image_detail(struct image *img, const char *key, const char *fmt, ...)
 /* Re-issue a rejection recorded by the source as this format's error. */
 static int name_the_format(struct image *img)
 {
+	const char *code = err_code();
 	char msg[1024];
 
 	if (err_status() != EXIT_REJECT)
 		return -1;
 	snprintf(msg, sizeof msg, "%s", err_msg());
 	err_clear();
-	return image_bad(img, "%s", msg);
+	return image_defect(img, code ? code : FINDING_MALFORMED, "%s", msg);
 }
 
 int image_read_at(struct image *img, void *buf, size_t len, uint64_t off,
@@ -216,4 +236,42 @@ int image_emit_range(struct image *img, struct emitter *em,
 		len -= n;
 	}
 	return 0;
+}
+
+size_t format_trailer(const unsigned char *tail, size_t taillen,
+    uint64_t data_len)
+{
+	size_t n;
+	int i;
+
+	for (i = 0; formats[i] != NULL; i++)
+		if (formats[i]->trailer != NULL &&
+		    (n = formats[i]->trailer(tail, taillen, data_len)) > 0)
+			return n;
+	return 0;
+}
+
+int image_stream_hold_tail(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t chunk, uint64_t *emitted, size_t *taillen)
+{
+	uint64_t off = 0;
+	size_t have = 0;
+	ssize_t n;
+
+	em->size = UINT64_MAX;
+	while ((n = image_read_forward(img, buf + have, chunk)) > 0) {
+		have += n;
+		if (have > STREAM_TAIL) {
+			size_t out = have - STREAM_TAIL;
+
+			if (emit_data(em, off, buf, out) < 0)
+				return -1;
+			off += out;
+			memmove(buf, buf + out, STREAM_TAIL);
+			have = STREAM_TAIL;
+		}
+	}
+	*emitted = off;
+	*taillen = have;
+	return n < 0 ? -1 : 0;
 }

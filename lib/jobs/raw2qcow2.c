@@ -19,11 +19,12 @@
 #include "imgpipe/format.h"
 #include "imgpipe/outfile.h"
 #include "imgpipe/progress.h"
-#include "imgpipe/qcow2_write.h"
+#include "imgpipe/raw2qcow2.h"
 #include "imgpipe/size.h"
 #include "imgpipe/source.h"
 #include "imgpipe/stash.h"
 #include "imgpipe/zero.h"
+#include "fmt/qcow2/qcow2_write.h"
 
 /* Raw bytes read (and compressed) per round: enough work for every thread. */
 #define BATCH_BYTES (4u << 20)

@@ -3,8 +3,8 @@
  * writing the output overlap (two cores, two kinds of kernel copying).
  * Buffers are copied in: the caller may reuse its buffer at once.
  */
-#ifndef IMGPIPE_WRITER_H
-#define IMGPIPE_WRITER_H
+#ifndef IMGPIPE_ASYNC_WRITER_H
+#define IMGPIPE_ASYNC_WRITER_H
 
 #include <stddef.h>
 #include <stdint.h>

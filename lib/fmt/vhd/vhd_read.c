@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
 
 #define VHD_FOOTER_SIZE 512
@@ -68,12 +68,16 @@ static uint32_t vhd_checksum(const unsigned char *p, size_t len, size_t skip)
 	return ~sum;
 }
 
-bool vhd_fixed_footer(const unsigned char *p, uint64_t data_len)
+/* The footer of a fixed VHD whose data is the data_len bytes before it. */
+static size_t vhd_trailer(const unsigned char *p, size_t len,
+    uint64_t data_len)
 {
-	return memcmp(p, "conectix", 8) == 0 &&
+	if (len == VHD_FOOTER_SIZE && memcmp(p, "conectix", 8) == 0 &&
 	    be32(p + FT_TYPE) == VHD_TYPE_FIXED &&
 	    be64(p + FT_CURRENT_SIZE) == data_len &&
-	    be32(p + FT_CHECKSUM) == vhd_checksum(p, 512, FT_CHECKSUM);
+	    be32(p + FT_CHECKSUM) == vhd_checksum(p, 512, FT_CHECKSUM))
+		return VHD_FOOTER_SIZE;
+	return 0;
 }
 
 /*
@@ -260,7 +264,8 @@ static int check_blocks(struct image *img, struct vhd *v,
 		    entries, (unsigned long long)IMAGE_META_MAX);
 	if (img->src->size_known && (*bat_off > img->src->size ||
 	    (uint64_t)entries * 4 > img->src->size - *bat_off))
-		return image_bad(img, "BAT at 0x%llx lies past the end of the "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "BAT at 0x%llx lies past the end of the "
 		    "image (dynamic header table_offset)",
 		    (unsigned long long)*bat_off);
 	v->nblocks = need;
@@ -337,7 +342,7 @@ static int read_fixed_stream(struct image *img, struct emitter *em,
 	uint64_t off;
 	size_t have;
 
-	if (stream_all_but_tail(img, em, buf, VHD_CHUNK, &off, &have) < 0)
+	if (image_stream_hold_tail(img, em, buf, VHD_CHUNK, &off, &have) < 0)
 		return -1;
 	if (have < VHD_FOOTER_SIZE)
 		return image_bad(img, "input of %llu bytes ends without a "
@@ -389,7 +394,8 @@ static int read_block(struct image *img, struct emitter *em, uint32_t idx,
 		    (unsigned long long)host);
 	if (img->src->size_known && (host > img->src->size ||
 	    img->src->size - host < v->bitmap_size + vlen))
-		return image_bad(img, "block %u at 0x%llx lies past the end of "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "block %u at 0x%llx lies past the end of "
 		    "the image (BAT entry %u)", idx, (unsigned long long)host,
 		    idx);
 	if (image_read_at(img, bitmap, v->bitmap_size, host, "sector bitmap") < 0)
@@ -526,4 +532,5 @@ const struct format format_vpc = {
 	.open = vhd_open,
 	.read = vhd_read,
 	.close = vhd_close,
+	.trailer = vhd_trailer,
 };

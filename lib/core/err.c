@@ -11,10 +11,12 @@ const char *progname = "imgpipe";
 
 static int last_status;
 static char last_msg[1024];
+static const char *last_code;	/* a finding code (imginfo(1)), or NULL */
 /* raw2qcow2's writing thread may fail while the reading one does. */
 static pthread_mutex_t record_mu = PTHREAD_MUTEX_INITIALIZER;
 
-static int record(int status, int with_errno, const char *fmt, va_list ap)
+static int record(int status, const char *code, int with_errno,
+    const char *fmt, va_list ap)
 {
 	int saved = errno;
 	size_t n;
@@ -22,6 +24,7 @@ static int record(int status, int with_errno, const char *fmt, va_list ap)
 	pthread_mutex_lock(&record_mu);
 	if (last_status == 0) {	/* keep the first, root-cause error */
 		last_status = status;
+		last_code = code;
 		vsnprintf(last_msg, sizeof last_msg, fmt, ap);
 		n = strlen(last_msg);
 		if (with_errno && n < sizeof last_msg)
@@ -37,7 +40,17 @@ int fail(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	record(status, 0, fmt, ap);
+	record(status, NULL, 0, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int fail_code(int status, const char *code, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	record(status, code, 0, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -47,17 +60,19 @@ int fail_errno(int status, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	record(status, 1, fmt, ap);
+	record(status, NULL, 1, fmt, ap);
 	va_end(ap);
 	return -1;
 }
 
 int err_status(void) { return last_status; }
 const char *err_msg(void) { return last_msg; }
+const char *err_code(void) { return last_code; }
 
 void err_clear(void)
 {
 	last_status = 0;
+	last_code = NULL;
 	last_msg[0] = '\0';
 }
 

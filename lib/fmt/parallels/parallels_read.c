@@ -17,7 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fmt.h"
+#include "fmt/fmt.h"
 #include "imgpipe/err.h"
 
 #define PRL_HEADER_LEN 64
@@ -84,13 +84,15 @@ static int prl_check_header(struct image *img, struct prl *p,
 	if (data_off != 0 && (p->data_start < PRL_HEADER_LEN +
 	    (uint64_t)p->nclusters * 4 ||
 	    (src->size_known && p->data_start > src->size)))
-		return image_bad(img, "data_off of %u sectors lies inside the "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "data_off of %u sectors lies inside the "
 		    "BAT or past the end of the image (header offset 48)",
 		    data_off);
 	if (ext_off != 0 && (ext_off > UINT64_MAX / 512 - 1 ||
 	    ext_off * 512 < PRL_HEADER_LEN ||
 	    (src->size_known && ext_off * 512 >= src->size)))
-		return image_bad(img, "format extension at sector %llu lies "
+		return image_defect(img, FINDING_TRUNCATED,
+		    "format extension at sector %llu lies "
 		    "past the end of the image (ext_off, header offset 56)",
 		    (unsigned long long)ext_off);
 	if ((uint64_t)p->nclusters * 4 > IMAGE_META_MAX)
@@ -148,7 +150,8 @@ static int prl_check_bat(struct image *img, struct prl *p)
 			    "lies before data_off", i, (unsigned long long)host);
 		if (src->size_known &&
 		    host + prl_cluster_len(img, p, i) > src->size)
-			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
+			return image_defect(img, FINDING_TRUNCATED,
+		    "BAT entry %u: cluster at 0x%llx "
 			    "lies past the end of the image", i,
 			    (unsigned long long)host);
 		prev_end = host + p->cluster_size;

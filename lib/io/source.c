@@ -322,7 +322,8 @@ int source_skip_to(struct source *s, uint64_t off)
 		    "in a stream", s->name, (unsigned long long)off);
 	if (s->seekable) {
 		if (off > s->size)
-			return fail(EXIT_REJECT, "%s: truncated", s->name);
+			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+			    "%s: truncated", s->name);
 		if (s->progress)
 			progress_add(s->progress, off - s->pos);
 		s->pos = off;
@@ -335,8 +336,9 @@ int source_skip_to(struct source *s, uint64_t off)
 		if (n < 0)
 			return -1;
 		if (n == 0)
-			return fail(EXIT_REJECT, "%s: truncated at offset "
-			    "0x%llx", s->name, (unsigned long long)s->pos);
+			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+			    "%s: truncated at offset 0x%llx", s->name,
+			    (unsigned long long)s->pos);
 	}
 	return 0;
 }
@@ -348,14 +350,16 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 
 	if (s->seekable) {
 		if (off > s->size || len > s->size - off)
-			return fail(EXIT_REJECT, "%s at 0x%llx lies past the "
-			    "end of the image", what, (unsigned long long)off);
+			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+			    "%s at 0x%llx lies past the end of the image",
+			    what, (unsigned long long)off);
 		n = fd_pread_full(s->fd, buf, len, s->base + off);
 		if (n < 0)
 			return fail_errno(EXIT_IO, "read error on %s", s->name);
 		if ((size_t)n < len)
-			return fail(EXIT_REJECT, "%s at 0x%llx: image is "
-			    "truncated", what, (unsigned long long)off);
+			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+			    "%s at 0x%llx: image is truncated", what,
+			    (unsigned long long)off);
 		if (s->progress)
 			progress_add(s->progress, len);
 		return 0;
@@ -367,15 +371,17 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 		if (err_status() != EXIT_REJECT)
 			return -1;
 		err_clear();
-		return fail(EXIT_REJECT, "%s at 0x%llx lies past the end of "
-		    "the image", what, (unsigned long long)off);
+		return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+		    "%s at 0x%llx lies past the end of the image", what,
+		    (unsigned long long)off);
 	}
 	n = source_read(s, buf, len);
 	if (n < 0)
 		return -1;
 	if ((size_t)n < len)
-		return fail(EXIT_REJECT, "%s at 0x%llx: image is truncated",
-		    what, (unsigned long long)off);
+		return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+		    "%s at 0x%llx: image is truncated", what,
+		    (unsigned long long)off);
 	return 0;
 }
 
