@@ -79,6 +79,13 @@ struct image {
 	char subformat[48];	/* "monolithicSparse", "dynamic", "v3" ... */
 	bool inspect;		/* imginfo: record findings instead of failing */
 	bool verbatim;		/* raw bytes as they are: no VHD footer strip */
+	/*
+	 * imginfo from a seekable input: read walks every table with the
+	 * checks of a conversion but reads no data; image_emit_range checks
+	 * where the data lies and emits zeros.  Readers must not skip a
+	 * table or check in this mode, or file and pipe verdicts differ.
+	 */
+	bool walk;
 	struct finding findings[FINDINGS_MAX];
 	int nfindings;
 	/* For imginfo; readers fill what their format has. */
@@ -136,8 +143,15 @@ int image_read_at(struct image *img, void *buf, size_t len, uint64_t off,
 ssize_t image_read_forward(struct image *img, void *buf, size_t len);
 int image_skip_to(struct image *img, uint64_t off);
 /*
+ * A truncation defect unless input bytes [off, off + len) exist (when the
+ * input's size is known): the message a read of them would give.
+ */
+int image_check_range(struct image *img, uint64_t off, uint64_t len,
+    const char *what);
+/*
  * Copy input bytes [off, off + len) to virtual offset voff through buf
  * (bufsize bytes), in the source's order: for runs a table maps 1:1.
+ * In walk mode, checks the range and emits zeros instead.
  */
 int image_emit_range(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,

@@ -221,10 +221,24 @@ int image_skip_to(struct image *img, uint64_t off)
 	return name_the_format(img);
 }
 
+int image_check_range(struct image *img, uint64_t off, uint64_t len,
+    const char *what)
+{
+	const struct source *s = img->src;
+
+	if (s->size_known && (off > s->size || len > s->size - off))
+		return image_defect(img, FINDING_TRUNCATED, "%s at 0x%llx lies "
+		    "past the end of the image", what, (unsigned long long)off);
+	return 0;
+}
+
 int image_emit_range(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
     uint64_t voff)
 {
+	if (img->walk)
+		return image_check_range(img, off, len, "data") < 0 ? -1 :
+		    emit_zero(em, voff, len);
 	while (len > 0) {
 		size_t n = len < bufsize ? len : bufsize;
 

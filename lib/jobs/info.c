@@ -377,9 +377,11 @@ static void print_human(const struct info_opts *o, const struct report *r)
 }
 
 /*
- * From a pipe the stream has to be read to its end anyway (so the writer
- * gets no SIGPIPE): read it through the reader, which checks what only
- * the end can show (a VMDK footer, truncation) and learns a raw size.
+ * Read the image through its reader, so that every table gets the checks
+ * of a conversion.  From a pipe the stream has to be read to its end
+ * anyway (so the writer gets no SIGPIPE), and the end shows what only it
+ * can (a VMDK footer, truncation, a raw size).  From a file the reader
+ * walks its tables (img->walk) and reads no data.
  */
 static void read_through(struct report *r, struct stash *st)
 {
@@ -458,7 +460,11 @@ int info_run(const struct info_opts *o)
 	else if (o->format && strcmp(o->format, r.format) != 0)
 		rc = fail(EXIT_REJECT, "input is not %s (it is %s)", o->format,
 		    r.format);
-	if (rc == 0 && !src.seekable && !o->no_drain) {
+	if (rc == 0 && r.opened && src.seekable) {
+		/* walk every table as a conversion would, reading no data */
+		r.img.walk = true;
+		read_through(&r, &st);
+	} else if (rc == 0 && !src.seekable && !o->no_drain) {
 		if (r.opened)
 			read_through(&r, &st);
 		rc = drain(&src);
