@@ -1,5 +1,4 @@
 /* raw2qcow2: a raw disk (file or pipe) to a qcow2 image (file or pipe). */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,15 +8,52 @@
 #include "imgpipe/err.h"
 #include "imgpipe/raw2qcow2.h"
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-cpv] [-o FILE] [-l LEVEL] [-j THREADS] "
-	    "[--cluster-size SIZE]\n"
-	    "       [--compat 0.10|1.1] [--size SIZE] [--mem BYTES] "
-	    "[--tmpdir DIR] [INPUT|-]\n", progname);
-	exit(status);
-}
+enum {
+	OPT_CLUSTER_SIZE = CLI_LONG_ONLY, OPT_COMPAT, OPT_SIZE, OPT_MEM,
+	OPT_TMPDIR,
+};
+
+static const char *const usage[] = {
+	"[OPTION]... [INPUT|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	{ 'o', "output", "FILE",
+	    "write to FILE (complete or not at all), not stdout" },
+	{ 'c', "compress", NULL, "deflate the clusters, as qemu-img convert -c" },
+	{ 'l', "level", "N", "deflate level with -c, 0 to 9 (default 6)" },
+	{ 'j', "threads", "N",
+	    "compression threads (default: the online processors)" },
+	{ OPT_CLUSTER_SIZE, "cluster-size", "SIZE",
+	    "a power of two from 4K to 2M (default 64K)" },
+	{ OPT_COMPAT, "compat", "1.1|0.10",
+	    "qcow2 version 3 (1.1, the default) or 2 (0.10)" },
+	{ OPT_SIZE, "size", "SIZE",
+	    "the virtual size, if larger than the input's" },
+	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
+	{ OPT_MEM, "mem", "SIZE",
+	    "memory for data parked, pipe to pipe (default 32M)" },
+	{ OPT_TMPDIR, "tmpdir", "DIR",
+	    "where it spills beyond --mem (default $TMPDIR, /tmp)" },
+	{ 'v', "verbose", NULL, "report the layout, sizes and stash use" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Write a qcow2 image of a raw disk, from and to files or pipes.",
+	options,
+};
+
+/* qemu-img's -o NAME=VALUE: the options we have under our own names. */
+static const struct cli_qemu_option qemu_options[] = {
+	{ "compat", "--compat" },
+	{ "cluster_size", "--cluster-size" },
+	{ "size", "--size" },
+	{ NULL, NULL },
+};
 
 static unsigned cluster_bits_of(const char *arg)
 {
@@ -28,7 +64,7 @@ static unsigned cluster_bits_of(const char *arg)
 	    bits++)
 		if (n == 1ull << bits)
 			return bits;
-	die(EXIT_USAGE, "--cluster-size: '%s' is not a power of two from "
+	cli_usage_error("--cluster-size: '%s' is not a power of two from "
 	    "4K to 2M", arg);
 }
 
@@ -38,7 +74,7 @@ static int version_of(const char *arg)
 		return 3;
 	if (strcmp(arg, "0.10") == 0 || strcmp(arg, "v2") == 0)
 		return 2;
-	die(EXIT_USAGE, "--compat: '%s' is neither 0.10 nor 1.1", arg);
+	cli_usage_error("--compat: '%s' is neither 0.10 nor 1.1", arg);
 }
 
 static int number_of(const char *opt, const char *arg, int lo, int hi)
@@ -47,7 +83,7 @@ static int number_of(const char *opt, const char *arg, int lo, int hi)
 	long n = strtol(arg, &end, 10);
 
 	if (*arg == '\0' || *end != '\0' || n < lo || n > hi)
-		die(EXIT_USAGE, "%s: '%s' is not a number from %d to %d", opt,
+		cli_usage_error("%s: '%s' is not a number from %d to %d", opt,
 		    arg, lo, hi);
 	return n;
 }
@@ -61,22 +97,6 @@ static int online_cores(void)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "compress", no_argument, NULL, 'c' },
-		{ "level", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 'j' },
-		{ "cluster-size", required_argument, NULL, 'C' },
-		{ "compat", required_argument, NULL, 'P' },
-		{ "size", required_argument, NULL, 'S' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "tmpdir", required_argument, NULL, 't' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct raw2qcow2_opts o = {
 		.cluster_bits = QCOW2W_CLUSTER_BITS_DEFAULT,
 		.version = 3,
@@ -86,30 +106,30 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "o:cl:j:pvhV", longopts, NULL)) !=
-	    -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
-		case 'o': o.output = optarg; break;
+		case 'o':
+			cli_check_output_name(optarg, qemu_options);
+			o.output = optarg;
+			break;
 		case 'c': o.compress = true; break;
 		case 'l': o.level = number_of("-l", optarg, 0, 9); break;
 		case 'j': o.threads = number_of("-j", optarg, 1, 256); break;
-		case 'C': o.cluster_bits = cluster_bits_of(optarg); break;
-		case 'P': o.version = version_of(optarg); break;
-		case 'S':
+		case OPT_CLUSTER_SIZE:
+			o.cluster_bits = cluster_bits_of(optarg);
+			break;
+		case OPT_COMPAT: o.version = version_of(optarg); break;
+		case OPT_SIZE:
 			o.size = cli_size("--size", optarg);
 			o.size_given = true;
 			break;
 		case 'p': o.progress = true; break;
-		case 'm': o.mem = cli_size("--mem", optarg); break;
-		case 't': o.tmpdir = optarg; break;
+		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
+		case OPT_TMPDIR: o.tmpdir = optarg; break;
 		case 'v': o.stats = true; break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
 		}
 	}
-	if (argc - optind > 1)
-		usage(EXIT_USAGE);
+	cli_max_operands(argc, argv, 1);
 	o.input = optind < argc ? argv[optind] : NULL;
 	if (raw_to_qcow2(&o) < 0)
 		die_last();

@@ -53,5 +53,12 @@ noreturn void die(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Print the recorded error as "progname: message" and exit with its status. */
 noreturn void die_last(void);
+/*
+ * exit(status), remembering status for the exit handlers: cli_init's
+ * check of stdout keeps a failure's status and turns a success into 3.
+ */
+noreturn void err_exit(int status);
+/* The status err_exit() was given, or 0. */
+int err_exiting(void);
 
 #endif

@@ -33,6 +33,7 @@ struct ova_opts {
 	bool json;		/* --json with -l */
 	bool no_verify;
 	bool progress;
+	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget, 0: the default */
 	const char *tmpdir;
 };

@@ -20,6 +20,7 @@ struct uec_opts {
 	bool json;		/* the listing as JSON */
 	const char *glance;	/* --glance NAME, or NULL */
 	bool progress;
+	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget, 0 for the default */
 	const char *tmpdir;
 };

@@ -146,8 +146,8 @@ static la_ssize_t feed_read(struct archive *a, void *data, const void **out)
 		archive_set_error(a, EIO, "%s", err_msg());
 		return -1;
 	}
+	progress_range(&j->pr, j->feed_off, n);
 	j->feed_off += n;
-	progress_add(&j->pr, n);
 	return n;
 }
 
@@ -162,8 +162,8 @@ static la_int64_t feed_skip(struct archive *a, void *data, la_int64_t req)
 		return 0;
 	n = j->src.size - j->feed_off < (uint64_t)req
 	    ? j->src.size - j->feed_off : (uint64_t)req;
+	progress_range(&j->pr, j->feed_off, n);
 	j->feed_off += n;
-	progress_add(&j->pr, n);
 	return n;
 }
 
@@ -907,78 +907,63 @@ static int settle_output(struct ova_job *j, int rc)
 
 /* ---- -l ---------------------------------------------------------------- */
 
-static void json_u64(bool has, uint64_t v)
-{
-	if (has)
-		printf("%llu", (unsigned long long)v);
-	else
-		fputs("null", stdout);
-}
-
-static void list_json_disk(const struct ovf *o, size_t i)
+static json_t *disk_json(const struct ovf *o, size_t i)
 {
 	const struct ovf_disk *d = &o->disks[i];
 	const struct ovf_file *f = d->file >= 0 ? &o->files[d->file] : NULL;
+	json_t *j = json_object();
 
-	printf("    {\"index\": %zu, \"id\": ", i + 1);
-	json_string(stdout, d->id);
-	fputs(", \"file\": ", stdout);
-	json_string(stdout, f ? f->href : NULL);
-	fputs(", \"file_size\": ", stdout);
-	json_u64(f && f->has_size, f ? f->size : 0);
-	fputs(", \"format\": ", stdout);
-	json_string(stdout, d->format);
-	fputs(", \"format_uri\": ", stdout);
-	json_string(stdout, d->format_uri);
-	fputs(", \"capacity\": ", stdout);
-	json_u64(d->has_capacity, d->capacity);
-	fputs(", \"capacity_raw\": ", stdout);
-	json_string(stdout, d->capacity_raw);
-	fputs(", \"capacity_units\": ", stdout);
-	json_string(stdout, d->units_raw);
-	fputs(", \"populated_size\": ", stdout);
-	json_u64(d->has_populated, d->populated);
-	fputs(", \"compression\": ", stdout);
-	json_string(stdout, f && f->gzip ? "gzip" : NULL);
-	fputs(", \"chunk_size\": ", stdout);
-	json_u64(f && f->chunk_size, f ? f->chunk_size : 0);
-	printf("}%s\n", i + 1 < o->ndisks ? "," : "");
+	jsonout_set(j, "index", json_integer(i + 1));
+	jsonout_set(j, "id", jsonout_text(d->id));
+	jsonout_set(j, "file", jsonout_text(f ? f->href : NULL));
+	jsonout_set(j, "file-size", jsonout_size(f && f->has_size,
+	    f ? f->size : 0));
+	jsonout_set(j, "format", jsonout_text(d->format));
+	jsonout_set(j, "format-uri", jsonout_text(d->format_uri));
+	jsonout_set(j, "capacity", jsonout_size(d->has_capacity, d->capacity));
+	jsonout_set(j, "capacity-raw", jsonout_text(d->capacity_raw));
+	jsonout_set(j, "capacity-units", jsonout_text(d->units_raw));
+	jsonout_set(j, "populated-size", jsonout_size(d->has_populated,
+	    d->populated));
+	jsonout_set(j, "compression", jsonout_text(f && f->gzip ? "gzip"
+	    : NULL));
+	jsonout_set(j, "chunk-size", jsonout_size(f && f->chunk_size,
+	    f ? f->chunk_size : 0));
+	return j;
 }
 
-static void list_json(const struct ova_job *j)
+/* An object of two or three strings, or null when all are NULL. */
+static json_t *strings_or_null(const char *k1, const char *v1, const char *k2,
+    const char *v2, const char *k3, const char *v3)
+{
+	json_t *j;
+
+	if (!v1 && !v2 && !v3)
+		return json_null();
+	j = json_object();
+	jsonout_set(j, k1, jsonout_text(v1));
+	jsonout_set(j, k2, jsonout_text(v2));
+	if (k3 != NULL)
+		jsonout_set(j, k3, jsonout_text(v3));
+	return j;
+}
+
+static int list_json(const struct ova_job *j)
 {
 	const struct ovf *o = &j->ovf;
+	json_t *root = json_object(), *disks = json_array();
 	size_t i;
 
-	fputs("{\n  \"descriptor\": ", stdout);
-	json_string(stdout, j->ovf_name);
-	printf(",\n  \"ovf_version\": %d,\n  \"virtual_system\": ",
-	    o->version);
-	if (o->system_id || o->system_name) {
-		fputs("{\"id\": ", stdout);
-		json_string(stdout, o->system_id);
-		fputs(", \"name\": ", stdout);
-		json_string(stdout, o->system_name);
-		fputs("}", stdout);
-	} else {
-		fputs("null", stdout);
-	}
-	fputs(",\n  \"operating_system\": ", stdout);
-	if (o->os_id || o->os_desc || o->os_type) {
-		fputs("{\"id\": ", stdout);
-		json_string(stdout, o->os_id);
-		fputs(", \"description\": ", stdout);
-		json_string(stdout, o->os_desc);
-		fputs(", \"type\": ", stdout);
-		json_string(stdout, o->os_type);
-		fputs("}", stdout);
-	} else {
-		fputs("null", stdout);
-	}
-	fputs(",\n  \"disks\": [\n", stdout);
-	for (i = 0; i < o->ndisks; i++)
-		list_json_disk(o, i);
-	fputs("  ]\n}\n", stdout);
+	jsonout_set(root, "descriptor", jsonout_text(j->ovf_name));
+	jsonout_set(root, "ovf-version", json_integer(o->version));
+	jsonout_set(root, "virtual-system", strings_or_null("id", o->system_id,
+	    "name", o->system_name, NULL, NULL));
+	jsonout_set(root, "operating-system", strings_or_null("id", o->os_id,
+	    "description", o->os_desc, "type", o->os_type));
+	for (i = 0; i < o->ndisks && disks != NULL; i++)
+		json_array_append_new(disks, disk_json(o, i));
+	jsonout_set(root, "disks", disks);
+	return jsonout_print(root);
 }
 
 static const char *or_dash(const char *s)
@@ -1027,11 +1012,10 @@ static int list_disks(struct ova_job *j)
 		return fail(EXIT_REJECT, "%s: no OVF descriptor (.ovf member) "
 		    "in the archive: not an OVA", j->src.name);
 	if (j->o->json)
-		list_json(j);
-	else
-		list_text(j);
+		return list_json(j);
+	list_text(j);
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return fail_errno(EXIT_IO, "write error on stdout");
+		return fail_errno(EXIT_IO, "stdout: write error");
 	return 0;
 }
 
@@ -1112,7 +1096,9 @@ int ova_run(const struct ova_opts *o)
 	if (source_open(&j->src, o->input) < 0)
 		goto out;
 	progress_start(&j->pr, o->progress && !o->list,
-	    j->src.size_known ? j->src.size : 0);
+	    o->size ? o->size : j->src.meter_total);
+	if (o->size)	/* pv -s: the size of what arrives */
+		j->src.meter_raw = j->src.ar != NULL;
 	if (!j->src.seekable)
 		j->src.progress = &j->pr;
 	if (o->no_verify && !o->list)

@@ -156,7 +156,9 @@ static int tar_open(struct uec *u)
 	if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode))
 		return fail(EXIT_USAGE, "%s is a directory", u->in.src.name);
 	progress_start(&u->pr, u->o->progress,
-	    s->seekable ? s->size : 0);
+	    u->o->size ? u->o->size : s->meter_total);
+	if (u->o->size)	/* pv -s: the size of what arrives */
+		s->meter_raw = s->ar != NULL;
 	s->progress = &u->pr;
 	u->in.buf = malloc(READ_BLOCK);
 	u->ar = archive_read_new();
@@ -778,66 +780,66 @@ static void print_text(const struct uec *u)
 		}
 }
 
-static void print_json_member(const struct uec *u, const struct member *m)
+static json_t *member_json(const struct uec *u, const struct member *m)
 {
-	printf("{\"role\": \"%s\", ", role_name(m->role));
-	if (m->role != ROLE_EXTRA)
-		printf("\"disk_format\": \"%s\", \"container_format\": \"%s\", ",
-		    role_disk_format(m->role), role_disk_format(m->role));
-	fputs("\"name\": ", stdout);
-	json_string(stdout, m->name);
-	fputs(", \"member\": ", stdout);
-	json_string(stdout, m->path);
-	printf(", \"size\": %llu, \"sparse\": %s, \"content\": ",
-	    (unsigned long long)m->size, m->sparse ? "true" : "false");
-	json_string(stdout, m->content.what);
-	if (u->o->dir && m->role != ROLE_EXTRA) {
-		fputs(", \"path\": ", stdout);
-		json_string(stdout, m->outpath);
+	json_t *j = json_object();
+
+	jsonout_set(j, "role", json_string(role_name(m->role)));
+	if (m->role != ROLE_EXTRA) {
+		jsonout_set(j, "disk-format",
+		    json_string(role_disk_format(m->role)));
+		jsonout_set(j, "container-format",
+		    json_string(role_disk_format(m->role)));
 	}
-	putchar('}');
+	jsonout_set(j, "name", jsonout_text(m->name));
+	jsonout_set(j, "member", jsonout_text(m->path));
+	jsonout_set(j, "size", jsonout_size(true, m->size));
+	jsonout_set(j, "sparse", json_boolean(m->sparse));
+	jsonout_set(j, "content", jsonout_text(m->content.what));
+	if (u->o->dir && m->role != ROLE_EXTRA)
+		jsonout_set(j, "path", jsonout_text(m->outpath));
+	return j;
 }
 
-static void print_json(const struct uec *u)
+static json_t *glance_json(const struct uec *u)
 {
+	json_t *cmds = json_array();
 	enum part_role r;
-	const char *sep = "";
+	char *cmd;
+	size_t len;
+	FILE *f;
+
+	for (r = ROLE_KERNEL; r <= ROLE_IMAGE && cmds != NULL; r++) {
+		cmd = NULL;
+		if (!u->chosen[r] || (f = open_memstream(&cmd, &len)) == NULL)
+			continue;
+		print_glance_command(f, u, r);
+		fclose(f);
+		json_array_append_new(cmds, jsonout_text(cmd));
+		free(cmd);
+	}
+	return cmds;
+}
+
+static int print_json(const struct uec *u)
+{
+	json_t *root = json_object(), *parts = json_array();
+	json_t *extras = json_array();
+	enum part_role r;
 	size_t i;
 
-	fputs("{\n  \"parts\": [", stdout);
-	for (r = ROLE_KERNEL; r <= ROLE_IMAGE; r++)
-		if (u->chosen[r]) {
-			printf("%s\n    ", sep);
-			print_json_member(u, u->chosen[r]);
-			sep = ",";
-		}
-	fputs("\n  ],\n  \"extras\": [", stdout);
-	for (i = 0, sep = ""; i < u->n; i++)
-		if (u->m[i].role == ROLE_EXTRA) {
-			printf("%s\n    ", sep);
-			print_json_member(u, &u->m[i]);
-			sep = ",";
-		}
-	fputs("\n  ]", stdout);
-	if (u->o->glance) {
-		fputs(",\n  \"glance\": [", stdout);
-		for (r = ROLE_KERNEL, sep = ""; r <= ROLE_IMAGE; r++) {
-			char *cmd = NULL;
-			size_t len = 0;
-			FILE *f;
-
-			if (!u->chosen[r] || (f = open_memstream(&cmd, &len)) == NULL)
-				continue;
-			print_glance_command(f, u, r);
-			fclose(f);
-			printf("%s\n    ", sep);
-			json_string(stdout, cmd);
-			free(cmd);
-			sep = ",";
-		}
-		fputs("\n  ]", stdout);
-	}
-	fputs("\n}\n", stdout);
+	for (r = ROLE_KERNEL; r <= ROLE_IMAGE && parts != NULL; r++)
+		if (u->chosen[r])
+			json_array_append_new(parts,
+			    member_json(u, u->chosen[r]));
+	for (i = 0; i < u->n && extras != NULL; i++)
+		if (u->m[i].role == ROLE_EXTRA)
+			json_array_append_new(extras, member_json(u, &u->m[i]));
+	jsonout_set(root, "parts", parts);
+	jsonout_set(root, "extras", extras);
+	if (u->o->glance)
+		jsonout_set(root, "glance", glance_json(u));
+	return jsonout_print(root);
 }
 
 /* ---- the job ---- */
@@ -884,11 +886,10 @@ static int uec_finish(struct uec *u)
 	if (commit_parts(u) < 0)
 		return -1;
 	if (u->o->json)
-		print_json(u);
-	else
-		print_text(u);
+		return print_json(u);
+	print_text(u);
 	if (fflush(stdout) == EOF || ferror(stdout))
-		return fail_errno(EXIT_IO, "write error on stdout");
+		return fail_errno(EXIT_IO, "stdout: write error");
 	return 0;
 }
 

@@ -87,6 +87,19 @@ void warnmsg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+static int exiting;
+
+void err_exit(int status)
+{
+	exiting = status;
+	exit(status);
+}
+
+int err_exiting(void)
+{
+	return exiting;
+}
+
 void die(int status, const char *fmt, ...)
 {
 	va_list ap;
@@ -96,7 +109,7 @@ void die(int status, const char *fmt, ...)
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
-	exit(status);
+	err_exit(status);
 }
 
 void die_last(void)
@@ -105,5 +118,5 @@ void die_last(void)
 
 	fprintf(stderr, "%s: %s\n", progname,
 	    last_msg[0] ? last_msg : "unknown error");
-	exit(status);
+	err_exit(status);
 }

@@ -5,12 +5,29 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "imgpipe/err.h"
 #include "imgpipe/source.h"
 
 #define SKIP_CHUNK (256 * 1024)
 #define SOURCE_PIPE_SIZE (1024 * 1024)
+
+/* -p: the meter's total, learnt from the input when the job had none. */
+static struct progress *meter_of(struct source *s)
+{
+	if (s->progress != NULL && s->progress->total == 0)
+		progress_total(s->progress, s->meter_total);
+	return s->progress;
+}
+
+/* -p: input bytes [off, off + n) were read (decoded, unless the meter
+ * counts them as they arrive). */
+static void meter(struct source *s, uint64_t off, uint64_t n)
+{
+	if (s->progress != NULL && !s->meter_raw)
+		progress_range(meter_of(s), off, n);
+}
 
 static ssize_t fd_read_full(int fd, void *buf, size_t len)
 {
@@ -141,14 +158,19 @@ static la_ssize_t feed_read(struct archive *a, void *data, const void **out)
 	if (!f->head_done) {
 		f->head_done = true;
 		*out = f->head;
-		return f->headlen;
+		n = f->headlen;
+	} else {
+		do
+			n = read(f->s->fd, f->buf, sizeof f->buf);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			f->s->filter_errno = errno;
+		*out = f->buf;
 	}
-	do
-		n = read(f->s->fd, f->buf, sizeof f->buf);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		f->s->filter_errno = errno;
-	*out = f->buf;
+	if (n > 0)
+		f->s->raw_in += n;
+	if (n > 0 && f->s->progress != NULL && f->s->meter_raw)
+		progress_range(meter_of(f->s), 0, f->s->raw_in);
 	return n;
 }
 
@@ -160,6 +182,23 @@ static int feed_close(struct archive *a, void *data)
 	free(f->head);
 	free(f);
 	return ARCHIVE_OK;
+}
+
+/* The meter of a compressed input: see meter_raw in source.h. */
+static void set_meter_compressed(struct source *s, const char *name)
+{
+	unsigned long long n = ZSTD_CONTENTSIZE_UNKNOWN;
+
+	s->meter_raw = true;
+	s->meter_total = s->size_known ? s->size : 0;
+	if (s->size_known || strcmp(name, "zstd") != 0)
+		return;
+	n = ZSTD_getFrameContentSize(s->head, s->headlen);
+	if (n != ZSTD_CONTENTSIZE_UNKNOWN && n != ZSTD_CONTENTSIZE_ERROR &&
+	    n > 0) {
+		s->meter_raw = false;
+		s->meter_total = n;
+	}
 }
 
 static int open_filter(struct source *s, const char *name)
@@ -174,6 +213,7 @@ static int open_filter(struct source *s, const char *name)
 		return fail_errno(EXIT_IO, "seek on %s", s->name);
 	}
 	f->s = s;
+	set_meter_compressed(s, name);
 	f->head = s->head;
 	f->headlen = s->headlen;
 	s->head = NULL;
@@ -206,8 +246,11 @@ static int open_fd(struct source *s, int fd, const char *name, bool decode)
 	s->name = name;
 	if (fstat(fd, &st) < 0)
 		return fail_errno(EXIT_IO, "%s", name);
-	if (S_ISDIR(st.st_mode))
-		return fail(EXIT_USAGE, "%s is a directory", name);
+	if (S_ISDIR(st.st_mode)) {
+		/* what read(2) would say: as a file that cannot be read */
+		errno = EISDIR;
+		return fail_errno(EXIT_IO, "%s", name);
+	}
 	/* A larger pipe: fewer wake-ups of both ends (best effort). */
 	if (S_ISFIFO(st.st_mode))
 		fcntl(fd, F_SETPIPE_SZ, SOURCE_PIPE_SIZE);
@@ -219,6 +262,7 @@ static int open_fd(struct source *s, int fd, const char *name, bool decode)
 			s->base = cur;
 			s->size = end - cur;
 			s->size_known = true;
+			s->meter_total = s->size;
 		}
 	}
 	if (fill_head(s) < 0)
@@ -307,8 +351,7 @@ ssize_t source_read(struct source *s, void *buf, size_t len)
 		s->pos += n;
 		done += n;
 	}
-	if (s->progress)
-		progress_add(s->progress, done);
+	meter(s, s->pos - done, done);
 	return done;
 }
 
@@ -324,8 +367,7 @@ int source_skip_to(struct source *s, uint64_t off)
 		if (off > s->size)
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
 			    "%s: truncated", s->name);
-		if (s->progress)
-			progress_add(s->progress, off - s->pos);
+		meter(s, s->pos, off - s->pos);
 		s->pos = off;
 		return 0;
 	}
@@ -360,8 +402,7 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
 			    "%s at 0x%llx: image is truncated", what,
 			    (unsigned long long)off);
-		if (s->progress)
-			progress_add(s->progress, len);
+		meter(s, off, len);
 		return 0;
 	}
 	if (off < s->pos)

@@ -294,9 +294,9 @@ static void print_json(const struct info_opts *o, const struct report *r)
 	int i;
 
 	printf("{\n    \"filename\": ");
-	json_string(stdout, r->filename);
+	json_print_string(stdout, r->filename);
 	printf(",\n    \"format\": ");
-	json_string(stdout, r->format);
+	json_print_string(stdout, r->format);
 	if (r->size_known)
 		printf(",\n    \"virtual-size\": %llu",
 		    (unsigned long long)r->virtual_size);
@@ -308,24 +308,24 @@ static void print_json(const struct info_opts *o, const struct report *r)
 		    (unsigned long long)img->cluster_size);
 	if (img->backing[0]) {
 		printf(",\n    \"backing-filename\": ");
-		json_string(stdout, img->backing);
+		json_print_string(stdout, img->backing);
 	}
 	if (r->opened)
 		printf(",\n    \"dirty-flag\": %s", img->dirty ? "true" : "false");
 	if (img->subformat[0] || img->ndetails) {
 		printf(",\n    \"format-specific\": {\n        \"type\": ");
-		json_string(stdout, r->format);
+		json_print_string(stdout, r->format);
 		printf(",\n        \"data\": {");
 		for (i = 0; i < img->ndetails; i++) {
 			printf("%s\n            ", i ? "," : "");
-			json_string(stdout, img->details[i].key);
+			json_print_string(stdout, img->details[i].key);
 			printf(": ");
-			json_string(stdout, img->details[i].value);
+			json_print_string(stdout, img->details[i].value);
 		}
 		if (img->subformat[0]) {
 			printf("%s\n            \"subformat\": ",
 			    img->ndetails ? "," : "");
-			json_string(stdout, img->subformat);
+			json_print_string(stdout, img->subformat);
 		}
 		printf("\n        }\n    }");
 	}
@@ -333,9 +333,9 @@ static void print_json(const struct info_opts *o, const struct report *r)
 	    "        \"findings\": [", is_unsafe(o, r) ? "unsafe" : "safe");
 	for (i = 0; i < img->nfindings; i++) {
 		printf("%s\n            { \"code\": ", i ? "," : "");
-		json_string(stdout, img->findings[i].code);
+		json_print_string(stdout, img->findings[i].code);
 		printf(", \"text\": ");
-		json_string(stdout, img->findings[i].text);
+		json_print_string(stdout, img->findings[i].text);
 		printf(", \"allowed\": %s }",
 		    allowed(o, img->findings[i].code) ? "true" : "false");
 	}

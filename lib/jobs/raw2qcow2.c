@@ -329,14 +329,14 @@ static int scan_seekable(struct job *j)
 		if (r < 0)
 			return -1;
 		if (r == 0) {
-			progress_add(&j->pr, size - sc->off);
+			progress_range(&j->pr, sc->off, size - sc->off);
 			sc->off = size;
 			sc->eof = true;
 			return 0;
 		}
 		next = s / b->cs * b->cs;
 		if (next > sc->off) {
-			progress_add(&j->pr, next - sc->off);
+			progress_range(&j->pr, sc->off, next - sc->off);
 			sc->off = next;
 		}
 		sc->data_end = e;

@@ -33,7 +33,7 @@ static int emit_blocks(struct image *img, struct stash *st, void *arg)
 static int run_raw(const struct sparse_opts *o, struct sink *sk)
 {
 	struct image_job j = { .input = o->input, .plain = true,
-	    .progress = o->progress };
+	    .progress = o->progress, .size = o->size };
 	struct sparse_job sj = { sk, o->block };
 
 	return image_job_run(&j, emit_blocks, &sj);

@@ -1,4 +1,9 @@
-/* The digest sink: XXH3-128, XXH3-64, XXH64 (libxxhash), SHA-2 (nettle). */
+/*
+ * The digest sink: XXH3-128, XXH3-64, XXH64, XXH32 (libxxhash), MD5,
+ * SHA-1, SHA-2 (nettle).
+ */
+#include <nettle/md5.h>
+#include <nettle/sha1.h>
 #include <nettle/sha2.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +26,9 @@ const struct digest_algo digest_algos[] = {
 	{ DIGEST_XXH64, "xxh64", "XXH64", 8, false, "stdin" },
 	{ DIGEST_SHA256, "sha256", "SHA256", 32, false, "-" },
 	{ DIGEST_SHA512, "sha512", "SHA512", 64, false, "-" },
+	{ DIGEST_XXH32, "xxh32", "XXH32", 4, false, "stdin" },
+	{ DIGEST_MD5, "md5", "MD5", 16, false, "-" },
+	{ DIGEST_SHA1, "sha1", "SHA1", 20, false, "-" },
 	{ 0, NULL, NULL, 0, false, NULL },
 };
 
@@ -28,6 +36,9 @@ struct digest_state {
 	union {
 		XXH3_state_t *xxh3;	/* xxh128 and xxh3 */
 		XXH64_state_t *xxh64;
+		XXH32_state_t *xxh32;
+		struct md5_ctx md5;
+		struct sha1_ctx sha1;
 		struct sha256_ctx sha256;
 		struct sha512_ctx sha512;
 	} u;
@@ -58,7 +69,9 @@ const struct digest_algo *digest_algo_by_hexlen(size_t hexlen)
 {
 	switch (hexlen) {
 	case 32: return &digest_algos[DIGEST_XXH128];
+	case 8: return &digest_algos[DIGEST_XXH32];
 	case 16: return &digest_algos[DIGEST_XXH64];
+	case 40: return &digest_algos[DIGEST_SHA1];
 	case 64: return &digest_algos[DIGEST_SHA256];
 	case 128: return &digest_algos[DIGEST_SHA512];
 	}
@@ -75,6 +88,9 @@ static void digest_update(struct digest_sink *ds, const void *buf, size_t len)
 	case DIGEST_XXH64: XXH64_update(s->u.xxh64, buf, len); break;
 	case DIGEST_SHA256: sha256_update(&s->u.sha256, len, buf); break;
 	case DIGEST_SHA512: sha512_update(&s->u.sha512, len, buf); break;
+	case DIGEST_XXH32: XXH32_update(s->u.xxh32, buf, len); break;
+	case DIGEST_MD5: md5_update(&s->u.md5, len, buf); break;
+	case DIGEST_SHA1: sha1_update(&s->u.sha1, len, buf); break;
 	}
 	ds->pos += len;
 }
@@ -98,6 +114,7 @@ static void digest_final(struct digest_sink *ds)
 	unsigned char out[DIGEST_MAX];
 	XXH128_canonical_t c128;
 	XXH64_canonical_t c64;
+	XXH32_canonical_t c32;
 
 	switch (ds->algo->id) {
 	case DIGEST_XXH128:
@@ -118,6 +135,12 @@ static void digest_final(struct digest_sink *ds)
 	case DIGEST_SHA512:
 		sha512_digest(&s->u.sha512, SHA512_DIGEST_SIZE, out);
 		break;
+	case DIGEST_XXH32:
+		XXH32_canonicalFromHash(&c32, XXH32_digest(s->u.xxh32));
+		memcpy(out, c32.digest, sizeof c32.digest);
+		break;
+	case DIGEST_MD5: md5_digest(&s->u.md5, MD5_DIGEST_SIZE, out); break;
+	case DIGEST_SHA1: sha1_digest(&s->u.sha1, SHA1_DIGEST_SIZE, out); break;
 	}
 	hex_encode(out, ds->algo->len, ds->hex);
 }
@@ -192,6 +215,14 @@ static int digest_state_init(struct digest_sink *ds)
 		break;
 	case DIGEST_SHA256: sha256_init(&s->u.sha256); break;
 	case DIGEST_SHA512: sha512_init(&s->u.sha512); break;
+	case DIGEST_XXH32:
+		s->u.xxh32 = XXH32_createState();
+		if (s->u.xxh32 == NULL)
+			return fail(EXIT_IO, "out of memory");
+		XXH32_reset(s->u.xxh32, 0);
+		break;
+	case DIGEST_MD5: md5_init(&s->u.md5); break;
+	case DIGEST_SHA1: sha1_init(&s->u.sha1); break;
 	}
 	return 0;
 }
@@ -229,6 +260,8 @@ void digest_sink_free(struct digest_sink *ds)
 		XXH3_freeState(ds->state->u.xxh3);
 	else if (ds->algo->id == DIGEST_XXH64)
 		XXH64_freeState(ds->state->u.xxh64);
+	else if (ds->algo->id == DIGEST_XXH32)
+		XXH32_freeState(ds->state->u.xxh32);
 	free(ds->state);
 	ds->state = NULL;
 }

@@ -135,7 +135,7 @@ PY
 @test "imgsparse: -h and -V" {
 	run imgsparse -h
 	[ "$status" -eq 0 ]
-	[[ "$output" == usage:* ]]
+	[[ "$output" == Usage:* ]]
 	run imgsparse -V
 	[ "$status" -eq 0 ]
 	[[ "$output" == "imgsparse (imgpipe) "* ]]

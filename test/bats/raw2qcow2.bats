@@ -229,7 +229,7 @@ matrix() {
 	[ "$status" -eq 2 ]
 	run raw2qcow2 -h
 	[ "$status" -eq 0 ]
-	[[ "$output" == usage:* ]]
+	[[ "$output" == Usage:* ]]
 	run raw2qcow2 -V
 	[ "$status" -eq 0 ]
 	[[ "$output" == "raw2qcow2 (imgpipe) "* ]]

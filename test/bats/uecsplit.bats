@@ -253,8 +253,8 @@ assert p["ramdisk"] == "gzip cpio newc" and p["image"] == "ext4", p'
 import json, sys
 j = json.load(open(sys.argv[1]))
 parts = {p['role']: p for p in j['parts']}
-assert parts['kernel']['disk_format'] == 'aki' and parts['kernel']['content'] == 'ELF vmlinux'
-assert parts['ramdisk']['container_format'] == 'ari' and parts['ramdisk']['content'] == 'zstd cpio newc'
+assert parts['kernel']['disk-format'] == 'aki' and parts['kernel']['content'] == 'ELF vmlinux'
+assert parts['ramdisk']['container-format'] == 'ari' and parts['ramdisk']['content'] == 'zstd cpio newc'
 assert parts['image']['name'] == 'u.img' and parts['image']['content'] == 'MBR disk'
 assert parts['image']['size'] == 6291456 and parts['image']['path'].endswith('/u.img')
 assert sorted(e['name'] for e in j['extras']) == ['README.files', 'u-loader']
@@ -315,7 +315,7 @@ EOF
 	[ "$status" -eq 2 ]
 	run uecsplit -h
 	[ "$status" -eq 0 ]
-	[[ "$output" == usage:* ]]
+	[[ "$output" == Usage:* ]]
 	run uecsplit -V
 	[ "$status" -eq 0 ]
 	[[ "$output" == "uecsplit (imgpipe) "* ]]
