@@ -11,6 +11,12 @@
 
 #include "sniff.h"
 
+/*
+ * Largest member, by its real size (a sparse member's is in its header,
+ * checked before a byte of it is read): what a disk may be.
+ */
+#define UEC_MEMBER_MAX (64ull << 40)
+
 struct uec_opts {
 	const char *input;	/* NULL or "-": stdin */
 	const char *dir;	/* -C: write the parts here, or NULL */

@@ -384,6 +384,26 @@ static int open_part(struct ova_job *j, struct member *m)
 	return fd;
 }
 
+/*
+ * A member larger than its File declares (with the chunks before it) is
+ * refused before it is read: a sparse member's header may claim any size,
+ * and its holes would stream as zeros.  A gzip File may declare its
+ * compressed or its uncompressed size, both at least the member's.
+ */
+static int check_declared_size(struct ova_job *j, const struct member *m,
+    int fi)
+{
+	const struct ovf_file *f = &j->ovf.files[fi];
+	uint64_t before = j->seen[fi].stored;
+
+	if (!f->has_size || (m->size <= f->size && before <= f->size - m->size))
+		return 0;
+	return fail(EXIT_REJECT, "%s: the member holds %llu bytes, more "
+	    "than the %llu the OVF References declare", printable(m->name),
+	    (unsigned long long)(before + m->size),
+	    (unsigned long long)f->size);
+}
+
 /* Stream one member through its digests to where it goes. */
 static int stream_member(struct ova_job *j, struct member *m,
     struct puller *in)
@@ -394,13 +414,19 @@ static int stream_member(struct ova_job *j, struct member *m,
 	uint64_t got = 0;
 	ssize_t n;
 
-	if (fi >= 0 && note_file_part(j, m, fi) < 0)
+	if (fi >= 0 && (check_declared_size(j, m, fi) < 0 ||
+	    note_file_part(j, m, fi) < 0))
 		return -1;
 	choose_digests(j, m);
 	if (j->o->extract_dir != NULL && (fd = open_part(j, m)) < 0)
 		return -1;
 	while ((n = in->pull(j, in->ctx, j->buf, OVA_BUF)) > 0) {
 		got += n;
+		if (got > m->size) {
+			rc = fail(EXIT_REJECT, "%s: more data than the member's "
+			    "header declares", printable(m->name));
+			break;
+		}
 		digest_set_update(&m->dg, j->buf, n);
 		if (fd >= 0)
 			rc = write_full(fd, j->buf, n, m->name);
@@ -623,6 +649,11 @@ static int check_entry(struct ova_job *j, struct archive_entry *e,
 	if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
 		return fail(EXIT_REJECT, "%s: member '%s' has no size",
 		    j->src.name, printable(p));
+	if ((uint64_t)archive_entry_size(e) > OVA_MEMBER_MAX)
+		return fail(EXIT_REJECT, "%s: member '%s' claims %llu bytes, "
+		    "more than the %llu a disk may have", j->src.name,
+		    printable(p), (unsigned long long)archive_entry_size(e),
+		    OVA_MEMBER_MAX);
 	for (i = 0; i < j->nmembers; i++)
 		if (strcmp(j->members[i].name, p) == 0)
 			return fail(EXIT_REJECT, "%s: member '%s' appears "

@@ -560,6 +560,10 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 	if (archive_entry_size(ent) < 0)
 		return fail(EXIT_REJECT, "%s: %s: bad size", u->in.src.name,
 		    path);
+	if ((uint64_t)archive_entry_size(ent) > UEC_MEMBER_MAX)
+		return fail(EXIT_REJECT, "%s: %s claims %llu bytes, more than "
+		    "the %llu a disk may have", u->in.src.name, path,
+		    (unsigned long long)archive_entry_size(ent), UEC_MEMBER_MAX);
 	m->size = archive_entry_size(ent);
 	m->sparse = archive_entry_sparse_count(ent) > 0;
 	return read_regular(u, m);

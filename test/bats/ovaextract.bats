@@ -390,15 +390,94 @@ hostile() {
 	done
 }
 
-@test "References size mismatch is reported" {
+@test "References size mismatch: a member larger is refused at once (1), a member smaller is reported (4)" {
 	SIZE1=12345 ovf_vmware x.ovf
 	mf sha1 x.mf x.ovf disk1.vmdk disk2.vhd
 	mkova ustar s.ova x.ovf x.mf disk1.vmdk disk2.vhd
 	run ovaextract -o o s.ova
 	echo "$output"
-	[ "$status" -eq 4 ]
-	[[ "$output" == *"disk1.vmdk: the archive holds"*"declare 12345"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"disk1.vmdk: the member holds $(size disk1.vmdk) bytes, more than the 12345 the OVF References declare" ]]
 	[ ! -e o ]
+	SIZE1=$(( $(size disk1.vmdk) + 512 )) ovf_vmware x.ovf
+	mf sha1 x.mf x.ovf disk1.vmdk disk2.vhd
+	mkova ustar s.ova x.ovf x.mf disk1.vmdk disk2.vhd
+	run ovaextract -o o s.ova
+	echo "$output"
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"disk1.vmdk: the archive holds"*"declare $(( $(size disk1.vmdk) + 512 ))"* ]]
+	[ ! -e o ]
+}
+
+# sparse_ova OUT REALSIZE FILES...: FILES, then disk1.vmdk as a PAX (GNU
+# 1.0) sparse member of REALSIZE bytes holding 4 KiB of data, as GNU tar
+# --sparse writes it, with the real size its header claims
+sparse_ova() {
+	python3 - "$@" <<-'PY'
+	import io, sys, tarfile
+	out, realsize = sys.argv[1], int(sys.argv[2])
+	data = b"imgpipe!" * 512
+	smap = b"1\n0\n%d\n" % len(data)
+	smap += b"\0" * (-len(smap) % 512)
+	with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+	    for f in sys.argv[3:]:
+	        t.add(f)
+	    ti = tarfile.TarInfo("GNUSparseFile.0/disk1.vmdk")
+	    ti.size = len(smap) + len(data)
+	    ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+	        "GNU.sparse.name": "disk1.vmdk",
+	        "GNU.sparse.realsize": str(realsize)}
+	    t.addfile(ti, io.BytesIO(smap + data))
+	PY
+}
+
+@test "a PAX sparse member claiming 1 PiB, the OVF declaring 212992 bytes, fails at once (exit 1)" {
+	SIZE1=212992 ovf_vmware x.ovf
+	sparse_ova sp.ova 1125899906842624 x.ovf
+	# libarchive sees the claim
+	bsdtar -tvf sp.ova | grep -q ' 1125899906842624 .*disk1.vmdk$'
+	# 1 PiB is past what any disk may be (64 TiB): refused from the header
+	for cmd in "ovaextract -o o sp.ova" "ovaextract -x -C xd sp.ova" \
+	    "ovaextract --no-verify -f sp.ova"; do
+		run timeout 10 sh -c "$cmd > out"
+		echo "$cmd: $output"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"member 'disk1.vmdk' claims 1125899906842624 bytes, more than the 70368744177664 a disk may have" ]]
+		[ ! -s out ]
+	done
+	[ ! -e o ]
+	[ -z "$(ls -A xd)" ]
+	# 1 GiB is not, but more than the OVF declares: refused before a byte
+	sparse_ova sg.ova 1073741824 x.ovf
+	for cmd in "ovaextract -o o sg.ova" "ovaextract --no-verify -f sg.ova"; do
+		run timeout 10 sh -c "$cmd > out"
+		echo "$cmd: $output"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"disk1.vmdk: the member holds 1073741824 bytes, more than the 212992 the OVF References declare" ]]
+		[ ! -s out ]
+	done
+	run timeout 10 sh -c 'cat sp.ova | ovaextract > out'
+	[ "$status" -eq 1 ]
+	[ ! -s out ]
+	# before the OVF, from a file (two passes) and from a pipe (parked)
+	sparse_ova late.ova 1125899906842624
+	tar -rf late.ova x.ovf
+	run timeout 10 ovaextract -o o late.ova
+	[ "$status" -eq 1 ]
+	run timeout 10 sh -c 'cat late.ova | ovaextract > out'
+	[ "$status" -eq 1 ]
+	# without an OVF limit, 64 TiB is: -x extracts before it knows the OVF
+	sparse_ova big.ova $(( (64 << 40) + 1 ))
+	run timeout 10 ovaextract -x -C xd2 big.ova
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"claims 70368744177665 bytes, more than the 70368744177664 a disk may have" ]]
+	# a sparse member within its declared size is read, holes as zeros
+	SIZE1=212992 ovf_vmware x.ovf
+	sparse_ova ok.ova 212992 x.ovf disk2.vhd
+	ovaextract --no-verify -o o ok.ova
+	[ "$(size o)" -eq 212992 ]
+	[ "$(head -c 4096 o | tr -d 'imgpe!' | wc -c)" -eq 0 ]
+	[ "$(tail -c +4097 o | tr -d '\0' | wc -c)" -eq 0 ]
 }
 
 @test "OVF not first: from a file (two passes) and from a pipe (stash, spill)" {
@@ -499,4 +578,17 @@ hostile() {
 	[[ "$output" == "ovaextract: -C DIR goes with -x"* ]]
 	run ovaextract --json x.ova
 	[ "$status" -eq 2 ]
+}
+
+@test "-p: the archive is counted once, even read twice; a final line at 100%" {
+	std_ova ustar
+	ovaextract -p -o o x.ova 2> err
+	[[ "$(tail -n 1 err)" == "ovaextract: "*" of "*" 100%  "*" in "* ]]
+	! grep -q $'\r' err
+	# the OVF last: a first pass finds it, the second does the work
+	mkova ustar late.ova disk1.vmdk disk2.vhd x.mf x.ovf
+	ovaextract -p -o o late.ova 2> err
+	[[ "$(tail -n 1 err)" == "ovaextract: "*" 100%  "*" in "* ]]
+	cat x.ova | ovaextract -p --size "$(size x.ova)" -o o 2> err
+	[[ "$(tail -n 1 err)" == "ovaextract: "*" 100%  "*" in "* ]]
 }
