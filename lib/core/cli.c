@@ -128,7 +128,8 @@ struct getopt_tables {
 	char shortopts[2 * CLI_OPTIONS_MAX + 1];
 };
 
-static void build_tables(struct getopt_tables *t, const struct cli_program *prog)
+static void build_tables(struct getopt_tables *t,
+    const struct cli_program *prog)
 {
 	const struct cli_option *o;
 	size_t n = 0, s = 0;
