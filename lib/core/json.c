@@ -72,6 +72,6 @@ int jsonout_print(json_t *root)
 	json_decref(root);
 	if (rc < 0 || putchar('\n') == EOF || fflush(stdout) != 0 ||
 	    ferror(stdout))
-		return fail_errno(EXIT_IO, "stdout: write error");
+		return fail_io("stdout", "write error");
 	return 0;
 }

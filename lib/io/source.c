@@ -75,9 +75,9 @@ static int filter_error(struct source *s, const char *filter)
 
 	if (s->filter_errno) {
 		errno = s->filter_errno;
-		return fail_errno(EXIT_IO, "read error on %s", s->name);
+		return fail_errno(EXIT_IO, "read error");
 	}
-	return fail(EXIT_REJECT, "%s: %s stream: %s", s->name, filter,
+	return fail(EXIT_REJECT, "%s stream: %s", filter,
 	    msg ? msg : "truncated or corrupt");
 }
 
@@ -92,7 +92,7 @@ static ssize_t read_lower(struct source *s, void *buf, size_t len)
 		    ? fd_pread_full(s->fd, buf, len, s->base + s->pos)
 		    : fd_read_full(s->fd, buf, len);
 		if (r < 0)
-			return fail_errno(EXIT_IO, "read error on %s", s->name);
+			return fail_errno(EXIT_IO, "read error");
 		return r;
 	}
 	while (done < len) {
@@ -116,7 +116,7 @@ static int fill_head(struct source *s)
 	if (s->seekable && s->ar == NULL) {
 		n = fd_pread_full(s->fd, s->head, SOURCE_HEAD_MAX, s->base);
 		if (n < 0)
-			return fail_errno(EXIT_IO, "read error on %s", s->name);
+			return fail_errno(EXIT_IO, "read error");
 	} else {
 		n = read_lower(s, s->head, SOURCE_HEAD_MAX);
 		if (n < 0)
@@ -210,7 +210,7 @@ static int open_filter(struct source *s, const char *name)
 		return fail(EXIT_IO, "out of memory");
 	if (s->seekable && lseek(s->fd, s->base + s->headlen, SEEK_SET) < 0) {
 		free(f);
-		return fail_errno(EXIT_IO, "seek on %s", s->name);
+		return fail_errno(EXIT_IO, "seek error");
 	}
 	f->s = s;
 	set_meter_compressed(s, name);
@@ -244,12 +244,13 @@ static int open_fd(struct source *s, int fd, const char *name, bool decode)
 	memset(s, 0, sizeof *s);
 	s->fd = fd;
 	s->name = name;
+	err_input(name);
 	if (fstat(fd, &st) < 0)
-		return fail_errno(EXIT_IO, "%s", name);
+		return fail_io(name, NULL);
 	if (S_ISDIR(st.st_mode)) {
 		/* what read(2) would say: as a file that cannot be read */
 		errno = EISDIR;
-		return fail_errno(EXIT_IO, "%s", name);
+		return fail_io(name, NULL);
 	}
 	/* A larger pipe: fewer wake-ups of both ends (best effort). */
 	if (S_ISFIFO(st.st_mode))
@@ -288,7 +289,8 @@ static int open_path(struct source *s, const char *path, bool decode)
 	if (fd < 0) {
 		memset(s, 0, sizeof *s);
 		s->fd = -1;
-		return fail_errno(EXIT_IO, "%s", path);
+		err_input(path);
+		return fail_io(path, NULL);
 	}
 	if (open_fd(s, fd, path, decode) < 0) {
 		s->owns_fd = true;
@@ -361,12 +363,12 @@ int source_skip_to(struct source *s, uint64_t off)
 	ssize_t n;
 
 	if (off < s->pos)
-		return fail(EXIT_REJECT, "%s: cannot go back to offset 0x%llx "
-		    "in a stream", s->name, (unsigned long long)off);
+		return fail(EXIT_REJECT, "cannot go back to offset 0x%llx in a "
+		    "stream", (unsigned long long)off);
 	if (s->seekable) {
 		if (off > s->size)
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
-			    "%s: truncated", s->name);
+			    "truncated");
 		meter(s, s->pos, off - s->pos);
 		s->pos = off;
 		return 0;
@@ -379,7 +381,7 @@ int source_skip_to(struct source *s, uint64_t off)
 			return -1;
 		if (n == 0)
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
-			    "%s: truncated at offset 0x%llx", s->name,
+			    "truncated at offset 0x%llx",
 			    (unsigned long long)s->pos);
 	}
 	return 0;
@@ -397,7 +399,7 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 			    what, (unsigned long long)off);
 		n = fd_pread_full(s->fd, buf, len, s->base + off);
 		if (n < 0)
-			return fail_errno(EXIT_IO, "read error on %s", s->name);
+			return fail_errno(EXIT_IO, "read error");
 		if ((size_t)n < len)
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
 			    "%s at 0x%llx: image is truncated", what,

@@ -2,7 +2,7 @@
 # qemu-img's raw.
 load helpers
 
-# rejected IMAGE REGEX [file]: exit 1 with "img2raw: parallels: ...REGEX"
+# rejected IMAGE REGEX [file]: exit 1 with "img2raw: "*"parallels: ...REGEX"
 # from a file and (unless "file") from a pipe, within 10 seconds.
 rejected() {
 	local img=$1 re=$2 modes=${3:-file pipe} mode

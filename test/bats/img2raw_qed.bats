@@ -1,7 +1,7 @@
 # img2raw: QED images made by qemu-img, compared with qemu-img's raw.
 load helpers
 
-# rejected IMAGE REGEX: exit 1 with "img2raw: qed: ...REGEX" from a file
+# rejected IMAGE REGEX: exit 1 with "img2raw: "*"qed: ...REGEX" from a file
 # and from a pipe, within 10 seconds.
 rejected() {
 	local img=$1 re=$2 mode

@@ -104,7 +104,7 @@ PY
 @test "imgsparse: /dev/full as output is exit 3 with a message" {
 	run imgsparse -o /dev/full "$T/p"
 	[ "$status" -eq 3 ]
-	[[ "$output" == "imgsparse: write error on /dev/full"* ]]
+	[[ "$output" == "imgsparse: /dev/full: write error"* ]]
 	run sh -c 'imgsparse < "$1" > /dev/full' sh "$T/p"
 	[ "$status" -eq 3 ]
 }
@@ -117,7 +117,7 @@ PY
 
 @test "imgsparse: a closed pipe is exit 3" {
 	run bash -c 'imgsparse < "$1" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"' bash "$T/dense"
-	[ "$output" = "imgsparse: write error on stdout: Broken pipe
+	[ "$output" = "imgsparse: stdout: write error: Broken pipe
 3" ]
 }
 

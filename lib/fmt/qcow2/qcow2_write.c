@@ -407,8 +407,7 @@ int qcow2w_out_end(struct qcow2w_out *o, uint64_t size)
 {
 	if (o->seekable) {
 		if (ftruncate(o->fd, size) < 0)
-			return fail_errno(EXIT_IO, "cannot set the size of %s",
-			    o->name);
+			return fail_io(o->name, "cannot set the size");
 		return 0;
 	}
 	if (size > o->pos && write_zeros(o->fd, size - o->pos, o->name) < 0)
