@@ -47,6 +47,7 @@ struct member {
 	bool digested;
 	struct digest_set dg;
 	char *part;		/* -x: its temporary name in the directory */
+	char *path;		/* -x: DIR/NAME, for messages */
 };
 
 /* A data member that came before the OVF, from a pipe. */
@@ -142,7 +143,7 @@ static la_ssize_t feed_read(struct archive *a, void *data, const void **out)
 		n = pread(j->src.fd, j->feedbuf, n, j->src.base + j->feed_off);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		fail_errno(EXIT_IO, "read error on %s", j->src.name);
+		fail_errno(EXIT_IO, "read error");
 		archive_set_error(a, EIO, "%s", err_msg());
 		return -1;
 	}
@@ -178,8 +179,8 @@ static int tar_open(struct ova_job *j)
 	archive_read_set_read_callback(j->ar, feed_read);
 	archive_read_set_skip_callback(j->ar, feed_skip);
 	if (archive_read_open1(j->ar) != ARCHIVE_OK)
-		return fail(EXIT_REJECT, "%s: not a tar archive (%s)",
-		    j->src.name, archive_error_string(j->ar));
+		return fail(EXIT_REJECT, "not a tar archive (%s)",
+		    archive_error_string(j->ar));
 	return 0;
 }
 
@@ -192,7 +193,7 @@ static void tar_close(struct ova_job *j)
 
 static int tar_error(struct ova_job *j, const char *what)
 {
-	return fail(EXIT_REJECT, "%s: %s: %s", j->src.name, what,
+	return fail(EXIT_REJECT, "%s: %s", what,
 	    archive_error_string(j->ar) ? archive_error_string(j->ar)
 	    : "read error");
 }
@@ -368,10 +369,15 @@ static int open_part(struct ova_job *j, struct member *m)
 	if (asprintf(&m->part, ".ovaextract-%zu.part",
 	    (size_t)(m - j->members)) < 0)
 		return fail(EXIT_IO, "out of memory");
+	if (m->path == NULL && asprintf(&m->path, "%s/%s", j->o->extract_dir,
+	    printable(m->name)) < 0) {
+		m->path = NULL;
+		return fail(EXIT_IO, "out of memory");
+	}
 	fd = openat(j->dirfd, m->part, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
-		fail_errno(EXIT_IO, "%s/%s", j->o->extract_dir, m->part);
+		fail_io(m->path, "cannot create");
 	else if (temp_register(j->dirfd, m->part) < 0) {
 		close(fd);
 		unlinkat(j->dirfd, m->part, 0);
@@ -429,7 +435,7 @@ static int stream_member(struct ova_job *j, struct member *m,
 		}
 		digest_set_update(&m->dg, j->buf, n);
 		if (fd >= 0)
-			rc = write_full(fd, j->buf, n, m->name);
+			rc = write_full(fd, j->buf, n, m->path);
 		else if (to_out && j->out.gzip)
 			rc = out_gunzip(j, j->buf, n, m->name);
 		else if (to_out)
@@ -438,7 +444,7 @@ static int stream_member(struct ova_job *j, struct member *m,
 			break;
 	}
 	if (fd >= 0 && close(fd) < 0 && rc == 0)
-		rc = fail_errno(EXIT_IO, "write error on %s", m->part);
+		rc = fail_io(m->path, "write error");
 	if (n < 0 || rc < 0)
 		return -1;
 	if (got != m->size)
@@ -458,9 +464,9 @@ static int save_part(struct ova_job *j, struct member *m, const char *text)
 
 	if (fd < 0)
 		return -1;
-	rc = write_full(fd, text, m->size, m->name);
+	rc = write_full(fd, text, m->size, m->path);
 	if (close(fd) < 0 && rc == 0)
-		rc = fail_errno(EXIT_IO, "write error on %s", m->part);
+		rc = fail_io(m->path, "write error");
 	return rc;
 }
 
@@ -558,10 +564,10 @@ static int park_member(struct ova_job *j, struct member *m)
 	ssize_t n;
 
 	if (m->size > OVA_PREFACE_MAX - j->parked_bytes)
-		return fail(EXIT_REJECT, "%s: the OVF descriptor is not the "
+		return fail(EXIT_REJECT, "the OVF descriptor is not the "
 		    "first member, and from a pipe no more than %llu GiB "
 		    "before it can be buffered; give the OVA as a file",
-		    j->src.name, OVA_PREFACE_MAX >> 30);
+		    OVA_PREFACE_MAX >> 30);
 	memset(p, 0, sizeof *p);
 	p->member = m - j->members;
 	j->nparked++;
@@ -570,7 +576,8 @@ static int park_member(struct ova_job *j, struct member *m)
 		    SIZE_MAX) < 0)
 			return -1;
 		if (stash_put(&j->stash, j->buf, n, &p->refs[p->nrefs]) < 0) {
-			snprintf(msg, sizeof msg, "%s", err_msg());
+			snprintf(msg, sizeof msg, "%s%s%s", err_file(),
+			    *err_file() ? ": " : "", err_msg());
 			err_clear();
 			return fail(EXIT_IO, "the OVF descriptor is not the "
 			    "first member and %s cannot be buffered until it "
@@ -611,6 +618,7 @@ static void forget_members(struct ova_job *j)
 		free(j->members[i].name);
 		temp_forget(j->members[i].part);
 		free(j->members[i].part);
+		free(j->members[i].path);
 	}
 	j->nmembers = 0;
 	if (j->have_mf)
@@ -629,38 +637,36 @@ static int check_entry(struct ova_job *j, struct archive_entry *e,
 	size_t i;
 
 	if (p == NULL)
-		return fail(EXIT_REJECT, "%s: a member has no name",
-		    j->src.name);
+		return fail(EXIT_REJECT, "a member has no name");
 	while (p[0] == '.' && p[1] == '/')
 		p += 2;
 	*name = p;
 	if (type == AE_IFDIR && (*p == '\0' || strcmp(p, ".") == 0))
 		return 1;	/* "./", as tar -C dir . writes: harmless */
 	if (type != AE_IFREG || archive_entry_hardlink(e) != NULL)
-		return fail(EXIT_REJECT, "%s: member '%s' is not a regular "
-		    "file (%s): refused", j->src.name, printable(p),
+		return fail(EXIT_REJECT, "member '%s' is not a regular "
+		    "file (%s): refused", printable(p),
 		    type == AE_IFLNK ? "a symbolic link"
 		    : archive_entry_hardlink(e) ? "a hard link"
 		    : type == AE_IFDIR ? "a directory" : "a device or fifo");
 	if (!ovf_href_ok(p))
-		return fail(EXIT_REJECT, "%s: member name '%s' is not a plain "
+		return fail(EXIT_REJECT, "member name '%s' is not a plain "
 		    "file name (absolute paths, '..' and directories are "
-		    "refused)", j->src.name, printable(p));
+		    "refused)", printable(p));
 	if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
-		return fail(EXIT_REJECT, "%s: member '%s' has no size",
-		    j->src.name, printable(p));
+		return fail(EXIT_REJECT, "member '%s' has no size",
+		    printable(p));
 	if ((uint64_t)archive_entry_size(e) > OVA_MEMBER_MAX)
-		return fail(EXIT_REJECT, "%s: member '%s' claims %llu bytes, "
-		    "more than the %llu a disk may have", j->src.name,
+		return fail(EXIT_REJECT, "member '%s' claims %llu bytes, "
+		    "more than the %llu a disk may have",
 		    printable(p), (unsigned long long)archive_entry_size(e),
 		    OVA_MEMBER_MAX);
 	for (i = 0; i < j->nmembers; i++)
 		if (strcmp(j->members[i].name, p) == 0)
-			return fail(EXIT_REJECT, "%s: member '%s' appears "
-			    "twice", j->src.name, printable(p));
+			return fail(EXIT_REJECT, "member '%s' appears "
+			    "twice", printable(p));
 	if (j->nmembers == OVA_MEMBERS_MAX)
-		return fail(EXIT_REJECT, "%s: more than %d members",
-		    j->src.name, OVA_MEMBERS_MAX);
+		return fail(EXIT_REJECT, "more than %d members", OVA_MEMBERS_MAX);
 	return 0;
 }
 
@@ -704,8 +710,8 @@ static int take_member(struct ova_job *j, struct member *m, enum pass pass)
 		if (pass == PASS_FIND_OVF || j->o->list)
 			return 0;
 		if (!j->cert_reported)
-			warnmsg("%s: certificate present; not validated",
-			    printable(m->name));
+			warnmsg("%s: %s: certificate present; not "
+			    "validated", j->src.name, printable(m->name));
 		j->cert_reported = true;
 		return stream_member(j, m, &in);
 	case MEMBER_DATA:
@@ -799,7 +805,7 @@ static int select_disk(struct ova_job *j)
 
 static void report(struct ova_job *j, const char *name, const char *what)
 {
-	warnmsg("%s: %s", printable(name), what);
+	warnmsg("%s: %s: %s", j->src.name, printable(name), what);
 	j->failures++;
 }
 
@@ -875,8 +881,8 @@ static void check_manifest(struct ova_job *j)
 static int finish(struct ova_job *j)
 {
 	if (!j->have_ovf)
-		return fail(EXIT_REJECT, "%s: no OVF descriptor (.ovf member) "
-		    "in the archive: not an OVA", j->src.name);
+		return fail(EXIT_REJECT, "no OVF descriptor (.ovf member) "
+		    "in the archive: not an OVA");
 	if (j->out.gzip && j->seen[j->out.file].seen && !j->out.z_done)
 		return fail(EXIT_REJECT, "%s: gzip data is truncated",
 		    printable(j->ovf.files[j->out.file].href));
@@ -887,8 +893,8 @@ static int finish(struct ova_job *j)
 	else if (!j->o->no_verify)
 		check_manifest(j);
 	if (j->failures > 0)
-		return fail(EXIT_INTEGRITY, "%s: verification FAILED (%d "
-		    "problem%s above)%s", j->src.name, j->failures,
+		return fail(EXIT_INTEGRITY, "verification FAILED (%d "
+		    "problem%s above)%s", j->failures,
 		    j->failures > 1 ? "s" : "",
 		    j->out.open && j->out.of.path == NULL
 		    ? "; the disk on standard output is incomplete" : "");
@@ -908,8 +914,7 @@ static int settle_parts(struct ova_job *j, bool keep)
 			continue;
 		if (keep && rc == 0 &&
 		    renameat(j->dirfd, m->part, j->dirfd, m->name) < 0)
-			rc = fail_errno(EXIT_IO, "%s/%s", j->o->extract_dir,
-			    printable(m->name));
+			rc = fail_io(m->path, "cannot rename into place");
 		if (!keep || rc < 0)
 			unlinkat(j->dirfd, m->part, 0);
 		temp_forget(m->part);
@@ -1040,13 +1045,13 @@ static void list_text(const struct ova_job *j)
 static int list_disks(struct ova_job *j)
 {
 	if (!j->have_ovf)
-		return fail(EXIT_REJECT, "%s: no OVF descriptor (.ovf member) "
-		    "in the archive: not an OVA", j->src.name);
+		return fail(EXIT_REJECT, "no OVF descriptor (.ovf member) "
+		    "in the archive: not an OVA");
 	if (j->o->json)
 		return list_json(j);
 	list_text(j);
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return fail_errno(EXIT_IO, "stdout: write error");
+		return fail_io("stdout", "write error");
 	return 0;
 }
 
@@ -1057,10 +1062,10 @@ static int open_extract_dir(struct ova_job *j)
 	const char *dir = j->o->extract_dir;
 
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
-		return fail_errno(EXIT_IO, "cannot create %s", dir);
+		return fail_io(dir, "cannot create");
 	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0)
-		return fail_errno(EXIT_IO, "%s", dir);
+		return fail_io(dir, NULL);
 	return 0;
 }
 
