@@ -56,20 +56,13 @@ static int digest_image(const struct imgsum_opts *o,
 	return image_job_run(&j, digest_emit, &dj);
 }
 
-/*
- * Report the recorded error and clear it for the next file; returns its
- * status.  Say which file, unless the message already does.
- */
-static int report_error(const char *name)
+/* Report the recorded error and clear it for the next file; returns its
+ * status. */
+static int report_error(void)
 {
-	const char *msg = err_msg();
-	size_t n = strlen(name);
 	int status = err_status() ? err_status() : EXIT_REJECT;
 
-	if (!(strncmp(msg, name, n) == 0 && msg[n] == ':'))
-		warnmsg("%s: %s", name, msg);
-	else
-		warnmsg("%s", msg);
+	err_report();
 	err_clear();
 	return status;
 }
@@ -104,7 +97,7 @@ static void print_name(const char *name)
 static int flush_stdout(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return fail_errno(EXIT_IO, "stdout: write error");
+		return fail_io("stdout", "write error");
 	return 0;
 }
 
@@ -140,7 +133,7 @@ int imgsum_print(const struct imgsum_opts *o, char *const *paths, int npaths)
 				return -1;
 			continue;
 		}
-		st = report_error(is_stdin(path) ? "stdin" : path);
+		st = report_error();
 		if (status == 0)
 			status = st;
 	}
@@ -352,8 +345,8 @@ static int check_one(struct check_run *run, const struct check_line *cl,
 	if (o->ignore_missing && is_missing(cl->name))
 		return 0;
 	if (list_is_stdin && is_stdin(cl->name)) {
-		fail(EXIT_USAGE, "-: cannot digest stdin: the list is read "
-		    "from it");
+		fail_file(EXIT_USAGE, "-", "cannot digest stdin: the list is "
+		    "read from it");
 	} else if (digest_image(o, cl->algo, cl->name, hex) == 0) {
 		cc->verified++;
 		if (strcasecmp(hex, cl->hex) == 0)
@@ -365,7 +358,7 @@ static int check_one(struct check_run *run, const struct check_line *cl,
 		run->mismatch = true;
 		return print_verdict(o, cl->name, "FAILED", false);
 	}
-	st = report_error(cl->name);
+	st = report_error();
 	if (run->unread_status == 0)
 		run->unread_status = st;
 	cc->unread++;
@@ -440,8 +433,8 @@ static int check_list(struct check_run *run, const char *list)
 	if (list_is_stdin)
 		list = "stdin";
 	if (f == NULL) {
-		fail_errno(EXIT_IO, "%s", list);
-		report_error(list);
+		fail_io(list, NULL);
+		report_error();
 		run->list_unreadable = true;
 		return 0;
 	}
@@ -460,8 +453,8 @@ static int check_list(struct check_run *run, const char *list)
 		rc = check_one(run, &cl, list_is_stdin, &cc);
 	}
 	if (rc == 0 && ferror(f)) {
-		fail_errno(EXIT_IO, "%s: read error", list);
-		report_error(list);
+		fail_io(list, "read error");
+		report_error();
 		run->list_unreadable = true;
 	} else if (rc == 0) {
 		list_verdict(run, list, &cc);

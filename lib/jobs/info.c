@@ -475,10 +475,10 @@ int info_run(const struct info_opts *o)
 		else
 			print_human(o, &r);
 		if (fflush(stdout) != 0 || ferror(stdout))
-			rc = fail_errno(EXIT_IO, "write error on stdout");
+			rc = fail_io("stdout", "write error");
 	}
 	if (rc == 0 && o->strict && is_unsafe(o, &r))
-		rc = fail(EXIT_REJECT, "%s: unsafe: %s", r.filename,
+		rc = fail(EXIT_REJECT, "unsafe: %s",
 		    r.img.findings[0].text);
 	if (r.opened)
 		image_close(&r.img);

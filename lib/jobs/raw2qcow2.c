@@ -287,9 +287,10 @@ static uint64_t size_limit(const struct job *j)
 static int too_long(const struct job *j)
 {
 	if (j->o->size_given)
-		return fail(EXIT_USAGE, "%s is longer than --size %llu",
-		    j->src.name, (unsigned long long)j->o->size);
-	return fail(EXIT_REJECT, "%s is larger than %llu bytes", j->src.name,
+		return fail_file(EXIT_USAGE, j->src.name,
+		    "longer than --size %llu",
+		    (unsigned long long)j->o->size);
+	return fail(EXIT_REJECT, "larger than %llu bytes",
 	    (unsigned long long)IMAGE_VSIZE_MAX);
 }
 
@@ -560,8 +561,7 @@ static int consume_planned(struct job *j, struct batch *b)
 
 	for (i = 0; i < b->n; i++) {
 		if (b->clen[i] != j->plan.cl[b->first + i].clen)
-			return fail(EXIT_IO, "%s changed while it was being "
-			    "read", j->src.name);
+			return fail(EXIT_IO, "changed while it was being read");
 		rel = qcow2w_pack(&j->pass2_pack, j->cs, b->clen[i]);
 		if (pending_write(j, &pw, batch_data(b, i), batch_len(b, i),
 		    j->plan.data_off + rel) < 0)
@@ -596,8 +596,7 @@ static int fill_planned(struct job *j)
 		run = planned_run(&j->plan, k, b->cap - b->nslots);
 		off = j->plan.cl[k].guest * j->cs;
 		if (off >= size)
-			return fail(EXIT_IO, "%s changed while it was being "
-			    "read", j->src.name);
+			return fail(EXIT_IO, "changed while it was being read");
 		len = run * j->cs;
 		if (len > size - off)
 			len = size - off;

@@ -156,11 +156,13 @@ table_short_options() {
 		[ "$status" -eq 1 ]
 		[[ "$output" == "$p: stdin: qcow2: "* ]] || { echo "$output"; return 1; }
 	done
-	gzip -c "$T/d.raw" | head -c 100000 > "$T/cut.gz"
+	gzip -c "$T/d.raw" > "$T/d.gz"
+	head -c $(( $(stat -c %s "$T/d.gz") / 2 )) "$T/d.gz" > "$T/cut.gz"
 	for p in img2raw raw2qcow2 imgsum; do
 		run sh -c "$p '$T/cut.gz' > /dev/null"
 		[ "$status" -eq 1 ]
-		[[ "$output" == "$p: $T/cut.gz: gzip stream: "* ]] || { echo "$output"; return 1; }
+		# the reader of what the gzip holds says so: "raw: gzip stream: "
+		[[ "$output" == "$p: $T/cut.gz: "*"gzip stream: "* ]] || { echo "$output"; return 1; }
 	done
 	tar -C "$T" -cf "$T/x.tar" d.raw
 	head -c 600000 "$T/x.tar" > "$T/cut.tar"
