@@ -7,7 +7,8 @@
 
 #include "imgpipe/cli.h"
 #include "imgpipe/err.h"
-#include "imgpipe/raw2qcow2.h"
+#include "imgpipe/write.h"
+#include "imgpipe/writers.h"
 
 static void usage(int status)
 {
@@ -52,13 +53,6 @@ static int number_of(const char *opt, const char *arg, int lo, int hi)
 	return n;
 }
 
-static int online_cores(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1 : n > 256 ? 256 : n;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -77,11 +71,16 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
 	};
-	struct raw2qcow2_opts o = {
+	struct qcow2_wopts q = {
 		.cluster_bits = QCOW2W_CLUSTER_BITS_DEFAULT,
 		.version = 3,
 		.level = -1,
+	};
+	struct write_opts o = {
+		.writer = &writer_qcow2,
+		.writer_opts = &q,
 		.threads = online_cores(),
+		.unit = "clusters",
 	};
 	int c;
 
@@ -90,11 +89,11 @@ int main(int argc, char **argv)
 	    -1) {
 		switch (c) {
 		case 'o': o.output = optarg; break;
-		case 'c': o.compress = true; break;
-		case 'l': o.level = number_of("-l", optarg, 0, 9); break;
+		case 'c': q.compress = true; break;
+		case 'l': q.level = number_of("-l", optarg, 0, 9); break;
 		case 'j': o.threads = number_of("-j", optarg, 1, 256); break;
-		case 'C': o.cluster_bits = cluster_bits_of(optarg); break;
-		case 'P': o.version = version_of(optarg); break;
+		case 'C': q.cluster_bits = cluster_bits_of(optarg); break;
+		case 'P': q.version = version_of(optarg); break;
 		case 'S':
 			o.size = cli_size("--size", optarg);
 			o.size_given = true;
@@ -111,7 +110,7 @@ int main(int argc, char **argv)
 	if (argc - optind > 1)
 		usage(EXIT_USAGE);
 	o.input = optind < argc ? argv[optind] : NULL;
-	if (raw_to_qcow2(&o) < 0)
+	if (write_image(&o) < 0)
 		die_last();
 	return 0;
 }

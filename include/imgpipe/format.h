@@ -75,6 +75,8 @@ struct image {
 	struct source *src;
 	struct stash *stash;	/* for readers that park host-ordered data */
 	uint64_t virtual_size;
+	/* The size is known only once read() is done (raw, fixed VHD, pipe). */
+	bool size_late;
 	uint64_t cluster_size;	/* 0 when the format has none */
 	char subformat[48];	/* "monolithicSparse", "dynamic", "v3" ... */
 	bool inspect;		/* imginfo: record findings instead of failing */

@@ -24,6 +24,7 @@ static int raw_bid(const struct probe *pb)
 int raw_open(struct image *img)
 {
 	img->virtual_size = img->src->size_known ? img->src->size : 0;
+	img->size_late = !img->src->size_known;
 	return 0;
 }
 

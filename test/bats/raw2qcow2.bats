@@ -234,3 +234,44 @@ matrix() {
 	[ "$status" -eq 0 ]
 	[[ "$output" == "raw2qcow2 (imgpipe) "* ]]
 }
+
+# The bytes raw2qcow2 wrote before it moved onto the writer interface
+# (commit 14bf093), for a fixed pattern: stream output (two passes, or
+# parked from a pipe), then file output (metadata last).
+@test "output pinned to the bytes of the first writer, every layout" {
+	local opts want_stream want_file
+	make_pattern "$T/pin.raw" 7340037
+	while read -r opts want_stream want_file; do
+		opts=${opts//,/ }
+		[ "$(raw2qcow2 $opts "$T/pin.raw" | sha256sum | cut -c1-64)" = "$want_stream" ]
+		[ "$(cat "$T/pin.raw" | raw2qcow2 $opts | sha256sum | cut -c1-64)" = "$want_stream" ]
+		raw2qcow2 $opts -o "$T/pin.qcow2" "$T/pin.raw"
+		[ "$(sha256sum < "$T/pin.qcow2" | cut -c1-64)" = "$want_file" ]
+		cat "$T/pin.raw" | raw2qcow2 $opts -o "$T/pin.qcow2"
+		[ "$(sha256sum < "$T/pin.qcow2" | cut -c1-64)" = "$want_file" ]
+	done <<-PINS
+	-j,2 bf001ba95f2feb43c0e7dc012fef6027b20821052440c1d0cc6a8fbd131887b2 f594441a23dbf27e68c8c06b52d8ff3db27b485401d5945c46d1abf0602cc839
+	-c 71ad224e7e8285febf42d3b3238bb5e1d1027751c140885621ea1b49d10c5e01 5803a1b70b600287a8215263758ce0f63df8d877c1a33f321435d37f5db2f020
+	--cluster-size,4K,-c 4bf30ab3de97145ee5c324899cecd724f63baaaba0235f837e70ee638a044a9f 955182ad3cd19a4281c5a0e59fa2e1dca55d7bcb7c2a029c73955760f62bd078
+	--compat,0.10 3d7b9595eb02570a07d1abc936f9356fef1edb618554c781bc0a38ec701b67b6 332ffea9253830e8195c523e3e9fe204a86eead657223fa76dc670dabaf552ee
+	--cluster-size,2M,--compat,0.10,-c 935dbae8d2b604d812418afd2436285c4d8243325f57654c845abc2cd48af127 a66c5967329eda7958fd000fd873d422470c038ea94e956a00a05a1dd0384cc5
+	PINS
+}
+
+# Any image a reader takes feeds the writer in one process: the same
+# qcow2 as img2raw | raw2qcow2.
+@test "a qcow2, a vhdx and a stream VMDK go straight into the writer" {
+	local f
+	make_pattern "$T/src.raw" 5000000
+	qemu-img convert -f raw -O qcow2 "$T/src.raw" "$T/in.qcow2"
+	qemu-img convert -f raw -O vhdx "$T/src.raw" "$T/in.vhdx"
+	qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$T/src.raw" "$T/in.vmdk"
+	img2raw "$T/in.qcow2" | raw2qcow2 > "$T/want.qcow2"
+	for f in in.qcow2 in.vhdx in.vmdk; do
+		raw2qcow2 "$T/$f" > "$T/p.qcow2"
+		cmp "$T/want.qcow2" "$T/p.qcow2"
+		cat "$T/$f" | raw2qcow2 -o "$T/f.qcow2"
+		qemu-img compare -q "$T/src.raw" "$T/f.qcow2"
+		qemu-img check -q "$T/f.qcow2"
+	done
+}

@@ -171,6 +171,7 @@ static int open_fixed(struct image *img, struct vhd *v)
 		/* The footer comes last; vhd_read_stream_fixed checks it. */
 		v->footer_at_end = true;
 		v->type = VHD_TYPE_FIXED;
+		img->size_late = true;
 		return 0;
 	}
 	if (!src->size_known || src->size < VHD_FOOTER_SIZE)

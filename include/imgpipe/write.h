@@ -1,0 +1,34 @@
+/*
+ * The job of every raw2X program and of ovacreate's disks: any image a
+ * reader takes (a raw disk included) to one output format, into a file or
+ * a pipe (lib/jobs/write.c).
+ */
+#ifndef IMGPIPE_WRITE_H
+#define IMGPIPE_WRITE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "writer.h"
+
+struct write_opts {
+	const char *input;	/* NULL or "-": stdin */
+	const char *output;	/* NULL or "-": stdout */
+	const char *format;	/* the input's format (-f), or NULL to probe */
+	const struct writer *writer;
+	const void *writer_opts;	/* the writer's own options */
+	uint64_t size;		/* virtual size when size_given */
+	bool size_given;
+	int threads;		/* encoding threads, >= 1 */
+	bool progress;
+	uint64_t mem;		/* parking store budget, 0: default */
+	const char *tmpdir;
+	bool stats;		/* report layout and store use on stderr */
+	const char *unit;	/* what the statistics call a grain */
+};
+
+int write_image(const struct write_opts *o);
+/* The processors online, capped: the default for --threads. */
+int online_cores(void);
+
+#endif
