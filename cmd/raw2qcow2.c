@@ -1,4 +1,4 @@
-/* raw2qcow2: a raw disk (file or pipe) to a qcow2 image (file or pipe). */
+/* raw2qcow2: any disk image (a raw disk included) to qcow2, file or pipe. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,7 +13,7 @@
 static void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: %s [-cpv] [-o FILE] [-l LEVEL] [-j THREADS] "
+	    "usage: %s [-cpv] [-o FILE] [-f FORMAT] [-l LEVEL] [-j THREADS] "
 	    "[--cluster-size SIZE]\n"
 	    "       [--compat 0.10|1.1] [--size SIZE] [--mem BYTES] "
 	    "[--tmpdir DIR] [INPUT|-]\n", progname);
@@ -57,6 +57,7 @@ int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "output", required_argument, NULL, 'o' },
+		{ "format", required_argument, NULL, 'f' },
 		{ "compress", no_argument, NULL, 'c' },
 		{ "level", required_argument, NULL, 'l' },
 		{ "threads", required_argument, NULL, 'j' },
@@ -85,10 +86,11 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "o:cl:j:pvhV", longopts, NULL)) !=
+	while ((c = getopt_long(argc, argv, "o:f:cl:j:pvhV", longopts, NULL)) !=
 	    -1) {
 		switch (c) {
 		case 'o': o.output = optarg; break;
+		case 'f': o.format = optarg; break;
 		case 'c': q.compress = true; break;
 		case 'l': q.level = number_of("-l", optarg, 0, 9); break;
 		case 'j': o.threads = number_of("-j", optarg, 1, 256); break;

@@ -54,20 +54,22 @@ struct writer {
 	 * Check the options (w->opts) and the virtual size against the
 	 * format's limits; set w->grain (a multiple of 512, at most
 	 * WRITER_GRAIN_MAX), w->max_size, and w->encoded_max when grains are
-	 * to be encoded (with these options: 0 leaves them as they are).
+	 * to be encoded (with these options: 0 leaves them as they are);
+	 * w->flags may drop what fmt->flags says for these options.
 	 * Called once w->virtual_size is known, or with w->size_known false
 	 * when WRITER_SIZE_LATE allows starting without it.
 	 */
 	int (*setup)(struct wimage *w);
 	/*
-	 * Optional: encode one grain on a pool thread.  Returns the bytes
-	 * written to out (at most w->encoded_max), or 0 to store the grain
-	 * as it is.  coder: what coder_new gave this thread.  Deterministic:
-	 * the same grain gives the same bytes on every thread.
+	 * Optional: encode grain index (compress it, frame it) on a pool
+	 * thread.  Returns the bytes written to out (at most w->encoded_max),
+	 * or 0 to store the grain as it is.  coder: what coder_new gave this
+	 * thread.  Deterministic: the same grain gives the same bytes on
+	 * every thread.
 	 */
 	void *(*coder_new)(const struct wimage *w);
 	void (*coder_free)(void *coder);
-	size_t (*encode)(const struct wimage *w, void *coder,
+	size_t (*encode)(const struct wimage *w, void *coder, uint64_t index,
 	    const unsigned char *in, size_t len, unsigned char *out);
 	/* Before the first grain. */
 	int (*begin)(struct wimage *w);
@@ -121,6 +123,7 @@ int wfile_end(struct wfile *f, uint64_t size);
 
 struct wimage {
 	const struct writer *fmt;
+	unsigned flags;		/* fmt->flags, which setup may change */
 	const void *opts;	/* the format's options, from its program */
 	void *priv;		/* the format's state */
 	enum wlayout layout;

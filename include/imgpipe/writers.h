@@ -6,6 +6,7 @@
 #define IMGPIPE_WRITERS_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "writer.h"
 
@@ -22,5 +23,18 @@ struct qcow2_wopts {
 };
 
 extern const struct writer writer_qcow2;
+
+/* VMDK: streamOptimized (the default) or monolithicSparse. */
+struct vmdk_wopts {
+	bool sparse;			/* monolithicSparse */
+	uint32_t grain_sectors;		/* 128: 64 KiB */
+	int level;			/* deflate level for streams, 1..12 */
+	const char *adapter_type;	/* ide, buslogic, lsilogic, legacyESX */
+	const char *hw_version;		/* ddb.virtualHWVersion */
+	const char *tools_version;	/* ddb.toolsVersion */
+	const char *extent_name;	/* the file the descriptor names */
+};
+
+extern const struct writer writer_vmdk;
 
 #endif

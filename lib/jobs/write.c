@@ -140,9 +140,9 @@ static int run_parked(struct wjob *j)
 static int run_layout(struct wjob *j)
 {
 	struct wimage *w = &j->w;
-	bool sized = w->size_known || (w->fmt->flags & WRITER_SIZE_LATE);
+	bool sized = w->size_known || (w->flags & WRITER_SIZE_LATE);
 
-	if (sized && (w->fmt->flags & WRITER_STREAMS)) {
+	if (sized && (w->flags & WRITER_STREAMS)) {
 		w->layout = WLAYOUT_STREAM;
 		j->layout_name = "straight through, metadata after its data";
 		return run_one_pass(j);
@@ -207,6 +207,7 @@ static int set_up(struct wjob *j)
 	struct wimage *w = &j->w;
 
 	w->fmt = o->writer;
+	w->flags = o->writer->flags;
 	w->opts = o->writer_opts;
 	w->store = &j->st;
 	w->plan = &j->plan;

@@ -132,8 +132,8 @@ static void encode_one(struct wpool *p, void *coder, size_t i)
 	struct wbatch *b = p->b;
 	size_t slot = (b->data[i] - b->raw) / w->grain;
 
-	b->elen[i] = (uint32_t)w->fmt->encode(w, coder, b->data[i], w->grain,
-	    b->enc + slot * w->encoded_max);
+	b->elen[i] = (uint32_t)w->fmt->encode(w, coder, b->index[i],
+	    b->data[i], w->grain, b->enc + slot * w->encoded_max);
 }
 
 /* Called and returns with p->mu held. */

@@ -475,10 +475,11 @@ static void qcow2w_coder_free(void *coder)
 
 /* Kept only when it fits in less than a cluster. */
 static size_t qcow2w_encode(const struct wimage *w, void *coder,
-    const unsigned char *in, size_t len, unsigned char *out)
+    uint64_t index, const unsigned char *in, size_t len, unsigned char *out)
 {
 	z_stream *z = coder;
 
+	(void)index;
 	deflateReset(z);
 	z->next_in = (unsigned char *)in;
 	z->avail_in = len;
