@@ -633,8 +633,11 @@ static int check_layout(struct image *img, struct vhdx *x,
 
 /*
  * The rule that needs the input's size: the first block (in BAT order)
- * past the end.  From a file before the data; from a pipe when a read
- * runs off the end, with the same message.
+ * past the end.  A block takes its whole block size in the file, the
+ * last one too (Hyper-V, Disk2vhd and qemu allocate whole blocks), so an
+ * image cut in the unused end of its last block is truncated too.  From
+ * a file before the data; from a pipe when a read runs off the end or
+ * once the last block is read, with the same message.
  */
 static int check_end(struct image *img, struct vhdx *x,
     const struct vblock *vb, size_t n, uint64_t size)
@@ -643,7 +646,7 @@ static int check_end(struct image *img, struct vhdx *x,
 	size_t i;
 
 	for (i = 0; i < n; i++) {
-		uint64_t off = vb[i].mb * MIB, len = block_len(img, x, vb[i].idx);
+		uint64_t off = vb[i].mb * MIB, len = x->block_size;
 
 		if ((off > size || len > size - off) &&
 		    (first == NULL || vb[i].idx < first->idx))
@@ -845,6 +848,21 @@ static int read_stream(struct image *img, struct emitter *em,
 	return rc;
 }
 
+/* From a pipe: the input must hold the whole of every block. */
+static int skip_to_blocks_end(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n)
+{
+	uint64_t end = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (vb[i].mb * MIB + x->block_size > end)
+			end = vb[i].mb * MIB + x->block_size;
+	if (end <= img->src->pos || image_skip_to(img, end) == 0)
+		return 0;
+	return -1;
+}
+
 /*
  * From a pipe, a read that ran off the end: read to the end and name the
  * first block past it, as a file does.
@@ -852,10 +870,13 @@ static int read_stream(struct image *img, struct emitter *em,
 static int end_of_stream(struct image *img, struct vhdx *x,
     const struct vblock *vb, size_t n, unsigned char *buf, int rc)
 {
-	const char *code = err_code();
+	const char *code;
 	char msg[512];
 	ssize_t got;
 
+	if (rc == 0)
+		rc = skip_to_blocks_end(img, x, vb, n);
+	code = err_code();
 	if (rc == 0 || code == NULL || strcmp(code, FINDING_TRUNCATED) != 0)
 		return rc;
 	snprintf(msg, sizeof msg, "%s", err_msg());
