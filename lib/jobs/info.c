@@ -17,7 +17,6 @@
 #include "imgpipe/format.h"
 #include "imgpipe/info.h"
 #include "imgpipe/sink.h"
-#include "imgpipe/size.h"
 #include "imgpipe/stash.h"
 
 const char *const info_finding_codes[] = {
@@ -488,6 +487,22 @@ static int print_json(const struct info_opts *o, const struct report *r)
 
 /* ---- human output, in the look of qemu-img info ---- */
 
+/* qemu's size_to_str(): three significant digits, "4 MiB", "1.5 GiB". */
+static char *qemu_size(uint64_t n, char *buf, size_t buflen)
+{
+	static const char *const suffix[] = { "", "Ki", "Mi", "Gi", "Ti",
+	    "Pi", "Ei" };
+	double unit = 1;
+	int i = 0;
+
+	while (i < 6 && (double)n >= 1000 * unit) {
+		unit *= 1024;
+		i++;
+	}
+	snprintf(buf, buflen, "%0.3g %sB", (double)n / unit, suffix[i]);
+	return buf;
+}
+
 /* qemu-img's human names: "refcount-bits" is "refcount bits". */
 static void print_key(const char *key, int indent)
 {
@@ -571,8 +586,7 @@ static void print_snapshot(const struct image_details *ds, int item)
 	char size[32], datestr[32] = "", clock[48], count[24] = "";
 	struct tm tm;
 
-	format_size(snapshot_num(ds, item, "vm-state-size"), size,
-	    sizeof size);
+	qemu_size(snapshot_num(ds, item, "vm-state-size"), size, sizeof size);
 	if (localtime_r(&date, &tm) != NULL)
 		strftime(datestr, sizeof datestr, "%Y-%m-%d %H:%M:%S", &tm);
 	snprintf(clock, sizeof clock, "%02llu:%02llu:%02llu.%03llu",
@@ -612,11 +626,11 @@ static void print_human(const struct info_opts *o, const struct report *r)
 	printf("image: %s\nfile format: %s\n", r->filename, r->format);
 	if (r->size_known)
 		printf("virtual size: %s (%llu bytes)\n",
-		    format_size(r->virtual_size, buf, sizeof buf),
+		    qemu_size(r->virtual_size, buf, sizeof buf),
 		    (unsigned long long)r->virtual_size);
 	if (r->actual_known)
 		printf("disk size: %s\n",
-		    format_size(r->actual_size, buf, sizeof buf));
+		    qemu_size(r->actual_size, buf, sizeof buf));
 	if (img->encrypted)
 		printf("encrypted: yes\n");
 	if (img->cluster_size)

@@ -26,6 +26,7 @@
 #include <zlib.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vmdk/vmdk_info.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
@@ -216,6 +217,7 @@ static int vmdk_open_descriptor_file(struct image *img)
 	memcpy(text, img->src->head, img->src->headlen);
 	text[img->src->headlen] = '\0';
 	vmdk_desc_parse(&d, text);
+	vmdk_info(img, text, NULL);
 	free(text);
 	snprintf(img->subformat, sizeof img->subformat, "%.47s",
 	    d.create_type[0] ? d.create_type : "descriptor");
@@ -251,6 +253,10 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	}
 	text[len] = '\0';
 	vmdk_desc_parse(&d, text);
+	vmdk_info(img, text, &(struct vmdk_info_sparse){
+	    .capacity_bytes = v->h.capacity * VMDK_SECTOR,
+	    .grain_bytes = v->h.grain_sectors * VMDK_SECTOR,
+	    .compressed = (v->h.flags & VMDK_FLAG_COMPRESSED) != 0 });
 	free(text);
 	if (d.has_parent && image_unsafe(img, "parent", "the descriptor names "
 	    "a parent disk (parentCID), which is never opened") < 0)
