@@ -4,8 +4,9 @@ agree, and img2raw agrees with qemu-img, over every fixture of FORMAT we
 can collect and mutants of them (test/mutate.py, fixed seed).
 
 Fixtures: the fuzz seeds (test/fuzz/seeds/FORMAT.sh), imginfo's safety
-set (test/mkimageset.sh, images named NAME.FORMAT.VERDICT), and qemu-img
-images of a patterned disk in each subformat.  Mutants: IMGPIPE_MUTATIONS
+set (test/mkimageset.sh, images named NAME.FORMAT.VERDICT), the producer
+generators' images of FORMAT (test/producers/gen.py, 4 MiB disks), and
+qemu-img images of a patterned disk in each subformat.  Mutants: IMGPIPE_MUTATIONS
 per format (default 40), spread over the fixtures.
 
 For each image, from a file and from a pipe:
@@ -54,6 +55,35 @@ def pattern(path, size=3 << 20):
             f.write((b"imgpipe-%d " % off) * 3000)
 
 
+def producer_format(name):
+    if "vhdx" in name:
+        return "vhdx"
+    for key, fmt in (("vhd", "vpc"), ("qcow2", "qcow2"), ("vdi", "vdi"),
+                     ("ploop", "parallels"), ("vmware", "vmdk"),
+                     ("vmdk", "vmdk"), ("stream", "vmdk"), ("nfc", "vmdk")):
+        if key in name:
+            return fmt
+    return None
+
+
+def producers(fmt, fx):
+    gen = os.path.join(HERE, "producers", "gen.py")
+    if not os.path.exists(gen):
+        return
+    listing = subprocess.run([sys.executable, gen, "--list"],
+                             capture_output=True, text=True).stdout
+    for line in listing.splitlines():
+        name = line.split()[0] if line.split() else ""
+        if "[refuse]" in line or producer_format(name) != fmt:
+            continue
+        sub = os.path.join(fx, "producer-" + name)
+        os.makedirs(sub, exist_ok=True)
+        subprocess.run([sys.executable, gen, name,
+                        os.path.join(sub, f"{name}.{fmt}"), "--size", "4m",
+                        "--seed", str(SEED)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+
+
 def fixtures(fmt, work):
     fx = os.path.join(work, "fixtures")
     os.makedirs(fx, exist_ok=True)
@@ -67,6 +97,7 @@ def fixtures(fmt, work):
         shutil.copy(p, os.path.join(fx, "set-" + os.path.basename(p)))
     raw = os.path.join(work, "pattern.raw")
     pattern(raw)
+    producers(fmt, fx)
     for i, opts in enumerate(SUBFORMATS[fmt]):
         out = os.path.join(fx, f"qemu{i}.{fmt}")
         subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", fmt,
@@ -76,8 +107,11 @@ def fixtures(fmt, work):
         os.makedirs(tree, exist_ok=True)
         shutil.copy(raw, os.path.join(tree, "data"))
         sh(f"xorriso -as mkisofs -quiet -o '{fx}/tree.iso' '{tree}'")
-    return sorted(p for p in glob.glob(os.path.join(fx, "*"))
-                  if os.path.isfile(p))
+    # a producer's image; not the extents beside a descriptor
+    made = glob.glob(os.path.join(fx, "*")) + [
+        os.path.join(d, os.path.basename(d)[len("producer-"):] + "." + fmt)
+        for d in glob.glob(os.path.join(fx, "producer-*"))]
+    return sorted(p for p in made if os.path.isfile(p))
 
 
 def mutants(fmt, bases, work, count):
