@@ -92,7 +92,7 @@ static bool is_extent_line(const char *p)
 	    strncmp(p, "NOACCESS ", 9) == 0;
 }
 
-void vmdk_info(struct image *img, const char *text,
+static void vmdk_info_text(struct image *img, const char *text,
     const struct vmdk_info_sparse *sparse)
 {
 	char cid[32] = "", parent[32] = "", type[64] = "";
@@ -100,8 +100,6 @@ void vmdk_info(struct image *img, const char *text,
 	size_t len;
 	int extents = 0;
 
-	if (!img->inspect)
-		return;
 	for (line = text; *line != '\0'; line += len + (line[len] == '\n')) {
 		len = strcspn(line, "\n");
 		p = line + strspn(line, " \t");
@@ -130,4 +128,20 @@ void vmdk_info(struct image *img, const char *text,
 		if (is_extent_line(p) && extents++ < VMDK_INFO_EXTENTS_MAX)
 			extent_line(img, p, len - (size_t)(p - line));
 	}
+}
+
+void vmdk_info(struct image *img, const void *desc, size_t desclen,
+    const struct vmdk_info_sparse *sparse)
+{
+	char *text;
+
+	if (!img->inspect)
+		return;
+	text = malloc(desclen + 1);
+	if (text == NULL)
+		return;
+	memcpy(text, desc, desclen);
+	text[desclen] = '\0';
+	vmdk_info_text(img, text, sparse);
+	free(text);
 }

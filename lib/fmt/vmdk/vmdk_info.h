@@ -3,6 +3,7 @@
 #define IMGPIPE_FMT_VMDK_INFO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "imgpipe/format.h"
@@ -15,11 +16,12 @@ struct vmdk_info_sparse {
 };
 
 /*
- * cid, parent-cid, create-type and extents[] from a descriptor's text;
- * sparse: the hosted extent whose embedded descriptor text is, or NULL
- * for a descriptor file (whose extents are the lines it lists).
+ * cid, parent-cid, create-type and extents[] from a descriptor's text
+ * (desclen bytes, NUL-terminated or not); sparse: the hosted extent whose
+ * embedded descriptor it is, or NULL for a descriptor file (whose extents
+ * are the lines it lists).
  */
-void vmdk_info(struct image *img, const char *text,
+void vmdk_info(struct image *img, const void *desc, size_t desclen,
     const struct vmdk_info_sparse *sparse);
 
 #endif

@@ -217,8 +217,8 @@ static int vmdk_open_descriptor_file(struct image *img)
 	memcpy(text, img->src->head, img->src->headlen);
 	text[img->src->headlen] = '\0';
 	vmdk_desc_parse(&d, text);
-	vmdk_info(img, text, NULL);
 	free(text);
+	vmdk_info(img, img->src->head, img->src->headlen, NULL);
 	snprintf(img->subformat, sizeof img->subformat, "%.47s",
 	    d.create_type[0] ? d.create_type : "descriptor");
 	if (d.extent_sectors <= IMAGE_VSIZE_MAX / VMDK_SECTOR)
@@ -253,7 +253,7 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	}
 	text[len] = '\0';
 	vmdk_desc_parse(&d, text);
-	vmdk_info(img, text, &(struct vmdk_info_sparse){
+	vmdk_info(img, text, len, &(struct vmdk_info_sparse){
 	    .capacity_bytes = v->h.capacity * VMDK_SECTOR,
 	    .grain_bytes = v->h.grain_sectors * VMDK_SECTOR,
 	    .compressed = (v->h.flags & VMDK_FLAG_COMPRESSED) != 0 });
