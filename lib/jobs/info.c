@@ -213,16 +213,19 @@ static void probe_of(struct source *src, struct probe *pb,
 	err_clear();
 }
 
-/* Every format with a signature bid beside the chosen one: ambiguous. */
+/*
+ * Every format with a signature bid on the head beside the chosen one:
+ * ambiguous.  The head only, as qemu-img probes: a pipe shows its tail
+ * too late, and file and pipe must find the same.
+ */
 static void check_ambiguous(struct report *r, struct source *src,
     const struct format *chosen)
 {
-	unsigned char tail[512];
-	struct probe pb;
+	struct probe pb = { .head = src->head, .headlen = src->headlen,
+	    .size_known = src->size_known, .size = src->size };
 	char text[200];
 	int i;
 
-	probe_of(src, &pb, tail);
 	for (i = 0; formats[i] != NULL; i++) {
 		if (formats[i] == chosen ||
 		    formats[i]->bid(&pb) < BID_SIGNATURE)
