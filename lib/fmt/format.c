@@ -172,20 +172,6 @@ int image_defect(struct image *img, const char *code, const char *fmt, ...)
 	return -1;
 }
 
-void image_detail(struct image *img, const char *key, const char *fmt, ...)
-{
-	struct image_detail *d;
-	va_list ap;
-
-	if (img->ndetails >= DETAILS_MAX)
-		return;
-	d = &img->details[img->ndetails++];
-	snprintf(d->key, sizeof d->key, "%s", key);
-	va_start(ap, fmt);
-	vsnprintf(d->value, sizeof d->value, fmt, ap);
-	va_end(ap);
-}
-
 /* Re-issue a rejection recorded by the source as this format's error. */
 static int name_the_format(struct image *img)
 {

@@ -157,6 +157,8 @@ static int qed_check_header(struct image *img, struct qed *q,
 	if (features & QED_F_BACKING_FILE) {
 		qed_backing_name(img, h, q->header_bytes, name, sizeof name);
 		snprintf(img->backing, sizeof img->backing, "%s", name);
+		if (features & QED_F_BACKING_FORMAT_NO_PROBE)
+			strcpy(img->backing_format, "raw");
 		if (image_unsafe(img, "backing-file", "image has a backing file "
 		    "'%s', which is never opened", name) < 0)
 			return -1;

@@ -24,6 +24,7 @@
 
 #include "fmt/fmt.h"
 #include "fmt/qcow2/qcow2.h"
+#include "fmt/qcow2/qcow2_info.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
@@ -323,6 +324,8 @@ static int qcow2_open(struct image *img)
 		rc = qcow2_check_backing(img, c0, q->cs);
 	if (rc == 0)
 		rc = qcow2_check_extensions(img, c0, q->cs, header_len);
+	if (rc == 0)
+		qcow2_info(img, h, c0, q->cs);
 	free(c0);
 	if (rc < 0)
 		return -1;
