@@ -94,13 +94,13 @@ int image_open(struct image *img, struct source *src, struct stash *st,
 	img->inspect = inspect;
 	if (format_probe(src, forced, &img->fmt) < 0)
 		return -1;
-	if (img->fmt->open(img) < 0)
+	if (img->fmt->open(img) < 0 || (img->virtual_size > IMAGE_VSIZE_MAX &&
+	    image_unsafe(img, "virtual-size", "virtual size %llu is beyond "
+	    "the limit of %llu bytes", (unsigned long long)img->virtual_size,
+	    (unsigned long long)IMAGE_VSIZE_MAX) < 0)) {
+		image_close(img);	/* what open got so far */
 		return -1;
-	if (img->virtual_size > IMAGE_VSIZE_MAX)
-		return image_unsafe(img, "virtual-size", "virtual size %llu "
-		    "is beyond the limit of %llu bytes",
-		    (unsigned long long)img->virtual_size,
-		    (unsigned long long)IMAGE_VSIZE_MAX);
+	}
 	return 0;
 }
 
@@ -111,9 +111,10 @@ int image_read(struct image *img, struct emitter *em)
 	return emit_finish(em);
 }
 
+/* Once only: a failed image_open has closed already. */
 void image_close(struct image *img)
 {
-	if (img->fmt != NULL && img->fmt->close != NULL)
+	if (img->fmt != NULL && img->fmt->close != NULL && img->priv != NULL)
 		img->fmt->close(img);
 	img->priv = NULL;
 }
