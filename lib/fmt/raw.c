@@ -58,11 +58,16 @@ static int read_seekable(struct image *img, struct emitter *em,
 static int read_stream(struct image *img, struct emitter *em,
     unsigned char *buf)
 {
+	const struct foreign *fr;
 	uint64_t off;
 	size_t have;
 
 	if (image_stream_hold_tail(img, em, buf, RAW_CHUNK, &off, &have) < 0)
 		return -1;
+	/* Only the end of a pipe shows a DMG's trailer: refuse it there. */
+	if (!img->forced && img->fmt == &format_raw &&
+	    (fr = format_foreign_trailer(buf, have)) != NULL)
+		return format_refuse_foreign(fr);
 	if (!img->verbatim && img->fmt == &format_raw)
 		have -= format_trailer(buf, have, off);
 	if (emit_data(em, off, buf, have) < 0)

@@ -103,7 +103,10 @@ struct qcow2 {
 
 static int qcow2_bid(const struct probe *pb)
 {
-	if (pb->headlen >= 4 && memcmp(pb->head, "QFI\xfb", 4) == 0)
+	/* Version 1 is QCOW, another format (foreign.c names it). */
+	if (pb->headlen >= QCOW2_HDR_VERSION + 4 &&
+	    be32(pb->head + QCOW2_HDR_MAGIC) == QCOW2_MAGIC &&
+	    be32(pb->head + QCOW2_HDR_VERSION) != 1)
 		return BID_SIGNATURE;
 	return BID_NONE;
 }
