@@ -78,9 +78,13 @@ static int read_stream(struct image *img, struct emitter *em,
 
 int raw_read(struct image *img, struct emitter *em)
 {
-	unsigned char *buf = malloc(RAW_CHUNK + STREAM_TAIL);
+	unsigned char *buf;
 	int rc;
 
+	/* Walking a file: the disk is the file, no table to check. */
+	if (img->walk && img->src->seekable)
+		return 0;
+	buf = malloc(RAW_CHUNK + STREAM_TAIL);
 	if (buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	rc = img->src->seekable ? read_seekable(img, em, buf)

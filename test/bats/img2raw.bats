@@ -2,6 +2,7 @@
 # statuses, and what it leaves behind.  Format details are in
 # img2raw_FORMAT.bats.
 load helpers
+load formats
 
 setup() {
 	make_pattern "$T/disk.raw" 3000000
@@ -318,4 +319,17 @@ padded() { truncate -s "$2" "$1"; }
 	imginfo -f ploop "$T/p.ploop" > /dev/null
 	run img2raw -f ploop "$T/p.vhd"
 	[ "$status" -eq 1 ]
+}
+
+@test "iso: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+	mkdir -p "$T/iso"
+	head -c 300000 /dev/urandom > "$T/iso/f"
+	xorriso -as mkisofs -quiet -o "$T/a.iso" "$T/iso" 2> /dev/null
+	local size k n
+	size=$(stat -c %s "$T/a.iso")
+	for k in $(seq 1 64); do
+		n=$((36864 + (size - 36864) * k / 65))
+		head -c "$n" "$T/a.iso" > "$T/cut.iso"
+		codes_both "$T/cut.iso" truncated || { echo "cut at $n"; return 1; }
+	done
 }
