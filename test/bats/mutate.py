@@ -176,7 +176,7 @@ def main():
                 with open(path + ".q", "rb") as f:
                     q = f.read()
                 # img2raw(1) VIRTUAL SIZES: qemu rounds a qcow2 down
-                if len(q) < len(fo) < len(q) + 512 and fo.startswith(q):
+                if len(q) < len(fo) <= len(q) + 512 and fo.startswith(q):
                     q = fo
                 if q != fo:
                     print("%s: bytes differ from qemu-img's" % what)

@@ -89,6 +89,8 @@ struct qcow2 {
 	uint64_t *l2_sorted;		/* L2 table offsets, for overlap checks */
 	size_t nl2;
 	struct host_claims data;	/* host clusters plain data uses */
+	uint64_t data_end;		/* end of the last one in the file */
+	uint64_t data_end_voff;		/* what it maps */
 	int csize_shift;
 	uint64_t csize_mask, coff_mask;
 	unsigned char *l2buf;
@@ -525,6 +527,13 @@ static int qcow2_subclusters(struct image *img, struct emitter *em,
 	return 0;
 }
 
+static int qcow2_past_end(struct image *img, uint64_t host, uint64_t voff)
+{
+	return image_defect(img, FINDING_TRUNCATED, "data cluster at 0x%llx "
+	    "(virtual 0x%llx) lies past the end of the image",
+	    (unsigned long long)host, (unsigned long long)voff);
+}
+
 /*
  * A plain data cluster belongs to one L2 entry: the same check from a file
  * and from a pipe, before any data is read.  Past the end or on metadata
@@ -541,6 +550,13 @@ static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff)
 		e.len = img->virtual_size - voff;
 	if (qcow2_check_extent(img, &e) < 0)
 		return -1;
+	/* A host cluster is whole in the file, its unused end included. */
+	if (past_end(img, host, q->cs))
+		return qcow2_past_end(img, host, voff);
+	if (host + q->cs > q->data_end) {
+		q->data_end = host + q->cs;
+		q->data_end_voff = voff;
+	}
 	q->data.unit = q->cs;
 	return host_claim(img, &q->data, host, q->cs, HOST_DATA,
 	    "data cluster");
@@ -1233,7 +1249,12 @@ static int qcow2_read_stream(struct image *img, struct emitter *em)
 	}
 	kept_drop_all(img);
 	/* Read to the end so a writer into our pipe finishes cleanly. */
-	return stream_drain_input(img);
+	if (stream_drain_input(img) < 0)
+		return -1;
+	/* Now the size is known: the last data cluster must be whole. */
+	if (img->src->pos < q->data_end)
+		return qcow2_past_end(img, q->data_end - q->cs, q->data_end_voff);
+	return 0;
 }
 
 /* ---- the reader ---- */
