@@ -66,6 +66,7 @@ struct qed {
 	uint32_t n_l1;		/* L1 entries that map the virtual size */
 	uint64_t *l1;
 	struct host_claims claims;	/* host clusters in use */
+	uint64_t data_end, data_end_virt;	/* the last data cluster */
 	unsigned char *buf;	/* QED_READ_MAX bytes, or a cluster if larger */
 	/* stream mode */
 	struct qed_item *heap;
@@ -251,6 +252,13 @@ static int qed_check_table(struct image *img, struct qed *q, uint32_t i)
 	return qed_claim(img, q, off, q->table_bytes, HOST_META, "L2 table");
 }
 
+static int qed_past_end(struct image *img, uint64_t host, uint64_t virt)
+{
+	return image_defect(img, FINDING_TRUNCATED, "data cluster at 0x%llx "
+	    "lies past the end of the image (L2 entry for virtual offset "
+	    "0x%llx)", (unsigned long long)host, (unsigned long long)virt);
+}
+
 /* Where a data cluster may lie; len is what of it the disk uses. */
 static int qed_check_data(struct image *img, struct qed *q, uint64_t host,
     uint64_t len, uint64_t virt)
@@ -262,12 +270,15 @@ static int qed_check_data(struct image *img, struct qed *q, uint64_t host,
 		    "0x%llx is not cluster aligned (L2 entry for virtual offset "
 		    "0x%llx)", (unsigned long long)host,
 		    (unsigned long long)virt);
+	/* A cluster is whole in the file, its unused end included. */
+	(void)len;
 	if (host > UINT64_MAX - q->cluster_size ||
-	    (src->size_known && host + len > src->size))
-		return image_defect(img, FINDING_TRUNCATED, "data cluster at "
-		    "0x%llx lies past the end of the image (L2 entry for "
-		    "virtual offset 0x%llx)", (unsigned long long)host,
-		    (unsigned long long)virt);
+	    (src->size_known && host + q->cluster_size > src->size))
+		return qed_past_end(img, host, virt);
+	if (host + q->cluster_size > q->data_end) {
+		q->data_end = host + q->cluster_size;
+		q->data_end_virt = virt;
+	}
 	return qed_claim(img, q, host, q->cluster_size, HOST_DATA,
 	    "data cluster");
 }
@@ -644,6 +655,22 @@ static int qed_stream_item(struct image *img, struct qed *q,
 	return qed_emit_low_water(q, em);
 }
 
+/* Read to the end: then the last data cluster must have been whole. */
+static int qed_stream_end(struct image *img, struct qed *q)
+{
+	ssize_t n;
+
+	do
+		n = image_read_forward(img, q->buf, QED_READ_MAX);
+	while (n > 0);
+	if (n < 0)
+		return -1;
+	if (img->src->pos < q->data_end)
+		return qed_past_end(img, q->data_end - q->cluster_size,
+		    q->data_end_virt);
+	return 0;
+}
+
 static int qed_read_stream(struct image *img, struct qed *q,
     struct emitter *em)
 {
@@ -676,7 +703,7 @@ static int qed_read_stream(struct image *img, struct qed *q,
 		if (qed_stream_item(img, q, em, &it) < 0)
 			return -1;
 	}
-	return 0;
+	return qed_stream_end(img, q);
 }
 
 static int qed_read(struct image *img, struct emitter *em)

@@ -158,8 +158,8 @@ static int prl_check_bat(struct image *img, struct prl *p)
 			return image_defect(img, FINDING_OUT_OF_RANGE, "BAT entry "
 			    "%u: cluster at 0x%llx lies before data_off", i,
 			    (unsigned long long)host);
-		if (src->size_known &&
-		    host + prl_cluster_len(img, p, i) > src->size)
+		/* whole in the file, its unused end included */
+		if (src->size_known && host + p->cluster_size > src->size)
 			return image_defect(img, FINDING_TRUNCATED,
 		    "BAT entry %u: cluster at 0x%llx "
 			    "lies past the end of the image", i,
@@ -247,6 +247,28 @@ static int prl_read_seekable(struct image *img, struct prl *p,
 	return 0;
 }
 
+/* Read to the end: then the last cluster must have been whole. */
+static int prl_stream_end(struct image *img, struct prl *p)
+{
+	uint64_t end, host;
+	uint32_t i;
+	ssize_t n;
+
+	do
+		n = image_read_forward(img, p->buf, PRL_READ_MAX);
+	while (n > 0);
+	if (n < 0 || p->nalloc == 0)
+		return n < 0 ? -1 : 0;
+	i = (uint32_t)p->order[p->nalloc - 1];
+	host = (p->order[p->nalloc - 1] >> 32) * p->unit;
+	end = host + p->cluster_size;
+	if (img->src->pos < end)
+		return image_defect(img, FINDING_TRUNCATED, "BAT entry %u: "
+		    "cluster at 0x%llx lies past the end of the image", i,
+		    (unsigned long long)host);
+	return 0;
+}
+
 /*
  * Stream: host order.  After each cluster, every virtual cluster below the
  * first one still to come is final, so the emitter can deliver up to it.
@@ -268,7 +290,7 @@ static int prl_read_stream(struct image *img, struct prl *p,
 		if (emit_upto(em, (uint64_t)low * p->cluster_size) < 0)
 			return -1;
 	}
-	return 0;
+	return prl_stream_end(img, p);
 }
 
 static int prl_read(struct image *img, struct emitter *em)
