@@ -57,6 +57,7 @@ function problem(msg) { failed++; problems = problems "# FAILED: " msg "\n" }
 	results++
 	if (match($0, / # skip( |$)/)) {
 		reason = substr($0, RSTART + RLENGTH)
+		sub(/^\(/, "", reason)	# newer bats: "# skip (REASON)"
 		if (reason ~ /^optional:/) {
 			skipped++
 			notes = notes "# skipped (" name "): " $0 "\n"

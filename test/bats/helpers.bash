@@ -4,6 +4,12 @@
 export PATH="$IMGPIPE_BIN:$PATH"
 T=$BATS_TEST_TMPDIR
 
+# Skips: a test skips only for what some machines genuinely lack (root,
+# loop devices, ...), with a reason tagged "optional:", e.g.
+#	skip "optional: needs root to mount a small tmpfs"
+# test/run.sh counts any other skip as a failure.  A feature the build
+# has is never a reason to skip.
+
 # make_pattern FILE SIZE: a disk with data, zero runs and holes, so every
 # reader sees allocated, zero and unallocated regions.  SIZE need not be
 # a multiple of anything.  Deterministic for a given SIZE.

@@ -172,7 +172,7 @@ wrapped() {	# COMPRESSOR EXT
 }
 
 @test "img2raw: a full file system under a seekable output is exit 3, no file left" {
-	[ "$(id -u)" = 0 ] || skip "needs root to mount a small tmpfs"
+	[ "$(id -u)" = 0 ] || skip "optional: needs root to mount a small tmpfs"
 	mkdir -p "$T/small"
 	mount -t tmpfs -o size=1M tmpfs "$T/small"
 	truncate -s 10M "$T/big"
