@@ -20,7 +20,9 @@ make_pattern() {
 	for off in 0 65536 200000 1048576 3000000 4194304; do
 		[ "$off" -lt "$size" ] || continue
 		# 40000 bytes of non-zero data, then a zero run inside it.
-		yes "imgpipe-$off-$size" | head -c 40000 |
+		# (yes is fed by process substitution: its SIGPIPE is no failure
+		# under pipefail)
+		head -c 40000 < <(yes "imgpipe-$off-$size") |
 			dd of="$f" bs=40000 seek="$off" oflag=seek_bytes conv=notrunc status=none
 		dd if=/dev/zero of="$f" bs=4096 count=2 seek=$(((off + 12288) / 4096)) \
 			conv=notrunc status=none
@@ -28,6 +30,17 @@ make_pattern() {
 	# the last bytes are data: a non-aligned tail
 	printf 'TAIL' | dd of="$f" bs=1 seek=$((size - 4)) conv=notrunc status=none
 	truncate -s "$size" "$f"
+}
+
+# output_is WANT COMMAND...: COMMAND exits 0 and prints exactly WANT
+# (in [ "$(COMMAND)" = WANT ] the status of COMMAND is lost).
+output_is() {
+	local want=$1 got st=0
+	shift
+	got=$("$@") || st=$?
+	[ $st = 0 ] || { echo "output_is: $*: status $st"; return 1; }
+	[ "$got" = "$want" ] ||
+		{ printf 'output_is: %s\n got: %s\nwant: %s\n' "$*" "$got" "$want"; return 1; }
 }
 
 # the four ways: file->file, file->pipe, pipe->file, pipe->pipe.
