@@ -1,17 +1,14 @@
-/* raw2qcow2: a raw disk (file or pipe) to a qcow2 image (file or pipe). */
+/* raw2qcow2: any disk image (a raw disk included) to qcow2, file or pipe. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/err.h"
-#include "imgpipe/raw2qcow2.h"
+#include "imgpipe/write.h"
+#include "imgpipe/writers.h"
 
-enum {
-	OPT_CLUSTER_SIZE = CLI_LONG_ONLY, OPT_COMPAT, OPT_SIZE, OPT_MEM,
-	OPT_TMPDIR,
-};
+enum { OPT_CLUSTER_SIZE = WRITE_OPT_FIRST_FREE, OPT_COMPAT };
 
 static const char *const usage[] = {
 	"[OPTION]... [INPUT|-]",
@@ -19,31 +16,21 @@ static const char *const usage[] = {
 };
 
 static const struct cli_option options[] = {
-	{ 'o', "output", "FILE",
-	    "write to FILE (complete or not at all), not stdout" },
+	WRITE_CLI_OPTIONS,
 	{ 'c', "compress", NULL, "deflate the clusters, as qemu-img convert -c" },
 	{ 'l', "level", "N", "deflate level with -c, 0 to 9 (default 6)" },
-	{ 'j', "threads", "N",
-	    "compression threads (default: the online processors)" },
 	{ OPT_CLUSTER_SIZE, "cluster-size", "SIZE",
 	    "a power of two from 4K to 2M (default 64K)" },
 	{ OPT_COMPAT, "compat", "1.1|0.10",
 	    "qcow2 version 3 (1.1, the default) or 2 (0.10)" },
-	{ OPT_SIZE, "size", "SIZE",
-	    "the virtual size, if larger than the input's" },
-	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
-	{ OPT_MEM, "mem", "SIZE",
-	    "memory for data parked, pipe to pipe (default 32M)" },
-	{ OPT_TMPDIR, "tmpdir", "DIR",
-	    "where it spills beyond --mem (default $TMPDIR, /tmp)" },
-	{ 'v', "verbose", NULL, "report the layout, sizes and stash use" },
 	CLI_HELP_VERSION,
 	{ 0, NULL, NULL, NULL },
 };
 
 static const struct cli_program program = {
 	usage,
-	"Write a qcow2 image of a raw disk, from and to files or pipes.",
+	"Write a qcow2 image of any disk image (a raw disk included), from and "
+	"to files or pipes.",
 	options,
 };
 
@@ -77,61 +64,37 @@ static int version_of(const char *arg)
 	cli_usage_error("--compat: '%s' is neither 0.10 nor 1.1", arg);
 }
 
-static int number_of(const char *opt, const char *arg, int lo, int hi)
-{
-	char *end;
-	long n = strtol(arg, &end, 10);
-
-	if (*arg == '\0' || *end != '\0' || n < lo || n > hi)
-		cli_usage_error("%s: '%s' is not a number from %d to %d", opt,
-		    arg, lo, hi);
-	return n;
-}
-
-static int online_cores(void)
-{
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-
-	return n < 1 ? 1 : n > 256 ? 256 : n;
-}
-
 int main(int argc, char **argv)
 {
-	struct raw2qcow2_opts o = {
+	struct qcow2_wopts q = {
 		.cluster_bits = QCOW2W_CLUSTER_BITS_DEFAULT,
 		.version = 3,
 		.level = -1,
+	};
+	struct write_opts o = {
+		.writer = &writer_qcow2,
+		.writer_opts = &q,
 		.threads = online_cores(),
+		.unit = "clusters",
 	};
 	int c;
 
 	cli_init(argc, argv);
 	while ((c = cli_next(argc, argv, &program)) != -1) {
+		if (write_option(&o, c, optarg))
+			continue;
 		switch (c) {
-		case 'o':
-			cli_check_output_name(optarg, qemu_options);
-			o.output = optarg;
-			break;
-		case 'c': o.compress = true; break;
-		case 'l': o.level = number_of("-l", optarg, 0, 9); break;
-		case 'j': o.threads = number_of("-j", optarg, 1, 256); break;
-		case OPT_CLUSTER_SIZE:
-			o.cluster_bits = cluster_bits_of(optarg);
-			break;
-		case OPT_COMPAT: o.version = version_of(optarg); break;
-		case OPT_SIZE:
-			o.size = cli_size("--size", optarg);
-			o.size_given = true;
-			break;
-		case 'p': o.progress = true; break;
-		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
-		case OPT_TMPDIR: o.tmpdir = optarg; break;
-		case 'v': o.stats = true; break;
+		case 'c': q.compress = true; break;
+		case 'l': q.level = cli_number("-l", optarg, 0, 9); break;
+		case OPT_CLUSTER_SIZE: q.cluster_bits = cluster_bits_of(optarg); break;
+		case OPT_COMPAT: q.version = version_of(optarg); break;
 		}
 	}
+	if (o.output != NULL)
+		cli_check_output_name(o.output, qemu_options);
 	cli_max_operands(argc, argv, 1);
-	o.input = optind < argc ? argv[optind] : NULL;
-	if (raw_to_qcow2(&o) < 0)
+	write_operands(&o, argc, argv, optind);
+	if (write_image(&o) < 0)
 		die_last();
 	return 0;
 }

@@ -71,5 +71,10 @@ struct cli_qemu_option {
 };
 
 void cli_check_output_name(const char *arg, const struct cli_qemu_option *map);
+/* Parse a decimal number from lo to hi or exit with status 2. */
+long cli_number(const char *opt, const char *arg, long lo, long hi);
+/* The entry of the NULL-terminated choices arg names, or exit with 2. */
+const char *cli_choice(const char *opt, const char *arg,
+    const char *const *choices);
 
 #endif

@@ -66,6 +66,8 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
  * number read, 0 at end of input, -1 on error.  Works on any source.
  */
 ssize_t source_read(struct source *s, void *buf, size_t len);
+/* Back to offset 0 for a second pass (seekable, undecoded sources). */
+int source_rewind(struct source *s);
 /* Advance the stream position to off (>= pos); 0, or -1 (truncated). */
 int source_skip_to(struct source *s, uint64_t off);
 /*

@@ -36,6 +36,8 @@ int stash_put(struct stash *st, const void *buf, size_t len,
     struct stash_ref *ref);
 /* Copies the run back out to buf and releases it. */
 int stash_take(struct stash *st, struct stash_ref *ref, void *buf);
+/* Copies the run out to buf and keeps it. */
+int stash_peek(struct stash *st, const struct stash_ref *ref, void *buf);
 /* Releases a run without reading it. */
 void stash_drop(struct stash *st, struct stash_ref *ref);
 void stash_free(struct stash *st);

@@ -220,3 +220,30 @@ void cli_check_output_name(const char *arg, const struct cli_qemu_option *map)
 	    "no equivalent in %s (or write ./%s for a file of that name)",
 	    arg, name, progname, arg);
 }
+
+long cli_number(const char *opt, const char *arg, long lo, long hi)
+{
+	char *end;
+	long n = strtol(arg, &end, 10);
+
+	if (*arg == '\0' || *end != '\0' || n < lo || n > hi)
+		cli_usage_error("%s: '%s' is not a number from %ld to %ld",
+		    opt, arg, lo, hi);
+	return n;
+}
+
+const char *cli_choice(const char *opt, const char *arg,
+    const char *const *choices)
+{
+	size_t i;
+
+	for (i = 0; choices[i] != NULL; i++)
+		if (strcmp(arg, choices[i]) == 0)
+			return choices[i];
+	fprintf(stderr, "%s: %s: '%s' is not one of:", progname, opt, arg);
+	for (i = 0; choices[i] != NULL; i++)
+		fprintf(stderr, " %s", choices[i]);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n",
+	    progname);
+	err_exit(EXIT_USAGE);
+}

@@ -357,6 +357,16 @@ ssize_t source_read(struct source *s, void *buf, size_t len)
 	return done;
 }
 
+int source_rewind(struct source *s)
+{
+	if (!s->seekable || s->ar != NULL)
+		return fail(EXIT_IO, "%s: cannot read the input twice",
+		    s->name);
+	s->pos = 0;	/* seekable reads are positioned at base + pos */
+	s->raw_eof = false;
+	return 0;
+}
+
 int source_skip_to(struct source *s, uint64_t off)
 {
 	unsigned char buf[SKIP_CHUNK];

@@ -126,6 +126,28 @@ int stash_take(struct stash *st, struct stash_ref *ref, void *buf)
 	return 0;
 }
 
+int stash_peek(struct stash *st, const struct stash_ref *ref, void *buf)
+{
+	size_t done = 0;
+	ssize_t n;
+
+	if (ref->ptr != NULL) {
+		memcpy(buf, ref->ptr, ref->len);
+		return 0;
+	}
+	while (done < ref->len) {
+		n = pread(st->fd, (char *)buf + done, ref->len - done,
+		    ref->off + done);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return fail_errno(EXIT_IO, "read error on temporary "
+			    "file");
+		done += n;
+	}
+	return 0;
+}
+
 void stash_drop(struct stash *st, struct stash_ref *ref)
 {
 	release(st, ref);

@@ -4,14 +4,7 @@
  * descriptor.  A plain-text descriptor names other files; it is rejected
  * and nothing it names is ever opened.
  *
- * Layout of a sparse extent: header (sector 0), descriptor, redundant
- * grain directory and tables, grain directory (GD: one uint32 sector
- * offset per grain table), grain tables (GT: one uint32 sector offset per
- * grain; 0 unallocated, 1 zero), then grains.  A streamOptimized extent
- * has deflated grains, each behind a marker {lba, size}, and metadata
- * markers {nsectors, 0, type} before GT, GD, footer and end of stream;
- * its header may say the GD is at the end (GD_AT_END) and that the real
- * header is the footer.
+ * The layout is named in vmdk.h.
  *
  * Seekable input is read through the GD and GTs in virtual order.  From a
  * pipe, a stream with its GD at the end is read marker by marker in file
@@ -26,38 +19,14 @@
 #include <zlib.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vmdk/vmdk.h"
+#include "fmt/vmdk/vmdk_info.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
-#define VMDK_MAGIC 0x564d444bu		/* "KDMV" */
-#define VMDK_SECTOR 512u
-#define VMDK_GD_AT_END UINT64_MAX
-#define VMDK_FLAG_NL_TEST (1u << 0)
-#define VMDK_FLAG_RGD (1u << 1)
-#define VMDK_FLAG_COMPRESSED (1u << 16)
-#define VMDK_FLAG_MARKERS (1u << 17)
-#define VMDK_COMPRESS_DEFLATE 1
-#define VMDK_GTE_ZERO 1u		/* a grain that reads as zeros */
-#define VMDK_GRAIN_MAX_SECTORS 32768u	/* 16 MiB */
-#define VMDK_GTES_MAX 512u		/* qemu's and VMware's limit */
-#define VMDK_DESC_MAX (1u << 20)
-#define VMDK_MARKER_EOS 0
-#define VMDK_MARKER_GT 1
-#define VMDK_MARKER_GD 2
-#define VMDK_MARKER_FOOTER 3
-#define VMDK_MARKER_HEAD 12		/* lba u64, size u32 */
+/* The reader's own limits and buffers. */
 #define VMDK_WINDOW (1u << 20)		/* read-ahead for metadata, grains */
 #define VMDK_RUN_MAX (8u << 20)		/* largest coalesced grain read */
-
-struct vmdk_header {
-	uint32_t version, flags;
-	uint64_t capacity;		/* sectors */
-	uint64_t grain_sectors;
-	uint64_t desc_offset, desc_sectors;
-	uint32_t gtes_per_gt;
-	uint64_t rgd_offset, gd_offset, overhead;	/* sectors */
-	uint16_t compress;
-};
 
 struct vmdk_kept {			/* a stashed run of the input */
 	uint64_t host;
@@ -93,7 +62,7 @@ static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
 
 static bool vmdk_is_descriptor_text(const unsigned char *p, size_t len)
 {
-	static const char sig[] = "# Disk DescriptorFile";
+	static const char sig[] = VMDK_DESC_SIGNATURE;
 
 	if (len >= sizeof sig - 1 && strncasecmp((const char *)p, sig,
 	    sizeof sig - 1) == 0)
@@ -217,6 +186,7 @@ static int vmdk_open_descriptor_file(struct image *img)
 	text[img->src->headlen] = '\0';
 	vmdk_desc_parse(&d, text);
 	free(text);
+	vmdk_info(img, img->src->head, img->src->headlen, NULL);
 	snprintf(img->subformat, sizeof img->subformat, "%.47s",
 	    d.create_type[0] ? d.create_type : "descriptor");
 	if (d.extent_sectors <= IMAGE_VSIZE_MAX / VMDK_SECTOR)
@@ -238,9 +208,9 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	if (v->h.desc_sectors > VMDK_DESC_MAX / VMDK_SECTOR ||
 	    v->h.desc_offset > UINT64_MAX / VMDK_SECTOR - v->h.desc_sectors)
 		return image_bad(img, "descriptor of %llu sectors at sector "
-		    "%llu is out of range (header at 0x1c)",
+		    "%llu is out of range (header at 0x%x)",
 		    (unsigned long long)v->h.desc_sectors,
-		    (unsigned long long)v->h.desc_offset);
+		    (unsigned long long)v->h.desc_offset, VMDK_HDR_DESC_OFFSET);
 	text = malloc(len + 1);
 	if (text == NULL)
 		return fail(EXIT_IO, "out of memory");
@@ -251,6 +221,10 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	}
 	text[len] = '\0';
 	vmdk_desc_parse(&d, text);
+	vmdk_info(img, text, len, &(struct vmdk_info_sparse){
+	    .capacity_bytes = v->h.capacity * VMDK_SECTOR,
+	    .grain_bytes = v->h.grain_sectors * VMDK_SECTOR,
+	    .compressed = (v->h.flags & VMDK_FLAG_COMPRESSED) != 0 });
 	free(text);
 	if (d.has_parent && image_unsafe(img, "parent", "the descriptor names "
 	    "a parent disk (parentCID), which is never opened") < 0)
@@ -258,8 +232,8 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	/* Its one extent is this file: a name that is a path is hostile. */
 	if (d.nextents > 1 || d.path_name[0] != '\0' ||
 	    (d.create_type[0] != '\0' &&
-	    strcasecmp(d.create_type, "monolithicSparse") != 0 &&
-	    strcasecmp(d.create_type, "streamOptimized") != 0))
+	    strcasecmp(d.create_type, VMDK_TYPE_SPARSE) != 0 &&
+	    strcasecmp(d.create_type, VMDK_TYPE_STREAM) != 0))
 		return vmdk_reject_extents(img, &d, "embedded descriptor");
 	if (d.create_type[0] != '\0')
 		snprintf(img->subformat, sizeof img->subformat, "%.47s",
@@ -269,59 +243,47 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 
 /* ---- header ---- */
 
-static void vmdk_parse_header(struct vmdk_header *h, const unsigned char *p)
-{
-	h->version = le32(p + 4);
-	h->flags = le32(p + 8);
-	h->capacity = le64(p + 12);
-	h->grain_sectors = le64(p + 20);
-	h->desc_offset = le64(p + 28);
-	h->desc_sectors = le64(p + 36);
-	h->gtes_per_gt = le32(p + 44);
-	h->rgd_offset = le64(p + 48);
-	h->gd_offset = le64(p + 56);
-	h->overhead = le64(p + 64);
-	h->compress = le16(p + 77);
-}
-
 /* where: "header" or "footer", for messages. */
 static int vmdk_check_header(struct image *img, struct vmdk *v,
     const unsigned char *p, const char *where)
 {
 	struct vmdk_header *h = &v->h;
 
-	if (le32(p) != VMDK_MAGIC)
+	if (le32(p + VMDK_HDR_MAGIC) != VMDK_MAGIC)
 		return image_bad(img, "bad magic in the %s (not \"KDMV\")",
 		    where);
-	vmdk_parse_header(h, p);
-	if (h->version < 1 || h->version > 3)
-		return image_bad(img, "unsupported version %u (%s at 0x4)",
-		    h->version, where);
-	if ((h->flags & VMDK_FLAG_NL_TEST) && memcmp(p + 73, "\n \r\n", 4))
+	vmdk_header_get(h, p);
+	if (h->version < VMDK_VERSION_1 || h->version > VMDK_VERSION_MAX)
+		return image_bad(img, "unsupported version %u (%s at 0x%x)",
+		    h->version, where, VMDK_HDR_VERSION);
+	if ((h->flags & VMDK_FLAG_NL_TEST) && memcmp(p + VMDK_HDR_NL_CHARS,
+	    VMDK_NL_BYTES, VMDK_NL_LEN))
 		return image_bad(img, "newline check failed: the image was "
-		    "damaged by a text-mode transfer (%s at 0x49)", where);
+		    "damaged by a text-mode transfer (%s at 0x%x)", where,
+		    VMDK_HDR_NL_CHARS);
 	if ((h->flags & VMDK_FLAG_COMPRESSED) &&
 	    h->compress != VMDK_COMPRESS_DEFLATE)
 		return image_bad(img, "unsupported compression algorithm %u "
-		    "(%s at 0x4d)", h->compress, where);
+		    "(%s at 0x%x)", h->compress, where, VMDK_HDR_COMPRESS);
 	if (h->grain_sectors == 0 || h->grain_sectors > VMDK_GRAIN_MAX_SECTORS ||
 	    (h->grain_sectors & (h->grain_sectors - 1)) != 0)
 		return image_bad(img, "grain size %llu sectors is not a power "
-		    "of two from 1 to %u (%s at 0x14)",
+		    "of two from 1 to %u (%s at 0x%x)",
 		    (unsigned long long)h->grain_sectors,
-		    VMDK_GRAIN_MAX_SECTORS, where);
+		    VMDK_GRAIN_MAX_SECTORS, where, VMDK_HDR_GRAIN_SIZE);
 	if (h->capacity > IMAGE_VSIZE_MAX / VMDK_SECTOR)
 		return image_bad(img, "capacity of %llu sectors is beyond the "
-		    "limit of %llu bytes (%s at 0xc)",
-		    (unsigned long long)h->capacity, IMAGE_VSIZE_MAX, where);
+		    "limit of %llu bytes (%s at 0x%x)",
+		    (unsigned long long)h->capacity, IMAGE_VSIZE_MAX, where,
+		    VMDK_HDR_CAPACITY);
 	if (h->gtes_per_gt == 0 || h->gtes_per_gt > VMDK_GTES_MAX)
 		return image_bad(img, "%u entries per grain table is out of "
-		    "range 1 to %u (%s at 0x2c)", h->gtes_per_gt,
-		    VMDK_GTES_MAX, where);
+		    "range 1 to %u (%s at 0x%x)", h->gtes_per_gt,
+		    VMDK_GTES_MAX, where, VMDK_HDR_GTES_PER_GT);
 	v->grain_bytes = h->grain_sectors * VMDK_SECTOR;
 	v->ngrains = (h->capacity + h->grain_sectors - 1) / h->grain_sectors;
 	v->ngts = (v->ngrains + h->gtes_per_gt - 1) / h->gtes_per_gt;
-	if (v->ngts * 4 > IMAGE_META_MAX)
+	if (v->ngts * VMDK_GDE_BYTES > IMAGE_META_MAX)
 		return image_bad(img, "grain directory of %llu entries is "
 		    "larger than the %llu-byte limit (%s: capacity, grain size)",
 		    (unsigned long long)v->ngts, IMAGE_META_MAX, where);
@@ -330,13 +292,14 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
 	    (h->gd_offset != VMDK_GD_AT_END &&
 	    h->gd_offset > UINT64_MAX / VMDK_SECTOR - v->ngts))
 		return image_bad(img, "grain directory or overhead offset out "
-		    "of range (%s at 0x30)", where);
+		    "of range (%s at 0x%x)", where, VMDK_HDR_RGD_OFFSET);
 	if (h->gd_offset != VMDK_GD_AT_END && img->src->size_known &&
-	    h->gd_offset * VMDK_SECTOR + v->ngts * 4 > img->src->size)
-		return image_defect(img, FINDING_TRUNCATED,
-		    "grain directory at sector %llu lies past "
-		    "the end of the image (%s at 0x38)",
-		    (unsigned long long)h->gd_offset, where);
+	    h->gd_offset * VMDK_SECTOR + v->ngts * VMDK_GDE_BYTES >
+	    img->src->size)
+		return image_defect(img, FINDING_TRUNCATED, "grain directory "
+		    "at sector %llu lies past the end of the image (%s at "
+		    "0x%x)", (unsigned long long)h->gd_offset, where,
+		    VMDK_HDR_GD_OFFSET);
 	/* deflate can grow incompressible data by a little; allow 2x. */
 	v->cmax = 2 * v->grain_bytes + VMDK_SECTOR;
 	img->virtual_size = h->capacity * VMDK_SECTOR;
@@ -344,11 +307,6 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
 	return 0;
 }
 
-/*
- * GD_AT_END: the footer, a second header, lies 1024 bytes before the end,
- * between a footer marker and the end-of-stream marker.  Without them
- * (something follows the stream) the grains are read marker by marker.
- */
 /*
  * The footer is a second header whose only business is the GD: it must
  * agree with the header on the geometry and not move the descriptor.
@@ -363,7 +321,7 @@ static int vmdk_check_footer(struct image *img, struct vmdk *v,
 		return -1;
 	if (v->h.gd_offset == VMDK_GD_AT_END)
 		return image_bad(img, "the footer's gdOffset is GD_AT_END too "
-		    "(footer at 0x38)");
+		    "(footer at 0x%x)", VMDK_HDR_GD_OFFSET);
 	if (v->h.capacity != head.capacity ||
 	    v->h.grain_sectors != head.grain_sectors ||
 	    v->h.gtes_per_gt != head.gtes_per_gt || v->h.flags != head.flags)
@@ -384,18 +342,24 @@ static int vmdk_check_footer(struct image *img, struct vmdk *v,
 	return 0;
 }
 
+/*
+ * GD_AT_END: the footer lies 1024 bytes before the end, between a footer
+ * marker and the end-of-stream marker.  Without them (something follows
+ * the stream) the grains are read marker by marker.
+ */
 static int vmdk_read_footer(struct image *img, struct vmdk *v)
 {
-	unsigned char buf[3 * VMDK_SECTOR];
+	unsigned char buf[VMDK_TAIL_SECTORS * VMDK_SECTOR];
 	uint64_t size = img->src->size;
+	struct vmdk_marker m;
 
-	if (size < 4 * VMDK_SECTOR)
+	if (size < (VMDK_TAIL_SECTORS + 1) * VMDK_SECTOR)
 		return 0;
 	if (image_read_at(img, buf, sizeof buf, size - sizeof buf,
 	    "footer") < 0)
 		return -1;
-	if (le64(buf) != 1 || le32(buf + 8) != 0 ||
-	    le32(buf + 12) != VMDK_MARKER_FOOTER)
+	vmdk_marker_get(&m, buf);
+	if (m.val != 1 || m.size != 0 || m.type != VMDK_MARKER_FOOTER)
 		return 0;
 	return vmdk_check_footer(img, v, buf + VMDK_SECTOR);
 }
@@ -438,20 +402,19 @@ static int vmdk_open(struct image *img)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = v;
 	if (img->src->headlen < VMDK_SECTOR)
-		return image_defect(img, FINDING_TRUNCATED,
-		    "header is truncated (%zu bytes)",
-		    img->src->headlen);
+		return image_defect(img, FINDING_TRUNCATED, "header is "
+		    "truncated (%zu bytes)", img->src->headlen);
 	if (vmdk_check_header(img, v, img->src->head, "header") < 0)
 		return -1;
 	snprintf(img->subformat, sizeof img->subformat, "%.47s",
-	    (v->h.flags & VMDK_FLAG_COMPRESSED) ? "streamOptimized"
-	    : "monolithicSparse");
+	    (v->h.flags & VMDK_FLAG_COMPRESSED) ? VMDK_TYPE_STREAM
+	    : VMDK_TYPE_SPARSE);
 	if (vmdk_check_embedded(img, v) < 0)
 		return -1;
 	if (v->h.gd_offset == VMDK_GD_AT_END && !vmdk_has_markers(v))
 		return image_bad(img, "gdOffset is GD_AT_END but the image has "
-		    "no compressed grains with markers (header at 0x38, flags "
-		    "at 0x8)");
+		    "no compressed grains with markers (header at 0x%x, flags "
+		    "at 0x%x)", VMDK_HDR_GD_OFFSET, VMDK_HDR_FLAGS);
 	if (v->h.gd_offset == VMDK_GD_AT_END && img->src->seekable &&
 	    vmdk_read_footer(img, v) < 0)
 		return -1;
@@ -483,9 +446,8 @@ static int64_t vmdk_inflate(struct image *img, struct vmdk *v,
 		    "more than the grain size of %llu bytes",
 		    (unsigned long long)where,
 		    (unsigned long long)v->grain_bytes);
-	return image_defect(img, FINDING_TRUNCATED,
-		    "compressed grain at 0x%llx does not inflate: "
-	    "%s", (unsigned long long)where,
+	return image_defect(img, FINDING_TRUNCATED, "compressed grain at "
+	    "0x%llx does not inflate: %s", (unsigned long long)where,
 	    v->zs.msg ? v->zs.msg : "truncated deflate data");
 }
 
@@ -587,8 +549,8 @@ static int vmdk_read_compressed_at(struct image *img, struct vmdk *v,
 
 	if (p == NULL)
 		return -1;
-	lba = le64(p);
-	csize = le32(p + 8);
+	lba = le64(p + VMDK_MARKER_VAL);
+	csize = le32(p + VMDK_MARKER_SIZE);
 	if (vmdk_marker_grain(img, v, lba, csize, host, &mgi) < 0)
 		return -1;
 	if (mgi != gi)
@@ -607,7 +569,7 @@ static int vmdk_read_gt(struct image *img, struct vmdk *v, uint64_t g,
     uint32_t *gt)
 {
 	uint64_t off = (uint64_t)v->gd[g] * VMDK_SECTOR;
-	size_t len = (size_t)v->h.gtes_per_gt * 4;
+	size_t len = (size_t)v->h.gtes_per_gt * VMDK_GTE_BYTES;
 	const unsigned char *p;
 	char what[64];
 
@@ -625,7 +587,7 @@ static int vmdk_read_gt(struct image *img, struct vmdk *v, uint64_t g,
 	if (p == NULL)
 		return -1;
 	for (size_t j = 0; j < v->h.gtes_per_gt; j++)
-		gt[j] = le32(p + 4 * j);
+		gt[j] = le32(p + VMDK_GTE_BYTES * j);
 	return 0;
 }
 
@@ -638,9 +600,9 @@ static int vmdk_check_gte(struct image *img, struct vmdk *v, uint64_t gi,
 	    (!(v->h.flags & VMDK_FLAG_COMPRESSED) &&
 	    img->src->size - host < v->grain_bytes &&
 	    img->src->size - host < img->virtual_size - gi * v->grain_bytes)))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "grain %llu at 0x%llx lies past the end "
-		    "of the image (grain table entry)", (unsigned long long)gi,
+		return image_defect(img, FINDING_TRUNCATED, "grain %llu at "
+		    "0x%llx lies past the end of the image (grain table "
+		    "entry)", (unsigned long long)gi,
 		    (unsigned long long)host);
 	return 0;
 }
@@ -648,7 +610,7 @@ static int vmdk_check_gte(struct image *img, struct vmdk *v, uint64_t gi,
 static int vmdk_load_gd(struct image *img, struct vmdk *v, uint64_t sector,
     uint32_t **out, const char *what)
 {
-	size_t len = v->ngts * 4;
+	size_t len = v->ngts * VMDK_GDE_BYTES;
 	unsigned char *raw = malloc(len + 1);
 	uint32_t *gd = malloc(len + sizeof *gd);
 
@@ -662,15 +624,14 @@ static int vmdk_load_gd(struct image *img, struct vmdk *v, uint64_t sector,
 		return -1;
 	}
 	for (size_t g = 0; g < v->ngts; g++) {
-		gd[g] = le32(raw + 4 * g);
+		gd[g] = le32(raw + VMDK_GDE_BYTES * g);
 		if (img->src->size_known && gd[g] != 0 &&
-		    (uint64_t)gd[g] * VMDK_SECTOR + v->h.gtes_per_gt * 4ull >
+		    (uint64_t)gd[g] * VMDK_SECTOR + v->h.gtes_per_gt * (uint64_t)VMDK_GTE_BYTES >
 		    img->src->size) {
 			free(raw);
-			return image_defect(img, FINDING_TRUNCATED,
-		    "%s entry %zu puts a grain table "
-			    "at sector %u, past the end of the image", what,
-			    g, gd[g]);
+			return image_defect(img, FINDING_TRUNCATED, "%s entry "
+			    "%zu puts a grain table at sector %u, past the "
+			    "end of the image", what, g, gd[g]);
 		}
 	}
 	free(raw);
@@ -693,7 +654,8 @@ static int vmdk_verify_rgt(struct image *img, struct vmdk *v,
 		return -1;
 	if (memcmp(gt, rgt, v->h.gtes_per_gt * sizeof *gt) != 0)
 		return image_bad(img, "grain table %llu differs from its "
-		    "redundant copy (rgdOffset at 0x30)", (unsigned long long)g);
+		    "redundant copy (rgdOffset at 0x%x)", (unsigned long long)g,
+		    VMDK_HDR_RGD_OFFSET);
 	return 0;
 }
 
@@ -785,8 +747,8 @@ static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
     struct emitter *em, const unsigned char *sec, uint64_t *off)
 {
 	uint64_t where = *off;
-	uint64_t lba = le64(sec), gi, rest;
-	uint32_t csize = le32(sec + 8);
+	uint64_t lba = le64(sec + VMDK_MARKER_VAL), gi, rest;
+	uint32_t csize = le32(sec + VMDK_MARKER_SIZE);
 	unsigned char *c = v->win;
 	int64_t n;
 
@@ -824,8 +786,7 @@ static int vmdk_pipe_footer(struct image *img, struct vmdk *v, uint64_t off)
 	struct vmdk_header keep = v->h;
 	int rc;
 
-	if (image_read_at(img, footer, VMDK_SECTOR, off,
-	    "footer") < 0)
+	if (image_read_at(img, footer, VMDK_SECTOR, off, "footer") < 0)
 		return -1;
 	rc = vmdk_check_footer(img, v, footer);
 	v->h = keep;
@@ -843,16 +804,15 @@ static int vmdk_read_markers(struct image *img, struct vmdk *v,
 		off = (img->src->pos + VMDK_SECTOR - 1) / VMDK_SECTOR *
 		    VMDK_SECTOR;
 	for (;;) {
-		if (image_read_at(img, sec, VMDK_SECTOR, off,
-		    "marker") < 0)
+		if (image_read_at(img, sec, VMDK_SECTOR, off, "marker") < 0)
 			return -1;
-		if (le32(sec + 8) != 0) {
+		if (le32(sec + VMDK_MARKER_SIZE) != 0) {
 			if (vmdk_read_grain_marker(img, v, em, sec, &off) < 0)
 				return -1;
 			continue;
 		}
-		nsec = le64(sec);
-		type = le32(sec + 12);
+		nsec = le64(sec + VMDK_MARKER_VAL);
+		type = le32(sec + VMDK_MARKER_TYPE);
 		if (type == VMDK_MARKER_EOS)
 			return vmdk_drain(img, v);
 		if (type == VMDK_MARKER_FOOTER && nsec == 1 &&
@@ -893,9 +853,9 @@ static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
 		if (got < 0)
 			return -1;
 		if ((size_t)got < n)
-			return image_defect(img, FINDING_TRUNCATED,
-		    "%s at 0x%llx lies past the end "
-			    "of the image (0x%llx)", what, (unsigned long long)off,
+			return image_defect(img, FINDING_TRUNCATED, "%s at "
+			    "0x%llx lies past the end of the image (0x%llx)",
+			    what, (unsigned long long)off,
 			    (unsigned long long)(pos + got));
 		if (grow_array(&v->kept, v->nkept, &v->capkept,
 		    sizeof *v->kept, 64, SIZE_MAX) < 0)
@@ -983,16 +943,17 @@ static int vmdk_pipe_compressed(struct image *img, struct vmdk *v,
 	uint32_t csize;
 	int64_t n;
 
-	if (image_read_at(img, c, VMDK_MARKER_HEAD, host,
-	    "grain marker") < 0)
+	if (image_read_at(img, c, VMDK_MARKER_HEAD, host, "grain marker") < 0)
 		return -1;
-	csize = le32(c + 8);
-	if (vmdk_marker_grain(img, v, le64(c), csize, host, &mgi) < 0)
+	csize = le32(c + VMDK_MARKER_SIZE);
+	if (vmdk_marker_grain(img, v, le64(c + VMDK_MARKER_VAL), csize, host,
+	    &mgi) < 0)
 		return -1;
 	if (mgi != gi)
 		return image_bad(img, "grain marker at 0x%llx has LBA %llu, but "
 		    "the grain table puts it at LBA %llu",
-		    (unsigned long long)host, (unsigned long long)le64(c),
+		    (unsigned long long)host,
+		    (unsigned long long)le64(c + VMDK_MARKER_VAL),
 		    (unsigned long long)(gi * v->h.grain_sectors));
 	if (image_read_at(img, c, csize, host + VMDK_MARKER_HEAD,
 	    "grain") < 0)
@@ -1089,7 +1050,7 @@ static int vmdk_read_stream(struct image *img, struct vmdk *v,
 	 */
 	if (vmdk_has_markers(v) && v->h.gd_offset == VMDK_GD_AT_END)
 		return vmdk_read_markers(img, v, em);
-	if (ntotal * 4 > IMAGE_META_MAX || v->ngrains > UINT32_MAX)
+	if (ntotal * VMDK_GTE_BYTES > IMAGE_META_MAX || v->ngrains > UINT32_MAX)
 		return image_bad(img, "grain tables of %llu entries are larger "
 		    "than the %llu-byte limit for reading from a pipe",
 		    (unsigned long long)ntotal, IMAGE_META_MAX);
