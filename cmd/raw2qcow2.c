@@ -29,8 +29,7 @@ static const struct cli_option options[] = {
 
 static const struct cli_program program = {
 	usage,
-	"Write a qcow2 image of any disk image (a raw disk included), from and "
-	"to files or pipes.",
+	"Write a qcow2 image of any disk image (raw too), to a file or pipe.",
 	options,
 };
 

@@ -20,26 +20,24 @@ static const struct cli_option options[] = {
 	WRITE_CLI_OPTIONS,
 	{ 's', "subformat", "SUBFORMAT",
 	    "streamOptimized (the default) or monolithicSparse" },
-	{ 'l', "level", "N", "deflate level of a streamOptimized VMDK, 1 to 12 "
-	    "(default 6)" },
+	{ 'l', "level", "N", "deflate level, 1 to 12 (default 6)" },
 	{ OPT_GRAIN_SIZE, "grain-size", "SIZE",
 	    "a power of two from 8K to 1M (default 64K)" },
 	{ OPT_ADAPTER_TYPE, "adapter-type", "TYPE",
 	    "lsilogic (the default), ide, buslogic or legacyESX" },
 	{ OPT_HWVERSION, "hwversion", "N",
-	    "the virtual hardware version in the descriptor (default 4)" },
+	    "ddb.virtualHWVersion (default 4)" },
 	{ OPT_TOOLSVERSION, "toolsversion", "N",
-	    "the tools version in the descriptor (default 2147483647)" },
+	    "ddb.toolsVersion (default 2147483647)" },
 	{ OPT_EXTENT_NAME, "extent-name", "NAME",
-	    "the extent's name in the descriptor (default: the output's)" },
+	    "the extent's name (default: the output's)" },
 	CLI_HELP_VERSION,
 	{ 0, NULL, NULL, NULL },
 };
 
 static const struct cli_program program = {
 	usage,
-	"Write a VMDK of any disk image (a raw disk included), from and to "
-	"files or pipes.",
+	"Write a VMDK of any disk image (raw too), to a file or pipe.",
 	options,
 };
 

@@ -27,9 +27,9 @@ _imgpipe_values()
 	local prog=$1 arg=$2 cur=$3
 	case $arg in
 	FORMAT)
-		# qemu-img's name, then the Image service's ("-": none)
+		# every name, qemu-img's and the Image service's, one a line
 		COMPREPLY=($(compgen -W "$("$prog" --list-formats 2>/dev/null |
-		    awk '{ print $1; if ($2 != "-") print $2 }')" -- "$cur")) ;;
+		    awk '{ print $1 }')" -- "$cur")) ;;
 	FILE|INPUT|LIST|ARCHIVE)
 		compopt -o filenames 2>/dev/null
 		COMPREPLY=($(compgen -f -- "$cur")) ;;

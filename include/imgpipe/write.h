@@ -60,7 +60,7 @@ enum { WRITE_OPT_SIZE = 0x100, WRITE_OPT_MEM, WRITE_OPT_TMPDIR,
 	{ 'o', "output", "FILE", \
 	    "write to FILE (complete or not at all), not stdout" }, \
 	{ 'f', "format", "FORMAT", \
-	    "the input's format (default: recognised from its content)" }, \
+	    "the input's format (default: probed)" }, \
 	{ 'j', "threads", "N", \
 	    "encoding threads (default: the online processors)" }, \
 	{ WRITE_OPT_SIZE, "size", "SIZE", \
@@ -69,7 +69,7 @@ enum { WRITE_OPT_SIZE = 0x100, WRITE_OPT_MEM, WRITE_OPT_TMPDIR,
 	{ WRITE_OPT_MEM, "mem", "SIZE", \
 	    "memory for data parked, pipe to pipe (default 32M)" }, \
 	{ WRITE_OPT_TMPDIR, "tmpdir", "DIR", \
-	    "where it spills beyond --mem (default $TMPDIR, /tmp)" }, \
+	    "spill beyond --mem there (default $TMPDIR, /tmp)" }, \
 	{ 'v', "verbose", NULL, "report the layout, sizes and store use" }
 
 bool write_option(struct write_opts *o, int c, const char *arg);

@@ -1,5 +1,7 @@
 /* img2raw: probe, open, and let the reader feed a raw sink. */
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "imgpipe/convert.h"
 #include "imgpipe/emit.h"
@@ -9,15 +11,29 @@
 #include "imgpipe/outfile.h"
 #include "imgpipe/sink.h"
 
+static int by_name(const void *a, const void *b)
+{
+	return strcmp((*(const struct format *const *)a)->name,
+	    (*(const struct format *const *)b)->name);
+}
+
+/* Sorted by qemu-img's name, each followed by the Image service's. */
 void list_formats(void)
 {
-	int i;
+	const struct format *sorted[64];
+	int i, j, n = 0;
 
-	for (i = 0; formats[i] != NULL; i++)
-		printf("%-10s %s\n", formats[i]->name, formats[i]->desc);
-	for (i = 0; format_aliases[i].alias != NULL; i++)
-		printf("%-10s the same as %s (the Image service's name)\n",
-		    format_aliases[i].alias, format_aliases[i].name);
+	for (i = 0; formats[i] != NULL && n < 64; i++)
+		sorted[n++] = formats[i];
+	qsort(sorted, n, sizeof sorted[0], by_name);
+	for (i = 0; i < n; i++) {
+		printf("%-10s %s\n", sorted[i]->name, sorted[i]->desc);
+		for (j = 0; format_aliases[j].alias != NULL; j++)
+			if (strcmp(format_aliases[j].name, sorted[i]->name) == 0)
+				printf("%-10s the same as %s (the Image service's "
+				    "name)\n", format_aliases[j].alias,
+				    format_aliases[j].name);
+	}
 }
 
 static int write_raw(struct image *img, struct stash *st, void *arg)
