@@ -253,11 +253,14 @@ progress_of() {
 	grep -- "-o $b/bin/img2raw " "$T/n" | grep -q -- '-Wl,-z,relro'
 	CPPFLAGS=-DIMGPIPE_FROM_ENV CFLAGS=-O1 make -s -C "$TOP" -n -B BUILD="$b" all > "$T/n"
 	! grep -- ' -c -o ' "$T/n" | grep -v -- '-DIMGPIPE_FROM_ENV.*-O1' | grep -q .
-	# and it builds so (-O0 overrides no flag the build needs)
-	make -s -C "$TOP" -j2 BUILD="$b" CFLAGS=-O0 "$b/bin/img2raw" > "$T/log" 2>&1 ||
+	# and it compiles so (-O0 overrides no flag the build needs: C11,
+	# POSIX and GNU names, the libraries' headers); a few objects that
+	# need each of them, not the whole tree, to stay quick
+	make -s -C "$TOP" -j2 BUILD="$b" CFLAGS=-O0 \
+	    "$b/obj/lib/io/source.o" "$b/obj/lib/jobs/write.o" \
+	    "$b/obj/lib/containers/ova.o" "$b/obj/lib/core/json.o" > "$T/log" 2>&1 ||
 		{ cat "$T/log"; false; }
-	make_pattern "$T/d.raw" 65536
-	"$b/bin/img2raw" "$T/d.raw" | cmp - "$T/d.raw"
+	[ -s "$b/obj/lib/jobs/write.o" ]
 }
 
 # the example of imgpipe(7), its man escapes undone
