@@ -131,6 +131,13 @@ static int open_input(struct wjob *j)
 	if (image_open(&j->img, &j->src, &j->st, j->o->format, false) < 0)
 		return -1;
 	j->img_open = true;
+	/*
+	 * A raw disk through a pipe: --size is what arrives, the total of the
+	 * meter (pv -s); for another format it is not the input's size.
+	 */
+	if (j->o->size_given && j->src.meter_total == 0 && !j->src.meter_raw &&
+	    j->img.fmt != NULL && strcmp(j->img.fmt->name, "raw") == 0)
+		progress_total(&j->pr, j->o->size);
 	return 0;
 }
 

@@ -8,17 +8,28 @@ TOP=$BATS_TEST_DIRNAME/../..
 
 programs() { (cd "$TOP/cmd" && ls ./*.c | sed 's|^\./||; s|\.c$||'); }
 
+# The source of a program's option table: cmd/PROG.c, with write.h when
+# the table takes WRITE_CLI_OPTIONS (the options every raw2X shares).
+table_source() {
+	cat "$TOP/cmd/$1.c"
+	if grep -q WRITE_CLI_OPTIONS "$TOP/cmd/$1.c"; then
+		sed -n '/^#define WRITE_CLI_OPTIONS/,/^$/p' "$TOP/include/imgpipe/write.h" |
+		    sed 's/^#define WRITE_CLI_OPTIONS.*//; s/[[:space:]]*\\$//; s/^\t{/{/'
+	fi
+}
+
 # The long options of a program's getopt table, as its source has them:
 # cli.h's { KEY, "name", ... } or getopt's { "name", ..._argument, ... }.
 table_long_options() {
+	table_source "$1" |
 	sed -n -e 's/^[[:space:]]*{ *[^,]*, *"\([a-z0-9-]*\)",.*/\1/p' \
-	    -e 's/^[[:space:]]*{ *"\([a-z0-9-]*\)", *\(no\|required\|optional\)_argument.*/\1/p' \
-	    "$TOP/cmd/$1.c"
+	    -e 's/^[[:space:]]*{ *"\([a-z0-9-]*\)", *\(no\|required\|optional\)_argument.*/\1/p'
 }
 
 # The short letters of cli.h's table: { 'f', "format", ... }.
 table_short_options() {
-	sed -n "s/^[[:space:]]*{ *'\\(.\\)', *\"[a-z0-9-]*\",.*/\\1/p" "$TOP/cmd/$1.c"
+	table_source "$1" |
+	sed -n "s/^[[:space:]]*{ *'\\(.\\)', *\"[a-z0-9-]*\",.*/\\1/p"
 }
 
 @test "--help lists every option of each program's table, one line each, within 80 columns" {
@@ -184,7 +195,7 @@ progress_of() {
 	qemu-img convert -f raw -O qcow2 "$T/d.raw" "$T/d.qcow2"
 	gzip -c "$T/d.raw" > "$T/d.raw.gz"
 	for cmd in "img2raw -p $T/k.raw" "imgsum -p $T/k.raw" "imgsparse -p $T/k.raw" \
-	    "raw2qcow2 -p $T/k.raw" "img2raw -p $T/d.qcow2" "imgsum -p $T/d.qcow2" \
+	    "raw2qcow2 -p $T/k.raw" "raw2vmdk -p $T/d.qcow2" "img2raw -p $T/d.qcow2" "imgsum -p $T/d.qcow2" \
 	    "img2raw -p $T/d.raw.gz" "raw2qcow2 -p -o $T/o.qcow2 $T/d.raw"; do
 		progress_of $cmd || { echo "$cmd failed"; return 1; }
 		! grep -q $'\r' "$T/progress" || { echo "$cmd: a carriage return"; return 1; }
@@ -200,6 +211,11 @@ progress_of() {
 	[[ "$(tail -n 1 "$T/progress")" == "img2raw: 1000 B  "* ]]
 	progress_of sh -c "cat '$T/k.raw' | img2raw -p --size 1000"
 	[[ "$(tail -n 1 "$T/progress")" == "img2raw: 1000 B of 1000 B 100%"* ]]
+	# raw2X: --size is the disk's size, so a raw disk's from a pipe
+	progress_of sh -c "head -c 1048576 '$T/d.raw' | raw2qcow2 -p --size 1M"
+	[[ "$(tail -n 1 "$T/progress")" == "raw2qcow2: 1.0 MiB of 1.0 MiB 100%"* ]]
+	progress_of sh -c "head -c 1048576 '$T/d.raw' | raw2vmdk -p --size 1M"
+	[[ "$(tail -n 1 "$T/progress")" == "raw2vmdk: 1.0 MiB of 1.0 MiB 100%"* ]]
 	# a zstd frame from a pipe declares its size: % without --size
 	zstd -q -c "$T/d.raw" > "$T/d.raw.zst"
 	progress_of sh -c "cat '$T/d.raw.zst' | img2raw -p"
