@@ -25,7 +25,5 @@ void jsonout_set(json_t *obj, const char *key, json_t *value);
  * "out of memory" when root is NULL.
  */
 int jsonout_print(json_t *root);
-/* s as a JSON string literal on f (jsonout_text's); NULL prints null. */
-void json_print_string(FILE *f, const char *s);
 
 #endif

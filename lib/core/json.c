@@ -53,15 +53,6 @@ void jsonout_set(json_t *obj, const char *key, json_t *value)
 		json_decref(value);
 }
 
-void json_print_string(FILE *f, const char *s)
-{
-	json_t *j = jsonout_text(s);
-
-	if (j == NULL || json_dumpf(j, f, JSON_ENCODE_ANY) < 0)
-		fputs("null", f);
-	json_decref(j);
-}
-
 int jsonout_print(json_t *root)
 {
 	int rc;
