@@ -223,8 +223,9 @@ static int check_size(struct wjob *j)
 	j->limit = IMAGE_VSIZE_MAX;
 	if (w->max_size && w->max_size < j->limit)
 		j->limit = w->max_size;
-	if (j->o->size_given && j->o->size <= j->limit) {
-		j->limit = j->o->size;
+	/* --size rounded up as the virtual size is (size_the_output) */
+	if (j->o->size_given && j->o->size + (-j->o->size & 511) <= j->limit) {
+		j->limit = j->o->size + (-j->o->size & 511);
 		j->limit_given = true;
 	}
 	if (w->size_known && w->virtual_size > j->limit)
