@@ -744,8 +744,7 @@ int raw_to_qcow2(const struct raw2qcow2_opts *o)
 	}
 	pool_stop(&j.pool);
 	for (i = 0; rc < 0 && i < j.nrefs; i++)
-		if (j.refs[i].ptr != NULL)
-			stash_drop(&j.st, &j.refs[i]);
+		stash_drop(&j.st, &j.refs[i]);
 	free(j.refs);
 	free(j.pool.z);
 	free(j.pool.tid);
