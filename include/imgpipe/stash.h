@@ -29,6 +29,8 @@
 #include <stdint.h>
 
 #define STASH_DEFAULT_BUDGET (32ull * 1024 * 1024)
+/* A smaller budget is taken as this: room for a few hundred records. */
+#define STASH_BUDGET_MIN (64u * 1024)
 /* Largest piece, in memory and in a slot of the spill file. */
 #define STASH_PIECE (64u * 1024)
 /* The spill file's allocation unit: space is punched and counted in it. */
@@ -40,7 +42,7 @@
 
 struct stash_chunk;
 
-/* A parked run of bytes; all zero (or after take/drop): empty. */
+/* A parked run of bytes; all zero, or after stash_take/drop: empty. */
 struct stash_ref {
 	struct stash_chunk *head, *tail;
 	uint64_t len;		/* bytes in the run */
@@ -87,7 +89,10 @@ int stash_append(struct stash *st, struct stash_ref *ref, const void *buf,
     size_t len);
 int stash_prepend(struct stash *st, struct stash_ref *ref, const void *buf,
     size_t len);
-/* Copy the whole run to buf and release it; the ref becomes empty. */
+/*
+ * Copy the whole run to buf and release it.  The ref holds no bytes after,
+ * but its len still says how many were taken (stash_drop of it is a no-op).
+ */
 int stash_take(struct stash *st, struct stash_ref *ref, void *buf);
 /* Copy the first len bytes of the run to buf and release them. */
 int stash_take_head(struct stash *st, struct stash_ref *ref, void *buf,

@@ -47,7 +47,7 @@ void stash_init(struct stash *st, uint64_t budget, const char *tmpdir)
 
 	memset(st, 0, sizeof *st);
 	pthread_mutex_init(&st->lock, NULL);
-	st->budget = budget;
+	st->budget = budget > STASH_BUDGET_MIN ? budget : STASH_BUDGET_MIN;
 	st->tmpdir = tmpdir;
 	st->fd = -1;
 	st->punch = true;
@@ -544,6 +544,8 @@ static int append(struct stash *st, struct stash_ref *ref, const void *buf,
 	const unsigned char *p = buf;
 	ssize_t n;
 
+	if (ref->head == NULL)
+		ref->len = 0;	/* a taken ref */
 	while (len > 0) {
 		n = append_piece(st, ref, p, len, exact);
 		if (n < 0)
@@ -684,6 +686,8 @@ int stash_prepend(struct stash *st, struct stash_ref *ref, const void *buf,
 	ssize_t n;
 
 	lock(st);
+	if (ref->head == NULL)
+		ref->len = 0;	/* a taken ref */
 	while (len > 0) {
 		n = prepend_piece(st, ref, buf, len);
 		if (n < 0)
@@ -695,10 +699,13 @@ int stash_prepend(struct stash *st, struct stash_ref *ref, const void *buf,
 
 int stash_take(struct stash *st, struct stash_ref *ref, void *buf)
 {
+	uint64_t len = ref->len;
 	int rc;
 
 	lock(st);
-	rc = take_head(st, ref, buf, ref->len);
+	rc = take_head(st, ref, buf, len);
+	if (rc == 0)
+		ref->len = len;	/* what was taken: callers read it after */
 	return unlock(st, rc);
 }
 

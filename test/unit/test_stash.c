@@ -9,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/sink.h"
+#include "imgpipe/source.h"
 #include "imgpipe/stash.h"
 #include "unit.h"
 
@@ -68,33 +71,38 @@ static uint64_t disk_bytes(int fd)
 
 static void test_memory_then_file(void)
 {
-	unsigned char a[1000], b[1000], out[1000];
+	static unsigned char a[40000], b[40000], out[40000];
 	struct stash_ref ra, rb, rc;
 	struct stash st;
 
 	fill(a, sizeof a, 0, 1);
 	fill(b, sizeof b, 0, 2);
 	stash_init(&st, 2000, dir);
-	CHECK(stash_put(&st, a, sizeof a, &ra) == 0 && ra.len == 1000);
+	CHECK(st.budget == STASH_BUDGET_MIN);	/* too small a budget */
+	stash_free(&st);
+	stash_init(&st, 64 << 10, dir);
+	CHECK(stash_put(&st, a, sizeof a, &ra) == 0 && ra.len == sizeof a);
 	/* the payload and its record are counted */
-	CHECK(st.mem_used > 1000 && st.bookkeeping > 0 &&
-	    st.mem_used == 1000 + STASH_MALLOC_OVERHEAD + st.bookkeeping);
+	CHECK(st.bookkeeping > 0 && st.mem_used == sizeof a +
+	    STASH_MALLOC_OVERHEAD + st.bookkeeping);
 	CHECK(st.fd < 0);
 	/* over the budget: the oldest piece moves to the spill file */
 	CHECK(stash_put(&st, b, sizeof b, &rb) == 0);
-	CHECK(st.fd >= 0 && st.file_parked == 1000 && st.parked == 2000);
+	CHECK(st.fd >= 0 && st.file_parked == sizeof a);
+	CHECK(st.parked == 2 * sizeof a);
 	CHECK(st.mem_used <= st.budget && st.mem_peak <= st.budget);
 	/* the spill file is unlinked: nothing to clean up, nothing visible */
 	CHECK(count_entries(dir) == 0);
-	CHECK(stash_take(&st, &ra, out) == 0 && memcmp(out, a, 1000) == 0);
-	CHECK(ra.len == 0 && ra.head == NULL);
-	CHECK(stash_take(&st, &rb, out) == 0 && memcmp(out, b, 1000) == 0);
+	CHECK(stash_take(&st, &ra, out) == 0 && memcmp(out, a, sizeof a) == 0);
+	/* taken: no bytes left, the length stays for the caller */
+	CHECK(ra.len == sizeof a && ra.head == NULL && ra.tail == NULL);
+	CHECK(stash_take(&st, &rb, out) == 0 && memcmp(out, b, sizeof b) == 0);
 	CHECK(st.mem_used == 0 && st.parked == 0 && st.npieces == 0);
 	CHECK(st.file_parked == 0 && st.file_used == 0 && st.nslots == 0);
 	CHECK(stash_put(&st, a, 10, &rc) == 0);
 	stash_drop(&st, &rc);
 	stash_drop(&st, &rc);	/* an empty ref: nothing happens */
-	CHECK(st.npieces == 0 && st.parked_peak == 2000);
+	CHECK(st.npieces == 0 && st.parked_peak == 2 * sizeof a);
 	stash_free(&st);
 }
 
@@ -326,6 +334,164 @@ static void test_two_threads(void)
 	stash_free(&st);
 }
 
+/*
+ * The pattern of a reader whose tables come after the data they place
+ * (a VMDK with its grain directory at the end, a qcow2 with its L2 tables
+ * last): a header, NBLK blocks of BLK bytes in a shuffled host order, then
+ * the table (virtual index of each host block).  From a pipe, the reader
+ * keeps what passes, reads the table, then reads the blocks back in
+ * virtual order and releases each.
+ */
+#define NBLK 3000u
+#define BLK 3000u	/* not a divisor of the kept pieces: spans matter */
+#define HDR 70000u	/* past the source's head */
+
+static uint32_t host_of(uint32_t v)
+{
+	return (v * 1237u + 11) % NBLK;	/* 1237 is prime to NBLK */
+}
+
+static void make_image(unsigned char *img, size_t len)
+{
+	uint32_t v, h;
+
+	memset(img, 0x11, HDR);
+	for (v = 0; v < NBLK; v++) {
+		h = host_of(v);
+		fill(img + HDR + (size_t)h * BLK, BLK, (uint64_t)v * BLK, 7);
+		memcpy(img + HDR + (size_t)NBLK * BLK + 4 * h, &v, 4);
+	}
+	(void)len;
+}
+
+static pid_t feed_pipe(const unsigned char *img, size_t len, int *rfd)
+{
+	int p[2];
+	pid_t pid;
+
+	if (pipe(p) < 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		write_full(p[1], img, len, "pipe");
+		_exit(0);
+	}
+	close(p[1]);
+	*rfd = p[0];
+	return pid;
+}
+
+static void test_source_retention(void)
+{
+	size_t len = HDR + (size_t)NBLK * BLK + 4 * NBLK;
+	unsigned char *img = malloc(len), *table = malloc(4 * NBLK);
+	unsigned char blk[BLK], hdr[16];
+	uint64_t host, kept_peak = 0;
+	struct source s;
+	struct stash st;
+	uint32_t v, i, virt;
+	int fd = -1, ok = 1;
+	pid_t pid;
+
+	make_image(img, len);
+	pid = feed_pipe(img, len, &fd);
+	CHECK(pid > 0);
+	setenv("IMGPIPE_STASH_STATS", "1", 1);
+	stash_init(&st, 2 << 20, dir);	/* less than the 9 MB kept: spills */
+	unsetenv("IMGPIPE_STASH_STATS");
+	CHECK(source_open_fd(&s, fd, "pipe") == 0 && !s.seekable);
+	CHECK(source_retain(&s, &st, 0) == 0);
+	CHECK(source_read_at(&s, hdr, sizeof hdr, 0, "header") == 0);
+	/* the table is at the end: every block passes first, and is kept */
+	CHECK(source_read_at(&s, table, 4 * NBLK, HDR + (uint64_t)NBLK * BLK,
+	    "table") == 0);
+	CHECK(s.kept_bytes == len - SOURCE_HEAD_MAX);
+	CHECK(st.parked == s.kept_bytes && st.file_parked > 0);
+	/* the header and the table are not needed again */
+	source_release(&s, 0, HDR);
+	source_release(&s, HDR + (uint64_t)NBLK * BLK, 4 * NBLK);
+	for (v = 0; v < NBLK && ok; v++) {
+		/* virtual order: find where the table put block v */
+		for (i = 0; i < NBLK; i++) {
+			memcpy(&virt, table + 4 * i, 4);
+			if (virt == v)
+				break;
+		}
+		host = HDR + (uint64_t)i * BLK;
+		if (source_read_at(&s, blk, BLK, host, "data") < 0 ||
+		    !matches(blk, BLK, (uint64_t)v * BLK, 7))
+			ok = 0;
+		source_release(&s, host, BLK);
+		if (s.kept_bytes > kept_peak)
+			kept_peak = s.kept_bytes;
+	}
+	CHECK(ok);
+	/* everything was released: nothing is held, in memory or on disk */
+	CHECK(s.kept_bytes == 0 && st.parked == 0 && st.file_parked == 0);
+	CHECK(disk_bytes(st.fd) == 0);
+	CHECK(st.mem_peak <= st.budget);
+	CHECK(st.file_disk_excess_peak <= STASH_FILE_SLACK);
+	/* a released block is gone: the message a reader would pass on */
+	err_clear();
+	CHECK(source_read_at(&s, blk, BLK, HDR + BLK * 5, "data") < 0);
+	CHECK(err_status() == EXIT_REJECT &&
+	    strstr(err_msg(), "lies behind data already read") != NULL);
+	err_clear();
+	/* kept again from here; SOURCE_RETAIN_NONE lets it all go */
+	CHECK(source_retain(&s, &st, s.pos) == 0);
+	CHECK(source_retain(&s, &st, SOURCE_RETAIN_NONE) == 0);
+	CHECK(st.mem_used == 0);
+	source_close(&s);
+	close(fd);
+	waitpid(pid, NULL, 0);
+	stash_free(&st);
+	free(img);
+	free(table);
+}
+
+/* Retention moved forward releases what lies behind it. */
+static void test_source_retain_moves(void)
+{
+	size_t len = 1 << 20;
+	unsigned char *img = malloc(len), buf[1000];
+	struct source s;
+	struct stash st;
+	int fd = -1;
+	pid_t pid;
+
+	fill(img, len, 0, 8);
+	pid = feed_pipe(img, len, &fd);
+	stash_init(&st, 8 << 20, dir);
+	CHECK(source_open_fd(&s, fd, "pipe") == 0);
+	CHECK(source_retain(&s, &st, 100000) == 0);
+	CHECK(source_skip_to(&s, 500000) == 0);
+	CHECK(s.kept_bytes == 400000);
+	CHECK(source_read_at(&s, buf, 1000, 99000, "x") < 0);	/* not kept */
+	err_clear();
+	CHECK(source_read_at(&s, buf, 1000, 100000, "x") == 0 &&
+	    matches(buf, 1000, 100000, 8));
+	/* a range from the kept bytes on into the stream ahead */
+	CHECK(source_read_at(&s, buf, 1000, 499500, "x") == 0 &&
+	    matches(buf, 1000, 499500, 8));
+	CHECK(source_retain(&s, &st, 300000) == 0);
+	CHECK(s.kept_bytes == 500500 - 300000);
+	CHECK(source_read_at(&s, buf, 1000, 200000, "x") < 0);
+	err_clear();
+	/* the middle of a piece released, then the rest around it */
+	source_release(&s, 310000, 1000);
+	CHECK(source_read_at(&s, buf, 1000, 320000, "x") == 0 &&
+	    matches(buf, 1000, 320000, 8));
+	source_release(&s, 300000, 1000000);
+	CHECK(s.kept_bytes == 0 && st.parked == 0);
+	source_close(&s);
+	CHECK(st.mem_used == 0);
+	close(fd);
+	waitpid(pid, NULL, 0);
+	stash_free(&st);
+	free(img);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(dir) != NULL);
@@ -335,6 +501,8 @@ int main(void)
 	test_spill_space_reused();
 	test_charge();
 	test_two_threads();
+	test_source_retention();
+	test_source_retain_moves();
 	CHECK(count_entries(dir) == 0);
 	rmdir(dir);
 	UNIT_DONE();
