@@ -35,12 +35,15 @@
 #define STASH_PIECE (64u * 1024)
 /* The spill file's allocation unit: space is punched and counted in it. */
 #define STASH_FILE_BLOCK 4096u
+/* Pieces up to this size share slots when they move to the file. */
+#define STASH_PACK_MAX (16u * 1024)
 /* What the spill file may take beyond the bytes parked in it. */
 #define STASH_FILE_SLACK (1024u * 1024)
 /* What a malloc'd block costs beyond its size (counted in the budget). */
 #define STASH_MALLOC_OVERHEAD 16u
 
 struct stash_chunk;
+struct stash_slot;
 
 /* A parked run of bytes; all zero, or after stash_take/drop: empty. */
 struct stash_ref {
@@ -70,8 +73,13 @@ struct stash {
 	bool punch;		/* the file system punches holes */
 	bool stats;		/* IMGPIPE_STASH_STATS: measure, report */
 	uint32_t nslots;	/* slots of the spill file in use or free */
-	uint32_t *free_slots;	/* a stack; room for nslots entries */
-	size_t nfree, capfree;
+	struct stash_slot *slots;	/* per slot: bytes held, per block */
+	uint32_t *free_slots;	/* a stack */
+	size_t nfree, capslots;	/* both arrays have capslots entries */
+	/* Small pieces are packed into one slot, written when it is full. */
+	uint32_t pack_slot;	/* UINT32_MAX: none open */
+	uint32_t pack_used, pack_written;
+	unsigned char *pack_buf;	/* [pack_written, pack_used) of it */
 	struct stash_chunk *oldest, *newest;	/* pieces in memory, by use */
 	struct stash_chunk *file_first, *file_last;	/* pieces in the file */
 };

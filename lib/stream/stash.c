@@ -1,16 +1,23 @@
 /*
  * The parking store.  A run is a chain of pieces (struct stash_chunk) of
- * at most STASH_PIECE bytes, each in a malloc'd buffer or in one slot of
- * the spill file.  Pieces in memory sit on a list by last use; when the
- * budget would be passed, the least recently used move to the file.  A
- * piece grows in place (realloc up to STASH_PIECE, or a positioned write
- * into its slot), so a run that grows a few hundred bytes at a time is
- * still a chain of full pieces.
+ * at most STASH_PIECE bytes, each in a malloc'd buffer or in the spill
+ * file.  Pieces in memory sit on a list by last use; when the budget would
+ * be passed, the least recently used move to the file.  A piece grows in
+ * place (realloc up to STASH_PIECE, or a positioned write into its slot),
+ * so a run that grows a few hundred bytes at a time is still a chain of
+ * full pieces.
+ *
+ * The file is cut in slots of STASH_PIECE bytes.  A large piece has a slot
+ * of its own; pieces of up to STASH_PACK_MAX bytes are packed one after
+ * the other into a shared slot, gathered in memory and written when the
+ * slot is full.  Every slot counts the bytes it holds in each 4 KiB block:
+ * a block that holds nothing any more is punched out (FALLOC_FL_PUNCH_HOLE),
+ * a slot that holds nothing goes back to a stack of free slots.  So the
+ * file takes the blocks that hold parked bytes, no more.
  *
  * Accounting: mem_used counts every buffer at its capacity plus
- * STASH_MALLOC_OVERHEAD, every piece record, the slot stack and the
- * callers' charges.  In the file, a piece is counted in whole
- * STASH_FILE_BLOCKs; blocks no piece covers any more are punched out.
+ * STASH_MALLOC_OVERHEAD, every piece record, the slot arrays, the pack
+ * buffer and the callers' charges.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -34,12 +41,23 @@ struct stash_chunk {
 	uint32_t slot;
 	uint32_t lo, hi;	/* the bytes: [lo, hi) of mem or of the slot */
 	uint32_t cap;		/* bytes at mem; STASH_PIECE in the file */
+	bool packed;		/* shares its slot: cannot grow there */
 };
 
 #define RECORD_COST ((uint64_t)sizeof(struct stash_chunk) + \
 	STASH_MALLOC_OVERHEAD)
 /* A piece that is to grow starts this big, then doubles. */
 #define GROW_FIRST 4096u
+#define SLOT_BLOCKS (STASH_PIECE / STASH_FILE_BLOCK)
+#define NO_SLOT UINT32_MAX
+/* Small pieces gather here before they are written to the pack slot. */
+#define PACK_BUF STASH_PACK_MAX
+
+/* What the file holds of one slot: bytes in all, bytes per block. */
+struct stash_slot {
+	uint32_t live;
+	uint16_t block_live[SLOT_BLOCKS];
+};
 
 void stash_init(struct stash *st, uint64_t budget, const char *tmpdir)
 {
@@ -51,6 +69,7 @@ void stash_init(struct stash *st, uint64_t budget, const char *tmpdir)
 	st->tmpdir = tmpdir;
 	st->fd = -1;
 	st->punch = true;
+	st->pack_slot = NO_SLOT;
 	st->stats = e != NULL && *e != '\0';
 }
 
@@ -77,14 +96,15 @@ static uint64_t buffer_cost(uint32_t cap)
 	return (uint64_t)cap + STASH_MALLOC_OVERHEAD;
 }
 
-/* Bytes of the whole file blocks that [lo, hi) of a slot touches. */
-static uint64_t blocks_of(uint32_t lo, uint32_t hi)
+static int bookkeeping_fits(struct stash *st, uint64_t need)
 {
-	uint64_t b = STASH_FILE_BLOCK;
+	char b[32];
 
-	if (hi <= lo)
+	if (st->bookkeeping + need <= st->budget)
 		return 0;
-	return ((uint64_t)hi + b - 1) / b * b - lo / b * b;
+	return fail(EXIT_REJECT, "parking store: the bookkeeping of what "
+	    "waits to be placed needs more than the memory budget of %s; "
+	    "raise --mem", format_size(st->budget, b, sizeof b));
 }
 
 /* The disk space the file takes, measured when asked to report. */
@@ -103,14 +123,8 @@ static void file_measure(struct stash *st)
 		st->file_disk_excess_peak = disk - st->file_parked;
 }
 
-/* A file piece held [lo, hi) of its slot and now holds [c->lo, c->hi). */
-static void file_span_changed(struct stash *st, const struct stash_chunk *c,
-    uint32_t lo, uint32_t hi)
+static void file_peaks(struct stash *st)
 {
-	st->file_used += blocks_of(c->lo, c->hi);
-	st->file_used -= blocks_of(lo, hi);
-	st->file_parked += (uint64_t)(c->hi - c->lo);
-	st->file_parked -= hi - lo;
 	if (st->file_used > st->file_peak)
 		st->file_peak = st->file_used;
 	if (st->file_used > st->file_parked &&
@@ -155,7 +169,7 @@ static void touch(struct stash *st, struct stash_chunk *c)
 	list_push(&st->oldest, &st->newest, c);
 }
 
-/* ---- the spill file ---- */
+/* ---- the spill file: slots of STASH_PIECE bytes ---- */
 
 static const char *tmp_dir(const struct stash *st)
 {
@@ -213,63 +227,6 @@ static void punch(struct stash *st, uint64_t off, uint64_t len)
 	st->punch = false;
 }
 
-static int bookkeeping_fits(struct stash *st, uint64_t need)
-{
-	char b[32];
-
-	if (st->bookkeeping + need <= st->budget)
-		return 0;
-	return fail(EXIT_REJECT, "parking store: the bookkeeping of what "
-	    "waits to be placed needs more than the memory budget of %s; "
-	    "raise --mem", format_size(st->budget, b, sizeof b));
-}
-
-/* A free slot; the slot stack always has room for every slot. */
-static int slot_get(struct stash *st, uint32_t *slot)
-{
-	size_t cap = st->capfree;
-	uint64_t grown;
-
-	if (st->nfree > 0) {
-		*slot = st->free_slots[--st->nfree];
-		return 0;
-	}
-	if (st->fd < 0 && open_spill(st) < 0)
-		return -1;
-	if (st->nslots == UINT32_MAX)
-		return fail(EXIT_IO, "parking store: temporary file full");
-	if (st->nslots == cap) {
-		grown = (cap ? 2 * cap : 16) * sizeof *st->free_slots;
-		if (bookkeeping_fits(st, grown - cap * sizeof *st->free_slots)
-		    < 0)
-			return -1;
-		if (grow_array(&st->free_slots, st->nslots, &st->capfree,
-		    sizeof *st->free_slots, 16, SIZE_MAX) < 0)
-			return -1;
-		mem_add(st, (st->capfree - cap) * sizeof *st->free_slots +
-		    (cap ? 0 : STASH_MALLOC_OVERHEAD), true);
-	}
-	*slot = st->nslots++;
-	return 0;
-}
-
-static void slot_put(struct stash *st, uint32_t slot)
-{
-	st->free_slots[st->nfree++] = slot;
-	if (st->nfree == st->nslots) {
-		/* Everything spilled has left: start the file over. */
-		if (ftruncate(st->fd, 0) < 0) {
-			/* the slots were punched: nothing is lost */
-		}
-		free(st->free_slots);
-		mem_add(st, -(int64_t)(st->capfree * sizeof *st->free_slots +
-		    STASH_MALLOC_OVERHEAD), true);
-		st->free_slots = NULL;
-		st->nfree = st->nslots = 0;
-		st->capfree = 0;
-	}
-}
-
 static int file_write(struct stash *st, const void *buf, size_t len,
     uint64_t off)
 {
@@ -293,21 +250,265 @@ static int file_read(struct stash *st, void *buf, size_t len, uint64_t off)
 	return 0;
 }
 
+static uint64_t slots_cost(size_t cap)
+{
+	return cap ? cap * (sizeof(struct stash_slot) + sizeof(uint32_t)) +
+	    2 * STASH_MALLOC_OVERHEAD : 0;
+}
+
+/* What the next new slot would add to the bookkeeping. */
+static uint64_t slots_growth(const struct stash *st)
+{
+	size_t cap = st->capslots ? 2 * st->capslots : 16;
+
+	if (st->nfree > 0 || st->nslots < st->capslots)
+		return 0;
+	return slots_cost(cap) - slots_cost(st->capslots);
+}
+
+/* Room in both slot arrays for one more slot. */
+static int slots_room(struct stash *st)
+{
+	size_t cap = st->capslots ? 2 * st->capslots : 16;
+	uint64_t grow = slots_growth(st);
+	struct stash_slot *s;
+	uint32_t *f;
+
+	if (st->nslots < st->capslots)
+		return 0;
+	if (bookkeeping_fits(st, grow) < 0)
+		return -1;
+	s = realloc(st->slots, cap * sizeof *s);
+	if (s != NULL)
+		st->slots = s;
+	f = realloc(st->free_slots, cap * sizeof *f);
+	if (f != NULL)
+		st->free_slots = f;
+	if (s == NULL || f == NULL)
+		return fail(EXIT_IO, "out of memory");
+	mem_add(st, grow, true);
+	st->capslots = cap;
+	return 0;
+}
+
+/* A free slot, holding nothing. */
+static int slot_get(struct stash *st, uint32_t *slot)
+{
+	if (st->nfree > 0) {
+		*slot = st->free_slots[--st->nfree];
+		return 0;
+	}
+	if (st->fd < 0 && open_spill(st) < 0)
+		return -1;
+	if (st->nslots == NO_SLOT - 1)
+		return fail(EXIT_IO, "parking store: temporary file full");
+	if (slots_room(st) < 0)
+		return -1;
+	*slot = st->nslots++;
+	memset(&st->slots[*slot], 0, sizeof st->slots[*slot]);
+	return 0;
+}
+
+static void pack_buf_free(struct stash *st)
+{
+	if (st->pack_buf == NULL)
+		return;
+	free(st->pack_buf);
+	st->pack_buf = NULL;
+	mem_add(st, -(int64_t)buffer_cost(PACK_BUF), true);
+}
+
+/* A slot that holds nothing any more goes back to the free stack. */
+static void slot_put(struct stash *st, uint32_t slot)
+{
+	if (slot == st->pack_slot)
+		st->pack_slot = NO_SLOT;
+	punch(st, slot_pos(slot), STASH_PIECE);
+	st->free_slots[st->nfree++] = slot;
+	if (st->nfree == st->nslots - 1 && st->pack_slot != NO_SLOT &&
+	    st->slots[st->pack_slot].live == 0) {
+		/* only the empty pack is left: close it too */
+		st->free_slots[st->nfree++] = st->pack_slot;
+		st->pack_slot = NO_SLOT;
+	}
+	if (st->nfree < st->nslots)
+		return;
+	/* Everything spilled has left: start the file over. */
+	if (ftruncate(st->fd, 0) < 0) {
+		/* the blocks were punched: nothing is lost */
+	}
+	free(st->slots);
+	free(st->free_slots);
+	mem_add(st, -(int64_t)slots_cost(st->capslots), true);
+	st->slots = NULL;
+	st->free_slots = NULL;
+	st->nfree = st->nslots = 0;
+	st->capslots = 0;
+	pack_buf_free(st);
+}
+
+static uint32_t overlap(uint32_t a, uint32_t b, uint32_t s, uint32_t e)
+{
+	uint32_t lo = a > s ? a : s, hi = b < e ? b : e;
+
+	return hi > lo ? hi - lo : 0;
+}
+
 /*
- * Move a memory piece to a slot.  A piece filled from its end (a run that
- * grows downwards) goes to the end of the slot, others to its start, so
- * that growth can go on in place and whole blocks stay whole.
+ * A file piece held [lo, hi) of its slot and now holds [c->lo, c->hi):
+ * count the bytes in each block it touches, punch the blocks that hold
+ * nothing any more (in one call), unless the whole slot is about to go.
+ * Its slot is not freed here.
+ */
+static void file_span_changed(struct stash *st, const struct stash_chunk *c,
+    uint32_t lo, uint32_t hi, bool slot_goes)
+{
+	struct stash_slot *sl = &st->slots[c->slot];
+	uint32_t from = c->lo, to = c->hi, b, bs, was, now;
+	uint32_t p_from = STASH_PIECE, p_to = 0;
+
+	if (hi > lo) {
+		from = c->hi > c->lo && c->lo < lo ? c->lo : lo;
+		to = c->hi > c->lo && c->hi > hi ? c->hi : hi;
+	}
+	for (b = from / STASH_FILE_BLOCK; b * STASH_FILE_BLOCK < to; b++) {
+		bs = b * STASH_FILE_BLOCK;
+		was = sl->block_live[b];
+		now = was - overlap(lo, hi, bs, bs + STASH_FILE_BLOCK) +
+		    overlap(c->lo, c->hi, bs, bs + STASH_FILE_BLOCK);
+		sl->block_live[b] = now;
+		if (was == 0 && now > 0) {
+			st->file_used += STASH_FILE_BLOCK;
+		} else if (was > 0 && now == 0) {
+			st->file_used -= STASH_FILE_BLOCK;
+			if (bs < p_from)
+				p_from = bs;
+			p_to = bs + STASH_FILE_BLOCK;
+		}
+	}
+	if (p_to > p_from && !slot_goes)
+		punch(st, slot_pos(c->slot) + p_from, p_to - p_from);
+	sl->live += (c->hi - c->lo) - (hi - lo);
+	st->file_parked += (uint64_t)(c->hi - c->lo);
+	st->file_parked -= hi - lo;
+	file_peaks(st);
+}
+
+/*
+ * Write the pack's gathered pieces; blocks of it whose pieces have all
+ * left meanwhile are punched again.
+ */
+static int pack_flush(struct stash *st)
+{
+	const struct stash_slot *sl;
+	uint32_t from = st->pack_written, b;
+
+	if (st->pack_slot == NO_SLOT || from == st->pack_used)
+		return 0;
+	if (file_write(st, st->pack_buf, st->pack_used - from,
+	    slot_pos(st->pack_slot) + from) < 0)
+		return -1;
+	st->pack_written = st->pack_used;
+	sl = &st->slots[st->pack_slot];
+	for (b = from / STASH_FILE_BLOCK; b * STASH_FILE_BLOCK < st->pack_used;
+	    b++)
+		if (sl->block_live[b] == 0)
+			punch(st, slot_pos(st->pack_slot) + b * STASH_FILE_BLOCK,
+			    STASH_FILE_BLOCK);
+	file_measure(st);
+	return 0;
+}
+
+/* Stop filling the pack slot; it is freed when it holds nothing. */
+static int pack_close(struct stash *st)
+{
+	uint32_t slot = st->pack_slot;
+
+	if (slot == NO_SLOT)
+		return 0;
+	if (st->slots[slot].live == 0) {
+		slot_put(st, slot);	/* nothing in it to write */
+		return 0;
+	}
+	if (pack_flush(st) < 0)
+		return -1;
+	st->pack_slot = NO_SLOT;
+	return 0;
+}
+
+/*
+ * Room for len bytes in the pack slot (and in the buffer that gathers its
+ * bytes): where they go in the slot, or -1.
+ */
+static int64_t pack_room(struct stash *st, uint32_t len)
+{
+	if (st->pack_slot != NO_SLOT && st->pack_used + len <= STASH_PIECE) {
+		if (st->pack_used + len - st->pack_written > PACK_BUF &&
+		    pack_flush(st) < 0)
+			return -1;
+		return st->pack_used;
+	}
+	if (pack_close(st) < 0)
+		return -1;
+	if (st->pack_buf == NULL) {
+		if (bookkeeping_fits(st, buffer_cost(PACK_BUF)) < 0)
+			return -1;
+		st->pack_buf = malloc(PACK_BUF);
+		if (st->pack_buf == NULL)
+			return fail(EXIT_IO, "out of memory");
+		mem_add(st, buffer_cost(PACK_BUF), true);
+	}
+	if (slot_get(st, &st->pack_slot) < 0)
+		return -1;
+	st->pack_used = st->pack_written = 0;
+	return 0;
+}
+
+/*
+ * A file piece left its slot (its bytes are released).  The pack being
+ * filled stays open for more, unless the file holds nothing else.
+ */
+static void slot_left(struct stash *st, struct stash_chunk *c)
+{
+	if (!c->packed)
+		slot_put(st, c->slot);
+	else if (st->slots[c->slot].live > 0)
+		return;
+	else if (c->slot != st->pack_slot)
+		slot_put(st, c->slot);
+	else if (st->file_parked == 0)
+		pack_close(st);
+}
+
+/*
+ * Move a memory piece to the file.  A small one joins the pack; a large
+ * one filled from its end (a run that grows downwards) goes to the end of
+ * a slot of its own, others to its start, so growth can go on in place.
  */
 static int spill(struct stash *st, struct stash_chunk *c)
 {
 	uint32_t len = c->hi - c->lo, at, slot;
+	int64_t p;
 
-	if (slot_get(st, &slot) < 0)
-		return -1;
-	at = c->lo > 0 && c->hi == c->cap ? STASH_PIECE - len : 0;
-	if (file_write(st, c->mem + c->lo, len, slot_pos(slot) + at) < 0) {
-		st->free_slots[st->nfree++] = slot;
-		return -1;
+	if (len <= STASH_PACK_MAX) {
+		p = pack_room(st, len);
+		if (p < 0)
+			return -1;
+		at = (uint32_t)p;
+		slot = st->pack_slot;
+		memcpy(st->pack_buf + (at - st->pack_written), c->mem + c->lo,
+		    len);
+		st->pack_used += len;
+		c->packed = true;
+	} else {
+		if (slot_get(st, &slot) < 0)
+			return -1;
+		at = c->lo > 0 && c->hi == c->cap ? STASH_PIECE - len : 0;
+		if (file_write(st, c->mem + c->lo, len, slot_pos(slot) + at)
+		    < 0) {
+			st->free_slots[st->nfree++] = slot;
+			return -1;
+		}
 	}
 	list_unlink(&st->oldest, &st->newest, c);
 	free(c->mem);
@@ -318,7 +519,7 @@ static int spill(struct stash *st, struct stash_chunk *c)
 	c->lo = at;
 	c->hi = at + len;
 	list_push(&st->file_first, &st->file_last, c);
-	file_span_changed(st, c, 0, 0);
+	file_span_changed(st, c, 0, 0, false);
 	return 0;
 }
 
@@ -330,13 +531,16 @@ static int spill(struct stash *st, struct stash_chunk *c)
 static int make_room(struct stash *st, uint64_t need,
     const struct stash_chunk *keep)
 {
-	while (st->mem_used + need > st->budget) {
+	uint64_t extra = slots_growth(st) +
+	    (st->pack_buf == NULL ? buffer_cost(PACK_BUF) : 0);
+
+	while (st->mem_used + need + extra > st->budget) {
 		struct stash_chunk *c = st->oldest;
 
 		if (c == keep && c != NULL)
 			c = c->newer;
 		if (c == NULL)
-			return 0;
+			return st->mem_used + need <= st->budget;
 		if (spill(st, c) < 0)
 			return -1;
 	}
@@ -346,8 +550,8 @@ static int make_room(struct stash *st, uint64_t need,
 /* ---- pieces ---- */
 
 /*
- * A new, empty piece for len bytes, in memory when the budget allows,
- * else in a slot.  at_end: its bytes will be added from its end down.
+ * A new, empty piece of cap bytes, in memory when the budget allows, else
+ * in a slot of its own.  at_end: its bytes will be added from its end down.
  */
 static struct stash_chunk *chunk_new(struct stash *st, uint32_t cap,
     bool at_end)
@@ -398,10 +602,9 @@ static void chunk_free(struct stash *st, struct stash_chunk *c)
 		uint32_t lo = c->lo, hi = c->hi;
 
 		list_unlink(&st->file_first, &st->file_last, c);
-		punch(st, slot_pos(c->slot), STASH_PIECE);
-		c->lo = c->hi = 0;
-		file_span_changed(st, c, lo, hi);
-		slot_put(st, c->slot);
+		c->lo = c->hi = lo;
+		file_span_changed(st, c, lo, hi, !c->packed);
+		slot_left(st, c);
 	}
 	free(c);
 	mem_add(st, -(int64_t)RECORD_COST, true);
@@ -411,11 +614,17 @@ static void chunk_free(struct stash *st, struct stash_chunk *c)
 static int chunk_read(struct stash *st, const struct stash_chunk *c,
     uint32_t from, uint32_t n, void *buf)
 {
+	uint32_t at = c->lo + from;
+
 	if (c->mem != NULL) {
-		memcpy(buf, c->mem + c->lo + from, n);
+		memcpy(buf, c->mem + at, n);
 		return 0;
 	}
-	return file_read(st, buf, n, slot_pos(c->slot) + c->lo + from);
+	if (c->slot == st->pack_slot && at >= st->pack_written) {
+		memcpy(buf, st->pack_buf + (at - st->pack_written), n);
+		return 0;
+	}
+	return file_read(st, buf, n, slot_pos(c->slot) + at);
 }
 
 /*
@@ -471,7 +680,7 @@ static ssize_t append_piece(struct stash *st, struct stash_ref *ref,
 
 	if (t != NULL && t->hi == t->cap && chunk_grow(st, t, len, false) < 0)
 		return -1;
-	if (t == NULL || t->hi == t->cap) {
+	if (t == NULL || t->hi == t->cap || t->packed) {
 		t = chunk_new(st, new_cap(len, exact), false);
 		if (t == NULL)
 			return -1;
@@ -492,7 +701,7 @@ static ssize_t append_piece(struct stash *st, struct stash_ref *ref,
 			return -1;
 		hi = t->hi;
 		t->hi += n;
-		file_span_changed(st, t, t->lo, hi);
+		file_span_changed(st, t, t->lo, hi, false);
 	}
 	ref->len += n;
 	parked_add(st, n);
@@ -509,7 +718,7 @@ static ssize_t prepend_piece(struct stash *st, struct stash_ref *ref,
 
 	if (h != NULL && h->lo == 0 && chunk_grow(st, h, len, true) < 0)
 		return -1;
-	if (h == NULL || h->lo == 0) {
+	if (h == NULL || h->lo == 0 || h->packed) {
 		h = chunk_new(st, new_cap(len, false), true);
 		if (h == NULL)
 			return -1;
@@ -531,7 +740,7 @@ static ssize_t prepend_piece(struct stash *st, struct stash_ref *ref,
 			return -1;
 		lo = h->lo;
 		h->lo -= n;
-		file_span_changed(st, h, lo, h->hi);
+		file_span_changed(st, h, lo, h->hi, false);
 	}
 	ref->len += n;
 	parked_add(st, n);
@@ -574,20 +783,14 @@ static void head_release(struct stash *st, struct stash_ref *ref, uint32_t n)
 	}
 	h->lo += n;
 	parked_add(st, -(int64_t)n);
-	if (h->mem == NULL) {
-		/* whole blocks now in front of the bytes go back */
-		punch(st, slot_pos(h->slot) + lo / STASH_FILE_BLOCK *
-		    STASH_FILE_BLOCK, (uint64_t)(h->lo / STASH_FILE_BLOCK -
-		    lo / STASH_FILE_BLOCK) * STASH_FILE_BLOCK);
-		file_span_changed(st, h, lo, h->hi);
-	}
+	if (h->mem == NULL)
+		file_span_changed(st, h, lo, h->hi, false);
 }
 
 static void tail_release(struct stash *st, struct stash_ref *ref, uint32_t n)
 {
 	struct stash_chunk *t = ref->tail;
 	uint32_t hi = t->hi;
-	uint64_t from;
 
 	ref->len -= n;
 	if (n == t->hi - t->lo) {
@@ -601,13 +804,8 @@ static void tail_release(struct stash *st, struct stash_ref *ref, uint32_t n)
 	}
 	t->hi -= n;
 	parked_add(st, -(int64_t)n);
-	if (t->mem == NULL) {
-		from = ((uint64_t)t->hi + STASH_FILE_BLOCK - 1) /
-		    STASH_FILE_BLOCK * STASH_FILE_BLOCK;
-		if (from < hi)
-			punch(st, slot_pos(t->slot) + from, STASH_PIECE - from);
-		file_span_changed(st, t, t->lo, hi);
-	}
+	if (t->mem == NULL)
+		file_span_changed(st, t, t->lo, hi, false);
 }
 
 /* Read (buf not NULL) and release the first len bytes of a run. */
@@ -861,8 +1059,12 @@ void stash_free(struct stash *st)
 	free_list(st->file_first);
 	st->oldest = st->newest = st->file_first = st->file_last = NULL;
 	free(st->free_slots);
+	free(st->slots);
+	free(st->pack_buf);
 	st->free_slots = NULL;
-	st->nfree = st->capfree = st->nslots = 0;
+	st->slots = NULL;
+	st->pack_buf = NULL;
+	st->nfree = st->capslots = st->nslots = 0;
 	if (st->fd >= 0)
 		close(st->fd);
 	st->fd = -1;

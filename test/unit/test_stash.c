@@ -145,30 +145,30 @@ static void test_large_run(void)
  */
 static void test_run_grows_down_and_up(void)
 {
-	static unsigned char out[64 << 20];
+	static unsigned char out[16 << 20];
 	unsigned char blk[512];
-	uint64_t n = (64 << 20) / 512, i;
+	uint64_t n = (16 << 20) / 512, i;
 	struct stash_ref down = { 0 }, up = { 0 };
 	struct stash st;
 
 	setenv("IMGPIPE_STASH_STATS", "1", 1);
-	stash_init(&st, 4 << 20, dir);
+	stash_init(&st, 1 << 20, dir);
 	unsetenv("IMGPIPE_STASH_STATS");
 	for (i = n; i-- > 0;) {
 		fill(blk, sizeof blk, i * 512, 4);
 		if (stash_prepend(&st, &down, blk, sizeof blk) < 0)
 			break;
 	}
-	CHECK(down.len == 64 << 20);
+	CHECK(down.len == 16 << 20);
 	/* whole pieces: about one record per STASH_PIECE bytes */
-	CHECK(st.npieces <= (64 << 20) / STASH_PIECE + 4);
+	CHECK(st.npieces <= (16 << 20) / STASH_PIECE + 4);
 	CHECK(st.mem_peak <= st.budget);
 	CHECK(st.file_excess_peak <= STASH_FILE_SLACK);
 	CHECK(st.file_disk_excess_peak <= STASH_FILE_SLACK);
 	CHECK(st.file_disk_peak <= st.parked_peak + STASH_FILE_SLACK);
 	CHECK(stash_take(&st, &down, out) == 0 &&
-	    matches(out, 64 << 20, 0, 4));
-	for (i = 0; i < n / 4; i++) {
+	    matches(out, 16 << 20, 0, 4));
+	for (i = 0; i < n; i++) {
 		fill(blk, sizeof blk, i * 512, 5);
 		if (stash_append(&st, &up, blk, sizeof blk) < 0)
 			break;
@@ -226,6 +226,40 @@ static void test_spill_space_reused(void)
 	CHECK(st.file_excess_peak <= STASH_FILE_SLACK);
 	for (k = 0; k < 64; k++)
 		stash_drop(&st, &r[k]);
+	CHECK(st.parked == 0 && st.mem_used == 0 && disk_bytes(st.fd) == 0);
+	stash_free(&st);
+}
+
+/*
+ * Many small runs (a reader keeping one run per 512-byte grain): packed
+ * together in the spill file, not a 4 KiB block each.
+ */
+static void test_small_runs_packed(void)
+{
+	enum { N = 30000 };
+	static struct stash_ref r[N];
+	unsigned char blk[512];
+	struct stash st;
+	int ok = 1;
+	size_t i;
+
+	setenv("IMGPIPE_STASH_STATS", "1", 1);
+	stash_init(&st, 8 << 20, dir);
+	unsetenv("IMGPIPE_STASH_STATS");
+	for (i = 0; i < N && ok; i++) {
+		fill(blk, sizeof blk, i * 512, 9);
+		if (stash_put(&st, blk, sizeof blk, &r[i]) < 0)
+			ok = 0;
+	}
+	CHECK(ok && st.file_parked > (N / 2) * 512);
+	CHECK(st.file_disk_peak <= st.parked_peak + STASH_FILE_SLACK);
+	for (i = 0; i < N && ok; i++)
+		if (stash_take(&st, &r[i], blk) < 0 ||
+		    !matches(blk, sizeof blk, i * 512, 9))
+			ok = 0;
+	CHECK(ok);
+	CHECK(st.file_disk_excess_peak <= STASH_FILE_SLACK);
+	CHECK(st.mem_peak <= st.budget);
 	CHECK(st.parked == 0 && st.mem_used == 0 && disk_bytes(st.fd) == 0);
 	stash_free(&st);
 }
@@ -499,6 +533,7 @@ int main(void)
 	test_large_run();
 	test_run_grows_down_and_up();
 	test_spill_space_reused();
+	test_small_runs_packed();
 	test_charge();
 	test_two_threads();
 	test_source_retention();
