@@ -55,6 +55,10 @@ struct stash {
 	pthread_mutex_t lock;
 	uint64_t budget;	/* bytes of memory, everything counted */
 	uint64_t mem_used;	/* payload buffers + bookkeeping */
+	/*
+	 * mem_peak passes the budget only while a piece moves to the file
+	 * and the slot table doubles (40 bytes per 64 KiB of file) at once.
+	 */
 	uint64_t mem_peak;
 	uint64_t bookkeeping;	/* of mem_used: records and charges */
 	uint64_t charged;	/* of bookkeeping: the callers' charges */

@@ -2,8 +2,11 @@
 """Worst-case layouts for reading from a pipe (issue 15, test/bats/memory.bats).
 
     layouts.py FORMAT LAYOUT OUT DATA_BYTES UNIT_BYTES
+    layouts.py raw - OUT DATA_BYTES UNIT_BYTES      (the raw disk; OUT - : stdout)
 
-FORMAT: qcow2, qed or vmdk (monolithicSparse).  UNIT_BYTES: the cluster or
+FORMAT: qcow2, qed, vmdk (monolithicSparse) or vmdkstream (streamOptimized,
+grain markers in LAYOUT's order, then the grain tables, the grain directory
+and the footer, as VMware's ovftool writes).  UNIT_BYTES: the cluster or
 grain size.  DATA_BYTES of the virtual disk, from offset 0, are data: unit
 number i holds the little-endian 64-bit number i + 1 repeated, so every
 unit differs and none is zero.  LAYOUT:
@@ -14,6 +17,7 @@ unit differs and none is zero.  LAYOUT:
   reverse-last    the data in reverse order, then every table after it
   forward-last    the data in virtual order, then every table after it
                   (a VMDK whose grain directory sits after its grains)
+  forward         vmdkstream only: grain markers in virtual order
 
 The virtual size is DATA_BYTES.  Images are checked by qemu-img in the tests
 (qemu-img compare against the raw disk); the tests also give the raw disk.
@@ -203,6 +207,65 @@ def vmdk(f, layout, data, gs):
         write_units(f, n, gs, layout, grains_at)
 
 
+def vmdkstream(f, layout, data, gs):
+    """streamOptimized: header, descriptor, grain markers, GTs, GD, footer."""
+    import zlib
+    sec = 512
+    n = data // gs
+    gsec = gs // sec
+    per_gt = 512
+    n_gt = (n + per_gt - 1) // per_gt
+    overhead = 128
+    desc = ('# Disk DescriptorFile\nversion=1\nCID=12345678\n'
+            'parentCID=ffffffff\ncreateType="streamOptimized"\n\n'
+            'RDONLY %d SPARSE "worst.vmdk"\n\n'
+            'ddb.adapterType = "lsilogic"\n' % (data // sec)).encode()
+
+    def header(gd):
+        h = struct.pack('<4sIIQQQQIQQQB4sH', b'KDMV', 3, 0x30001,
+                        data // sec, gsec, 1, 1, per_gt, 0, gd, overhead, 0,
+                        b'\n \r\n', 1)
+        return h + b'\0' * (sec - len(h))
+
+    f.write(header(0xffffffffffffffff))
+    f.write(desc + b'\0' * (sec - len(desc)))
+    f.write(b'\0' * (overhead - 2) * sec)
+    at = overhead
+    gte = [0] * n
+    for i in order(n, layout):
+        c = zlib.compress(unit_bytes(i, gs), 6)
+        g = struct.pack('<QI', i * gsec, len(c)) + c
+        g += b'\0' * (-len(g) % sec)
+        gte[i] = at
+        f.write(g)
+        at += len(g) // sec
+    gtsec = per_gt * 4 // sec
+    gd = []
+    for j in range(n_gt):
+        f.write(struct.pack('<QII', gtsec, 0, 1) + b'\0' * 496)
+        at += 1
+        gd.append(at)
+        e = gte[j * per_gt:(j + 1) * per_gt]
+        e += [0] * (per_gt - len(e))
+        f.write(struct.pack('<%dI' % per_gt, *e))
+        at += gtsec
+    gdsec = (n_gt * 4 + sec - 1) // sec
+    f.write(struct.pack('<QII', gdsec, 0, 2) + b'\0' * 496)
+    at += 1
+    gd_at = at
+    raw = struct.pack('<%dI' % n_gt, *gd)
+    f.write(raw + b'\0' * (gdsec * sec - len(raw)))
+    f.write(struct.pack('<QII', 1, 0, 3) + b'\0' * 496)
+    f.write(header(gd_at))
+    f.write(b'\0' * sec)
+
+
+def raw(f, layout, data, unit):
+    """The virtual disk every layout above holds."""
+    for i in range(data // unit):
+        f.write(unit_bytes(i, unit))
+
+
 class _Sink:
     """Counts what would be written (to place tables before writing)."""
 
@@ -215,14 +278,19 @@ def main():
         sys.exit(__doc__)
     fmt, layout, out = sys.argv[1:4]
     data, unit = int(sys.argv[4]), int(sys.argv[5])
-    if layout not in ('reverse', 'reverse-last', 'forward-last'):
+    if layout not in ('reverse', 'reverse-last', 'forward-last', 'forward',
+                      '-'):
         sys.exit('layouts.py: unknown layout ' + layout)
     if data % unit or unit & (unit - 1):
         sys.exit('layouts.py: DATA_BYTES must be a multiple of UNIT_BYTES, '
                  'a power of two')
+    writers = {'qcow2': qcow2, 'qed': qed, 'vmdk': vmdk,
+               'vmdkstream': vmdkstream, 'raw': raw}
+    if out == '-':
+        writers[fmt](sys.stdout.buffer, layout, data, unit)
+        return
     with open(out, 'wb', buffering=1 << 20) as f:
-        {'qcow2': qcow2, 'qed': qed, 'vmdk': vmdk}[fmt](f, layout, data,
-                                                          unit)
+        writers[fmt](f, layout, data, unit)
 
 
 if __name__ == '__main__':
