@@ -111,6 +111,10 @@ int source_next_data(struct source *s, uint64_t off, uint64_t *start,
  * Bytes not yet passed are not affected.  A released byte may still be
  * served until its whole piece is released; a reader must not count on it.
  *
+ * A reader stops retention (SOURCE_RETAIN_NONE) when it has read every
+ * table, and in its close callback at the latest: programs drain a pipe
+ * after the reader is done (imginfo), and must not keep what they drain.
+ *
  * On a seekable source both do nothing: every byte can be read again.
  * The bytes of the head are always there and are never kept twice.
  */

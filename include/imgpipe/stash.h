@@ -29,8 +29,8 @@
 #include <stdint.h>
 
 #define STASH_DEFAULT_BUDGET (32ull * 1024 * 1024)
-/* A smaller budget is taken as this: room for a few hundred records. */
-#define STASH_BUDGET_MIN (64u * 1024)
+/* A smaller budget is taken as this: room for a few thousand records. */
+#define STASH_BUDGET_MIN (256u * 1024)
 /* Largest piece, in memory and in a slot of the spill file. */
 #define STASH_PIECE (64u * 1024)
 /* The spill file's allocation unit: space is punched and counted in it. */

@@ -808,6 +808,12 @@ static void tail_release(struct stash *st, struct stash_ref *ref, uint32_t n)
 		file_span_changed(st, t, t->lo, hi, false);
 }
 
+/* The bytes a run holds (a taken ref keeps its len, and holds none). */
+static uint64_t run_len(const struct stash_ref *ref)
+{
+	return ref->head != NULL ? ref->len : 0;
+}
+
 /* Read (buf not NULL) and release the first len bytes of a run. */
 static int take_head(struct stash *st, struct stash_ref *ref,
     unsigned char *buf, uint64_t len)
@@ -815,7 +821,9 @@ static int take_head(struct stash *st, struct stash_ref *ref,
 	struct stash_chunk *h;
 	uint32_t n;
 
-	if (len > ref->len)
+	if (len == 0)
+		return 0;
+	if (len > run_len(ref))
 		return fail(EXIT_IO, "parking store: a run of %llu bytes read "
 		    "as %llu", (unsigned long long)ref->len,
 		    (unsigned long long)len);
@@ -925,7 +933,7 @@ int stash_read(struct stash *st, const struct stash_ref *ref, uint64_t off,
 	uint32_t have, n;
 
 	lock(st);
-	if (off > ref->len || len > ref->len - off)
+	if (off > run_len(ref) || len > run_len(ref) - off)
 		return unlock(st, fail(EXIT_IO, "parking store: bytes "
 		    "0x%llx+0x%zx read from a run of 0x%llx",
 		    (unsigned long long)off, len,
@@ -954,7 +962,7 @@ int stash_peek(struct stash *st, const struct stash_ref *ref, void *buf)
 void stash_drop_head(struct stash *st, struct stash_ref *ref, uint64_t len)
 {
 	lock(st);
-	take_head(st, ref, NULL, len < ref->len ? len : ref->len);
+	take_head(st, ref, NULL, len < run_len(ref) ? len : run_len(ref));
 	unlock(st, 0);
 }
 
@@ -964,8 +972,8 @@ void stash_drop_tail(struct stash *st, struct stash_ref *ref, uint64_t len)
 	uint32_t n;
 
 	lock(st);
-	if (len > ref->len)
-		len = ref->len;
+	if (len > run_len(ref))
+		len = run_len(ref);
 	while (len > 0) {
 		t = ref->tail;
 		n = t->hi - t->lo < len ? t->hi - t->lo : len;
