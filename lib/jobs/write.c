@@ -140,7 +140,8 @@ static int run_parked(struct wjob *j)
 static int run_layout(struct wjob *j)
 {
 	struct wimage *w = &j->w;
-	bool sized = w->size_known || (w->flags & WRITER_SIZE_LATE);
+	bool sized = w->size_known || (w->flags & WRITER_SIZE_LATE) ||
+	    (w->out->seekable && (w->flags & WRITER_SIZE_LATE_SEEKABLE));
 
 	if (sized && (w->flags & WRITER_STREAMS)) {
 		w->layout = WLAYOUT_STREAM;
