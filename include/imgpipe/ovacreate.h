@@ -78,15 +78,20 @@ struct ova_writer {
 	enum digest_alg alg;
 	struct digest_set digest;
 	const char *member;	/* the member being written */
+	bool digesting;		/* its digest is taken */
 	uint64_t left;		/* its bytes still to come */
 };
 
 int ova_writer_open(struct ova_writer *w, int fd, const char *name,
     enum digest_alg alg, time_t mtime);
-/* A member of size bytes: its header, then ova_member_write()s. */
-int ova_member_begin(struct ova_writer *w, const char *member, uint64_t size);
+/*
+ * A member of size bytes: its header, then ova_member_write()s; its
+ * digest taken as the bytes go out when digest is true.
+ */
+int ova_member_begin(struct ova_writer *w, const char *member, uint64_t size,
+    bool digest);
 int ova_member_write(struct ova_writer *w, const void *buf, size_t len);
-/* All size bytes were written: the member's digest into digest. */
+/* All size bytes were written: the member's digest (if taken) into digest. */
 int ova_member_end(struct ova_writer *w, unsigned char *digest);
 /* The end-of-archive blocks; everything flushed.  Frees w either way. */
 int ova_writer_close(struct ova_writer *w);

@@ -46,7 +46,8 @@ int ova_writer_open(struct ova_writer *w, int fd, const char *name,
 	return 0;
 }
 
-int ova_member_begin(struct ova_writer *w, const char *member, uint64_t size)
+int ova_member_begin(struct ova_writer *w, const char *member, uint64_t size,
+    bool digest)
 {
 	struct archive_entry *e = archive_entry_new();
 	int rc;
@@ -68,8 +69,10 @@ int ova_member_begin(struct ova_writer *w, const char *member, uint64_t size)
 		return ar_fail(w);
 	w->member = member;
 	w->left = size;
+	w->digesting = digest;
 	digest_set_init(&w->digest);
-	digest_set_enable(&w->digest, w->alg);
+	if (digest)
+		digest_set_enable(&w->digest, w->alg);
 	return 0;
 }
 
@@ -101,7 +104,8 @@ int ova_member_end(struct ova_writer *w, unsigned char *digest)
 	if (archive_write_finish_entry(w->ar) != ARCHIVE_OK)
 		return ar_fail(w);
 	digest_set_final(&w->digest);
-	memcpy(digest, w->digest.out[w->alg], digest_alg_len(w->alg));
+	if (w->digesting && digest != NULL)
+		memcpy(digest, w->digest.out[w->alg], digest_alg_len(w->alg));
 	w->member = NULL;
 	return 0;
 }

@@ -3,9 +3,10 @@
  * member's size before the bytes, and the descriptor, the first member,
  * gives every disk's size: so every disk is converted first, each to a
  * streamOptimized VMDK in an unlinked temporary file, through the writer
- * interface (any reader in, deflated on every core).  Only then does the
- * archive start: the descriptor, each VMDK read back once from its
- * temporary file, the manifest; digests are taken as the bytes go out.
+ * interface (any reader in, deflated on every core).  The archive is in
+ * the order VMware's ovftool writes and DSP0243 names first: descriptor,
+ * manifest, disks; so each VMDK is read once to take its digest before
+ * the archive starts, and once more as it is copied into the archive.
  * A disk that cannot be read is refused before any byte is written.
  */
 #include <errno.h>
@@ -36,6 +37,7 @@ struct disk {
 	char *member;		/* NAME.vmdk in the archive */
 	int fd;			/* its VMDK, an unlinked temporary file */
 	struct ovf_out_disk out;
+	unsigned char digest[DIGEST_MAX];	/* of the VMDK */
 };
 
 struct ovajob {
@@ -295,6 +297,39 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 	return 0;
 }
 
+static int temp_read_failed(const struct disk *d, ssize_t n)
+{
+	return n < 0 ? fail_errno(EXIT_IO, "%s: read error on its temporary "
+	    "file", d->label) : fail(EXIT_IO, "%s: its temporary file was cut "
+	    "short", d->label);
+}
+
+/* The VMDK's digest, for the manifest that goes before it. */
+static int digest_disk(struct ovajob *j, struct disk *d, unsigned char *buf)
+{
+	struct digest_set ds;
+	uint64_t off = 0, size = d->out.file_size;
+	ssize_t n;
+
+	digest_set_init(&ds);
+	digest_set_enable(&ds, j->o->manifest);
+	while (off < size) {
+		n = pread(d->fd, buf, size - off < COPY_CHUNK ? size - off :
+		    COPY_CHUNK, off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return temp_read_failed(d, n);
+		digest_set_update(&ds, buf, (size_t)n);
+		off += n;
+		progress_add(&j->pr, n);
+	}
+	digest_set_final(&ds);
+	memcpy(d->digest, ds.out[j->o->manifest],
+	    digest_alg_len(j->o->manifest));
+	return 0;
+}
+
 /* ---- the archive ---- */
 
 static int manifest_add(struct ovajob *j, const char *member,
@@ -326,7 +361,7 @@ static int add_buffer(struct ovajob *j, struct ova_writer *w,
 {
 	unsigned char digest[DIGEST_MAX];
 
-	if (ova_member_begin(w, member, len) < 0 ||
+	if (ova_member_begin(w, member, len, listed) < 0 ||
 	    ova_member_write(w, buf, len) < 0 ||
 	    ova_member_end(w, digest) < 0)
 		return -1;
@@ -334,15 +369,14 @@ static int add_buffer(struct ovajob *j, struct ova_writer *w,
 	return listed ? manifest_add(j, member, digest) : 0;
 }
 
-/* The VMDK from its temporary file: the one extra read it costs. */
+/* The VMDK from its temporary file, its digest taken before. */
 static int add_disk(struct ovajob *j, struct ova_writer *w, struct disk *d,
     unsigned char *buf)
 {
-	unsigned char digest[DIGEST_MAX];
 	uint64_t off = 0, size = d->out.file_size;
 	ssize_t n;
 
-	if (ova_member_begin(w, d->member, size) < 0)
+	if (ova_member_begin(w, d->member, size, false) < 0)
 		return -1;
 	while (off < size) {
 		n = pread(d->fd, buf, size - off < COPY_CHUNK ? size - off :
@@ -350,17 +384,13 @@ static int add_disk(struct ovajob *j, struct ova_writer *w, struct disk *d,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
-			return n < 0 ? fail_errno(EXIT_IO, "%s: read error on "
-			    "its temporary file", d->label) : fail(EXIT_IO,
-			    "%s: its temporary file was cut short", d->label);
+			return temp_read_failed(d, n);
 		if (ova_member_write(w, buf, (size_t)n) < 0)
 			return -1;
 		off += n;
 		progress_add(&j->pr, n);
 	}
-	if (ova_member_end(w, digest) < 0)
-		return -1;
-	return manifest_add(j, d->member, digest);
+	return ova_member_end(w, NULL);
 }
 
 /* Members' times: $SOURCE_DATE_EPOCH for reproducible builds, else now. */
@@ -391,18 +421,25 @@ static int write_archive(struct ovajob *j)
 	if (buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	for (i = 0; i < o->ndisks; i++)
-		total += j->disks[i].out.file_size;
+		total += 2 * j->disks[i].out.file_size;	/* digest, copy */
 	progress_start(&j->pr, o->progress, total);
+	for (i = 0; i < o->ndisks; i++)
+		if (digest_disk(j, &j->disks[i], buf) < 0)
+			goto out;
 	if (ova_writer_open(&w, j->of.fd, j->of.name, o->manifest,
 	    archive_time()) < 0)
 		goto out;
+	/* descriptor, manifest, disks: the manifest lists them in that order */
 	if (add_buffer(j, &w, j->ovf_member, j->ovf, j->ovf_len, true) < 0)
+		goto fail;
+	for (i = 0; i < o->ndisks; i++)
+		if (manifest_add(j, j->disks[i].member, j->disks[i].digest) < 0)
+			goto fail;
+	if (add_buffer(j, &w, j->mf_member, j->mf, j->mf_len, false) < 0)
 		goto fail;
 	for (i = 0; i < o->ndisks; i++)
 		if (add_disk(j, &w, &j->disks[i], buf) < 0)
 			goto fail;
-	if (add_buffer(j, &w, j->mf_member, j->mf, j->mf_len, false) < 0)
-		goto fail;
 	rc = ova_writer_close(&w);
 	goto out;
 fail:
