@@ -37,7 +37,13 @@ int ova_writer_open(struct ova_writer *w, int fd, const char *name,
 	w->ar = archive_write_new();
 	if (w->ar == NULL)
 		return fail(EXIT_IO, "out of memory");
+	/*
+	 * libarchive pads the last block to 10240 bytes into a pipe and not
+	 * into a regular file; padded to whole 512-byte records either way,
+	 * a file and a pipe get the same bytes.
+	 */
 	if (archive_write_set_format_pax_restricted(w->ar) != ARCHIVE_OK ||
+	    archive_write_set_bytes_in_last_block(w->ar, 1) != ARCHIVE_OK ||
 	    archive_write_open_fd(w->ar, fd) != ARCHIVE_OK) {
 		ar_fail(w);
 		ova_writer_abort(w);

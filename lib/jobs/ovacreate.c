@@ -30,6 +30,7 @@
 /* A member name stays within ustar's 100 bytes with room to spare. */
 #define STEM_MAX 80
 #define COPY_CHUNK (1u << 20)
+#define EXT_MAX 6		/* of an extension stripped: "qcow2", "vhdx" */
 
 struct disk {
 	const char *path;	/* the operand: "-" is stdin */
@@ -58,11 +59,23 @@ struct ovajob {
 
 /*
  * A file name fit for a member: the base name of path without its
- * compression and image extensions ("web.qcow2.gz" gives "web"), bytes
+ * compression and image extensions ("web.qcow2.gz" gives "web"; an
+ * extension is 1 to EXT_MAX letters or digits), bytes
  * other than letters, digits, '+', '-', '.' and '_' made '_', no leading
  * '.' or '-' (so never ".."), at most STEM_MAX bytes.  NULL when nothing
  * is left.
  */
+static bool ext_chars(const char *s, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' &&
+		    s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9')))
+			return false;
+	return true;
+}
+
 static char *member_stem(const char *path)
 {
 	static const char *const packed[] = { ".gz", ".xz", ".zst", ".bz2",
@@ -77,8 +90,11 @@ static char *member_stem(const char *path)
 		if (n > strlen(packed[i]) && strcmp(base + n - strlen(packed[i]),
 		    packed[i]) == 0)
 			n -= strlen(packed[i]);
+	/* an extension is a few letters or digits: "..x" keeps its dots */
 	dot = memrchr(base, '.', n);
-	if (dot != NULL && dot > base)
+	if (dot != NULL && dot > base && n - (size_t)(dot - base) - 1 >= 1 &&
+	    n - (size_t)(dot - base) - 1 <= EXT_MAX && ext_chars(dot + 1,
+	    n - (size_t)(dot - base) - 1))
 		n = dot - base;
 	if (n > STEM_MAX)
 		n = STEM_MAX;
