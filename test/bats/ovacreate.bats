@@ -23,9 +23,6 @@ setup() {
 	export SOURCE_DATE_EPOCH=1700000000
 }
 
-# The members of an OVA, in order, one a line.
-members() { tar tf "$1"; }
-
 # ovf_required OVF [DISK_SIZES...]: every element and attribute DSP0243
 # (1.1 and 2.0) requires of what ovacreate writes, ids unique and
 # references resolved; the virtual sizes given are the disks' capacities.
@@ -113,23 +110,30 @@ manifest_ok() {
 	(cd "$dir" && "$(echo "$alg" | tr A-Z a-z)sum" --quiet -c sums)
 }
 
+# The members of an OVA on one line.
+members() {
+	local m
+	m=$(tar tf "$1") || return
+	printf '%s ' $m
+}
+
 @test "one disk from a file into a file: ovf, mf, vmdk in that order; ovaextract lists, verifies and gives the disk back" {
 	run ovacreate -o web.ova "$F/web.qcow2"
 	[ "$status" -eq 0 ]
-	[ "$(members web.ova | tr '\n' ' ')" = "web.ovf web.mf web.vmdk " ]
+	output_is "web.ovf web.mf web.vmdk " members web.ova
 	run ovaextract -l web.ova
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"web.vmdk"*"vmdk streamOptimized"*" 4194304 "* ]]
 	ovaextract -o out.vmdk web.ova
-	img2raw out.vmdk | cmp - "$F/raw1"
-	read -r want _ < <(imgsum "$F/web.qcow2")
-	read -r got _ < <(ovaextract web.ova | imgsum)
+	(set -o pipefail; img2raw out.vmdk | cmp - "$F/raw1")
+	want=$(imgsum < "$F/web.qcow2")
+	got=$(set -o pipefail; ovaextract web.ova | imgsum)
 	[ "$got" = "$want" ]
 }
 
 @test "two disks into a pipe: GNU tar and bsdtar list and extract them, the manifest checks, qemu-img and vmdkinfo read each disk" {
-	ovacreate --name app "$F/web.qcow2" "$F/data.vmdk" | cat > app.ova
-	[ "$(members app.ova | tr '\n' ' ')" = "app.ovf app.mf web.vmdk data.vmdk " ]
+	(set -o pipefail; ovacreate --name app "$F/web.qcow2" "$F/data.vmdk" | cat > app.ova)
+	output_is "app.ovf app.mf web.vmdk data.vmdk " members app.ova
 	run bsdtar tf app.ova
 	[ "$status" -eq 0 ]
 	[ "$(echo "$output" | tr '\n' ' ')" = "app.ovf app.mf web.vmdk data.vmdk " ]
@@ -145,16 +149,16 @@ manifest_ok() {
 	run vmdkinfo gnu/data.vmdk
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"Stream optimized"* ]]
-	ovaextract -d 2 app.ova | img2raw | cmp - "$F/raw2.vmdk"
-	ovaextract -d 1 app.ova | img2raw | cmp - "$F/raw1"
+	(set -o pipefail; ovaextract -d 2 app.ova | img2raw | cmp - "$F/raw2.vmdk")
+	(set -o pipefail; ovaextract -d 1 app.ova | img2raw | cmp - "$F/raw1")
 }
 
 @test "from a pipe: img2raw disk | ovacreate --name web - into a file and into a pipe, the same bytes" {
-	img2raw "$F/web.qcow2" | ovacreate --name web -o pf.ova -
-	img2raw "$F/web.qcow2" | ovacreate --name web - | cat > pp.ova
+	(set -o pipefail; img2raw "$F/web.qcow2" | ovacreate --name web -o pf.ova -)
+	(set -o pipefail; img2raw "$F/web.qcow2" | ovacreate --name web - | cat > pp.ova)
 	cmp pf.ova pp.ova
-	[ "$(members pf.ova | tr '\n' ' ')" = "web.ovf web.mf web-disk1.vmdk " ]
-	ovaextract pf.ova | img2raw | cmp - "$F/raw1"
+	output_is "web.ovf web.mf web-disk1.vmdk " members pf.ova
+	(set -o pipefail; ovaextract pf.ova | img2raw | cmp - "$F/raw1")
 	run ovaextract -l pp.ova
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"web-disk1.vmdk"*" 4194304 "* ]]
@@ -164,11 +168,11 @@ manifest_ok() {
 	# from stdin the member is named after the machine: a-disk1.vmdk
 	cp "$F/web.qcow2" a-disk1.qcow2
 	ovacreate --name a -o ff.ova a-disk1.qcow2
-	ovacreate --name a a-disk1.qcow2 | cat > fp.ova
-	cat a-disk1.qcow2 | ovacreate --name a -o pf.ova -
+	(set -o pipefail; ovacreate --name a a-disk1.qcow2 | cat > fp.ova)
+	ovacreate --name a -o pf.ova - < <(cat a-disk1.qcow2)
 	cmp ff.ova fp.ova
 	cmp ff.ova pf.ova
-	[ "$(members ff.ova | tr '\n' ' ')" = "a.ovf a.mf a-disk1.vmdk " ]
+	output_is "a.ovf a.mf a-disk1.vmdk " members ff.ova
 }
 
 @test "the descriptor has every element and attribute DSP0243 requires, OVF 1 and 2, SCSI and IDE" {
@@ -194,10 +198,10 @@ manifest_ok() {
 		-o o.ova "$F/web.qcow2"
 	mkdir o
 	tar xf o.ova -C o
-	ls o/*.ovf
-	ovf=$(ls o/*.ovf)
-	[ "$(xmllint --xpath 'string(//*[local-name()="Name"])' "$ovf")" = '<a&b "c">' ]
-	[ "$(xmllint --xpath 'string(//*[local-name()="OperatingSystemSection"]/@*[local-name()="id"])' "$ovf")" = 94 ]
+	ovf=o/_a_b__c__.ovf	# the name's stem, cleaned
+	output_is '<a&b "c">' xmllint --xpath 'string(//*[local-name()="Name"])' "$ovf"
+	output_is 94 xmllint --xpath \
+		'string(//*[local-name()="OperatingSystemSection"]/@*[local-name()="id"])' "$ovf"
 	grep -q '<rasd:VirtualQuantity>4</rasd:VirtualQuantity>' "$ovf"
 	grep -q '<rasd:VirtualQuantity>2048</rasd:VirtualQuantity>' "$ovf"
 	grep -q '<rasd:ResourceSubType>VmxNet3</rasd:ResourceSubType>' "$ovf"
@@ -212,34 +216,27 @@ manifest_ok() {
 	grep -q '^SHA1(web.ovf)= [0-9a-f]\{40\}$' s/web.mf
 	manifest_ok s web.mf SHA1
 	ovaextract -x x s.ova
+	cmp x/web.vmdk s/web.vmdk
 }
 
 @test "a disk that cannot be read is refused before the archive starts: -o never appears, a pipe gets no byte" {
 	printf 'QFI\373xxxx' > bad.qcow2
-	run ovacreate -o bad.ova "$F/web.qcow2" bad.qcow2
-	[ "$status" -eq 1 ]
-	[[ "$output" == *"bad.qcow2: qcow2: header is truncated"* ]]
+	expect_reject 1 qcow2 '^header is truncated$' ovacreate -o bad.ova "$F/web.qcow2" bad.qcow2
 	[ ! -e bad.ova ]
-	ovacreate "$F/web.qcow2" bad.qcow2 > out.ova 2> err || st=$?
-	[ "${st:-0}" -eq 1 ]
-	[ ! -s out.ova ]
 	st=0
-	cat bad.qcow2 | ovacreate -o p.ova - 2> err || st=$?
+	ovacreate "$F/web.qcow2" bad.qcow2 > out.ova 2> /dev/null || st=$?
 	[ "$st" -eq 1 ]
-	grep -q 'stdin: qcow2: header is truncated' err
+	[ ! -s out.ova ]
+	expect_reject -i bad.qcow2 1 qcow2 '^header is truncated$' ovacreate -o p.ova -
 	[ ! -e p.ova ]
-	run ovacreate -o m.ova "$F/web.qcow2" missing.img
-	[ "$status" -eq 3 ]
-	[[ "$output" == *"missing.img: No such file or directory"* ]]
+	expect_reject 3 - 'No such file or directory$' ovacreate -o m.ova "$F/web.qcow2" missing.img
 	[ ! -e m.ova ]
 	truncate -s 0 empty.img
-	run ovacreate -o e.ova empty.img
-	[ "$status" -eq 1 ]
-	[[ "$output" == *"empty.img: the disk is empty"* ]]
+	expect_reject 1 - '^the disk is empty' ovacreate -o e.ova empty.img
 	[ ! -e e.ova ]
 }
 
-@test "usage errors: two '-', an unknown --os, a control character in --name, too many IDE disks" {
+@test "usage errors: two '-', an unknown --os, a control character in --name, too many IDE disks, no disk" {
 	run ovacreate - -
 	[ "$status" -eq 2 ]
 	run ovacreate --os plan9 "$F/web.qcow2"
@@ -258,7 +255,7 @@ manifest_ok() {
 	cp "$F/web.qcow2" '..x y$.qcow2'
 	cp "$F/web.qcow2" 'sub dir/WEB.qcow2'
 	ovacreate -o n.ova '..x y$.qcow2' "$F/web.qcow2" 'sub dir/WEB.qcow2'
-	[ "$(members n.ova | tr '\n' ' ')" = "_.x_y_.ovf _.x_y_.mf _.x_y_.vmdk web.vmdk WEB-2.vmdk " ]
+	output_is "_.x_y_.ovf _.x_y_.mf _.x_y_.vmdk web.vmdk WEB-2.vmdk " members n.ova
 	mkdir n
 	tar xf n.ova -C n
 	[ "$(ls n | wc -l)" -eq 5 ]
@@ -268,9 +265,11 @@ manifest_ok() {
 	ovacreate -o r1.ova "$F/web.qcow2"
 	ovacreate -o r2.ova "$F/web.qcow2"
 	cmp r1.ova r2.ova
-	[ "$(tar tvf r1.ova | head -1 | awk '{print $4}')" = 2023-11-14 ]
+	run tar tvf r1.ova
+	[ "$status" -eq 0 ]
+	[[ "${lines[0]}" == *" 2023-11-14 "*" web.ovf" ]]
 	# ustar magic in the first header: no pax or GNU headers for small members
-	[ "$(dd if=r1.ova bs=1 skip=257 count=6 status=none)" = "ustar" ]
+	output_is ustar dd if=r1.ova bs=1 skip=257 count=5 status=none
 }
 
 # optional: DMTF's envelope schema is not carried in the repository (see
