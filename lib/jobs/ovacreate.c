@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
 #include "imgpipe/outfile.h"
@@ -26,6 +27,7 @@
 #include "imgpipe/stash.h"
 #include "imgpipe/write.h"
 #include "imgpipe/writers.h"
+#include "fmt/vmdk/vmdk.h"
 
 /* A member name stays within ustar's 100 bytes with room to spare. */
 #define STEM_MAX 80
@@ -36,7 +38,8 @@ struct disk {
 	const char *path;	/* the operand: "-" is stdin */
 	const char *label;	/* for messages: the path, or "stdin" */
 	char *member;		/* NAME.vmdk in the archive */
-	int fd;			/* its VMDK, an unlinked temporary file */
+	int fd;			/* its VMDK: a temporary file, or the disk */
+	bool as_is;		/* a streamOptimized VMDK file, copied */
 	struct ovf_out_disk out;
 	unsigned char digest[DIGEST_MAX];	/* of the VMDK */
 };
@@ -208,6 +211,14 @@ static int disk_failed(const struct disk *d)
 	return -1;
 }
 
+/* A file that is a streamOptimized VMDK byte for byte (not compressed). */
+static bool is_stream_vmdk(const struct image *img)
+{
+	return img->fmt != NULL && strcmp(img->fmt->name, "vmdk") == 0 &&
+	    strcmp(img->subformat, VMDK_TYPE_STREAM) == 0 &&
+	    img->src->filter == NULL && img->src->seekable;
+}
+
 /*
  * Every disk on a file is opened and probed before the first is
  * converted, so that a missing or unknown third disk fails at once, not
@@ -231,6 +242,8 @@ static int probe_disks(struct ovajob *j)
 		if (source_open(&src, o->disks[i]) < 0 ||
 		    image_open(&img, &src, &st, o->format, false) < 0)
 			rc = disk_failed(&j->disks[i]);
+		else
+			j->disks[i].as_is = is_stream_vmdk(&img);
 		image_close(&img);
 		source_close(&src);
 		stash_free(&st);
@@ -276,6 +289,83 @@ static const char *adapter_type(enum ovf_controller c)
 	    "lsilogic";
 }
 
+/* Counts the bytes of data a whole read of an image delivers. */
+struct count_sink {
+	struct sink base;
+	uint64_t data;
+};
+
+static int count_write(struct sink *sk, uint64_t off, const void *buf,
+    size_t len)
+{
+	(void)off;
+	(void)buf;
+	((struct count_sink *)sk)->data += len;
+	return 0;
+}
+
+static int count_zero(struct sink *sk, uint64_t off, uint64_t len)
+{
+	(void)sk;
+	(void)off;
+	(void)len;
+	return 0;
+}
+
+static int count_finish(struct sink *sk, uint64_t size)
+{
+	(void)sk;
+	(void)size;
+	return 0;
+}
+
+/*
+ * A streamOptimized VMDK goes in as it is: read whole once through the
+ * VMDK reader (every marker, table and grain inflated and checked, the
+ * data counted for populatedSize), then copied from the same descriptor.
+ */
+static int take_as_is(struct ovajob *j, struct disk *d)
+{
+	const struct ovacreate_opts *o = j->o;
+	struct count_sink cs = { { .in_order = false, .write = count_write,
+	    .zero = count_zero, .finish = count_finish }, 0 };
+	struct source src;
+	struct stash st;
+	struct image img;
+	struct emitter em;
+	struct stat sb;
+	int rc;
+
+	if ((d->fd = open(d->path, O_RDONLY | O_CLOEXEC)) < 0)
+		return fail_errno(EXIT_IO, "%s", d->label);
+	memset(&img, 0, sizeof img);
+	stash_init(&st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
+	rc = source_open_fd(&src, d->fd, d->path);
+	if (rc == 0)
+		rc = image_open(&img, &src, &st, o->format, false);
+	if (rc == 0 && !is_stream_vmdk(&img))
+		rc = fail(EXIT_IO, "%s: changed while it was read", d->label);
+	if (rc == 0) {
+		emitter_init(&em, &cs.base, &st, img.virtual_size);
+		rc = image_read(&img, &em);
+		emitter_free(&em);
+	}
+	if (rc == 0) {
+		d->out.capacity = img.virtual_size;
+		d->out.populated = cs.data;
+	}
+	image_close(&img);
+	source_close(&src);
+	stash_free(&st);
+	if (rc < 0)
+		return disk_failed(d);
+	if (fstat(d->fd, &sb) < 0)
+		return fail_errno(EXIT_IO, "%s", d->label);
+	d->out.href = d->member;
+	d->out.file_size = (uint64_t)sb.st_size;
+	return 0;
+}
+
 static int convert_disk(struct ovajob *j, struct disk *d)
 {
 	const struct ovacreate_opts *o = j->o;
@@ -297,6 +387,8 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 	};
 	struct stat st;
 
+	if (d->as_is)
+		return take_as_is(j, d);
 	if ((d->fd = w.fd = open_temp(o->tmpdir)) < 0 || write_image(&w) < 0)
 		return disk_failed(d);
 	if (r.virtual_size == 0)

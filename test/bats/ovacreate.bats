@@ -236,6 +236,25 @@ members() {
 	[ ! -e e.ova ]
 }
 
+@test "a streamOptimized VMDK file goes in as it is, after a whole read; a damaged one is refused before the archive starts" {
+	qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$F/raw1" so.vmdk
+	ovacreate -o so.ova so.vmdk "$F/web.qcow2"
+	output_is "so.ovf so.mf so.vmdk web.vmdk " members so.ova
+	mkdir so
+	tar xf so.ova -C so
+	cmp so/so.vmdk so.vmdk
+	manifest_ok so so.mf SHA256
+	run ovaextract -l so.ova
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"so.vmdk"*"vmdk streamOptimized"*" 4194304 "* ]]
+	# a grain that does not inflate: found by the read, nothing written
+	cp so.vmdk bad.vmdk
+	printf '\377\377\377\377\377\377\377\377' |
+		dd of=bad.vmdk bs=1 seek=$((65536 + 40)) conv=notrunc status=none
+	expect_reject 1 vmdk 'does not inflate' ovacreate -o bad.ova bad.vmdk
+	[ ! -e bad.ova ]
+}
+
 @test "usage errors: two '-', an unknown --os, a control character in --name, too many IDE disks, no disk" {
 	run ovacreate - -
 	[ "$status" -eq 2 ]
