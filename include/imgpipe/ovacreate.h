@@ -3,7 +3,8 @@
  * Three parts: the OVF descriptor (lib/containers/ovf_write.c, libxml2's
  * writer), the tar (lib/containers/ova_write.c, libarchive, digests taken
  * as the bytes go out) and the job (lib/jobs/ovacreate.c: every disk to a
- * streamOptimized VMDK through the writer interface, then the archive).
+ * streamOptimized VMDK through the writer interface, or a streamOptimized
+ * VMDK file as it is; then the archive: descriptor, manifest, disks).
  */
 #ifndef IMGPIPE_OVACREATE_H
 #define IMGPIPE_OVACREATE_H
@@ -69,7 +70,7 @@ struct archive;
 /*
  * A ustar archive (pax headers only where ustar cannot say it: a member
  * of 8 GiB or more) written front to back into fd, a file or a pipe.
- * Each member's digest is taken as its bytes go out.
+ * A member's digest is taken as its bytes go out, when asked for.
  */
 struct ova_writer {
 	struct archive *ar;
