@@ -61,8 +61,12 @@ table_short_options() {
 @test "usage errors say what is wrong, name the program and point to --help (status 2)" {
 	local p
 	touch "$T/a" "$T/b"
+	run ovacreate
+	[ "$status" -eq 2 ]
+	[ "${lines[0]}" = "ovacreate: no DISK: give one or more, or - for stdin" ]
+	[ "${lines[1]}" = "Try 'ovacreate --help' for more information." ]
 	for p in $(programs); do
-		[ "$p" = imgsum ] && continue	# imgsum takes many files
+		case $p in imgsum|ovacreate) continue ;; esac	# many files
 		run "$p" "$T/a" "$T/b"
 		[ "$status" -eq 2 ] || { echo "$p a b: status $status"; return 1; }
 		[ "${lines[0]}" = "$p: extra operand '$T/b'" ] || { echo "$p: $output"; return 1; }
