@@ -18,19 +18,10 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/qed.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
-#define QED_HEADER_LEN 64
-#define QED_MIN_CLUSTER (4u * 1024)
-#define QED_MAX_CLUSTER (64u * 1024 * 1024)
-#define QED_MAX_TABLE_SIZE 16
-#define QED_F_BACKING_FILE 0x1ull
-#define QED_F_NEED_CHECK 0x2ull
-#define QED_F_BACKING_FORMAT_NO_PROBE 0x4ull
-#define QED_KNOWN_FEATURES (QED_F_BACKING_FILE | QED_F_NEED_CHECK | \
-    QED_F_BACKING_FORMAT_NO_PROBE)
-#define QED_CLUSTER_ZERO 1
 #define QED_READ_MAX (4u * 1024 * 1024)
 
 enum qed_item_kind { QED_ITEM_TABLE, QED_ITEM_DATA };
@@ -89,7 +80,8 @@ struct qed {
 
 static int qed_bid(const struct probe *pb)
 {
-	if (pb->headlen >= 4 && memcmp(pb->head, "QED\0", 4) == 0)
+	if (pb->headlen >= QED_MAGIC_LEN &&
+	    memcmp(pb->head, QED_MAGIC, QED_MAGIC_LEN) == 0)
 		return BID_SIGNATURE;
 	return BID_NONE;
 }
@@ -103,7 +95,8 @@ static bool is_pow2(uint64_t v)
 static void qed_backing_name(struct image *img, const unsigned char *h,
     uint64_t header_bytes, char *out, size_t outlen)
 {
-	uint32_t off = le32(h + 56), len = le32(h + 60), i;
+	uint32_t off = le32(h + QED_HDR_BACKING_OFF);
+	uint32_t len = le32(h + QED_HDR_BACKING_LEN), i;
 	const unsigned char *head = img->src->head;
 	size_t n = 0;
 
@@ -123,22 +116,24 @@ static int qed_check_header(struct image *img, struct qed *q,
     const unsigned char *h)
 {
 	struct source *src = img->src;
-	uint32_t cluster = le32(h + 4), table_size = le32(h + 8);
-	uint32_t header_size = le32(h + 12);
-	uint64_t features = le64(h + 16), vsize = le64(h + 48);
+	uint32_t cluster = le32(h + QED_HDR_CLUSTER_SIZE);
+	uint32_t table_size = le32(h + QED_HDR_TABLE_SIZE);
+	uint32_t header_size = le32(h + QED_HDR_HEADER_SIZE);
+	uint64_t features = le64(h + QED_HDR_FEATURES);
+	uint64_t vsize = le64(h + QED_HDR_IMAGE_SIZE);
 	char name[256];
 
 	if (cluster < QED_MIN_CLUSTER || cluster > QED_MAX_CLUSTER ||
 	    !is_pow2(cluster))
 		return image_bad(img, "cluster_size %u is not a power of two "
 		    "from 4 KiB to 64 MiB (header offset 4)", cluster);
-	if (table_size < 1 || table_size > QED_MAX_TABLE_SIZE ||
+	if (table_size < QED_MIN_TABLE_SIZE || table_size > QED_MAX_TABLE_SIZE ||
 	    !is_pow2(table_size))
 		return image_bad(img, "table_size %u is not a power of two "
 		    "from 1 to 16 (header offset 8)", table_size);
 	q->cluster_size = cluster;
 	q->table_bytes = (uint64_t)table_size * cluster;
-	q->table_entries = q->table_bytes / 8;
+	q->table_entries = q->table_bytes / QED_ENTRY_LEN;
 	q->header_bytes = (uint64_t)header_size * cluster;
 	if (header_size == 0 ||
 	    (src->size_known && q->header_bytes > src->size))
@@ -172,7 +167,7 @@ static int qed_check_header(struct image *img, struct qed *q,
 	q->span = q->table_entries * cluster;
 	q->nclusters = (vsize + cluster - 1) / cluster;
 	q->n_l1 = (q->nclusters + q->table_entries - 1) / q->table_entries;
-	q->l1_offset = le64(h + 40);
+	q->l1_offset = le64(h + QED_HDR_L1_OFF);
 	if (q->l1_offset % cluster != 0 || q->l1_offset < q->header_bytes ||
 	    q->l1_offset > UINT64_MAX - q->table_bytes ||
 	    (src->size_known && q->l1_offset + q->table_bytes > src->size))
@@ -239,7 +234,7 @@ static int qed_open(struct image *img)
 	    qed_check_header(img, q, h) < 0)
 		return -1;
 	snprintf(img->subformat, sizeof img->subformat, "%s",
-	    le64(h + 16) & QED_F_NEED_CHECK ? "needs-check" : "");
+	    le64(h + QED_HDR_FEATURES) & QED_F_NEED_CHECK ? "needs-check" : "");
 	if (qed_alloc_used(img, q) < 0 ||
 	    qed_claim(img, q, 0, q->header_bytes, "header") < 0 ||
 	    qed_claim(img, q, q->l1_offset, q->table_bytes, "L1 table") < 0)
@@ -396,7 +391,7 @@ static int qed_read_seekable_table(struct image *img, struct qed *q,
 		return -1;
 	for (j = 0; j < n; j++) {
 		host = le64(t + 8 * j);
-		if (host == 0)
+		if (host == QED_CLUSTER_FREE)
 			continue;
 		c.virt = (i * q->table_entries + j) * q->cluster_size;
 		c.len = qed_cluster_len(img, q, c.virt);
@@ -602,7 +597,7 @@ static int qed_stream_table(struct image *img, struct qed *q,
 	for (j = 0; j < n; j++) {
 		host = le64(t + 8 * j);
 		d.virt = (i * q->table_entries + j) * q->cluster_size;
-		if (host == 0)
+		if (host == QED_CLUSTER_FREE)
 			continue;
 		if (host == QED_CLUSTER_ZERO) {
 			if (emit_zero(em, d.virt, qed_cluster_len(img, q,
@@ -679,7 +674,7 @@ static int qed_read_stream(struct image *img, struct qed *q,
 	if (image_skip_to(img, q->l1_offset + q->table_bytes) < 0)
 		return -1;
 	for (i = 0; i < q->n_l1; i++) {
-		if (q->l1[i] == 0)
+		if (q->l1[i] == QED_CLUSTER_FREE)
 			continue;
 		if (qed_check_table(img, q, i) < 0)
 			return -1;

@@ -12,15 +12,9 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vdi/vdi.h"
 #include "imgpipe/err.h"
 
-#define VDI_SIGNATURE 0xbeda107fu
-#define VDI_VERSION_1_1 0x00010001u
-#define VDI_TYPE_DYNAMIC 1
-#define VDI_TYPE_FIXED 2
-#define VDI_BLOCK_FREE 0xffffffffu	/* unallocated: reads as zeros */
-#define VDI_BLOCK_ZERO 0xfffffffeu	/* explicitly zero */
-#define VDI_HEADER_MIN 0x180		/* header_size of a v1.1 header */
 #define VDI_HEADER_END 0x200		/* pre-header and header fit here */
 #define VDI_BLOCK_MIN 512u
 #define VDI_BLOCK_MAX (32u << 20)
@@ -37,7 +31,7 @@ struct vdi {
 
 static int vdi_bid(const struct probe *pb)
 {
-	if (pb->headlen < 0x48 || le32(pb->head + 0x40) != VDI_SIGNATURE)
+	if (pb->headlen < VDI_PRE_LEN || le32(pb->head + VDI_PRE_SIGNATURE) != VDI_SIGNATURE)
 		return BID_NONE;
 	return BID_SIGNATURE;
 }
@@ -46,24 +40,25 @@ static int vdi_bid(const struct probe *pb)
 static int vdi_check_header(struct image *img, struct vdi *v,
     const unsigned char *h)
 {
-	uint32_t version = le32(h + 0x44), header_size = le32(h + 0x48);
-	uint32_t type = le32(h + 0x4c), sector_size = le32(h + 0x168);
-	uint32_t block_extra = le32(h + 0x17c);
-	uint64_t disk_size = le64(h + 0x170), bmap_len;
+	uint32_t version = le32(h + VDI_PRE_VERSION), header_size = le32(h + VDI_HDR_SIZE);
+	uint32_t type = le32(h + VDI_HDR_TYPE), sector_size = le32(h + VDI_HDR_LEGACY_GEOMETRY + VDI_GEO_SECTOR_SIZE);
+	uint32_t block_extra = le32(h + VDI_HDR_BLOCK_EXTRA);
+	uint64_t disk_size = le64(h + VDI_HDR_DISK_SIZE), bmap_len;
 
 	if (version != VDI_VERSION_1_1)
 		return image_bad(img, "unsupported version %u.%u (header at "
 		    "0x44); only 1.1 is read", version >> 16, version & 0xffff);
-	if (header_size < VDI_HEADER_MIN || header_size > VDI_HEADER_END - 0x40)
+	if (header_size < VDI_HEADER_SIZE_V1 ||
+	    header_size > VDI_HEADER_END - VDI_PRE_SIGNATURE)
 		return image_bad(img, "header size %u is out of range (header "
 		    "at 0x48)", header_size);
 	if (type != VDI_TYPE_DYNAMIC && type != VDI_TYPE_FIXED)
 		return image_bad(img, "unsupported image type %u (header at "
 		    "0x4c): only dynamic (1) and fixed (2)", type);
-	if (sector_size != 512)
+	if (sector_size != VDI_SECTOR_SIZE)
 		return image_bad(img, "sector size %u is not 512 (header at "
 		    "0x168)", sector_size);
-	v->block_size = le32(h + 0x178);
+	v->block_size = le32(h + VDI_HDR_BLOCK_SIZE);
 	if (v->block_size < VDI_BLOCK_MIN || v->block_size > VDI_BLOCK_MAX ||
 	    (v->block_size & (v->block_size - 1)) != 0)
 		return image_bad(img, "block size %u is not a power of two "
@@ -72,8 +67,8 @@ static int vdi_check_header(struct image *img, struct vdi *v,
 	if (block_extra != 0)
 		return image_bad(img, "block extra data of %u bytes is not "
 		    "supported (header at 0x17c)", block_extra);
-	v->nblocks = le32(h + 0x180);
-	v->nallocated = le32(h + 0x184);
+	v->nblocks = le32(h + VDI_HDR_NBLOCKS);
+	v->nallocated = le32(h + VDI_HDR_NALLOCATED);
 	bmap_len = (uint64_t)v->nblocks * 4;
 	if (bmap_len > IMAGE_META_MAX)
 		return image_bad(img, "block map of %u blocks is larger than "
@@ -86,9 +81,9 @@ static int vdi_check_header(struct image *img, struct vdi *v,
 	if (v->nallocated > v->nblocks)
 		return image_bad(img, "%u blocks allocated of only %u (header "
 		    "at 0x184)", v->nallocated, v->nblocks);
-	v->offset_bmap = le32(h + 0x154);
-	v->offset_data = le32(h + 0x158);
-	if (v->offset_bmap < 0x40 + (uint64_t)header_size ||
+	v->offset_bmap = le32(h + VDI_HDR_BMAP_OFF);
+	v->offset_data = le32(h + VDI_HDR_DATA_OFF);
+	if (v->offset_bmap < VDI_PRE_SIGNATURE + (uint64_t)header_size ||
 	    v->offset_bmap % 512 != 0)
 		return image_bad(img, "block map offset 0x%llx overlaps the "
 		    "header or is not sector-aligned (header at 0x154)",

@@ -13,37 +13,12 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vhd/vhd.h"
 #include "imgpipe/err.h"
 
-#define VHD_FOOTER_SIZE 512
-#define VHD_DYN_HEADER_SIZE 1024
-#define VHD_SECTOR 512
-#define VHD_TYPE_FIXED 2
-#define VHD_TYPE_DYNAMIC 3
-#define VHD_TYPE_DIFFERENCING 4
-#define VHD_BAT_UNUSED 0xffffffffu
-/* qemu's limits: 2040 GiB, and the CHS value that means "use the size". */
-#define VHD_MAX_SECTORS 0xff000000ull
-#define VHD_MAX_GEOMETRY (65535ull * 16 * 255)
 /* Blocks are 2 MiB in practice; this keeps one block's bitmap small. */
 #define VHD_BLOCK_MAX (256u * 1024 * 1024)
 #define VHD_CHUNK (4u * 1024 * 1024)
-
-/* Footer fields (big-endian). */
-#define FT_DATA_OFFSET 16
-#define FT_CREATOR_APP 28
-#define FT_CURRENT_SIZE 48
-#define FT_CYLINDERS 56
-#define FT_HEADS 58
-#define FT_SECTORS 59
-#define FT_TYPE 60
-#define FT_CHECKSUM 64
-/* Dynamic header fields. */
-#define DH_TABLE_OFFSET 16
-#define DH_MAX_ENTRIES 28
-#define DH_BLOCK_SIZE 32
-#define DH_CHECKSUM 36
-#define DH_PARENT_NAME 64
 
 struct vhd {
 	unsigned char footer[VHD_FOOTER_SIZE];
@@ -56,26 +31,15 @@ struct vhd {
 	uint32_t *bat;
 };
 
-/* The checksum is the one's complement of the byte sum, itself excluded. */
-static uint32_t vhd_checksum(const unsigned char *p, size_t len, size_t skip)
-{
-	uint32_t sum = 0;
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if (i < skip || i >= skip + 4)
-			sum += p[i];
-	return ~sum;
-}
-
 /* The footer of a fixed VHD whose data is the data_len bytes before it. */
 static size_t vhd_trailer(const unsigned char *p, size_t len,
     uint64_t data_len)
 {
-	if (len == VHD_FOOTER_SIZE && memcmp(p, "conectix", 8) == 0 &&
-	    be32(p + FT_TYPE) == VHD_TYPE_FIXED &&
-	    be64(p + FT_CURRENT_SIZE) == data_len &&
-	    be32(p + FT_CHECKSUM) == vhd_checksum(p, 512, FT_CHECKSUM))
+	if (len == VHD_FOOTER_SIZE && memcmp(p, VHD_FOOTER_COOKIE, 8) == 0 &&
+	    be32(p + VHD_FT_TYPE) == VHD_TYPE_FIXED &&
+	    be64(p + VHD_FT_CURRENT_SIZE) == data_len &&
+	    be32(p + VHD_FT_CHECKSUM) == vhd_checksum(p, VHD_FOOTER_SIZE,
+	    VHD_FT_CHECKSUM))
 		return VHD_FOOTER_SIZE;
 	return 0;
 }
@@ -89,10 +53,10 @@ static size_t vhd_trailer(const unsigned char *p, size_t len,
  */
 static int vhd_bid(const struct probe *pb)
 {
-	if (pb->headlen >= 8 && memcmp(pb->head, "conectix", 8) == 0)
+	if (pb->headlen >= 8 && memcmp(pb->head, VHD_FOOTER_COOKIE, 8) == 0)
 		return BID_SIGNATURE;
 	if (pb->taillen == VHD_FOOTER_SIZE &&
-	    memcmp(pb->tail, "conectix", 8) == 0)
+	    memcmp(pb->tail, VHD_FOOTER_COOKIE, 8) == 0)
 		return BID_SIGNATURE;
 	if (pb->tail == NULL && !pb->size_known)
 		return BID_CATCHALL;
@@ -102,14 +66,14 @@ static int vhd_bid(const struct probe *pb)
 static int check_footer(struct image *img, const unsigned char *ft,
     const char *where)
 {
-	uint32_t want = vhd_checksum(ft, VHD_FOOTER_SIZE, FT_CHECKSUM);
+	uint32_t want = vhd_checksum(ft, VHD_FOOTER_SIZE, VHD_FT_CHECKSUM);
 
-	if (memcmp(ft, "conectix", 8) != 0)
+	if (memcmp(ft, VHD_FOOTER_COOKIE, 8) != 0)
 		return image_bad(img, "no footer cookie 'conectix' (%s)",
 		    where);
-	if (be32(ft + FT_CHECKSUM) != want)
+	if (be32(ft + VHD_FT_CHECKSUM) != want)
 		return image_bad(img, "footer checksum 0x%08x does not match "
-		    "the computed 0x%08x (%s)", be32(ft + FT_CHECKSUM), want,
+		    "the computed 0x%08x (%s)", be32(ft + VHD_FT_CHECKSUM), want,
 		    where);
 	return 0;
 }
@@ -123,15 +87,15 @@ static uint64_t vhd_virtual_size(const unsigned char *ft)
 {
 	static const char *const by_size[] = { "win ", "qem2", "d2v ",
 	    "CTXS", "tap\0" };
-	uint64_t chs = (uint64_t)be16(ft + FT_CYLINDERS) * ft[FT_HEADS] *
-	    ft[FT_SECTORS];
+	uint64_t chs = (uint64_t)be16(ft + VHD_FT_CYLINDERS) * ft[VHD_FT_HEADS] *
+	    ft[VHD_FT_SECTORS];
 	size_t i;
 
 	for (i = 0; i < sizeof by_size / sizeof by_size[0]; i++)
-		if (memcmp(ft + FT_CREATOR_APP, by_size[i], 4) == 0)
-			chs = VHD_MAX_GEOMETRY;
-	if (chs == VHD_MAX_GEOMETRY)
-		return be64(ft + FT_CURRENT_SIZE) / VHD_SECTOR * VHD_SECTOR;
+		if (memcmp(ft + VHD_FT_CREATOR_APP, by_size[i], 4) == 0)
+			chs = VHD_GEOM_MAX_SECTORS;
+	if (chs == VHD_GEOM_MAX_SECTORS)
+		return be64(ft + VHD_FT_CURRENT_SIZE) / VHD_SECTOR * VHD_SECTOR;
 	return chs * VHD_SECTOR;
 }
 
@@ -152,8 +116,8 @@ static void parent_name(const unsigned char *dh, char *out, size_t outlen)
 {
 	size_t i, n = 0;
 
-	for (i = 0; i + 1 < 512 && n + 1 < outlen; i += 2) {
-		unsigned c = be16(dh + DH_PARENT_NAME + i);
+	for (i = 0; i + 1 < VHD_DH_PARENT_NAME_LEN && n + 1 < outlen; i += 2) {
+		unsigned c = be16(dh + VHD_DH_PARENT_NAME + i);
 
 		if (c == 0)
 			break;
@@ -180,7 +144,7 @@ static int open_fixed(struct image *img, struct vhd *v)
 	    src->size - VHD_FOOTER_SIZE, "footer") < 0 ||
 	    check_footer(img, v->footer, "footer at the end") < 0)
 		return -1;
-	v->type = be32(v->footer + FT_TYPE);
+	v->type = be32(v->footer + VHD_FT_TYPE);
 	if (v->type != VHD_TYPE_FIXED)
 		return image_bad(img, "footer at the end has disk type %u but "
 		    "there is no footer copy at the start (footer type)",
@@ -199,15 +163,15 @@ static int open_fixed(struct image *img, struct vhd *v)
 static int check_dyn_header(struct image *img, struct vhd *v,
     const unsigned char *dh)
 {
-	uint32_t want = vhd_checksum(dh, VHD_DYN_HEADER_SIZE, DH_CHECKSUM);
+	uint32_t want = vhd_checksum(dh, VHD_DYN_HEADER_SIZE, VHD_DH_CHECKSUM);
 	char parent[128];
 
-	if (memcmp(dh, "cxsparse", 8) != 0)
+	if (memcmp(dh, VHD_DYN_COOKIE, 8) != 0)
 		return image_bad(img, "no dynamic header cookie 'cxsparse' "
 		    "(footer data_offset)");
-	if (be32(dh + DH_CHECKSUM) != want)
+	if (be32(dh + VHD_DH_CHECKSUM) != want)
 		return image_bad(img, "dynamic header checksum 0x%08x does not "
-		    "match the computed 0x%08x", be32(dh + DH_CHECKSUM), want);
+		    "match the computed 0x%08x", be32(dh + VHD_DH_CHECKSUM), want);
 	if (v->type == VHD_TYPE_DIFFERENCING) {
 		parent_name(dh, parent, sizeof parent);
 		return image_unsafe(img, "parent", "differencing disk: its "
@@ -222,18 +186,19 @@ static int read_bat(struct image *img, struct vhd *v, uint64_t bat_off)
 	unsigned char *raw;
 	uint32_t i;
 
-	raw = malloc((size_t)v->nblocks * 4 + 1);
-	v->bat = malloc((size_t)v->nblocks * 4 + 1);
+	raw = malloc((size_t)v->nblocks * VHD_BAT_ENTRY_SIZE + 1);
+	v->bat = malloc((size_t)v->nblocks * VHD_BAT_ENTRY_SIZE + 1);
 	if (raw == NULL || v->bat == NULL) {
 		free(raw);
 		return fail(EXIT_IO, "out of memory");
 	}
-	if (image_read_at(img, raw, (size_t)v->nblocks * 4, bat_off, "BAT") < 0) {
+	if (image_read_at(img, raw, (size_t)v->nblocks * VHD_BAT_ENTRY_SIZE,
+	    bat_off, "BAT") < 0) {
 		free(raw);
 		return -1;
 	}
 	for (i = 0; i < v->nblocks; i++)
-		v->bat[i] = be32(raw + 4 * (size_t)i);
+		v->bat[i] = be32(raw + VHD_BAT_ENTRY_SIZE * (size_t)i);
 	free(raw);
 	return 0;
 }
@@ -242,29 +207,28 @@ static int read_bat(struct image *img, struct vhd *v, uint64_t bat_off)
 static int check_blocks(struct image *img, struct vhd *v,
     const unsigned char *dh, uint64_t *bat_off)
 {
-	uint32_t bs = be32(dh + DH_BLOCK_SIZE);
-	uint32_t entries = be32(dh + DH_MAX_ENTRIES);
+	uint32_t bs = be32(dh + VHD_DH_BLOCK_SIZE);
+	uint32_t entries = be32(dh + VHD_DH_MAX_ENTRIES);
 	uint64_t need;
 
-	*bat_off = be64(dh + DH_TABLE_OFFSET);
+	*bat_off = be64(dh + VHD_DH_TABLE_OFFSET);
 	if (bs < VHD_SECTOR || bs > VHD_BLOCK_MAX || (bs & (bs - 1)) != 0)
 		return image_bad(img, "block size %u is not a power of two "
 		    "from 512 bytes to 256 MiB (dynamic header block_size)",
 		    bs);
 	v->block_size = bs;
-	v->bitmap_size = (bs / VHD_SECTOR / 8 + VHD_SECTOR - 1) /
-	    VHD_SECTOR * VHD_SECTOR;
+	v->bitmap_size = vhd_bitmap_size(bs);
 	need = (img->virtual_size + bs - 1) / bs;
 	if (need > entries)
 		return image_bad(img, "%u BAT entries do not cover the virtual "
 		    "size of %llu bytes (dynamic header max_table_entries)",
 		    entries, (unsigned long long)img->virtual_size);
-	if ((uint64_t)entries * 4 > IMAGE_META_MAX)
+	if ((uint64_t)entries * VHD_BAT_ENTRY_SIZE > IMAGE_META_MAX)
 		return image_bad(img, "BAT of %u entries is larger than the "
 		    "limit of %llu bytes (dynamic header max_table_entries)",
 		    entries, (unsigned long long)IMAGE_META_MAX);
 	if (img->src->size_known && (*bat_off > img->src->size ||
-	    (uint64_t)entries * 4 > img->src->size - *bat_off))
+	    (uint64_t)entries * VHD_BAT_ENTRY_SIZE > img->src->size - *bat_off))
 		return image_defect(img, FINDING_TRUNCATED,
 		    "BAT at 0x%llx lies past the end of the "
 		    "image (dynamic header table_offset)",
@@ -282,14 +246,14 @@ static int open_dynamic(struct image *img, struct vhd *v)
 	if (image_read_at(img, v->footer, VHD_FOOTER_SIZE, 0, "footer copy") < 0 ||
 	    check_footer(img, v->footer, "footer copy at the start") < 0)
 		return -1;
-	v->type = be32(v->footer + FT_TYPE);
+	v->type = be32(v->footer + VHD_FT_TYPE);
 	if (v->type != VHD_TYPE_DYNAMIC && v->type != VHD_TYPE_DIFFERENCING)
 		return image_bad(img, "disk type %u in the footer copy at the "
 		    "start is not dynamic (3) or differencing (4) (footer type)",
 		    v->type);
 	strcpy(img->subformat, v->type == VHD_TYPE_DYNAMIC ? "dynamic"
 	    : "differencing");
-	dh_off = be64(v->footer + FT_DATA_OFFSET);
+	dh_off = be64(v->footer + VHD_FT_DATA_OFFSET);
 	if (dh_off < VHD_FOOTER_SIZE || (img->src->size_known &&
 	    (dh_off > img->src->size ||
 	    img->src->size - dh_off < VHD_DYN_HEADER_SIZE)))
@@ -312,7 +276,7 @@ static int vhd_open(struct image *img)
 	if (v == NULL)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = v;
-	if (src->headlen >= 8 && memcmp(src->head, "conectix", 8) == 0)
+	if (src->headlen >= 8 && memcmp(src->head, VHD_FOOTER_COOKIE, 8) == 0)
 		return open_dynamic(img, v);
 	return open_fixed(img, v);
 }
@@ -352,9 +316,9 @@ static int read_fixed_stream(struct image *img, struct emitter *em,
 	if (check_footer(img, v->footer, "last 512 bytes of the input") < 0 ||
 	    set_virtual_size(img, v->footer) < 0)
 		return -1;
-	if (be32(v->footer + FT_TYPE) != VHD_TYPE_FIXED)
+	if (be32(v->footer + VHD_FT_TYPE) != VHD_TYPE_FIXED)
 		return image_bad(img, "footer at the end has disk type %u, not "
-		    "fixed (footer type)", be32(v->footer + FT_TYPE));
+		    "fixed (footer type)", be32(v->footer + VHD_FT_TYPE));
 	/* Data has gone out already: a pipe cannot be cut short afterwards. */
 	if (img->virtual_size != off)
 		return image_bad(img, "virtual size %llu differs from the %llu "
@@ -366,7 +330,7 @@ static int read_fixed_stream(struct image *img, struct emitter *em,
 	return 0;
 }
 
-/* Sector s of a block holds data when its bit, most significant first, is set. */
+/* Sector s of a block holds data when its bit (MSB first) is set. */
 static bool sector_present(const unsigned char *bitmap, uint32_t s)
 {
 	return bitmap[s / 8] & (0x80 >> (s % 8));

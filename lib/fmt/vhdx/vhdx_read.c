@@ -19,42 +19,14 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vhdx/vhdx.h"
+#include "imgpipe/crc32c.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
 
-#define MIB (1024u * 1024)
-#define KIB 1024u
-#define VHDX_HEAD_AREA (320 * KIB)	/* identifier, headers, region tables */
-#define VHDX_HEADER1 (64 * KIB)
-#define VHDX_HEADER2 (128 * KIB)
-#define VHDX_HEADER_SIZE (4 * KIB)
-#define VHDX_REGION1 (192 * KIB)
-#define VHDX_REGION2 (256 * KIB)
-#define VHDX_REGION_SIZE (64 * KIB)
-#define VHDX_REGION_MAX 2047
-#define VHDX_META_TABLE (64 * KIB)
-#define VHDX_META_MAX 2047
-#define VHDX_LOG_ENTRY_ALIGN (4 * KIB)
+#define MIB VHDX_MIB
 #define VHDX_CHUNK (4 * MIB)
-
-enum vhdx_block_state {
-	PAYLOAD_NOT_PRESENT = 0,
-	PAYLOAD_UNDEFINED = 1,
-	PAYLOAD_ZERO = 2,
-	PAYLOAD_UNMAPPED = 3,
-	PAYLOAD_FULLY_PRESENT = 6,
-	PAYLOAD_PARTIALLY_PRESENT = 7,
-};
-
-#define GUID_BAT "2DC27766-F623-4200-9D64-115E9BFD4A08"
-#define GUID_METADATA "8B7CA206-4790-4B9A-B8FE-575F050F886E"
-#define GUID_FILE_PARAMS "CAA16737-FA36-4D43-B3B6-33F0AA44E76B"
-#define GUID_DISK_SIZE "2FA54224-CD1B-4876-B211-5DBED83BF4B8"
-#define GUID_PAGE83 "BECA12AB-B2E6-4523-93EF-C309E000C746"
-#define GUID_LOGICAL_SECTOR "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"
-#define GUID_PHYSICAL_SECTOR "CDA348C7-445D-4471-9CC9-E9885251C556"
-#define GUID_PARENT_LOCATOR "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"
 
 /* A region read into memory: metadata, BAT, or the log. */
 struct region {
@@ -85,73 +57,24 @@ struct vhdx {
 	uint64_t parked_end_mb;	/* units below this were met in the stream */
 };
 
-/*
- * CRC-32C (Castagnoli), which VHDX uses for every checksum.  zlib only
- * has the other CRC-32 polynomial and none of our dependencies offers
- * this one, so here is the usual table-driven version (reflected
- * polynomial 0x82F63B78).
- */
-static uint32_t crc32c(const unsigned char *p, size_t len)
-{
-	static uint32_t table[256];
-	uint32_t crc = 0xffffffffu;
-	size_t i;
-
-	if (table[1] == 0) {
-		for (i = 0; i < 256; i++) {
-			uint32_t c = i;
-			int k;
-
-			for (k = 0; k < 8; k++)
-				c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-			table[i] = c;
-		}
-	}
-	for (i = 0; i < len; i++)
-		crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
 /* The CRC of a structure whose checksum field (at sum_off) counts as 0. */
-static uint32_t crc32c_without(unsigned char *p, size_t len, size_t sum_off)
+static uint32_t crc32c_without(const unsigned char *p, size_t len,
+    size_t sum_off)
 {
-	unsigned char saved[4];
+	static const unsigned char zero[4];
 	uint32_t crc;
 
-	memcpy(saved, p + sum_off, 4);
-	memset(p + sum_off, 0, 4);
-	crc = crc32c(p, len);
-	memcpy(p + sum_off, saved, 4);
-	return crc;
+	crc = crc32c(0, p, sum_off);
+	crc = crc32c(crc, zero, 4);
+	return crc32c(crc, p + sum_off + 4, len - sum_off - 4);
 }
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ?
-	    c - 'A' + 10 : c - 'a' + 10;
-}
-
-/* GUIDs are stored with their first three fields little-endian. */
+/* Does the on-disk GUID at p read as text (VHDX_GUID_*)? */
 static bool guid_is(const unsigned char *p, const char *text)
 {
-	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6,
-	    8, 9, 10, 11, 12, 13, 14, 15 };
 	unsigned char want[16];
-	int i, n = 0;
 
-	for (i = 0; text[i] != '\0' && n < 32; i++) {
-		if (text[i] == '-')
-			continue;
-		if (n % 2 == 0)
-			want[n / 2] = hexval(text[i]) << 4;
-		else
-			want[n / 2] |= hexval(text[i]);
-		n++;
-	}
-	for (i = 0; i < 16; i++)
-		if (p[i] != want[order[i]])
-			return false;
-	return true;
+	return vhdx_guid_bytes(text, want) && memcmp(p, want, 16) == 0;
 }
 
 static int vhdx_bid(const struct probe *pb)
@@ -163,23 +86,27 @@ static int vhdx_bid(const struct probe *pb)
 
 static bool header_valid(unsigned char *h)
 {
-	return memcmp(h, "head", 4) == 0 && le16(h + 66) == 1 &&
-	    le32(h + 4) == crc32c_without(h, VHDX_HEADER_SIZE, 4);
+	return memcmp(h, VHDX_HEADER_SIGNATURE, 4) == 0 &&
+	    le16(h + VHDX_HDR_VERSION) == VHDX_VERSION &&
+	    le32(h + VHDX_HDR_CHECKSUM) == crc32c_without(h, VHDX_HEADER_SIZE,
+	    VHDX_HDR_CHECKSUM);
 }
 
 /* The current header: the valid one with the higher sequence number. */
 static int pick_header(struct image *img, unsigned char *area,
     unsigned char **out)
 {
-	unsigned char *h1 = area + VHDX_HEADER1, *h2 = area + VHDX_HEADER2;
+	unsigned char *h1 = area + VHDX_HEADER1_OFF;
+	unsigned char *h2 = area + VHDX_HEADER2_OFF;
 	bool v1 = header_valid(h1), v2 = header_valid(h2);
 
 	if (!v1 && !v2)
 		return image_bad(img, "neither header is valid (signature "
 		    "'head', version 1 and CRC-32C checked at 0x%x and 0x%x)",
-		    VHDX_HEADER1, VHDX_HEADER2);
+		    VHDX_HEADER1_OFF, VHDX_HEADER2_OFF);
 	if (v1 && v2)
-		*out = le64(h2 + 8) > le64(h1 + 8) ? h2 : h1;
+		*out = le64(h2 + VHDX_HDR_SEQUENCE) >
+		    le64(h1 + VHDX_HDR_SEQUENCE) ? h2 : h1;
 	else
 		*out = v1 ? h1 : h2;
 	return 0;
@@ -210,20 +137,21 @@ static int check_region(struct image *img, const char *what, uint64_t off,
 static int parse_region_table(struct image *img, struct vhdx *x,
     const unsigned char *rt)
 {
-	uint32_t i, n = le32(rt + 8);
+	uint32_t i, n = le32(rt + VHDX_RT_COUNT);
 
-	if (n > VHDX_REGION_MAX)
+	if (n > VHDX_RT_MAX_ENTRIES)
 		return image_bad(img, "region table has %u entries, more than "
-		    "%u (region table entry count)", n, VHDX_REGION_MAX);
+		    "%u (region table entry count)", n, VHDX_RT_MAX_ENTRIES);
 	for (i = 0; i < n; i++) {
-		const unsigned char *e = rt + 16 + 32 * (size_t)i;
+		const unsigned char *e = rt + VHDX_RT_ENTRIES +
+		    VHDX_RT_ENTRY_SIZE * (size_t)i;
 		struct region *r = NULL;
 
-		if (guid_is(e, GUID_BAT))
+		if (guid_is(e + VHDX_RE_GUID, VHDX_GUID_BAT))
 			r = &x->bat;
-		else if (guid_is(e, GUID_METADATA))
+		else if (guid_is(e + VHDX_RE_GUID, VHDX_GUID_METADATA))
 			r = &x->meta;
-		else if (le32(e + 28) & 1)
+		else if (le32(e + VHDX_RE_REQUIRED) & VHDX_REGION_REQUIRED)
 			return image_unsafe(img, "unknown-region", "unknown "
 			    "required region in the region table (entry %u)",
 			    i);
@@ -232,8 +160,8 @@ static int parse_region_table(struct image *img, struct vhdx *x,
 		if (r->len != 0)
 			return image_bad(img, "two %s regions in the region "
 			    "table", r->name);
-		r->off = le64(e + 16);
-		r->len = le32(e + 24);
+		r->off = le64(e + VHDX_RE_OFFSET);
+		r->len = le32(e + VHDX_RE_LENGTH);
 		if (check_region(img, r->name, r->off, r->len) < 0)
 			return -1;
 	}
@@ -245,31 +173,32 @@ static int parse_region_table(struct image *img, struct vhdx *x,
 
 static bool region_table_valid(unsigned char *rt)
 {
-	return memcmp(rt, "regi", 4) == 0 &&
-	    le32(rt + 4) == crc32c_without(rt, VHDX_REGION_SIZE, 4);
+	return memcmp(rt, VHDX_REGION_SIGNATURE, 4) == 0 &&
+	    le32(rt + VHDX_RT_CHECKSUM) == crc32c_without(rt,
+	    VHDX_REGION_TABLE_SIZE, VHDX_RT_CHECKSUM);
 }
 
 static int parse_head_area(struct image *img, struct vhdx *x,
     unsigned char *area)
 {
-	unsigned char *h = NULL, *rt = area + VHDX_REGION1;
+	unsigned char *h = NULL, *rt = area + VHDX_REGION1_OFF;
 	static const unsigned char zero_guid[16];
 
-	if (memcmp(area, "vhdxfile", 8) != 0)
+	if (memcmp(area, VHDX_FILE_SIGNATURE, 8) != 0)
 		return image_bad(img, "no file identifier 'vhdxfile'");
 	if (pick_header(img, area, &h) < 0)
 		return -1;
 	if (!region_table_valid(rt))
-		rt = area + VHDX_REGION2;
+		rt = area + VHDX_REGION2_OFF;
 	if (!region_table_valid(rt))
 		return image_bad(img, "neither region table is valid "
 		    "(signature 'regi' and CRC-32C checked at 0x%x and 0x%x)",
-		    VHDX_REGION1, VHDX_REGION2);
-	memcpy(x->log_guid, h + 48, 16);
+		    VHDX_REGION1_OFF, VHDX_REGION2_OFF);
+	memcpy(x->log_guid, h + VHDX_HDR_LOG_GUID, 16);
 	if (memcmp(x->log_guid, zero_guid, 16) != 0) {
 		/* A log is active: it has to be read to see if it is empty. */
-		x->log.off = le64(h + 72);
-		x->log.len = le32(h + 68);
+		x->log.off = le64(h + VHDX_HDR_LOG_OFFSET);
+		x->log.len = le32(h + VHDX_HDR_LOG_LENGTH);
 		if (check_region(img, x->log.name, x->log.off, x->log.len) < 0)
 			return -1;
 	}
@@ -382,15 +311,18 @@ static int check_log(struct image *img, struct vhdx *x)
 
 	if (x->log.len == 0)
 		return 0;
-	for (off = 0; off + 64 <= x->log.len; off += VHDX_LOG_ENTRY_ALIGN) {
+	for (off = 0; off + VHDX_LE_HEADER_SIZE <= x->log.len;
+	    off += VHDX_LOG_SECTOR) {
 		unsigned char *e = x->log.buf + off;
-		uint32_t len = le32(e + 8);
+		uint32_t len = le32(e + VHDX_LE_LENGTH);
 
-		if (memcmp(e, "loge", 4) != 0 || memcmp(e + 32, x->log_guid,
-		    16) != 0 || len < 64 || len % VHDX_LOG_ENTRY_ALIGN != 0 ||
+		if (memcmp(e, VHDX_LOG_ENTRY_SIGNATURE, 4) != 0 ||
+		    memcmp(e + VHDX_LE_LOG_GUID, x->log_guid, 16) != 0 ||
+		    len < VHDX_LE_HEADER_SIZE || len % VHDX_LOG_SECTOR != 0 ||
 		    len > x->log.len - off)
 			continue;
-		if (le32(e + 4) == crc32c_without(e, len, 4))
+		if (le32(e + VHDX_LE_CHECKSUM) == crc32c_without(e, len,
+		    VHDX_LE_CHECKSUM))
 			return image_unsafe(img, "log-replay", "the log has "
 			    "entries that must be replayed before the image "
 			    "can be read (log entry at 0x%llx); open it once "
@@ -405,16 +337,18 @@ static int meta_item(struct image *img, struct vhdx *x, const char *guid,
     const char *what, uint32_t minlen, const unsigned char **out)
 {
 	const unsigned char *t = x->meta.buf;
-	uint32_t i, n = le16(t + 10);
+	uint32_t i, n = le16(t + VHDX_MT_COUNT);
 
 	*out = NULL;
 	for (i = 0; i < n; i++) {
-		const unsigned char *e = t + 32 + 32 * (size_t)i;
-		uint32_t off = le32(e + 16), len = le32(e + 20);
+		const unsigned char *e = t + VHDX_MT_ENTRIES +
+		    VHDX_MT_ENTRY_SIZE * (size_t)i;
+		uint32_t off = le32(e + VHDX_ME_OFFSET);
+		uint32_t len = le32(e + VHDX_ME_LENGTH);
 
-		if (!guid_is(e, guid))
+		if (!guid_is(e + VHDX_ME_GUID, guid))
 			continue;
-		if (len < minlen || off < VHDX_META_TABLE ||
+		if (len < minlen || off < VHDX_META_TABLE_SIZE ||
 		    off > x->meta.len || len > x->meta.len - off)
 			return image_bad(img, "metadata item %s at +0x%x "
 			    "length %u lies outside the metadata region", what,
@@ -427,25 +361,27 @@ static int meta_item(struct image *img, struct vhdx *x, const char *guid,
 
 static int check_meta_table(struct image *img, struct vhdx *x)
 {
-	static const char *const known[] = { GUID_FILE_PARAMS, GUID_DISK_SIZE,
-	    GUID_PAGE83, GUID_LOGICAL_SECTOR, GUID_PHYSICAL_SECTOR,
-	    GUID_PARENT_LOCATOR };
+	static const char *const known[] = { VHDX_GUID_FILE_PARAMS,
+	    VHDX_GUID_DISK_SIZE, VHDX_GUID_PAGE83, VHDX_GUID_LOGICAL_SECTOR,
+	    VHDX_GUID_PHYSICAL_SECTOR, VHDX_GUID_PARENT_LOCATOR };
 	const unsigned char *t = x->meta.buf;
-	uint32_t i, k, n = le16(t + 10);
+	uint32_t i, k, n = le16(t + VHDX_MT_COUNT);
 
-	if (memcmp(t, "metadata", 8) != 0)
+	if (memcmp(t, VHDX_META_SIGNATURE, 8) != 0)
 		return image_bad(img, "metadata region at 0x%llx lacks its "
 		    "signature 'metadata'", (unsigned long long)x->meta.off);
-	if (n > VHDX_META_MAX)
+	if (n > VHDX_MT_MAX_ENTRIES)
 		return image_bad(img, "metadata table has %u entries, more "
-		    "than %u (metadata entry count)", n, VHDX_META_MAX);
+		    "than %u (metadata entry count)", n, VHDX_MT_MAX_ENTRIES);
 	for (i = 0; i < n; i++) {
-		const unsigned char *e = t + 32 + 32 * (size_t)i;
+		const unsigned char *e = t + VHDX_MT_ENTRIES +
+		    VHDX_MT_ENTRY_SIZE * (size_t)i;
 
 		for (k = 0; k < sizeof known / sizeof known[0]; k++)
-			if (guid_is(e, known[k]))
+			if (guid_is(e + VHDX_ME_GUID, known[k]))
 				break;
-		if (k == sizeof known / sizeof known[0] && (le32(e + 24) & 4))
+		if (k == sizeof known / sizeof known[0] && (le32(e + VHDX_ME_FLAGS) &
+		    VHDX_META_IS_REQUIRED))
 			return image_unsafe(img, "unknown-metadata", "unknown "
 			    "required metadata item (metadata entry %u)", i);
 	}
@@ -459,17 +395,21 @@ static int reject_parent(struct image *img, struct vhdx *x)
 	char name[128] = "unnamed";
 	uint32_t i, n, len = 0;
 
-	if (meta_item(img, x, GUID_PARENT_LOCATOR, "parent locator", 20,
+	if (meta_item(img, x, VHDX_GUID_PARENT_LOCATOR, "parent locator",
+	    VHDX_PL_ENTRIES,
 	    &loc) < 0)
 		return -1;
 	if (loc != NULL) {
 		const unsigned char *e = x->meta.buf;
 		size_t avail = x->meta.len - (size_t)(loc - e);
 
-		n = le16(loc + 18);
-		for (i = 0; i < n && 20 + 12 * (size_t)(i + 1) <= avail; i++) {
-			const unsigned char *kv = loc + 20 + 12 * (size_t)i;
-			uint32_t voff = le32(kv + 4), vlen = le16(kv + 10);
+		n = le16(loc + VHDX_PL_COUNT);
+		for (i = 0; i < n && VHDX_PL_ENTRIES + VHDX_PL_ENTRY_SIZE *
+		    (size_t)(i + 1) <= avail; i++) {
+			const unsigned char *kv = loc + VHDX_PL_ENTRIES +
+			    VHDX_PL_ENTRY_SIZE * (size_t)i;
+			uint32_t voff = le32(kv + VHDX_PLE_VALUE_OFFSET);
+			uint32_t vlen = le16(kv + VHDX_PLE_VALUE_LENGTH);
 			size_t j;
 
 			if (voff > avail || vlen > avail - voff)
@@ -496,20 +436,23 @@ static int parse_metadata(struct image *img, struct vhdx *x)
 	uint32_t bs;
 
 	if (check_meta_table(img, x) < 0 ||
-	    meta_item(img, x, GUID_FILE_PARAMS, "file parameters", 8, &fp) < 0 ||
-	    meta_item(img, x, GUID_DISK_SIZE, "virtual disk size", 8, &ds) < 0 ||
-	    meta_item(img, x, GUID_LOGICAL_SECTOR, "logical sector size", 4,
-	    &ls) < 0)
+	    meta_item(img, x, VHDX_GUID_FILE_PARAMS, "file parameters",
+	    VHDX_FP_SIZE, &fp) < 0 ||
+	    meta_item(img, x, VHDX_GUID_DISK_SIZE, "virtual disk size",
+	    VHDX_DISK_SIZE_SIZE, &ds) < 0 ||
+	    meta_item(img, x, VHDX_GUID_LOGICAL_SECTOR, "logical sector size",
+	    VHDX_SECTOR_SIZE_SIZE, &ls) < 0)
 		return -1;
 	if (fp == NULL || ds == NULL || ls == NULL)
 		return image_bad(img, "metadata lacks the %s item",
 		    fp == NULL ? "file parameters" : ds == NULL ?
 		    "virtual disk size" : "logical sector size");
-	if (le32(fp + 4) & 2)
+	if (le32(fp + VHDX_FP_FLAGS) & VHDX_FP_HAS_PARENT)
 		return reject_parent(img, x);
-	strcpy(img->subformat, le32(fp + 4) & 1 ? "fixed" : "dynamic");
-	bs = le32(fp);
-	if (bs < MIB || bs > 256 * MIB || (bs & (bs - 1)) != 0)
+	strcpy(img->subformat, le32(fp + VHDX_FP_FLAGS) &
+	    VHDX_FP_LEAVE_ALLOCATED ? "fixed" : "dynamic");
+	bs = le32(fp + VHDX_FP_BLOCK_SIZE);
+	if (bs < VHDX_BLOCK_MIN || bs > VHDX_BLOCK_MAX || (bs & (bs - 1)) != 0)
 		return image_bad(img, "block size %u is not a power of two "
 		    "from 1 MiB to 256 MiB (file parameters block_size)", bs);
 	x->block_size = bs;
@@ -526,7 +469,7 @@ static int parse_metadata(struct image *img, struct vhdx *x)
 	/* qemu counts whole 512-byte sectors; so do we, to match it. */
 	img->virtual_size = x->disk_size / 512 * 512;
 	img->cluster_size = bs;
-	x->chunk_ratio = ((uint64_t)1 << 23) * x->logical_sector / bs;
+	x->chunk_ratio = vhdx_chunk_ratio(x->logical_sector, bs);
 	x->nblocks = (x->disk_size + bs - 1) / bs;
 	return 0;
 }
@@ -539,7 +482,7 @@ static uint64_t bat_entries(const struct vhdx *x)
 
 static int check_bat_size(struct image *img, struct vhdx *x)
 {
-	uint64_t need = bat_entries(x) * 8;
+	uint64_t need = bat_entries(x) * VHDX_BAT_ENTRY_SIZE;
 
 	if (need > x->bat.len)
 		return image_bad(img, "BAT region of %llu bytes is too small "
@@ -632,17 +575,18 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 	if (vb == NULL)
 		return fail(EXIT_IO, "out of memory");
 	for (i = 0; i < x->nblocks; i++) {
-		uint64_t e = le64(x->bat.buf + 8 * (i + i / x->chunk_ratio));
-		unsigned state = e & 7;
+		uint64_t e = le64(x->bat.buf + VHDX_BAT_ENTRY_SIZE *
+		    vhdx_bat_index(i, x->chunk_ratio));
+		unsigned state = e & VHDX_BAT_STATE_MASK;
 
-		if (state == PAYLOAD_PARTIALLY_PRESENT) {
+		if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
 			free(vb);
 			return image_bad(img, "block %llu is partially present, "
 			    "which only a differencing disk may be (BAT entry "
 			    "state)", (unsigned long long)i);
 		}
-		if (state != PAYLOAD_FULLY_PRESENT) {
-			if (state > PAYLOAD_UNMAPPED) {
+		if (state != VHDX_PAYLOAD_FULLY_PRESENT) {
+			if (state > VHDX_PAYLOAD_UNMAPPED) {
 				free(vb);
 				return image_bad(img, "block %llu has unknown "
 				    "state %u (BAT entry state)",
@@ -650,7 +594,7 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 			}
 			continue;	/* reads as zeros */
 		}
-		vb[n] = (struct vblock){ i, e >> 20 };
+		vb[n] = (struct vblock){ i, e >> VHDX_BAT_OFFSET_SHIFT };
 		if (check_block(img, x, i, vb[n].mb * MIB,
 		    block_len(img, x, i)) < 0) {
 			free(vb);
