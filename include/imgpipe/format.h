@@ -54,9 +54,11 @@ struct format {
 	void (*close)(struct image *img);
 	/*
 	 * Optional: the length of this format's trailer if the last taillen
-	 * bytes of an input are one for a disk of data_len bytes, else 0.
-	 * Only the end of a pipe shows a fixed VHD's footer: the raw reader
-	 * asks the table, so no format has to know another.
+	 * bytes of an input are one for a disk of data_len bytes, else 0;
+	 * SIZE_MAX after recording a rejection when they claim to be one but
+	 * do not check out (as the format's reader would reject them from a
+	 * file).  Only the end of a pipe shows a fixed VHD's footer: the raw
+	 * reader asks the table, so no format has to know another.
 	 */
 	size_t (*trailer)(const unsigned char *tail, size_t taillen,
 	    uint64_t data_len);

@@ -20,7 +20,8 @@ int image_stream_hold_tail(struct image *img, struct emitter *em,
 
 /*
  * Ask the format table whether the last taillen bytes of an input read as
- * raw, after data_len bytes, are another format's trailer: its length, or 0.
+ * raw, after data_len bytes, are another format's trailer: its length, 0,
+ * or SIZE_MAX with a rejection recorded (a trailer that does not check out).
  */
 size_t format_trailer(const unsigned char *tail, size_t taillen,
     uint64_t data_len);

@@ -64,8 +64,13 @@ static int read_stream(struct image *img, struct emitter *em,
 
 	if (image_stream_hold_tail(img, em, buf, RAW_CHUNK, &off, &have) < 0)
 		return -1;
-	if (!img->verbatim && img->fmt == &format_raw)
-		have -= format_trailer(buf, have, off);
+	if (!img->verbatim && img->fmt == &format_raw) {
+		size_t t = format_trailer(buf, have, off);
+
+		if (t == SIZE_MAX)
+			return -1;	/* a trailer that does not check out */
+		have -= t;
+	}
 	if (emit_data(em, off, buf, have) < 0)
 		return -1;
 	img->virtual_size = em->size = off + have;

@@ -194,3 +194,109 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
+
+# set_creator IMAGE ID: the creator application of every footer of IMAGE
+# (ID as printf takes it: 'vbox', 'd2v\0').
+set_creator() {
+	local f
+	for f in $(footers "$1"); do
+		printf "$2" | dd of="$1" bs=1 seek=$((f + 28)) conv=notrunc status=none
+		fix_sum "$1" "$f" 512 64
+	done
+}
+
+# vbox_like IMAGE CREATOR: a dynamic disk as VirtualBox writes one, its
+# geometry (qemu's 173/4/17: 6023168 bytes) short of its current_size
+# (6 MiB, the three blocks); IMAGE.want is the 6 MiB disk.
+vbox_like() {
+	local f
+	vhd "$1" dynamic
+	for f in $(footers "$1"); do
+		put_be64 "$1" $((f + 48)) 6291456
+	done
+	set_creator "$1" "$2"
+	cp "$1.want" "$1.geometry"
+	truncate -s 6291456 "$1.want"
+}
+
+@test "vpc size rule: a dynamic disk of an unknown creator is its current_size, where qemu-img cuts it to the geometry" {
+	vbox_like "$T/d.vhd" 'vbox'
+	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want"
+	# qemu-img 7.2 sizes 'vbox' by the geometry: a prefix of ours
+	qemu-img convert -f vpc -O raw "$T/d.vhd" "$T/qemu.raw"
+	[ "$(stat -c %s "$T/qemu.raw")" -eq 6023168 ]
+	cmp "$T/qemu.raw" "$T/d.vhd.geometry"
+	run imginfo "$T/d.vhd"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"virtual size: "*"(6291456 bytes)"* ]]
+	[[ "$output" == *"creator: 'vbox'"* ]]
+	[[ "$output" == *"size-rule: current_size"* ]]
+	[[ "$output" == *"current-size: 6291456"* ]]
+	[[ "$output" == *"geometry: 173/4/17 (6023168 bytes)"* ]]
+	[[ "$output" == *"qemu-img-size: 6023168"* ]]
+}
+
+@test "vpc size rule: Virtual PC's creator 'vpc ' is sized by its geometry" {
+	vbox_like "$T/d.vhd" 'vpc '
+	img2raw_4ways "$T/d.vhd" "$T/d.vhd.geometry"
+	run imginfo "$T/d.vhd"
+	[[ "$output" == *"size-rule: geometry"* ]]
+	[[ "$output" != *"qemu-img-size"* ]]
+}
+
+@test "vpc size rule: Disk2vhd's 'd2v\\0' is sized by current_size" {
+	vbox_like "$T/d.vhd" 'd2v\0'
+	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want"
+	run imginfo "$T/d.vhd"
+	[[ "$output" == *"creator: 'd2v\\0'"* ]]
+}
+
+@test "vpc fixed of an unknown creator: every byte before the footer, from a file and from a pipe alike" {
+	vhd "$T/f.vhd" fixed force_size=on
+	set_creator "$T/f.vhd" 'vbox'
+	want=$(((SIZE + 511) / 512 * 512))
+	[ "$(stat -c %s "$T/f.vhd")" -eq $((want + 512)) ]
+	head -c $want "$T/f.vhd" > "$T/want"
+	img2raw_4ways "$T/f.vhd" "$T/want"
+	img2raw_4ways "$T/f.vhd" "$T/want" -f vpc
+	run imginfo "$T/f.vhd"
+	[[ "$output" == *"size-rule: the bytes before the footer"* ]]
+	imgsum "$T/f.vhd" > "$T/sum.file"
+	cat "$T/f.vhd" | imgsum > "$T/sum.pipe"
+	[ "$(cut -d' ' -f1 "$T/sum.file")" = "$(cut -d' ' -f1 "$T/sum.pipe")" ]
+}
+
+@test "vpc fixed whose current_size and geometry are smaller than its data: the data counts" {
+	vhd "$T/f.vhd" fixed force_size=on
+	end=$(($(stat -c %s "$T/f.vhd") - 512))
+	put_be64 "$T/f.vhd" $((end + 48)) 1048576
+	set_creator "$T/f.vhd" 'vpc '
+	head -c $end "$T/f.vhd" > "$T/want"
+	img2raw_4ways "$T/f.vhd" "$T/want"
+	img2raw_4ways "$T/f.vhd" "$T/want" -f vpc
+}
+
+@test "vpc fixed: a footer that does not check out is refused from a pipe too, probed" {
+	vhd "$T/f.vhd" fixed
+	end=$(($(stat -c %s "$T/f.vhd") - 512))
+	put_be32 "$T/f.vhd" $((end + 64)) 12345
+	run img2raw -o "$T/out" "$T/f.vhd"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	file_msg=$output
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/f.vhd"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[ "$output" = "$file_msg" ]
+	# a dynamic disk's footer at the end of a disk with no footer copy
+	vhd "$T/d.vhd" dynamic
+	dd if=/dev/zero of="$T/d.vhd" bs=512 count=1 conv=notrunc status=none
+	run img2raw -o "$T/out" "$T/d.vhd"
+	[ "$status" -eq 1 ]
+	file_msg=$output
+	[[ "$output" == *"disk type 3, not fixed"* ]]
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/d.vhd"
+	[ "$status" -eq 1 ]
+	[ "$output" = "$file_msg" ]
+}

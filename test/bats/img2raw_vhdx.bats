@@ -183,20 +183,144 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	expect_reject "$T/x.vhdx" "differencing disk"*"has_parent"
 }
 
-@test "vhdx: a log that needs replay is rejected; a stale log GUID is not" {
+# log_entry IMAGE LOGOFF SEQ TAIL FLUSHED WRITES...: write one log entry
+# (MS-VHDX 2.3.1) at LOGOFF, under the GUID 0x1122334455667788 (low
+# half), with a CRC-32C; each WRITE is data:FILEOFF:FROMOFF (the sector
+# of IMAGE at FROMOFF, as it is now, to be written at FILEOFF, its first
+# 8 bytes patched by PATCH8 when set) or zero:FILEOFF:LENGTH.
+log_entry() {
+	python3 - "$@" <<'PY'
+import struct, sys, os
+img, logoff, seq, tail, flushed = sys.argv[1], *map(int, sys.argv[2:6])
+writes = sys.argv[6:]
+t = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    t.append(c)
+def crc(b):
+    c = 0xffffffff
+    for x in b:
+        c = t[(c ^ x) & 0xff] ^ (c >> 8)
+    return c ^ 0xffffffff
+f = open(img, "r+b")
+descs, datas = [], []
+for w in writes:
+    kind, a, b = w.split(":")
+    a, b = int(a), int(b)
+    if kind == "zero":
+        descs.append(struct.pack("<4sIQQQ", b"zero", 0, b, a, seq))
+    else:
+        f.seek(b); sec = bytearray(f.read(4096))
+        if "PATCH8" in os.environ:
+            sec[0:8] = struct.pack("<Q", int(os.environ["PATCH8"]))
+        descs.append(struct.pack("<4sIQQQ", b"desc", struct.unpack("<I", sec[4092:])[0],
+                                 struct.unpack("<Q", sec[:8])[0], a, seq))
+        datas.append(b"data" + struct.pack("<I", seq >> 32) + sec[8:4092] + struct.pack("<I", seq & 0xffffffff))
+dsec = (64 + 32 * len(descs) + 4095) // 4096
+length = (dsec + len(datas)) * 4096
+e = bytearray(length)
+guid = struct.pack("<QQ", 0x1122334455667788, 0)
+struct.pack_into("<4sIIIQII16sQQ", e, 0, b"loge", 0, length, tail, seq, len(descs), 0, guid, flushed, flushed)
+for i, d in enumerate(descs):
+    e[64 + 32 * i:96 + 32 * i] = d
+for i, d in enumerate(datas):
+    e[(dsec + i) * 4096:(dsec + i + 1) * 4096] = d
+struct.pack_into("<I", e, 4, crc(bytes(e)))
+if os.environ.get("BADCRC"):
+    e[4] ^= 1
+f.seek(logoff); f.write(e); f.close()
+PY
+}
+
+# a qemu VHDX of 1 MiB blocks whose header asks for a log replay
+dirty_vhdx() {
+	vhdx "$T/x.vhdx" "subformat=dynamic,block_size=1M"
+	patch_headers 48 $((0x1122334455667788)) 8
+	LOG=$(get_le64 "$T/x.vhdx" $((65536 + 72)))
+	BAT=$(bat_off)
+	B1=$(($(get_le64 "$T/x.vhdx" $((BAT + 8))) >> 20 << 20))	# block 1
+	END=$(stat -c %s "$T/x.vhdx")
+}
+
+@test "vhdx log: an entry's BAT write and zero run are replayed, from a file and a pipe" {
+	dirty_vhdx
+	# block 0 unmapped (BAT sector with entry 0 = 0), 4 KiB of block 1 cleared
+	PATCH8=0 log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "data:$BAT:$BAT" "zero:$((B1 + 8192)):4096"
+	cp "$T/x.vhdx.want" "$T/want"
+	dd if=/dev/zero of="$T/want" bs=$MIB count=1 conv=notrunc status=none
+	dd if=/dev/zero of="$T/want" bs=4096 seek=$((MIB / 4096 + 2)) count=1 conv=notrunc status=none
+	img2raw_4ways "$T/x.vhdx" "$T/want"
+	img2raw_4ways "$T/x.vhdx" "$T/want" --mem 1M
+	run imginfo --strict "$T/x.vhdx"
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"log: replayed 1 entries (sequence numbers 7 to 7)"* ]]
+	run sh -c 'cat "$1" | imginfo --strict -' sh "$T/x.vhdx"
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"log: replayed 1 entries"* ]]
+}
+
+@test "vhdx log: a header naming a log no valid entry carries is refused" {
+	dirty_vhdx
+	expect_reject "$T/x.vhdx" "log: the header names a log, but no valid sequence"
+	BADCRC=1 log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "zero:$B1:4096"
+	expect_reject "$T/x.vhdx" "no valid sequence"
+	# a tail that names no entry of the sequence
+	log_entry "$T/x.vhdx" "$LOG" 7 4096 "$END" "zero:$B1:4096"
+	expect_reject "$T/x.vhdx" "no valid sequence"
+}
+
+@test "vhdx log: the newest valid sequence wins; a torn or skipped entry ends it" {
+	dirty_vhdx
+	log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "zero:$B1:4096"
+	log_entry "$T/x.vhdx" $((LOG + 4096)) 8 0 "$END" "zero:$((B1 + 4096)):4096"
+	cp "$T/x.vhdx.want" "$T/want"
+	dd if=/dev/zero of="$T/want" bs=4096 seek=$((MIB / 4096)) count=2 conv=notrunc status=none
+	img2raw_4ways "$T/x.vhdx" "$T/want"
+	# entry 2 skips a sequence number: only entry 1
+	log_entry "$T/x.vhdx" $((LOG + 4096)) 9 0 "$END" "zero:$((B1 + 4096)):4096"
+	cp "$T/x.vhdx.want" "$T/want"
+	dd if=/dev/zero of="$T/want" bs=4096 seek=$((MIB / 4096)) count=1 conv=notrunc status=none
+	img2raw_4ways "$T/x.vhdx" "$T/want"
+	# entry 2 torn
+	BADCRC=1 log_entry "$T/x.vhdx" $((LOG + 4096)) 8 0 "$END" "zero:$((B1 + 4096)):4096"
+	img2raw_4ways "$T/x.vhdx" "$T/want"
+}
+
+@test "vhdx log: a file shorter than the FlushedFileOffset is truncated, from a file and a pipe alike" {
+	dirty_vhdx
+	log_entry "$T/x.vhdx" "$LOG" 7 0 $((END + 4 * MIB)) "zero:$B1:4096"
+	run img2raw -o "$T/out" "$T/x.vhdx"
+	echo "$output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"log: the file ends at 0x"*"before the FlushedFileOffset"* ]]
+	file_msg=$output
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/x.vhdx"
+	[ "$status" -eq 1 ]
+	[ "$output" = "$file_msg" ]
+	run imginfo --output json "$T/x.vhdx"
+	[[ "$output" == *'"code": "truncated"'* ]]
+	run sh -c 'cat "$1" | imginfo --output json -' sh "$T/x.vhdx"
+	[[ "$output" == *'"code": "truncated"'* ]]
+}
+
+@test "vhdx log: an entry writing into the header area or the log is refused" {
+	dirty_vhdx
+	log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "zero:65536:4096"
+	expect_reject "$T/x.vhdx" "in the header area or the log itself"
+	log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "zero:$((LOG + 65536)):4096"
+	expect_reject "$T/x.vhdx" "in the header area or the log itself"
+}
+
+@test "vhdx log: a log over 64 MiB is refused with its own finding" {
 	vhdx "$T/x.vhdx" "subformat=dynamic"
-	guid=$((0x1122334455667788))
-	patch_headers 48 "$guid" 8
-	# no entry carries the GUID: nothing to replay
-	img2raw_4ways "$T/x.vhdx" "$T/x.vhdx.want"
-	# one valid entry at the start of the log (1 MiB)
-	log=$(get_le64 "$T/x.vhdx" $((65536 + 72)))
-	printf 'loge' | dd of="$T/x.vhdx" bs=1 seek="$log" conv=notrunc status=none
-	put_le "$T/x.vhdx" $((log + 8)) 4096 4
-	put_le "$T/x.vhdx" $((log + 32)) "$guid" 8
-	put_le "$T/x.vhdx" $((log + 40)) 0 8
-	crc "$T/x.vhdx" "$log" 4096
-	expect_reject "$T/x.vhdx" "log has entries that must be replayed"
+	patch_headers 48 $((0x1122334455667788)) 8
+	patch_headers 68 $((128 * MIB)) 4
+	expect_reject "$T/x.vhdx" "larger than the 64 MiB"
+	run imginfo --output json "$T/x.vhdx"
+	[[ "$output" == *'"code": "log-size"'* ]]
 }
 
 @test "vhdx: an unknown required region is rejected" {

@@ -31,17 +31,44 @@ struct vhd {
 	uint32_t *bat;
 };
 
-/* The footer of a fixed VHD whose data is the data_len bytes before it. */
+/*
+ * The footer at the end of a fixed disk: the same rule for a file, for
+ * `-f vpc` from a pipe, and for the raw reader's question at the end of a
+ * pipe, so all three agree.  0, or -1 with the rejection recorded.
+ */
+static int check_fixed_footer(const unsigned char *ft)
+{
+	uint32_t want = vhd_checksum(ft, VHD_FOOTER_SIZE, VHD_FT_CHECKSUM);
+
+	if (memcmp(ft, VHD_FOOTER_COOKIE, 8) != 0)
+		return fail_code(EXIT_REJECT, FINDING_MALFORMED, "vpc: no "
+		    "footer cookie 'conectix' (footer at the end)");
+	if (be32(ft + VHD_FT_CHECKSUM) != want)
+		return fail_code(EXIT_REJECT, FINDING_MALFORMED, "vpc: footer "
+		    "checksum 0x%08x does not match the computed 0x%08x "
+		    "(footer at the end)", be32(ft + VHD_FT_CHECKSUM), want);
+	if (be32(ft + VHD_FT_TYPE) != VHD_TYPE_FIXED)
+		return fail_code(EXIT_REJECT, FINDING_MALFORMED, "vpc: footer "
+		    "at the end has disk type %u, not fixed (2), and there is "
+		    "no footer copy at the start (footer type)",
+		    be32(ft + VHD_FT_TYPE));
+	return 0;
+}
+
+/*
+ * The raw reader asks at the end of a pipe: are these last bytes a fixed
+ * VHD's footer?  A disk is every byte before it, whatever current_size
+ * or the geometry say (vhd_open_fixed does the same from a file).  A
+ * footer cookie on a footer that does not check out is rejected, as it
+ * is from a file.
+ */
 static size_t vhd_trailer(const unsigned char *p, size_t len,
     uint64_t data_len)
 {
-	if (len == VHD_FOOTER_SIZE && memcmp(p, VHD_FOOTER_COOKIE, 8) == 0 &&
-	    be32(p + VHD_FT_TYPE) == VHD_TYPE_FIXED &&
-	    be64(p + VHD_FT_CURRENT_SIZE) == data_len &&
-	    be32(p + VHD_FT_CHECKSUM) == vhd_checksum(p, VHD_FOOTER_SIZE,
-	    VHD_FT_CHECKSUM))
-		return VHD_FOOTER_SIZE;
-	return 0;
+	(void)data_len;
+	if (len != VHD_FOOTER_SIZE || memcmp(p, VHD_FOOTER_COOKIE, 8) != 0)
+		return 0;
+	return check_fixed_footer(p) < 0 ? SIZE_MAX : VHD_FOOTER_SIZE;
 }
 
 /*
@@ -78,37 +105,117 @@ static int check_footer(struct image *img, const unsigned char *ft,
 	return 0;
 }
 
-/*
- * The virtual size as qemu-img decides it: Virtual PC and old qemu size a
- * disk by its CHS geometry, everyone else by current_size; a geometry at
- * its maximum means "too big for CHS", so current_size again.
- */
-static uint64_t vhd_virtual_size(const unsigned char *ft)
+static bool creator_is(const unsigned char *ft, const char *id)
 {
-	static const char *const by_size[] = { "win ", "qem2", "d2v ",
-	    "CTXS", "tap\0" };
-	uint64_t chs = (uint64_t)be16(ft + VHD_FT_CYLINDERS) * ft[VHD_FT_HEADS] *
+	return memcmp(ft + VHD_FT_CREATOR_APP, id, 4) == 0;
+}
+
+static uint64_t geometry_sectors(const unsigned char *ft)
+{
+	return (uint64_t)be16(ft + VHD_FT_CYLINDERS) * ft[VHD_FT_HEADS] *
 	    ft[VHD_FT_SECTORS];
+}
+
+static uint64_t current_size(const unsigned char *ft)
+{
+	return be64(ft + VHD_FT_CURRENT_SIZE) / VHD_SECTOR * VHD_SECTOR;
+}
+
+/*
+ * The size rule of a dynamic disk (issue 13): Virtual PC and qemu
+ * without force_size size a disk by its CHS geometry, which is what
+ * their guests see; every other creator writes the size it means in
+ * current_size.  A geometry at its maximum means "too big for CHS":
+ * current_size again.
+ */
+static bool sized_by_geometry(const unsigned char *ft)
+{
+	return (creator_is(ft, VHD_CREATOR_VPC) ||
+	    creator_is(ft, VHD_CREATOR_QEMU)) &&
+	    geometry_sectors(ft) != VHD_GEOM_MAX_SECTORS;
+}
+
+/*
+ * What qemu-img 7.2 decides, for imginfo when it differs: geometry for
+ * every creator but its list of those that use current_size.
+ */
+static uint64_t qemu_size(const unsigned char *ft)
+{
+	static const char *const by_size[] = { VHD_CREATOR_HYPERV,
+	    VHD_CREATOR_QEMU2, VHD_CREATOR_D2V, VHD_CREATOR_XENCONV,
+	    VHD_CREATOR_XEN };
 	size_t i;
 
 	for (i = 0; i < sizeof by_size / sizeof by_size[0]; i++)
-		if (memcmp(ft + VHD_FT_CREATOR_APP, by_size[i], 4) == 0)
-			chs = VHD_GEOM_MAX_SECTORS;
-	if (chs == VHD_GEOM_MAX_SECTORS)
-		return be64(ft + VHD_FT_CURRENT_SIZE) / VHD_SECTOR * VHD_SECTOR;
-	return chs * VHD_SECTOR;
+		if (creator_is(ft, by_size[i]))
+			return current_size(ft);
+	if (geometry_sectors(ft) == VHD_GEOM_MAX_SECTORS)
+		return current_size(ft);
+	return geometry_sectors(ft) * VHD_SECTOR;
 }
 
-static int set_virtual_size(struct image *img, const unsigned char *ft)
+/* The creator id, NULs and other bytes shown as C escapes. */
+static void creator_text(const unsigned char *ft, char *out, size_t outlen)
 {
-	uint64_t size = vhd_virtual_size(ft);
+	size_t i, n = 0;
+
+	for (i = 0; i < 4 && n + 5 < outlen; i++) {
+		unsigned char c = ft[VHD_FT_CREATOR_APP + i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
+			out[n++] = (char)c;
+		else if (c == 0)
+			n += (size_t)snprintf(out + n, outlen - n, "\\0");
+		else
+			n += (size_t)snprintf(out + n, outlen - n, "\\x%02x", c);
+	}
+	out[n] = '\0';
+}
+
+/* imginfo: which rule gave the size, and the sizes the footer declares. */
+static void size_details(struct image *img, const unsigned char *ft,
+    const char *rule)
+{
+	char creator[24];
+	uint64_t q = qemu_size(ft);
+
+	creator_text(ft, creator, sizeof creator);
+	image_detail(img, "creator", "'%s' %u.%u", creator,
+	    be32(ft + VHD_FT_CREATOR_VERSION) >> 16,
+	    be32(ft + VHD_FT_CREATOR_VERSION) & 0xffff);
+	image_detail(img, "size-rule", "%s", rule);
+	image_detail(img, "current-size", "%llu",
+	    (unsigned long long)be64(ft + VHD_FT_CURRENT_SIZE));
+	image_detail(img, "geometry", "%u/%u/%u (%llu bytes)",
+	    be16(ft + VHD_FT_CYLINDERS), ft[VHD_FT_HEADS], ft[VHD_FT_SECTORS],
+	    (unsigned long long)(geometry_sectors(ft) * VHD_SECTOR));
+	if (q != img->virtual_size)
+		image_detail(img, "qemu-img-size", "%llu (qemu-img 7.2's rule "
+		    "for this creator)", (unsigned long long)q);
+}
+
+static int set_dynamic_size(struct image *img, const unsigned char *ft)
+{
+	bool chs = sized_by_geometry(ft);
+	uint64_t size = chs ? geometry_sectors(ft) * VHD_SECTOR :
+	    current_size(ft);
 
 	if (size > VHD_MAX_SECTORS * VHD_SECTOR)
 		return image_bad(img, "virtual size %llu is beyond the VHD "
 		    "limit of 2040 GiB (footer current_size/geometry)",
 		    (unsigned long long)size);
 	img->virtual_size = size;
+	size_details(img, ft, chs ? "geometry (creator sizes by CHS)" :
+	    "current_size");
 	return 0;
+}
+
+/* A fixed disk is every byte before its footer. */
+static void set_fixed_size(struct image *img, const unsigned char *ft,
+    uint64_t data_len)
+{
+	img->virtual_size = data_len;
+	size_details(img, ft, "the bytes before the footer");
 }
 
 /* The parent's name, UTF-16BE in the header, shown as ASCII. */
@@ -131,10 +238,10 @@ static int open_fixed(struct image *img, struct vhd *v)
 	struct source *src = img->src;
 
 	strcpy(img->subformat, "fixed");
+	v->type = VHD_TYPE_FIXED;
 	if (!src->seekable) {
-		/* The footer comes last; vhd_read_stream_fixed checks it. */
+		/* The footer comes last; read_fixed_stream checks it. */
 		v->footer_at_end = true;
-		v->type = VHD_TYPE_FIXED;
 		img->size_late = true;
 		return 0;
 	}
@@ -142,21 +249,10 @@ static int open_fixed(struct image *img, struct vhd *v)
 		return image_bad(img, "input too short for a footer");
 	if (image_read_at(img, v->footer, VHD_FOOTER_SIZE,
 	    src->size - VHD_FOOTER_SIZE, "footer") < 0 ||
-	    check_footer(img, v->footer, "footer at the end") < 0)
+	    check_fixed_footer(v->footer) < 0)
 		return -1;
-	v->type = be32(v->footer + VHD_FT_TYPE);
-	if (v->type != VHD_TYPE_FIXED)
-		return image_bad(img, "footer at the end has disk type %u but "
-		    "there is no footer copy at the start (footer type)",
-		    v->type);
 	v->data_len = src->size - VHD_FOOTER_SIZE;
-	if (set_virtual_size(img, v->footer) < 0)
-		return -1;
-	if (img->virtual_size > v->data_len)
-		return image_bad(img, "virtual size %llu is larger than the "
-		    "%llu bytes of data (footer current_size/geometry)",
-		    (unsigned long long)img->virtual_size,
-		    (unsigned long long)v->data_len);
+	set_fixed_size(img, v->footer, v->data_len);
 	return 0;
 }
 
@@ -262,7 +358,7 @@ static int open_dynamic(struct image *img, struct vhd *v)
 		    (unsigned long long)dh_off);
 	if (image_read_at(img, dh, sizeof dh, dh_off, "dynamic header") < 0 ||
 	    check_dyn_header(img, v, dh) < 0 ||
-	    set_virtual_size(img, v->footer) < 0 ||
+	    set_dynamic_size(img, v->footer) < 0 ||
 	    check_blocks(img, v, dh, &bat_off) < 0)
 		return -1;
 	return read_bat(img, v, bat_off);
@@ -313,19 +409,10 @@ static int read_fixed_stream(struct image *img, struct emitter *em,
 		return image_bad(img, "input of %llu bytes ends without a "
 		    "footer", (unsigned long long)(off + have));
 	memcpy(v->footer, buf, VHD_FOOTER_SIZE);
-	if (check_footer(img, v->footer, "last 512 bytes of the input") < 0 ||
-	    set_virtual_size(img, v->footer) < 0)
+	if (check_fixed_footer(v->footer) < 0)
 		return -1;
-	if (be32(v->footer + VHD_FT_TYPE) != VHD_TYPE_FIXED)
-		return image_bad(img, "footer at the end has disk type %u, not "
-		    "fixed (footer type)", be32(v->footer + VHD_FT_TYPE));
-	/* Data has gone out already: a pipe cannot be cut short afterwards. */
-	if (img->virtual_size != off)
-		return image_bad(img, "virtual size %llu differs from the %llu "
-		    "bytes of data; read this image from a file (footer "
-		    "current_size/geometry)",
-		    (unsigned long long)img->virtual_size,
-		    (unsigned long long)off);
+	v->data_len = off;
+	set_fixed_size(img, v->footer, off);
 	em->size = off;
 	return 0;
 }

@@ -8,7 +8,9 @@
  * allocation table (BAT) anywhere in the file, in 1 MiB units.  The BAT
  * holds one entry per payload block, with a sector-bitmap entry after
  * every chunk_ratio of them; the bitmaps matter only to differencing
- * disks, which are rejected, as are logs that would need replaying.
+ * disks, which are rejected.  A log left by an unclean shutdown is
+ * replayed in memory (vhdx_log.c): its writes lie over every read of the
+ * BAT, the metadata and the payload; the file is never written.
  *
  * From a pipe, payload data may come before the BAT: whole MiB units met
  * before the last metadata region are parked in img->stash, keyed by
@@ -20,6 +22,7 @@
 
 #include "fmt/fmt.h"
 #include "fmt/vhdx/vhdx.h"
+#include "fmt/vhdx/vhdx_log.h"
 #include "imgpipe/crc32c.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
@@ -27,6 +30,8 @@
 
 #define MIB VHDX_MIB
 #define VHDX_CHUNK (4 * MIB)
+/* The largest log replayed, held in memory (Hyper-V and qemu write 1 MiB). */
+#define VHDX_LOG_MAX (64u * MIB)
 
 /* A region read into memory: metadata, BAT, or the log. */
 struct region {
@@ -47,6 +52,7 @@ struct parked {
 struct vhdx {
 	struct region meta, bat, log;
 	unsigned char log_guid[16];
+	struct vhdx_overlay ov;	/* the log's writes, when it was replayed */
 	uint32_t block_size;
 	uint32_t logical_sector;
 	uint64_t chunk_ratio;
@@ -196,9 +202,15 @@ static int parse_head_area(struct image *img, struct vhdx *x,
 		    VHDX_REGION1_OFF, VHDX_REGION2_OFF);
 	memcpy(x->log_guid, h + VHDX_HDR_LOG_GUID, 16);
 	if (memcmp(x->log_guid, zero_guid, 16) != 0) {
-		/* A log is active: it has to be read to see if it is empty. */
+		/* A log is active: it is replayed in memory, up to a cap. */
 		x->log.off = le64(h + VHDX_HDR_LOG_OFFSET);
 		x->log.len = le32(h + VHDX_HDR_LOG_LENGTH);
+		if (x->log.len > VHDX_LOG_MAX)
+			return image_defect(img, "log-size", "log of %llu "
+			    "bytes to replay is larger than the %u MiB this "
+			    "reader replays in memory (header LogLength)",
+			    (unsigned long long)x->log.len,
+			    VHDX_LOG_MAX / MIB);
 		if (check_region(img, x->log.name, x->log.off, x->log.len) < 0)
 			return -1;
 	}
@@ -300,35 +312,58 @@ static int read_regions(struct image *img, struct vhdx *x)
 	return rc;
 }
 
-/*
- * The log holds writes not yet applied to the file.  It is empty when
- * the header's log GUID is zero, or when no entry carries that GUID with
- * a good CRC; otherwise the image needs a replay we do not do.
- */
-static int check_log(struct image *img, struct vhdx *x)
+static int flushed_short(struct image *img, const struct vhdx *x,
+    uint64_t size)
 {
-	uint64_t off;
+	return image_defect(img, FINDING_TRUNCATED, "log: the file ends at "
+	    "0x%llx, before the FlushedFileOffset 0x%llx of the log's last "
+	    "entry", (unsigned long long)size,
+	    (unsigned long long)x->ov.flushed);
+}
 
+/* From a pipe: read on to the FlushedFileOffset, to see the file has it. */
+static int check_flushed_stream(struct image *img, const struct vhdx *x,
+    unsigned char *buf)
+{
+	ssize_t n;
+
+	while (img->src->pos < x->ov.flushed) {
+		uint64_t want = x->ov.flushed - img->src->pos;
+
+		n = image_read_forward(img, buf, want < VHDX_CHUNK ? want :
+		    VHDX_CHUNK);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return flushed_short(img, x, img->src->pos);
+	}
+	return 0;
+}
+
+/*
+ * The log holds writes not yet applied to the file: none when the
+ * header's log GUID is zero.  Otherwise its active sequence is replayed
+ * over the BAT and metadata just read, and over the payload as it is
+ * read.  A file shorter than the head entry's FlushedFileOffset was cut
+ * after the log was written: from a file that shows here, from a pipe at
+ * the end (check_flushed_stream), with the same message.
+ */
+static int replay_log(struct image *img, struct vhdx *x)
+{
 	if (x->log.len == 0)
 		return 0;
-	for (off = 0; off + VHDX_LE_HEADER_SIZE <= x->log.len;
-	    off += VHDX_LOG_SECTOR) {
-		unsigned char *e = x->log.buf + off;
-		uint32_t len = le32(e + VHDX_LE_LENGTH);
-
-		if (memcmp(e, VHDX_LOG_ENTRY_SIGNATURE, 4) != 0 ||
-		    memcmp(e + VHDX_LE_LOG_GUID, x->log_guid, 16) != 0 ||
-		    len < VHDX_LE_HEADER_SIZE || len % VHDX_LOG_SECTOR != 0 ||
-		    len > x->log.len - off)
-			continue;
-		if (le32(e + VHDX_LE_CHECKSUM) == crc32c_without(e, len,
-		    VHDX_LE_CHECKSUM))
-			return image_unsafe(img, "log-replay", "the log has "
-			    "entries that must be replayed before the image "
-			    "can be read (log entry at 0x%llx); open it once "
-			    "with Hyper-V or qemu-img check -r all",
-			    (unsigned long long)(x->log.off + off));
-	}
+	if (vhdx_log_replay(img, x->log.buf, x->log.len, x->log.off,
+	    x->log_guid, &x->ov) < 0)
+		return -1;
+	vhdx_overlay_patch(&x->ov, x->meta.buf, x->meta.off, x->meta.len);
+	vhdx_overlay_patch(&x->ov, x->bat.buf, x->bat.off, x->bat.len);
+	img->dirty = true;
+	image_detail(img, "log", "replayed %u entries (sequence numbers "
+	    "%llu to %llu)", x->ov.nentries,
+	    (unsigned long long)x->ov.seq_first,
+	    (unsigned long long)x->ov.seq_last);
+	if (img->src->size_known && img->src->size < x->ov.flushed)
+		return flushed_short(img, x, img->src->size);
 	return 0;
 }
 
@@ -512,7 +547,7 @@ static int vhdx_open(struct image *img)
 		return -1;
 	}
 	free(area);
-	if (read_regions(img, x) < 0 || check_log(img, x) < 0 ||
+	if (read_regions(img, x) < 0 || replay_log(img, x) < 0 ||
 	    parse_metadata(img, x) < 0 || check_bat_size(img, x) < 0)
 		return -1;
 	return 0;
@@ -608,6 +643,33 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 }
 
 /*
+ * File bytes [off, off + len) to virtual voff, with the log's writes put
+ * over them (a walk reads nothing: the log does not matter there).
+ */
+static int emit_file(struct image *img, struct emitter *em,
+    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
+{
+	struct vhdx *x = img->priv;
+
+	if (img->walk || x->ov.nsegs == 0)
+		return image_emit_range(img, em, buf, VHDX_CHUNK, off, len,
+		    voff);
+	while (len > 0) {
+		size_t n = len < VHDX_CHUNK ? len : VHDX_CHUNK;
+
+		if (image_read_at(img, buf, n, off, "data") < 0)
+			return -1;
+		vhdx_overlay_patch(&x->ov, buf, off, n);
+		if (emit_data(em, voff, buf, n) < 0)
+			return -1;
+		off += n;
+		voff += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/*
  * Seekable: virtual order; blocks that follow each other both on the
  * disk and in the file are read as one run.
  */
@@ -625,8 +687,8 @@ static int read_seekable(struct image *img, struct emitter *em,
 		    vb[j].mb * MIB == vb[j - 1].mb * MIB + bs; j++)
 			len += block_len(img, x, vb[j].idx);
 		if (emit_zero(em, done, vb[i].idx * bs - done) < 0 ||
-		    image_emit_range(img, em, buf, VHDX_CHUNK, vb[i].mb * MIB,
-		    len, vb[i].idx * bs) < 0)
+		    emit_file(img, em, buf, vb[i].mb * MIB, len,
+		    vb[i].idx * bs) < 0)
 			return -1;
 		done = vb[i].idx * bs + len;
 	}
@@ -668,8 +730,7 @@ static int emit_unit(struct image *img, struct emitter *em, uint64_t mb,
 			return image_bad(img, "block data at 0x%llx lies behind "
 			    "data already read from the pipe (two BAT entries "
 			    "share it)", (unsigned long long)(mb * MIB));
-		return image_emit_range(img, em, buf, VHDX_CHUNK, mb * MIB,
-		    len, voff);
+		return emit_file(img, em, buf, mb * MIB, len, voff);
 	}
 	p = find_parked(x, mb);
 	if (p == NULL || p->taken)
@@ -677,10 +738,13 @@ static int emit_unit(struct image *img, struct emitter *em, uint64_t mb,
 		    "the pipe (two BAT entries share it)",
 		    (unsigned long long)(mb * MIB));
 	p->taken = true;
-	if (p->zero)
+	if (p->zero && x->ov.nsegs == 0)
 		return emit_zero(em, voff, len);
-	if (stash_take(img->stash, &p->ref, buf) < 0)
+	if (p->zero)
+		memset(buf, 0, len);	/* the log may write here */
+	else if (stash_take(img->stash, &p->ref, buf) < 0)
 		return -1;
+	vhdx_overlay_patch(&x->ov, buf, mb * MIB, len);
 	return emit_data(em, voff, buf, len);
 }
 
@@ -719,12 +783,13 @@ static int read_stream(struct image *img, struct emitter *em,
 
 static int vhdx_read(struct image *img, struct emitter *em)
 {
+	struct vhdx *x = img->priv;
 	struct vblock *vb = NULL;
 	size_t n = 0;
 	unsigned char *buf;
 	int rc;
 
-	if (collect_blocks(img, img->priv, &vb, &n) < 0)
+	if (collect_blocks(img, x, &vb, &n) < 0)
 		return -1;
 	buf = malloc(VHDX_CHUNK);
 	if (buf == NULL) {
@@ -733,6 +798,8 @@ static int vhdx_read(struct image *img, struct emitter *em)
 	}
 	rc = img->src->seekable ? read_seekable(img, em, vb, n, buf)
 	    : read_stream(img, em, vb, n, buf);
+	if (rc == 0 && !img->src->seekable && x->ov.nentries > 0)
+		rc = check_flushed_stream(img, x, buf);
 	free(buf);
 	free(vb);
 	return rc;
@@ -752,6 +819,7 @@ static void vhdx_close(struct image *img)
 	free(x->meta.buf);
 	free(x->bat.buf);
 	free(x->log.buf);
+	vhdx_overlay_free(&x->ov);
 	free(x);
 }
 
