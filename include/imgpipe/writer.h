@@ -165,4 +165,33 @@ void wplan_done(struct wplan_iter *it);
 void writer_notice_rounded(struct wimage *w, uint64_t from, uint64_t to,
     const char *why);
 
+/*
+ * A table generated from the plan, 64 KiB at a time (a BAT, a block map):
+ * nslots entries of entry_size bytes written at off, then pad bytes up
+ * to len.  The disk is cut into units of grains_per_unit grains (a block
+ * of several grains, or one); unit u has its entry in slot slot_of(u)
+ * (NULL: slot u).  entry() writes the entry of slot s: k is the rank of
+ * the unit there among the units that hold data (0 for the first such
+ * unit), or WTABLE_EMPTY for a slot whose unit holds none, or that no
+ * unit maps to.
+ */
+#define WTABLE_EMPTY UINT64_MAX
+
+struct wtable {
+	uint64_t off;
+	uint64_t nslots;
+	uint32_t entry_size;
+	uint64_t len;			/* at least nslots * entry_size */
+	unsigned char pad;
+	uint64_t grains_per_unit;
+	uint64_t (*slot_of)(const void *ctx, uint64_t unit);
+	void (*entry)(const void *ctx, unsigned char *p, uint64_t slot,
+	    uint64_t k);
+	const void *ctx;
+};
+
+int wtable_write(struct wimage *w, const struct wtable *t);
+/* The units of grains_per_unit grains that hold data, from the plan. */
+int wplan_units(struct wimage *w, uint64_t grains_per_unit, uint64_t *n);
+
 #endif

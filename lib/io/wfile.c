@@ -161,11 +161,13 @@ int wfile_end(struct wfile *f, uint64_t size)
 		if (ftruncate(f->fd, size) < 0)
 			return fail_errno(EXIT_IO, "cannot set the size of %s",
 			    f->name);
+		f->end = size;	/* zeros written past it are cut off */
 		return 0;
 	}
 	if (size > f->pos && write_zeros(f->fd, size - f->pos, f->name) < 0)
 		return -1;
 	if (size > f->pos)
 		f->pos = size;
+	note_end(f, size);
 	return 0;
 }
