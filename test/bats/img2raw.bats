@@ -2,6 +2,7 @@
 # statuses, and what it leaves behind.  Format details are in
 # img2raw_FORMAT.bats.
 load helpers
+load formats
 
 setup() {
 	make_pattern "$T/disk.raw" 3000000
@@ -204,5 +205,131 @@ wrapped() {	# COMPRESSOR EXT
 		qemu-img convert -q -f raw -O "$fmt" $opts "$T/r.raw" "$T/x.img"
 		qemu-img convert -q -f "$fmt" -O raw "$T/x.img" "$T/x.want"
 		img2raw_4ways "$T/x.img" "$T/x.want" || { echo "failed: $spec"; return 1; }
+	done
+}
+
+# foreign NAME FILE: probing refuses FILE from a file and from a pipe,
+# naming NAME, with no output file; -f raw copies its bytes as they are.
+foreign() {
+	local name=$1 img=$2
+	run img2raw -o "$T/out.raw" "$img"
+	echo "file: $status $output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: $name: the input is "*", which imgpipe does not read; -f raw copies its bytes as they are" ]]
+	[ ! -e "$T/out.raw" ]
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$img"
+	echo "pipe: $status $output"
+	[ "$status" -eq 1 ]
+	[[ "$output" == "img2raw: $name: the input is "* ]]
+	img2raw_4ways "$img" "$img" -f raw
+	run imginfo --strict "$img"
+	[ "$status" -eq 1 ]
+	run sh -c 'cat "$1" | imginfo --strict - > /dev/null' sh "$img"
+	[ "$status" -eq 1 ]
+}
+
+# padded FILE SIZE: the signature written before, then zeros to SIZE.
+padded() { truncate -s "$2" "$1"; }
+
+@test "img2raw: a Bochs image is named and refused, never passed as raw" {
+	printf 'Bochs Virtual HD Image' > "$T/b.img"
+	truncate -s 32 "$T/b.img"; printf 'Redolog' >> "$T/b.img"
+	padded "$T/b.img" 1M
+	foreign bochs "$T/b.img"
+}
+
+@test "img2raw: a cloop image is named and refused" {
+	printf '#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\nexit $?\n' > "$T/c.img"
+	padded "$T/c.img" 300000
+	foreign cloop "$T/c.img"
+}
+
+@test "img2raw: QCOW version 1 is named and refused; -f qcow2 names it too" {
+	printf 'QFI\373\000\000\000\001' > "$T/q.img"
+	padded "$T/q.img" 1M
+	foreign qcow "$T/q.img"
+	run img2raw -f qcow2 "$T/q.img"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"input is not qcow2 (it looks like qcow, a QCOW version 1 image)"* ]]
+}
+
+@test "img2raw: a VMware COWD sparse disk is named and refused" {
+	printf 'COWD\001\000\000\000' > "$T/w.img"
+	padded "$T/w.img" 1M
+	foreign cowd "$T/w.img"
+}
+
+@test "img2raw: a LUKS volume is named and refused" {
+	printf 'LUKS\272\276\000\001' > "$T/l.img"
+	padded "$T/l.img" 1M
+	foreign luks "$T/l.img"
+}
+
+# A DMG shows itself only by its last 512 bytes: from a pipe at the end.
+@test "img2raw: an Apple DMG (koly trailer) is named and refused, from a pipe too" {
+	head -c 100000 /dev/urandom > "$T/d.img"
+	printf 'koly\000\000\000\004\000\000\002\000' >> "$T/d.img"
+	padded "$T/d.img" $((100000 + 512))
+	foreign dmg "$T/d.img"
+}
+
+@test "img2raw: tar, OVA and Docker archives are not disks" {
+	mkdir -p "$T/t"
+	echo x > "$T/t/vm.ovf"
+	tar -C "$T/t" -cf "$T/a.ova" vm.ovf
+	foreign ova "$T/a.ova"
+	echo x > "$T/t/notes.txt"
+	tar -C "$T/t" -cf "$T/a.tar" notes.txt
+	foreign tar "$T/a.tar"
+}
+
+@test "img2raw: an ISO whose volume descriptor is longer than the input is truncated" {
+	mkdir -p "$T/iso"
+	head -c 300000 /dev/urandom > "$T/iso/f"
+	xorriso -as mkisofs -quiet -o "$T/a.iso" "$T/iso" 2> /dev/null
+	img2raw_4ways "$T/a.iso" "$T/a.iso"
+	size=$(stat -c %s "$T/a.iso")
+	head -c $((size - 4096)) "$T/a.iso" > "$T/cut.iso"
+	run img2raw -o "$T/out.raw" "$T/cut.iso"
+	[ "$status" -eq 1 ]
+	[ "$output" = "img2raw: iso: the primary volume descriptor declares $size bytes, the input has only $((size - 4096))" ]
+	[ ! -e "$T/out.raw" ]
+	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/cut.iso"
+	[ "$status" -eq 1 ]
+	[ "$output" = "img2raw: iso: the primary volume descriptor declares $size bytes, the input has only $((size - 4096))" ]
+	for how in file pipe; do
+		if [ $how = file ]; then run imginfo --json "$T/cut.iso"
+		else run sh -c 'cat "$1" | imginfo --json -' sh "$T/cut.iso"; fi
+		[ "$status" -eq 0 ]
+		[[ "$output" == *'"code": "truncated"'* ]]
+	done
+}
+
+@test "img2raw: the Image service's names -f vhd and -f ploop, listed by --list-formats" {
+	run img2raw --list-formats
+	[[ "$output" == *"vhd        the same as vpc"* ]]
+	[[ "$output" == *"ploop      the same as parallels"* ]]
+	make_pattern "$T/p.raw" 2097152
+	qemu-img convert -f raw -O vpc "$T/p.raw" "$T/p.vhd"
+	qemu-img convert -f vpc -O raw "$T/p.vhd" "$T/p.vhd.want"
+	img2raw_4ways "$T/p.vhd" "$T/p.vhd.want" -f vhd
+	qemu-img convert -f raw -O parallels "$T/p.raw" "$T/p.ploop"
+	img2raw_4ways "$T/p.ploop" "$T/p.raw" -f ploop
+	imginfo -f vhd "$T/p.vhd" > /dev/null
+	imginfo -f ploop "$T/p.ploop" > /dev/null
+	run img2raw -f ploop "$T/p.vhd"
+	[ "$status" -eq 1 ]
+}
+
+@test "iso: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+	mkdir -p "$T/iso"
+	head -c 300000 /dev/urandom > "$T/iso/f"
+	xorriso -as mkisofs -quiet -o "$T/a.iso" "$T/iso" 2> /dev/null
+	local size k n
+	size=$(stat -c %s "$T/a.iso")
+	for k in $(seq 1 64); do
+		n=$((36864 + (size - 36864) * k / 65))
+		head -c "$n" "$T/a.iso" > "$T/cut.iso"
+		codes_both "$T/cut.iso" truncated || { echo "cut at $n"; return 1; }
 	done
 }

@@ -1,6 +1,7 @@
 # img2raw: Parallels / ploop images made by qemu-img, compared with
 # qemu-img's raw.
 load helpers
+load formats
 
 # rejected IMAGE REGEX [file]: exit 1 with "img2raw: parallels: ...REGEX"
 # from a file and (unless "file") from a pipe, within 10 seconds.
@@ -116,7 +117,7 @@ to_v1() {
 	rejected "$f" "nb_sectors"
 	# a declared size the BAT allows but the file cannot hold
 	cp "$T/h.prl" "$f"; put_le "$f" 32 $((0x3fffffff)) 4; put_le "$f" 36 $((1 << 36)) 8
-	rejected "$f" "BAT .*(past the end|beyond the limit)"
+	rejected "$f" "BAT .*(past the end|beyond the limit)|inside the BAT"
 	cp "$T/h.prl" "$f"; put_le "$f" 48 $((0xffffffff)) 4
 	rejected "$f" "data_off"
 	# with 4 KiB clusters the BAT is longer than a sector
@@ -137,7 +138,7 @@ to_v1() {
 	cp "$T/h.prl" "$f"; put_le "$f" 64 $((0xffffffff)) 4
 	rejected "$f" "past the end"
 	cp "$T/h.prl" "$f"; put_le "$f" 68 "$b0" 4
-	rejected "$f" "overlaps another cluster|behind data already read"
+	rejected "$f" "BAT entry 1: cluster at 0x[0-9a-f]* is referenced twice"
 	# v1: BAT entries count sectors, so entry 1 is inside the BAT
 	qemu-img convert -f raw -O parallels -o cluster_size=4K "$T/p.raw" "$f"
 	to_v1 "$f"; put_le "$f" 64 1 4
@@ -158,4 +159,40 @@ to_v1() {
 	[ "$status" -eq 0 ]
 	head -c $(($(stat -c %s "$T/h.prl") - 65536)) "$T/h.prl" > "$T/cut.prl"
 	rejected "$T/cut.prl" "truncated|past the end"
+}
+
+@test "parallels: a cluster named twice is shared-block, a cluster in the BAT overlap, file and pipe" {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O parallels -o cluster_size=64K "$T/p.raw" "$T/h.prl"
+	local f=$T/x.prl
+	cp "$T/h.prl" "$f"; put_le "$f" 68 "$(get_le32 "$T/h.prl" 64)" 4
+	codes_both "$f" shared-block
+	cp "$T/h.prl" "$f"; to_v1 "$f"; put_le "$f" 64 1 4
+	codes_both "$f" overlap
+}
+
+# data_end IMAGE: the end of the last cluster the BAT names (qemu-img
+# preallocates past it: cuts there leave a whole image).
+data_end() {
+	python3 - "$1" <<'PY'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+tracks, n = struct.unpack_from("<II", b, 28)
+unit = tracks * 512 if b[:16] == b"WithouFreSpacExt" else 512
+print(max(struct.unpack_from("<%dI" % n, b, 64)) * unit + tracks * 512)
+PY
+}
+
+@test "parallels: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O parallels -o cluster_size=64K "$T/p.raw" "$T/h.prl"
+	cut64_check "$T/h.prl" "$(data_end "$T/h.prl")"
+}
+
+@test "parallels: mutated images agree from a file and a pipe, and with qemu-img" {
+	make_pattern "$T/p.raw" 3000000
+	qemu-img convert -f raw -O parallels -o cluster_size=64K "$T/p.raw" "$T/h.prl"
+	run mutants_check parallels "$T/h.prl" 64
+	echo "$output"
+	[ "$status" -eq 0 ]
 }

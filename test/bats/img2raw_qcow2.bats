@@ -3,6 +3,7 @@
 # (backing file, data file, encryption, feature bits, offsets, overlaps,
 # sizes) and truncation.
 load helpers
+load formats
 
 SIZE=5000000	# not a multiple of any cluster size
 
@@ -303,3 +304,44 @@ truncated() {	# [-c] [OPTIONS]
 @test "qcow2 truncated: v2 512 B clusters" { truncated compat=0.10,cluster_size=512; }
 @test "qcow2 truncated: zlib compressed" { truncated -c; }
 @test "qcow2 truncated: zstd, extended L2" { truncated -c compression_type=zstd,extended_l2=on; }
+
+@test "qcow2: a data cluster named by two L2 entries is shared-block, from a file and a pipe" {
+	qcow2 "$T/a.qcow2"
+	local l2 e0
+	l2=$(l2_off "$T/a.qcow2")
+	e0=$(get_be64 "$T/a.qcow2" "$l2")
+	put_be64 "$T/a.qcow2" $((l2 + 8)) "$e0"
+	expect_reject "$T/a.qcow2" "data cluster at 0x"*" is referenced twice"
+	codes_both "$T/a.qcow2" shared-block
+}
+
+@test "qcow2: an L2 entry into the L1 table is overlap, from a file and a pipe" {
+	qcow2 "$T/a.qcow2"
+	put_be64 "$T/a.qcow2" "$(l2_off "$T/a.qcow2")" "$(l1_off "$T/a.qcow2")"
+	codes_both "$T/a.qcow2" overlap
+}
+
+# The whole-sector rule (img2raw(1)): a declared size is rounded up to
+# 512 bytes, what the image maps there included; qemu gives 0 bytes here.
+@test "qcow2: a virtual size of 127 bytes is one whole sector, from a file and a pipe" {
+	qcow2 "$T/a.qcow2"
+	put_be64 "$T/a.qcow2" 24 127
+	sized "$T/a.qcow2" 512
+	head -c 512 "$T/disk.raw" > "$T/want"
+	img2raw_4ways "$T/a.qcow2" "$T/want"
+	imginfo "$T/a.qcow2" | grep -q "virtual size: .*(512 bytes)"
+}
+
+@test "qcow2: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+	qcow2 "$T/a.qcow2"
+	cut64_check "$T/a.qcow2"
+	qcow2 "$T/c.qcow2" -c
+	cut64_check "$T/c.qcow2"
+}
+
+@test "qcow2: mutated images agree from a file and a pipe, and with qemu-img" {
+	qcow2 "$T/a.qcow2"
+	run mutants_check qcow2 "$T/a.qcow2" 64
+	echo "$output"
+	[ "$status" -eq 0 ]
+}

@@ -1,5 +1,6 @@
 # img2raw: QED images made by qemu-img, compared with qemu-img's raw.
 load helpers
+load formats
 
 # rejected IMAGE REGEX: exit 1 with "img2raw: qed: ...REGEX" from a file
 # and from a pipe, within 10 seconds.
@@ -153,7 +154,7 @@ small_qed() {
 	cp "$T/h.qed" "$f"; put_le "$f" "$L1" $((1 << 40)) 8
 	rejected "$f" "L2 table at 0x10000000000"
 	cp "$T/h.qed" "$f"; put_le "$f" "$L1" $((L2 + 512)) 8
-	rejected "$f" "L2 table .*misaligned"
+	rejected "$f" "L2 table .*not cluster aligned"
 	# an L2 table that is the L1 table: a loop
 	cp "$T/h.qed" "$f"; put_le "$f" "$L1" "$L1" 8
 	rejected "$f" "overlaps|referenced twice"
@@ -161,7 +162,7 @@ small_qed() {
 	cp "$T/h.qed" "$f"; put_le "$f" "$L2" $((1 << 40)) 8
 	rejected "$f" "data cluster at 0x10000000000"
 	cp "$T/h.qed" "$f"; put_le "$f" "$L2" $((D0 + 4096)) 8
-	rejected "$f" "data cluster .*misaligned"
+	rejected "$f" "data cluster .*not cluster aligned"
 	cp "$T/h.qed" "$f"; put_le "$f" "$L2" 0 8; put_le "$f" $((L2 + 8)) 65536 8
 	rejected "$f" "data cluster at 0x10000 .*(overlaps|referenced twice)"
 	# a data cluster that is its own L2 table
@@ -179,4 +180,27 @@ small_qed() {
 	[ "$status" -eq 0 ]
 	head -c $(($(stat -c %s "$T/h.qed") - 65536)) "$T/h.qed" > "$T/cut.qed"
 	rejected "$T/cut.qed" "truncated|past the end"
+}
+
+@test "qed: two L2 entries naming one cluster are shared-block, a cluster in a table overlap, file and pipe" {
+	small_qed
+	local f=$T/x.qed
+	cp "$T/h.qed" "$f"; put_le "$f" $((L2 + 8)) "$D0" 8
+	codes_both "$f" shared-block
+	cp "$T/h.qed" "$f"; put_le "$f" "$L2" "$L1" 8
+	codes_both "$f" overlap
+	cp "$T/h.qed" "$f"; put_le "$f" "$L2" $((D0 + 4096)) 8
+	codes_both "$f" misaligned
+}
+
+@test "qed: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+	small_qed
+	cut64_check "$T/h.qed"
+}
+
+@test "qed: mutated images agree from a file and a pipe, and with qemu-img" {
+	small_qed
+	run mutants_check qed "$T/h.qed" 64
+	echo "$output"
+	[ "$status" -eq 0 ]
 }

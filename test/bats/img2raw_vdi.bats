@@ -1,5 +1,6 @@
 # img2raw: VirtualBox VDI, static and dynamic, against qemu-img.
 load helpers
+load formats
 
 SIZE=5000000	# not a multiple of the 1 MiB block nor of a sector
 
@@ -105,7 +106,10 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	expect_reject "$T/d.vdi" "0x7ffffe00 lies past the end of the image"
 	vdi "$T/d.vdi"
 	put_le32 "$T/d.vdi" $((0x154)) 256
-	expect_reject "$T/d.vdi" "block map offset 0x100 overlaps the header"
+	expect_reject "$T/d.vdi" "block map offset 0x100 or data offset 0x400 is not sector-aligned"
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" $((0x154)) 0
+	expect_reject "$T/d.vdi" "block map offset 0x0 overlaps the header"
 }
 
 @test "vdi: a block map entry outside the file is rejected" {
@@ -121,7 +125,7 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	[[ "$output" == "img2raw: vdi: data block at 0x400400: image is truncated" ]]
 	vdi "$T/d.vdi"
 	put_le32 "$T/d.vdi" 516 $((0x10000000))
-	expect_reject "$T/d.vdi" "block map entry 1 names host block 268435456, past the allocated blocks"
+	expect_reject "$T/d.vdi" "block map entry 1 names host block 268435456, past the 4 allocated blocks"
 }
 
 @test "vdi: in virtual order nothing is parked: no stash file needed" {
@@ -136,6 +140,38 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	[ "$status" -eq 0 ]
 	vdi "$T/s.vdi" static=on
 	run truncation_check "$T/s.vdi"
+	echo "$output"
+	[ "$status" -eq 0 ]
+}
+
+@test "vdi: two block map entries naming one host block are shared-block, file and pipe" {
+	vdi "$T/d.vdi"
+	put_le32 "$T/d.vdi" 516 "$(get_le32 "$T/d.vdi" 512)"
+	expect_reject "$T/d.vdi" "host block 0 is named by two block map entries, the second 1"
+	codes_both "$T/d.vdi" shared-block
+}
+
+# The whole-sector rule: qemu gives 512 bytes here too.
+@test "vdi: a disk size of 128 bytes is one whole sector, from a file and a pipe" {
+	vdi "$T/d.vdi"
+	put_le64 "$T/d.vdi" $((0x170)) 128
+	sized "$T/d.vdi" 512
+	head -c 512 "$T/disk.raw" > "$T/want"
+	img2raw_4ways "$T/d.vdi" "$T/want"
+	qemu-img convert -f vdi -O raw "$T/d.vdi" "$T/q.raw"
+	cmp "$T/want" "$T/q.raw"
+}
+
+@test "vdi: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+	vdi "$T/d.vdi"
+	cut64_check "$T/d.vdi"
+	vdi "$T/s.vdi" static=on
+	cut64_check "$T/s.vdi"
+}
+
+@test "vdi: mutated images agree from a file and a pipe, and with qemu-img" {
+	vdi "$T/d.vdi"
+	run mutants_check vdi "$T/d.vdi" 64
 	echo "$output"
 	[ "$status" -eq 0 ]
 }

@@ -300,3 +300,81 @@ vbox_like() {
 	[ "$status" -eq 1 ]
 	[ "$output" = "$file_msg" ]
 }
+
+# verdict IMAGE MODE: "STATUS CODES" of imginfo --strict --output json
+# from a file or a pipe (CODES: the finding codes, in order).
+verdict() {
+	local st=0 out
+	if [ "$2" = file ]; then
+		out=$(imginfo --strict --output json "$1" 2>/dev/null) || st=$?
+	else
+		out=$(cat "$1" | imginfo --strict --output json - 2>/dev/null) || st=$?
+	fi
+	echo "$st $(echo "$out" | grep -o '"code": "[^"]*"' | tr '\n' ' ')"
+}
+
+# agree IMAGE: img2raw and imginfo give the same status, message and
+# finding codes from a file and from a pipe.
+agree() {
+	local f p
+	f=$(img2raw -f vpc -o /dev/null "$1" 2>&1; echo "status $?")
+	p=$(cat "$1" | img2raw -f vpc 2>&1 > /dev/null; echo "status $?")
+	[ "$f" = "$p" ] || { echo "img2raw: file: $f / pipe: $p"; return 1; }
+	f=$(verdict "$1" file)
+	p=$(verdict "$1" pipe)
+	[ "$f" = "$p" ] || { echo "imginfo: file: $f / pipe: $p"; return 1; }
+	echo "$f"
+}
+
+@test "vpc: cut at 64 points, imginfo --strict exits 1 from a file and a pipe, naming the finding" {
+	vhd "$T/d.vhd" dynamic
+	size=$(stat -c %s "$T/d.vhd")
+	for i in $(seq 1 64); do
+		head -c $((size * i / 65)) "$T/d.vhd" > "$T/cut"
+		for mode in file pipe; do
+			v=$(verdict "$T/cut" $mode)
+			echo "cut $i ($mode): $v"
+			[[ "$v" == "1 \"code\": "* ]]
+		done
+	done
+	# the footer at the end alone cut away
+	head -c $((size - 1)) "$T/d.vhd" > "$T/cut"
+	[ "$(verdict "$T/cut" file)" = '1 "code": "truncated" ' ]
+	[ "$(verdict "$T/cut" pipe)" = '1 "code": "truncated" ' ]
+}
+
+@test "vpc: BAT entries into the metadata, duplicated, overlapping or past the end: the same verdict from a file and a pipe" {
+	vhd "$T/d.vhd" dynamic
+	bat=1536
+	b0=$(get_be32 "$T/d.vhd" $bat)
+	b1=$(get_be32 "$T/d.vhd" $((bat + 4)))
+	size=$(stat -c %s "$T/d.vhd")
+	# case: entry value, expected code
+	for c in "1:overlap" "3:overlap" "$b0:shared-block" "$((b0 + 8)):overlap" \
+	    "$(((size - 1024) / 512)):truncated" "$((size / 512 + 100)):truncated"; do
+		cp "$T/d.vhd" "$T/m.vhd"
+		put_be32 "$T/m.vhd" $((bat + 4)) "${c%%:*}"
+		run agree "$T/m.vhd"
+		echo "entry ${c%%:*}: $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == "1 \"code\": \"${c#*:}\""* ]]
+	done
+	# the BAT itself: entry 2 onto the BAT's sector
+	cp "$T/d.vhd" "$T/m.vhd"
+	put_be32 "$T/m.vhd" $((bat + 8)) 3
+	run agree "$T/m.vhd"
+	[ "$status" -eq 0 ]
+	[[ "$output" == '1 "code": "overlap"'* ]]
+}
+
+@test "vpc: header bit flips give the same verdict from a file and a pipe" {
+	vhd "$T/d.vhd" dynamic
+	for off in 0 9 20 30 50 60 63 70 512 530 540 544 548 560 1600; do
+		cp "$T/d.vhd" "$T/m.vhd"
+		v=$(od -An -tu1 -j $off -N1 "$T/m.vhd" | tr -d ' ')
+		put_le "$T/m.vhd" $off $((v ^ 0x10)) 1
+		run agree "$T/m.vhd"
+		echo "flip at $off: $output"
+		[ "$status" -eq 0 ]
+	done
+}

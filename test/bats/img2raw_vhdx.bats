@@ -347,3 +347,72 @@ dirty_vhdx() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
+
+# verdict IMAGE MODE: "STATUS CODES" of imginfo --strict --output json.
+verdict() {
+	local st=0 out
+	if [ "$2" = file ]; then
+		out=$(imginfo --strict --output json "$1" 2>/dev/null) || st=$?
+	else
+		out=$(cat "$1" | imginfo --strict --output json - 2>/dev/null) || st=$?
+	fi
+	echo "$st $(echo "$out" | grep -o '"code": "[^"]*"' | tr '\n' ' ')"
+}
+
+# agree IMAGE: the same status, message and codes from a file and a pipe.
+agree() {
+	local f p
+	f=$(img2raw -o /dev/null "$1" 2>&1; echo "status $?")
+	p=$(cat "$1" | img2raw 2>&1 > /dev/null; echo "status $?")
+	[ "$f" = "$p" ] || { echo "img2raw: file: $f / pipe: $p"; return 1; }
+	f=$(verdict "$1" file)
+	p=$(verdict "$1" pipe)
+	[ "$f" = "$p" ] || { echo "imginfo: file: $f / pipe: $p"; return 1; }
+	echo "$f"
+}
+
+@test "vhdx: cut at 64 points, imginfo --strict exits 1 from a file and a pipe, naming the finding" {
+	for sub in dynamic fixed; do
+		vhdx "$T/x.vhdx" "subformat=$sub,block_size=1M"
+		size=$(stat -c %s "$T/x.vhdx")
+		for i in $(seq 1 64); do
+			head -c $((size * i / 65)) "$T/x.vhdx" > "$T/cut"
+			for mode in file pipe; do
+				v=$(verdict "$T/cut" $mode)
+				echo "$sub cut $i ($mode): $v"
+				[[ "$v" == "1 \"code\": "* ]]
+			done
+		done
+	done
+}
+
+@test "vhdx: BAT entries into the regions, duplicated, overlapping or past the end: the same verdict from a file and a pipe" {
+	vhdx "$T/x.vhdx" "subformat=dynamic,block_size=1M"
+	bat=$(bat_off)
+	e0=$(get_le64 "$T/x.vhdx" "$bat")
+	size=$(stat -c %s "$T/x.vhdx")
+	for c in "$(((bat >> 20 << 20) | 6)):overlap" "$(((1 << 19) | 6)):overlap" \
+	    "$e0:shared-block" "$((((size >> 20) + 4) << 20 | 6)):truncated"; do
+		cp "$T/x.vhdx" "$T/m.vhdx"
+		put_le "$T/m.vhdx" $((bat + 8)) "${c%%:*}" 8
+		run agree "$T/m.vhdx"
+		echo "entry ${c%%:*}: $output"
+		[ "$status" -eq 0 ]
+		[[ "$output" == "1 \"code\": \"${c#*:}\""* ]]
+	done
+}
+
+@test "vhdx: header and table bit flips give the same verdict from a file and a pipe" {
+	vhdx "$T/x.vhdx" "subformat=dynamic,block_size=1M"
+	meta=$(meta_off)
+	bat=$(bat_off)
+	for off in 0 65544 65604 131080 196616 196640 262152 $meta $((meta + 10)) \
+	    $((meta + 65536)) $((meta + 65544)) $bat $((bat + 3)); do
+		cp "$T/x.vhdx" "$T/m.vhdx"
+		v=$(od -An -tu1 -j $off -N1 "$T/m.vhdx" | tr -d ' ')
+		put_le "$T/m.vhdx" $off $((v ^ 0x10)) 1
+		run agree "$T/m.vhdx"
+		echo "flip at $off: $output"
+		[ "$status" -eq 0 ]
+	done
+}

@@ -127,8 +127,44 @@ PY
 	[[ "$output" == *'"verdict": "safe"'* ]]
 	qemu-img convert -O vpc -o subformat=fixed "$T/gpt.raw" "$T/gpt.vhd"
 	# a fixed VHD keeps the GPT at 512: that is not ambiguous, it is a VHD
-	run imginfo "$T/gpt.vhd"
+	run imginfo --strict "$T/gpt.vhd"
+	[ "$status" -eq 0 ]
 	[[ "$output" == *"file format: vpc"* ]]
+	[[ "$output" == *"partition table: gpt"* ]]
+	run sh -c 'cat "$1" | imginfo --strict' sh "$T/gpt.vhd"
+	[ "$status" -eq 0 ]
+}
+
+# Every Windows, Hyper-V and Azure fixed VHD is an MBR or GPT disk.
+@test "imginfo: a fixed VHD of an MBR disk is safe from a file and a pipe; a dynamic one too" {
+	truncate -s 8M "$T/mbr.raw"
+	echo 'label: dos
+start=2048, type=7' | sfdisk -q "$T/mbr.raw"
+	for sub in fixed dynamic; do
+		qemu-img convert -O vpc -o subformat=$sub "$T/mbr.raw" "$T/mbr.vhd"
+		run imginfo --strict "$T/mbr.vhd"
+		[ "$status" -eq 0 ]
+		if [ $sub = fixed ]; then
+			[[ "$output" == *"partition table: mbr"* ]]
+		fi
+		run sh -c 'cat "$1" | imginfo --strict' sh "$T/mbr.vhd"
+		[ "$status" -eq 0 ]
+	done
+}
+
+@test "imginfo: an MBR inside a qcow2's header cluster is ambiguous, from a file and a pipe" {
+	# version 2: no header extensions where the partition entries go
+	qemu-img convert -O qcow2 -o compat=0.10 "$D/p.raw" "$T/q.qcow2"
+	# partition 1: type 0x83, start 2048, 4096 sectors; boot signature
+	printf '\000\000\000\000\203\000\000\000\000\010\000\000\000\020\000\000' |
+		dd of="$T/q.qcow2" bs=1 seek=446 conv=notrunc status=none
+	printf '\125\252' | dd of="$T/q.qcow2" bs=1 seek=510 conv=notrunc status=none
+	run imginfo --strict "$T/q.qcow2"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"ambiguous: a mbr partition table inside a qcow2 image"* ]]
+	run sh -c 'cat "$1" | imginfo --strict' sh "$T/q.qcow2"
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"ambiguous: a mbr partition table"* ]]
 }
 
 @test "imginfo: LUKS, QCOW1, DMG, Docker and OCI archives are named" {
@@ -185,6 +221,9 @@ PY
 @test "imginfo: usage and errors" {
 	run imginfo --output yaml "$D/p.raw"
 	[ "$status" -eq 2 ]
+	run imginfo --allow backing-fiel "$D/p.raw"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"unknown finding 'backing-fiel'"*"truncated out-of-range overlap shared-block misaligned malformed"*"backing-file"* ]]
 	run imginfo /nonexistent
 	[ "$status" -eq 3 ]
 	run imginfo -V
@@ -204,4 +243,111 @@ PY
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"safety: safe"* ]]
 	[ "$(cat "$T/r.vmdk" | imgsum - | cut -d' ' -f1)" = "$(xxhsum -H2 < "$T/r.raw" | cut -d' ' -f1)" ]
+}
+
+@test "imginfo: --json, --output=json and --output json give the same valid JSON" {
+	qemu-img convert -O vmdk "$D/p.raw" "$T/x.vmdk"
+	imginfo --json "$T/x.vmdk" > "$T/a.json"
+	imginfo --output=json "$T/x.vmdk" > "$T/b.json"
+	imginfo --output json "$T/x.vmdk" > "$T/c.json"
+	cmp "$T/a.json" "$T/b.json"
+	cmp "$T/a.json" "$T/c.json"
+	python3 -c 'import json,sys; json.load(open(sys.argv[1]))' "$T/a.json"
+	imginfo --output=human "$T/x.vmdk" > "$T/h.txt"
+	grep -q '^file format: vmdk$' "$T/h.txt"
+}
+
+@test "imginfo: names that are not UTF-8 or hold quotes and control bytes still give valid JSON" {
+	qemu-img create -q -f qcow2 -b "$T/a\"b\\c$(printf '\001\377')d" -F raw -u "$T/o.qcow2" 1M
+	imginfo --output=json "$T/o.qcow2" > "$T/o.json"
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["backing-filename"].startswith(sys.argv[2]), d' "$T/o.json" "$T/a\"b\\c"
+}
+
+# Every finding code a reader can record (image_unsafe, FINDING_* of
+# err.h) is documented in imginfo(1) and accepted by --allow.
+@test "imginfo: every finding code in the source is documented and accepted by --allow" {
+	local src=$BATS_TEST_DIRNAME/../.. code codes
+	codes=$( { grep -rhoE 'image_unsafe\(img, "[a-z0-9-]+"' "$src/lib" | sed 's/.*"\(.*\)"/\1/'
+		grep -hoE '^#define FINDING_[A-Z_]+[[:space:]]+"[a-z-]+"' "$src/include/imgpipe/err.h" | sed 's/.*"\(.*\)"/\1/'
+		} | sort -u)
+	[ -n "$codes" ]
+	for code in $codes; do
+		grep -q "^\.It Cm $code\( \|\$\)\|Cm $code ,\|, Cm $code\$" "$src/man/imginfo.1" ||
+			{ echo "not in imginfo.1: $code"; return 1; }
+		run imginfo --allow "$code" "$D/p.raw"
+		[ "$status" -eq 0 ] || { echo "--allow $code: $output"; return 1; }
+	done
+}
+
+@test "imginfo: qcow2 facts as qemu-img prints them: snapshots, backing format, encryption, lazy refcounts" {
+	qemu-img convert -O qcow2 -o lazy_refcounts=on "$D/p.raw" "$T/s.qcow2"
+	qemu-img snapshot -c first "$T/s.qcow2"
+	qemu-img snapshot -c second "$T/s.qcow2"
+	imginfo --output=json "$T/s.qcow2" > "$T/s.json"
+	python3 - "$T/s.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [s["name"] for s in d["snapshots"]] == ["first", "second"], d
+assert d["snapshots"][1]["id"] == "2", d
+assert d["format-specific"]["data"]["lazy-refcounts"] is True, d
+assert d["format-specific"]["data"]["refcount-bits"] == 16, d
+PY
+	run imginfo "$T/s.qcow2"
+	[[ "$output" == *"Snapshot list:"*"first"*"second"* ]]
+	[[ "$output" == *"    lazy refcounts: true"* ]]
+	qemu-img create -q -f qcow2 -b "$T/s.qcow2" -F qcow2 "$T/o.qcow2"
+	run imginfo "$T/o.qcow2"
+	[[ "$output" == *"backing file format: qcow2"* ]]
+}
+
+# qemu_keys SPEC...: make each image (qemu-img convert -O SPEC) in $T and
+# compare every key qemu-img info --output=json prints with ours
+# (test/qemu_keys.py); differences must be in imginfo(1).
+qemu_keys() {
+	local spec f n=0 bad=0
+	for spec in "$@"; do
+		set -- $spec
+		f=$1
+		shift
+		n=$((n + 1))
+		qemu-img convert -f raw -O "$f" "$@" p.raw "img$n.$f"
+		qemu_keys_of "img$n.$f" "$f" || { echo "^ $spec"; bad=1; }
+	done
+	return $bad
+}
+
+qemu_keys_of() {
+	imginfo --output=json "$1" > ours.json
+	qemu-img info --output=json -f "$2" "$1" > qemu.json
+	python3 "$BATS_TEST_DIRNAME/../qemu_keys.py" ours.json qemu.json \
+		"$BATS_TEST_DIRNAME/../../man/imginfo.1"
+}
+
+@test "imginfo: every key qemu-img info prints, for every format, is ours with its value or a documented difference" {
+	cd "$T"
+	cp "$D/p.raw" p.raw
+	qemu_keys qcow2 "qcow2 -o compat=0.10" "qcow2 -c" \
+	    "qcow2 -o extended_l2=on,cluster_size=128k" \
+	    "qcow2 -o lazy_refcounts=on,refcount_bits=64" \
+	    "qcow2 -o compression_type=zstd" \
+	    vmdk "vmdk -o subformat=streamOptimized" \
+	    "vmdk -o subformat=monolithicFlat" \
+	    "vmdk -o subformat=twoGbMaxExtentSparse" \
+	    "vmdk -o subformat=twoGbMaxExtentFlat" \
+	    vdi "vdi -o static=on" vpc "vpc -o subformat=fixed" \
+	    vhdx "vhdx -o subformat=fixed" qed parallels raw
+	# snapshots, backing files, encryption, an ISO
+	qemu-img convert -f raw -O qcow2 p.raw snap.qcow2
+	qemu-img snapshot -c one snap.qcow2
+	qemu_keys_of snap.qcow2 qcow2
+	qemu-img create -q -f qcow2 -b snap.qcow2 -F qcow2 over.qcow2
+	qemu_keys_of over.qcow2 qcow2
+	qemu-img create -q -f qed -b p.raw -F raw over.qed
+	qemu_keys_of over.qed qed
+	qemu-img create -q -f qcow2 enc.qcow2 1M
+	printf '\000\000\000\001' | dd of=enc.qcow2 bs=1 seek=32 conv=notrunc status=none
+	qemu_keys_of enc.qcow2 qcow2
+	mkdir tree && echo hi > tree/a
+	xorriso -as mkisofs -quiet -o cd.iso tree 2>/dev/null
+	qemu_keys_of cd.iso raw
 }

@@ -81,15 +81,20 @@ static int prl_check_header(struct image *img, struct prl *p,
 	img->virtual_size = nsectors * PRL_SECTOR_SIZE;
 	img->cluster_size = p->cluster_size;
 	p->data_start = (uint64_t)data_off * PRL_SECTOR_SIZE;
-	if (data_off != 0 && (p->data_start < PRL_HEADER_LEN +
-	    (uint64_t)p->nclusters * PRL_BAT_ENTRY_LEN ||
-	    (src->size_known && p->data_start > src->size)))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "data_off of %u sectors lies inside the "
-		    "BAT or past the end of the image (header offset 48)",
+	if (data_off != 0 && p->data_start < PRL_HEADER_LEN +
+	    (uint64_t)p->nclusters * PRL_BAT_ENTRY_LEN)
+		return image_defect(img, FINDING_OVERLAP, "data_off of %u "
+		    "sectors lies inside the BAT (header offset 48)", data_off);
+	if (data_off != 0 && src->size_known && p->data_start > src->size)
+		return image_defect(img, FINDING_TRUNCATED, "data_off of %u "
+		    "sectors lies past the end of the image (header offset 48)",
 		    data_off);
+	if (ext_off != 0 && ext_off <= UINT64_MAX / PRL_SECTOR_SIZE - 1 &&
+	    ext_off * PRL_SECTOR_SIZE < p->bat_end)
+		return image_defect(img, FINDING_OVERLAP, "format extension at "
+		    "sector %llu lies inside the header or BAT (ext_off, header "
+		    "offset 56)", (unsigned long long)ext_off);
 	if (ext_off != 0 && (ext_off > UINT64_MAX / PRL_SECTOR_SIZE - 1 ||
-	    ext_off * PRL_SECTOR_SIZE < PRL_HEADER_LEN ||
 	    (src->size_known && ext_off * PRL_SECTOR_SIZE >= src->size)))
 		return image_defect(img, FINDING_TRUNCATED,
 		    "format extension at sector %llu lies "
@@ -140,16 +145,21 @@ static int prl_check_bat(struct image *img, struct prl *p)
 	for (k = 0; k < p->nalloc; k++) {
 		i = (uint32_t)p->order[k];
 		host = (p->order[k] >> 32) * p->unit;
+		if (k > 0 && p->order[k] >> 32 == p->order[k - 1] >> 32)
+			return image_defect(img, FINDING_SHARED_BLOCK, "BAT entry "
+			    "%u: cluster at 0x%llx is referenced twice", i,
+			    (unsigned long long)host);
 		if (host < prev_end)
-			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
-			    "overlaps %s (a loop or duplicate reference)", i,
+			return image_defect(img, FINDING_OVERLAP, "BAT entry %u: "
+			    "cluster at 0x%llx overlaps %s", i,
 			    (unsigned long long)host, k == 0 ? "the header "
 			    "and BAT" : "another cluster");
 		if (host < p->data_start)
-			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
-			    "lies before data_off", i, (unsigned long long)host);
-		if (src->size_known &&
-		    host + prl_cluster_len(img, p, i) > src->size)
+			return image_defect(img, FINDING_OUT_OF_RANGE, "BAT entry "
+			    "%u: cluster at 0x%llx lies before data_off", i,
+			    (unsigned long long)host);
+		/* whole in the file, its unused end included */
+		if (src->size_known && host + p->cluster_size > src->size)
 			return image_defect(img, FINDING_TRUNCATED,
 		    "BAT entry %u: cluster at 0x%llx "
 			    "lies past the end of the image", i,
@@ -189,6 +199,10 @@ static int prl_open(struct image *img)
 static int prl_copy(struct image *img, struct prl *p, struct emitter *em,
     uint64_t host, uint64_t virt, uint64_t len)
 {
+	/* walking a file, image_emit_range checks the range, reads nothing */
+	if (img->walk)
+		return image_emit_range(img, em, p->buf, PRL_READ_MAX, host, len,
+		    virt);
 	while (len > 0) {
 		size_t n = len < PRL_READ_MAX ? len : PRL_READ_MAX;
 
@@ -233,6 +247,28 @@ static int prl_read_seekable(struct image *img, struct prl *p,
 	return 0;
 }
 
+/* Read to the end: then the last cluster must have been whole. */
+static int prl_stream_end(struct image *img, struct prl *p)
+{
+	uint64_t end, host;
+	uint32_t i;
+	ssize_t n;
+
+	do
+		n = image_read_forward(img, p->buf, PRL_READ_MAX);
+	while (n > 0);
+	if (n < 0 || p->nalloc == 0)
+		return n < 0 ? -1 : 0;
+	i = (uint32_t)p->order[p->nalloc - 1];
+	host = (p->order[p->nalloc - 1] >> 32) * p->unit;
+	end = host + p->cluster_size;
+	if (img->src->pos < end)
+		return image_defect(img, FINDING_TRUNCATED, "BAT entry %u: "
+		    "cluster at 0x%llx lies past the end of the image", i,
+		    (unsigned long long)host);
+	return 0;
+}
+
 /*
  * Stream: host order.  After each cluster, every virtual cluster below the
  * first one still to come is final, so the emitter can deliver up to it.
@@ -254,7 +290,7 @@ static int prl_read_stream(struct image *img, struct prl *p,
 		if (emit_upto(em, (uint64_t)low * p->cluster_size) < 0)
 			return -1;
 	}
-	return 0;
+	return prl_stream_end(img, p);
 }
 
 static int prl_read(struct image *img, struct emitter *em)

@@ -29,6 +29,8 @@ struct vhd {
 	uint32_t bitmap_size;
 	uint32_t nblocks;	/* BAT entries that cover the virtual size */
 	uint32_t *bat;
+	uint64_t dh_off;	/* dynamic header */
+	uint64_t bat_off, bat_len;	/* the whole table, max_table_entries */
 };
 
 /*
@@ -330,8 +332,160 @@ static int check_blocks(struct image *img, struct vhd *v,
 		    "image (dynamic header table_offset)",
 		    (unsigned long long)*bat_off);
 	v->nblocks = need;
+	v->bat_off = *bat_off;
+	v->bat_len = (uint64_t)entries * VHD_BAT_ENTRY_SIZE;
 	img->cluster_size = bs;
 	return 0;
+}
+
+/* The bytes block idx takes in the file: its bitmap, then its data up to
+ * the virtual size. */
+static uint64_t block_span(const struct image *img, const struct vhd *v,
+    uint32_t idx)
+{
+	uint64_t vlen = img->virtual_size - (uint64_t)idx * v->block_size;
+
+	return v->bitmap_size + (vlen < v->block_size ? vlen : v->block_size);
+}
+
+struct host_block {
+	uint32_t sector;
+	uint32_t idx;
+};
+
+static int by_host(const void *a, const void *b)
+{
+	const struct host_block *x = a, *y = b;
+
+	if (x->sector != y->sector)
+		return x->sector < y->sector ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The allocated blocks, in file order (n of them); NULL when out of memory. */
+static struct host_block *blocks_by_host(const struct vhd *v, uint32_t *n)
+{
+	struct host_block *hb = malloc(((size_t)v->nblocks + 1) * sizeof *hb);
+	uint32_t i;
+
+	*n = 0;
+	if (hb == NULL)
+		return NULL;
+	for (i = 0; i < v->nblocks; i++)
+		if (v->bat[i] != VHD_BAT_UNUSED)
+			hb[(*n)++] = (struct host_block){ v->bat[i], i };
+	qsort(hb, *n, sizeof *hb, by_host);
+	return hb;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* A block over the footer copy, the dynamic header or the BAT. */
+static int check_block_meta(struct image *img, const struct vhd *v,
+    uint32_t idx, uint64_t host, uint64_t len)
+{
+	const char *what = overlaps(host, len, 0, VHD_FOOTER_SIZE) ?
+	    "footer copy" : overlaps(host, len, v->dh_off,
+	    VHD_DYN_HEADER_SIZE) ? "dynamic header" : overlaps(host, len,
+	    v->bat_off, v->bat_len) ? "BAT" : NULL;
+
+	if (what == NULL)
+		return 0;
+	return image_defect(img, FINDING_OVERLAP, "block %u at 0x%llx "
+	    "overlaps the %s (BAT entry %u)", idx, (unsigned long long)host,
+	    what, idx);
+}
+
+/*
+ * Issue 14: the rules of the block table that need no input size, the
+ * same from a file and from a pipe (checked at open, before any data):
+ * no block over the metadata, no two entries naming one block, no block
+ * over another.  In file order, so the first fault found is the same
+ * whichever way the image arrives.
+ */
+static int check_layout(struct image *img, struct vhd *v)
+{
+	struct host_block *hb;
+	uint64_t prev_end = 0;
+	uint32_t i, n, prev = 0;
+	int rc = 0;
+
+	if ((hb = blocks_by_host(v, &n)) == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < n && rc == 0; i++) {
+		uint64_t host = (uint64_t)hb[i].sector * VHD_SECTOR;
+		uint64_t len = block_span(img, v, hb[i].idx);
+
+		rc = check_block_meta(img, v, hb[i].idx, host, len);
+		if (rc == 0 && i > 0 && hb[i].sector == hb[i - 1].sector)
+			rc = image_defect(img, FINDING_SHARED_BLOCK, "BAT "
+			    "entries %u and %u name the same block at 0x%llx",
+			    prev, hb[i].idx, (unsigned long long)host);
+		else if (rc == 0 && i > 0 && host < prev_end)
+			rc = image_defect(img, FINDING_OVERLAP, "block %u at "
+			    "0x%llx overlaps block %u (BAT entry %u)",
+			    hb[i].idx, (unsigned long long)host, prev,
+			    hb[i].idx);
+		prev = hb[i].idx;
+		prev_end = host + len;
+	}
+	free(hb);
+	return rc;
+}
+
+/*
+ * The rules that need the input's end: every block and table ends before
+ * the footer in the last 512 bytes (tail, NULL when the input is shorter
+ * or they were not seen whole), and that footer is there.  From a file
+ * at open; from a pipe once its end is seen, with the same messages.
+ */
+static int check_end(struct image *img, const struct vhd *v, uint64_t size,
+    const unsigned char *tail)
+{
+	uint64_t room = size < VHD_FOOTER_SIZE ? 0 : size - VHD_FOOTER_SIZE;
+	uint64_t meta_end = v->dh_off + VHD_DYN_HEADER_SIZE;
+	uint32_t i;
+
+	for (i = 0; i < v->nblocks; i++) {
+		uint64_t host = (uint64_t)v->bat[i] * VHD_SECTOR;
+
+		if (v->bat[i] != VHD_BAT_UNUSED &&
+		    host + block_span(img, v, i) > room)
+			return image_defect(img, FINDING_TRUNCATED, "block %u "
+			    "at 0x%llx lies past the end of the image, which "
+			    "ends at 0x%llx with its footer (BAT entry %u)", i,
+			    (unsigned long long)host,
+			    (unsigned long long)size, i);
+	}
+	if (v->bat_off + v->bat_len > meta_end)
+		meta_end = v->bat_off + v->bat_len;
+	if (meta_end > room)
+		return image_defect(img, FINDING_TRUNCATED, "the image ends at "
+		    "0x%llx, leaving no room for the footer after its tables, "
+		    "which end at 0x%llx", (unsigned long long)size,
+		    (unsigned long long)meta_end);
+	if (tail == NULL || memcmp(tail, VHD_FOOTER_COOKIE, 8) != 0 ||
+	    be32(tail + VHD_FT_CHECKSUM) != vhd_checksum(tail,
+	    VHD_FOOTER_SIZE, VHD_FT_CHECKSUM))
+		return image_defect(img, FINDING_TRUNCATED, "no footer in the "
+		    "last 512 bytes of the image, which ends at 0x%llx",
+		    (unsigned long long)size);
+	return 0;
+}
+
+/* From a file: the same end rules, with the last 512 bytes read. */
+static int check_file_end(struct image *img, const struct vhd *v)
+{
+	unsigned char tail[VHD_FOOTER_SIZE];
+	uint64_t size = img->src->size;
+
+	if (size >= VHD_FOOTER_SIZE && image_read_at(img, tail,
+	    VHD_FOOTER_SIZE, size - VHD_FOOTER_SIZE, "footer") < 0)
+		return -1;
+	return check_end(img, v, size, size >= VHD_FOOTER_SIZE ? tail : NULL);
 }
 
 static int open_dynamic(struct image *img, struct vhd *v)
@@ -349,7 +503,7 @@ static int open_dynamic(struct image *img, struct vhd *v)
 		    v->type);
 	strcpy(img->subformat, v->type == VHD_TYPE_DYNAMIC ? "dynamic"
 	    : "differencing");
-	dh_off = be64(v->footer + VHD_FT_DATA_OFFSET);
+	v->dh_off = dh_off = be64(v->footer + VHD_FT_DATA_OFFSET);
 	if (dh_off < VHD_FOOTER_SIZE || (img->src->size_known &&
 	    (dh_off > img->src->size ||
 	    img->src->size - dh_off < VHD_DYN_HEADER_SIZE)))
@@ -359,9 +513,12 @@ static int open_dynamic(struct image *img, struct vhd *v)
 	if (image_read_at(img, dh, sizeof dh, dh_off, "dynamic header") < 0 ||
 	    check_dyn_header(img, v, dh) < 0 ||
 	    set_dynamic_size(img, v->footer) < 0 ||
-	    check_blocks(img, v, dh, &bat_off) < 0)
+	    check_blocks(img, v, dh, &bat_off) < 0 ||
+	    read_bat(img, v, bat_off) < 0 || check_layout(img, v) < 0)
 		return -1;
-	return read_bat(img, v, bat_off);
+	if (img->src->size_known)
+		return check_file_end(img, v);
+	return 0;
 }
 
 static int vhd_open(struct image *img)
@@ -498,20 +655,6 @@ static int read_dynamic_seekable(struct image *img, struct emitter *em,
 	return emit_zero(em, done, img->virtual_size - done);
 }
 
-struct host_block {
-	uint32_t sector;
-	uint32_t idx;
-};
-
-static int by_host(const void *a, const void *b)
-{
-	const struct host_block *x = a, *y = b;
-
-	if (x->sector != y->sector)
-		return x->sector < y->sector ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 /*
  * A pipe: blocks in the order the file holds them.  Before each block,
  * promise the emitter that nothing below the lowest block still to come
@@ -547,6 +690,42 @@ static int read_dynamic_stream(struct image *img, struct emitter *em,
 	return rc;
 }
 
+/*
+ * From a pipe, once the blocks are read (or a read ran off the end): read
+ * on to the end, and check the end rule with the size now known, so a
+ * block past the end gets the message it gets from a file.
+ */
+static int finish_stream(struct image *img, struct vhd *v,
+    unsigned char *buf, int rc)
+{
+	const char *code = err_code();
+	unsigned char tail[VHD_FOOTER_SIZE];
+	uint64_t drained = 0;
+	char msg[512];
+	ssize_t n;
+
+	if (rc < 0 && (code == NULL || strcmp(code, FINDING_TRUNCATED) != 0))
+		return -1;
+	snprintf(msg, sizeof msg, "%s", rc < 0 ? err_msg() : "");
+	err_clear();
+	/* keep the last 512 bytes: the footer, when the blocks left it */
+	while ((n = image_read_forward(img, buf, VHD_CHUNK)) > 0) {
+		if ((size_t)n >= VHD_FOOTER_SIZE) {
+			memcpy(tail, buf + n - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE);
+		} else {
+			memmove(tail, tail + n, VHD_FOOTER_SIZE - n);
+			memcpy(tail + VHD_FOOTER_SIZE - n, buf, n);
+		}
+		drained += n;
+	}
+	if (n < 0 || check_end(img, v, img->src->pos,
+	    drained >= VHD_FOOTER_SIZE ? tail : NULL) < 0)
+		return -1;
+	if (rc < 0)
+		return fail_code(EXIT_REJECT, FINDING_TRUNCATED, "%s", msg);
+	return 0;
+}
+
 static int vhd_read(struct image *img, struct emitter *em)
 {
 	struct vhd *v = img->priv;
@@ -564,7 +743,8 @@ static int vhd_read(struct image *img, struct emitter *em)
 	} else {
 		rc = img->src->seekable
 		    ? read_dynamic_seekable(img, em, bitmap, buf)
-		    : read_dynamic_stream(img, em, bitmap, buf);
+		    : finish_stream(img, v, buf,
+		    read_dynamic_stream(img, em, bitmap, buf));
 	}
 	free(bitmap);
 	free(buf);

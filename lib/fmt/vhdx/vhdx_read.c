@@ -580,22 +580,84 @@ static int check_block(struct image *img, struct vhdx *x, uint64_t idx,
 		    "possible end (BAT entry)", (unsigned long long)idx,
 		    (unsigned long long)off);
 	if (off < MIB)
-		return image_bad(img, "block %llu at 0x%llx lies in the header "
-		    "area (BAT entry)", (unsigned long long)idx,
-		    (unsigned long long)off);
-	if (img->src->size_known && (off > img->src->size ||
-	    len > img->src->size - off))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "block %llu at 0x%llx lies past the end "
-		    "of the image (BAT entry)", (unsigned long long)idx,
-		    (unsigned long long)off);
+		return image_defect(img, FINDING_OVERLAP, "block %llu at 0x%llx "
+		    "lies in the header area (BAT entry)",
+		    (unsigned long long)idx, (unsigned long long)off);
 	for (i = 0; i < 3; i++)
 		if (r[i]->len && overlaps(off, len, r[i]->off, r[i]->len))
-			return image_bad(img, "block %llu at 0x%llx overlaps "
+			return image_defect(img, FINDING_OVERLAP, "block %llu "
+			    "at 0x%llx overlaps "
 			    "the %s region (BAT entry)",
 			    (unsigned long long)idx, (unsigned long long)off,
 			    r[i]->name);
 	return 0;
+}
+
+static int by_file_offset(const void *a, const void *b);
+
+/*
+ * Issue 14: no two BAT entries name one block, no block lies over
+ * another; the same from a file and a pipe, before any data is read.
+ */
+static int check_layout(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n)
+{
+	struct vblock *s = malloc((n + 1) * sizeof *s);
+	size_t i;
+	int rc = 0;
+
+	if (s == NULL)
+		return fail(EXIT_IO, "out of memory");
+	memcpy(s, vb, n * sizeof *s);
+	qsort(s, n, sizeof *s, by_file_offset);
+	for (i = 1; i < n && rc == 0; i++) {
+		uint64_t prev_end = s[i - 1].mb * MIB +
+		    block_len(img, x, s[i - 1].idx);
+
+		if (s[i].mb == s[i - 1].mb)
+			rc = image_defect(img, FINDING_SHARED_BLOCK, "BAT "
+			    "entries of blocks %llu and %llu name the same "
+			    "data at 0x%llx", (unsigned long long)s[i - 1].idx,
+			    (unsigned long long)s[i].idx,
+			    (unsigned long long)(s[i].mb * MIB));
+		else if (s[i].mb * MIB < prev_end)
+			rc = image_defect(img, FINDING_OVERLAP, "block %llu at "
+			    "0x%llx overlaps block %llu (BAT entry)",
+			    (unsigned long long)s[i].idx,
+			    (unsigned long long)(s[i].mb * MIB),
+			    (unsigned long long)s[i - 1].idx);
+	}
+	free(s);
+	return rc;
+}
+
+/*
+ * The rule that needs the input's size: the first block (in BAT order)
+ * past the end.  A block takes its whole block size in the file, the
+ * last one too (Hyper-V, Disk2vhd and qemu allocate whole blocks), so an
+ * image cut in the unused end of its last block is truncated too.  From
+ * a file before the data; from a pipe when a read runs off the end or
+ * once the last block is read, with the same message.
+ */
+static int check_end(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n, uint64_t size)
+{
+	const struct vblock *first = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t off = vb[i].mb * MIB, len = x->block_size;
+
+		if ((off > size || len > size - off) &&
+		    (first == NULL || vb[i].idx < first->idx))
+			first = &vb[i];
+	}
+	if (first == NULL)
+		return 0;
+	return image_defect(img, FINDING_TRUNCATED, "block %llu at 0x%llx "
+	    "lies past the end of the image (BAT entry)",
+	    (unsigned long long)first->idx,
+	    (unsigned long long)(first->mb * MIB));
 }
 
 /* The blocks that hold data, in virtual order; states checked. */
@@ -636,6 +698,11 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 			return -1;
 		}
 		n++;
+	}
+	if (check_layout(img, x, vb, n) < 0 || (img->src->size_known &&
+	    check_end(img, x, vb, n, img->src->size) < 0)) {
+		free(vb);
+		return -1;
 	}
 	*out = vb;
 	*nout = n;
@@ -781,6 +848,46 @@ static int read_stream(struct image *img, struct emitter *em,
 	return rc;
 }
 
+/* From a pipe: the input must hold the whole of every block. */
+static int skip_to_blocks_end(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n)
+{
+	uint64_t end = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (vb[i].mb * MIB + x->block_size > end)
+			end = vb[i].mb * MIB + x->block_size;
+	if (end <= img->src->pos || image_skip_to(img, end) == 0)
+		return 0;
+	return -1;
+}
+
+/*
+ * From a pipe, a read that ran off the end: read to the end and name the
+ * first block past it, as a file does.
+ */
+static int end_of_stream(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n, unsigned char *buf, int rc)
+{
+	const char *code;
+	char msg[512];
+	ssize_t got;
+
+	if (rc == 0)
+		rc = skip_to_blocks_end(img, x, vb, n);
+	code = err_code();
+	if (rc == 0 || code == NULL || strcmp(code, FINDING_TRUNCATED) != 0)
+		return rc;
+	snprintf(msg, sizeof msg, "%s", err_msg());
+	err_clear();
+	while ((got = image_read_forward(img, buf, VHDX_CHUNK)) > 0)
+		;
+	if (got < 0 || check_end(img, x, vb, n, img->src->pos) < 0)
+		return -1;
+	return fail_code(EXIT_REJECT, FINDING_TRUNCATED, "%s", msg);
+}
+
 static int vhdx_read(struct image *img, struct emitter *em)
 {
 	struct vhdx *x = img->priv;
@@ -797,7 +904,8 @@ static int vhdx_read(struct image *img, struct emitter *em)
 		return fail(EXIT_IO, "out of memory");
 	}
 	rc = img->src->seekable ? read_seekable(img, em, vb, n, buf)
-	    : read_stream(img, em, vb, n, buf);
+	    : end_of_stream(img, x, vb, n, buf, read_stream(img, em, vb, n,
+	    buf));
 	if (rc == 0 && !img->src->seekable && x->ov.nentries > 0)
 		rc = check_flushed_stream(img, x, buf);
 	free(buf);

@@ -20,6 +20,7 @@
 
 #include "fmt/fmt.h"
 #include "fmt/vmdk/vmdk.h"
+#include "fmt/vmdk/vmdk_info.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
@@ -185,6 +186,7 @@ static int vmdk_open_descriptor_file(struct image *img)
 	text[img->src->headlen] = '\0';
 	vmdk_desc_parse(&d, text);
 	free(text);
+	vmdk_info(img, img->src->head, img->src->headlen, NULL);
 	snprintf(img->subformat, sizeof img->subformat, "%.47s",
 	    d.create_type[0] ? d.create_type : "descriptor");
 	if (d.extent_sectors <= IMAGE_VSIZE_MAX / VMDK_SECTOR)
@@ -219,6 +221,10 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	}
 	text[len] = '\0';
 	vmdk_desc_parse(&d, text);
+	vmdk_info(img, text, len, &(struct vmdk_info_sparse){
+	    .capacity_bytes = v->h.capacity * VMDK_SECTOR,
+	    .grain_bytes = v->h.grain_sectors * VMDK_SECTOR,
+	    .compressed = (v->h.flags & VMDK_FLAG_COMPRESSED) != 0 });
 	free(text);
 	if (d.has_parent && image_unsafe(img, "parent", "the descriptor names "
 	    "a parent disk (parentCID), which is never opened") < 0)
