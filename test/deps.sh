@@ -5,7 +5,8 @@ pkgs="zlib1g-dev libdeflate-dev libarchive-dev libxxhash-dev libxml2-dev nettle-
 pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio
 libclang-rt-14-dev gcc libstdc++-12-dev make xz-utils zstd bzip2 man-db groff-base fdisk
 xorriso parted udftools
-liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel"
+liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel
+libvhdi-utils python3-libvhdi"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive

@@ -14,6 +14,9 @@
 
 /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", either case; false if not. */
 bool uuid_parse(const char *text, unsigned char out[UUID_LEN]);
+/* --uuid ARG parsed into out (returned), or a usage error (exit 2). */
+const unsigned char *uuid_option(const char *arg,
+    unsigned char out[UUID_LEN]);
 /* The version 5 UUID of name in imgpipe's namespace. */
 void uuid_from_name(const char *name, unsigned char out[UUID_LEN]);
 /*

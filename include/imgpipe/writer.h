@@ -13,7 +13,9 @@
  * output is laid out depends on the output and the format:
  *
  *   WLAYOUT_STREAM    metadata follows the data it describes (a stream
- *                     VMDK, a fixed VHD): straight through, file or pipe
+ *                     VMDK, a fixed VHD) or depends on nothing but the
+ *                     size (a fixed VHDX, a static VDI): straight
+ *                     through, file or pipe
  *   WLAYOUT_SEEKABLE  a file: data as it comes, metadata written where it
  *                     belongs, after the data
  *   WLAYOUT_PLANNED   a pipe: every grain is planned first (two passes
@@ -43,7 +45,8 @@ enum wlayout {
 };
 
 /* Writer flags. */
-#define WRITER_STREAMS	(1u << 0)	/* metadata can follow its data */
+/* metadata can follow its data, or needs nothing but the size */
+#define WRITER_STREAMS	(1u << 0)
 #define WRITER_SIZE_LATE (1u << 1)	/* the size is needed only by finish */
 
 struct writer {

@@ -2,6 +2,7 @@
 #include <nettle/sha1.h>
 #include <string.h>
 
+#include "imgpipe/err.h"
 #include "imgpipe/uuid.h"
 
 /*
@@ -81,4 +82,13 @@ void uuid_to_guid(const unsigned char in[UUID_LEN],
 	for (i = 0; i < UUID_LEN; i++)
 		t[i] = in[order[i]];
 	memcpy(out, t, UUID_LEN);
+}
+
+const unsigned char *uuid_option(const char *arg,
+    unsigned char out[UUID_LEN])
+{
+	if (!uuid_parse(arg, out))
+		die(EXIT_USAGE, "--uuid: '%s' is not a UUID "
+		    "(xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx)", arg);
+	return out;
 }
