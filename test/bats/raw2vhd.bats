@@ -136,7 +136,7 @@ matrix() {
 	done
 }
 
-@test "a 3 GiB disk with data islands, fixed and dynamic, four ways" {
+@test "a disk over 2 GiB with data islands, fixed and dynamic, four ways" {
 	local s
 	for s in fixed dynamic; do
 		four_ways_big "$FIX/g.raw" raw2vhd -s $s || { echo "$s"; return 1; }
@@ -156,7 +156,11 @@ matrix() {
 	timeout 60 raw2vhd -o "$T/bigf.vhd" "$T/big.raw"
 	[ "$(du -k "$T/bigf.vhd" | cut -f1)" -lt 100 ]
 	img2raw_back_big "$T/big.vhd" "$T/big.raw"
-	img2raw_back_big "$T/bigf.vhd" "$T/big.raw" file
+	# a fixed disk is the data: the 4 bytes at 40 GiB (reading 64 GiB
+	# back would cost the suite's whole budget; the islands test reads
+	# fixed disks back)
+	[ "$(dd if="$T/bigf.vhd" bs=1 skip=$((40 << 30)) count=4 status=none)" = data ]
+	[ "$(stat -c %s "$T/bigf.vhd")" -eq $(((64 << 30) + 512)) ]
 }
 
 @test "the same bytes on every run; --uuid sets the footer's UUID" {

@@ -141,7 +141,7 @@ crc32c_ok() {
 	cmp "$T/d.vhdx" "$T/f.vhdx"
 }
 
-@test "a 3 GiB disk with data islands, dynamic and fixed, four ways" {
+@test "a disk over 2 GiB with data islands, dynamic and fixed, four ways" {
 	local s
 	for s in dynamic fixed; do
 		four_ways_big "$FIX/g.raw" raw2vhdx -s $s || { echo "$s"; return 1; }
@@ -154,6 +154,7 @@ crc32c_ok() {
 }
 
 @test "zero blocks stay unallocated; work scales with data (64 GiB sparse)" {
+	local e
 	truncate -s 64G "$T/big.raw"
 	printf 'data' | dd of="$T/big.raw" bs=1 seek=$((40 << 30)) conv=notrunc status=none
 	timeout 60 raw2vhdx -o "$T/big.vhdx" "$T/big.raw"
@@ -161,7 +162,13 @@ crc32c_ok() {
 	timeout 60 raw2vhdx -s fixed -o "$T/bigf.vhdx" "$T/big.raw"
 	[ "$(du -k "$T/bigf.vhdx" | cut -f1)" -lt 5000 ]
 	img2raw_back_big "$T/big.vhdx" "$T/big.raw"
-	img2raw_back_big "$T/bigf.vhdx" "$T/big.raw" file
+	# a fixed disk's block 1280 (40 GiB / 32 MiB; BAT entry 1290, after
+	# ten sector-bitmap entries) holds the 4 bytes (reading 64 GiB back
+	# would cost the suite's whole budget; the islands test reads fixed
+	# disks back)
+	e=$(get_le64 "$T/bigf.vhdx" $((3145728 + 8 * 1290)))
+	[ $((e & 7)) -eq 6 ]
+	[ "$(dd if="$T/bigf.vhdx" bs=1 skip=$((e & ~0xfffff)) count=4 status=none)" = data ]
 }
 
 @test "the same bytes on every run; --uuid sets the disk's page 83 id" {

@@ -6,8 +6,10 @@ WRITER_SIZES="0 1 65541 5000000"
 
 # writer_fixtures: $FIX/dSIZE.raw for each size (data, zero runs, holes,
 # a tail that is not a whole sector), $FIX/dSIZE.padded (the disk a
-# writer makes of it: whole sectors), and $FIX/g.raw, a 3 GiB disk with
-# four islands of data (one across 2 GiB, one in the last sector).
+# writer makes of it: whole sectors), and $FIX/g.raw, a disk of 2 GiB and
+# 2 MiB with four islands of data (one across 2 GiB, where a signed
+# 32-bit byte offset ends, one in the last sector): just past 2 GiB, as
+# the suites stream it a dozen times each.
 writer_fixtures() {
 	local s off
 	export FIX=$BATS_FILE_TMPDIR
@@ -20,13 +22,13 @@ writer_fixtures() {
 		cp "$FIX/d$s.raw" "$FIX/d$s.padded"
 		truncate -s $(((s + 511) / 512 * 512)) "$FIX/d$s.padded"
 	done
-	truncate -s 3G "$FIX/g.raw"
-	for off in 0 1000000000 2147483000 3221225000; do
+	truncate -s 2050M "$FIX/g.raw"
+	for off in 0 1000000000 2147483000 $((2050 * 1048576 - 1000)); do
 		head -c 300000 < <(yes "island $off") |
 			dd of="$FIX/g.raw" bs=1M seek="$off" oflag=seek_bytes \
 			conv=notrunc status=none
 	done
-	truncate -s 3G "$FIX/g.raw"
+	truncate -s 2050M "$FIX/g.raw"
 }
 
 # four_ways INPUT PROG ARGS...: PROG from a file and from a pipe, into a
