@@ -41,7 +41,7 @@ check_ploop() {
 	[ "$(qemu-img info --output=json "$T/p.hds" | sed -n 's/.*"format": "\(.*\)".*/\1/p')" = parallels ]
 }
 
-@test "a 3 GiB disk with data islands, four ways" {
+@test "a disk over 2 GiB with data islands, four ways" {
 	four_ways_big "$FIX/g.raw" raw2ploop
 	[ "$(du -k "$T/ff.img" | cut -f1)" -lt 20000 ]
 	qemu_check parallels "$T/ff.img"

@@ -76,7 +76,7 @@ hdr() { get_le "$1" "$2" "$3"; }
 	qemu_same vdi "$T/d.vdi" "$T/in.raw"
 }
 
-@test "a 3 GiB disk with data islands, dynamic and static, four ways" {
+@test "a disk over 2 GiB with data islands, dynamic and static, four ways" {
 	local s
 	for s in dynamic static; do
 		four_ways_big "$FIX/g.raw" raw2vdi -s $s || { echo "$s"; return 1; }
