@@ -6,7 +6,8 @@ pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio man
 bsdutils file bash-completion
 libclang-rt-14-dev gcc libstdc++-12-dev make xz-utils zstd bzip2 man-db groff-base fdisk
 xorriso parted udftools
-liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel"
+liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel
+libvhdi-utils python3-libvhdi"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive

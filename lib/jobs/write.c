@@ -179,7 +179,7 @@ static int run_layout(struct wjob *j)
 
 	if (sized && (w->flags & WRITER_STREAMS)) {
 		w->layout = WLAYOUT_STREAM;
-		j->layout_name = "straight through, metadata after its data";
+		j->layout_name = "straight through";
 		return run_one_pass(j);
 	}
 	if (sized && w->out->seekable) {
