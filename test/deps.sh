@@ -4,7 +4,7 @@
 pkgs="zlib1g-dev libdeflate-dev libarchive-dev libxxhash-dev libxml2-dev nettle-dev libzstd-dev libjansson-dev
 pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio
 libclang-rt-14-dev gcc libstdc++-12-dev make xz-utils zstd bzip2 man-db groff-base fdisk
-xorriso parted udftools
+xorriso parted udftools strace
 liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
