@@ -1060,7 +1060,8 @@ static int ahead_push(struct image *img, const struct qext *e)
 	struct qstream *st = ((struct qcow2 *)img->priv)->st;
 	size_t i;
 
-	if (st->nahead == st->capahead) {
+	/* vheap keeps taken offsets until they reach its top: it may outgrow ahead */
+	if (st->nahead == st->capahead || st->nvheap == st->capv) {
 		size_t cap = st->capahead ? st->capahead * 2 : 1024;
 		struct qext *a;
 		uint64_t *v, *d;
