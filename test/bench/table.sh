@@ -48,9 +48,12 @@ mmm() {
 			printf f " / " f " / " f "\n", v[1], v[int((NR + 1) / 2)], v[NR] }'
 }
 
-# ratios OURS PEER: per-round "ours/peer wall" lines.
+# ratios OURS PEER: per-round "ours/peer wall" and "ours/peer CPU" (user
+# + system: what a loaded machine's wall time hides) lines.
 ratios() {
-	paste -d' ' "$1" "$2" | awk '$5 > 0 { printf "%.4f\n", $1 / $5 }'
+	paste -d' ' "$1" "$2" | awk '{
+		printf "%.4f %.4f\n", $5 > 0 ? $1 / $5 : 0,
+		    $6 + $7 > 0 ? ($2 + $3) / ($6 + $7) : 0 }'
 }
 
 # row JOB OUTPUT_PLACE PEER_NAME 'our command' 'peer command':
@@ -69,9 +72,9 @@ row() {
 		fi
 	done
 	ratios "$fo" "$fp" > "$stats/r"
-	printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$job" "$where" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$job" "$where" \
 		"$peer_name" "$(mmm "$fo" 1)" "$(mmm "$fp" 1)" \
-		"$(mmm "$stats/r" 1)" \
+		"$(mmm "$stats/r" 1)" "$(mmm "$stats/r" 2)" \
 		"$(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fo") / $(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fp")"
 }
 
@@ -102,8 +105,8 @@ printf '# imgpipe against its peers: %s, %s cores, %s rounds per row\n\n' \
 printf 'Input: a 4 GiB ext4 disk holding ~1 GiB of /usr (%s), cached.\n' \
 	"$(du -m "$raw" | cut -f1) MiB allocated"
 printf 'Load average before: %s\n\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| job | output | peer | ours s (min / med / max) | peer s (min / med / max) | ours / peer, same round (min / med / max) | peak RSS MiB (ours / peer) |\n'
-printf '|---|---|---|---|---|---|---|\n'
+printf '| job | output | peer | ours s (min / med / max) | peer s (min / med / max) | ours / peer, same round (min / med / max) | CPU ours / peer (min / med / max) | peak RSS MiB (ours / peer) |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
 
 row "imgsum raw, xxh128" "-" "xxhsum -H2" \
 	"imgsum -a xxh128 '$raw'" "xxhsum -H2 '$raw'"
@@ -118,7 +121,7 @@ row "imgsum dense 2 GiB (tmpfs), xxh3" "-" "xxhsum -H3" \
 	"imgsum -a xxh3 '$dense'" "xxhsum -H3 '$dense'"
 rm -f "$dense"
 out=$tmpfs && mkdir -p "$out" && o=$out/bench-ours p=$out/bench-peer
-row "img2raw raw -> pipe" "pipe" "cat | cat" \
+row "img2raw raw -> pipe" "pipe" "cat \\| cat" \
 	"img2raw -f raw '$raw' | cat > /dev/null" "cat '$raw' | cat > /dev/null"
 row "raw2vmdk streamOptimized, 64 MiB disk" "$(place "$out")" \
 	"qemu-img convert -O vmdk -o subformat=streamOptimized" \
