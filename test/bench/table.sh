@@ -11,11 +11,11 @@
 # BENCH_JOBS="img2raw imgsum ..." (substrings of the job names) a subset.
 # Before each timed command: its output removed and sync (not timed), so
 # neither side pays for the other's writeback.
+BENCH_OUTS=${BENCH_OUTS:-$BENCH_OUT}	# before common.sh gives it a default
 . "$(dirname "$0")/common.sh"
 
 BENCH_RUNS=${BENCH_RUNS:-5}
 tmpfs=${BENCH_TMPFS:-/dev/shm/imgpipe-bench}
-BENCH_OUTS=${BENCH_OUTS:-${BENCH_OUT:+$BENCH_OUT}}
 BENCH_OUTS=${BENCH_OUTS:-$tmpfs $BENCH_DIR/out}
 stats=$BENCH_DIR/.table.$$
 trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -f "$d"/bench-ours "$d"/bench-peer; done' EXIT
