@@ -2,13 +2,14 @@
  * Zero-copy for img2raw of a plain raw file: its data extents are moved in
  * the kernel, never through our buffers - copy_file_range() into a new
  * regular file (which clones blocks where the file system shares them,
- * XFS and btrfs), splice() into a pipe.  Holes stay holes in a file and go
+ * XFS and btrfs; sendfile() across file systems), splice() into a pipe.  Holes stay holes in a file and go
  * to a pipe as zeros.  Anything else (a decoded or piped input, an output
  * file that already has bytes, a device) takes the ordinary path.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -23,7 +24,8 @@
 /* Per call: keeps -p and signals timely. */
 #define ZCOPY_CHUNK ((size_t)64 << 20)
 
-enum zcopy_out { ZCOPY_NONE, ZCOPY_FILE, ZCOPY_PIPE };
+/* ZCOPY_SENDFILE: a file on another file system than the input's. */
+enum zcopy_out { ZCOPY_NONE, ZCOPY_FILE, ZCOPY_SENDFILE, ZCOPY_PIPE };
 
 static enum zcopy_out zcopy_out_kind(int fd)
 {
@@ -49,26 +51,50 @@ static bool zcopy_input_ok(const struct image *img)
 	    s->ar == NULL && s->size_known && !img->walk;
 }
 
+static bool zcopy_refused(int e)
+{
+	return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP;
+}
+
+/* One kernel call: up to n bytes from the input at in_off, to out at off. */
+static ssize_t zcopy_call(struct source *s, int out, enum zcopy_out kind,
+    uint64_t in_off, uint64_t off, size_t n)
+{
+	loff_t i = (loff_t)in_off, o = (loff_t)off;
+	off_t si = (off_t)in_off;
+
+	switch (kind) {
+	case ZCOPY_FILE:
+		return copy_file_range(s->fd, &i, out, &o, n, 0);
+	case ZCOPY_SENDFILE:	/* writes at out's file offset */
+		if (lseek(out, (off_t)off, SEEK_SET) < 0)
+			return -1;
+		return sendfile(out, s->fd, &si, n);
+	default:
+		return splice(s->fd, &i, out, NULL, n, SPLICE_F_MOVE);
+	}
+}
+
 /*
  * Move [off, end) of the input to the output (at the same offset for a
  * file).  Returns 0, -1 (error recorded), or 1 when the kernel cannot do it
  * for this pair and nothing was moved yet (the caller falls back).
+ * copy_file_range refuses two file systems (EXDEV): sendfile does those.
  */
-static int zcopy_extent(struct source *s, int out, enum zcopy_out kind,
+static int zcopy_extent(struct source *s, int out, enum zcopy_out *kind,
     uint64_t off, uint64_t end, bool first, const char *name)
 {
 	while (off < end) {
 		size_t n = end - off < ZCOPY_CHUNK ? end - off : ZCOPY_CHUNK;
-		loff_t in_off = (loff_t)(s->base + off), out_off = (loff_t)off;
-		ssize_t r;
+		ssize_t r = zcopy_call(s, out, *kind, s->base + off, off, n);
 
-		r = kind == ZCOPY_FILE ?
-		    copy_file_range(s->fd, &in_off, out, &out_off, n, 0) :
-		    splice(s->fd, &in_off, out, NULL, n, SPLICE_F_MOVE);
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && first && (errno == EXDEV || errno == EINVAL ||
-		    errno == ENOSYS || errno == EOPNOTSUPP))
+		if (r < 0 && first && *kind == ZCOPY_FILE && zcopy_refused(errno)) {
+			*kind = ZCOPY_SENDFILE;
+			continue;
+		}
+		if (r < 0 && first && zcopy_refused(errno))
 			return 1;
 		if (r == 0)
 			return fail(EXIT_IO, "%s: the input shrank while being "
@@ -100,7 +126,7 @@ int zcopy_raw(struct image *img, int out, const char *out_name)
 				return -1;
 			first = false;
 		}
-		r = zcopy_extent(s, out, kind, start, end, first,
+		r = zcopy_extent(s, out, &kind, start, end, first,
 		    out_name);
 		if (r != 0)
 			return r;

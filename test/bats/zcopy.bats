@@ -50,3 +50,13 @@ setup() {
 	[ "$status" -eq 3 ]
 	[[ "$output" == *"write error on stdout"* ]]
 }
+
+@test "zcopy: raw file -> a file on tmpfs (another file system): same bytes, in the kernel" {
+	out=/dev/shm/imgpipe-zcopy-$$.raw
+	strace -f -e trace=copy_file_range,sendfile -o "$T/trace" \
+	    img2raw -o "$out" "$T/in.raw"
+	run cmp "$T/in.raw" "$out"
+	rm -f "$out"
+	[ "$status" -eq 0 ]
+	grep -Eq '(copy_file_range|sendfile)\(.*= [1-9]' "$T/trace"
+}
