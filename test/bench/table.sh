@@ -52,8 +52,8 @@ mmm() {
 # + system: what a loaded machine's wall time hides) lines.
 ratios() {
 	paste -d' ' "$1" "$2" | awk '{
-		printf "%.4f %.4f\n", $5 > 0 ? $1 / $5 : 0,
-		    $6 + $7 > 0 ? ($2 + $3) / ($6 + $7) : 0 }'
+		printf "%.4f %.4f\n", ($5 > 0 ? $1 / $5 : 0),
+		    ($6 + $7 > 0 ? ($2 + $3) / ($6 + $7) : 0) }'
 }
 
 # row JOB OUTPUT_PLACE PEER_NAME 'our command' 'peer command':
