@@ -111,7 +111,13 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@IMGPIPE_BUILD=$(BUILD) sh test/demo.sh
 
-bench: all $(BENCH_BINS)
+# make bench: one table of same-run ratios against the peer tools
+# (test/bench/table.sh; BENCH_RUNS, BENCH_OUTS, BENCH_JOBS); make bench-all:
+# every test/bench/*.sh with its own table.
+bench: all
+	@IMGPIPE_BIN=$(abspath $(BUILD))/bin sh test/bench/table.sh
+
+bench-all: all $(BENCH_BINS)
 	@IMGPIPE_BUILD=$(BUILD) sh test/bench/run.sh
 
 fuzz: $(LIB)
@@ -176,6 +182,6 @@ clean:
 	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz $(BUILD)/test/bench/bin \
 	    $(BUILD)/bin-static $(PC) $(COMPLETION)
 
-.PHONY: all units static print-static-libs deps check demo bench fuzz install \
-    install-strip uninstall clean
+.PHONY: all units static print-static-libs deps check demo bench bench-all fuzz \
+    install install-strip uninstall clean
 .SECONDARY: $(LIB_OBJ)

@@ -10,6 +10,7 @@
 #include "imgpipe/job.h"
 #include "imgpipe/outfile.h"
 #include "imgpipe/sink.h"
+#include "imgpipe/zcopy.h"
 
 static int by_name(const void *a, const void *b)
 {
@@ -46,6 +47,9 @@ static int write_raw(struct image *img, struct stash *st, void *arg)
 
 	if (outfile_open(&of, output) < 0)
 		return -1;
+	rc = zcopy_raw(img, of.fd, of.name);
+	if (rc <= 0)
+		return rc == 0 ? outfile_commit(&of) : (outfile_abort(&of), -1);
 	raw_sink_init(&rs, of.fd, of.name);
 	raw_sink_async(&rs);
 	emitter_init(&em, &rs.base, st, img->virtual_size);

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#define XXH_DISPATCH_DISABLE_REPLACE
+#include <xxh_x86dispatch.h>
 
 #include "imgpipe/digest.h"
 #include "imgpipe/err.h"
@@ -32,6 +34,8 @@ const struct digest_algo digest_algos[] = {
 	{ 0, NULL, NULL, 0, false, NULL },
 };
 
+typedef XXH_errorcode (*xxh3_update_fn)(XXH3_state_t *, const void *, size_t);
+
 struct digest_state {
 	union {
 		XXH3_state_t *xxh3;	/* xxh128 and xxh3 */
@@ -42,6 +46,7 @@ struct digest_state {
 		struct sha256_ctx sha256;
 		struct sha512_ctx sha512;
 	} u;
+	xxh3_update_fn xxh3_update;	/* the widest XXH3 this CPU runs */
 };
 
 const struct digest_algo *digest_algo_by_name(const char *name)
@@ -78,13 +83,33 @@ const struct digest_algo *digest_algo_by_hexlen(size_t hexlen)
 	return NULL;
 }
 
+/*
+ * XXH3 at the machine's full width.  libxxhash's plain XXH3 entry points
+ * are built for baseline x86-64 (SSE2); Debian's shared library also
+ * exports the x86 dispatch ones (xxh_x86dispatch.h), which pick AVX2 or
+ * AVX-512 at run time as xxhsum does: 2-3x the rate on long inputs, the
+ * same digest.  The static archive (libxxhash.a, make static) lacks them,
+ * so they are weak references: null there, and the plain ones are used.
+ */
+#pragma weak XXH3_128bits_update_dispatch
+#pragma weak XXH3_64bits_update_dispatch
+
+static xxh3_update_fn xxh3_update_fn_for(enum digest_id id)
+{
+	if (id == DIGEST_XXH128)
+		return XXH3_128bits_update_dispatch != NULL ?
+		    XXH3_128bits_update_dispatch : XXH3_128bits_update;
+	return XXH3_64bits_update_dispatch != NULL ?
+	    XXH3_64bits_update_dispatch : XXH3_64bits_update;
+}
+
 static void digest_update(struct digest_sink *ds, const void *buf, size_t len)
 {
 	struct digest_state *s = ds->state;
 
 	switch (ds->algo->id) {
-	case DIGEST_XXH128: XXH3_128bits_update(s->u.xxh3, buf, len); break;
-	case DIGEST_XXH3: XXH3_64bits_update(s->u.xxh3, buf, len); break;
+	case DIGEST_XXH128:
+	case DIGEST_XXH3: s->xxh3_update(s->u.xxh3, buf, len); break;
 	case DIGEST_XXH64: XXH64_update(s->u.xxh64, buf, len); break;
 	case DIGEST_SHA256: sha256_update(&s->u.sha256, len, buf); break;
 	case DIGEST_SHA512: sha512_update(&s->u.sha512, len, buf); break;
@@ -202,6 +227,7 @@ static int digest_state_init(struct digest_sink *ds)
 		s->u.xxh3 = XXH3_createState();
 		if (s->u.xxh3 == NULL)
 			return fail(EXIT_IO, "out of memory");
+		s->xxh3_update = xxh3_update_fn_for(ds->algo->id);
 		if (ds->algo->id == DIGEST_XXH128)
 			XXH3_128bits_reset(s->u.xxh3);
 		else
