@@ -61,6 +61,26 @@ open($fh, '>:raw', $out) or die; print $fh $body; close $fh;
 EOF
 }
 
+# set_descriptor IMAGE TEXTFILE: the embedded descriptor becomes the text
+# of TEXTFILE (zero-padded; it must fit the descriptor's sectors).
+set_descriptor() {
+	perl - "$1" "$2" <<'EOF'
+use strict;
+my ($img, $txt) = @ARGV;
+open(my $fh, '+<:raw', $img) or die; local $/; my $d = <$fh>;
+open(my $th, '<:raw', $txt) or die; my $t = <$th>; close $th;
+my ($off, $len) = unpack('x28 Q< Q<', $d);
+die "descriptor too long" if length($t) > $len * 512;
+seek($fh, $off * 512, 0); print $fh $t . "\0" x ($len * 512 - length $t);
+close $fh;
+EOF
+}
+
+# descriptor_of IMAGE: the embedded descriptor's text.
+descriptor_of() {
+	dd if="$1" bs=512 skip="$(get_le64 "$1" 28)" count="$(get_le64 "$1" 36)" status=none | tr -d '\0'
+}
+
 @test "vmdk monolithicSparse: byte-identical to qemu-img, four ways" {
 	vmdk "$T/m.vmdk"
 	img2raw_4ways "$T/m.vmdk" "$T/m.vmdk.want"
@@ -327,4 +347,59 @@ EOF
 	run truncation_check "$T/w.vmdk"
 	echo "$output"
 	[ "$status" -eq 0 ]
+}
+
+# Issue 13: what other producers write in a descriptor reads as qemu's
+# does.  Each variant fails on the reader before the tolerant parser
+# (trailing blanks and 0x in parentCID: "names a parent disk").
+@test "vmdk descriptor: trailing blanks, CRLF, blanks around =, bare and quoted values, comments, DDB keys with or without ddb., unknown keys, four ways" {
+	vmdk "$T/m.vmdk"
+	descriptor_of "$T/m.vmdk" > "$T/qemu.txt"
+	# VMware ovftool/ESXi: a blank ends the header lines and the DDB title
+	sed -e 's/^\(version=1\|CID=.*\|parentCID=ffffffff\|createType=.*\|# The Disk Data Base\)$/& /' \
+	    "$T/qemu.txt" > "$T/ovftool.txt"
+	grep -q '^parentCID=ffffffff $' "$T/ovftool.txt"
+	# Windows line ends throughout
+	sed -e 's/$/\r/' "$T/qemu.txt" > "$T/crlf.txt"
+	# blanks around '=', bare and quoted values, 0x and upper case
+	sed -e 's/^parentCID=ffffffff$/  parentCID =  "0xFFFFFFFF"  /' \
+	    -e 's/^createType="monolithicSparse"$/createType = monolithicSparse/' \
+	    -e 's/^CID=/CID = /' "$T/qemu.txt" > "$T/blanks.txt"
+	# vSphere NFC's DDB keys without ddb., comments, keys we do not know
+	sed -e 's/^ddb\.//' -e 's/^#DDB$/#DDB\n# a comment = with an equals sign\nnfcSourceCID = "1a2b3c4d"\nisNativeSnapshot="no"\nencoding="UTF-8"\nsomeFutureKey = 42\nthis line is nothing at all/' \
+	    "$T/qemu.txt" > "$T/nfc.txt"
+	# VirtualBox: key="value" with no blanks, '# The disk Data Base '
+	sed -e 's/ = /=/' -e 's/^# The Disk Data Base$/# The disk Data Base /' \
+	    "$T/qemu.txt" > "$T/vbox.txt"
+	# FreeBSD mkimg: no blank lines, CID 0, an empty extent file name
+	sed -e '/^$/d' -e 's/^CID=.*/CID=00000000/' -e 's/SPARSE "m.vmdk"/SPARSE ""/' \
+	    "$T/qemu.txt" > "$T/mkimg.txt"
+	for v in ovftool crlf blanks nfc vbox mkimg; do
+		cp "$T/m.vmdk" "$T/$v.vmdk"
+		set_descriptor "$T/$v.vmdk" "$T/$v.txt"
+		img2raw_4ways "$T/$v.vmdk" "$T/m.vmdk.want" || { echo "$v"; return 1; }
+		run imginfo --strict "$T/$v.vmdk"
+		[ "$status" -eq 0 ] || { echo "$v: $output"; return 1; }
+	done
+}
+
+@test "vmdk descriptor: a parent stays refused however it is written" {
+	vmdk "$T/m.vmdk"
+	descriptor_of "$T/m.vmdk" > "$T/qemu.txt"
+	i=0
+	for edit in 's/^parentCID=ffffffff$/parentCID=1234abcd /' \
+	    's/^parentCID=ffffffff$/parentCID = "0x1"\r/' \
+	    's/^parentCID=ffffffff$/parentCID=fffffffe/' \
+	    's/^parentCID=ffffffff$/parentCID=not-hex/' \
+	    's/^createType=.*/&\nparentFileNameHint="base.vmdk"/' \
+	    's/^createType=.*/&\n parentFileNameHint = \/etc\/passwd /'; do
+		i=$((i + 1))
+		sed -e "$edit" "$T/qemu.txt" > "$T/p$i.txt"
+		cp "$T/m.vmdk" "$T/p$i.vmdk"
+		set_descriptor "$T/p$i.vmdk" "$T/p$i.txt"
+		expect_reject "$T/p$i.vmdk" "the descriptor names a parent disk" || { echo "$edit"; return 1; }
+		run imginfo --strict "$T/p$i.vmdk"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"parent: the descriptor names a parent disk"* ]]
+	done
 }

@@ -16,10 +16,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <zlib.h>
 
 #include "fmt/fmt.h"
 #include "fmt/vmdk/vmdk.h"
+#include "fmt/vmdk/vmdk_desc.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
@@ -59,102 +61,37 @@ static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
 static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
     unsigned char *out, size_t len, const char *what);
 
-static bool vmdk_is_descriptor_text(const unsigned char *p, size_t len)
-{
-	static const char sig[] = VMDK_DESC_SIGNATURE;
-
-	if (len >= sizeof sig - 1 && strncasecmp((const char *)p, sig,
-	    sizeof sig - 1) == 0)
-		return true;
-	return len >= 64 && memmem(p, len < 4096 ? len : 4096, "createType",
-	    10) != NULL && memmem(p, len < 4096 ? len : 4096, "version=",
-	    8) != NULL && memchr(p, 0, len < 4096 ? len : 4096) == NULL;
-}
-
 static int vmdk_bid(const struct probe *pb)
 {
 	if (pb->headlen >= 4 && le32(pb->head) == VMDK_MAGIC)
 		return BID_SIGNATURE;
-	if (vmdk_is_descriptor_text(pb->head, pb->headlen))
+	if (vmdk_looks_like_descriptor(pb->head, pb->headlen))
 		return BID_SIGNATURE;
 	return BID_NONE;
 }
 
 /* ---- descriptor ---- */
 
-struct vmdk_desc {
-	char create_type[64];
-	int nextents;
-	char names[256];		/* the extent names, quoted, joined */
-	char path_name[128];		/* first name with '/' or "..", or "" */
-	bool has_parent;
-	uint64_t extent_sectors;
-};
-
-static void vmdk_desc_value(const char *line, char *out, size_t outlen)
+/* The extent names, quoted and joined, for a message; the first path. */
+static void vmdk_extent_names(const struct vmdk_desc *d, char *names,
+    size_t nameslen, char *path, size_t pathlen)
 {
-	const char *v = strchr(line, '=') + 1;
-	size_t n;
+	char name[80];
+	size_t used = 0;
 
-	v += strspn(v, " \t\"");
-	n = strcspn(v, "\"\r\n");
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, v, n);
-	out[n] = '\0';
-}
+	names[0] = path[0] = '\0';
+	for (size_t i = 0; i < d->nextents; i++) {
+		const struct vmdk_extent_line *x = &d->extents[i];
 
-/* "RW 9766 SPARSE "name" [offset]": access, sectors, type, file name. */
-static void vmdk_desc_extent(struct vmdk_desc *d, const char *line)
-{
-	const char *q = strchr(line, '"'), *e;
-	char name[128];
-	size_t n, used;
-
-	d->nextents++;
-	d->extent_sectors += strtoull(line + strcspn(line, " \t"), NULL, 10);
-	if (q == NULL)
-		return;
-	e = strchr(q + 1, '"');
-	n = e != NULL ? (size_t)(e - q - 1) : strcspn(q + 1, "\r\n");
-	if (n >= sizeof name)
-		n = sizeof name - 1;
-	memcpy(name, q + 1, n);
-	name[n] = '\0';
-	for (char *c = name; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
-			*c = '?';
-	if (d->path_name[0] == '\0' && (strchr(name, '/') != NULL ||
-	    strchr(name, '\\') != NULL || strstr(name, "..") != NULL))
-		snprintf(d->path_name, sizeof d->path_name, "%s", name);
-	used = strlen(d->names);
-	if (used + n + 4 < sizeof d->names)
-		snprintf(d->names + used, sizeof d->names - used, "%s\"%s\"",
-		    used ? ", " : "", name);
-}
-
-static void vmdk_desc_parse(struct vmdk_desc *d, const char *text)
-{
-	const char *line = text, *p;
-	char value[64];
-
-	memset(d, 0, sizeof *d);
-	while (*line != '\0') {
-		p = line + strspn(line, " \t");
-		if (strncmp(p, "createType", 10) == 0 && strchr(p, '=') != NULL &&
-		    strchr(p, '=') < p + strcspn(p, "\n"))
-			vmdk_desc_value(p, d->create_type, sizeof d->create_type);
-		else if (strncmp(p, "parentCID", 9) == 0 &&
-		    strchr(p, '=') != NULL &&
-		    strchr(p, '=') < p + strcspn(p, "\n")) {
-			vmdk_desc_value(p, value, sizeof value);
-			d->has_parent = strcasecmp(value, "ffffffff") != 0;
-		} else if (strncmp(p, "RW ", 3) == 0 ||
-		    strncmp(p, "RDONLY ", 7) == 0 ||
-		    strncmp(p, "NOACCESS ", 9) == 0)
-			vmdk_desc_extent(d, p);
-		line += strcspn(line, "\n");
-		line += *line == '\n';
+		if (!x->has_name)
+			continue;
+		vmdk_name_printable(name, sizeof name, x->name);
+		if (path[0] == '\0' && x->name[0] != '\0' &&
+		    !vmdk_name_is_bare(x->name))
+			snprintf(path, pathlen, "%s", name);
+		if (used + strlen(name) + 5 < nameslen)
+			used += snprintf(names + used, nameslen - used, "%s\"%s\"",
+			    used ? ", " : "", name);
 	}
 }
 
@@ -162,36 +99,60 @@ static void vmdk_desc_parse(struct vmdk_desc *d, const char *text)
 static int vmdk_reject_extents(struct image *img, const struct vmdk_desc *d,
     const char *what)
 {
-	char path[200] = "";
+	char names[256], path[80], why[200] = "";
 
-	if (d->path_name[0] != '\0')
-		snprintf(path, sizeof path, "; extent name \"%s\" is a path "
-		    "('/' or '..')", d->path_name);
+	vmdk_extent_names(d, names, sizeof names, path, sizeof path);
+	if (path[0] != '\0')
+		snprintf(why, sizeof why, "; extent name \"%s\" is a path "
+		    "('/', '\\' or '..')", path);
 	return image_unsafe(img, "extent-file", "%s (createType \"%s\") "
 	    "names extent files %s, which are never opened%s", what,
 	    d->create_type[0] ? d->create_type : "?",
-	    d->names[0] ? d->names : "(none)", path);
+	    names[0] ? names : "(none)", why);
+}
+
+static int vmdk_reject_parent(struct image *img, const struct vmdk_desc *d)
+{
+	char hint[80];
+
+	vmdk_name_printable(hint, sizeof hint, d->parent_hint);
+	if (d->parent_hint[0] != '\0')
+		return image_unsafe(img, "parent", "the descriptor names a "
+		    "parent disk (parentFileNameHint \"%s\"), which is never "
+		    "opened", hint);
+	return image_unsafe(img, "parent", "the descriptor names a parent "
+	    "disk (parentCID %08x), which is never opened", d->parent_cid);
 }
 
 /* A text descriptor: the disk is in the files it names. */
 static int vmdk_open_descriptor_file(struct image *img)
 {
 	struct vmdk_desc d;
-	char *text = malloc(img->src->headlen + 1);
+	int rc;
 
-	if (text == NULL)
-		return fail(EXIT_IO, "out of memory");
-	memcpy(text, img->src->head, img->src->headlen);
-	text[img->src->headlen] = '\0';
-	vmdk_desc_parse(&d, text);
-	free(text);
+	if (vmdk_desc_parse(&d, (const char *)img->src->head,
+	    img->src->headlen) < 0)
+		return -1;
 	snprintf(img->subformat, sizeof img->subformat, "%.47s",
 	    d.create_type[0] ? d.create_type : "descriptor");
-	if (d.extent_sectors <= IMAGE_VSIZE_MAX / VMDK_SECTOR)
-		img->virtual_size = d.extent_sectors * VMDK_SECTOR;
-	if (vmdk_reject_extents(img, &d, "descriptor file") < 0)
-		return -1;
-	return 0;
+	if (d.total_sectors <= IMAGE_VSIZE_MAX / VMDK_SECTOR)
+		img->virtual_size = d.total_sectors * VMDK_SECTOR;
+	rc = vmdk_desc_has_parent(&d) ? vmdk_reject_parent(img, &d) : 0;
+	if (rc == 0)
+		rc = vmdk_reject_extents(img, &d, "descriptor file");
+	vmdk_desc_free(&d);
+	return rc;
+}
+
+/* The one extent of an embedded descriptor is this file. */
+static bool vmdk_embedded_extent_ok(const struct vmdk_desc *d)
+{
+	const struct vmdk_extent_line *x = &d->extents[0];
+
+	if (d->nextents == 0)
+		return true;
+	return d->nextents == 1 && strcasecmp(x->type, "SPARSE") == 0 &&
+	    (x->name[0] == '\0' || vmdk_name_is_bare(x->name));
 }
 
 /* The embedded descriptor must describe this one extent and no parent. */
@@ -200,6 +161,7 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	uint64_t len = v->h.desc_sectors * VMDK_SECTOR;
 	struct vmdk_desc d;
 	char *text;
+	int rc = 0;
 
 	if (v->h.desc_offset == 0 || v->h.desc_sectors == 0)
 		return 0;
@@ -209,30 +171,27 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 		    "%llu is out of range (header at 0x%x)",
 		    (unsigned long long)v->h.desc_sectors,
 		    (unsigned long long)v->h.desc_offset, VMDK_HDR_DESC_OFFSET);
-	text = malloc(len + 1);
+	text = malloc(len);
 	if (text == NULL)
 		return fail(EXIT_IO, "out of memory");
 	if (image_read_at(img, text, len, v->h.desc_offset * VMDK_SECTOR,
-	    "descriptor") < 0) {
+	    "descriptor") < 0 || vmdk_desc_parse(&d, text, len) < 0) {
 		free(text);
 		return -1;
 	}
-	text[len] = '\0';
-	vmdk_desc_parse(&d, text);
 	free(text);
-	if (d.has_parent && image_unsafe(img, "parent", "the descriptor names "
-	    "a parent disk (parentCID), which is never opened") < 0)
-		return -1;
-	/* Its one extent is this file: a name that is a path is hostile. */
-	if (d.nextents > 1 || d.path_name[0] != '\0' ||
+	if (vmdk_desc_has_parent(&d))
+		rc = vmdk_reject_parent(img, &d);
+	if (rc == 0 && (!vmdk_embedded_extent_ok(&d) ||
 	    (d.create_type[0] != '\0' &&
 	    strcasecmp(d.create_type, VMDK_TYPE_SPARSE) != 0 &&
-	    strcasecmp(d.create_type, VMDK_TYPE_STREAM) != 0))
-		return vmdk_reject_extents(img, &d, "embedded descriptor");
-	if (d.create_type[0] != '\0')
+	    strcasecmp(d.create_type, VMDK_TYPE_STREAM) != 0)))
+		rc = vmdk_reject_extents(img, &d, "embedded descriptor");
+	if (rc == 0 && d.create_type[0] != '\0')
 		snprintf(img->subformat, sizeof img->subformat, "%.47s",
 		    d.create_type);
-	return 0;
+	vmdk_desc_free(&d);
+	return rc;
 }
 
 /* ---- header ---- */
