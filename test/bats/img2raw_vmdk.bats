@@ -29,7 +29,8 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 # way VMware ovftool writes it: gdOffset GD_AT_END in the header, grains,
 # then GT markers and tables, GD marker and directory, footer marker and
 # footer, end-of-stream marker; an ovftool-style descriptor.  With "raw",
-# grains are recompressed as raw deflate (no zlib wrapper).
+# grains are recompressed as raw deflate (no zlib wrapper); "type4" and
+# "unknown" add markers (see vmware_stream.pl).
 vmware_stream() {
 	perl "$BATS_TEST_DIRNAME/../vmware_stream.pl" "$@"
 }
@@ -279,13 +280,37 @@ descriptor_of() {
 	vmdk "$T/s.vmdk" subformat=streamOptimized
 	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
 	end=$(stat -c %s "$T/w.vmdk")
-	put_le32 "$T/w.vmdk" $((end - 1536 + 12)) 9	# footer marker type
-	expect_reject "$T/w.vmdk" "unknown marker type 9 at "
+	# a footer marker of another type is skipped: no footer at all
+	put_le32 "$T/w.vmdk" $((end - 1536 + 12)) 9
+	expect_reject "$T/w.vmdk" "the stream ends (end-of-stream marker at 0x$(printf %x $((end - 512)))) without the footer"
 	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
-	put_le32 "$T/w.vmdk" $((end - 512 + 12)) 77	# end-of-stream marker type
-	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/w.vmdk"
-	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: vmdk: unknown marker type 77 at "* ]]
+	put_le64 "$T/w.vmdk" $((end - 1536)) 2	# footer marker's sectors
+	expect_reject "$T/w.vmdk" "footer marker at 0x$(printf %x $((end - 1536))) declares 2 sectors, not 1"
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
+	# an end-of-stream marker of another type is skipped: the stream is cut
+	put_le32 "$T/w.vmdk" $((end - 512 + 12)) 77
+	expect_reject "$T/w.vmdk" "marker at 0x$(printf %x "$end")"
+}
+
+# Issue 13: vSphere writes markers of type 4 (undocumented; VirtualBox's
+# VMDK_MARKER_UNSPECIFIED) now and then.  Before, a pipe refused them
+# ("unknown marker type 4"), as it refused any other metadata marker.
+@test "vmdk stream: a type-4 marker and a marker of unknown type are skipped, four ways" {
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	for opt in type4 unknown "type4 unknown"; do
+		vmware_stream "$T/s.vmdk" "$T/w.vmdk" $opt
+		qemu-img convert -f vmdk -O raw "$T/w.vmdk" "$T/w.want"
+		cmp "$T/w.want" "$T/s.vmdk.want"
+		img2raw_4ways "$T/w.vmdk" "$T/s.vmdk.want" || { echo "$opt"; return 1; }
+		run sh -c 'cat "$1" | imginfo --strict -' sh "$T/w.vmdk"
+		[ "$status" -eq 0 ] || { echo "$opt: $output"; return 1; }
+	done
+	# type 4 is one sector whatever its value, as VirtualBox reads it
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk" type4
+	at=$(grep -obUaP '\x04\x00\x00\x00\x00{496}' "$T/w.vmdk" | head -1 | cut -d: -f1)
+	[ "$(get_le32 "$T/w.vmdk" "$at")" = 4 ]
+	put_le64 "$T/w.vmdk" $((at - 12)) 7
+	img2raw_4ways "$T/w.vmdk" "$T/s.vmdk.want"
 }
 
 @test "vmdk: text descriptors are rejected, the files they name never opened" {

@@ -368,8 +368,10 @@ static int vmdk_open(struct image *img)
 		return image_bad(img, "gdOffset is GD_AT_END but the image has "
 		    "no compressed grains with markers (header at 0x%x, flags "
 		    "at 0x%x)", VMDK_HDR_GD_OFFSET, VMDK_HDR_FLAGS);
-	if (v->h.gd_offset == VMDK_GD_AT_END && img->src->seekable &&
-	    vmdk_read_footer(img, v) < 0)
+	/* A stream with its GD at the end is read by its markers, from a
+	 * file as from a pipe: the same checks, the same verdict. */
+	if (v->h.gd_offset == VMDK_GD_AT_END && !vmdk_has_markers(v) &&
+	    img->src->seekable && vmdk_read_footer(img, v) < 0)
 		return -1;
 	return vmdk_alloc_buffers(v);
 }
@@ -746,12 +748,38 @@ static int vmdk_pipe_footer(struct image *img, struct vmdk *v, uint64_t off)
 	return rc;
 }
 
+/*
+ * How many sectors a metadata marker at off covers, itself included.  A
+ * type-4 marker (vSphere's, undocumented) is one sector, as VirtualBox
+ * reads it; other markers say how many sectors of metadata follow, and a
+ * type we do not know is skipped by that count.
+ */
+static int vmdk_metadata_span(struct image *img, const struct vmdk_marker *m,
+    uint64_t off, uint64_t *nsec)
+{
+	if (m->type == VMDK_MARKER_UNSPECIFIED) {
+		*nsec = 1;
+		return 0;
+	}
+	if (m->type == VMDK_MARKER_FOOTER && m->val != 1)
+		return image_bad(img, "footer marker at 0x%llx declares %llu "
+		    "sectors, not 1", (unsigned long long)off,
+		    (unsigned long long)m->val);
+	if (m->val > (UINT64_MAX - off) / VMDK_SECTOR - 1)
+		return image_bad(img, "marker at 0x%llx declares %llu "
+		    "sectors", (unsigned long long)off,
+		    (unsigned long long)m->val);
+	*nsec = m->val + 1;
+	return 0;
+}
+
 static int vmdk_read_markers(struct image *img, struct vmdk *v,
     struct emitter *em)
 {
 	unsigned char sec[VMDK_SECTOR];
-	uint64_t off = v->h.overhead * VMDK_SECTOR, nsec;
-	uint32_t type;
+	uint64_t off = v->h.overhead * VMDK_SECTOR, nsec = 0;
+	struct vmdk_marker m;
+	bool footer = false;
 
 	if (off < img->src->pos)
 		off = (img->src->pos + VMDK_SECTOR - 1) / VMDK_SECTOR *
@@ -759,28 +787,28 @@ static int vmdk_read_markers(struct image *img, struct vmdk *v,
 	for (;;) {
 		if (image_read_at(img, sec, VMDK_SECTOR, off, "marker") < 0)
 			return -1;
-		if (le32(sec + VMDK_MARKER_SIZE) != 0) {
+		vmdk_marker_get(&m, sec);
+		if (m.size != 0) {
 			if (vmdk_read_grain_marker(img, v, em, sec, &off) < 0)
 				return -1;
 			continue;
 		}
-		nsec = le64(sec + VMDK_MARKER_VAL);
-		type = le32(sec + VMDK_MARKER_TYPE);
-		if (type == VMDK_MARKER_EOS)
-			return vmdk_drain(img, v);
-		if (type == VMDK_MARKER_FOOTER && nsec == 1 &&
-		    vmdk_pipe_footer(img, v, off + VMDK_SECTOR) < 0)
+		if (m.type == VMDK_MARKER_EOS)
+			break;
+		if (vmdk_metadata_span(img, &m, off, &nsec) < 0)
 			return -1;
-		if (type != VMDK_MARKER_GT && type != VMDK_MARKER_GD &&
-		    type != VMDK_MARKER_FOOTER)
-			return image_bad(img, "unknown marker type %u at 0x%llx",
-			    type, (unsigned long long)off);
-		if (nsec > (UINT64_MAX - off) / VMDK_SECTOR - 1)
-			return image_bad(img, "marker at 0x%llx declares %llu "
-			    "sectors", (unsigned long long)off,
-			    (unsigned long long)nsec);
-		off += (nsec + 1) * VMDK_SECTOR;
+		if (m.type == VMDK_MARKER_FOOTER) {
+			if (vmdk_pipe_footer(img, v, off + VMDK_SECTOR) < 0)
+				return -1;
+			footer = true;
+		}
+		off += nsec * VMDK_SECTOR;
 	}
+	if (!footer)
+		return image_bad(img, "the stream ends (end-of-stream marker at "
+		    "0x%llx) without the footer its gdOffset GD_AT_END "
+		    "promises", (unsigned long long)off);
+	return vmdk_drain(img, v);
 }
 
 /* ---- pipe, monolithicSparse: tables first, then grains in file order ---- */
