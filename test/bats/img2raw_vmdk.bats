@@ -428,3 +428,38 @@ descriptor_of() {
 		[[ "$output" == *"parent: the descriptor names a parent disk"* ]]
 	done
 }
+
+# Issue 13: the descriptor's createType and the header's flags agree.
+# Before, a streamOptimized descriptor over a header without the
+# compressed-grain and marker flags was read by its tables as plain
+# grains: markers and zlib bytes came out as the disk, exit 0.
+@test "vmdk: createType and the header's flags must agree, file and pipe" {
+	vmdk "$T/s.vmdk" subformat=streamOptimized
+	cp "$T/s.vmdk" "$T/x.vmdk"
+	put_le32 "$T/x.vmdk" 8 3		# NL test, RGD: no compression
+	expect_reject "$T/x.vmdk" "the descriptor says streamOptimized but the header's flags 0x3 do not say compressed grains with markers (header at 0x8)"
+	put_le "$T/x.vmdk" 77 0 2		# and no compressAlgorithm either
+	expect_reject "$T/x.vmdk" "the descriptor says streamOptimized but the header's flags 0x3"
+	cp "$T/s.vmdk" "$T/x.vmdk"
+	put_le32 "$T/x.vmdk" 8 $((0x10003))	# compressed, no markers
+	expect_reject "$T/x.vmdk" "the descriptor says streamOptimized but the header's flags 0x10003"
+	vmware_stream "$T/s.vmdk" "$T/w.vmdk"	# GD at the end: the same
+	put_le32 "$T/w.vmdk" 8 1
+	expect_reject "$T/w.vmdk" "the descriptor says streamOptimized but the header's flags 0x1"
+	# without a descriptor saying so, the header's own disagreements
+	vmdk "$T/m.vmdk"
+	put_le "$T/m.vmdk" 77 1 2
+	expect_reject "$T/m.vmdk" "compressAlgorithm is deflate but the header's flags 0x3 do not say compressed grains"
+	descriptor_of "$T/x.vmdk" | sed 's/streamOptimized/monolithicSparse/' > "$T/d.txt"
+	set_descriptor "$T/x.vmdk" "$T/d.txt"
+	put_le "$T/x.vmdk" 77 1 2
+	expect_reject "$T/x.vmdk" "compressed grains without markers (flags 0x10003) are not supported"
+	# the reverse that stays readable: each grain's marker names its LBA
+	cp "$T/s.vmdk" "$T/y.vmdk"
+	set_descriptor "$T/y.vmdk" "$T/d.txt"
+	qemu-img convert -f vmdk -O raw "$T/y.vmdk" "$T/y.want"
+	cmp "$T/y.want" "$T/s.vmdk.want"
+	img2raw_4ways "$T/y.vmdk" "$T/s.vmdk.want"
+	run imginfo "$T/y.vmdk"
+	[[ "$output" == *"subformat: streamOptimized"* ]]
+}

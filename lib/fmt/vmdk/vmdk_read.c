@@ -155,8 +155,12 @@ static bool vmdk_embedded_extent_ok(const struct vmdk_desc *d)
 	    (x->name[0] == '\0' || vmdk_name_is_bare(x->name));
 }
 
-/* The embedded descriptor must describe this one extent and no parent. */
-static int vmdk_check_embedded(struct image *img, struct vmdk *v)
+/*
+ * The embedded descriptor must describe this one extent and no parent;
+ * its createType goes to ctype (ctypelen bytes), "" when it has none.
+ */
+static int vmdk_check_embedded(struct image *img, struct vmdk *v,
+    char *ctype, size_t ctypelen)
 {
 	uint64_t len = v->h.desc_sectors * VMDK_SECTOR;
 	struct vmdk_desc d;
@@ -187,14 +191,46 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 	    strcasecmp(d.create_type, VMDK_TYPE_SPARSE) != 0 &&
 	    strcasecmp(d.create_type, VMDK_TYPE_STREAM) != 0)))
 		rc = vmdk_reject_extents(img, &d, "embedded descriptor");
-	if (rc == 0 && d.create_type[0] != '\0')
-		snprintf(img->subformat, sizeof img->subformat, "%.47s",
-		    d.create_type);
+	snprintf(ctype, ctypelen, "%s", d.create_type);
 	vmdk_desc_free(&d);
 	return rc;
 }
 
 /* ---- header ---- */
+
+/*
+ * The header's flags and compressAlgorithm decide how grains are read
+ * (qemu decides by compressAlgorithm alone): each combination that two
+ * readers would read differently is refused, and so is a streamOptimized
+ * descriptor over a header without compressed grains and markers -- read
+ * by its tables, its markers and zlib bytes would pass for disk data.  A
+ * monolithicSparse descriptor over a stream header reads as the stream it
+ * is (each grain's marker names its LBA), as qemu reads it.
+ */
+static int vmdk_check_kind(struct image *img, struct vmdk *v,
+    const char *ctype)
+{
+	uint32_t f = v->h.flags;
+	bool compressed = f & VMDK_FLAG_COMPRESSED;
+
+	if (strcasecmp(ctype, VMDK_TYPE_STREAM) == 0 &&
+	    (!compressed || !(f & VMDK_FLAG_MARKERS)))
+		return image_bad(img, "the descriptor says streamOptimized but "
+		    "the header's flags 0x%x do not say compressed grains with "
+		    "markers (header at 0x%x)", f, VMDK_HDR_FLAGS);
+	if (!compressed && v->h.compress == VMDK_COMPRESS_DEFLATE)
+		return image_bad(img, "compressAlgorithm is deflate but the "
+		    "header's flags 0x%x do not say compressed grains (header "
+		    "at 0x%x)", f, VMDK_HDR_FLAGS);
+	if (compressed && !(f & VMDK_FLAG_MARKERS))
+		return image_bad(img, "compressed grains without markers "
+		    "(flags 0x%x) are not supported (header at 0x%x)", f,
+		    VMDK_HDR_FLAGS);
+	snprintf(img->subformat, sizeof img->subformat, "%.47s",
+	    compressed ? VMDK_TYPE_STREAM : ctype[0] ? ctype
+	    : VMDK_TYPE_SPARSE);
+	return 0;
+}
 
 /* where: "header" or "footer", for messages. */
 static int vmdk_check_header(struct image *img, struct vmdk *v,
@@ -346,6 +382,7 @@ static int vmdk_alloc_buffers(struct vmdk *v)
 
 static int vmdk_open(struct image *img)
 {
+	char ctype[64] = "";
 	struct vmdk *v;
 
 	if (img->src->headlen >= 4 && le32(img->src->head) != VMDK_MAGIC)
@@ -359,10 +396,8 @@ static int vmdk_open(struct image *img)
 		    "truncated (%zu bytes)", img->src->headlen);
 	if (vmdk_check_header(img, v, img->src->head, "header") < 0)
 		return -1;
-	snprintf(img->subformat, sizeof img->subformat, "%.47s",
-	    (v->h.flags & VMDK_FLAG_COMPRESSED) ? VMDK_TYPE_STREAM
-	    : VMDK_TYPE_SPARSE);
-	if (vmdk_check_embedded(img, v) < 0)
+	if (vmdk_check_embedded(img, v, ctype, sizeof ctype) < 0 ||
+	    vmdk_check_kind(img, v, ctype) < 0)
 		return -1;
 	if (v->h.gd_offset == VMDK_GD_AT_END && !vmdk_has_markers(v))
 		return image_bad(img, "gdOffset is GD_AT_END but the image has "
