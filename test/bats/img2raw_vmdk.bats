@@ -62,6 +62,45 @@ open($fh, '>:raw', $out) or die; print $fh $body; close $fh;
 EOF
 }
 
+# sparse_footer IN OUT [rgd]: a monolithicSparse extent laid out as VMware
+# Workstation writes one with a footer: gdOffset GD_AT_END in the header
+# (no RGD), grains first, then the GTs and the GD, a footer marker, the
+# footer (the header with the real gdOffset) and an end-of-stream marker.
+# With "rgd", the RGD flag and rgdOffset GD_AT_END in the header and a
+# redundant GD and GTs before the primary ones.
+sparse_footer() {
+	perl - "$@" <<'EOF'
+use strict;
+my ($in, $out, $rgd) = @ARGV;
+open(my $fh, '<:raw', $in) or die; local $/; my $d = <$fh>; close $fh;
+my ($cap, $grain, $ngte, $rgdat, $gd, $over) = unpack('x12 Q< Q< x16 V Q< Q< Q<', $d);
+my $ngts = int((int(($cap + $grain - 1) / $grain) + $ngte - 1) / $ngte);
+my $body = $d;
+substr($body, $rgdat * 512, ($over - $rgdat) * 512) = "\0" x (($over - $rgdat) * 512);
+$body .= "\0" x ((512 - length($body) % 512) % 512);
+my %at;
+for my $kind ($rgd ? ('rgd', 'gd') : ('gd')) {
+	my @newgd;
+	for my $g (0 .. $ngts - 1) {
+		my $t = unpack('V', substr($d, $gd * 512 + 4 * $g, 4));
+		push @newgd, length($body) / 512;
+		$body .= substr($d, $t * 512, $ngte * 4);
+	}
+	$body .= "\0" x ((512 - length($body) % 512) % 512);
+	$at{$kind} = length($body) / 512;
+	$body .= pack('V*', @newgd);
+	$body .= "\0" x ((512 - length($body) % 512) % 512);
+}
+my $footer = substr($d, 0, 512);
+substr($footer, 8, 4) = pack('V', $rgd ? 3 : 1);
+substr($footer, 48, 16) = pack('Q< Q<', $at{rgd} // 0, $at{gd});
+substr($body, 0, 512) = $footer;
+substr($body, 48, 16) = ($rgd ? "\xff" x 8 : pack('Q<', 0)) . "\xff" x 8;
+$body .= pack('Q< V V', 1, 0, 3) . "\0" x 496 . $footer . "\0" x 512;
+open($fh, '>:raw', $out) or die; print $fh $body; close $fh;
+EOF
+}
+
 # set_descriptor IMAGE TEXTFILE: the embedded descriptor becomes the text
 # of TEXTFILE (zero-padded; it must fit the descriptor's sectors).
 set_descriptor() {
@@ -254,10 +293,10 @@ descriptor_of() {
 	put_le64 "$T/m.vmdk" 56 $((0x7fffff00))
 	run img2raw "$T/m.vmdk"
 	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: vmdk: grain directory at sector 2147483392 lies past the end of the image (header at 0x38)" ]]
+	[[ "$output" == "img2raw: vmdk: grain directory at 0xfffffe0000 lies past the end of the image" ]]
 	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/m.vmdk"
 	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: vmdk: grain directory at 0xfffffe0000 lies past the end of the image (0x"* ]]
+	[[ "$output" == "img2raw: vmdk: grain directory at 0xfffffe0000 lies past the end of the image" ]]
 	vmdk "$T/m.vmdk"
 	gd=$(($(get_le32 "$T/m.vmdk" 56) * 512))
 	put_le32 "$T/m.vmdk" $gd $((0x7fffff00))
@@ -462,4 +501,46 @@ descriptor_of() {
 	img2raw_4ways "$T/y.vmdk" "$T/s.vmdk.want"
 	run imginfo "$T/y.vmdk"
 	[[ "$output" == *"subformat: streamOptimized"* ]]
+}
+
+# Issue 13: VMware Workstation writes monolithicSparse extents whose GD
+# comes last, named by a footer.  Before, both ways refused them ("gdOffset
+# is GD_AT_END but the image has no compressed grains with markers").
+@test "vmdk monolithicSparse with its GD at the end and a footer: four ways, the stash from a pipe" {
+	vmdk "$T/m.vmdk"
+	for opt in "" rgd; do
+		sparse_footer "$T/m.vmdk" "$T/f.vmdk" $opt
+		[ "$(get_le64 "$T/f.vmdk" 56)" = 18446744073709551615 ]
+		qemu-img convert -f vmdk -O raw "$T/f.vmdk" "$T/f.want"
+		cmp "$T/f.want" "$T/m.vmdk.want"
+		img2raw_4ways "$T/f.vmdk" "$T/m.vmdk.want" || { echo "$opt"; return 1; }
+		img2raw_4ways "$T/f.vmdk" "$T/m.vmdk.want" --mem 64K || { echo "$opt --mem"; return 1; }
+		for way in file pipe; do
+			if [ $way = file ]; then run imginfo --strict "$T/f.vmdk"
+			else run sh -c 'cat "$1" | imginfo --strict -' sh "$T/f.vmdk"; fi
+			[ "$status" -eq 0 ] || { echo "$opt $way: $output"; return 1; }
+		done
+	done
+}
+
+@test "vmdk monolithicSparse with a footer: no footer, a bad footer, a footer moving the descriptor, file and pipe" {
+	vmdk "$T/m.vmdk"
+	sparse_footer "$T/m.vmdk" "$T/f.vmdk"
+	end=$(stat -c %s "$T/f.vmdk")
+	cp "$T/f.vmdk" "$T/x.vmdk"
+	head -c 512 /dev/zero >> "$T/x.vmdk"	# something after the end
+	expect_reject "$T/x.vmdk" "gdOffset is GD_AT_END but the image does not end with a footer marker, a footer and an end-of-stream marker"
+	head -c $((end - 512)) "$T/f.vmdk" > "$T/x.vmdk"	# no end-of-stream
+	expect_reject "$T/x.vmdk" "does not end with a footer marker"
+	cp "$T/f.vmdk" "$T/x.vmdk"
+	put_le64 "$T/x.vmdk" $((end - 1024 + 56)) $((0x7fffff00))
+	expect_reject "$T/x.vmdk" "grain directory at 0xfffffe0000 lies past the end of the image"
+	cp "$T/f.vmdk" "$T/x.vmdk"
+	put_le64 "$T/x.vmdk" $((end - 1024 + 12)) 12345	# capacity
+	expect_reject "$T/x.vmdk" "the footer disagrees with the header"
+	cp "$T/f.vmdk" "$T/x.vmdk"
+	put_le64 "$T/x.vmdk" $((end - 1024 + 28)) 2	# descriptor offset
+	expect_reject "$T/x.vmdk" "the footer moves the descriptor from sector 1 to sector 2"
+	run sh -c 'cat "$1" | imginfo -' sh "$T/x.vmdk"
+	[[ "$output" == *"vmdk-footer: the footer moves the descriptor"* ]]
 }
