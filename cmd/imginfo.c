@@ -12,7 +12,8 @@ static void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: %s [-f FORMAT] [--output human|json] [--strict] "
-	    "[--allow FEATURE]... [--no-drain] [FILE|-]\n", progname);
+	    "[--allow FEATURE]... [--no-drain] [--extents] [FILE|-]\n",
+	    progname);
 	exit(status);
 }
 
@@ -24,6 +25,7 @@ int main(int argc, char **argv)
 		{ "strict", no_argument, NULL, 's' },
 		{ "allow", required_argument, NULL, 'a' },
 		{ "no-drain", no_argument, NULL, 'n' },
+		{ "extents", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -48,6 +50,7 @@ int main(int argc, char **argv)
 			o.allow[o.nallow++] = optarg;
 			break;
 		case 'n': o.no_drain = 1; break;
+		case 'E': o.extents = 1; break;
 		case 'h': usage(0); break;
 		case 'V': cli_version(); return 0;
 		default: usage(EXIT_USAGE);
@@ -56,6 +59,9 @@ int main(int argc, char **argv)
 	if (argc - optind > 1)
 		usage(EXIT_USAGE);
 	o.input = optind < argc ? argv[optind] : NULL;
+	if (o.extents && (o.input == NULL || strcmp(o.input, "-") == 0))
+		die(EXIT_USAGE, "--extents opens the files a VMDK descriptor "
+		    "names beside it: give the descriptor's path, not a pipe");
 	if (info_run(&o) < 0)
 		die_last();
 	return 0;

@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/convert.h"
@@ -12,7 +13,7 @@ static void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: %s [-p] [-a ALGO] [-f FORMAT] [--tag] [--mem BYTES] "
-	    "[--tmpdir DIR] [FILE...|-]\n"
+	    "[--tmpdir DIR] [--extents] [FILE...|-]\n"
 	    "       %s [-p] [-a ALGO] [-f FORMAT] -c LIST|-\n"
 	    "       %s --list-formats\n"
 	    "ALGO: xxh128 (default), xxh3, xxh64, sha256, sha512\n",
@@ -31,6 +32,7 @@ int main(int argc, char **argv)
 		{ "mem", required_argument, NULL, 'm' },
 		{ "tmpdir", required_argument, NULL, 't' },
 		{ "list-formats", no_argument, NULL, 'L' },
+		{ "extents", no_argument, NULL, 'E' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -55,6 +57,7 @@ int main(int argc, char **argv)
 		case 'm': o.mem = cli_size("--mem", optarg); break;
 		case 't': o.tmpdir = optarg; break;
 		case 'L': list_formats(); return 0;
+		case 'E': o.extents = 1; break;
 		case 'h': usage(0); break;
 		case 'V': cli_version(); return 0;
 		default: usage(EXIT_USAGE);
@@ -62,6 +65,14 @@ int main(int argc, char **argv)
 	}
 	if (check != NULL && optind < argc)
 		usage(EXIT_USAGE);
+	if (o.extents && check == NULL && optind == argc)
+		die(EXIT_USAGE, "--extents opens the files a VMDK descriptor "
+		    "names beside it: give the descriptor's path, not a pipe");
+	for (int i = optind; o.extents && i < argc; i++)
+		if (strcmp(argv[i], "-") == 0)
+			die(EXIT_USAGE, "--extents opens the files a VMDK "
+			    "descriptor names beside it: give the descriptor's "
+			    "path, not a pipe");
 	status = check != NULL ? imgsum_check(&o, check)
 	    : imgsum_print(&o, argv + optind, argc - optind);
 	if (stdout_close() < 0 || status < 0)

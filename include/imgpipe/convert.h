@@ -12,6 +12,7 @@ struct convert_opts {
 	bool progress;
 	uint64_t mem;		/* stash budget */
 	const char *tmpdir;
+	bool extents;		/* --extents */
 };
 
 int convert_to_raw(const struct convert_opts *o);

@@ -64,6 +64,7 @@ struct imgsum_opts {
 	bool progress;
 	uint64_t mem;		/* stash budget, 0 for the default */
 	const char *tmpdir;
+	bool extents;		/* --extents */
 };
 
 /*

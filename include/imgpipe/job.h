@@ -15,6 +15,7 @@ struct image_job {
 	bool progress;		/* -p */
 	uint64_t mem;		/* stash budget; 0: STASH_DEFAULT_BUDGET */
 	const char *tmpdir;
+	bool extents;		/* --extents: see source.sibling_extents */
 };
 
 /*

@@ -33,6 +33,9 @@ struct source {
 	bool raw_eof;		/* fd (or filter) reached end of file */
 	bool owns_fd;
 	struct progress *progress;	/* counts bytes consumed, or NULL */
+	/* --extents: a VMDK descriptor read from this path may open the
+	 * extent files beside it (set by the program after opening) */
+	bool sibling_extents;
 };
 
 /* path NULL or "-" is standard input.  Detects and decodes compression. */
@@ -41,6 +44,8 @@ int source_open(struct source *s, const char *path);
 int source_open_plain(struct source *s, const char *path);
 /* Takes an open fd; never closes it unless owns_fd is set afterwards. */
 int source_open_fd(struct source *s, int fd, const char *name);
+/* The same, for bytes as they are (a VMDK flat extent). */
+int source_open_fd_plain(struct source *s, int fd, const char *name);
 /* Treat the source as a pipe even if it seeks (tests, fuzzing). */
 void source_force_stream(struct source *s);
 void source_close(struct source *s);

@@ -43,7 +43,8 @@ static int write_raw(struct image *img, struct stash *st, void *arg)
 int convert_to_raw(const struct convert_opts *o)
 {
 	struct image_job j = { .input = o->input, .format = o->format,
-	    .progress = o->progress, .mem = o->mem, .tmpdir = o->tmpdir };
+	    .progress = o->progress, .mem = o->mem, .tmpdir = o->tmpdir,
+	    .extents = o->extents };
 
 	return image_job_run(&j, write_raw, (void *)o->output);
 }

@@ -48,7 +48,7 @@ static int digest_image(const struct imgsum_opts *o,
 {
 	struct image_job j = { .input = is_stdin(path) ? NULL : path,
 	    .format = o->format, .progress = o->progress, .mem = o->mem,
-	    .tmpdir = o->tmpdir };
+	    .tmpdir = o->tmpdir, .extents = o->extents };
 	struct digest_job dj = { algo, hex };
 
 	return image_job_run(&j, digest_emit, &dj);

@@ -454,6 +454,7 @@ int info_run(const struct info_opts *o)
 		source_close(&src);
 		return -1;
 	}
+	src.sibling_extents = o->extents;
 	inspect(o, &r, &src, &st);
 	if (err_status() != 0)	/* -f named no format: a usage error */
 		rc = -1;

@@ -18,6 +18,7 @@ int image_job_run(const struct image_job *j,
 		goto out;
 	progress_start(&pr, j->progress, src.size_known ? src.size : 0);
 	src.progress = &pr;
+	src.sibling_extents = j->extents;
 	if (image_open(&img, &src, &st, j->plain ? "raw" : j->format,
 	    false) == 0) {
 		img.verbatim = j->plain;

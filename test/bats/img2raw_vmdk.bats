@@ -544,3 +544,107 @@ descriptor_of() {
 	run sh -c 'cat "$1" | imginfo -' sh "$T/x.vmdk"
 	[[ "$output" == *"vmdk-footer: the footer moves the descriptor"* ]]
 }
+
+# gen PRODUCER OUT [gen.py options]: a producer's image and OUT.raw.
+gen() {
+	local p=$1 out=$2
+	shift 2
+	python3 "$BATS_TEST_DIRNAME/../producers/gen.py" "$p" "$out" --raw "$out.raw" "$@"
+}
+
+# Issue 13: VMware Workstation's default disks are a descriptor and
+# sibling extent files.  Before, --extents did not exist: every one was
+# refused ("which are never opened").
+@test "vmdk split and flat disks: refused by default, read with --extents by img2raw, imgsum and imginfo" {
+	cd "$T"
+	for p in vmware-workstation-split vmware-flat vmware-split-flat vmware-esxi-vmfs; do
+		mkdir "$p" && cd "$p"
+		gen "$p" "d.vmdk" --size 20M --extent-sectors 16384
+		run img2raw -o out.raw d.vmdk
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"which are never opened (--extents opens bare names beside the descriptor)" ]]
+		run imginfo --strict d.vmdk
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"extent-file: descriptor file"* ]]
+		img2raw --extents -o out.raw d.vmdk
+		cmp out.raw d.vmdk.raw
+		img2raw --extents d.vmdk | cmp - d.vmdk.raw
+		qemu-img convert -f vmdk -O raw d.vmdk q.raw
+		cmp q.raw d.vmdk.raw
+		[ "$(imgsum --extents d.vmdk | cut -d' ' -f1)" = "$(imgsum d.vmdk.raw | cut -d' ' -f1)" ]
+		run imginfo --strict --extents d.vmdk
+		[ "$status" -eq 0 ] || { echo "$p: $output"; return 1; }
+		[[ "$output" == *"virtual size: "*"($(stat -c %s d.vmdk.raw) bytes)"* ]]
+		# the descriptor's own directory, not the working directory
+		cd "$T"
+		img2raw --extents "$p/d.vmdk" | cmp - "$p/d.vmdk.raw"
+	done
+	ls vmware-workstation-split/d-s00[12].vmdk vmware-split-flat/d-f00[12].vmdk
+}
+
+@test "vmdk --extents: a pipe is a usage error" {
+	cd "$T"
+	gen vmware-flat d.vmdk --size 1M
+	for cmd in "img2raw --extents" "imgsum --extents" "imginfo --extents"; do
+		run sh -c "$cmd < d.vmdk"
+		[ "$status" -eq 2 ] || { echo "$cmd: $status $output"; return 1; }
+		[[ "$output" == *"--extents opens the files a VMDK descriptor names beside it: give the descriptor's path, not a pipe" ]]
+		run sh -c "cat d.vmdk | $cmd -"
+		[ "$status" -eq 2 ]
+	done
+	run sh -c 'cat d.vmdk | img2raw --extents /dev/stdin > /dev/null'	# a path to a pipe
+	echo "$output"
+	[ "$status" -eq 2 ]
+	[[ "$output" == *"give the descriptor's path, not a pipe" ]]
+}
+
+@test "vmdk --extents: only bare names of regular files beside the descriptor, opened read-only" {
+	cd "$T"
+	gen vmware-flat d.vmdk --size 1M
+	sed 's/"d-flat.vmdk"/"x-flat.vmdk"/' d.vmdk > x.vmdk
+	expect_no() {	# DESCRIPTOR PATTERN [STATUS]
+		run timeout 10 img2raw --extents -o out.raw "$1"
+		echo "$status $output"
+		[ "$status" -eq "${3:-1}" ] && [[ "$output" == "img2raw: vmdk: "*$2* ]] || return 1
+		[ ! -e out.raw ]
+	}
+	ln -s d-flat.vmdk x-flat.vmdk
+	expect_no x.vmdk 'extent "x-flat.vmdk" is a symbolic link, which is never followed'
+	rm x-flat.vmdk && mkfifo x-flat.vmdk	# opening it to read would block
+	expect_no x.vmdk 'extent "x-flat.vmdk" is not a regular file'
+	rm x-flat.vmdk && mkdir x-flat.vmdk
+	expect_no x.vmdk 'extent "x-flat.vmdk" is not a regular file'
+	rmdir x-flat.vmdk
+	expect_no x.vmdk 'extent "x-flat.vmdk" beside the descriptor: No such file or directory' 3
+	for name in /etc/passwd ../d-flat.vmdk sub/d-flat.vmdk 'sub\\d-flat.vmdk' ''; do
+		sed "s|\"d-flat.vmdk\"|\"$name\"|" d.vmdk > x.vmdk
+		expect_no x.vmdk "is not a bare file name beside the descriptor" || { echo "$name"; return 1; }
+	done
+	run imginfo --extents x.vmdk
+	[[ "$output" == *"extent-file: extent name"* ]]
+	# the file must hold every sector the descriptor gives the extent
+	head -c 1000000 d-flat.vmdk > short-flat.vmdk
+	sed 's/"d-flat.vmdk"/"short-flat.vmdk"/' d.vmdk > x.vmdk
+	expect_no x.vmdk 'extent "short-flat.vmdk": 2048 sectors from sector 0 need 1048576 bytes; the file has 1000000'
+	sed 's/"d-flat.vmdk" 0/"d-flat.vmdk" 1/' d.vmdk > x.vmdk
+	expect_no x.vmdk 'need 1049088 bytes; the file has 1048576'
+	# types that name devices or other formats, a parent
+	for t in VMFSRDM VMFSRAW VMFSSPARSE SESPARSE; do
+		sed "s/ FLAT / $t /" d.vmdk > x.vmdk
+		expect_no x.vmdk "extent type $t is not read" || return 1
+	done
+	sed 's/^parentCID=ffffffff/parentCID=1234abcd/' d.vmdk > x.vmdk
+	expect_no x.vmdk "the descriptor names a parent disk"
+	# a sparse extent must be one and hold what the descriptor says
+	gen vmware-workstation-split s.vmdk --size 2M
+	sed 's/"s-s001.vmdk"/"d-flat.vmdk"/' s.vmdk > x.vmdk
+	expect_no x.vmdk 'extent "d-flat.vmdk": a SPARSE extent is not a hosted sparse extent'
+	sed 's/^RW 4096 SPARSE/RW 4000 SPARSE/' s.vmdk > x.vmdk
+	grep -q '^RW 4000 SPARSE' x.vmdk
+	expect_no x.vmdk 'extent "s-s001.vmdk": holds 4096 sectors, the descriptor says 4000'
+	# extents are read-only: nothing changed, nothing created
+	sha256sum d-flat.vmdk s-s001.vmdk > before
+	img2raw --extents d.vmdk > /dev/null
+	img2raw --extents s.vmdk > /dev/null
+	sha256sum -c before
+}

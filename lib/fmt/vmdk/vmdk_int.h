@@ -58,6 +58,7 @@ struct vmdk {
 	bool end_known;			/* a pipe read to its end: */
 	uint64_t end;			/* its length */
 	uint64_t stream_next;		/* markers: end of the highest grain */
+	struct vmdk_files *files;	/* a descriptor file: its extents */
 };
 
 /* vmdk_read.c */
@@ -108,5 +109,8 @@ int vmdk_reject_extents(struct image *img, const struct vmdk_desc *d,
     const char *what);
 int vmdk_reject_parent(struct image *img, const struct vmdk_desc *d);
 int vmdk_open_descriptor_file(struct image *img);
+int vmdk_read_files(struct image *img, struct vmdk_files *f,
+    struct emitter *em);
+void vmdk_free_files(struct image *img, struct vmdk_files *f);
 
 #endif

@@ -392,13 +392,15 @@ static int vmdk_read(struct image *img, struct emitter *em)
 {
 	struct vmdk *v = img->priv;
 
-	if (v == NULL)
-		return image_bad(img, "a descriptor file holds no disk data");
+	if (v->files != NULL)
+		return vmdk_read_files(img, v->files, em);
 	return vmdk_read_sparse(img, v, em);
 }
 
 void vmdk_free(struct image *img, struct vmdk *v)
 {
+	if (v->files != NULL)
+		vmdk_free_files(img, v->files);
 	vmdk_drop_kept(img, v);
 	vmdk_free_tables(v);
 	if (v->zs_ready)
@@ -418,7 +420,7 @@ static void vmdk_close(struct image *img)
 
 const struct format format_vmdk = {
 	.name = "vmdk",
-	.desc = "VMware VMDK: monolithicSparse, streamOptimized",
+	.desc = "VMware VMDK: monolithicSparse, streamOptimized; split and flat with --extents",
 	.bid = vmdk_bid,
 	.open = vmdk_open,
 	.read = vmdk_read,
