@@ -25,6 +25,30 @@ struct vmdk_kept {			/* a stashed run of a piped input */
 	bool taken;
 };
 
+/* Where metadata lies in the file, for the overlap checks. */
+enum vmdk_region_kind {
+	VMDK_REG_HEADER, VMDK_REG_DESC, VMDK_REG_GD, VMDK_REG_RGD,
+	VMDK_REG_GT, VMDK_REG_RGT,
+};
+
+struct vmdk_region {
+	uint64_t start, end;		/* bytes */
+	enum vmdk_region_kind kind;
+	uint64_t index;			/* GD entry of a GT or RGT */
+};
+
+/* A stream read by markers: a grain met, and a GT met. */
+struct vmdk_seen_grain {
+	uint64_t sector;		/* of its marker */
+	uint32_t gi;
+	bool claimed;			/* a GT names it */
+};
+
+struct vmdk_seen_gt {
+	uint64_t sector;		/* of its first entry */
+	uint64_t group;			/* its GD entry, or UINT64_MAX if empty */
+};
+
 /* One hosted sparse extent. */
 struct vmdk {
 	struct vmdk_header h;
@@ -42,6 +66,13 @@ struct vmdk {
 	uint64_t npresent;
 	uint64_t *order;		/* allocated grains: host << 32 | index */
 	uint64_t nalloc;
+	struct vmdk_region *meta;	/* sorted by start */
+	size_t nmeta, capmeta;
+	/* a stream read by markers (vmdk_markers.c) */
+	struct vmdk_seen_grain *seen;
+	size_t nseen, capseen, nclaimed;
+	struct vmdk_seen_gt *seen_gts;
+	size_t nseen_gts, capseen_gts;
 	/* buffers */
 	unsigned char *grain;		/* one inflated grain */
 	unsigned char *run;		/* coalesced uncompressed grains */
@@ -82,6 +113,9 @@ bool vmdk_input_size(const struct image *img, const struct vmdk *v,
 int vmdk_past_end(struct image *img, const char *what, uint64_t off);
 int vmdk_meta_read(struct image *img, struct vmdk *v, void *buf, size_t len,
     uint64_t off, const char *what);
+/* The same, a read past the end named as what at at (a grain's start). */
+int vmdk_read_part(struct image *img, struct vmdk *v, void *buf, size_t len,
+    uint64_t off, const char *what, uint64_t at);
 const unsigned char *vmdk_window(struct image *img, struct vmdk *v,
     uint64_t off, size_t len, const char *what);
 int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
@@ -97,6 +131,10 @@ int vmdk_emit_data(struct vmdk *v, struct emitter *em, uint64_t off,
 int vmdk_emit_upto(struct vmdk *v, struct emitter *em, uint64_t off);
 
 /* vmdk_tables.c */
+int vmdk_add_region(struct vmdk *v, uint64_t start, uint64_t len,
+    enum vmdk_region_kind kind, uint64_t index);
+void vmdk_region_name(const struct vmdk_region *r, char *buf, size_t len);
+int vmdk_check_overhead(struct image *img, struct vmdk *v);
 int vmdk_read_tables(struct image *img, struct vmdk *v, struct emitter *em);
 void vmdk_free_tables(struct vmdk *v);
 

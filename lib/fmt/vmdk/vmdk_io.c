@@ -217,22 +217,27 @@ int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
  * forward or back into what it kept.  A read past the end gives the
  * same message both ways.
  */
-int vmdk_meta_read(struct image *img, struct vmdk *v, void *buf, size_t len,
-    uint64_t off, const char *what)
+int vmdk_read_part(struct image *img, struct vmdk *v, void *buf, size_t len,
+    uint64_t off, const char *what, uint64_t at)
 {
 	uint64_t size;
 
 	if (vmdk_input_size(img, v, &size) && (off > size || len > size - off))
-		return vmdk_past_end(img, what, off);
+		return vmdk_past_end(img, what, at);
 	if (img->src->seekable)
 		return image_read_at(img, buf, len, off, what);
 	if (off < img->src->pos)
 		return vmdk_kept_copy(img, v, off, buf, len, what, false);
-	if (vmdk_pipe_advance(img, v, off, what) < 0)
-		return -1;
-	if (image_read_at(img, buf, len, off, what) < 0)
-		return vmdk_cut(img, what, off);
+	if (vmdk_pipe_advance(img, v, off, what) < 0 ||
+	    image_read_at(img, buf, len, off, what) < 0)
+		return vmdk_cut(img, what, at);
 	return 0;
+}
+
+int vmdk_meta_read(struct image *img, struct vmdk *v, void *buf, size_t len,
+    uint64_t off, const char *what)
+{
+	return vmdk_read_part(img, v, buf, len, off, what, off);
 }
 
 /* Consume what follows the end of the image, so writers see no EPIPE. */

@@ -64,7 +64,7 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v,
 	text = malloc(len);
 	if (text == NULL)
 		return fail(EXIT_IO, "out of memory");
-	if (image_read_at(img, text, len, v->h.desc_offset * VMDK_SECTOR,
+	if (vmdk_meta_read(img, v, text, len, v->h.desc_offset * VMDK_SECTOR,
 	    "descriptor") < 0 || vmdk_desc_parse(&d, text, len) < 0) {
 		free(text);
 		return -1;
@@ -279,6 +279,13 @@ static int vmdk_alloc_buffers(struct vmdk *v)
 	return 0;
 }
 
+/* The redundant GD and GTs are read, from a file and a pipe alike. */
+static void vmdk_use_rgd(struct vmdk *v)
+{
+	v->use_rgd = (v->h.flags & VMDK_FLAG_RGD) && v->h.rgd_offset != 0 &&
+	    v->h.rgd_offset != VMDK_GD_AT_END;
+}
+
 /*
  * Which GD to read: the header's; with GD_AT_END and markers, none (the
  * markers are read); with GD_AT_END and no markers, the footer's, read
@@ -292,14 +299,14 @@ int vmdk_open_sparse(struct image *img, struct vmdk *v)
 		return image_defect(img, FINDING_TRUNCATED, "header is "
 		    "truncated (%zu bytes)", img->src->headlen);
 	if (vmdk_check_header(img, v, img->src->head, "header") < 0 ||
+	    vmdk_alloc_buffers(v) < 0 ||
 	    vmdk_check_embedded(img, v, ctype, sizeof ctype) < 0 ||
-	    vmdk_check_kind(img, v, ctype) < 0 || vmdk_alloc_buffers(v) < 0)
+	    vmdk_check_kind(img, v, ctype) < 0)
 		return -1;
 	if (v->h.gd_offset == VMDK_GD_AT_END && !vmdk_has_markers(v) &&
 	    img->src->seekable && vmdk_read_tail(img, v) < 0)
 		return -1;
-	v->use_rgd = (v->h.flags & VMDK_FLAG_RGD) && v->h.rgd_offset != 0 &&
-	    img->src->seekable && !(v->h.flags & VMDK_FLAG_COMPRESSED);
+	vmdk_use_rgd(v);
 	return 0;
 }
 
@@ -363,13 +370,18 @@ int vmdk_emit_grain(struct image *img, struct vmdk *v, struct emitter *em,
 int vmdk_marker_grain(struct image *img, struct vmdk *v, uint64_t lba,
     uint32_t csize, uint64_t where, uint64_t *gi)
 {
-	if (lba % v->h.grain_sectors != 0 || lba >= v->h.capacity)
-		return image_bad(img, "grain marker at 0x%llx has LBA %llu, "
-		    "not the start of a grain within the capacity",
+	if (lba % v->h.grain_sectors != 0)
+		return image_defect(img, FINDING_MISALIGNED, "grain marker at "
+		    "0x%llx has LBA %llu, not the start of a grain",
 		    (unsigned long long)where, (unsigned long long)lba);
-	if (csize > v->cmax)
+	if (lba >= v->h.capacity)
+		return image_defect(img, FINDING_OUT_OF_RANGE, "grain marker "
+		    "at 0x%llx has LBA %llu, beyond the capacity of %llu "
+		    "sectors", (unsigned long long)where,
+		    (unsigned long long)lba, (unsigned long long)v->h.capacity);
+	if (csize == 0 || csize > v->cmax)
 		return image_bad(img, "grain marker at 0x%llx declares %u "
-		    "compressed bytes, more than %zu", (unsigned long long)where,
+		    "compressed bytes, not 1 to %zu", (unsigned long long)where,
 		    csize, v->cmax);
 	*gi = lba / v->h.grain_sectors;
 	return 0;
@@ -384,7 +396,7 @@ int vmdk_read_sparse(struct image *img, struct vmdk *v, struct emitter *em)
 	/* A pipe: the GD comes last; everything waits in the stash. */
 	if (vmdk_pipe_keep_all(img, v) < 0 || vmdk_read_tail(img, v) < 0)
 		return -1;
-	v->use_rgd = false;
+	vmdk_use_rgd(v);
 	return vmdk_read_tables(img, v, em);
 }
 
@@ -403,6 +415,8 @@ void vmdk_free(struct image *img, struct vmdk *v)
 		vmdk_free_files(img, v->files);
 	vmdk_drop_kept(img, v);
 	vmdk_free_tables(v);
+	free(v->seen);
+	free(v->seen_gts);
 	if (v->zs_ready)
 		inflateEnd(&v->zs);
 	free(v->grain);
