@@ -11,10 +11,23 @@
 static void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
-	    "usage: %s [-f FORMAT] [--output human|json] [--strict] "
-	    "[--allow FEATURE]... [--no-drain] [--extents] [FILE|-]\n",
+	    "usage: %s [-f FORMAT] [--output human|json] [--json] [--strict] "
+	    "[--allow FINDING]... [--no-drain] [--extents] [FILE|-]\n",
 	    progname);
 	exit(status);
+}
+
+/* --allow with a code we never report is a typo: say which exist. */
+static noreturn void unknown_finding(const char *code)
+{
+	int i;
+
+	fprintf(stderr, "%s: --allow: unknown finding '%s'; the findings are:",
+	    progname, code);
+	for (i = 0; info_finding_codes[i] != NULL; i++)
+		fprintf(stderr, " %s", info_finding_codes[i]);
+	fputc('\n', stderr);
+	exit(EXIT_USAGE);
 }
 
 int main(int argc, char **argv)
@@ -22,6 +35,7 @@ int main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "format", required_argument, NULL, 'f' },
 		{ "output", required_argument, NULL, 'O' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "strict", no_argument, NULL, 's' },
 		{ "allow", required_argument, NULL, 'a' },
 		{ "no-drain", no_argument, NULL, 'n' },
@@ -40,11 +54,16 @@ int main(int argc, char **argv)
 		case 'O':
 			if (strcmp(optarg, "json") == 0)
 				o.json = 1;
-			else if (strcmp(optarg, "human") != 0)
+			else if (strcmp(optarg, "human") == 0)
+				o.json = 0;
+			else
 				usage(EXIT_USAGE);
 			break;
+		case 'j': o.json = 1; break;
 		case 's': o.strict = 1; break;
 		case 'a':
+			if (!info_finding_known(optarg))
+				unknown_finding(optarg);
 			if (o.nallow == INFO_ALLOW_MAX)
 				die(EXIT_USAGE, "too many --allow");
 			o.allow[o.nallow++] = optarg;

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Install the build and test dependencies with apt-get, only if missing,
 # and a real Linux kernel for uecsplit's tests if the machine has none.
-pkgs="zlib1g-dev libarchive-dev libxxhash-dev libxml2-dev nettle-dev libzstd-dev
+pkgs="zlib1g-dev libdeflate-dev libarchive-dev libxxhash-dev libxml2-dev nettle-dev libzstd-dev libjansson-dev
 pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio
 libclang-rt-14-dev gcc libstdc++-12-dev make xz-utils zstd bzip2 man-db groff-base fdisk
 xorriso parted udftools

@@ -17,6 +17,13 @@ struct info_opts {
 	int nallow;
 };
 
+/*
+ * Every finding code imginfo reports (imginfo(1) documents each), NULL-
+ * terminated: the defect classes of err.h, then the safety findings.
+ */
+extern const char *const info_finding_codes[];
+bool info_finding_known(const char *code);
+
 /* Prints the report; returns -1 with the error recorded on failure. */
 int info_run(const struct info_opts *o);
 

@@ -53,6 +53,8 @@ void null_sink_init(struct sink *sk);
 int write_full(int fd, const void *buf, size_t len, const char *name);
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
     const char *name);
+/* Zeros at off in a file: a punched hole, or zero bytes written. */
+int zero_range(int fd, uint64_t off, uint64_t len, const char *name);
 /* Write len zero bytes to a stream. */
 int write_zeros(int fd, uint64_t len, const char *name);
 

@@ -20,7 +20,8 @@ int image_stream_hold_tail(struct image *img, struct emitter *em,
 
 /*
  * Ask the format table whether the last taillen bytes of an input read as
- * raw, after data_len bytes, are another format's trailer: its length, or 0.
+ * raw, after data_len bytes, are another format's trailer: its length, 0,
+ * or SIZE_MAX with a rejection recorded (a trailer that does not check out).
  */
 size_t format_trailer(const unsigned char *tail, size_t taillen,
     uint64_t data_len);
@@ -35,5 +36,23 @@ void sort_u64(uint64_t *v, size_t n);
  * complete, which emit_upto() can be told.  NULL when out of memory.
  */
 uint32_t *lowest_after(const uint64_t *order, uint64_t n, uint32_t none);
+
+/*
+ * Which host units (clusters, blocks) a reader's tables use, to find a
+ * unit used twice the same way from a file and from a pipe: data twice is
+ * FINDING_SHARED_BLOCK, data or metadata on metadata FINDING_OVERLAP.
+ * Two bits per unit, grown on demand up to IMAGE_META_MAX bytes (2^28
+ * units); units beyond are not tracked.  Zero-initialise, set unit.
+ */
+enum host_use { HOST_FREE, HOST_META, HOST_DATA };
+struct host_claims {
+	uint64_t unit;		/* bytes per unit */
+	unsigned char *bits;
+	uint64_t nbytes;
+};
+/* Claim [off, off + len) for use; what names it in a message. */
+int host_claim(struct image *img, struct host_claims *c, uint64_t off,
+    uint64_t len, enum host_use use, const char *what);
+void host_claims_free(struct host_claims *c);
 
 #endif

@@ -5,18 +5,43 @@
  */
 #include <archive.h>
 #include <archive_entry.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <time.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
-#include "imgpipe/json.h"
 #include "imgpipe/format.h"
 #include "imgpipe/info.h"
 #include "imgpipe/sink.h"
-#include "imgpipe/size.h"
 #include "imgpipe/stash.h"
+
+const char *const info_finding_codes[] = {
+	FINDING_TRUNCATED, FINDING_OUT_OF_RANGE, FINDING_OVERLAP,
+	FINDING_SHARED_BLOCK, FINDING_MISALIGNED, FINDING_MALFORMED,
+	"ambiguous", "archive", "backing-file", "compression-type", "corrupt",
+	"encryption", "extent-file", "external-data-file",
+	"incompatible-features", "l1-size", "log-replay", "not-a-disk",
+	"parent", "unknown-metadata", "unknown-region", "unsupported-format",
+	"virtual-size", "vmdk-footer",
+	NULL
+};
+
+bool info_finding_known(const char *code)
+{
+	int i;
+
+	for (i = 0; info_finding_codes[i] != NULL; i++)
+		if (strcmp(info_finding_codes[i], code) == 0)
+			return true;
+	return false;
+}
+
+/* Findings of imginfo's own, before and after the reader's. */
+#define REPORT_FINDINGS_MAX (2 * FINDINGS_MAX)
 
 struct report {
 	char format[32];
@@ -25,21 +50,42 @@ struct report {
 	uint64_t virtual_size;
 	bool actual_known;
 	uint64_t actual_size;
-	struct image img;	/* findings, details, cluster size, backing */
+	struct image img;	/* details, cluster size, backing */
 	bool opened;		/* a table format's reader opened it */
+	int taken;		/* img.findings already copied to findings */
+	struct finding findings[REPORT_FINDINGS_MAX];
+	int nfindings;
+	/* imginfo's own facts (compression, partition table): image_open
+	 * zeroes img, so they live in an image of their own */
+	struct image own;
 };
 
 static void add_finding(struct report *r, const char *code, const char *text)
 {
-	struct image *img = &r->img;
+	struct finding *f;
 
-	if (img->nfindings < FINDINGS_MAX) {
-		snprintf(img->findings[img->nfindings].code,
-		    sizeof img->findings[0].code, "%s", code);
-		snprintf(img->findings[img->nfindings].text,
-		    sizeof img->findings[0].text, "%s", text);
-		img->nfindings++;
-	}
+	if (r->nfindings >= REPORT_FINDINGS_MAX)
+		return;
+	f = &r->findings[r->nfindings++];
+	snprintf(f->code, sizeof f->code, "%s", code);
+	snprintf(f->text, sizeof f->text, "%s", text);
+}
+
+/* The reader's findings not yet in the report, in the order found. */
+static void take_reader_findings(struct report *r)
+{
+	for (; r->taken < r->img.nfindings; r->taken++)
+		if (r->nfindings < REPORT_FINDINGS_MAX)
+			r->findings[r->nfindings++] =
+			    r->img.findings[r->taken];
+}
+
+/* The recorded error as a finding: its code, or malformed. */
+static void add_error_finding(struct report *r)
+{
+	add_finding(r, err_code() ? err_code() : FINDING_MALFORMED,
+	    err_msg());
+	err_clear();
 }
 
 static bool has_mbr(const unsigned char *h, size_t len)
@@ -66,107 +112,36 @@ static const char *partition_table(const unsigned char *h, size_t len)
 	return has_mbr(h, len) ? "mbr" : NULL;
 }
 
-/* A tar (ustar magic at 257): list it to tell Docker and OCI from others. */
-static const char *tar_kind(struct source *src)
+/* A probe of src: its head and, from a seekable input, its last 512 bytes. */
+static void probe_of(struct source *src, struct probe *pb,
+    unsigned char tail[512])
 {
-	struct archive *a;
-	struct archive_entry *e;
-	const char *kind = "tar", *name;
-	bool manifest = false, layer = false;
-
-	if (src->headlen < 263 || memcmp(src->head + 257, "ustar", 5) != 0)
-		return NULL;
-	a = archive_read_new();
-	archive_read_support_format_tar(a);
-	if (archive_read_open_memory(a, src->head, src->headlen) != ARCHIVE_OK) {
-		archive_read_free(a);
-		return kind;
-	}
-	/* The names at the start are enough for docker save and OCI layouts. */
-	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
-		name = archive_entry_pathname(e);
-		if (strcmp(name, "oci-layout") == 0) {
-			kind = "oci-archive";
-			break;
-		}
-		if (strcmp(name, "manifest.json") == 0 ||
-		    strcmp(name, "repositories") == 0)
-			manifest = true;
-		if (strstr(name, "layer.tar") != NULL ||
-		    strncmp(name, "blobs/sha256/", 13) == 0)
-			layer = true;
-		if (strstr(name, ".ovf") != NULL)
-			kind = "ova";
-	}
-	if (manifest || layer)
-		kind = "docker-archive";
-	archive_read_free(a);
-	return kind;
-}
-
-/* Formats we recognise but do not convert.  Returns the name or NULL. */
-static const char *foreign_format(struct source *src, const char **why)
-{
-	const unsigned char *h = src->head;
-	size_t len = src->headlen;
-	unsigned char tail[512];
-	const char *t;
-
-	if (len >= 6 && memcmp(h, "LUKS\xba\xbe", 6) == 0) {
-		*why = "encryption";
-		return "luks";
-	}
-	if (len >= 8 && memcmp(h, "QFI\xfb", 4) == 0 && be32(h + 4) == 1) {
-		*why = "unsupported-format";
-		return "qcow";
-	}
+	memset(pb, 0, sizeof *pb);
+	pb->head = src->head;
+	pb->headlen = src->headlen;
+	pb->size_known = src->size_known;
+	pb->size = src->size;
 	if (src->seekable && src->size >= 512 &&
-	    source_read_at(src, tail, 512, src->size - 512, "trailer") == 0 &&
-	    memcmp(tail, "koly", 4) == 0) {
-		*why = "unsupported-format";
-		return "dmg";
+	    source_read_at(src, tail, 512, src->size - 512, "footer") == 0) {
+		pb->tail = tail;
+		pb->taillen = 512;
 	}
 	err_clear();
-	t = tar_kind(src);
-	if (t != NULL)
-		*why = strcmp(t, "ova") == 0 ? "archive" : "not-a-disk";
-	return t;
 }
 
-static const char *foreign_text(const char *fmt)
-{
-	if (strcmp(fmt, "luks") == 0)
-		return "LUKS-encrypted volume: its content cannot be read";
-	if (strcmp(fmt, "qcow") == 0)
-		return "QCOW version 1 image: not supported";
-	if (strcmp(fmt, "dmg") == 0)
-		return "Apple disk image (DMG): not supported";
-	if (strcmp(fmt, "docker-archive") == 0)
-		return "a Docker image archive, not a virtual-machine disk";
-	if (strcmp(fmt, "oci-archive") == 0)
-		return "an OCI image layout archive, not a virtual-machine disk";
-	if (strcmp(fmt, "ova") == 0)
-		return "an OVA archive: extract its disks with ovaextract";
-	return "a tar archive, not a virtual-machine disk";
-}
-
-/* Every format with a signature bid; more than one is ambiguous. */
+/*
+ * Every format with a signature bid on the head beside the chosen one:
+ * ambiguous.  The head only, as qemu-img probes: a pipe shows its tail
+ * too late, and file and pipe must find the same.
+ */
 static void check_ambiguous(struct report *r, struct source *src,
     const struct format *chosen)
 {
-	unsigned char tail[512];
 	struct probe pb = { .head = src->head, .headlen = src->headlen,
 	    .size_known = src->size_known, .size = src->size };
-	const char *pt = partition_table(src->head, src->headlen);
 	char text[200];
 	int i;
 
-	if (src->seekable && src->size >= 512 &&
-	    source_read_at(src, tail, 512, src->size - 512, "footer") == 0) {
-		pb.tail = tail;
-		pb.taillen = 512;
-	}
-	err_clear();
 	for (i = 0; formats[i] != NULL; i++) {
 		if (formats[i] == chosen ||
 		    formats[i]->bid(&pb) < BID_SIGNATURE)
@@ -175,24 +150,45 @@ static void check_ambiguous(struct report *r, struct source *src,
 		    "both %s and %s", chosen->name, formats[i]->name);
 		add_finding(r, "ambiguous", text);
 	}
-	/* GPT or MBR plus another format's header; ISO hybrids are normal. */
-	if (pt != NULL && strcmp(chosen->name, "raw") != 0 &&
-	    strcmp(chosen->name, "iso") != 0) {
-		snprintf(text, sizeof text, "a %s partition table inside a %s "
-		    "image", pt, chosen->name);
-		add_finding(r, "ambiguous", text);
-	}
-	if (pt != NULL)
-		image_detail(&r->img, "partition-table", "%s", pt);
+}
+
+/*
+ * Whether f's own header starts the input, where a partition table
+ * would be: f bids on the first sector alone.  Not so for raw, an ISO
+ * (its descriptors start at 32 KiB) or a fixed VHD (a footer at the end:
+ * the disk itself starts the file, partition table and all).
+ */
+static bool header_at_zero(const struct format *f, const struct source *src)
+{
+	struct probe pb = { .head = src->head,
+	    .headlen = src->headlen < 512 ? src->headlen : 512,
+	    .size_known = true, .size = src->headlen };
+
+	return f->bid(&pb) >= BID_SIGNATURE;
+}
+
+/* GPT or MBR: a fact; inside a container whose header is at 0, ambiguous. */
+static void check_partition_table(struct report *r, struct source *src,
+    const struct format *f)
+{
+	const char *pt = partition_table(src->head, src->headlen);
+	char text[200];
+
+	if (pt == NULL)
+		return;
+	image_detail(&r->own, "partition-table", "%s", pt);
+	if (!header_at_zero(f, src))
+		return;
+	snprintf(text, sizeof text, "a %s partition table inside a %s image",
+	    pt, f->name);
+	add_finding(r, "ambiguous", text);
 }
 
 static const struct format *choose(struct source *src, const char *forced)
 {
 	const struct format *f;
-
 	unsigned char tail[512];
-	struct probe pb = { .head = src->head, .headlen = src->headlen,
-	    .size_known = src->size_known, .size = src->size };
+	struct probe pb;
 	int i;
 
 	if (format_probe(src, forced, &f) == 0)
@@ -202,12 +198,7 @@ static const struct format *choose(struct source *src, const char *forced)
 	/* Ambiguous: describe the first signature bidder; the finding names
 	 * both (check_ambiguous). */
 	err_clear();
-	if (src->seekable && src->size >= 512 &&
-	    source_read_at(src, tail, 512, src->size - 512, "footer") == 0) {
-		pb.tail = tail;
-		pb.taillen = 512;
-	}
-	err_clear();
+	probe_of(src, &pb, tail);
 	for (i = 0; formats[i] != NULL; i++)
 		if (formats[i]->bid(&pb) >= BID_SIGNATURE)
 			return formats[i];
@@ -217,55 +208,25 @@ static const struct format *choose(struct source *src, const char *forced)
 static void open_table_format(struct report *r, struct source *src,
     struct stash *st, const char *forced)
 {
-	const struct format *f;
+	const struct format *f = choose(src, forced);
 	struct image *img = &r->img;
-	int nfound;
 
-	f = choose(src, forced);
 	if (f == NULL)
 		return;
 	snprintf(r->format, sizeof r->format, "%s", f->name);
 	if (forced == NULL)
 		check_ambiguous(r, src, f);
-	nfound = img->nfindings;
-	{
-		/* image_open zeroes img: keep what we found so far */
-		struct finding keep[FINDINGS_MAX];
-		struct image_detail kd[DETAILS_MAX];
-		int nd = img->ndetails;
-
-		memcpy(keep, img->findings, sizeof keep);
-		memcpy(kd, img->details, sizeof kd);
-		if (image_open(img, src, st, f->name, true) < 0) {
-			const char *m = err_msg();
-
-			memmove(img->findings + nfound, img->findings,
-			    sizeof img->findings[0] * (FINDINGS_MAX - nfound));
-			memcpy(img->findings, keep, sizeof keep[0] * nfound);
-			img->nfindings = nfound;
-			add_finding(r, err_code() ? err_code() :
-			    FINDING_MALFORMED, m);
-			err_clear();
-		} else {
-			int n = img->nfindings < FINDINGS_MAX - nfound
-			    ? img->nfindings : FINDINGS_MAX - nfound;
-
-			memmove(img->findings + nfound, img->findings,
-			    sizeof img->findings[0] * n);
-			memcpy(img->findings, keep, sizeof keep[0] * nfound);
-			img->nfindings = nfound + n;
-			r->opened = true;
-			r->size_known = img->virtual_size > 0 ||
-			    src->size_known;
-			r->virtual_size = img->virtual_size;
-		}
-		if (img->ndetails + nd <= DETAILS_MAX) {
-			memmove(img->details + nd, img->details,
-			    sizeof kd[0] * img->ndetails);
-			memcpy(img->details, kd, sizeof kd[0] * nd);
-			img->ndetails += nd;
-		}
+	check_partition_table(r, src, f);
+	if (image_open(img, src, st, f->name, true) < 0) {
+		take_reader_findings(r);
+		add_error_finding(r);
+		return;
 	}
+	take_reader_findings(r);
+	r->opened = true;
+	img->forced = forced != NULL;	/* chosen, not named */
+	r->size_known = img->virtual_size > 0 || src->size_known;
+	r->virtual_size = img->virtual_size;
 }
 
 static bool allowed(const struct info_opts *o, const char *code)
@@ -282,64 +243,298 @@ static bool is_unsafe(const struct info_opts *o, const struct report *r)
 {
 	int i;
 
-	for (i = 0; i < r->img.nfindings; i++)
-		if (!allowed(o, r->img.findings[i].code))
+	for (i = 0; i < r->nfindings; i++)
+		if (!allowed(o, r->findings[i].code))
 			return true;
 	return false;
 }
 
-static void print_json(const struct info_opts *o, const struct report *r)
+/* ---- JSON, through jansson: always valid, escaped by the library ---- */
+
+/*
+ * s as a JSON string; bytes that are not UTF-8 become '?'.  (json_stringn:
+ * lib/core/json.c still defines a json_string of its own.)
+ */
+static json_t *json_text(const char *s)
 {
-	const struct image *img = &r->img;
+	json_t *j = json_stringn(s, strlen(s));
+	char *copy;
+	size_t i;
+
+	if (j != NULL)
+		return j;
+	copy = strdup(s);
+	if (copy == NULL)
+		return NULL;
+	for (i = 0; copy[i]; i++)
+		if ((unsigned char)copy[i] >= 0x80)
+			copy[i] = '?';
+	j = json_stringn(copy, strlen(copy));
+	free(copy);
+	return j;
+}
+
+static json_t *detail_value(const struct image_detail *d)
+{
+	switch (d->type) {
+	case DETAIL_NUM:
+		return json_integer((json_int_t)d->num);
+	case DETAIL_BOOL:
+		return json_boolean(d->num);
+	default:
+		return json_text(d->str);
+	}
+}
+
+/* The object a fact goes in: data itself, an array item or an object. */
+static json_t *detail_parent(json_t *data, json_t *root,
+    const struct image_detail *d)
+{
+	json_t *where = strcmp(d->group, "snapshots") == 0 ? root : data;
+	json_t *g, *item;
+
+	if (d->group[0] == '\0')
+		return data;
+	g = json_object_get(where, d->group);
+	if (g == NULL) {
+		g = d->in_array ? json_array() : json_object();
+		json_object_set_new(where, d->group, g);
+	}
+	if (!d->in_array)
+		return g;
+	while (json_array_size(g) <= (size_t)d->item)
+		json_array_append_new(g, json_object());
+	item = json_array_get(g, d->item);
+	return item;
+}
+
+static void details_to_json(const struct image_details *ds, json_t *data,
+    json_t *root)
+{
+	const struct image_detail *d;
 	int i;
 
-	printf("{\n    \"filename\": ");
-	json_string(stdout, r->filename);
-	printf(",\n    \"format\": ");
-	json_string(stdout, r->format);
+	for (i = 0; i < ds->n; i++) {
+		d = &ds->d[i];
+		json_object_set_new(detail_parent(data, root, d), d->key,
+		    detail_value(d));
+	}
+}
+
+static json_t *findings_json(const struct info_opts *o,
+    const struct report *r)
+{
+	json_t *list = json_array(), *f;
+	int i;
+
+	for (i = 0; i < r->nfindings; i++) {
+		f = json_object();
+		json_object_set_new(f, "code", json_text(r->findings[i].code));
+		json_object_set_new(f, "text", json_text(r->findings[i].text));
+		json_object_set_new(f, "allowed",
+		    json_boolean(allowed(o, r->findings[i].code)));
+		json_array_append_new(list, f);
+	}
+	return list;
+}
+
+static bool has_format_specific(const struct report *r)
+{
+	return r->img.subformat[0] || r->img.details.n || r->own.details.n;
+}
+
+static json_t *format_specific_json(const struct report *r, json_t *root)
+{
+	json_t *fs = json_object(), *data = json_object();
+
+	details_to_json(&r->img.details, data, root);
+	if (r->img.subformat[0])
+		json_object_set_new(data, "subformat",
+		    json_text(r->img.subformat));
+	details_to_json(&r->own.details, data, root);
+	json_object_set_new(fs, "type", json_text(r->format));
+	json_object_set_new(fs, "data", data);
+	return fs;
+}
+
+/* qemu-img info's keys where they exist, then our "safety". */
+static json_t *report_json(const struct info_opts *o, const struct report *r)
+{
+	const struct image *img = &r->img;
+	json_t *root = json_object(), *safety = json_object();
+
+	json_object_set_new(root, "filename", json_text(r->filename));
+	json_object_set_new(root, "format", json_text(r->format));
 	if (r->size_known)
-		printf(",\n    \"virtual-size\": %llu",
-		    (unsigned long long)r->virtual_size);
+		json_object_set_new(root, "virtual-size",
+		    json_integer((json_int_t)r->virtual_size));
 	if (r->actual_known)
-		printf(",\n    \"actual-size\": %llu",
-		    (unsigned long long)r->actual_size);
+		json_object_set_new(root, "actual-size",
+		    json_integer((json_int_t)r->actual_size));
 	if (img->cluster_size)
-		printf(",\n    \"cluster-size\": %llu",
-		    (unsigned long long)img->cluster_size);
-	if (img->backing[0]) {
-		printf(",\n    \"backing-filename\": ");
-		json_string(stdout, img->backing);
-	}
+		json_object_set_new(root, "cluster-size",
+		    json_integer((json_int_t)img->cluster_size));
+	if (img->encrypted)
+		json_object_set_new(root, "encrypted", json_true());
+	if (img->backing[0])
+		json_object_set_new(root, "backing-filename",
+		    json_text(img->backing));
+	if (img->backing_format[0])
+		json_object_set_new(root, "backing-filename-format",
+		    json_text(img->backing_format));
 	if (r->opened)
-		printf(",\n    \"dirty-flag\": %s", img->dirty ? "true" : "false");
-	if (img->subformat[0] || img->ndetails) {
-		printf(",\n    \"format-specific\": {\n        \"type\": ");
-		json_string(stdout, r->format);
-		printf(",\n        \"data\": {");
-		for (i = 0; i < img->ndetails; i++) {
-			printf("%s\n            ", i ? "," : "");
-			json_string(stdout, img->details[i].key);
-			printf(": ");
-			json_string(stdout, img->details[i].value);
-		}
-		if (img->subformat[0]) {
-			printf("%s\n            \"subformat\": ",
-			    img->ndetails ? "," : "");
-			json_string(stdout, img->subformat);
-		}
-		printf("\n        }\n    }");
+		json_object_set_new(root, "dirty-flag",
+		    json_boolean(img->dirty));
+	if (has_format_specific(r))
+		json_object_set_new(root, "format-specific",
+		    format_specific_json(r, root));
+	json_object_set_new(safety, "verdict",
+	    json_text(is_unsafe(o, r) ? "unsafe" : "safe"));
+	json_object_set_new(safety, "findings", findings_json(o, r));
+	json_object_set_new(root, "safety", safety);
+	return root;
+}
+
+static int print_json(const struct info_opts *o, const struct report *r)
+{
+	json_t *root = report_json(o, r);
+	int rc = json_dumpf(root, stdout, JSON_INDENT(4));
+
+	json_decref(root);
+	putchar('\n');
+	return rc == 0 ? 0 : fail(EXIT_IO, "cannot write the JSON report");
+}
+
+/* ---- human output, in the look of qemu-img info ---- */
+
+/* qemu's size_to_str(): three significant digits, "4 MiB", "1.5 GiB". */
+static char *qemu_size(uint64_t n, char *buf, size_t buflen)
+{
+	static const char *const suffix[] = { "", "Ki", "Mi", "Gi", "Ti",
+	    "Pi", "Ei" };
+	double unit = 1;
+	int i = 0;
+
+	while (i < 6 && (double)n >= 1000 * unit) {
+		unit *= 1024;
+		i++;
 	}
-	printf(",\n    \"safety\": {\n        \"verdict\": \"%s\",\n"
-	    "        \"findings\": [", is_unsafe(o, r) ? "unsafe" : "safe");
-	for (i = 0; i < img->nfindings; i++) {
-		printf("%s\n            { \"code\": ", i ? "," : "");
-		json_string(stdout, img->findings[i].code);
-		printf(", \"text\": ");
-		json_string(stdout, img->findings[i].text);
-		printf(", \"allowed\": %s }",
-		    allowed(o, img->findings[i].code) ? "true" : "false");
+	snprintf(buf, buflen, "%0.3g %sB", (double)n / unit, suffix[i]);
+	return buf;
+}
+
+/* qemu-img's human names: "refcount-bits" is "refcount bits". */
+static void print_key(const char *key, int indent)
+{
+	printf("%*s", indent, "");
+	for (; *key; key++)
+		putchar(*key == '-' ? ' ' : *key);
+	printf(":");
+}
+
+static void print_value(const struct image_detail *d)
+{
+	switch (d->type) {
+	case DETAIL_NUM:
+		printf(" %llu\n", (unsigned long long)d->num);
+		break;
+	case DETAIL_BOOL:
+		printf(" %s\n", d->num ? "true" : "false");
+		break;
+	default:
+		printf(" %s\n", d->str);
 	}
-	printf("%s]\n    }\n}\n", img->nfindings ? "\n        " : "");
+}
+
+/* Facts in order; a group's name where it starts, an item's index. */
+static void print_details(const struct image_details *ds)
+{
+	const struct image_detail *d, *prev = NULL;
+	int i;
+
+	for (i = 0; i < ds->n; i++, prev = d) {
+		d = &ds->d[i];
+		if (strcmp(d->group, "snapshots") == 0)
+			continue;	/* the snapshot list, printed before */
+		if (d->group[0] == '\0') {
+			print_key(d->key, 4);
+			print_value(d);
+			continue;
+		}
+		if (prev == NULL || strcmp(prev->group, d->group) != 0) {
+			print_key(d->group, 4);
+			putchar('\n');
+		}
+		if (d->in_array && (prev == NULL || strcmp(prev->group,
+		    d->group) != 0 || prev->item != d->item))
+			printf("        [%d]:\n", d->item);
+		print_key(d->key, d->in_array ? 12 : 8);
+		print_value(d);
+	}
+}
+
+/* A snapshot's fact by key, 0 or "" when absent. */
+static const struct image_detail *snapshot_fact(const struct image_details *ds,
+    int item, const char *key)
+{
+	int i;
+
+	for (i = 0; i < ds->n; i++)
+		if (strcmp(ds->d[i].group, "snapshots") == 0 &&
+		    ds->d[i].item == item && strcmp(ds->d[i].key, key) == 0)
+			return &ds->d[i];
+	return NULL;
+}
+
+static uint64_t snapshot_num(const struct image_details *ds, int item,
+    const char *key)
+{
+	const struct image_detail *d = snapshot_fact(ds, item, key);
+
+	return d != NULL ? d->num : 0;
+}
+
+/* qemu-img's snapshot table (bdrv_snapshot_dump). */
+static void print_snapshot(const struct image_details *ds, int item)
+{
+	const struct image_detail *id = snapshot_fact(ds, item, "id"),
+	    *name = snapshot_fact(ds, item, "name"),
+	    *icount = snapshot_fact(ds, item, "icount");
+	uint64_t clock_ns = snapshot_num(ds, item, "vm-clock-sec") *
+	    1000000000ull + snapshot_num(ds, item, "vm-clock-nsec");
+	time_t date = (time_t)snapshot_num(ds, item, "date-sec");
+	char size[32], datestr[32] = "", clock[48], count[24] = "";
+	struct tm tm;
+
+	qemu_size(snapshot_num(ds, item, "vm-state-size"), size, sizeof size);
+	if (localtime_r(&date, &tm) != NULL)
+		strftime(datestr, sizeof datestr, "%Y-%m-%d %H:%M:%S", &tm);
+	snprintf(clock, sizeof clock, "%02llu:%02llu:%02llu.%03llu",
+	    (unsigned long long)(clock_ns / 3600000000000ull),
+	    (unsigned long long)(clock_ns / 60000000000ull % 60),
+	    (unsigned long long)(clock_ns / 1000000000ull % 60),
+	    (unsigned long long)(clock_ns / 1000000ull % 1000));
+	if (icount != NULL)
+		snprintf(count, sizeof count, "%llu",
+		    (unsigned long long)icount->num);
+	printf("%-9s %-16s %8s%20s%13s%11s\n", id ? id->str : "",
+	    name ? name->str : "", size, datestr, clock, count);
+}
+
+static void print_snapshots(const struct image_details *ds)
+{
+	int i, items = 0;
+
+	for (i = 0; i < ds->n; i++)
+		if (strcmp(ds->d[i].group, "snapshots") == 0 &&
+		    ds->d[i].item >= items)
+			items = ds->d[i].item + 1;
+	if (items == 0)
+		return;
+	printf("Snapshot list:\n%-10s%-17s%8s%20s%13s%11s\n", "ID", "TAG",
+	    "VM SIZE", "DATE", "VM CLOCK", "ICOUNT");
+	for (i = 0; i < items; i++)
+		print_snapshot(ds, i);
 }
 
 static void print_human(const struct info_opts *o, const struct report *r)
@@ -351,29 +546,33 @@ static void print_human(const struct info_opts *o, const struct report *r)
 	printf("image: %s\nfile format: %s\n", r->filename, r->format);
 	if (r->size_known)
 		printf("virtual size: %s (%llu bytes)\n",
-		    format_size(r->virtual_size, buf, sizeof buf),
+		    qemu_size(r->virtual_size, buf, sizeof buf),
 		    (unsigned long long)r->virtual_size);
 	if (r->actual_known)
 		printf("disk size: %s\n",
-		    format_size(r->actual_size, buf, sizeof buf));
+		    qemu_size(r->actual_size, buf, sizeof buf));
+	if (img->encrypted)
+		printf("encrypted: yes\n");
 	if (img->cluster_size)
 		printf("cluster_size: %llu\n",
 		    (unsigned long long)img->cluster_size);
 	if (img->backing[0])
 		printf("backing file: %s\n", img->backing);
-	if (img->subformat[0] || img->ndetails) {
+	if (img->backing_format[0])
+		printf("backing file format: %s\n", img->backing_format);
+	print_snapshots(&img->details);
+	if (has_format_specific(r)) {
 		printf("Format specific information:\n");
 		if (img->subformat[0])
 			printf("    subformat: %s\n", img->subformat);
-		for (i = 0; i < img->ndetails; i++)
-			printf("    %s: %s\n", img->details[i].key,
-			    img->details[i].value);
+		print_details(&img->details);
+		print_details(&r->own.details);
 	}
 	printf("safety: %s\n", is_unsafe(o, r) ? "unsafe" : "safe");
-	for (i = 0; i < img->nfindings; i++)
-		printf("    %s: %s%s\n", img->findings[i].code,
-		    img->findings[i].text,
-		    allowed(o, img->findings[i].code) ? " (allowed)" : "");
+	for (i = 0; i < r->nfindings; i++)
+		printf("    %s: %s%s\n", r->findings[i].code,
+		    r->findings[i].text,
+		    allowed(o, r->findings[i].code) ? " (allowed)" : "");
 }
 
 /*
@@ -388,17 +587,16 @@ static void read_through(struct report *r, struct stash *st)
 	struct image *img = &r->img;
 	struct emitter em;
 	struct sink null;
-	const char *m;
+	int rc;
 
 	null_sink_init(&null);
 	emitter_init(&em, &null, st, img->virtual_size ? img->virtual_size
 	    : UINT64_MAX);
 	em.zero_block = 0;
-	if (image_read(img, &em) < 0) {
-		m = err_msg();
-		add_finding(r, err_code() ? err_code() : FINDING_MALFORMED,
-		    m);
-		err_clear();
+	rc = image_read(img, &em);
+	take_reader_findings(r);
+	if (rc < 0) {
+		add_error_finding(r);
 	} else {
 		r->virtual_size = img->virtual_size;
 		r->size_known = true;
@@ -420,19 +618,19 @@ static int drain(struct source *src)
 static void inspect(const struct info_opts *o, struct report *r,
     struct source *src, struct stash *st)
 {
-	const char *why = NULL, *foreign = foreign_format(src, &why);
+	const struct foreign *foreign = format_foreign(src);
 	struct stat sb;
 
 	if (src->filter != NULL)
-		image_detail(&r->img, "compression", "%s", src->filter);
+		image_detail(&r->own, "compression", "%s", src->filter);
 	if (src->seekable && src->ar == NULL && fstat(src->fd, &sb) == 0 &&
 	    S_ISREG(sb.st_mode)) {
 		r->actual_known = true;
 		r->actual_size = (uint64_t)sb.st_blocks * 512;
 	}
 	if (foreign != NULL && o->format == NULL) {
-		snprintf(r->format, sizeof r->format, "%s", foreign);
-		add_finding(r, why, foreign_text(foreign));
+		snprintf(r->format, sizeof r->format, "%s", foreign->name);
+		add_finding(r, foreign->code, foreign->text);
 		return;
 	}
 	open_table_format(r, src, st, o->format);
@@ -440,50 +638,75 @@ static void inspect(const struct info_opts *o, struct report *r,
 		snprintf(r->format, sizeof r->format, "unknown");
 }
 
+/* --strict: the first finding not allowed, by code and text. */
+static int reject_unsafe(const struct info_opts *o, const struct report *r)
+{
+	int i;
+
+	for (i = 0; i < r->nfindings; i++)
+		if (!allowed(o, r->findings[i].code))
+			break;
+	return fail_code(EXIT_REJECT, r->findings[i].code, "%s: unsafe: %s: %s",
+	    r->filename, r->findings[i].code, r->findings[i].text);
+}
+
+static int print_report(const struct info_opts *o, const struct report *r)
+{
+	if (o->json) {
+		if (print_json(o, r) < 0)
+			return -1;
+	} else {
+		print_human(o, r);
+	}
+	if (fflush(stdout) != 0 || ferror(stdout))
+		return fail_errno(EXIT_IO, "write error on stdout");
+	return 0;
+}
+
 int info_run(const struct info_opts *o)
 {
-	struct report r;
+	struct report *r;
 	struct source src;
 	struct stash st;
 	int rc = 0;
 
-	memset(&r, 0, sizeof r);
-	r.filename = o->input && strcmp(o->input, "-") ? o->input : "-";
+	/* the report holds two images' facts: too big for the stack */
+	r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return fail_errno(EXIT_IO, "out of memory");
+	r->filename = o->input && strcmp(o->input, "-") ? o->input : "-";
 	stash_init(&st, STASH_DEFAULT_BUDGET, NULL);
 	if (source_open(&src, o->input) < 0) {
 		source_close(&src);
+		stash_free(&st);
+		free(r);
 		return -1;
 	}
 	src.sibling_extents = o->extents;
-	inspect(o, &r, &src, &st);
+	inspect(o, r, &src, &st);
 	if (err_status() != 0)	/* -f named no format: a usage error */
 		rc = -1;
-	else if (o->format && strcmp(o->format, r.format) != 0)
+	else if (o->format && format_by_name(o->format) != NULL &&
+	    strcmp(format_by_name(o->format)->name, r->format) != 0)
 		rc = fail(EXIT_REJECT, "input is not %s (it is %s)", o->format,
-		    r.format);
-	if (rc == 0 && r.opened && src.seekable) {
+		    r->format);
+	if (rc == 0 && r->opened && src.seekable) {
 		/* walk every table as a conversion would, reading no data */
-		r.img.walk = true;
-		read_through(&r, &st);
+		r->img.walk = true;
+		read_through(r, &st);
 	} else if (rc == 0 && !src.seekable && !o->no_drain) {
-		if (r.opened)
-			read_through(&r, &st);
+		if (r->opened)
+			read_through(r, &st);
 		rc = drain(&src);
 	}
-	if (rc == 0) {
-		if (o->json)
-			print_json(o, &r);
-		else
-			print_human(o, &r);
-		if (fflush(stdout) != 0 || ferror(stdout))
-			rc = fail_errno(EXIT_IO, "write error on stdout");
-	}
-	if (rc == 0 && o->strict && is_unsafe(o, &r))
-		rc = fail(EXIT_REJECT, "%s: unsafe: %s", r.filename,
-		    r.img.findings[0].text);
-	if (r.opened)
-		image_close(&r.img);
+	if (rc == 0)
+		rc = print_report(o, r);
+	if (rc == 0 && o->strict && is_unsafe(o, r))
+		rc = reject_unsafe(o, r);
+	if (r->opened)
+		image_close(&r->img);
 	source_close(&src);
 	stash_free(&st);
+	free(r);
 	return rc;
 }

@@ -67,6 +67,22 @@ static int file_write(struct sink *sk, uint64_t off, const void *buf,
 	return pwrite_full(rs->fd, buf, len, off, rs->name);
 }
 
+int zero_range(int fd, uint64_t off, uint64_t len, const char *name)
+{
+	uint64_t end = off + len;
+
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
+	    len) == 0)
+		return 0;
+	for (; off < end; off += ZERO_BUF_SIZE) {
+		size_t n = end - off < ZERO_BUF_SIZE ? end - off : ZERO_BUF_SIZE;
+
+		if (pwrite_full(fd, zero_buf, n, off, name) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 /* A fresh file is already zero there; old content must be punched out. */
 static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
 {
@@ -76,16 +92,7 @@ static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
 	if (off >= rs->prior_size)
 		return 0;
 	end = off + len < rs->prior_size ? off + len : rs->prior_size;
-	if (fallocate(rs->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
-	    end - off) == 0)
-		return 0;
-	for (; off < end; off += ZERO_BUF_SIZE) {
-		size_t n = end - off < ZERO_BUF_SIZE ? end - off : ZERO_BUF_SIZE;
-
-		if (pwrite_full(rs->fd, zero_buf, n, off, rs->name) < 0)
-			return -1;
-	}
-	return 0;
+	return zero_range(rs->fd, off, end - off, rs->name);
 }
 
 static int file_finish(struct sink *sk, uint64_t size)

@@ -1,7 +1,6 @@
 # raw2qcow2: every layout, option and size checked against qemu-img, the
 # oracle: `qemu-img check` clean (exit 0: no errors, no leaks), `qemu-img
-# compare` identical to the raw input, and img2raw of the result identical
-# once img2raw reads qcow2.
+# compare` identical to the raw input, and img2raw of the result identical.
 load helpers
 
 SIZES="0 1 4194304 5000000"
@@ -21,9 +20,6 @@ setup_file() {
 		cp "$FIX/d$s.raw" "$FIX/d$s.padded"
 		truncate -s $(((s + 511) / 512 * 512)) "$FIX/d$s.padded"
 	done
-	if img2raw --list-formats 2>/dev/null | grep -q '^qcow2 '; then
-		export HAVE_QCOW2_READER=1
-	fi
 }
 
 # convert_4ways RAW OPTIONS...: ff, fp, pf, pp .qcow2 in $T.
@@ -40,7 +36,7 @@ convert_4ways() {
 }
 
 # check_image IMAGE RAW VERSION: qemu-img check and compare, the header
-# version, and img2raw when it can.
+# version, and img2raw.
 check_image() {
 	local img=$1 raw=$2 version=$3 out
 	out=$(qemu-img check "$img" 2>&1) ||
@@ -51,11 +47,9 @@ check_image() {
 		{ echo "$img: differs from $raw"; return 1; }
 	[ "$(od -An -tu1 -j7 -N1 "$img" | tr -d ' ')" = "$version" ] ||
 		{ echo "$img: not version $version"; return 1; }
-	if [ -n "${HAVE_QCOW2_READER:-}" ]; then
-		img2raw "$img" > "$T/back.raw" &&
-			cmp "${raw%.raw}.padded" "$T/back.raw" ||
-			{ echo "$img: img2raw differs"; return 1; }
-	fi
+	img2raw "$img" > "$T/back.raw" &&
+		cmp "${raw%.raw}.padded" "$T/back.raw" ||
+		{ echo "$img: img2raw differs"; return 1; }
 }
 
 # matrix OPTIONS...: every size, every way, checked; the two runs of each
@@ -104,15 +98,15 @@ matrix() {
 	raw2qcow2 -c -j 2 -o "$T/c.qcow2" "$f"
 	cmp "$T/a.qcow2" "$T/b.qcow2"
 	cmp "$T/a.qcow2" "$T/c.qcow2"
-	raw2qcow2 -c -j 1 "$f" | cat > "$T/d.qcow2"
-	cat "$f" | raw2qcow2 -c -j 4 | cat > "$T/e.qcow2"
+	(set -o pipefail; raw2qcow2 -c -j 1 "$f" | cat > "$T/d.qcow2")
+	(set -o pipefail; raw2qcow2 -c -j 4 < <(cat "$f") | cat > "$T/e.qcow2")
 	cmp "$T/d.qcow2" "$T/e.qcow2"
 }
 
 @test "qemu-img convert -c and raw2qcow2 -c give the same size" {
 	local f=$FIX/d5000000.raw
 	qemu-img convert -c -O qcow2 "$f" "$T/q.qcow2"
-	raw2qcow2 -c "$f" | cat > "$T/r.qcow2"
+	(set -o pipefail; raw2qcow2 -c "$f" | cat > "$T/r.qcow2")
 	[ "$(stat -c %s "$T/r.qcow2")" -le "$(stat -c %s "$T/q.qcow2")" ]
 	qemu-img convert -O qcow2 "$f" "$T/q.qcow2"
 	raw2qcow2 -o "$T/r.qcow2" "$f"
@@ -144,7 +138,7 @@ matrix() {
 	cp "$f" "$T/big.raw"
 	truncate -s 100M "$T/big.raw"
 	qemu-img compare -q "$T/big.raw" "$T/big.qcow2"
-	cat "$f" | raw2qcow2 --size 100M | cat > "$T/bigp.qcow2"
+	(set -o pipefail; raw2qcow2 --size 100M < <(cat "$f") | cat > "$T/bigp.qcow2")
 	qemu-img compare -q "$T/big.raw" "$T/bigp.qcow2"
 	run raw2qcow2 --size 1M -o "$T/x.qcow2" "$f"
 	[ "$status" -eq 2 ]
@@ -158,7 +152,7 @@ matrix() {
 	truncate -s 4T "$T/huge.raw"
 	printf 'data' | dd of="$T/huge.raw" bs=1 seek=3000000000000 conv=notrunc status=none
 	timeout 20 raw2qcow2 -o "$T/huge.qcow2" "$T/huge.raw"
-	timeout 20 raw2qcow2 "$T/huge.raw" | cat > "$T/hugep.qcow2"
+	(set -o pipefail; timeout 20 raw2qcow2 "$T/huge.raw" | cat > "$T/hugep.qcow2")
 	qemu-img check -q "$T/huge.qcow2"
 	qemu-img check -q "$T/hugep.qcow2"
 	[ "$(stat -c %s "$T/huge.qcow2")" -lt 1000000 ]
@@ -197,20 +191,23 @@ matrix() {
 }
 
 @test "SIGTERM mid-run leaves no output and no temporary file" {
-	local f=$FIX/d5000000.raw pid
+	local f=$FIX/d5000000.raw pid st
 	mkdir "$T/out" "$T/tmp"
 	{ head -c 1000000 "$f"; sleep 4; } | TMPDIR="$T/tmp" raw2qcow2 -o "$T/out/x.qcow2" &
 	pid=$!
 	sleep 1
 	kill -TERM "$pid"
-	wait "$pid" || true
+	# killed by the signal (128 + 15), not finished before it came
+	st=0; wait "$pid" || st=$?
+	[ "$st" -eq 143 ]
 	[ -z "$(ls -A "$T/out")" ]
 	[ -z "$(ls -A "$T/tmp")" ]
 	{ head -c 1000000 "$f"; sleep 4; } | raw2qcow2 --mem 64K --tmpdir "$T/tmp" > "$T/out/p" &
 	pid=$!
 	sleep 1
 	kill -INT "$pid"
-	wait "$pid" || true
+	st=0; wait "$pid" || st=$?
+	[ "$st" -eq 130 ]
 	[ -z "$(ls -A "$T/tmp")" ]
 }
 
@@ -233,4 +230,45 @@ matrix() {
 	run raw2qcow2 -V
 	[ "$status" -eq 0 ]
 	[[ "$output" == "raw2qcow2 (imgpipe) "* ]]
+}
+
+# The bytes raw2qcow2 wrote before it moved onto the writer interface
+# (commit 14bf093), for a fixed pattern: stream output (two passes, or
+# parked from a pipe), then file output (metadata last).
+@test "output pinned to the bytes of the first writer, every layout" {
+	local opts want_stream want_file
+	make_pattern "$T/pin.raw" 7340037
+	while read -r opts want_stream want_file; do
+		opts=${opts//,/ }
+		[ "$(raw2qcow2 $opts "$T/pin.raw" | sha256sum | cut -c1-64)" = "$want_stream" ]
+		[ "$(cat "$T/pin.raw" | raw2qcow2 $opts | sha256sum | cut -c1-64)" = "$want_stream" ]
+		raw2qcow2 $opts -o "$T/pin.qcow2" "$T/pin.raw"
+		[ "$(sha256sum < "$T/pin.qcow2" | cut -c1-64)" = "$want_file" ]
+		cat "$T/pin.raw" | raw2qcow2 $opts -o "$T/pin.qcow2"
+		[ "$(sha256sum < "$T/pin.qcow2" | cut -c1-64)" = "$want_file" ]
+	done <<-PINS
+	-j,2 bf001ba95f2feb43c0e7dc012fef6027b20821052440c1d0cc6a8fbd131887b2 f594441a23dbf27e68c8c06b52d8ff3db27b485401d5945c46d1abf0602cc839
+	-c 71ad224e7e8285febf42d3b3238bb5e1d1027751c140885621ea1b49d10c5e01 5803a1b70b600287a8215263758ce0f63df8d877c1a33f321435d37f5db2f020
+	--cluster-size,4K,-c 4bf30ab3de97145ee5c324899cecd724f63baaaba0235f837e70ee638a044a9f 955182ad3cd19a4281c5a0e59fa2e1dca55d7bcb7c2a029c73955760f62bd078
+	--compat,0.10 3d7b9595eb02570a07d1abc936f9356fef1edb618554c781bc0a38ec701b67b6 332ffea9253830e8195c523e3e9fe204a86eead657223fa76dc670dabaf552ee
+	--cluster-size,2M,--compat,0.10,-c 935dbae8d2b604d812418afd2436285c4d8243325f57654c845abc2cd48af127 a66c5967329eda7958fd000fd873d422470c038ea94e956a00a05a1dd0384cc5
+	PINS
+}
+
+# Any image a reader takes feeds the writer in one process: the same
+# qcow2 as img2raw | raw2qcow2.
+@test "a qcow2, a vhdx and a stream VMDK go straight into the writer" {
+	local f
+	make_pattern "$T/src.raw" 5000000
+	qemu-img convert -f raw -O qcow2 "$T/src.raw" "$T/in.qcow2"
+	qemu-img convert -f raw -O vhdx "$T/src.raw" "$T/in.vhdx"
+	qemu-img convert -f raw -O vmdk -o subformat=streamOptimized "$T/src.raw" "$T/in.vmdk"
+	img2raw "$T/in.qcow2" | raw2qcow2 > "$T/want.qcow2"
+	for f in in.qcow2 in.vhdx in.vmdk; do
+		raw2qcow2 "$T/$f" > "$T/p.qcow2"
+		cmp "$T/want.qcow2" "$T/p.qcow2"
+		cat "$T/$f" | raw2qcow2 -o "$T/f.qcow2"
+		qemu-img compare -q "$T/src.raw" "$T/f.qcow2"
+		qemu-img check -q "$T/f.qcow2"
+	done
 }

@@ -3,7 +3,7 @@
 BUILD ?= .
 FUZZ_FORMATS = raw vpc vhdx vmdk vdi qed parallels qcow2
 FUZZ_CC = clang
-PKGS = zlib libarchive libxxhash libxml-2.0 nettle libzstd
+PKGS = zlib libdeflate libarchive libxxhash libxml-2.0 nettle libzstd jansson
 SAN = address,undefined -fno-sanitize-recover=undefined
 FUZZ_CFLAGS = -g -O1 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib \
 	$(shell pkg-config --cflags $(PKGS))

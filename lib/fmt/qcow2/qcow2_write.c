@@ -1,44 +1,59 @@
 /*
- * qcow2 layout planning and metadata (docs/interop/qcow2.txt).  See
- * qcow2_write.h for the two layouts.
+ * The qcow2 writer (docs/interop/qcow2.txt), on the writer interface.
+ *
+ * Data clusters are packed back to back in one data region, the way qemu
+ * does: a plain cluster takes the next free cluster; a compressed one is
+ * packed byte by byte after the previous compressed piece (qcow2w_pack).
+ * The metadata is laid out before the data for a stream (header, refcount
+ * table, refcount blocks, L1, L2, data) and after it for a file (header,
+ * data, L2, L1, refcount table, refcount blocks; the header last).
+ * Refcounts are 16 bits (refcount_order 4).
+ *
+ * Nothing grows with the data: every table is generated from the plan,
+ * one cluster at a time, in the order it is written.  Refcounts come from
+ * a replay of the packer (struct refgen): clusters past the open
+ * compressed cluster are plain, so its state is three numbers.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
+#include <zlib.h>
 
+#include "imgpipe/bytes.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
 #include "imgpipe/format.h"
+#include "imgpipe/writer.h"
+#include "imgpipe/writers.h"
 #include "fmt/qcow2/qcow2.h"
-#include "fmt/qcow2/qcow2_write.h"
-#include "imgpipe/sink.h"
 
 #define REFCOUNT_MAX 0xffff
+
+/* Where the next piece of data goes inside the data region. */
+struct packer {
+	uint64_t end;		/* end of the last compressed piece */
+	uint64_t next;		/* first free cluster (a cluster multiple) */
+	uint32_t users;		/* compressed pieces in end's cluster */
+	bool fill_back;		/* may fill space before plain clusters */
+};
+
+struct qcow2w {
+	const struct qcow2_wopts *o;
+	unsigned cluster_bits;
+	uint64_t cs;
+	bool meta_first;	/* a stream: metadata before the data */
+	struct packer pack;	/* as grains are put */
+	unsigned char *buf;	/* one cluster */
+	/* the layout, from the plan */
+	uint64_t l1_size;	/* entries */
+	uint64_t l1_clusters, n_l2, n_rb, rt_clusters, data_clusters;
+	uint64_t total_clusters;
+	uint64_t rt_off, rb_off, l1_off, l2_off, data_off;
+	uint64_t data_bytes;	/* of the data region, up to its last byte */
+	uint64_t file_size;
+};
 
 static uint64_t div_round_up(uint64_t n, uint64_t d)
 {
 	return n / d + (n % d != 0);
-}
-
-void qcow2w_plan_init(struct qcow2w_plan *p, unsigned cluster_bits,
-    int version, bool fill_back)
-{
-	memset(p, 0, sizeof *p);
-	p->cluster_bits = cluster_bits;
-	p->cluster_size = 1ull << cluster_bits;
-	p->version = version;
-	p->pack.fill_back = fill_back;
-}
-
-void qcow2w_plan_free(struct qcow2w_plan *p)
-{
-	free(p->cl);
-	free(p->refcount);
-	p->cl = NULL;
-	p->refcount = NULL;
 }
 
 /*
@@ -47,18 +62,16 @@ void qcow2w_plan_free(struct qcow2w_plan *p)
  * qcow2_alloc_bytes() does: it fills the rest of that piece's cluster
  * (with fill_back, even when plain clusters were placed after it) and
  * spills into the next cluster only when that one is free and adjacent;
- * otherwise it starts on the next free cluster.  Every host cluster a piece touches
- * counts it once in its refcount, which must stay below 2^16.
+ * otherwise it starts on the next free cluster.  Every host cluster a
+ * piece touches counts it once in its refcount, which must stay below 2^16.
  */
-uint64_t qcow2w_pack(struct qcow2w_packer *pk, uint64_t cluster_size,
-    uint32_t clen)
+static uint64_t pack(struct packer *pk, uint64_t cs, uint32_t clen)
 {
-	uint64_t off = pk->end, room = (cluster_size - off % cluster_size) %
-	    cluster_size;
+	uint64_t off = pk->end, room = (cs - off % cs) % cs;
 
 	if (clen == 0) {
 		off = pk->next;
-		pk->next += cluster_size;
+		pk->next += cs;
 		return off;
 	}
 	if (room == 0 || pk->users >= REFCOUNT_MAX ||
@@ -67,223 +80,291 @@ uint64_t qcow2w_pack(struct qcow2w_packer *pk, uint64_t cluster_size,
 		pk->users = 0;
 	}
 	pk->end = off + clen;
-	if ((pk->end - 1) / cluster_size != off / cluster_size)
+	if ((pk->end - 1) / cs != off / cs)
 		pk->users = 1;	/* end's cluster is new: only this piece */
 	else
 		pk->users++;
-	if (div_round_up(pk->end, cluster_size) * cluster_size > pk->next)
-		pk->next = div_round_up(pk->end, cluster_size) * cluster_size;
+	if (div_round_up(pk->end, cs) * cs > pk->next)
+		pk->next = div_round_up(pk->end, cs) * cs;
 	return off;
 }
 
 /* Bytes of the data region: whole sectors after a final compressed piece. */
-static uint64_t packed_bytes(const struct qcow2w_packer *pk,
-    uint64_t cluster_size)
+static uint64_t packed_bytes(const struct packer *pk, uint64_t cs)
 {
-	if (pk->next > 0 &&
-	    div_round_up(pk->end, cluster_size) * cluster_size == pk->next)
+	if (pk->next > 0 && div_round_up(pk->end, cs) * cs == pk->next)
 		return div_round_up(pk->end, 512) * 512;
 	return pk->next;
 }
 
-int qcow2w_plan_add(struct qcow2w_plan *p, uint64_t guest, uint32_t clen,
-    uint64_t *rel)
+static void packer_start(const struct qcow2w *q, struct packer *pk)
 {
-	if (p->ncl > 0 && guest <= p->cl[p->ncl - 1].guest)
-		return fail(EXIT_IO, "qcow2 writer: clusters out of order");
-	if (grow_array(&p->cl, p->ncl, &p->capcl, sizeof *p->cl, 1024,
-	    SIZE_MAX) < 0)
+	memset(pk, 0, sizeof *pk);
+	pk->fill_back = !q->meta_first;	/* positioned writes can go back */
+}
+
+/* ---- the plan walked: L2 tables, data clusters, refcounts ---- */
+
+static uint64_t l2_group(const struct qcow2w *q, uint64_t index)
+{
+	return index >> (q->cluster_bits - 3);
+}
+
+/* Count the L2 tables and size the data region from the plan. */
+static int count_from_plan(struct wimage *w, struct qcow2w *q)
+{
+	struct wplan_iter it;
+	struct packer pk;
+	uint64_t index, group = UINT64_MAX;
+	uint32_t elen;
+	int r;
+
+	packer_start(q, &pk);
+	q->n_l2 = 0;
+	if (wplan_first(w, &it) < 0)
 		return -1;
-	p->cl[p->ncl].guest = guest;
-	p->cl[p->ncl].clen = clen;
-	p->ncl++;
-	*rel = qcow2w_pack(&p->pack, p->cluster_size, clen);
-	return 0;
+	while ((r = wplan_next(&it, &index, &elen)) == 1) {
+		if (l2_group(q, index) != group) {
+			group = l2_group(q, index);
+			q->n_l2++;
+		}
+		pack(&pk, q->cs, elen);
+	}
+	wplan_done(&it);
+	q->data_clusters = pk.next / q->cs;
+	q->data_bytes = packed_bytes(&pk, q->cs);
+	return r;
 }
 
-static uint64_t count_l2_tables(const struct qcow2w_plan *p)
+/* Refcount blocks and table must also count themselves: the fixpoint. */
+static void size_refcount_structures(struct qcow2w *q, uint64_t others)
 {
-	unsigned l2_bits = p->cluster_bits - 3;
-	uint64_t n = 0;
-	size_t i;
-
-	for (i = 0; i < p->ncl; i++)
-		if (i == 0 || p->cl[i].guest >> l2_bits !=
-		    p->cl[i - 1].guest >> l2_bits)
-			n++;
-	return n;
-}
-
-/* Refcount blocks and table must also count themselves: find the fixpoint. */
-static void size_refcount_structures(struct qcow2w_plan *p, uint64_t others)
-{
-	uint64_t rb_entries = p->cluster_size / 2;
+	uint64_t rb_entries = q->cs / 2;
 	uint64_t rb = 0, rt = 0, nrb, nrt;
 
 	for (;;) {
 		nrb = div_round_up(others + rb + rt, rb_entries);
-		nrt = div_round_up(nrb * 8, p->cluster_size);
+		nrt = div_round_up(nrb * 8, q->cs);
 		if (nrb == rb && nrt == rt)
 			break;
 		rb = nrb;
 		rt = nrt;
 	}
-	p->n_rb = rb;
-	p->rt_clusters = rt;
+	q->n_rb = rb;
+	q->rt_clusters = rt;
 }
 
-static void place(struct qcow2w_plan *p)
+static void place(struct qcow2w *q)
 {
-	uint64_t cs = p->cluster_size;
+	uint64_t cs = q->cs;
 
-	p->header_off = 0;
-	if (p->layout == QCOW2W_META_LAST) {
-		p->data_off = cs;
-		p->l2_off = p->data_off + p->data_clusters * cs;
-		p->l1_off = p->l2_off + p->n_l2 * cs;
-		p->rt_off = p->l1_off + p->l1_clusters * cs;
-		p->rb_off = p->rt_off + p->rt_clusters * cs;
-		p->file_size = p->rb_off + p->n_rb * cs;
+	if (!q->meta_first) {
+		q->data_off = cs;
+		q->l2_off = q->data_off + q->data_clusters * cs;
+		q->l1_off = q->l2_off + q->n_l2 * cs;
+		q->rt_off = q->l1_off + q->l1_clusters * cs;
+		q->rb_off = q->rt_off + q->rt_clusters * cs;
+		q->file_size = q->rb_off + q->n_rb * cs;
 	} else {
-		p->rt_off = cs;
-		p->rb_off = p->rt_off + p->rt_clusters * cs;
-		p->l1_off = p->rb_off + p->n_rb * cs;
-		p->l2_off = p->l1_off + p->l1_clusters * cs;
-		p->data_off = p->l2_off + p->n_l2 * cs;
+		q->rt_off = cs;
+		q->rb_off = q->rt_off + q->rt_clusters * cs;
+		q->l1_off = q->rb_off + q->n_rb * cs;
+		q->l2_off = q->l1_off + q->l1_clusters * cs;
+		q->data_off = q->l2_off + q->n_l2 * cs;
 		/* whole sectors: readers fetch compressed data by sector */
-		p->file_size = p->data_off + packed_bytes(&p->pack, cs);
+		q->file_size = q->data_off + q->data_bytes;
 	}
 }
 
-static void set_refcounts(uint16_t *rc, uint64_t off, uint64_t nclusters,
-    unsigned cluster_bits)
+static int lay_out(struct wimage *w, struct qcow2w *q)
 {
-	uint64_t i, first = off >> cluster_bits;
+	uint64_t l2_span = q->cs << (q->cluster_bits - 3);
 
-	for (i = 0; i < nclusters; i++)
-		rc[first + i] = 1;
-}
-
-static int count_refs(struct qcow2w_plan *p)
-{
-	struct qcow2w_packer pk = { .fill_back = p->pack.fill_back };
-	uint64_t cs = p->cluster_size, host, c, last;
-	unsigned cb = p->cluster_bits;
-	size_t i;
-
-	if (p->total_clusters > SIZE_MAX / sizeof *p->refcount)
-		return fail(EXIT_IO, "image too large");
-	p->refcount = calloc(p->total_clusters ? p->total_clusters : 1,
-	    sizeof *p->refcount);
-	if (p->refcount == NULL)
-		return fail(EXIT_IO, "out of memory for %llu refcounts",
-		    (unsigned long long)p->total_clusters);
-	set_refcounts(p->refcount, p->header_off, 1, cb);
-	set_refcounts(p->refcount, p->rt_off, p->rt_clusters, cb);
-	set_refcounts(p->refcount, p->rb_off, p->n_rb, cb);
-	set_refcounts(p->refcount, p->l1_off, p->l1_clusters, cb);
-	set_refcounts(p->refcount, p->l2_off, p->n_l2, cb);
-	for (i = 0; i < p->ncl; i++) {
-		host = p->data_off + qcow2w_pack(&pk, cs, p->cl[i].clen);
-		if (p->cl[i].clen == 0) {
-			p->refcount[host >> cb] = 1;
-			continue;
-		}
-		last = (host + p->cl[i].clen - 1) >> cb;
-		for (c = host >> cb; c <= last; c++)
-			p->refcount[c]++;
-	}
+	if (count_from_plan(w, q) < 0)
+		return -1;
+	q->l1_size = div_round_up(w->virtual_size, l2_span);
+	q->l1_clusters = div_round_up(q->l1_size * 8, q->cs);
+	size_refcount_structures(q,
+	    1 + q->l1_clusters + q->n_l2 + q->data_clusters);
+	q->total_clusters = 1 + q->l1_clusters + q->n_l2 + q->data_clusters +
+	    q->n_rb + q->rt_clusters;
+	place(q);
 	return 0;
 }
 
-int qcow2w_plan_finish(struct qcow2w_plan *p, uint64_t virtual_size,
-    enum qcow2w_layout layout)
-{
-	uint64_t cs = p->cluster_size;
-	uint64_t l2_span = cs << (p->cluster_bits - 3);
+/*
+ * The refcounts of the data clusters, asked for in order, from a replay of
+ * the packer.  Every cluster below pk.next is allocated; the one holding
+ * the end of the last compressed piece (open) may still be filled by later
+ * pieces, and every cluster after it is plain, with refcount 1.  Asking
+ * for cluster c replays pieces only until c is final, and only c can be
+ * closed meanwhile, so one closed count is all the memory it needs.
+ */
+struct refgen {
+	struct wplan_iter it;
+	struct packer pk;
+	uint64_t open;		/* UINT64_MAX: none */
+	uint32_t open_count;
+	uint64_t closed;	/* the last cluster that stopped being open */
+	uint32_t closed_count;
+	bool plan_done;
+};
 
-	if (virtual_size > IMAGE_VSIZE_MAX)
-		return fail(EXIT_USAGE, "virtual size %llu is too large",
-		    (unsigned long long)virtual_size);
-	if (p->ncl > 0 && p->cl[p->ncl - 1].guest >=
-	    div_round_up(virtual_size, cs))
-		return fail(EXIT_IO, "qcow2 writer: data beyond the virtual "
-		    "size");
-	p->layout = layout;
-	p->virtual_size = virtual_size;
-	p->l1_size = div_round_up(virtual_size, l2_span);
-	if (p->l1_size * 8 > QCOW2_L1_MAX_BYTES)
-		return fail(EXIT_USAGE, "virtual size %llu is too large for "
-		    "%llu-byte clusters", (unsigned long long)virtual_size,
-		    (unsigned long long)cs);
-	p->l1_clusters = div_round_up(p->l1_size * 8, cs);
-	p->n_l2 = count_l2_tables(p);
-	p->data_clusters = p->pack.next / cs;
-	size_refcount_structures(p,
-	    1 + p->l1_clusters + p->n_l2 + p->data_clusters);
-	p->total_clusters = 1 + p->l1_clusters + p->n_l2 + p->data_clusters +
-	    p->n_rb + p->rt_clusters;
-	place(p);
-	return count_refs(p);
-}
-
-static void build_header(const struct qcow2w_plan *p, unsigned char *h)
+static void refgen_open(struct refgen *g, uint64_t c)
 {
-	memset(h, 0, p->cluster_size);
-	put_be32(h + QCOW2_HDR_MAGIC, QCOW2_MAGIC);
-	put_be32(h + QCOW2_HDR_VERSION, p->version);
-	put_be32(h + QCOW2_HDR_CLUSTER_BITS, p->cluster_bits);
-	put_be64(h + QCOW2_HDR_SIZE, p->virtual_size);
-	put_be32(h + QCOW2_HDR_L1_SIZE, p->l1_size);
-	put_be64(h + QCOW2_HDR_L1_OFF, p->l1_size ? p->l1_off : 0);
-	put_be64(h + QCOW2_HDR_RT_OFF, p->rt_off);
-	put_be32(h + QCOW2_HDR_RT_CLUSTERS, p->rt_clusters);
-	if (p->version >= 3) {
-		/* feature bits 72..95 stay zero; no header extensions */
-		put_be32(h + QCOW2_HDR_REFCOUNT_ORDER, 4);	/* refcount_order: 16 bits */
-		put_be32(h + QCOW2_HDR_LEN, QCOW2_V3_HEADER_LEN);
+	if (g->open != UINT64_MAX) {
+		g->closed = g->open;
+		g->closed_count = g->open_count;
 	}
+	g->open = c;
+	g->open_count = 1;
 }
 
-static int write_refcount_table(const struct qcow2w_plan *p,
-    struct qcow2w_out *o, unsigned char *buf)
+/* Replay the next piece of the plan; 0 at its end. */
+static int refgen_step(const struct qcow2w *q, struct refgen *g)
 {
-	uint64_t cs = p->cluster_size, i, c;
+	uint64_t index, off, first, last;
+	uint32_t elen;
+	int r;
 
-	for (c = 0; c < p->rt_clusters; c++) {
-		memset(buf, 0, cs);
-		for (i = 0; i < cs / 8 && c * (cs / 8) + i < p->n_rb; i++)
-			put_be64(buf + 8 * i, p->rb_off +
-			    (c * (cs / 8) + i) * cs);
-		if (qcow2w_out_write(o, buf, cs, p->rt_off + c * cs) < 0)
+	r = wplan_next(&g->it, &index, &elen);
+	if (r <= 0) {
+		g->plan_done = r == 0;
+		return r;
+	}
+	off = pack(&g->pk, q->cs, elen);
+	if (elen == 0)
+		return 1;	/* plain: a cluster of its own */
+	first = off / q->cs;
+	last = (off + elen - 1) / q->cs;
+	if (first == g->open)
+		g->open_count++;
+	else
+		refgen_open(g, first);
+	if (last != first)	/* spilled into the next cluster */
+		refgen_open(g, last);
+	return 1;
+}
+
+static int data_refcount(const struct qcow2w *q, struct refgen *g,
+    uint64_t c, uint16_t *rc)
+{
+	while ((c >= g->pk.next || c == g->open) && !g->plan_done)
+		if (refgen_step(q, g) < 0)
 			return -1;
-	}
+	if (c >= g->pk.next)
+		*rc = 0;
+	else if (c == g->open)
+		*rc = g->open_count;
+	else
+		*rc = c == g->closed ? g->closed_count : 1;
 	return 0;
 }
 
-static int write_refcount_blocks(const struct qcow2w_plan *p,
-    struct qcow2w_out *o, unsigned char *buf)
+/*
+ * The refcount of host cluster c: metadata clusters have 1, data
+ * clusters what the packer gave them, clusters past the end 0.
+ */
+static int host_refcount(const struct qcow2w *q, struct refgen *g,
+    uint64_t c, uint16_t *rc)
 {
-	uint64_t cs = p->cluster_size, per = cs / 2, b, i, c;
+	uint64_t first_data = q->data_off / q->cs;
 
-	for (b = 0; b < p->n_rb; b++) {
-		memset(buf, 0, cs);
+	if (c >= q->total_clusters)
+		*rc = 0;
+	else if (c < first_data || c >= first_data + q->data_clusters)
+		*rc = 1;
+	else
+		return data_refcount(q, g, c - first_data, rc);
+	return 0;
+}
+
+static int write_refcount_blocks(struct wimage *w, struct qcow2w *q)
+{
+	struct refgen g = { .open = UINT64_MAX, .closed = UINT64_MAX };
+	uint64_t per = q->cs / 2, b, i;
+	uint16_t rc;
+	int ret = -1;
+
+	packer_start(q, &g.pk);
+	if (wplan_first(w, &g.it) < 0)
+		return -1;
+	for (b = 0; b < q->n_rb; b++) {
 		for (i = 0; i < per; i++) {
-			c = b * per + i;
-			if (c >= p->total_clusters)
-				break;
-			put_be16(buf + 2 * i, p->refcount[c]);
+			if (host_refcount(q, &g, b * per + i, &rc) < 0)
+				goto out;
+			put_be16(q->buf + 2 * i, rc);
 		}
-		if (qcow2w_out_write(o, buf, cs, p->rb_off + b * cs) < 0)
+		if (wfile_write(w->out, q->buf, q->cs, q->rb_off + b * q->cs) <
+		    0)
+			goto out;
+	}
+	ret = 0;
+out:
+	wplan_done(&g.it);
+	return ret;
+}
+
+static int write_refcount_table(struct wimage *w, struct qcow2w *q)
+{
+	uint64_t cs = q->cs, i, c;
+
+	for (c = 0; c < q->rt_clusters; c++) {
+		memset(q->buf, 0, cs);
+		for (i = 0; i < cs / 8 && c * (cs / 8) + i < q->n_rb; i++)
+			put_be64(q->buf + 8 * i, q->rb_off +
+			    (c * (cs / 8) + i) * cs);
+		if (wfile_write(w->out, q->buf, cs, q->rt_off + c * cs) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-static uint64_t l2_entry(const struct qcow2w_plan *p, uint64_t host,
-    uint32_t clen)
+/* The L1 table, one cluster at a time: entry g points at the k-th L2. */
+static int write_l1(struct wimage *w, struct qcow2w *q)
 {
-	unsigned csize_shift = qcow2_csize_shift(p->cluster_bits);
+	uint64_t per = q->cs / 8, c = 0, index, group, last = UINT64_MAX, k = 0;
+	struct wplan_iter it;
+	uint32_t elen;
+	int r;
+
+	if (q->l1_clusters == 0)
+		return 0;
+	if (wplan_first(w, &it) < 0)
+		return -1;
+	memset(q->buf, 0, q->cs);
+	while ((r = wplan_next(&it, &index, &elen)) == 1) {
+		group = l2_group(q, index);
+		if (group == last)
+			continue;
+		last = group;
+		for (; group / per > c; c++) {
+			if (wfile_write(w->out, q->buf, q->cs,
+			    q->l1_off + c * q->cs) < 0)
+				goto fail;
+			memset(q->buf, 0, q->cs);
+		}
+		put_be64(q->buf + 8 * (group % per), (q->l2_off + k++ * q->cs) |
+		    QCOW2_OFLAG_COPIED);
+	}
+	if (r < 0)
+		goto fail;
+	for (; c < q->l1_clusters; c++) {
+		if (wfile_write(w->out, q->buf, q->cs, q->l1_off + c * q->cs) <
+		    0)
+			goto fail;
+		memset(q->buf, 0, q->cs);
+	}
+	wplan_done(&it);
+	return 0;
+fail:
+	wplan_done(&it);
+	return -1;
+}
+
+static uint64_t l2_entry(const struct qcow2w *q, uint64_t host, uint32_t clen)
+{
+	unsigned csize_shift = qcow2_csize_shift(q->cluster_bits);
 	uint64_t nsectors;
 
 	if (clen == 0)
@@ -293,126 +374,186 @@ static uint64_t l2_entry(const struct qcow2w_plan *p, uint64_t host,
 	return host | QCOW2_OFLAG_COMPRESSED | nsectors << csize_shift;
 }
 
-static int write_l1(const struct qcow2w_plan *p, struct qcow2w_out *o)
+static int write_l2_tables(struct wimage *w, struct qcow2w *q)
 {
-	unsigned l2_bits = p->cluster_bits - 3;
-	uint64_t bytes = p->l1_clusters * p->cluster_size, k = 0;
-	unsigned char *l1;
-	size_t i;
-	int rc;
+	uint64_t mask = (q->cs >> 3) - 1, k = 0, index, host;
+	uint64_t group = UINT64_MAX;
+	struct wplan_iter it;
+	struct packer pk;
+	uint32_t elen;
+	int r;
 
-	if (bytes == 0)
-		return 0;
-	l1 = calloc(1, bytes);
-	if (l1 == NULL)
-		return fail(EXIT_IO, "out of memory");
-	for (i = 0; i < p->ncl; i++)
-		if (i == 0 || p->cl[i].guest >> l2_bits !=
-		    p->cl[i - 1].guest >> l2_bits)
-			put_be64(l1 + 8 * (p->cl[i].guest >> l2_bits),
-			    (p->l2_off + k++ * p->cluster_size) |
-			    QCOW2_OFLAG_COPIED);
-	rc = qcow2w_out_write(o, l1, bytes, p->l1_off);
-	free(l1);
-	return rc;
-}
-
-static int write_l2_tables(const struct qcow2w_plan *p, struct qcow2w_out *o,
-    unsigned char *buf)
-{
-	struct qcow2w_packer pk = { .fill_back = p->pack.fill_back };
-	unsigned l2_bits = p->cluster_bits - 3;
-	uint64_t cs = p->cluster_size, mask = (1ull << l2_bits) - 1, k = 0;
-	uint64_t host;
-	size_t i;
-
-	for (i = 0; i < p->ncl; i++) {
-		const struct qcow2w_cluster *c = &p->cl[i];
-
-		if (i == 0 || c->guest >> l2_bits != c[-1].guest >> l2_bits)
-			memset(buf, 0, cs);
-		host = p->data_off + qcow2w_pack(&pk, cs, c->clen);
-		put_be64(buf + 8 * (c->guest & mask), l2_entry(p, host,
-		    c->clen));
-		if (i + 1 == p->ncl || c[1].guest >> l2_bits !=
-		    c->guest >> l2_bits) {
-			if (qcow2w_out_write(o, buf, cs, p->l2_off + k++ * cs)
-			    < 0)
-				return -1;
+	packer_start(q, &pk);
+	if (wplan_first(w, &it) < 0)
+		return -1;
+	while ((r = wplan_next(&it, &index, &elen)) == 1) {
+		if (l2_group(q, index) != group) {
+			if (group != UINT64_MAX && wfile_write(w->out, q->buf,
+			    q->cs, q->l2_off + k++ * q->cs) < 0)
+				goto fail;
+			group = l2_group(q, index);
+			memset(q->buf, 0, q->cs);
 		}
+		host = q->data_off + pack(&pk, q->cs, elen);
+		put_be64(q->buf + 8 * (index & mask), l2_entry(q, host, elen));
 	}
+	if (r < 0 || (group != UINT64_MAX && wfile_write(w->out, q->buf,
+	    q->cs, q->l2_off + k * q->cs) < 0))
+		goto fail;
+	wplan_done(&it);
 	return 0;
+fail:
+	wplan_done(&it);
+	return -1;
 }
 
-int qcow2w_write_metadata(const struct qcow2w_plan *p, struct qcow2w_out *o)
+static int write_header(struct wimage *w, struct qcow2w *q)
 {
-	unsigned char *buf = malloc(p->cluster_size);
-	int rc = -1;
+	unsigned char *h = q->buf;
 
-	if (buf == NULL)
+	memset(h, 0, q->cs);
+	put_be32(h + QCOW2_HDR_MAGIC, QCOW2_MAGIC);
+	put_be32(h + QCOW2_HDR_VERSION, q->o->version);
+	put_be32(h + QCOW2_HDR_CLUSTER_BITS, q->cluster_bits);
+	put_be64(h + QCOW2_HDR_SIZE, w->virtual_size);
+	put_be32(h + QCOW2_HDR_L1_SIZE, q->l1_size);
+	put_be64(h + QCOW2_HDR_L1_OFF, q->l1_size ? q->l1_off : 0);
+	put_be64(h + QCOW2_HDR_RT_OFF, q->rt_off);
+	put_be32(h + QCOW2_HDR_RT_CLUSTERS, q->rt_clusters);
+	if (q->o->version >= 3) {
+		/* feature bits 72..95 stay zero; no header extensions */
+		put_be32(h + QCOW2_HDR_REFCOUNT_ORDER, 4);	/* 16 bits */
+		put_be32(h + QCOW2_HDR_LEN, QCOW2_V3_HEADER_LEN);
+	}
+	return wfile_write(w->out, h, q->cs, 0);
+}
+
+/* ---- the writer interface ---- */
+
+static int qcow2w_setup(struct wimage *w)
+{
+	struct qcow2w *q = w->priv;
+	uint64_t l2_span;
+
+	q->o = w->opts;
+	q->cluster_bits = q->o->cluster_bits;
+	q->cs = 1ull << q->cluster_bits;
+	w->grain = q->cs;
+	if (q->o->compress)
+		w->encoded_max = q->cs;	/* only what is smaller is kept */
+	/* qemu refuses L1 tables above 32 MiB (QCOW_MAX_L1_SIZE) */
+	l2_span = q->cs << (q->cluster_bits - 3);
+	w->max_size = QCOW2_L1_MAX_BYTES / 8 * l2_span;
+	q->buf = malloc(q->cs);
+	if (q->buf == NULL)
 		return fail(EXIT_IO, "out of memory");
-	/* A stream gets everything in file order; a file gets the header last. */
-	if (p->layout == QCOW2W_META_FIRST) {
-		build_header(p, buf);
-		if (qcow2w_out_write(o, buf, p->cluster_size, 0) < 0 ||
-		    write_refcount_table(p, o, buf) < 0 ||
-		    write_refcount_blocks(p, o, buf) < 0 ||
-		    write_l1(p, o) < 0 || write_l2_tables(p, o, buf) < 0)
-			goto out;
-	} else {
-		if (write_l2_tables(p, o, buf) < 0 || write_l1(p, o) < 0 ||
-		    write_refcount_table(p, o, buf) < 0 ||
-		    write_refcount_blocks(p, o, buf) < 0)
-			goto out;
-		build_header(p, buf);
-		if (qcow2w_out_write(o, buf, p->cluster_size, 0) < 0)
-			goto out;
-	}
-	rc = 0;
-out:
-	free(buf);
-	return rc;
-}
-
-void qcow2w_out_init(struct qcow2w_out *o, int fd, const char *name)
-{
-	struct stat st;
-	int flags = fcntl(fd, F_GETFL);
-
-	memset(o, 0, sizeof *o);
-	o->fd = fd;
-	o->name = name;
-	if (fstat(fd, &st) < 0 || flags < 0 || (flags & O_APPEND) ||
-	    !S_ISREG(st.st_mode))
-		return;
-	o->seekable = lseek(fd, 0, SEEK_CUR) == 0;
-}
-
-int qcow2w_out_write(struct qcow2w_out *o, const void *buf, size_t len,
-    uint64_t off)
-{
-	if (o->seekable)
-		return pwrite_full(o->fd, buf, len, off, o->name);
-	if (off < o->pos)
-		return fail(EXIT_IO, "qcow2 writer: cannot go back in a stream");
-	if (off > o->pos && write_zeros(o->fd, off - o->pos, o->name) < 0)
-		return -1;
-	if (write_full(o->fd, buf, len, o->name) < 0)
-		return -1;
-	o->pos = off + len;
 	return 0;
 }
 
-int qcow2w_out_end(struct qcow2w_out *o, uint64_t size)
+static void *qcow2w_coder_new(const struct wimage *w)
 {
-	if (o->seekable) {
-		if (ftruncate(o->fd, size) < 0)
-			return fail_errno(EXIT_IO, "cannot set the size of %s",
-			    o->name);
-		return 0;
+	const struct qcow2w *q = w->priv;
+	z_stream *z = calloc(1, sizeof *z);
+
+	/*
+	 * qemu's qcow2_compress(): raw deflate with a 4 KiB window (windowBits
+	 * -12), which is what its reader inflates with.
+	 */
+	if (z != NULL && deflateInit2(z, q->o->level, Z_DEFLATED, -12, 9,
+	    Z_DEFAULT_STRATEGY) != Z_OK) {
+		free(z);
+		z = NULL;
 	}
-	if (size > o->pos && write_zeros(o->fd, size - o->pos, o->name) < 0)
-		return -1;
-	o->pos = size > o->pos ? size : o->pos;
-	return 0;
+	return z;
 }
+
+static void qcow2w_coder_free(void *coder)
+{
+	deflateEnd(coder);
+	free(coder);
+}
+
+/* Kept only when it fits in less than a cluster. */
+static size_t qcow2w_encode(const struct wimage *w, void *coder,
+    uint64_t index, const unsigned char *in, size_t len, unsigned char *out)
+{
+	z_stream *z = coder;
+
+	(void)index;
+	deflateReset(z);
+	z->next_in = (unsigned char *)in;
+	z->avail_in = len;
+	z->next_out = out;
+	z->avail_out = w->grain - 1;
+	return deflate(z, Z_FINISH) == Z_STREAM_END ? z->total_out : 0;
+}
+
+static int write_metadata(struct wimage *w, struct qcow2w *q)
+{
+	/* A stream gets everything in file order; a file the header last. */
+	if (q->meta_first)
+		return write_header(w, q) < 0 || write_refcount_table(w, q) < 0 ||
+		    write_refcount_blocks(w, q) < 0 || write_l1(w, q) < 0 ||
+		    write_l2_tables(w, q) < 0 ? -1 : 0;
+	return write_l2_tables(w, q) < 0 || write_l1(w, q) < 0 ||
+	    write_refcount_table(w, q) < 0 ||
+	    write_refcount_blocks(w, q) < 0 || write_header(w, q) < 0 ? -1 : 0;
+}
+
+static int qcow2w_begin(struct wimage *w)
+{
+	struct qcow2w *q = w->priv;
+
+	q->meta_first = w->layout == WLAYOUT_PLANNED;
+	packer_start(q, &q->pack);
+	if (!q->meta_first)
+		return 0;	/* data from cluster 1, metadata at the end */
+	if (lay_out(w, q) < 0)
+		return -1;
+	return write_metadata(w, q);
+}
+
+static int qcow2w_put(struct wimage *w, uint64_t index,
+    const unsigned char *data, size_t len, bool encoded)
+{
+	struct qcow2w *q = w->priv;
+	uint64_t rel;
+
+	(void)index;
+	if (data == NULL)
+		return 0;	/* zero clusters stay unallocated */
+	rel = pack(&q->pack, q->cs, encoded ? (uint32_t)len : 0);
+	return wfile_put(w->out, data, len, (q->meta_first ? q->data_off :
+	    q->cs) + rel);
+}
+
+static int qcow2w_finish(struct wimage *w)
+{
+	struct qcow2w *q = w->priv;
+
+	if (!q->meta_first && (lay_out(w, q) < 0 || write_metadata(w, q) < 0))
+		return -1;
+	return wfile_end(w->out, q->file_size);
+}
+
+static void qcow2w_close(struct wimage *w)
+{
+	struct qcow2w *q = w->priv;
+
+	free(q->buf);
+	q->buf = NULL;
+}
+
+const struct writer writer_qcow2 = {
+	.name = "qcow2",
+	.state_size = sizeof(struct qcow2w),
+	.flags = WRITER_SIZE_LATE,
+	.setup = qcow2w_setup,
+	.coder_new = qcow2w_coder_new,
+	.coder_free = qcow2w_coder_free,
+	.encode = qcow2w_encode,
+	.begin = qcow2w_begin,
+	.put = qcow2w_put,
+	.finish = qcow2w_finish,
+	.close = qcow2w_close,
+};

@@ -13,37 +13,12 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vhd/vhd.h"
 #include "imgpipe/err.h"
 
-#define VHD_FOOTER_SIZE 512
-#define VHD_DYN_HEADER_SIZE 1024
-#define VHD_SECTOR 512
-#define VHD_TYPE_FIXED 2
-#define VHD_TYPE_DYNAMIC 3
-#define VHD_TYPE_DIFFERENCING 4
-#define VHD_BAT_UNUSED 0xffffffffu
-/* qemu's limits: 2040 GiB, and the CHS value that means "use the size". */
-#define VHD_MAX_SECTORS 0xff000000ull
-#define VHD_MAX_GEOMETRY (65535ull * 16 * 255)
 /* Blocks are 2 MiB in practice; this keeps one block's bitmap small. */
 #define VHD_BLOCK_MAX (256u * 1024 * 1024)
 #define VHD_CHUNK (4u * 1024 * 1024)
-
-/* Footer fields (big-endian). */
-#define FT_DATA_OFFSET 16
-#define FT_CREATOR_APP 28
-#define FT_CURRENT_SIZE 48
-#define FT_CYLINDERS 56
-#define FT_HEADS 58
-#define FT_SECTORS 59
-#define FT_TYPE 60
-#define FT_CHECKSUM 64
-/* Dynamic header fields. */
-#define DH_TABLE_OFFSET 16
-#define DH_MAX_ENTRIES 28
-#define DH_BLOCK_SIZE 32
-#define DH_CHECKSUM 36
-#define DH_PARENT_NAME 64
 
 struct vhd {
 	unsigned char footer[VHD_FOOTER_SIZE];
@@ -54,30 +29,48 @@ struct vhd {
 	uint32_t bitmap_size;
 	uint32_t nblocks;	/* BAT entries that cover the virtual size */
 	uint32_t *bat;
+	uint64_t dh_off;	/* dynamic header */
+	uint64_t bat_off, bat_len;	/* the whole table, max_table_entries */
 };
 
-/* The checksum is the one's complement of the byte sum, itself excluded. */
-static uint32_t vhd_checksum(const unsigned char *p, size_t len, size_t skip)
+/*
+ * The footer at the end of a fixed disk: the same rule for a file, for
+ * `-f vpc` from a pipe, and for the raw reader's question at the end of a
+ * pipe, so all three agree.  0, or -1 with the rejection recorded.
+ */
+static int check_fixed_footer(const unsigned char *ft)
 {
-	uint32_t sum = 0;
-	size_t i;
+	uint32_t want = vhd_checksum(ft, VHD_FOOTER_SIZE, VHD_FT_CHECKSUM);
 
-	for (i = 0; i < len; i++)
-		if (i < skip || i >= skip + 4)
-			sum += p[i];
-	return ~sum;
+	if (memcmp(ft, VHD_FOOTER_COOKIE, 8) != 0)
+		return fail_code(EXIT_REJECT, FINDING_MALFORMED, "vpc: no "
+		    "footer cookie 'conectix' (footer at the end)");
+	if (be32(ft + VHD_FT_CHECKSUM) != want)
+		return fail_code(EXIT_REJECT, FINDING_MALFORMED, "vpc: footer "
+		    "checksum 0x%08x does not match the computed 0x%08x "
+		    "(footer at the end)", be32(ft + VHD_FT_CHECKSUM), want);
+	if (be32(ft + VHD_FT_TYPE) != VHD_TYPE_FIXED)
+		return fail_code(EXIT_REJECT, FINDING_MALFORMED, "vpc: footer "
+		    "at the end has disk type %u, not fixed (2), and there is "
+		    "no footer copy at the start (footer type)",
+		    be32(ft + VHD_FT_TYPE));
+	return 0;
 }
 
-/* The footer of a fixed VHD whose data is the data_len bytes before it. */
+/*
+ * The raw reader asks at the end of a pipe: are these last bytes a fixed
+ * VHD's footer?  A disk is every byte before it, whatever current_size
+ * or the geometry say (vhd_open_fixed does the same from a file).  A
+ * footer cookie on a footer that does not check out is rejected, as it
+ * is from a file.
+ */
 static size_t vhd_trailer(const unsigned char *p, size_t len,
     uint64_t data_len)
 {
-	if (len == VHD_FOOTER_SIZE && memcmp(p, "conectix", 8) == 0 &&
-	    be32(p + FT_TYPE) == VHD_TYPE_FIXED &&
-	    be64(p + FT_CURRENT_SIZE) == data_len &&
-	    be32(p + FT_CHECKSUM) == vhd_checksum(p, 512, FT_CHECKSUM))
-		return VHD_FOOTER_SIZE;
-	return 0;
+	(void)data_len;
+	if (len != VHD_FOOTER_SIZE || memcmp(p, VHD_FOOTER_COOKIE, 8) != 0)
+		return 0;
+	return check_fixed_footer(p) < 0 ? SIZE_MAX : VHD_FOOTER_SIZE;
 }
 
 /*
@@ -89,10 +82,10 @@ static size_t vhd_trailer(const unsigned char *p, size_t len,
  */
 static int vhd_bid(const struct probe *pb)
 {
-	if (pb->headlen >= 8 && memcmp(pb->head, "conectix", 8) == 0)
+	if (pb->headlen >= 8 && memcmp(pb->head, VHD_FOOTER_COOKIE, 8) == 0)
 		return BID_SIGNATURE;
 	if (pb->taillen == VHD_FOOTER_SIZE &&
-	    memcmp(pb->tail, "conectix", 8) == 0)
+	    memcmp(pb->tail, VHD_FOOTER_COOKIE, 8) == 0)
 		return BID_SIGNATURE;
 	if (pb->tail == NULL && !pb->size_known)
 		return BID_CATCHALL;
@@ -102,49 +95,129 @@ static int vhd_bid(const struct probe *pb)
 static int check_footer(struct image *img, const unsigned char *ft,
     const char *where)
 {
-	uint32_t want = vhd_checksum(ft, VHD_FOOTER_SIZE, FT_CHECKSUM);
+	uint32_t want = vhd_checksum(ft, VHD_FOOTER_SIZE, VHD_FT_CHECKSUM);
 
-	if (memcmp(ft, "conectix", 8) != 0)
+	if (memcmp(ft, VHD_FOOTER_COOKIE, 8) != 0)
 		return image_bad(img, "no footer cookie 'conectix' (%s)",
 		    where);
-	if (be32(ft + FT_CHECKSUM) != want)
+	if (be32(ft + VHD_FT_CHECKSUM) != want)
 		return image_bad(img, "footer checksum 0x%08x does not match "
-		    "the computed 0x%08x (%s)", be32(ft + FT_CHECKSUM), want,
+		    "the computed 0x%08x (%s)", be32(ft + VHD_FT_CHECKSUM), want,
 		    where);
 	return 0;
 }
 
-/*
- * The virtual size as qemu-img decides it: Virtual PC and old qemu size a
- * disk by its CHS geometry, everyone else by current_size; a geometry at
- * its maximum means "too big for CHS", so current_size again.
- */
-static uint64_t vhd_virtual_size(const unsigned char *ft)
+static bool creator_is(const unsigned char *ft, const char *id)
 {
-	static const char *const by_size[] = { "win ", "qem2", "d2v ",
-	    "CTXS", "tap\0" };
-	uint64_t chs = (uint64_t)be16(ft + FT_CYLINDERS) * ft[FT_HEADS] *
-	    ft[FT_SECTORS];
+	return memcmp(ft + VHD_FT_CREATOR_APP, id, 4) == 0;
+}
+
+static uint64_t geometry_sectors(const unsigned char *ft)
+{
+	return (uint64_t)be16(ft + VHD_FT_CYLINDERS) * ft[VHD_FT_HEADS] *
+	    ft[VHD_FT_SECTORS];
+}
+
+static uint64_t current_size(const unsigned char *ft)
+{
+	return be64(ft + VHD_FT_CURRENT_SIZE) / VHD_SECTOR * VHD_SECTOR;
+}
+
+/*
+ * The size rule of a dynamic disk (issue 13): Virtual PC and qemu
+ * without force_size size a disk by its CHS geometry, which is what
+ * their guests see; every other creator writes the size it means in
+ * current_size.  A geometry at its maximum means "too big for CHS":
+ * current_size again.
+ */
+static bool sized_by_geometry(const unsigned char *ft)
+{
+	return (creator_is(ft, VHD_CREATOR_VPC) ||
+	    creator_is(ft, VHD_CREATOR_QEMU)) &&
+	    geometry_sectors(ft) != VHD_GEOM_MAX_SECTORS;
+}
+
+/*
+ * What qemu-img 7.2 decides, for imginfo when it differs: geometry for
+ * every creator but its list of those that use current_size.
+ */
+static uint64_t qemu_size(const unsigned char *ft)
+{
+	static const char *const by_size[] = { VHD_CREATOR_HYPERV,
+	    VHD_CREATOR_QEMU2, VHD_CREATOR_D2V, VHD_CREATOR_XENCONV,
+	    VHD_CREATOR_XEN };
 	size_t i;
 
 	for (i = 0; i < sizeof by_size / sizeof by_size[0]; i++)
-		if (memcmp(ft + FT_CREATOR_APP, by_size[i], 4) == 0)
-			chs = VHD_MAX_GEOMETRY;
-	if (chs == VHD_MAX_GEOMETRY)
-		return be64(ft + FT_CURRENT_SIZE) / VHD_SECTOR * VHD_SECTOR;
-	return chs * VHD_SECTOR;
+		if (creator_is(ft, by_size[i]))
+			return current_size(ft);
+	if (geometry_sectors(ft) == VHD_GEOM_MAX_SECTORS)
+		return current_size(ft);
+	return geometry_sectors(ft) * VHD_SECTOR;
 }
 
-static int set_virtual_size(struct image *img, const unsigned char *ft)
+/* The creator id, NULs and other bytes shown as C escapes. */
+static void creator_text(const unsigned char *ft, char *out, size_t outlen)
 {
-	uint64_t size = vhd_virtual_size(ft);
+	size_t i, n = 0;
+
+	for (i = 0; i < 4 && n + 5 < outlen; i++) {
+		unsigned char c = ft[VHD_FT_CREATOR_APP + i];
+
+		if (c >= 0x20 && c < 0x7f && c != '\\' && c != '\'')
+			out[n++] = (char)c;
+		else if (c == 0)
+			n += (size_t)snprintf(out + n, outlen - n, "\\0");
+		else
+			n += (size_t)snprintf(out + n, outlen - n, "\\x%02x", c);
+	}
+	out[n] = '\0';
+}
+
+/* imginfo: which rule gave the size, and the sizes the footer declares. */
+static void size_details(struct image *img, const unsigned char *ft,
+    const char *rule)
+{
+	char creator[24];
+	uint64_t q = qemu_size(ft);
+
+	creator_text(ft, creator, sizeof creator);
+	image_detail(img, "creator", "'%s' %u.%u", creator,
+	    be32(ft + VHD_FT_CREATOR_VERSION) >> 16,
+	    be32(ft + VHD_FT_CREATOR_VERSION) & 0xffff);
+	image_detail(img, "size-rule", "%s", rule);
+	image_detail(img, "current-size", "%llu",
+	    (unsigned long long)be64(ft + VHD_FT_CURRENT_SIZE));
+	image_detail(img, "geometry", "%u/%u/%u (%llu bytes)",
+	    be16(ft + VHD_FT_CYLINDERS), ft[VHD_FT_HEADS], ft[VHD_FT_SECTORS],
+	    (unsigned long long)(geometry_sectors(ft) * VHD_SECTOR));
+	if (q != img->virtual_size)
+		image_detail(img, "qemu-img-size", "%llu (qemu-img 7.2's rule "
+		    "for this creator)", (unsigned long long)q);
+}
+
+static int set_dynamic_size(struct image *img, const unsigned char *ft)
+{
+	bool chs = sized_by_geometry(ft);
+	uint64_t size = chs ? geometry_sectors(ft) * VHD_SECTOR :
+	    current_size(ft);
 
 	if (size > VHD_MAX_SECTORS * VHD_SECTOR)
 		return image_bad(img, "virtual size %llu is beyond the VHD "
 		    "limit of 2040 GiB (footer current_size/geometry)",
 		    (unsigned long long)size);
 	img->virtual_size = size;
+	size_details(img, ft, chs ? "geometry (creator sizes by CHS)" :
+	    "current_size");
 	return 0;
+}
+
+/* A fixed disk is every byte before its footer. */
+static void set_fixed_size(struct image *img, const unsigned char *ft,
+    uint64_t data_len)
+{
+	img->virtual_size = data_len;
+	size_details(img, ft, "the bytes before the footer");
 }
 
 /* The parent's name, UTF-16BE in the header, shown as ASCII. */
@@ -152,8 +225,8 @@ static void parent_name(const unsigned char *dh, char *out, size_t outlen)
 {
 	size_t i, n = 0;
 
-	for (i = 0; i + 1 < 512 && n + 1 < outlen; i += 2) {
-		unsigned c = be16(dh + DH_PARENT_NAME + i);
+	for (i = 0; i + 1 < VHD_DH_PARENT_NAME_LEN && n + 1 < outlen; i += 2) {
+		unsigned c = be16(dh + VHD_DH_PARENT_NAME + i);
 
 		if (c == 0)
 			break;
@@ -167,46 +240,36 @@ static int open_fixed(struct image *img, struct vhd *v)
 	struct source *src = img->src;
 
 	strcpy(img->subformat, "fixed");
+	v->type = VHD_TYPE_FIXED;
 	if (!src->seekable) {
-		/* The footer comes last; vhd_read_stream_fixed checks it. */
+		/* The footer comes last; read_fixed_stream checks it. */
 		v->footer_at_end = true;
-		v->type = VHD_TYPE_FIXED;
+		img->size_late = true;
 		return 0;
 	}
 	if (!src->size_known || src->size < VHD_FOOTER_SIZE)
 		return image_bad(img, "input too short for a footer");
 	if (image_read_at(img, v->footer, VHD_FOOTER_SIZE,
 	    src->size - VHD_FOOTER_SIZE, "footer") < 0 ||
-	    check_footer(img, v->footer, "footer at the end") < 0)
+	    check_fixed_footer(v->footer) < 0)
 		return -1;
-	v->type = be32(v->footer + FT_TYPE);
-	if (v->type != VHD_TYPE_FIXED)
-		return image_bad(img, "footer at the end has disk type %u but "
-		    "there is no footer copy at the start (footer type)",
-		    v->type);
 	v->data_len = src->size - VHD_FOOTER_SIZE;
-	if (set_virtual_size(img, v->footer) < 0)
-		return -1;
-	if (img->virtual_size > v->data_len)
-		return image_bad(img, "virtual size %llu is larger than the "
-		    "%llu bytes of data (footer current_size/geometry)",
-		    (unsigned long long)img->virtual_size,
-		    (unsigned long long)v->data_len);
+	set_fixed_size(img, v->footer, v->data_len);
 	return 0;
 }
 
 static int check_dyn_header(struct image *img, struct vhd *v,
     const unsigned char *dh)
 {
-	uint32_t want = vhd_checksum(dh, VHD_DYN_HEADER_SIZE, DH_CHECKSUM);
+	uint32_t want = vhd_checksum(dh, VHD_DYN_HEADER_SIZE, VHD_DH_CHECKSUM);
 	char parent[128];
 
-	if (memcmp(dh, "cxsparse", 8) != 0)
+	if (memcmp(dh, VHD_DYN_COOKIE, 8) != 0)
 		return image_bad(img, "no dynamic header cookie 'cxsparse' "
 		    "(footer data_offset)");
-	if (be32(dh + DH_CHECKSUM) != want)
+	if (be32(dh + VHD_DH_CHECKSUM) != want)
 		return image_bad(img, "dynamic header checksum 0x%08x does not "
-		    "match the computed 0x%08x", be32(dh + DH_CHECKSUM), want);
+		    "match the computed 0x%08x", be32(dh + VHD_DH_CHECKSUM), want);
 	if (v->type == VHD_TYPE_DIFFERENCING) {
 		parent_name(dh, parent, sizeof parent);
 		return image_unsafe(img, "parent", "differencing disk: its "
@@ -221,18 +284,19 @@ static int read_bat(struct image *img, struct vhd *v, uint64_t bat_off)
 	unsigned char *raw;
 	uint32_t i;
 
-	raw = malloc((size_t)v->nblocks * 4 + 1);
-	v->bat = malloc((size_t)v->nblocks * 4 + 1);
+	raw = malloc((size_t)v->nblocks * VHD_BAT_ENTRY_SIZE + 1);
+	v->bat = malloc((size_t)v->nblocks * VHD_BAT_ENTRY_SIZE + 1);
 	if (raw == NULL || v->bat == NULL) {
 		free(raw);
 		return fail(EXIT_IO, "out of memory");
 	}
-	if (image_read_at(img, raw, (size_t)v->nblocks * 4, bat_off, "BAT") < 0) {
+	if (image_read_at(img, raw, (size_t)v->nblocks * VHD_BAT_ENTRY_SIZE,
+	    bat_off, "BAT") < 0) {
 		free(raw);
 		return -1;
 	}
 	for (i = 0; i < v->nblocks; i++)
-		v->bat[i] = be32(raw + 4 * (size_t)i);
+		v->bat[i] = be32(raw + VHD_BAT_ENTRY_SIZE * (size_t)i);
 	free(raw);
 	return 0;
 }
@@ -241,36 +305,187 @@ static int read_bat(struct image *img, struct vhd *v, uint64_t bat_off)
 static int check_blocks(struct image *img, struct vhd *v,
     const unsigned char *dh, uint64_t *bat_off)
 {
-	uint32_t bs = be32(dh + DH_BLOCK_SIZE);
-	uint32_t entries = be32(dh + DH_MAX_ENTRIES);
+	uint32_t bs = be32(dh + VHD_DH_BLOCK_SIZE);
+	uint32_t entries = be32(dh + VHD_DH_MAX_ENTRIES);
 	uint64_t need;
 
-	*bat_off = be64(dh + DH_TABLE_OFFSET);
+	*bat_off = be64(dh + VHD_DH_TABLE_OFFSET);
 	if (bs < VHD_SECTOR || bs > VHD_BLOCK_MAX || (bs & (bs - 1)) != 0)
 		return image_bad(img, "block size %u is not a power of two "
 		    "from 512 bytes to 256 MiB (dynamic header block_size)",
 		    bs);
 	v->block_size = bs;
-	v->bitmap_size = (bs / VHD_SECTOR / 8 + VHD_SECTOR - 1) /
-	    VHD_SECTOR * VHD_SECTOR;
+	v->bitmap_size = vhd_bitmap_size(bs);
 	need = (img->virtual_size + bs - 1) / bs;
 	if (need > entries)
 		return image_bad(img, "%u BAT entries do not cover the virtual "
 		    "size of %llu bytes (dynamic header max_table_entries)",
 		    entries, (unsigned long long)img->virtual_size);
-	if ((uint64_t)entries * 4 > IMAGE_META_MAX)
+	if ((uint64_t)entries * VHD_BAT_ENTRY_SIZE > IMAGE_META_MAX)
 		return image_bad(img, "BAT of %u entries is larger than the "
 		    "limit of %llu bytes (dynamic header max_table_entries)",
 		    entries, (unsigned long long)IMAGE_META_MAX);
 	if (img->src->size_known && (*bat_off > img->src->size ||
-	    (uint64_t)entries * 4 > img->src->size - *bat_off))
+	    (uint64_t)entries * VHD_BAT_ENTRY_SIZE > img->src->size - *bat_off))
 		return image_defect(img, FINDING_TRUNCATED,
 		    "BAT at 0x%llx lies past the end of the "
 		    "image (dynamic header table_offset)",
 		    (unsigned long long)*bat_off);
 	v->nblocks = need;
+	v->bat_off = *bat_off;
+	v->bat_len = (uint64_t)entries * VHD_BAT_ENTRY_SIZE;
 	img->cluster_size = bs;
 	return 0;
+}
+
+/* The bytes block idx takes in the file: its bitmap, then its data up to
+ * the virtual size. */
+static uint64_t block_span(const struct image *img, const struct vhd *v,
+    uint32_t idx)
+{
+	uint64_t vlen = img->virtual_size - (uint64_t)idx * v->block_size;
+
+	return v->bitmap_size + (vlen < v->block_size ? vlen : v->block_size);
+}
+
+struct host_block {
+	uint32_t sector;
+	uint32_t idx;
+};
+
+static int by_host(const void *a, const void *b)
+{
+	const struct host_block *x = a, *y = b;
+
+	if (x->sector != y->sector)
+		return x->sector < y->sector ? -1 : 1;
+	return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* The allocated blocks, in file order (n of them); NULL when out of memory. */
+static struct host_block *blocks_by_host(const struct vhd *v, uint32_t *n)
+{
+	struct host_block *hb = malloc(((size_t)v->nblocks + 1) * sizeof *hb);
+	uint32_t i;
+
+	*n = 0;
+	if (hb == NULL)
+		return NULL;
+	for (i = 0; i < v->nblocks; i++)
+		if (v->bat[i] != VHD_BAT_UNUSED)
+			hb[(*n)++] = (struct host_block){ v->bat[i], i };
+	qsort(hb, *n, sizeof *hb, by_host);
+	return hb;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/* A block over the footer copy, the dynamic header or the BAT. */
+static int check_block_meta(struct image *img, const struct vhd *v,
+    uint32_t idx, uint64_t host, uint64_t len)
+{
+	const char *what = overlaps(host, len, 0, VHD_FOOTER_SIZE) ?
+	    "footer copy" : overlaps(host, len, v->dh_off,
+	    VHD_DYN_HEADER_SIZE) ? "dynamic header" : overlaps(host, len,
+	    v->bat_off, v->bat_len) ? "BAT" : NULL;
+
+	if (what == NULL)
+		return 0;
+	return image_defect(img, FINDING_OVERLAP, "block %u at 0x%llx "
+	    "overlaps the %s (BAT entry %u)", idx, (unsigned long long)host,
+	    what, idx);
+}
+
+/*
+ * Issue 14: the rules of the block table that need no input size, the
+ * same from a file and from a pipe (checked at open, before any data):
+ * no block over the metadata, no two entries naming one block, no block
+ * over another.  In file order, so the first fault found is the same
+ * whichever way the image arrives.
+ */
+static int check_layout(struct image *img, struct vhd *v)
+{
+	struct host_block *hb;
+	uint64_t prev_end = 0;
+	uint32_t i, n, prev = 0;
+	int rc = 0;
+
+	if ((hb = blocks_by_host(v, &n)) == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < n && rc == 0; i++) {
+		uint64_t host = (uint64_t)hb[i].sector * VHD_SECTOR;
+		uint64_t len = block_span(img, v, hb[i].idx);
+
+		rc = check_block_meta(img, v, hb[i].idx, host, len);
+		if (rc == 0 && i > 0 && hb[i].sector == hb[i - 1].sector)
+			rc = image_defect(img, FINDING_SHARED_BLOCK, "BAT "
+			    "entries %u and %u name the same block at 0x%llx",
+			    prev, hb[i].idx, (unsigned long long)host);
+		else if (rc == 0 && i > 0 && host < prev_end)
+			rc = image_defect(img, FINDING_OVERLAP, "block %u at "
+			    "0x%llx overlaps block %u (BAT entry %u)",
+			    hb[i].idx, (unsigned long long)host, prev,
+			    hb[i].idx);
+		prev = hb[i].idx;
+		prev_end = host + len;
+	}
+	free(hb);
+	return rc;
+}
+
+/*
+ * The rules that need the input's end: every block and table ends before
+ * the footer in the last 512 bytes (tail, NULL when the input is shorter
+ * or they were not seen whole), and that footer is there.  From a file
+ * at open; from a pipe once its end is seen, with the same messages.
+ */
+static int check_end(struct image *img, const struct vhd *v, uint64_t size,
+    const unsigned char *tail)
+{
+	uint64_t room = size < VHD_FOOTER_SIZE ? 0 : size - VHD_FOOTER_SIZE;
+	uint64_t meta_end = v->dh_off + VHD_DYN_HEADER_SIZE;
+	uint32_t i;
+
+	for (i = 0; i < v->nblocks; i++) {
+		uint64_t host = (uint64_t)v->bat[i] * VHD_SECTOR;
+
+		if (v->bat[i] != VHD_BAT_UNUSED &&
+		    host + block_span(img, v, i) > room)
+			return image_defect(img, FINDING_TRUNCATED, "block %u "
+			    "at 0x%llx lies past the end of the image, which "
+			    "ends at 0x%llx with its footer (BAT entry %u)", i,
+			    (unsigned long long)host,
+			    (unsigned long long)size, i);
+	}
+	if (v->bat_off + v->bat_len > meta_end)
+		meta_end = v->bat_off + v->bat_len;
+	if (meta_end > room)
+		return image_defect(img, FINDING_TRUNCATED, "the image ends at "
+		    "0x%llx, leaving no room for the footer after its tables, "
+		    "which end at 0x%llx", (unsigned long long)size,
+		    (unsigned long long)meta_end);
+	if (tail == NULL || memcmp(tail, VHD_FOOTER_COOKIE, 8) != 0 ||
+	    be32(tail + VHD_FT_CHECKSUM) != vhd_checksum(tail,
+	    VHD_FOOTER_SIZE, VHD_FT_CHECKSUM))
+		return image_defect(img, FINDING_TRUNCATED, "no footer in the "
+		    "last 512 bytes of the image, which ends at 0x%llx",
+		    (unsigned long long)size);
+	return 0;
+}
+
+/* From a file: the same end rules, with the last 512 bytes read. */
+static int check_file_end(struct image *img, const struct vhd *v)
+{
+	unsigned char tail[VHD_FOOTER_SIZE];
+	uint64_t size = img->src->size;
+
+	if (size >= VHD_FOOTER_SIZE && image_read_at(img, tail,
+	    VHD_FOOTER_SIZE, size - VHD_FOOTER_SIZE, "footer") < 0)
+		return -1;
+	return check_end(img, v, size, size >= VHD_FOOTER_SIZE ? tail : NULL);
 }
 
 static int open_dynamic(struct image *img, struct vhd *v)
@@ -281,14 +496,14 @@ static int open_dynamic(struct image *img, struct vhd *v)
 	if (image_read_at(img, v->footer, VHD_FOOTER_SIZE, 0, "footer copy") < 0 ||
 	    check_footer(img, v->footer, "footer copy at the start") < 0)
 		return -1;
-	v->type = be32(v->footer + FT_TYPE);
+	v->type = be32(v->footer + VHD_FT_TYPE);
 	if (v->type != VHD_TYPE_DYNAMIC && v->type != VHD_TYPE_DIFFERENCING)
 		return image_bad(img, "disk type %u in the footer copy at the "
 		    "start is not dynamic (3) or differencing (4) (footer type)",
 		    v->type);
 	strcpy(img->subformat, v->type == VHD_TYPE_DYNAMIC ? "dynamic"
 	    : "differencing");
-	dh_off = be64(v->footer + FT_DATA_OFFSET);
+	v->dh_off = dh_off = be64(v->footer + VHD_FT_DATA_OFFSET);
 	if (dh_off < VHD_FOOTER_SIZE || (img->src->size_known &&
 	    (dh_off > img->src->size ||
 	    img->src->size - dh_off < VHD_DYN_HEADER_SIZE)))
@@ -297,10 +512,13 @@ static int open_dynamic(struct image *img, struct vhd *v)
 		    (unsigned long long)dh_off);
 	if (image_read_at(img, dh, sizeof dh, dh_off, "dynamic header") < 0 ||
 	    check_dyn_header(img, v, dh) < 0 ||
-	    set_virtual_size(img, v->footer) < 0 ||
-	    check_blocks(img, v, dh, &bat_off) < 0)
+	    set_dynamic_size(img, v->footer) < 0 ||
+	    check_blocks(img, v, dh, &bat_off) < 0 ||
+	    read_bat(img, v, bat_off) < 0 || check_layout(img, v) < 0)
 		return -1;
-	return read_bat(img, v, bat_off);
+	if (img->src->size_known)
+		return check_file_end(img, v);
+	return 0;
 }
 
 static int vhd_open(struct image *img)
@@ -311,7 +529,7 @@ static int vhd_open(struct image *img)
 	if (v == NULL)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = v;
-	if (src->headlen >= 8 && memcmp(src->head, "conectix", 8) == 0)
+	if (src->headlen >= 8 && memcmp(src->head, VHD_FOOTER_COOKIE, 8) == 0)
 		return open_dynamic(img, v);
 	return open_fixed(img, v);
 }
@@ -348,24 +566,15 @@ static int read_fixed_stream(struct image *img, struct emitter *em,
 		return image_bad(img, "input of %llu bytes ends without a "
 		    "footer", (unsigned long long)(off + have));
 	memcpy(v->footer, buf, VHD_FOOTER_SIZE);
-	if (check_footer(img, v->footer, "last 512 bytes of the input") < 0 ||
-	    set_virtual_size(img, v->footer) < 0)
+	if (check_fixed_footer(v->footer) < 0)
 		return -1;
-	if (be32(v->footer + FT_TYPE) != VHD_TYPE_FIXED)
-		return image_bad(img, "footer at the end has disk type %u, not "
-		    "fixed (footer type)", be32(v->footer + FT_TYPE));
-	/* Data has gone out already: a pipe cannot be cut short afterwards. */
-	if (img->virtual_size != off)
-		return image_bad(img, "virtual size %llu differs from the %llu "
-		    "bytes of data; read this image from a file (footer "
-		    "current_size/geometry)",
-		    (unsigned long long)img->virtual_size,
-		    (unsigned long long)off);
+	v->data_len = off;
+	set_fixed_size(img, v->footer, off);
 	em->size = off;
 	return 0;
 }
 
-/* Sector s of a block holds data when its bit, most significant first, is set. */
+/* Sector s of a block holds data when its bit (MSB first) is set. */
 static bool sector_present(const unsigned char *bitmap, uint32_t s)
 {
 	return bitmap[s / 8] & (0x80 >> (s % 8));
@@ -442,20 +651,6 @@ static int read_dynamic_seekable(struct image *img, struct emitter *em,
 	return emit_zero(em, done, img->virtual_size - done);
 }
 
-struct host_block {
-	uint32_t sector;
-	uint32_t idx;
-};
-
-static int by_host(const void *a, const void *b)
-{
-	const struct host_block *x = a, *y = b;
-
-	if (x->sector != y->sector)
-		return x->sector < y->sector ? -1 : 1;
-	return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 /*
  * A pipe: blocks in the order the file holds them.  Before each block,
  * promise the emitter that nothing below the lowest block still to come
@@ -491,6 +686,42 @@ static int read_dynamic_stream(struct image *img, struct emitter *em,
 	return rc;
 }
 
+/*
+ * From a pipe, once the blocks are read (or a read ran off the end): read
+ * on to the end, and check the end rule with the size now known, so a
+ * block past the end gets the message it gets from a file.
+ */
+static int finish_stream(struct image *img, struct vhd *v,
+    unsigned char *buf, int rc)
+{
+	const char *code = err_code();
+	unsigned char tail[VHD_FOOTER_SIZE];
+	uint64_t drained = 0;
+	char msg[512];
+	ssize_t n;
+
+	if (rc < 0 && (code == NULL || strcmp(code, FINDING_TRUNCATED) != 0))
+		return -1;
+	snprintf(msg, sizeof msg, "%s", rc < 0 ? err_msg() : "");
+	err_clear();
+	/* keep the last 512 bytes: the footer, when the blocks left it */
+	while ((n = image_read_forward(img, buf, VHD_CHUNK)) > 0) {
+		if ((size_t)n >= VHD_FOOTER_SIZE) {
+			memcpy(tail, buf + n - VHD_FOOTER_SIZE, VHD_FOOTER_SIZE);
+		} else {
+			memmove(tail, tail + n, VHD_FOOTER_SIZE - n);
+			memcpy(tail + VHD_FOOTER_SIZE - n, buf, n);
+		}
+		drained += n;
+	}
+	if (n < 0 || check_end(img, v, img->src->pos,
+	    drained >= VHD_FOOTER_SIZE ? tail : NULL) < 0)
+		return -1;
+	if (rc < 0)
+		return fail_code(EXIT_REJECT, FINDING_TRUNCATED, "%s", msg);
+	return 0;
+}
+
 static int vhd_read(struct image *img, struct emitter *em)
 {
 	struct vhd *v = img->priv;
@@ -508,7 +739,8 @@ static int vhd_read(struct image *img, struct emitter *em)
 	} else {
 		rc = img->src->seekable
 		    ? read_dynamic_seekable(img, em, bitmap, buf)
-		    : read_dynamic_stream(img, em, bitmap, buf);
+		    : finish_stream(img, v, buf,
+		    read_dynamic_stream(img, em, bitmap, buf));
 	}
 	free(bitmap);
 	free(buf);

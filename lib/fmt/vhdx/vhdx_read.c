@@ -8,7 +8,9 @@
  * allocation table (BAT) anywhere in the file, in 1 MiB units.  The BAT
  * holds one entry per payload block, with a sector-bitmap entry after
  * every chunk_ratio of them; the bitmaps matter only to differencing
- * disks, which are rejected, as are logs that would need replaying.
+ * disks, which are rejected.  A log left by an unclean shutdown is
+ * replayed in memory (vhdx_log.c): its writes lie over every read of the
+ * BAT, the metadata and the payload; the file is never written.
  *
  * From a pipe, payload data may come before the BAT: whole MiB units met
  * before the last metadata region are parked in img->stash, keyed by
@@ -19,42 +21,17 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vhdx/vhdx.h"
+#include "fmt/vhdx/vhdx_log.h"
+#include "imgpipe/crc32c.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
 
-#define MIB (1024u * 1024)
-#define KIB 1024u
-#define VHDX_HEAD_AREA (320 * KIB)	/* identifier, headers, region tables */
-#define VHDX_HEADER1 (64 * KIB)
-#define VHDX_HEADER2 (128 * KIB)
-#define VHDX_HEADER_SIZE (4 * KIB)
-#define VHDX_REGION1 (192 * KIB)
-#define VHDX_REGION2 (256 * KIB)
-#define VHDX_REGION_SIZE (64 * KIB)
-#define VHDX_REGION_MAX 2047
-#define VHDX_META_TABLE (64 * KIB)
-#define VHDX_META_MAX 2047
-#define VHDX_LOG_ENTRY_ALIGN (4 * KIB)
+#define MIB VHDX_MIB
 #define VHDX_CHUNK (4 * MIB)
-
-enum vhdx_block_state {
-	PAYLOAD_NOT_PRESENT = 0,
-	PAYLOAD_UNDEFINED = 1,
-	PAYLOAD_ZERO = 2,
-	PAYLOAD_UNMAPPED = 3,
-	PAYLOAD_FULLY_PRESENT = 6,
-	PAYLOAD_PARTIALLY_PRESENT = 7,
-};
-
-#define GUID_BAT "2DC27766-F623-4200-9D64-115E9BFD4A08"
-#define GUID_METADATA "8B7CA206-4790-4B9A-B8FE-575F050F886E"
-#define GUID_FILE_PARAMS "CAA16737-FA36-4D43-B3B6-33F0AA44E76B"
-#define GUID_DISK_SIZE "2FA54224-CD1B-4876-B211-5DBED83BF4B8"
-#define GUID_PAGE83 "BECA12AB-B2E6-4523-93EF-C309E000C746"
-#define GUID_LOGICAL_SECTOR "8141BF1D-A96F-4709-BA47-F233A8FAAB5F"
-#define GUID_PHYSICAL_SECTOR "CDA348C7-445D-4471-9CC9-E9885251C556"
-#define GUID_PARENT_LOCATOR "A8D35F2D-B30B-454D-ABF7-D3D84834AB0C"
+/* The largest log replayed, held in memory (Hyper-V and qemu write 1 MiB). */
+#define VHDX_LOG_MAX (64u * MIB)
 
 /* A region read into memory: metadata, BAT, or the log. */
 struct region {
@@ -75,6 +52,7 @@ struct parked {
 struct vhdx {
 	struct region meta, bat, log;
 	unsigned char log_guid[16];
+	struct vhdx_overlay ov;	/* the log's writes, when it was replayed */
 	uint32_t block_size;
 	uint32_t logical_sector;
 	uint64_t chunk_ratio;
@@ -85,73 +63,24 @@ struct vhdx {
 	uint64_t parked_end_mb;	/* units below this were met in the stream */
 };
 
-/*
- * CRC-32C (Castagnoli), which VHDX uses for every checksum.  zlib only
- * has the other CRC-32 polynomial and none of our dependencies offers
- * this one, so here is the usual table-driven version (reflected
- * polynomial 0x82F63B78).
- */
-static uint32_t crc32c(const unsigned char *p, size_t len)
-{
-	static uint32_t table[256];
-	uint32_t crc = 0xffffffffu;
-	size_t i;
-
-	if (table[1] == 0) {
-		for (i = 0; i < 256; i++) {
-			uint32_t c = i;
-			int k;
-
-			for (k = 0; k < 8; k++)
-				c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
-			table[i] = c;
-		}
-	}
-	for (i = 0; i < len; i++)
-		crc = table[(crc ^ p[i]) & 0xff] ^ (crc >> 8);
-	return ~crc;
-}
-
 /* The CRC of a structure whose checksum field (at sum_off) counts as 0. */
-static uint32_t crc32c_without(unsigned char *p, size_t len, size_t sum_off)
+static uint32_t crc32c_without(const unsigned char *p, size_t len,
+    size_t sum_off)
 {
-	unsigned char saved[4];
+	static const unsigned char zero[4];
 	uint32_t crc;
 
-	memcpy(saved, p + sum_off, 4);
-	memset(p + sum_off, 0, 4);
-	crc = crc32c(p, len);
-	memcpy(p + sum_off, saved, 4);
-	return crc;
+	crc = crc32c(0, p, sum_off);
+	crc = crc32c(crc, zero, 4);
+	return crc32c(crc, p + sum_off + 4, len - sum_off - 4);
 }
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'A' && c <= 'F' ?
-	    c - 'A' + 10 : c - 'a' + 10;
-}
-
-/* GUIDs are stored with their first three fields little-endian. */
+/* Does the on-disk GUID at p read as text (VHDX_GUID_*)? */
 static bool guid_is(const unsigned char *p, const char *text)
 {
-	static const int order[16] = { 3, 2, 1, 0, 5, 4, 7, 6,
-	    8, 9, 10, 11, 12, 13, 14, 15 };
 	unsigned char want[16];
-	int i, n = 0;
 
-	for (i = 0; text[i] != '\0' && n < 32; i++) {
-		if (text[i] == '-')
-			continue;
-		if (n % 2 == 0)
-			want[n / 2] = hexval(text[i]) << 4;
-		else
-			want[n / 2] |= hexval(text[i]);
-		n++;
-	}
-	for (i = 0; i < 16; i++)
-		if (p[i] != want[order[i]])
-			return false;
-	return true;
+	return vhdx_guid_bytes(text, want) && memcmp(p, want, 16) == 0;
 }
 
 static int vhdx_bid(const struct probe *pb)
@@ -163,23 +92,27 @@ static int vhdx_bid(const struct probe *pb)
 
 static bool header_valid(unsigned char *h)
 {
-	return memcmp(h, "head", 4) == 0 && le16(h + 66) == 1 &&
-	    le32(h + 4) == crc32c_without(h, VHDX_HEADER_SIZE, 4);
+	return memcmp(h, VHDX_HEADER_SIGNATURE, 4) == 0 &&
+	    le16(h + VHDX_HDR_VERSION) == VHDX_VERSION &&
+	    le32(h + VHDX_HDR_CHECKSUM) == crc32c_without(h, VHDX_HEADER_SIZE,
+	    VHDX_HDR_CHECKSUM);
 }
 
 /* The current header: the valid one with the higher sequence number. */
 static int pick_header(struct image *img, unsigned char *area,
     unsigned char **out)
 {
-	unsigned char *h1 = area + VHDX_HEADER1, *h2 = area + VHDX_HEADER2;
+	unsigned char *h1 = area + VHDX_HEADER1_OFF;
+	unsigned char *h2 = area + VHDX_HEADER2_OFF;
 	bool v1 = header_valid(h1), v2 = header_valid(h2);
 
 	if (!v1 && !v2)
 		return image_bad(img, "neither header is valid (signature "
 		    "'head', version 1 and CRC-32C checked at 0x%x and 0x%x)",
-		    VHDX_HEADER1, VHDX_HEADER2);
+		    VHDX_HEADER1_OFF, VHDX_HEADER2_OFF);
 	if (v1 && v2)
-		*out = le64(h2 + 8) > le64(h1 + 8) ? h2 : h1;
+		*out = le64(h2 + VHDX_HDR_SEQUENCE) >
+		    le64(h1 + VHDX_HDR_SEQUENCE) ? h2 : h1;
 	else
 		*out = v1 ? h1 : h2;
 	return 0;
@@ -210,20 +143,21 @@ static int check_region(struct image *img, const char *what, uint64_t off,
 static int parse_region_table(struct image *img, struct vhdx *x,
     const unsigned char *rt)
 {
-	uint32_t i, n = le32(rt + 8);
+	uint32_t i, n = le32(rt + VHDX_RT_COUNT);
 
-	if (n > VHDX_REGION_MAX)
+	if (n > VHDX_RT_MAX_ENTRIES)
 		return image_bad(img, "region table has %u entries, more than "
-		    "%u (region table entry count)", n, VHDX_REGION_MAX);
+		    "%u (region table entry count)", n, VHDX_RT_MAX_ENTRIES);
 	for (i = 0; i < n; i++) {
-		const unsigned char *e = rt + 16 + 32 * (size_t)i;
+		const unsigned char *e = rt + VHDX_RT_ENTRIES +
+		    VHDX_RT_ENTRY_SIZE * (size_t)i;
 		struct region *r = NULL;
 
-		if (guid_is(e, GUID_BAT))
+		if (guid_is(e + VHDX_RE_GUID, VHDX_GUID_BAT))
 			r = &x->bat;
-		else if (guid_is(e, GUID_METADATA))
+		else if (guid_is(e + VHDX_RE_GUID, VHDX_GUID_METADATA))
 			r = &x->meta;
-		else if (le32(e + 28) & 1)
+		else if (le32(e + VHDX_RE_REQUIRED) & VHDX_REGION_REQUIRED)
 			return image_unsafe(img, "unknown-region", "unknown "
 			    "required region in the region table (entry %u)",
 			    i);
@@ -232,8 +166,8 @@ static int parse_region_table(struct image *img, struct vhdx *x,
 		if (r->len != 0)
 			return image_bad(img, "two %s regions in the region "
 			    "table", r->name);
-		r->off = le64(e + 16);
-		r->len = le32(e + 24);
+		r->off = le64(e + VHDX_RE_OFFSET);
+		r->len = le32(e + VHDX_RE_LENGTH);
 		if (check_region(img, r->name, r->off, r->len) < 0)
 			return -1;
 	}
@@ -245,31 +179,38 @@ static int parse_region_table(struct image *img, struct vhdx *x,
 
 static bool region_table_valid(unsigned char *rt)
 {
-	return memcmp(rt, "regi", 4) == 0 &&
-	    le32(rt + 4) == crc32c_without(rt, VHDX_REGION_SIZE, 4);
+	return memcmp(rt, VHDX_REGION_SIGNATURE, 4) == 0 &&
+	    le32(rt + VHDX_RT_CHECKSUM) == crc32c_without(rt,
+	    VHDX_REGION_TABLE_SIZE, VHDX_RT_CHECKSUM);
 }
 
 static int parse_head_area(struct image *img, struct vhdx *x,
     unsigned char *area)
 {
-	unsigned char *h = NULL, *rt = area + VHDX_REGION1;
+	unsigned char *h = NULL, *rt = area + VHDX_REGION1_OFF;
 	static const unsigned char zero_guid[16];
 
-	if (memcmp(area, "vhdxfile", 8) != 0)
+	if (memcmp(area, VHDX_FILE_SIGNATURE, 8) != 0)
 		return image_bad(img, "no file identifier 'vhdxfile'");
 	if (pick_header(img, area, &h) < 0)
 		return -1;
 	if (!region_table_valid(rt))
-		rt = area + VHDX_REGION2;
+		rt = area + VHDX_REGION2_OFF;
 	if (!region_table_valid(rt))
 		return image_bad(img, "neither region table is valid "
 		    "(signature 'regi' and CRC-32C checked at 0x%x and 0x%x)",
-		    VHDX_REGION1, VHDX_REGION2);
-	memcpy(x->log_guid, h + 48, 16);
+		    VHDX_REGION1_OFF, VHDX_REGION2_OFF);
+	memcpy(x->log_guid, h + VHDX_HDR_LOG_GUID, 16);
 	if (memcmp(x->log_guid, zero_guid, 16) != 0) {
-		/* A log is active: it has to be read to see if it is empty. */
-		x->log.off = le64(h + 72);
-		x->log.len = le32(h + 68);
+		/* A log is active: it is replayed in memory, up to a cap. */
+		x->log.off = le64(h + VHDX_HDR_LOG_OFFSET);
+		x->log.len = le32(h + VHDX_HDR_LOG_LENGTH);
+		if (x->log.len > VHDX_LOG_MAX)
+			return image_defect(img, "log-size", "log of %llu "
+			    "bytes to replay is larger than the %u MiB this "
+			    "reader replays in memory (header LogLength)",
+			    (unsigned long long)x->log.len,
+			    VHDX_LOG_MAX / MIB);
 		if (check_region(img, x->log.name, x->log.off, x->log.len) < 0)
 			return -1;
 	}
@@ -371,32 +312,58 @@ static int read_regions(struct image *img, struct vhdx *x)
 	return rc;
 }
 
-/*
- * The log holds writes not yet applied to the file.  It is empty when
- * the header's log GUID is zero, or when no entry carries that GUID with
- * a good CRC; otherwise the image needs a replay we do not do.
- */
-static int check_log(struct image *img, struct vhdx *x)
+static int flushed_short(struct image *img, const struct vhdx *x,
+    uint64_t size)
 {
-	uint64_t off;
+	return image_defect(img, FINDING_TRUNCATED, "log: the file ends at "
+	    "0x%llx, before the FlushedFileOffset 0x%llx of the log's last "
+	    "entry", (unsigned long long)size,
+	    (unsigned long long)x->ov.flushed);
+}
 
+/* From a pipe: read on to the FlushedFileOffset, to see the file has it. */
+static int check_flushed_stream(struct image *img, const struct vhdx *x,
+    unsigned char *buf)
+{
+	ssize_t n;
+
+	while (img->src->pos < x->ov.flushed) {
+		uint64_t want = x->ov.flushed - img->src->pos;
+
+		n = image_read_forward(img, buf, want < VHDX_CHUNK ? want :
+		    VHDX_CHUNK);
+		if (n < 0)
+			return -1;
+		if (n == 0)
+			return flushed_short(img, x, img->src->pos);
+	}
+	return 0;
+}
+
+/*
+ * The log holds writes not yet applied to the file: none when the
+ * header's log GUID is zero.  Otherwise its active sequence is replayed
+ * over the BAT and metadata just read, and over the payload as it is
+ * read.  A file shorter than the head entry's FlushedFileOffset was cut
+ * after the log was written: from a file that shows here, from a pipe at
+ * the end (check_flushed_stream), with the same message.
+ */
+static int replay_log(struct image *img, struct vhdx *x)
+{
 	if (x->log.len == 0)
 		return 0;
-	for (off = 0; off + 64 <= x->log.len; off += VHDX_LOG_ENTRY_ALIGN) {
-		unsigned char *e = x->log.buf + off;
-		uint32_t len = le32(e + 8);
-
-		if (memcmp(e, "loge", 4) != 0 || memcmp(e + 32, x->log_guid,
-		    16) != 0 || len < 64 || len % VHDX_LOG_ENTRY_ALIGN != 0 ||
-		    len > x->log.len - off)
-			continue;
-		if (le32(e + 4) == crc32c_without(e, len, 4))
-			return image_unsafe(img, "log-replay", "the log has "
-			    "entries that must be replayed before the image "
-			    "can be read (log entry at 0x%llx); open it once "
-			    "with Hyper-V or qemu-img check -r all",
-			    (unsigned long long)(x->log.off + off));
-	}
+	if (vhdx_log_replay(img, x->log.buf, x->log.len, x->log.off,
+	    x->log_guid, &x->ov) < 0)
+		return -1;
+	vhdx_overlay_patch(&x->ov, x->meta.buf, x->meta.off, x->meta.len);
+	vhdx_overlay_patch(&x->ov, x->bat.buf, x->bat.off, x->bat.len);
+	img->dirty = true;
+	image_detail(img, "log", "replayed %u entries (sequence numbers "
+	    "%llu to %llu)", x->ov.nentries,
+	    (unsigned long long)x->ov.seq_first,
+	    (unsigned long long)x->ov.seq_last);
+	if (img->src->size_known && img->src->size < x->ov.flushed)
+		return flushed_short(img, x, img->src->size);
 	return 0;
 }
 
@@ -405,16 +372,18 @@ static int meta_item(struct image *img, struct vhdx *x, const char *guid,
     const char *what, uint32_t minlen, const unsigned char **out)
 {
 	const unsigned char *t = x->meta.buf;
-	uint32_t i, n = le16(t + 10);
+	uint32_t i, n = le16(t + VHDX_MT_COUNT);
 
 	*out = NULL;
 	for (i = 0; i < n; i++) {
-		const unsigned char *e = t + 32 + 32 * (size_t)i;
-		uint32_t off = le32(e + 16), len = le32(e + 20);
+		const unsigned char *e = t + VHDX_MT_ENTRIES +
+		    VHDX_MT_ENTRY_SIZE * (size_t)i;
+		uint32_t off = le32(e + VHDX_ME_OFFSET);
+		uint32_t len = le32(e + VHDX_ME_LENGTH);
 
-		if (!guid_is(e, guid))
+		if (!guid_is(e + VHDX_ME_GUID, guid))
 			continue;
-		if (len < minlen || off < VHDX_META_TABLE ||
+		if (len < minlen || off < VHDX_META_TABLE_SIZE ||
 		    off > x->meta.len || len > x->meta.len - off)
 			return image_bad(img, "metadata item %s at +0x%x "
 			    "length %u lies outside the metadata region", what,
@@ -427,25 +396,27 @@ static int meta_item(struct image *img, struct vhdx *x, const char *guid,
 
 static int check_meta_table(struct image *img, struct vhdx *x)
 {
-	static const char *const known[] = { GUID_FILE_PARAMS, GUID_DISK_SIZE,
-	    GUID_PAGE83, GUID_LOGICAL_SECTOR, GUID_PHYSICAL_SECTOR,
-	    GUID_PARENT_LOCATOR };
+	static const char *const known[] = { VHDX_GUID_FILE_PARAMS,
+	    VHDX_GUID_DISK_SIZE, VHDX_GUID_PAGE83, VHDX_GUID_LOGICAL_SECTOR,
+	    VHDX_GUID_PHYSICAL_SECTOR, VHDX_GUID_PARENT_LOCATOR };
 	const unsigned char *t = x->meta.buf;
-	uint32_t i, k, n = le16(t + 10);
+	uint32_t i, k, n = le16(t + VHDX_MT_COUNT);
 
-	if (memcmp(t, "metadata", 8) != 0)
+	if (memcmp(t, VHDX_META_SIGNATURE, 8) != 0)
 		return image_bad(img, "metadata region at 0x%llx lacks its "
 		    "signature 'metadata'", (unsigned long long)x->meta.off);
-	if (n > VHDX_META_MAX)
+	if (n > VHDX_MT_MAX_ENTRIES)
 		return image_bad(img, "metadata table has %u entries, more "
-		    "than %u (metadata entry count)", n, VHDX_META_MAX);
+		    "than %u (metadata entry count)", n, VHDX_MT_MAX_ENTRIES);
 	for (i = 0; i < n; i++) {
-		const unsigned char *e = t + 32 + 32 * (size_t)i;
+		const unsigned char *e = t + VHDX_MT_ENTRIES +
+		    VHDX_MT_ENTRY_SIZE * (size_t)i;
 
 		for (k = 0; k < sizeof known / sizeof known[0]; k++)
-			if (guid_is(e, known[k]))
+			if (guid_is(e + VHDX_ME_GUID, known[k]))
 				break;
-		if (k == sizeof known / sizeof known[0] && (le32(e + 24) & 4))
+		if (k == sizeof known / sizeof known[0] && (le32(e + VHDX_ME_FLAGS) &
+		    VHDX_META_IS_REQUIRED))
 			return image_unsafe(img, "unknown-metadata", "unknown "
 			    "required metadata item (metadata entry %u)", i);
 	}
@@ -459,17 +430,21 @@ static int reject_parent(struct image *img, struct vhdx *x)
 	char name[128] = "unnamed";
 	uint32_t i, n, len = 0;
 
-	if (meta_item(img, x, GUID_PARENT_LOCATOR, "parent locator", 20,
+	if (meta_item(img, x, VHDX_GUID_PARENT_LOCATOR, "parent locator",
+	    VHDX_PL_ENTRIES,
 	    &loc) < 0)
 		return -1;
 	if (loc != NULL) {
 		const unsigned char *e = x->meta.buf;
 		size_t avail = x->meta.len - (size_t)(loc - e);
 
-		n = le16(loc + 18);
-		for (i = 0; i < n && 20 + 12 * (size_t)(i + 1) <= avail; i++) {
-			const unsigned char *kv = loc + 20 + 12 * (size_t)i;
-			uint32_t voff = le32(kv + 4), vlen = le16(kv + 10);
+		n = le16(loc + VHDX_PL_COUNT);
+		for (i = 0; i < n && VHDX_PL_ENTRIES + VHDX_PL_ENTRY_SIZE *
+		    (size_t)(i + 1) <= avail; i++) {
+			const unsigned char *kv = loc + VHDX_PL_ENTRIES +
+			    VHDX_PL_ENTRY_SIZE * (size_t)i;
+			uint32_t voff = le32(kv + VHDX_PLE_VALUE_OFFSET);
+			uint32_t vlen = le16(kv + VHDX_PLE_VALUE_LENGTH);
 			size_t j;
 
 			if (voff > avail || vlen > avail - voff)
@@ -496,20 +471,23 @@ static int parse_metadata(struct image *img, struct vhdx *x)
 	uint32_t bs;
 
 	if (check_meta_table(img, x) < 0 ||
-	    meta_item(img, x, GUID_FILE_PARAMS, "file parameters", 8, &fp) < 0 ||
-	    meta_item(img, x, GUID_DISK_SIZE, "virtual disk size", 8, &ds) < 0 ||
-	    meta_item(img, x, GUID_LOGICAL_SECTOR, "logical sector size", 4,
-	    &ls) < 0)
+	    meta_item(img, x, VHDX_GUID_FILE_PARAMS, "file parameters",
+	    VHDX_FP_SIZE, &fp) < 0 ||
+	    meta_item(img, x, VHDX_GUID_DISK_SIZE, "virtual disk size",
+	    VHDX_DISK_SIZE_SIZE, &ds) < 0 ||
+	    meta_item(img, x, VHDX_GUID_LOGICAL_SECTOR, "logical sector size",
+	    VHDX_SECTOR_SIZE_SIZE, &ls) < 0)
 		return -1;
 	if (fp == NULL || ds == NULL || ls == NULL)
 		return image_bad(img, "metadata lacks the %s item",
 		    fp == NULL ? "file parameters" : ds == NULL ?
 		    "virtual disk size" : "logical sector size");
-	if (le32(fp + 4) & 2)
+	if (le32(fp + VHDX_FP_FLAGS) & VHDX_FP_HAS_PARENT)
 		return reject_parent(img, x);
-	strcpy(img->subformat, le32(fp + 4) & 1 ? "fixed" : "dynamic");
-	bs = le32(fp);
-	if (bs < MIB || bs > 256 * MIB || (bs & (bs - 1)) != 0)
+	strcpy(img->subformat, le32(fp + VHDX_FP_FLAGS) &
+	    VHDX_FP_LEAVE_ALLOCATED ? "fixed" : "dynamic");
+	bs = le32(fp + VHDX_FP_BLOCK_SIZE);
+	if (bs < VHDX_BLOCK_MIN || bs > VHDX_BLOCK_MAX || (bs & (bs - 1)) != 0)
 		return image_bad(img, "block size %u is not a power of two "
 		    "from 1 MiB to 256 MiB (file parameters block_size)", bs);
 	x->block_size = bs;
@@ -526,7 +504,7 @@ static int parse_metadata(struct image *img, struct vhdx *x)
 	/* qemu counts whole 512-byte sectors; so do we, to match it. */
 	img->virtual_size = x->disk_size / 512 * 512;
 	img->cluster_size = bs;
-	x->chunk_ratio = ((uint64_t)1 << 23) * x->logical_sector / bs;
+	x->chunk_ratio = vhdx_chunk_ratio(x->logical_sector, bs);
 	x->nblocks = (x->disk_size + bs - 1) / bs;
 	return 0;
 }
@@ -539,7 +517,7 @@ static uint64_t bat_entries(const struct vhdx *x)
 
 static int check_bat_size(struct image *img, struct vhdx *x)
 {
-	uint64_t need = bat_entries(x) * 8;
+	uint64_t need = bat_entries(x) * VHDX_BAT_ENTRY_SIZE;
 
 	if (need > x->bat.len)
 		return image_bad(img, "BAT region of %llu bytes is too small "
@@ -569,7 +547,7 @@ static int vhdx_open(struct image *img)
 		return -1;
 	}
 	free(area);
-	if (read_regions(img, x) < 0 || check_log(img, x) < 0 ||
+	if (read_regions(img, x) < 0 || replay_log(img, x) < 0 ||
 	    parse_metadata(img, x) < 0 || check_bat_size(img, x) < 0)
 		return -1;
 	return 0;
@@ -602,22 +580,84 @@ static int check_block(struct image *img, struct vhdx *x, uint64_t idx,
 		    "possible end (BAT entry)", (unsigned long long)idx,
 		    (unsigned long long)off);
 	if (off < MIB)
-		return image_bad(img, "block %llu at 0x%llx lies in the header "
-		    "area (BAT entry)", (unsigned long long)idx,
-		    (unsigned long long)off);
-	if (img->src->size_known && (off > img->src->size ||
-	    len > img->src->size - off))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "block %llu at 0x%llx lies past the end "
-		    "of the image (BAT entry)", (unsigned long long)idx,
-		    (unsigned long long)off);
+		return image_defect(img, FINDING_OVERLAP, "block %llu at 0x%llx "
+		    "lies in the header area (BAT entry)",
+		    (unsigned long long)idx, (unsigned long long)off);
 	for (i = 0; i < 3; i++)
 		if (r[i]->len && overlaps(off, len, r[i]->off, r[i]->len))
-			return image_bad(img, "block %llu at 0x%llx overlaps "
+			return image_defect(img, FINDING_OVERLAP, "block %llu "
+			    "at 0x%llx overlaps "
 			    "the %s region (BAT entry)",
 			    (unsigned long long)idx, (unsigned long long)off,
 			    r[i]->name);
 	return 0;
+}
+
+static int by_file_offset(const void *a, const void *b);
+
+/*
+ * Issue 14: no two BAT entries name one block, no block lies over
+ * another; the same from a file and a pipe, before any data is read.
+ */
+static int check_layout(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n)
+{
+	struct vblock *s = malloc((n + 1) * sizeof *s);
+	size_t i;
+	int rc = 0;
+
+	if (s == NULL)
+		return fail(EXIT_IO, "out of memory");
+	memcpy(s, vb, n * sizeof *s);
+	qsort(s, n, sizeof *s, by_file_offset);
+	for (i = 1; i < n && rc == 0; i++) {
+		uint64_t prev_end = s[i - 1].mb * MIB +
+		    block_len(img, x, s[i - 1].idx);
+
+		if (s[i].mb == s[i - 1].mb)
+			rc = image_defect(img, FINDING_SHARED_BLOCK, "BAT "
+			    "entries of blocks %llu and %llu name the same "
+			    "data at 0x%llx", (unsigned long long)s[i - 1].idx,
+			    (unsigned long long)s[i].idx,
+			    (unsigned long long)(s[i].mb * MIB));
+		else if (s[i].mb * MIB < prev_end)
+			rc = image_defect(img, FINDING_OVERLAP, "block %llu at "
+			    "0x%llx overlaps block %llu (BAT entry)",
+			    (unsigned long long)s[i].idx,
+			    (unsigned long long)(s[i].mb * MIB),
+			    (unsigned long long)s[i - 1].idx);
+	}
+	free(s);
+	return rc;
+}
+
+/*
+ * The rule that needs the input's size: the first block (in BAT order)
+ * past the end.  A block takes its whole block size in the file, the
+ * last one too (Hyper-V, Disk2vhd and qemu allocate whole blocks), so an
+ * image cut in the unused end of its last block is truncated too.  From
+ * a file before the data; from a pipe when a read runs off the end or
+ * once the last block is read, with the same message.
+ */
+static int check_end(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n, uint64_t size)
+{
+	const struct vblock *first = NULL;
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		uint64_t off = vb[i].mb * MIB, len = x->block_size;
+
+		if ((off > size || len > size - off) &&
+		    (first == NULL || vb[i].idx < first->idx))
+			first = &vb[i];
+	}
+	if (first == NULL)
+		return 0;
+	return image_defect(img, FINDING_TRUNCATED, "block %llu at 0x%llx "
+	    "lies past the end of the image (BAT entry)",
+	    (unsigned long long)first->idx,
+	    (unsigned long long)(first->mb * MIB));
 }
 
 /* The blocks that hold data, in virtual order; states checked. */
@@ -632,17 +672,18 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 	if (vb == NULL)
 		return fail(EXIT_IO, "out of memory");
 	for (i = 0; i < x->nblocks; i++) {
-		uint64_t e = le64(x->bat.buf + 8 * (i + i / x->chunk_ratio));
-		unsigned state = e & 7;
+		uint64_t e = le64(x->bat.buf + VHDX_BAT_ENTRY_SIZE *
+		    vhdx_bat_index(i, x->chunk_ratio));
+		unsigned state = e & VHDX_BAT_STATE_MASK;
 
-		if (state == PAYLOAD_PARTIALLY_PRESENT) {
+		if (state == VHDX_PAYLOAD_PARTIALLY_PRESENT) {
 			free(vb);
 			return image_bad(img, "block %llu is partially present, "
 			    "which only a differencing disk may be (BAT entry "
 			    "state)", (unsigned long long)i);
 		}
-		if (state != PAYLOAD_FULLY_PRESENT) {
-			if (state > PAYLOAD_UNMAPPED) {
+		if (state != VHDX_PAYLOAD_FULLY_PRESENT) {
+			if (state > VHDX_PAYLOAD_UNMAPPED) {
 				free(vb);
 				return image_bad(img, "block %llu has unknown "
 				    "state %u (BAT entry state)",
@@ -650,7 +691,7 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 			}
 			continue;	/* reads as zeros */
 		}
-		vb[n] = (struct vblock){ i, e >> 20 };
+		vb[n] = (struct vblock){ i, e >> VHDX_BAT_OFFSET_SHIFT };
 		if (check_block(img, x, i, vb[n].mb * MIB,
 		    block_len(img, x, i)) < 0) {
 			free(vb);
@@ -658,8 +699,40 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 		}
 		n++;
 	}
+	if (check_layout(img, x, vb, n) < 0 || (img->src->size_known &&
+	    check_end(img, x, vb, n, img->src->size) < 0)) {
+		free(vb);
+		return -1;
+	}
 	*out = vb;
 	*nout = n;
+	return 0;
+}
+
+/*
+ * File bytes [off, off + len) to virtual voff, with the log's writes put
+ * over them (a walk reads nothing: the log does not matter there).
+ */
+static int emit_file(struct image *img, struct emitter *em,
+    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
+{
+	struct vhdx *x = img->priv;
+
+	if (img->walk || x->ov.nsegs == 0)
+		return image_emit_range(img, em, buf, VHDX_CHUNK, off, len,
+		    voff);
+	while (len > 0) {
+		size_t n = len < VHDX_CHUNK ? len : VHDX_CHUNK;
+
+		if (image_read_at(img, buf, n, off, "data") < 0)
+			return -1;
+		vhdx_overlay_patch(&x->ov, buf, off, n);
+		if (emit_data(em, voff, buf, n) < 0)
+			return -1;
+		off += n;
+		voff += n;
+		len -= n;
+	}
 	return 0;
 }
 
@@ -681,8 +754,8 @@ static int read_seekable(struct image *img, struct emitter *em,
 		    vb[j].mb * MIB == vb[j - 1].mb * MIB + bs; j++)
 			len += block_len(img, x, vb[j].idx);
 		if (emit_zero(em, done, vb[i].idx * bs - done) < 0 ||
-		    image_emit_range(img, em, buf, VHDX_CHUNK, vb[i].mb * MIB,
-		    len, vb[i].idx * bs) < 0)
+		    emit_file(img, em, buf, vb[i].mb * MIB, len,
+		    vb[i].idx * bs) < 0)
 			return -1;
 		done = vb[i].idx * bs + len;
 	}
@@ -724,8 +797,7 @@ static int emit_unit(struct image *img, struct emitter *em, uint64_t mb,
 			return image_bad(img, "block data at 0x%llx lies behind "
 			    "data already read from the pipe (two BAT entries "
 			    "share it)", (unsigned long long)(mb * MIB));
-		return image_emit_range(img, em, buf, VHDX_CHUNK, mb * MIB,
-		    len, voff);
+		return emit_file(img, em, buf, mb * MIB, len, voff);
 	}
 	p = find_parked(x, mb);
 	if (p == NULL || p->taken)
@@ -733,10 +805,13 @@ static int emit_unit(struct image *img, struct emitter *em, uint64_t mb,
 		    "the pipe (two BAT entries share it)",
 		    (unsigned long long)(mb * MIB));
 	p->taken = true;
-	if (p->zero)
+	if (p->zero && x->ov.nsegs == 0)
 		return emit_zero(em, voff, len);
-	if (stash_take(img->stash, &p->ref, buf) < 0)
+	if (p->zero)
+		memset(buf, 0, len);	/* the log may write here */
+	else if (stash_take(img->stash, &p->ref, buf) < 0)
 		return -1;
+	vhdx_overlay_patch(&x->ov, buf, mb * MIB, len);
 	return emit_data(em, voff, buf, len);
 }
 
@@ -773,14 +848,55 @@ static int read_stream(struct image *img, struct emitter *em,
 	return rc;
 }
 
+/* From a pipe: the input must hold the whole of every block. */
+static int skip_to_blocks_end(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n)
+{
+	uint64_t end = 0;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (vb[i].mb * MIB + x->block_size > end)
+			end = vb[i].mb * MIB + x->block_size;
+	if (end <= img->src->pos || image_skip_to(img, end) == 0)
+		return 0;
+	return -1;
+}
+
+/*
+ * From a pipe, a read that ran off the end: read to the end and name the
+ * first block past it, as a file does.
+ */
+static int end_of_stream(struct image *img, struct vhdx *x,
+    const struct vblock *vb, size_t n, unsigned char *buf, int rc)
+{
+	const char *code;
+	char msg[512];
+	ssize_t got;
+
+	if (rc == 0)
+		rc = skip_to_blocks_end(img, x, vb, n);
+	code = err_code();
+	if (rc == 0 || code == NULL || strcmp(code, FINDING_TRUNCATED) != 0)
+		return rc;
+	snprintf(msg, sizeof msg, "%s", err_msg());
+	err_clear();
+	while ((got = image_read_forward(img, buf, VHDX_CHUNK)) > 0)
+		;
+	if (got < 0 || check_end(img, x, vb, n, img->src->pos) < 0)
+		return -1;
+	return fail_code(EXIT_REJECT, FINDING_TRUNCATED, "%s", msg);
+}
+
 static int vhdx_read(struct image *img, struct emitter *em)
 {
+	struct vhdx *x = img->priv;
 	struct vblock *vb = NULL;
 	size_t n = 0;
 	unsigned char *buf;
 	int rc;
 
-	if (collect_blocks(img, img->priv, &vb, &n) < 0)
+	if (collect_blocks(img, x, &vb, &n) < 0)
 		return -1;
 	buf = malloc(VHDX_CHUNK);
 	if (buf == NULL) {
@@ -788,7 +904,10 @@ static int vhdx_read(struct image *img, struct emitter *em)
 		return fail(EXIT_IO, "out of memory");
 	}
 	rc = img->src->seekable ? read_seekable(img, em, vb, n, buf)
-	    : read_stream(img, em, vb, n, buf);
+	    : end_of_stream(img, x, vb, n, buf, read_stream(img, em, vb, n,
+	    buf));
+	if (rc == 0 && !img->src->seekable && x->ov.nentries > 0)
+		rc = check_flushed_stream(img, x, buf);
 	free(buf);
 	free(vb);
 	return rc;
@@ -808,6 +927,7 @@ static void vhdx_close(struct image *img)
 	free(x->meta.buf);
 	free(x->bat.buf);
 	free(x->log.buf);
+	vhdx_overlay_free(&x->ov);
 	free(x);
 }
 

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "fmt/vmdk/vmdk_desc.h"
+#include "fmt/vmdk/vmdk_info.h"
 #include "fmt/vmdk/vmdk_int.h"
 #include "imgpipe/err.h"
 
@@ -340,6 +341,8 @@ int vmdk_open_descriptor_file(struct image *img)
 	if (text == NULL)
 		return -1;
 	rc = vmdk_desc_parse(&d, text, len);
+	if (rc == 0)
+		vmdk_info(img, text, len, NULL);
 	free(text);
 	if (rc < 0)
 		return -1;

@@ -16,6 +16,7 @@
 #include <strings.h>
 
 #include "fmt/vmdk/vmdk_desc.h"
+#include "fmt/vmdk/vmdk_info.h"
 #include "fmt/vmdk/vmdk_int.h"
 #include "imgpipe/err.h"
 
@@ -69,6 +70,10 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v,
 		free(text);
 		return -1;
 	}
+	vmdk_info(img, text, len, &(struct vmdk_info_sparse){
+	    .capacity_bytes = v->h.capacity * VMDK_SECTOR,
+	    .grain_bytes = v->h.grain_sectors * VMDK_SECTOR,
+	    .compressed = (v->h.flags & VMDK_FLAG_COMPRESSED) != 0 });
 	free(text);
 	if (vmdk_desc_has_parent(&d))
 		rc = vmdk_reject_parent(img, &d);

@@ -1,0 +1,40 @@
+/*
+ * The output formats (lib/fmt/FORMAT/FORMAT_write.c) and their options,
+ * which each program fills from its command line.
+ */
+#ifndef IMGPIPE_WRITERS_H
+#define IMGPIPE_WRITERS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "writer.h"
+
+/* Cluster sizes the qcow2 writer takes (qemu's range less 512 B-2 KiB). */
+#define QCOW2W_CLUSTER_BITS_MIN 12	/* 4 KiB */
+#define QCOW2W_CLUSTER_BITS_MAX 21	/* 2 MiB */
+#define QCOW2W_CLUSTER_BITS_DEFAULT 16
+
+struct qcow2_wopts {
+	unsigned cluster_bits;
+	int version;		/* 2 (compat 0.10) or 3 (compat 1.1) */
+	bool compress;		/* deflate clusters, as qemu-img -c */
+	int level;		/* zlib level, -1: default */
+};
+
+extern const struct writer writer_qcow2;
+
+/* VMDK: streamOptimized (the default) or monolithicSparse. */
+struct vmdk_wopts {
+	bool sparse;			/* monolithicSparse */
+	uint32_t grain_sectors;		/* 128: 64 KiB */
+	int level;			/* deflate level for streams, 1..12 */
+	const char *adapter_type;	/* ide, buslogic, lsilogic, legacyESX */
+	const char *hw_version;		/* ddb.virtualHWVersion */
+	const char *tools_version;	/* ddb.toolsVersion */
+	const char *extent_name;	/* the file the descriptor names */
+};
+
+extern const struct writer writer_vmdk;
+
+#endif

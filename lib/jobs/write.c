@@ -1,0 +1,310 @@
+/*
+ * Any image to one output format (include/imgpipe/write.h): open the
+ * input through its reader, let the writer say its grain, choose the
+ * output layout, and run the passes it needs:
+ *
+ *   WLAYOUT_STREAM, WLAYOUT_SEEKABLE   one pass: begin, every grain, finish
+ *   WLAYOUT_PLANNED, seekable input    pass 1 plans; begin writes the
+ *                                      metadata; pass 2 reads again, checks
+ *                                      each grain against the plan, puts it
+ *   WLAYOUT_PLANNED, a pipe            one pass plans and parks the grains
+ *                                      in the store; begin; then the parked
+ *                                      grains are put
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "imgpipe/cli.h"
+#include "imgpipe/emit.h"
+#include "imgpipe/err.h"
+#include "imgpipe/format.h"
+#include "imgpipe/outfile.h"
+#include "imgpipe/progress.h"
+#include "imgpipe/size.h"
+#include "imgpipe/stash.h"
+#include "imgpipe/write.h"
+#include "stream/wplan.h"
+#include "stream/wsink.h"
+
+struct wjob {
+	const struct write_opts *o;
+	struct stash st;
+	struct source src;
+	struct progress pr;
+	struct image img;
+	bool img_open;
+	struct outfile of;
+	struct wfile out;
+	struct wplan plan;
+	struct wimage w;
+	uint64_t limit;		/* the largest virtual size the output takes */
+	bool limit_given;	/* it is --size */
+	const char *layout_name;
+	uint64_t data_grains;
+};
+
+int online_cores(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
+bool write_option(struct write_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'o': o->output = arg; return true;
+	case 'f': o->format = arg; return true;
+	case 'j': o->threads = cli_number("-j", arg, 1, 256); return true;
+	case 'p': o->progress = true; return true;
+	case 'v': o->stats = true; return true;
+	case WRITE_OPT_SIZE:
+		o->size = cli_size("--size", arg);
+		o->size_given = true;
+		return true;
+	case WRITE_OPT_MEM: o->mem = cli_size("--mem", arg); return true;
+	case WRITE_OPT_TMPDIR: o->tmpdir = arg; return true;
+	}
+	return false;
+}
+
+bool write_operands(struct write_opts *o, int argc, char **argv, int optind)
+{
+	if (argc - optind > 1)
+		return false;
+	o->input = optind < argc ? argv[optind] : NULL;
+	return true;
+}
+
+void writer_notice_rounded(struct wimage *w, uint64_t from, uint64_t to,
+    const char *why)
+{
+	if (w->rounded_why == NULL)
+		w->rounded_from = from;
+	w->rounded_to = to;
+	w->rounded_why = why;
+}
+
+static void say_rounded(const struct wimage *w)
+{
+	if (w->rounded_why != NULL)
+		fprintf(stderr, "%s: virtual size %llu rounded up to %llu "
+		    "(%s)\n", progname, (unsigned long long)w->rounded_from,
+		    (unsigned long long)w->rounded_to, w->rounded_why);
+}
+
+/* Read the image through the writer sink in the given pass. */
+static int read_pass(struct wjob *j, enum wpass pass)
+{
+	struct wsink ws;
+	struct emitter em;
+	int rc;
+
+	if (wsink_init(&ws, &j->w, pass, j->o->threads, j->limit,
+	    j->limit_given, j->src.name) < 0) {
+		wsink_free(&ws);
+		return -1;
+	}
+	emitter_init(&em, &ws.base, &j->st, j->img.virtual_size);
+	rc = image_read(&j->img, &em);
+	emitter_free(&em);
+	if (rc == 0 && pass == WPASS_PARK) {
+		if (j->w.fmt->begin(&j->w) < 0 || wsink_replay_parked(&ws) < 0)
+			rc = -1;
+	}
+	j->data_grains = ws.data_grains;
+	wsink_free(&ws);
+	return rc;
+}
+
+/* Open (or, for a second pass, reopen) the input image. */
+static int open_input(struct wjob *j)
+{
+	if (j->img_open) {
+		image_close(&j->img);
+		j->img_open = false;
+		if (source_rewind(&j->src) < 0)
+			return -1;
+	}
+	if (image_open(&j->img, &j->src, &j->st, j->o->format, false) < 0)
+		return -1;
+	j->img_open = true;
+	return 0;
+}
+
+static int run_one_pass(struct wjob *j)
+{
+	if (j->w.fmt->begin(&j->w) < 0 || read_pass(j, WPASS_WRITE) < 0)
+		return -1;
+	return j->w.fmt->finish(&j->w);
+}
+
+static int run_two_passes(struct wjob *j)
+{
+	j->src.progress = NULL;	/* the meter shows the writing pass */
+	if (read_pass(j, WPASS_PLAN) < 0 || j->w.fmt->begin(&j->w) < 0 ||
+	    open_input(j) < 0)
+		return -1;
+	j->src.progress = &j->pr;
+	if (read_pass(j, WPASS_CHECK) < 0)
+		return -1;
+	return j->w.fmt->finish(&j->w);
+}
+
+static int run_parked(struct wjob *j)
+{
+	if (read_pass(j, WPASS_PARK) < 0)
+		return -1;
+	return j->w.fmt->finish(&j->w);
+}
+
+/*
+ * Straight through when the format's metadata can follow its data or the
+ * output seeks, and the size is known when the format needs it first.
+ */
+static int run_layout(struct wjob *j)
+{
+	struct wimage *w = &j->w;
+	bool sized = w->size_known || (w->flags & WRITER_SIZE_LATE);
+
+	if (sized && (w->flags & WRITER_STREAMS)) {
+		w->layout = WLAYOUT_STREAM;
+		j->layout_name = "straight through, metadata after its data";
+		return run_one_pass(j);
+	}
+	if (sized && w->out->seekable) {
+		w->layout = WLAYOUT_SEEKABLE;
+		j->layout_name = "seekable output, metadata last";
+		return run_one_pass(j);
+	}
+	w->layout = WLAYOUT_PLANNED;
+	if (w->size_known && j->src.seekable && j->src.ar == NULL) {
+		j->layout_name = "stream output, two passes over the input";
+		return run_two_passes(j);
+	}
+	j->layout_name = "stream output, data parked in the store";
+	return run_parked(j);
+}
+
+/* The virtual size, when the input or --size tells it before reading. */
+static int size_the_output(struct wjob *j)
+{
+	const struct write_opts *o = j->o;
+	struct wimage *w = &j->w;
+	uint64_t n;
+
+	if (o->size_given && !j->img.size_late && j->img.virtual_size > o->size)
+		return fail(EXIT_USAGE, "%s is longer than --size %llu",
+		    j->src.name, (unsigned long long)o->size);
+	if (!o->size_given && j->img.size_late)
+		return 0;
+	n = o->size_given ? o->size : j->img.virtual_size;
+	w->virtual_size = n + (-n & 511);
+	w->size_known = true;
+	if (w->virtual_size != n)
+		writer_notice_rounded(w, n, w->virtual_size, "a multiple of "
+		    "512 bytes");
+	return 0;
+}
+
+static int check_size(struct wjob *j)
+{
+	struct wimage *w = &j->w;
+
+	j->limit = IMAGE_VSIZE_MAX;
+	if (w->max_size && w->max_size < j->limit)
+		j->limit = w->max_size;
+	if (j->o->size_given && j->o->size <= j->limit) {
+		j->limit = j->o->size;
+		j->limit_given = true;
+	}
+	if (w->size_known && w->virtual_size > j->limit)
+		return fail(EXIT_REJECT, "%s: a disk of %llu bytes is larger "
+		    "than %llu bytes, the most %s can hold here", j->src.name,
+		    (unsigned long long)w->virtual_size,
+		    (unsigned long long)j->limit, w->fmt->name);
+	return 0;
+}
+
+static int set_up(struct wjob *j)
+{
+	const struct write_opts *o = j->o;
+	struct wimage *w = &j->w;
+
+	w->fmt = o->writer;
+	w->flags = o->writer->flags;
+	w->opts = o->writer_opts;
+	w->store = &j->st;
+	w->plan = &j->plan;
+	w->out = &j->out;
+	w->priv = calloc(1, o->writer->state_size ? o->writer->state_size : 1);
+	if (w->priv == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (size_the_output(j) < 0 || w->fmt->setup(w) < 0 ||
+	    check_size(j) < 0)
+		return -1;
+	if (w->grain == 0 || w->grain % 512 || w->grain > WRITER_GRAIN_MAX)
+		return fail(EXIT_IO, "%s writer: bad grain size %u",
+		    w->fmt->name, w->grain);
+	return wplan_init(&j->plan, &j->st,
+	    w->fmt->encode != NULL && w->encoded_max > 0);
+}
+
+static void report(const struct wjob *j)
+{
+	char mem[32], tmp[32], out[32];
+
+	format_size(j->st.mem_peak, mem, sizeof mem);
+	format_size(j->st.file_peak, tmp, sizeof tmp);
+	format_size(j->out.end, out, sizeof out);
+	fprintf(stderr, "%s: layout: %s; %llu %s allocated; image %s; "
+	    "stash peak memory %s, temporary file %s\n", progname,
+	    j->layout_name, (unsigned long long)j->data_grains,
+	    j->o->unit ? j->o->unit : "grains", out, mem, tmp);
+}
+
+static int run(struct wjob *j)
+{
+	if (open_input(j) < 0 || set_up(j) < 0 ||
+	    outfile_open(&j->of, j->o->output) < 0)
+		return -1;
+	wfile_init(&j->out, j->of.fd, j->of.name);
+	if (run_layout(j) < 0 || wfile_flush(&j->out) < 0) {
+		outfile_abort(&j->of);
+		return -1;
+	}
+	if (outfile_commit(&j->of) < 0)
+		return -1;
+	say_rounded(&j->w);
+	if (j->o->stats)
+		report(j);
+	return 0;
+}
+
+int write_image(const struct write_opts *o)
+{
+	struct wjob j;
+	int rc = -1;
+
+	memset(&j, 0, sizeof j);
+	j.o = o;
+	stash_init(&j.st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
+	if (source_open(&j.src, o->input) == 0) {
+		progress_start(&j.pr, o->progress,
+		    j.src.size_known ? j.src.size : 0);
+		j.src.progress = &j.pr;
+		rc = run(&j);
+		progress_end(&j.pr);
+	}
+	if (j.w.fmt != NULL && j.w.fmt->close != NULL)
+		j.w.fmt->close(&j.w);
+	free(j.w.priv);
+	wplan_free(&j.plan);
+	if (j.img_open)
+		image_close(&j.img);
+	source_close(&j.src);
+	stash_free(&j.st);
+	return rc;
+}

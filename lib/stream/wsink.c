@@ -1,0 +1,671 @@
+/*
+ * The writer sink: the core of every writer (include/imgpipe/writer.h).
+ *
+ * The emitter delivers the virtual disk in order, as data and zero
+ * extents.  The sink cuts it into grains: a grain that received no data,
+ * or only zeros, is left out; the others are copied into a slot of the
+ * batch being filled.  A full batch is encoded on the pool (every thread,
+ * the caller's included) and handed to the consumer thread, which plans,
+ * parks or puts its grains in order while the caller reads and fills the
+ * next batch.  Encoding is per grain, so the output does not depend on
+ * the number of threads.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "imgpipe/err.h"
+#include "imgpipe/grow.h"
+#include "imgpipe/outfile.h"
+#include "imgpipe/zero.h"
+#include "stream/wplan.h"
+#include "stream/wsink.h"
+
+/* Raw bytes a batch holds: enough grains to keep every thread busy. */
+#define BATCH_BYTES (4u << 20)
+
+/*
+ * Grains in order: data grains (data set, elen their encoded length or 0)
+ * and runs of count zero grains (data NULL).
+ */
+struct wbatch {
+	size_t cap;		/* slots */
+	size_t nslots;		/* slots in use */
+	size_t n, cape;		/* entries */
+	uint64_t *index;
+	uint64_t *count;
+	unsigned char **data;
+	uint32_t *elen;
+	unsigned char *raw;	/* cap grains */
+	unsigned char *enc;	/* cap encoded grains, when encoding */
+};
+
+struct wpool {
+	const struct wimage *w;
+	int nworkers;
+	pthread_t *tid;
+	void **coder;		/* nworkers + 1: the last is the caller's */
+	pthread_mutex_t mu;
+	pthread_cond_t go, done;
+	struct wbatch *b;
+	size_t next, finished;
+	unsigned long gen;
+	bool quit, started;
+};
+
+struct worker_arg {
+	struct wpool *pool;
+	int i;
+};
+
+uint64_t wimage_ngrains(const struct wimage *w)
+{
+	return w->virtual_size / w->grain + (w->virtual_size % w->grain != 0);
+}
+
+/* ---- batches ---- */
+
+static int batch_init(struct wbatch *b, const struct wimage *w, bool encode,
+    int threads)
+{
+	memset(b, 0, sizeof *b);
+	b->cap = BATCH_BYTES / w->grain;
+	if (b->cap < (size_t)threads * 2)
+		b->cap = (size_t)threads * 2;
+	b->cape = 2 * b->cap + 2;	/* zero runs between the grains */
+	b->index = calloc(b->cape, sizeof *b->index);
+	b->count = calloc(b->cape, sizeof *b->count);
+	b->data = calloc(b->cape, sizeof *b->data);
+	b->elen = calloc(b->cape, sizeof *b->elen);
+	b->raw = malloc(b->cap * w->grain);
+	if (encode)
+		b->enc = malloc(b->cap * w->encoded_max);
+	if (!b->index || !b->count || !b->data || !b->elen || !b->raw ||
+	    (encode && !b->enc))
+		return fail(EXIT_IO, "out of memory");
+	return 0;
+}
+
+static void batch_free(struct wbatch *b)
+{
+	free(b->index);
+	free(b->count);
+	free(b->data);
+	free(b->elen);
+	free(b->raw);
+	free(b->enc);
+}
+
+static bool batch_full(const struct wbatch *b)
+{
+	return b->nslots == b->cap || b->n + 2 > b->cape;
+}
+
+static void batch_add_data(struct wbatch *b, uint64_t index,
+    unsigned char *slot)
+{
+	b->index[b->n] = index;
+	b->count[b->n] = 1;
+	b->data[b->n] = slot;
+	b->elen[b->n] = 0;
+	b->n++;
+}
+
+static void batch_add_zeros(struct wbatch *b, uint64_t index, uint64_t count)
+{
+	if (b->n > 0 && b->data[b->n - 1] == NULL &&
+	    b->index[b->n - 1] + b->count[b->n - 1] == index) {
+		b->count[b->n - 1] += count;
+		return;
+	}
+	b->index[b->n] = index;
+	b->count[b->n] = count;
+	b->data[b->n] = NULL;
+	b->n++;
+}
+
+/* ---- the encoding pool ---- */
+
+static void encode_one(struct wpool *p, void *coder, size_t i)
+{
+	const struct wimage *w = p->w;
+	struct wbatch *b = p->b;
+	size_t slot = (b->data[i] - b->raw) / w->grain;
+
+	b->elen[i] = (uint32_t)w->fmt->encode(w, coder, b->index[i],
+	    b->data[i], w->grain, b->enc + slot * w->encoded_max);
+}
+
+/* Called and returns with p->mu held. */
+static void pool_work_locked(struct wpool *p, void *coder)
+{
+	struct wbatch *b = p->b;
+	size_t i;
+
+	while (p->next < b->n) {
+		i = p->next++;
+		pthread_mutex_unlock(&p->mu);
+		if (b->data[i] != NULL)
+			encode_one(p, coder, i);
+		pthread_mutex_lock(&p->mu);
+		if (++p->finished == b->n)
+			pthread_cond_signal(&p->done);
+	}
+}
+
+static void *pool_worker(void *arg)
+{
+	struct worker_arg *a = arg;
+	struct wpool *p = a->pool;
+	unsigned long seen = 0;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (!p->quit && p->gen == seen)
+			pthread_cond_wait(&p->go, &p->mu);
+		if (p->quit)
+			break;
+		seen = p->gen;
+		pool_work_locked(p, p->coder[a->i]);
+	}
+	pthread_mutex_unlock(&p->mu);
+	free(a);
+	return NULL;
+}
+
+static int pool_start(struct wpool *p, const struct wimage *w, int threads)
+{
+	struct worker_arg *a;
+	int i;
+
+	memset(p, 0, sizeof *p);
+	p->w = w;
+	p->nworkers = threads - 1;
+	p->tid = calloc(threads, sizeof *p->tid);
+	p->coder = calloc(threads, sizeof *p->coder);
+	if (p->tid == NULL || p->coder == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < threads; i++) {
+		p->coder[i] = w->fmt->coder_new ? w->fmt->coder_new(w) : NULL;
+		if (w->fmt->coder_new && p->coder[i] == NULL)
+			return fail(EXIT_IO, "%s: cannot set up the encoder",
+			    w->fmt->name);
+	}
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->go, NULL);
+	pthread_cond_init(&p->done, NULL);
+	p->started = true;
+	for (i = 0; i < p->nworkers; i++) {
+		a = malloc(sizeof *a);
+		if (a == NULL)
+			break;
+		*a = (struct worker_arg){ p, i };
+		if (start_thread(&p->tid[i], pool_worker, a) != 0) {
+			free(a);
+			break;	/* fewer threads: slower, still correct */
+		}
+	}
+	p->nworkers = i;
+	return 0;
+}
+
+static void pool_stop(struct wpool *p, int threads)
+{
+	int i;
+
+	if (p->started) {
+		pthread_mutex_lock(&p->mu);
+		p->quit = true;
+		pthread_cond_broadcast(&p->go);
+		pthread_mutex_unlock(&p->mu);
+		for (i = 0; i < p->nworkers; i++)
+			pthread_join(p->tid[i], NULL);
+		pthread_mutex_destroy(&p->mu);
+		pthread_cond_destroy(&p->go);
+		pthread_cond_destroy(&p->done);
+	}
+	for (i = 0; p->coder != NULL && i < threads; i++)
+		if (p->coder[i] != NULL)
+			p->w->fmt->coder_free(p->coder[i]);
+	free(p->coder);
+	free(p->tid);
+	memset(p, 0, sizeof *p);
+}
+
+/* Encode every data grain of b, on every thread; the caller works too. */
+static void pool_encode(struct wpool *p, struct wbatch *b)
+{
+	pthread_mutex_lock(&p->mu);
+	p->b = b;
+	p->next = 0;
+	p->finished = 0;
+	p->gen++;
+	pthread_cond_broadcast(&p->go);
+	pool_work_locked(p, p->coder[p->nworkers]);
+	while (p->finished < b->n)
+		pthread_cond_wait(&p->done, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- what each pass does with a grain (the consumer thread) ---- */
+
+static const unsigned char *grain_bytes(const struct wsink *ws,
+    const struct wbatch *b, size_t i, size_t *len)
+{
+	const struct wimage *w = ws->w;
+	size_t slot = (b->data[i] - b->raw) / w->grain;
+
+	if (b->elen[i] == 0) {
+		*len = w->grain;
+		return b->data[i];
+	}
+	*len = b->elen[i];
+	return b->enc + slot * w->encoded_max;
+}
+
+static int park_grain(struct wsink *ws, const unsigned char *p, size_t len)
+{
+	if (grow_array(&ws->parked, ws->nparked, &ws->capparked,
+	    sizeof *ws->parked, 1024, SIZE_MAX) < 0 ||
+	    stash_put(ws->w->store, p, len, &ws->parked[ws->nparked]) < 0)
+		return -1;
+	ws->nparked++;
+	return 0;
+}
+
+/* Pass 2 must see the grains pass 1 planned, encoded to the same length. */
+static int check_grain(struct wsink *ws, uint64_t index, uint32_t elen)
+{
+	uint64_t want;
+	uint32_t wlen;
+
+	if (wplan_next(&ws->check, &want, &wlen) != 1 || want != index ||
+	    wlen != elen)
+		return fail(EXIT_IO, "%s changed while it was being read",
+		    ws->input_name);
+	return 0;
+}
+
+/* Pass 2 ended: did pass 1 plan more grains? */
+static bool plan_left(struct wsink *ws)
+{
+	uint64_t index;
+	uint32_t elen;
+
+	return wplan_next(&ws->check, &index, &elen) != 0;
+}
+
+static int consume_data(struct wsink *ws, struct wbatch *b, size_t i)
+{
+	struct wimage *w = ws->w;
+	const unsigned char *p;
+	size_t len;
+
+	p = grain_bytes(ws, b, i, &len);
+	ws->data_grains++;
+	switch (ws->pass) {
+	case WPASS_PLAN:
+		return wplan_add(w->plan, b->index[i], b->elen[i]);
+	case WPASS_PARK:
+		if (wplan_add(w->plan, b->index[i], b->elen[i]) < 0)
+			return -1;
+		return park_grain(ws, p, len);
+	case WPASS_CHECK:
+		if (check_grain(ws, b->index[i], b->elen[i]) < 0)
+			return -1;
+		break;
+	case WPASS_WRITE:
+		if (wplan_add(w->plan, b->index[i], b->elen[i]) < 0)
+			return -1;
+		break;
+	}
+	return w->fmt->put(w, b->index[i], p, len, b->elen[i] != 0);
+}
+
+static int consume(struct wsink *ws, struct wbatch *b)
+{
+	struct wimage *w = ws->w;
+	size_t i;
+
+	for (i = 0; i < b->n; i++) {
+		if (b->data[i] != NULL) {
+			if (consume_data(ws, b, i) < 0)
+				return -1;
+		} else if (ws->pass == WPASS_WRITE || ws->pass == WPASS_CHECK) {
+			if (w->fmt->put(w, b->index[i], NULL,
+			    b->count[i] * w->grain, false) < 0)
+				return -1;
+		}
+	}
+	/* put's data pointed into the batch, which is about to be reused */
+	return wfile_flush(w->out);
+}
+
+static void *consumer_main(void *arg)
+{
+	struct wsink *ws = arg;
+	struct wbatch *b;
+	int rc;
+
+	pthread_mutex_lock(&ws->mu);
+	for (;;) {
+		while (ws->full == NULL && !ws->done)
+			pthread_cond_wait(&ws->cv, &ws->mu);
+		if (ws->full == NULL)
+			break;
+		b = ws->holding = ws->full;
+		ws->full = NULL;
+		pthread_cond_broadcast(&ws->cv);
+		pthread_mutex_unlock(&ws->mu);
+		rc = ws->failed ? 0 : consume(ws, b);
+		pthread_mutex_lock(&ws->mu);
+		if (rc < 0)
+			ws->failed = true;
+		ws->holding = NULL;
+		pthread_cond_broadcast(&ws->cv);
+	}
+	pthread_mutex_unlock(&ws->mu);
+	return NULL;
+}
+
+/*
+ * Encode the batch being filled, hand it over, and start filling the
+ * other one once the consumer is done with it.
+ */
+static int dispatch(struct wsink *ws)
+{
+	struct wbatch *b = ws->b;
+	bool failed;
+
+	if (b->n == 0)
+		return 0;
+	if (ws->encode)
+		pool_encode(ws->pool, b);
+	pthread_mutex_lock(&ws->mu);
+	while (!ws->failed && ws->full != NULL)
+		pthread_cond_wait(&ws->cv, &ws->mu);
+	ws->full = b;
+	pthread_cond_broadcast(&ws->cv);
+	ws->cur ^= 1;
+	ws->b = &ws->bufs[ws->cur];
+	while (!ws->failed && (ws->full == ws->b || ws->holding == ws->b))
+		pthread_cond_wait(&ws->cv, &ws->mu);
+	failed = ws->failed;
+	pthread_mutex_unlock(&ws->mu);
+	ws->b->n = ws->b->nslots = 0;
+	return failed ? -1 : 0;
+}
+
+/* Wait until the consumer has taken and done everything. */
+static int drain_consumer(struct wsink *ws)
+{
+	bool failed;
+
+	pthread_mutex_lock(&ws->mu);
+	while (!ws->failed && (ws->full != NULL || ws->holding != NULL))
+		pthread_cond_wait(&ws->cv, &ws->mu);
+	failed = ws->failed;
+	pthread_mutex_unlock(&ws->mu);
+	return failed ? -1 : 0;
+}
+
+/* ---- cutting the disk into grains ---- */
+
+static int too_large(struct wsink *ws, uint64_t end)
+{
+	if (ws->limit_given)
+		return fail(EXIT_USAGE, "%s is longer than --size %llu",
+		    ws->input_name, (unsigned long long)ws->limit);
+	return fail(EXIT_REJECT, "%s: the disk (at least %llu bytes) is "
+	    "larger than %llu bytes, the most %s can hold here",
+	    ws->input_name, (unsigned long long)end,
+	    (unsigned long long)ws->limit, ws->w->fmt->name);
+}
+
+/* The current grain is complete: a data grain or a zero grain. */
+static int end_grain(struct wsink *ws)
+{
+	struct wbatch *b = ws->b;
+
+	if (ws->gslot != NULL && !is_zero(ws->gslot, ws->w->grain)) {
+		batch_add_data(b, ws->gidx, ws->gslot);
+	} else {
+		if (ws->gslot != NULL)
+			b->nslots--;	/* the last slot taken: give it back */
+		batch_add_zeros(b, ws->gidx, 1);
+	}
+	ws->gslot = NULL;
+	ws->gidx++;
+	ws->gfill = 0;
+	return batch_full(b) ? dispatch(ws) : 0;
+}
+
+static void take_slot(struct wsink *ws)
+{
+	struct wbatch *b = ws->b;
+
+	ws->gslot = b->raw + b->nslots++ * (size_t)ws->w->grain;
+	memset(ws->gslot, 0, ws->gfill);
+}
+
+static int sink_data(struct sink *sk, uint64_t off, const void *buf,
+    size_t len)
+{
+	struct wsink *ws = (struct wsink *)sk;
+	const unsigned char *p = buf;
+	uint32_t grain = ws->w->grain;
+	size_t n;
+
+	if (off + len > ws->limit)
+		return too_large(ws, off + len);
+	while (len > 0) {
+		n = grain - ws->gfill;
+		if (n > len)
+			n = len;
+		if (ws->gslot == NULL)
+			take_slot(ws);
+		memcpy(ws->gslot + ws->gfill, p, n);
+		ws->gfill += n;
+		p += n;
+		len -= n;
+		if (ws->gfill == grain && end_grain(ws) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int sink_zero(struct sink *sk, uint64_t off, uint64_t len)
+{
+	struct wsink *ws = (struct wsink *)sk;
+	uint32_t grain = ws->w->grain;
+	uint64_t whole;
+	size_t n;
+
+	(void)off;
+	if (ws->gfill > 0) {	/* the rest of a grain begun */
+		n = grain - ws->gfill < len ? grain - ws->gfill : len;
+		if (ws->gslot != NULL)
+			memset(ws->gslot + ws->gfill, 0, n);
+		ws->gfill += n;
+		len -= n;
+		if (ws->gfill < grain)
+			return 0;
+		if (end_grain(ws) < 0)
+			return -1;
+	}
+	whole = len / grain;
+	if (whole > 0) {
+		batch_add_zeros(ws->b, ws->gidx, whole);
+		ws->gidx += whole;
+		if (batch_full(ws->b) && dispatch(ws) < 0)
+			return -1;
+	}
+	ws->gfill = len % grain;	/* a grain begun with zeros */
+	return 0;
+}
+
+static int size_the_disk(struct wsink *ws, uint64_t size)
+{
+	struct wimage *w = ws->w;
+	uint64_t rounded = size + (-size & 511);
+
+	if (w->size_known) {
+		if (size > w->virtual_size)
+			return fail(EXIT_USAGE, "%s is longer than --size %llu",
+			    ws->input_name,
+			    (unsigned long long)w->virtual_size);
+		return 0;
+	}
+	if (rounded > ws->limit)
+		return too_large(ws, rounded);
+	if (rounded != size)
+		writer_notice_rounded(w, size, rounded, "a multiple of 512 "
+		    "bytes");
+	w->virtual_size = rounded;
+	w->size_known = true;
+	return 0;
+}
+
+static int sink_finish(struct sink *sk, uint64_t size)
+{
+	struct wsink *ws = (struct wsink *)sk;
+	struct wimage *w = ws->w;
+	uint64_t n;
+
+	if (size_the_disk(ws, size) < 0)
+		return -1;
+	if (ws->gfill > 0) {	/* the last grain, zero-padded */
+		if (ws->gslot != NULL)
+			memset(ws->gslot + ws->gfill, 0,
+			    w->grain - ws->gfill);
+		if (end_grain(ws) < 0)
+			return -1;
+	}
+	n = wimage_ngrains(w);
+	if (ws->gidx < n)
+		batch_add_zeros(ws->b, ws->gidx, n - ws->gidx);
+	ws->gidx = n;
+	if (dispatch(ws) < 0 || drain_consumer(ws) < 0)
+		return -1;
+	if (ws->pass == WPASS_CHECK && plan_left(ws))
+		return fail(EXIT_IO, "%s changed while it was being read",
+		    ws->input_name);
+	return wplan_close(w->plan);
+}
+
+/* ---- set-up ---- */
+
+int wsink_init(struct wsink *ws, struct wimage *w, enum wpass pass,
+    int threads, uint64_t limit, bool limit_given, const char *input_name)
+{
+	memset(ws, 0, sizeof *ws);
+	ws->base.in_order = true;
+	ws->base.write = sink_data;
+	ws->base.zero = sink_zero;
+	ws->base.finish = sink_finish;
+	ws->w = w;
+	ws->pass = pass;
+	ws->encode = w->fmt->encode != NULL && w->encoded_max > 0;
+	ws->limit = limit;
+	ws->limit_given = limit_given;
+	ws->input_name = input_name;
+	pthread_mutex_init(&ws->mu, NULL);
+	pthread_cond_init(&ws->cv, NULL);
+	ws->bufs = calloc(2, sizeof *ws->bufs);
+	ws->pool = calloc(1, sizeof *ws->pool);
+	if (ws->bufs == NULL || ws->pool == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (batch_init(&ws->bufs[0], w, ws->encode, threads) < 0 ||
+	    batch_init(&ws->bufs[1], w, ws->encode, threads) < 0)
+		return -1;
+	ws->b = &ws->bufs[0];
+	if (ws->encode && pool_start(ws->pool, w, threads) < 0)
+		return -1;
+	if (pass == WPASS_CHECK && wplan_first(w, &ws->check) < 0)
+		return -1;
+	if (start_thread(&ws->tid, consumer_main, ws) != 0)
+		return fail(EXIT_IO, "cannot start a thread");
+	ws->started = true;
+	return 0;
+}
+
+void wsink_free(struct wsink *ws)
+{
+	int threads = ws->pool ? ws->pool->nworkers + 1 : 0;
+	size_t i;
+
+	if (ws->started) {
+		pthread_mutex_lock(&ws->mu);
+		ws->done = true;
+		pthread_cond_broadcast(&ws->cv);
+		pthread_mutex_unlock(&ws->mu);
+		pthread_join(ws->tid, NULL);
+	}
+	if (ws->pool != NULL)
+		pool_stop(ws->pool, threads);
+	if (ws->bufs != NULL) {
+		batch_free(&ws->bufs[0]);
+		batch_free(&ws->bufs[1]);
+	}
+	for (i = 0; i < ws->nparked; i++)
+		stash_drop(ws->w->store, &ws->parked[i]);
+	free(ws->parked);
+	free(ws->bufs);
+	free(ws->pool);
+	wplan_done(&ws->check);
+	pthread_mutex_destroy(&ws->mu);
+	pthread_cond_destroy(&ws->cv);
+	memset(ws, 0, sizeof *ws);
+}
+
+/* ---- the parked grains, put after the metadata ---- */
+
+static int put_zeros_upto(struct wimage *w, uint64_t *next, uint64_t upto)
+{
+	int rc = 0;
+
+	if (upto > *next)
+		rc = w->fmt->put(w, *next, NULL, (upto - *next) * w->grain,
+		    false);
+	*next = upto;
+	return rc;
+}
+
+int wsink_replay_parked(struct wsink *ws)
+{
+	struct wimage *w = ws->w;
+	size_t cap = w->encoded_max > w->grain ? w->encoded_max : w->grain;
+	unsigned char *buf = malloc(cap);
+	struct wplan_iter it;
+	uint64_t index, next = 0;
+	uint32_t elen;
+	size_t i = 0;
+	int r, rc = -1;
+
+	if (buf == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if (wplan_first(w, &it) < 0)
+		goto out;
+	while ((r = wplan_next(&it, &index, &elen)) == 1) {
+		if (i >= ws->nparked)
+			break;
+		if (put_zeros_upto(w, &next, index) < 0 ||
+		    stash_take(w->store, &ws->parked[i], buf) < 0 ||
+		    w->fmt->put(w, index, buf, ws->parked[i].len, elen != 0) < 0 ||
+		    wfile_flush(w->out) < 0)
+			goto out;
+		ws->parked[i++].len = 0;
+		next = index + 1;
+	}
+	if (r < 0 || put_zeros_upto(w, &next, wimage_ngrains(w)) < 0)
+		goto out;
+	rc = 0;
+out:
+	/* what was taken is released; drop only the rest */
+	memmove(ws->parked, ws->parked + i, (ws->nparked - i) *
+	    sizeof *ws->parked);
+	ws->nparked -= i;
+	wplan_done(&it);
+	free(buf);
+	return rc;
+}
