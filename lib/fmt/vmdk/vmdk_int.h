@@ -16,6 +16,7 @@
 #include "fmt/fmt.h"
 #include "fmt/vmdk/vmdk.h"
 
+#define VMDK_PEEK (4u << 10) 		/* walking: a marker and its page */
 #define VMDK_WINDOW (1u << 20)		/* read-ahead for metadata, grains */
 #define VMDK_RUN_MAX (8u << 20)		/* largest coalesced grain read */
 
@@ -79,6 +80,9 @@ struct vmdk {
 	unsigned char *win;		/* seekable read-ahead window */
 	uint64_t win_off;
 	size_t win_len, win_cap;
+	unsigned char *peek;		/* walking a file: markers' pages */
+	uint64_t peek_off;
+	size_t peek_len;
 	z_stream zs;
 	bool zs_ready;
 	/* a pipe: runs kept in the stash for tables met later */

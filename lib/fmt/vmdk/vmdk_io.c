@@ -213,6 +213,37 @@ int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
 }
 
 /*
+ * Walking a file (imginfo), a marker or a grain's marker head: read with
+ * the aligned block around it, which holds the next markers of a stream
+ * packed with small grains: one read, not one a grain.  Only the pages
+ * holding markers are read, and nothing is inflated.  off + len is
+ * within the file (checked by the caller).
+ */
+static int vmdk_peek(struct image *img, struct vmdk *v, void *buf, size_t len,
+    uint64_t off, const char *what)
+{
+	uint64_t start = off / VMDK_PEEK * VMDK_PEEK, size = img->src->size;
+	size_t want = VMDK_PEEK;
+
+	if (off < v->peek_off || off - v->peek_off > v->peek_len ||
+	    len > v->peek_len - (off - v->peek_off)) {
+		if (v->peek == NULL && (v->peek = malloc(2 * VMDK_PEEK)) == NULL)
+			return fail(EXIT_IO, "out of memory");
+		if (off + len > start + want)	/* across the block's end */
+			want *= 2;
+		if (size - start < want)
+			want = size - start;
+		v->peek_len = 0;
+		if (image_read_at(img, v->peek, want, start, what) < 0)
+			return -1;
+		v->peek_off = start;
+		v->peek_len = want;
+	}
+	memcpy(buf, v->peek + (off - v->peek_off), len);
+	return 0;
+}
+
+/*
  * Metadata (GD, GTs, a footer) at off: from a file, or from a pipe going
  * forward or back into what it kept.  A read past the end gives the
  * same message both ways.
@@ -224,6 +255,8 @@ int vmdk_read_part(struct image *img, struct vmdk *v, void *buf, size_t len,
 
 	if (vmdk_input_size(img, v, &size) && (off > size || len > size - off))
 		return vmdk_past_end(img, what, at);
+	if (img->src->seekable && img->walk && len <= VMDK_SECTOR)
+		return vmdk_peek(img, v, buf, len, off, what);
 	if (img->src->seekable)
 		return image_read_at(img, buf, len, off, what);
 	if (off < img->src->pos)

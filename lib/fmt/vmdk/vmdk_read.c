@@ -284,11 +284,15 @@ static int vmdk_alloc_buffers(struct vmdk *v)
 	return 0;
 }
 
-/* The redundant GD and GTs are read, from a file and a pipe alike. */
+/*
+ * The redundant GD and GTs are read, from a file and a pipe alike; an RGD
+ * at the GD's own sector (FreeBSD mkimg) is the GD, read once.
+ */
 static void vmdk_use_rgd(struct vmdk *v)
 {
 	v->use_rgd = (v->h.flags & VMDK_FLAG_RGD) && v->h.rgd_offset != 0 &&
-	    v->h.rgd_offset != VMDK_GD_AT_END;
+	    v->h.rgd_offset != VMDK_GD_AT_END &&
+	    v->h.rgd_offset != v->h.gd_offset;
 }
 
 /*
@@ -428,6 +432,7 @@ void vmdk_free(struct image *img, struct vmdk *v)
 	free(v->kcache);
 	free(v->run);
 	free(v->win);
+	free(v->peek);
 	free(v);
 }
 
