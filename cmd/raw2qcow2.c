@@ -3,12 +3,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/err.h"
 #include "imgpipe/write.h"
 #include "imgpipe/writers.h"
+
+enum { OPT_CLUSTER_SIZE = WRITE_OPT_FIRST_FREE, OPT_COMPAT };
 
 static void usage(int status)
 {
@@ -42,34 +43,14 @@ static int version_of(const char *arg)
 	die(EXIT_USAGE, "--compat: '%s' is neither 0.10 nor 1.1", arg);
 }
 
-static int number_of(const char *opt, const char *arg, int lo, int hi)
-{
-	char *end;
-	long n = strtol(arg, &end, 10);
-
-	if (*arg == '\0' || *end != '\0' || n < lo || n > hi)
-		die(EXIT_USAGE, "%s: '%s' is not a number from %d to %d", opt,
-		    arg, lo, hi);
-	return n;
-}
-
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
+		WRITE_LONGOPTS,
 		{ "compress", no_argument, NULL, 'c' },
 		{ "level", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 'j' },
-		{ "cluster-size", required_argument, NULL, 'C' },
-		{ "compat", required_argument, NULL, 'P' },
-		{ "size", required_argument, NULL, 'S' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "tmpdir", required_argument, NULL, 't' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		{ "cluster-size", required_argument, NULL, OPT_CLUSTER_SIZE },
+		{ "compat", required_argument, NULL, OPT_COMPAT },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct qcow2_wopts q = {
@@ -86,32 +67,22 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "o:f:cl:j:pvhV", longopts, NULL)) !=
-	    -1) {
+	while ((c = getopt_long(argc, argv, WRITE_SHORTOPTS "cl:", longopts,
+	    NULL)) != -1) {
+		if (write_option(&o, c, optarg))
+			continue;
 		switch (c) {
-		case 'o': o.output = optarg; break;
-		case 'f': o.format = optarg; break;
 		case 'c': q.compress = true; break;
-		case 'l': q.level = number_of("-l", optarg, 0, 9); break;
-		case 'j': o.threads = number_of("-j", optarg, 1, 256); break;
-		case 'C': q.cluster_bits = cluster_bits_of(optarg); break;
-		case 'P': q.version = version_of(optarg); break;
-		case 'S':
-			o.size = cli_size("--size", optarg);
-			o.size_given = true;
-			break;
-		case 'p': o.progress = true; break;
-		case 'm': o.mem = cli_size("--mem", optarg); break;
-		case 't': o.tmpdir = optarg; break;
-		case 'v': o.stats = true; break;
+		case 'l': q.level = cli_number("-l", optarg, 0, 9); break;
+		case OPT_CLUSTER_SIZE: q.cluster_bits = cluster_bits_of(optarg); break;
+		case OPT_COMPAT: q.version = version_of(optarg); break;
 		case 'h': usage(0); break;
 		case 'V': cli_version(); return 0;
 		default: usage(EXIT_USAGE);
 		}
 	}
-	if (argc - optind > 1)
+	if (!write_operands(&o, argc, argv, optind))
 		usage(EXIT_USAGE);
-	o.input = optind < argc ? argv[optind] : NULL;
 	if (write_image(&o) < 0)
 		die_last();
 	return 0;

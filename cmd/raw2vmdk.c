@@ -9,6 +9,9 @@
 #include "imgpipe/write.h"
 #include "imgpipe/writers.h"
 
+enum { OPT_GRAIN_SIZE = WRITE_OPT_FIRST_FREE, OPT_ADAPTER_TYPE,
+	OPT_HWVERSION, OPT_TOOLSVERSION, OPT_EXTENT_NAME };
+
 static void usage(int status)
 {
 	fprintf(status ? stderr : stdout,
@@ -49,23 +52,14 @@ int main(int argc, char **argv)
 	static const char *const adapters[] = { "lsilogic", "ide", "buslogic",
 	    "legacyESX", NULL };
 	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "format", required_argument, NULL, 'f' },
+		WRITE_LONGOPTS,
 		{ "subformat", required_argument, NULL, 's' },
 		{ "level", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 'j' },
-		{ "grain-size", required_argument, NULL, 'G' },
-		{ "adapter-type", required_argument, NULL, 'A' },
-		{ "hwversion", required_argument, NULL, 'H' },
-		{ "toolsversion", required_argument, NULL, 'T' },
-		{ "extent-name", required_argument, NULL, 'E' },
-		{ "size", required_argument, NULL, 'S' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "tmpdir", required_argument, NULL, 't' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
+		{ "grain-size", required_argument, NULL, OPT_GRAIN_SIZE },
+		{ "adapter-type", required_argument, NULL, OPT_ADAPTER_TYPE },
+		{ "hwversion", required_argument, NULL, OPT_HWVERSION },
+		{ "toolsversion", required_argument, NULL, OPT_TOOLSVERSION },
+		{ "extent-name", required_argument, NULL, OPT_EXTENT_NAME },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct vmdk_wopts v = {
@@ -84,47 +78,37 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "o:f:s:l:j:pvhV", longopts,
+	while ((c = getopt_long(argc, argv, WRITE_SHORTOPTS "s:l:", longopts,
 	    NULL)) != -1) {
+		if (write_option(&o, c, optarg))
+			continue;
 		switch (c) {
-		case 'o': o.output = optarg; break;
-		case 'f': o.format = optarg; break;
 		case 's':
 			v.sparse = cli_choice("--subformat", optarg, subformats)
 			    == subformats[1];
 			break;
 		case 'l': v.level = cli_number("-l", optarg, 1, 12); break;
-		case 'j': o.threads = cli_number("-j", optarg, 1, 256); break;
-		case 'G': v.grain_sectors = grain_sectors_of(optarg); break;
-		case 'A':
+		case OPT_GRAIN_SIZE: v.grain_sectors = grain_sectors_of(optarg); break;
+		case OPT_ADAPTER_TYPE:
 			v.adapter_type = cli_choice("--adapter-type", optarg,
 			    adapters);
 			break;
-		case 'H':
-			v.hw_version = optarg;
+		case OPT_HWVERSION:
 			cli_number("--hwversion", optarg, 1, 99);
+			v.hw_version = optarg;
 			break;
-		case 'T':
-			v.tools_version = optarg;
+		case OPT_TOOLSVERSION:
 			cli_number("--toolsversion", optarg, 0, 2147483647);
+			v.tools_version = optarg;
 			break;
-		case 'E': v.extent_name = optarg; break;
-		case 'S':
-			o.size = cli_size("--size", optarg);
-			o.size_given = true;
-			break;
-		case 'p': o.progress = true; break;
-		case 'm': o.mem = cli_size("--mem", optarg); break;
-		case 't': o.tmpdir = optarg; break;
-		case 'v': o.stats = true; break;
+		case OPT_EXTENT_NAME: v.extent_name = optarg; break;
 		case 'h': usage(0); break;
 		case 'V': cli_version(); return 0;
 		default: usage(EXIT_USAGE);
 		}
 	}
-	if (argc - optind > 1)
+	if (!write_operands(&o, argc, argv, optind))
 		usage(EXIT_USAGE);
-	o.input = optind < argc ? argv[optind] : NULL;
 	if (v.extent_name == NULL)
 		v.extent_name = extent_name_of(o.output);
 	if (strpbrk(v.extent_name, "\"\n") != NULL)

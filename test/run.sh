@@ -1,21 +1,80 @@
 #!/bin/sh
-# Run the unit tests and every bats suite; end with "N passed, N failed".
+# Run the unit tests and every bats suite; the last line is
+# "N passed, N failed, N skipped", and the exit status is 0 only when
+# nothing failed and something passed.
 # IMGPIPE_BUILD: the BUILD directory of make (default: this tree).
+#
+# Skips.  A test may skip only when this machine lacks something the
+# test needs that some machines genuinely lack (no root, no loop
+# devices, ...), never for a feature the build has.  Such a skip says so
+# with a reason that begins with the tag "optional:", for example
+#	skip "optional: needs root to mount a small tmpfs"
+# and is counted as skipped.  Any other skip counts as a failure.
+#
+# Every test program counts: one that exits non-zero with no failing
+# test, or reports fewer or more results than its plan (1..N), is a
+# failure too (a suite that dies half way must not look green).
 cd "$(dirname "$0")/.." || exit 2
 build=${IMGPIPE_BUILD:-.}
 export IMGPIPE_BIN="$(cd "$build" && pwd)/bin"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+
+# each program's output between "#> NAME" and "#< NAME STATUS"
 for t in "$build"/test/unit/bin/test_*; do
 	[ -x "$t" ] || continue
-	echo "# $t"
-	"$t" 2>&1 || echo "not ok - $t exited $?"
+	echo "#> $t"
+	"$t" 2>&1
+	echo "#< $t $?"
 done | tee -a "$log"
 for s in test/bats/*.bats; do
-	echo "# $s"
-	bats --tap "$s" 2>&1 || true
+	echo "#> $s"
+	bats --tap "$s" 2>&1
+	echo "#< $s $?"
 done | tee -a "$log"
-passed=$(grep -c '^ok ' "$log")
-failed=$(grep -c '^not ok ' "$log")
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+
+awk '
+function close_suite(name, rc) {
+	if (plan < 0) {
+		problem(name ": no plan (1..N) in its output")
+	} else if (results != plan) {
+		problem(name ": " results " results for a plan of " plan)
+	}
+	if (rc != 0 && suite_failed == 0)
+		problem(name ": exited " rc " with no failing test")
+	insuite = 0
+}
+function problem(msg) { failed++; problems = problems "# FAILED: " msg "\n" }
+/^#> / { name = substr($0, 4); insuite = 1; plan = -1; results = 0; suite_failed = 0; next }
+/^#< / {
+	rc = $NF
+	close_suite(name, rc)
+	next
+}
+/^1\.\.[0-9]+$/ && insuite && plan < 0 { plan = substr($0, 4) + 0; next }
+/^not ok / { results++; failed++; suite_failed++; next }
+/^ok / {
+	results++
+	if (match($0, / # skip( |$)/)) {
+		reason = substr($0, RSTART + RLENGTH)
+		sub(/^\(/, "", reason)	# newer bats: "# skip (REASON)"
+		if (reason ~ /^optional:/) {
+			skipped++
+			notes = notes "# skipped (" name "): " $0 "\n"
+		} else {
+			failed++
+			suite_failed++
+			problems = problems "# FAILED, an unexpected skip (" name "): " $0 "\n"
+		}
+	} else {
+		passed++
+	}
+	next
+}
+END {
+	if (insuite)
+		problem(name ": output ends inside it")
+	printf "%s%s", notes, problems
+	printf "%d passed, %d failed, %d skipped\n", passed, failed, skipped
+	exit !(failed == 0 && passed > 0)
+}' "$log"

@@ -1,8 +1,9 @@
 /*
  * The emitter sits between a reader and a sink.  Readers hand it extents in
  * any order; it splits data on zero blocks, and for in-order sinks places
- * each extent at the output cursor or parks it in the stash until the
- * cursor gets there.  Space no extent covered reads as zeros.
+ * each extent at the output cursor or parks it in the stash (the parking
+ * store) until the cursor gets there.  Space no extent covered reads as
+ * zeros.
  */
 #ifndef IMGPIPE_EMIT_H
 #define IMGPIPE_EMIT_H
@@ -15,9 +16,25 @@
 #include "stash.h"
 
 #define EMIT_ZERO_BLOCK 4096
+/* Parked data goes to the sink through a buffer of at most this size. */
+#define EMIT_XFER_MAX (256u * 1024)
 
-struct pending;
+/* An extent waiting for the cursor: zeros, or a run in the stash. */
+struct emit_pending {
+	uint64_t off;
+	uint64_t len;
+	bool zero;
+	struct stash_ref ref;
+};
 
+/*
+ * Extents that arrive ahead of the cursor wait as runs: an extent that
+ * continues the run parked last (just above it, or just below it: a disk
+ * written backwards) grows that run in the stash, so a million adjacent
+ * extents are one run.  Other runs wait in a heap by offset.  The heap,
+ * the buffer to the sink and the stash's records are all counted in the
+ * stash's budget (--mem): there is no other cap on the queue.
+ */
 struct emitter {
 	struct sink *sink;
 	struct stash *stash;
@@ -25,8 +42,12 @@ struct emitter {
 	size_t zero_block;	/* zero detection granularity; 0 disables */
 	uint64_t cursor;	/* in-order sinks: bytes delivered */
 	uint64_t known;		/* in-order sinks: below this, gaps are zero */
-	struct pending *heap;	/* out-of-order extents, min-heap by offset */
+	struct emit_pending open;	/* the run parked last, if have_open */
+	bool have_open;
+	struct emit_pending *heap;	/* other runs: a min-heap by offset */
 	size_t npending, cappending;
+	unsigned char *xfer;	/* parked data on its way to the sink */
+	size_t xfer_size;
 	uint64_t data_bytes;	/* statistics: data and zero bytes delivered */
 	uint64_t zero_bytes;
 };

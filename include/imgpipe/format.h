@@ -109,6 +109,7 @@ struct image {
 	char subformat[48];	/* "monolithicSparse", "dynamic", "v3" ... */
 	bool inspect;		/* imginfo: record findings instead of failing */
 	bool verbatim;		/* raw bytes as they are: no VHD footer strip */
+	bool forced;		/* -f named the format: no foreign check */
 	/*
 	 * imginfo from a seekable input: read walks every table with the
 	 * checks of a conversion but reads no data; image_emit_range checks
@@ -129,7 +130,36 @@ struct image {
 
 extern const struct format *const formats[];	/* NULL-terminated */
 
+/* Other names -f takes: the Image service's (vhd = vpc, ploop = parallels). */
+struct format_alias {
+	const char *alias;
+	const char *name;
+};
+extern const struct format_alias format_aliases[];	/* NULL-terminated */
+
+/* By its name or an alias. */
 const struct format *format_by_name(const char *name);
+
+/*
+ * A container imgpipe recognises but does not read (Bochs, cloop, DMG,
+ * QCOW version 1, COWD, LUKS, archives): probing refuses it unless
+ * -f raw is given, and imginfo names it.
+ */
+struct foreign {
+	const char *name;	/* "bochs": imginfo's "file format" */
+	const char *code;	/* its finding: "unsupported-format", ... */
+	const char *text;	/* "a Bochs disk image" */
+};
+/* From the first bytes of an input, or NULL. */
+const struct foreign *format_foreign_head(const unsigned char *head,
+    size_t headlen);
+/* From its last bytes (a DMG's trailer), or NULL. */
+const struct foreign *format_foreign_trailer(const unsigned char *tail,
+    size_t taillen);
+/* Head, and the tail when the input is seekable, or NULL. */
+const struct foreign *format_foreign(struct source *src);
+/* Record the refusal of f (EXIT_REJECT, with f's code); returns -1. */
+int format_refuse_foreign(const struct foreign *f);
 /*
  * Choose the format of src (whose head is filled).  forced: the -f name or
  * NULL.  Fails with EXIT_REJECT on ambiguity or when forced does not bid,

@@ -14,8 +14,14 @@
 #include "progress.h"
 
 #define SOURCE_HEAD_MAX (64 * 1024)
+/* source_retain(): keep nothing more, release everything kept. */
+#define SOURCE_RETAIN_NONE UINT64_MAX
+/* Bytes kept from a stream are stored in pieces of at most this size. */
+#define SOURCE_KEPT_PIECE (64 * 1024)
 
 struct archive;
+struct stash;
+struct source_kept;
 
 struct source {
 	int fd;
@@ -33,6 +39,14 @@ struct source {
 	bool raw_eof;		/* fd (or filter) reached end of file */
 	bool owns_fd;
 	struct progress *progress;	/* counts bytes consumed, or NULL */
+	/* Retention (streams): bytes kept behind the stream position. */
+	struct stash *keep_stash;
+	uint64_t keep_from;	/* keep passing bytes at or after this */
+	struct source_kept *kept;	/* pieces by offset; some released */
+	size_t nkept, capkept;
+	size_t kept_first;	/* pieces before this are all released */
+	size_t kept_dead;	/* released pieces still in the array */
+	uint64_t kept_bytes;	/* bytes held for retention */
 };
 
 /* path NULL or "-" is standard input.  Detects and decodes compression. */
@@ -47,8 +61,12 @@ void source_close(struct source *s);
 
 /*
  * Read len bytes at off.  Seekable: positioned read, any order.  Stream:
- * off must be >= pos; the bytes in between are skipped.  Short input is an
- * error (EXIT_REJECT, "truncated"); what names the thing being read.
+ * bytes at or after pos are read (the bytes in between skipped); bytes
+ * behind pos come from what source_retain() kept, or from the head
+ * (the first SOURCE_HEAD_MAX bytes); a range may start behind pos and
+ * go on ahead.  Behind pos and not kept: EXIT_REJECT, "WHAT at 0xOFF lies
+ * behind data already read from the stream".  Short input is an error
+ * (EXIT_REJECT, "truncated"); what names the thing being read.
  */
 int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
     const char *what);
@@ -68,5 +86,41 @@ int source_skip_to(struct source *s, uint64_t off);
  */
 int source_next_data(struct source *s, uint64_t off, uint64_t *start,
     uint64_t *end);
+
+/*
+ * Retention: read-ahead/consume for readers of streams, so that no format
+ * keeps a buffer of its own (libarchive's model).  A reader that meets
+ * data before the table that places it asks the source to keep what
+ * passes, reads it back with source_read_at() once the table has come,
+ * and says when it will not read it again:
+ *
+ *	source_retain(src, img->stash, 0);	   before the tables are known
+ *	... source_read_at() forward: tables and data pass and are kept ...
+ *	source_read_at(src, buf, len, host, "data"); a table placed it:
+ *	source_release(src, host, len);		   behind pos, from the store
+ *	source_retain(src, st, SOURCE_RETAIN_NONE);  every table is read
+ *
+ * source_retain(src, st, off): from now on, bytes at or after off that
+ * pass the stream position (read or skipped) are kept in the stash st
+ * (memory up to its budget, then its spill file; the index is charged to
+ * the budget).  Kept bytes below off are released, so moving off forward
+ * releases what lies behind it; SOURCE_RETAIN_NONE stops keeping and
+ * releases everything.  0, or -1 with the error recorded.
+ *
+ * source_release(src, off, len): bytes [off, off + len) will not be read
+ * again: what is kept of them is given back (in whole pieces of
+ * SOURCE_KEPT_PIECE bytes, once every byte of a piece is released).
+ * Bytes not yet passed are not affected.  A released byte may still be
+ * served until its whole piece is released; a reader must not count on it.
+ *
+ * A reader stops retention (SOURCE_RETAIN_NONE) when it has read every
+ * table, and in its close callback at the latest: programs drain a pipe
+ * after the reader is done (imginfo), and must not keep what they drain.
+ *
+ * On a seekable source both do nothing: every byte can be read again.
+ * The bytes of the head are always there and are never kept twice.
+ */
+int source_retain(struct source *s, struct stash *st, uint64_t off);
+void source_release(struct source *s, uint64_t off, uint64_t len);
 
 #endif

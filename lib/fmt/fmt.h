@@ -37,4 +37,22 @@ void sort_u64(uint64_t *v, size_t n);
  */
 uint32_t *lowest_after(const uint64_t *order, uint64_t n, uint32_t none);
 
+/*
+ * Which host units (clusters, blocks) a reader's tables use, to find a
+ * unit used twice the same way from a file and from a pipe: data twice is
+ * FINDING_SHARED_BLOCK, data or metadata on metadata FINDING_OVERLAP.
+ * Two bits per unit, grown on demand up to IMAGE_META_MAX bytes (2^28
+ * units); units beyond are not tracked.  Zero-initialise, set unit.
+ */
+enum host_use { HOST_FREE, HOST_META, HOST_DATA };
+struct host_claims {
+	uint64_t unit;		/* bytes per unit */
+	unsigned char *bits;
+	uint64_t nbytes;
+};
+/* Claim [off, off + len) for use; what names it in a message. */
+int host_claim(struct image *img, struct host_claims *c, uint64_t off,
+    uint64_t len, enum host_use use, const char *what);
+void host_claims_free(struct host_claims *c);
+
 #endif

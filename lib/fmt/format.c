@@ -11,6 +11,9 @@ const struct format *format_by_name(const char *name)
 {
 	int i;
 
+	for (i = 0; format_aliases[i].alias != NULL; i++)
+		if (strcmp(format_aliases[i].alias, name) == 0)
+			name = format_aliases[i].name;
 	for (i = 0; formats[i] != NULL; i++)
 		if (strcmp(formats[i]->name, name) == 0)
 			return formats[i];
@@ -50,7 +53,12 @@ int format_probe(struct source *src, const char *forced,
 			    "--list-formats)", forced);
 		if (f->bid(&pb) <= BID_NONE) {
 			const struct format *real;
+			const struct foreign *fr = format_foreign(src);
 
+			if (fr != NULL)
+				return fail(EXIT_REJECT, "input is not %s (it "
+				    "looks like %s, %s)", forced, fr->name,
+				    fr->text);
 			if (format_probe(src, NULL, &real) == 0)
 				return fail(EXIT_REJECT, "input is not %s (it "
 				    "looks like %s)", forced, real->name);
@@ -81,8 +89,35 @@ int format_probe(struct source *src, const char *forced,
 	}
 	if (best == NULL)
 		return fail(EXIT_REJECT, "unrecognised input");
+	/* Nothing we read claims it: a container we do not read is no disk. */
+	if (best_bid < BID_SIGNATURE) {
+		const struct foreign *fr = format_foreign(src);
+
+		if (fr != NULL)
+			return format_refuse_foreign(fr);
+	}
 	*out = best;
 	return 0;
+}
+
+extern const struct format format_raw, format_iso;
+
+/*
+ * The one rule for a declared virtual size that is not a multiple of 512
+ * (imginfo(1), img2raw(1)): a disk is whole sectors, and no byte the image
+ * holds is dropped, so the size is rounded up; the bytes up to the sector
+ * boundary are what the image maps there, as for any other byte.  qemu
+ * does so for VDI and rounds down for qcow2.  Raw and ISO inputs are their
+ * bytes, not a declared size, and keep their length.
+ */
+static uint64_t image_whole_sectors(const struct image *img)
+{
+	uint64_t v = img->virtual_size;
+
+	if (img->fmt == &format_raw || img->fmt == &format_iso || v % 512 == 0 ||
+	    v > UINT64_MAX - 512)
+		return v;
+	return v + 512 - v % 512;
 }
 
 int image_open(struct image *img, struct source *src, struct stash *st,
@@ -92,16 +127,22 @@ int image_open(struct image *img, struct source *src, struct stash *st,
 	img->src = src;
 	img->stash = st;
 	img->inspect = inspect;
+	img->forced = forced != NULL;
 	if (format_probe(src, forced, &img->fmt) < 0)
 		return -1;
-	if (img->fmt->open(img) < 0 || (img->virtual_size > IMAGE_VSIZE_MAX &&
-	    image_unsafe(img, "virtual-size", "virtual size %llu is beyond "
-	    "the limit of %llu bytes", (unsigned long long)img->virtual_size,
-	    (unsigned long long)IMAGE_VSIZE_MAX) < 0)) {
-		image_close(img);	/* what open got so far */
-		return -1;
-	}
+	if (img->fmt->open(img) < 0)
+		goto fail;	/* a reader's state is freed, whatever failed */
+	img->virtual_size = image_whole_sectors(img);
+	if (img->virtual_size > IMAGE_VSIZE_MAX && image_unsafe(img,
+	    "virtual-size", "virtual size %llu is beyond the limit of %llu "
+	    "bytes", (unsigned long long)img->virtual_size,
+	    (unsigned long long)IMAGE_VSIZE_MAX) < 0)
+		goto fail;
 	return 0;
+fail:
+	image_close(img);
+	img->fmt = NULL;
+	return -1;
 }
 
 int image_read(struct image *img, struct emitter *em)

@@ -18,19 +18,10 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/qed.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 
-#define QED_HEADER_LEN 64
-#define QED_MIN_CLUSTER (4u * 1024)
-#define QED_MAX_CLUSTER (64u * 1024 * 1024)
-#define QED_MAX_TABLE_SIZE 16
-#define QED_F_BACKING_FILE 0x1ull
-#define QED_F_NEED_CHECK 0x2ull
-#define QED_F_BACKING_FORMAT_NO_PROBE 0x4ull
-#define QED_KNOWN_FEATURES (QED_F_BACKING_FILE | QED_F_NEED_CHECK | \
-    QED_F_BACKING_FORMAT_NO_PROBE)
-#define QED_CLUSTER_ZERO 1
 #define QED_READ_MAX (4u * 1024 * 1024)
 
 enum qed_item_kind { QED_ITEM_TABLE, QED_ITEM_DATA };
@@ -74,8 +65,8 @@ struct qed {
 	uint64_t nclusters;	/* virtual clusters */
 	uint32_t n_l1;		/* L1 entries that map the virtual size */
 	uint64_t *l1;
-	unsigned char *used;	/* seekable: host clusters seen, or NULL */
-	uint64_t used_bits;
+	struct host_claims claims;	/* host clusters in use */
+	uint64_t data_end, data_end_virt;	/* the last data cluster */
 	unsigned char *buf;	/* QED_READ_MAX bytes, or a cluster if larger */
 	/* stream mode */
 	struct qed_item *heap;
@@ -89,7 +80,8 @@ struct qed {
 
 static int qed_bid(const struct probe *pb)
 {
-	if (pb->headlen >= 4 && memcmp(pb->head, "QED\0", 4) == 0)
+	if (pb->headlen >= QED_MAGIC_LEN &&
+	    memcmp(pb->head, QED_MAGIC, QED_MAGIC_LEN) == 0)
 		return BID_SIGNATURE;
 	return BID_NONE;
 }
@@ -103,7 +95,8 @@ static bool is_pow2(uint64_t v)
 static void qed_backing_name(struct image *img, const unsigned char *h,
     uint64_t header_bytes, char *out, size_t outlen)
 {
-	uint32_t off = le32(h + 56), len = le32(h + 60), i;
+	uint32_t off = le32(h + QED_HDR_BACKING_OFF);
+	uint32_t len = le32(h + QED_HDR_BACKING_LEN), i;
 	const unsigned char *head = img->src->head;
 	size_t n = 0;
 
@@ -123,28 +116,29 @@ static int qed_check_header(struct image *img, struct qed *q,
     const unsigned char *h)
 {
 	struct source *src = img->src;
-	uint32_t cluster = le32(h + 4), table_size = le32(h + 8);
-	uint32_t header_size = le32(h + 12);
-	uint64_t features = le64(h + 16), vsize = le64(h + 48);
+	uint32_t cluster = le32(h + QED_HDR_CLUSTER_SIZE);
+	uint32_t table_size = le32(h + QED_HDR_TABLE_SIZE);
+	uint32_t header_size = le32(h + QED_HDR_HEADER_SIZE);
+	uint64_t features = le64(h + QED_HDR_FEATURES);
+	uint64_t vsize = le64(h + QED_HDR_IMAGE_SIZE);
 	char name[256];
 
 	if (cluster < QED_MIN_CLUSTER || cluster > QED_MAX_CLUSTER ||
 	    !is_pow2(cluster))
 		return image_bad(img, "cluster_size %u is not a power of two "
 		    "from 4 KiB to 64 MiB (header offset 4)", cluster);
-	if (table_size < 1 || table_size > QED_MAX_TABLE_SIZE ||
+	if (table_size < QED_MIN_TABLE_SIZE || table_size > QED_MAX_TABLE_SIZE ||
 	    !is_pow2(table_size))
 		return image_bad(img, "table_size %u is not a power of two "
 		    "from 1 to 16 (header offset 8)", table_size);
 	q->cluster_size = cluster;
 	q->table_bytes = (uint64_t)table_size * cluster;
-	q->table_entries = q->table_bytes / 8;
+	q->table_entries = q->table_bytes / QED_ENTRY_LEN;
 	q->header_bytes = (uint64_t)header_size * cluster;
-	if (header_size == 0 ||
-	    (src->size_known && q->header_bytes > src->size))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "header_size of %u clusters lies past the "
-		    "end of the image (header offset 12)", header_size);
+	/* Past the end, the L1 table is too: found below, from a pipe too. */
+	if (header_size == 0 || header_size > UINT32_MAX / cluster)
+		return image_bad(img, "header_size of %u clusters is zero or "
+		    "too large (header offset 12)", header_size);
 	/*
 	 * Unknown compat_features and autoclear_features bits are safe to
 	 * ignore by definition; unknown features bits are not.
@@ -174,13 +168,19 @@ static int qed_check_header(struct image *img, struct qed *q,
 	q->span = q->table_entries * cluster;
 	q->nclusters = (vsize + cluster - 1) / cluster;
 	q->n_l1 = (q->nclusters + q->table_entries - 1) / q->table_entries;
-	q->l1_offset = le64(h + 40);
-	if (q->l1_offset % cluster != 0 || q->l1_offset < q->header_bytes ||
-	    q->l1_offset > UINT64_MAX - q->table_bytes ||
+	q->l1_offset = le64(h + QED_HDR_L1_OFF);
+	if (q->l1_offset < q->header_bytes)
+		return image_defect(img, FINDING_OVERLAP, "L1 table at 0x%llx "
+		    "lies inside the header (l1_table_offset)",
+		    (unsigned long long)q->l1_offset);
+	if (q->l1_offset % cluster != 0)
+		return image_defect(img, FINDING_MISALIGNED, "L1 table at "
+		    "0x%llx is not cluster aligned (l1_table_offset)",
+		    (unsigned long long)q->l1_offset);
+	if (q->l1_offset > UINT64_MAX - q->table_bytes ||
 	    (src->size_known && q->l1_offset + q->table_bytes > src->size))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "L1 table at 0x%llx is misaligned, inside "
-		    "the header or past the end of the image (l1_table_offset)",
+		return image_defect(img, FINDING_TRUNCATED, "L1 table at 0x%llx "
+		    "lies past the end of the image (l1_table_offset)",
 		    (unsigned long long)q->l1_offset);
 	if ((uint64_t)q->n_l1 * 8 > IMAGE_META_MAX)
 		return image_bad(img, "L1 table of %u entries is beyond the "
@@ -190,41 +190,16 @@ static int qed_check_header(struct image *img, struct qed *q,
 }
 
 /*
- * Seekable input: a bitmap of the host clusters in use, so that a cluster
- * referenced twice (a loop, or data inside a table) is caught.  Skipped
- * for files so large that the bitmap would pass IMAGE_META_MAX: reading
- * stays bounded without it.
+ * Host clusters in use: the header, the L1 table and every L2 table the L1
+ * names (metadata), then the data clusters as the tables are read.  Every
+ * table is claimed before any data, so that the finding for a cluster used
+ * twice is the same whichever order file and pipe meet the tables in.
  */
-static int qed_alloc_used(struct image *img, struct qed *q)
-{
-	uint64_t bits = img->src->size / q->cluster_size + 1;
-
-	if (!img->src->seekable || bits / 8 + 1 > IMAGE_META_MAX)
-		return 0;
-	q->used = calloc(bits / 8 + 1, 1);
-	if (q->used == NULL)
-		return fail(EXIT_IO, "out of memory");
-	q->used_bits = bits;
-	return 0;
-}
-
-/* Claim host clusters [host, host+len); -1 if one is claimed already. */
 static int qed_claim(struct image *img, struct qed *q, uint64_t host,
-    uint64_t len, const char *what)
+    uint64_t len, enum host_use use, const char *what)
 {
-	uint64_t c;
-
-	if (q->used == NULL)
-		return 0;
-	for (c = host / q->cluster_size;
-	    c < q->used_bits && c * q->cluster_size < host + len; c++) {
-		if (q->used[c / 8] & (1u << (c % 8)))
-			return image_bad(img, "%s at 0x%llx overlaps a cluster "
-			    "already in use (a loop or duplicate reference)",
-			    what, (unsigned long long)host);
-		q->used[c / 8] |= 1u << (c % 8);
-	}
-	return 0;
+	q->claims.unit = q->cluster_size;
+	return host_claim(img, &q->claims, host, len, use, what);
 }
 
 static int qed_open(struct image *img)
@@ -241,10 +216,10 @@ static int qed_open(struct image *img)
 	    qed_check_header(img, q, h) < 0)
 		return -1;
 	snprintf(img->subformat, sizeof img->subformat, "%s",
-	    le64(h + 16) & QED_F_NEED_CHECK ? "needs-check" : "");
-	if (qed_alloc_used(img, q) < 0 ||
-	    qed_claim(img, q, 0, q->header_bytes, "header") < 0 ||
-	    qed_claim(img, q, q->l1_offset, q->table_bytes, "L1 table") < 0)
+	    le64(h + QED_HDR_FEATURES) & QED_F_NEED_CHECK ? "needs-check" : "");
+	if (qed_claim(img, q, 0, q->header_bytes, HOST_META, "header") < 0 ||
+	    qed_claim(img, q, q->l1_offset, q->table_bytes, HOST_META,
+	    "L1 table") < 0)
 		return -1;
 	q->l1 = malloc((size_t)q->n_l1 * 8 + 8);
 	/* From a pipe whole clusters are parked: the buffer must hold one. */
@@ -267,14 +242,23 @@ static int qed_check_table(struct image *img, struct qed *q, uint32_t i)
 	uint64_t off = q->l1[i];
 	struct source *src = img->src;
 
-	if (off % q->cluster_size != 0 || off < q->header_bytes ||
-	    off > UINT64_MAX - q->table_bytes ||
-	    (src->size_known && off + q->table_bytes > src->size))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "L2 table at 0x%llx is misaligned, inside "
-		    "the header or past the end of the image (L1 entry %u)",
+	if (off % q->cluster_size != 0)
+		return image_defect(img, FINDING_MISALIGNED, "L2 table at "
+		    "0x%llx is not cluster aligned (L1 entry %u)",
 		    (unsigned long long)off, i);
-	return 0;
+	if (off > UINT64_MAX - q->table_bytes ||
+	    (src->size_known && off + q->table_bytes > src->size))
+		return image_defect(img, FINDING_TRUNCATED, "L2 table at 0x%llx "
+		    "lies past the end of the image (L1 entry %u)",
+		    (unsigned long long)off, i);
+	return qed_claim(img, q, off, q->table_bytes, HOST_META, "L2 table");
+}
+
+static int qed_past_end(struct image *img, uint64_t host, uint64_t virt)
+{
+	return image_defect(img, FINDING_TRUNCATED, "data cluster at 0x%llx "
+	    "lies past the end of the image (L2 entry for virtual offset "
+	    "0x%llx)", (unsigned long long)host, (unsigned long long)virt);
 }
 
 /* Where a data cluster may lie; len is what of it the disk uses. */
@@ -283,15 +267,22 @@ static int qed_check_data(struct image *img, struct qed *q, uint64_t host,
 {
 	struct source *src = img->src;
 
-	if (host % q->cluster_size != 0 || host < q->header_bytes ||
-	    host > UINT64_MAX - q->cluster_size ||
-	    (src->size_known && host + len > src->size))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "data cluster at 0x%llx is misaligned, "
-		    "inside the header or past the end of the image (L2 entry "
-		    "for virtual offset 0x%llx)", (unsigned long long)host,
+	if (host % q->cluster_size != 0)
+		return image_defect(img, FINDING_MISALIGNED, "data cluster at "
+		    "0x%llx is not cluster aligned (L2 entry for virtual offset "
+		    "0x%llx)", (unsigned long long)host,
 		    (unsigned long long)virt);
-	return 0;
+	/* A cluster is whole in the file, its unused end included. */
+	(void)len;
+	if (host > UINT64_MAX - q->cluster_size ||
+	    (src->size_known && host + q->cluster_size > src->size))
+		return qed_past_end(img, host, virt);
+	if (host + q->cluster_size > q->data_end) {
+		q->data_end = host + q->cluster_size;
+		q->data_end_virt = virt;
+	}
+	return qed_claim(img, q, host, q->cluster_size, HOST_DATA,
+	    "data cluster");
 }
 
 /* Entries of table i that map the virtual size. */
@@ -335,6 +326,10 @@ static int qed_read_table(struct image *img, struct qed *q, uint32_t i,
 static int qed_copy(struct image *img, struct qed *q, struct emitter *em,
     uint64_t host, uint64_t virt, uint64_t len)
 {
+	/* walking a file, image_emit_range checks the range, reads nothing */
+	if (img->walk)
+		return image_emit_range(img, em, q->buf, QED_READ_MAX, host, len,
+		    virt);
 	while (len > 0) {
 		size_t n = len < QED_READ_MAX ? len : QED_READ_MAX;
 
@@ -392,20 +387,17 @@ static int qed_read_seekable_table(struct image *img, struct qed *q,
 	struct qed_run c;
 	int rc = -1;
 
-	if (qed_check_table(img, q, i) < 0 ||
-	    qed_claim(img, q, q->l1[i], q->table_bytes, "L2 table") < 0 ||
-	    qed_read_table(img, q, i, &t) < 0)
+	if (qed_read_table(img, q, i, &t) < 0)
 		return -1;
 	for (j = 0; j < n; j++) {
 		host = le64(t + 8 * j);
-		if (host == 0)
+		if (host == QED_CLUSTER_FREE)
 			continue;
 		c.virt = (i * q->table_entries + j) * q->cluster_size;
 		c.len = qed_cluster_len(img, q, c.virt);
 		c.host = host;
 		c.zero = host == QED_CLUSTER_ZERO;
-		if (!c.zero && (qed_check_data(img, q, host, c.len, c.virt) < 0 ||
-		    qed_claim(img, q, host, q->cluster_size, "data cluster") < 0))
+		if (!c.zero && qed_check_data(img, q, host, c.len, c.virt) < 0)
 			goto out;
 		if (qed_add(img, q, em, run, &c) < 0)
 			goto out;
@@ -604,7 +596,7 @@ static int qed_stream_table(struct image *img, struct qed *q,
 	for (j = 0; j < n; j++) {
 		host = le64(t + 8 * j);
 		d.virt = (i * q->table_entries + j) * q->cluster_size;
-		if (host == 0)
+		if (host == QED_CLUSTER_FREE)
 			continue;
 		if (host == QED_CLUSTER_ZERO) {
 			if (emit_zero(em, d.virt, qed_cluster_len(img, q,
@@ -665,6 +657,22 @@ static int qed_stream_item(struct image *img, struct qed *q,
 	return qed_emit_low_water(q, em);
 }
 
+/* Read to the end: then the last data cluster must have been whole. */
+static int qed_stream_end(struct image *img, struct qed *q)
+{
+	ssize_t n;
+
+	do
+		n = image_read_forward(img, q->buf, QED_READ_MAX);
+	while (n > 0);
+	if (n < 0)
+		return -1;
+	if (img->src->pos < q->data_end)
+		return qed_past_end(img, q->data_end - q->cluster_size,
+		    q->data_end_virt);
+	return 0;
+}
+
 static int qed_read_stream(struct image *img, struct qed *q,
     struct emitter *em)
 {
@@ -681,10 +689,8 @@ static int qed_read_stream(struct image *img, struct qed *q,
 	if (image_skip_to(img, q->l1_offset + q->table_bytes) < 0)
 		return -1;
 	for (i = 0; i < q->n_l1; i++) {
-		if (q->l1[i] == 0)
+		if (q->l1[i] == QED_CLUSTER_FREE)
 			continue;
-		if (qed_check_table(img, q, i) < 0)
-			return -1;
 		it.host = q->l1[i];
 		it.l1_index = i;
 		if (qed_push(img, q, &it) < 0)
@@ -699,13 +705,17 @@ static int qed_read_stream(struct image *img, struct qed *q,
 		if (qed_stream_item(img, q, em, &it) < 0)
 			return -1;
 	}
-	return 0;
+	return qed_stream_end(img, q);
 }
 
 static int qed_read(struct image *img, struct emitter *em)
 {
 	struct qed *q = img->priv;
+	uint32_t i;
 
+	for (i = 0; i < q->n_l1; i++)
+		if (q->l1[i] != QED_CLUSTER_FREE && qed_check_table(img, q, i) < 0)
+			return -1;
 	return img->src->seekable ? qed_read_seekable(img, q, em)
 	    : qed_read_stream(img, q, em);
 }
@@ -724,7 +734,7 @@ static void qed_close(struct image *img)
 		for (i = 0; i < q->n_l1; i++)
 			free(q->tables[i].awaited);
 	free(q->tables);
-	free(q->used);
+	host_claims_free(&q->claims);
 	free(q->buf);
 	free(q->l1);
 	free(q);

@@ -59,11 +59,16 @@ static int read_seekable(struct image *img, struct emitter *em,
 static int read_stream(struct image *img, struct emitter *em,
     unsigned char *buf)
 {
+	const struct foreign *fr;
 	uint64_t off;
 	size_t have;
 
 	if (image_stream_hold_tail(img, em, buf, RAW_CHUNK, &off, &have) < 0)
 		return -1;
+	/* Only the end of a pipe shows a DMG's trailer: refuse it there. */
+	if (!img->forced && img->fmt == &format_raw &&
+	    (fr = format_foreign_trailer(buf, have)) != NULL)
+		return format_refuse_foreign(fr);
 	if (!img->verbatim && img->fmt == &format_raw) {
 		size_t t = format_trailer(buf, have, off);
 
@@ -79,9 +84,13 @@ static int read_stream(struct image *img, struct emitter *em,
 
 int raw_read(struct image *img, struct emitter *em)
 {
-	unsigned char *buf = malloc(RAW_CHUNK + STREAM_TAIL);
+	unsigned char *buf;
 	int rc;
 
+	/* Walking a file: the disk is the file, no table to check. */
+	if (img->walk && img->src->seekable)
+		return 0;
+	buf = malloc(RAW_CHUNK + STREAM_TAIL);
 	if (buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	rc = img->src->seekable ? read_seekable(img, em, buf)

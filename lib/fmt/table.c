@@ -21,3 +21,9 @@ const struct format *const formats[] = {
 	&format_vpc,	/* after raw: from a pipe both bid BID_CATCHALL */
 	NULL,
 };
+
+const struct format_alias format_aliases[] = {
+	{ "vhd", "vpc" },		/* OpenStack's disk-format names */
+	{ "ploop", "parallels" },
+	{ NULL, NULL },
+};

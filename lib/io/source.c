@@ -8,9 +8,30 @@
 
 #include "imgpipe/err.h"
 #include "imgpipe/source.h"
+#include "imgpipe/stash.h"
 
 #define SKIP_CHUNK (256 * 1024)
 #define SOURCE_PIPE_SIZE (1024 * 1024)
+struct kept_span {
+	uint64_t a, b;
+};
+
+/*
+ * Stream bytes kept behind the position, and the spans of them not yet
+ * released: one span in the record, more in an array charged to the
+ * stash.
+ */
+struct source_kept {
+	uint64_t off;		/* stream offset of ref's first byte */
+	struct stash_ref ref;	/* empty: released, waiting to be compacted */
+	size_t nspans, capspans;
+	struct kept_span one;	/* the spans while there is one (many NULL) */
+	struct kept_span *many;	/* ascending, within [off, off + ref.len) */
+};
+
+static int capture(struct source *s, uint64_t at, const unsigned char *buf,
+    size_t len);
+static void kept_free(struct source *s);
 
 static ssize_t fd_read_full(int fd, void *buf, size_t len)
 {
@@ -202,6 +223,7 @@ static int open_fd(struct source *s, int fd, const char *name, bool decode)
 	const char *comp;
 
 	memset(s, 0, sizeof *s);
+	s->keep_from = SOURCE_RETAIN_NONE;
 	s->fd = fd;
 	s->name = name;
 	if (fstat(fd, &st) < 0)
@@ -244,6 +266,7 @@ static int open_path(struct source *s, const char *path, bool decode)
 	if (fd < 0) {
 		memset(s, 0, sizeof *s);
 		s->fd = -1;
+		s->keep_from = SOURCE_RETAIN_NONE;
 		return fail_errno(EXIT_IO, "%s", path);
 	}
 	if (open_fd(s, fd, path, decode) < 0) {
@@ -276,6 +299,7 @@ void source_force_stream(struct source *s)
 
 void source_close(struct source *s)
 {
+	kept_free(s);
 	if (s->ar != NULL)
 		archive_read_free(s->ar);
 	s->ar = NULL;
@@ -288,6 +312,7 @@ void source_close(struct source *s)
 
 ssize_t source_read(struct source *s, void *buf, size_t len)
 {
+	uint64_t from = s->pos;
 	size_t done = 0;
 	ssize_t n;
 
@@ -309,6 +334,8 @@ ssize_t source_read(struct source *s, void *buf, size_t len)
 	}
 	if (s->progress)
 		progress_add(s->progress, done);
+	if (capture(s, from, buf, done) < 0)
+		return -1;
 	return done;
 }
 
@@ -353,6 +380,13 @@ int source_skip_to(struct source *s, uint64_t off)
 	return 0;
 }
 
+/*
+ * Bytes of [off, off + len) behind the stream position, from the head or
+ * what was kept: how many were copied (stopping at pos), or -1.
+ */
+static ssize_t read_behind(struct source *s, unsigned char *buf, size_t len,
+    uint64_t off, const char *what);
+
 int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
     const char *what)
 {
@@ -374,9 +408,16 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 			progress_add(s->progress, len);
 		return 0;
 	}
-	if (off < s->pos)
-		return fail(EXIT_REJECT, "%s at 0x%llx lies behind data already "
-		    "read from the stream", what, (unsigned long long)off);
+	if (off < s->pos) {
+		n = read_behind(s, buf, len, off, what);
+		if (n < 0)
+			return -1;
+		if ((size_t)n == len)
+			return 0;
+		buf = (char *)buf + n;
+		len -= n;
+		off += n;
+	}
 	if (source_skip_to(s, off) < 0) {
 		if (err_status() != EXIT_REJECT)
 			return -1;
@@ -416,4 +457,301 @@ int source_next_data(struct source *s, uint64_t off, uint64_t *start,
 	*start = d - s->base;
 	*end = (uint64_t)h - s->base < s->size ? (uint64_t)h - s->base : s->size;
 	return *start < *end;
+}
+
+/* ---- retention ---- */
+
+/* The last live kept piece that starts at or below off, or NULL. */
+static struct source_kept *kept_find(const struct source *s, uint64_t off)
+{
+	size_t lo = s->kept_first, hi = s->nkept, mid;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		if (s->kept[mid].off <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	while (lo > s->kept_first && s->kept[lo - 1].ref.len == 0)
+		lo--;
+	return lo > s->kept_first ? &s->kept[lo - 1] : NULL;
+}
+
+static ssize_t read_behind(struct source *s, unsigned char *buf, size_t len,
+    uint64_t off, const char *what)
+{
+	const struct source_kept *k;
+	uint64_t x;
+	size_t done = 0, n;
+
+	while (done < len && (x = off + done) < s->pos) {
+		k = x < s->headlen ? NULL : kept_find(s, x);
+		if (x < s->headlen) {
+			n = s->headlen - x;
+			if (n > len - done)
+				n = len - done;
+			memcpy(buf + done, s->head + x, n);
+		} else if (k != NULL && x < k->off + k->ref.len) {
+			n = k->off + k->ref.len - x;
+			if (n > len - done)
+				n = len - done;
+			if (stash_read(s->keep_stash, &k->ref, x - k->off,
+			    buf + done, n) < 0)
+				return -1;
+		} else {
+			return fail(EXIT_REJECT, "%s at 0x%llx lies behind data "
+			    "already read from the stream", what,
+			    (unsigned long long)off);
+		}
+		done += n;
+	}
+	return done;
+}
+
+/* Room for one more kept piece at the end; its index. */
+static int kept_new(struct source *s, uint64_t off)
+{
+	struct source_kept *k;
+
+	if (stash_grow_array(s->keep_stash, &s->kept, s->nkept, &s->capkept,
+	    sizeof *s->kept, 64) < 0)
+		return -1;
+	k = &s->kept[s->nkept++];
+	memset(k, 0, sizeof *k);
+	k->off = off;
+	return 0;
+}
+
+static struct kept_span *spans(struct source_kept *k)
+{
+	return k->many != NULL ? k->many : &k->one;
+}
+
+/* Room for one more span. */
+static int span_room(struct source *s, struct source_kept *k)
+{
+	if (k->many == NULL && k->nspans == 0)
+		return 0;
+	if (k->many == NULL) {
+		k->capspans = 0;
+		if (stash_grow_array(s->keep_stash, &k->many, 0, &k->capspans,
+		    sizeof *k->many, 4) < 0)
+			return -1;
+		k->many[0] = k->one;
+		return 0;
+	}
+	return stash_grow_array(s->keep_stash, &k->many, k->nspans,
+	    &k->capspans, sizeof *k->many, 4);
+}
+
+static void spans_free(struct source *s, struct source_kept *k)
+{
+	if (k->many != NULL)
+		stash_charge(s->keep_stash, -(int64_t)(k->capspans *
+		    sizeof *k->many + STASH_MALLOC_OVERHEAD));
+	free(k->many);
+	k->many = NULL;
+	k->nspans = k->capspans = 0;
+}
+
+static int kept_add_span(struct source *s, struct source_kept *k, uint64_t a,
+    uint64_t b)
+{
+	struct kept_span *sp = spans(k);
+
+	if (k->nspans > 0 && sp[k->nspans - 1].b == a) {
+		sp[k->nspans - 1].b = b;
+		return 0;
+	}
+	if (span_room(s, k) < 0)
+		return -1;
+	sp = spans(k);
+	sp[k->nspans].a = a;
+	sp[k->nspans++].b = b;
+	return 0;
+}
+
+/* Bytes [at, at + len) have just passed the stream position (in buf). */
+static int capture(struct source *s, uint64_t at, const unsigned char *buf,
+    size_t len)
+{
+	uint64_t x, end = at + len, room;
+	struct source_kept *k;
+	size_t n;
+
+	if (s->keep_from == SOURCE_RETAIN_NONE || s->seekable)
+		return 0;
+	x = at > s->keep_from ? at : s->keep_from;
+	if (x < s->headlen)
+		x = s->headlen;
+	while (x < end) {
+		k = s->nkept > s->kept_first ? &s->kept[s->nkept - 1] : NULL;
+		if (k == NULL || k->ref.len == 0 ||
+		    k->off + k->ref.len != x || x % SOURCE_KEPT_PIECE == 0) {
+			if (kept_new(s, x) < 0)
+				return -1;
+			k = &s->kept[s->nkept - 1];
+		}
+		room = SOURCE_KEPT_PIECE - x % SOURCE_KEPT_PIECE;
+		n = end - x < room ? end - x : room;
+		if (stash_append(s->keep_stash, &k->ref, buf + (x - at), n) < 0 ||
+		    kept_add_span(s, k, x, x + n) < 0)
+			return -1;
+		s->kept_bytes += n;
+		x += n;
+	}
+	return 0;
+}
+
+/* Forget released pieces at the front; squeeze the array when half is. */
+static void kept_tidy(struct source *s)
+{
+	size_t i, j;
+
+	while (s->kept_first < s->nkept && s->kept[s->kept_first].ref.len == 0) {
+		s->kept_first++;
+		s->kept_dead--;
+	}
+	if (s->kept_first == s->nkept) {
+		s->nkept = s->kept_first = s->kept_dead = 0;
+		return;
+	}
+	if (s->kept_dead < 64 && s->kept_first < 1024)
+		return;
+	if (2 * (s->kept_dead + s->kept_first) < s->nkept)
+		return;
+	for (i = s->kept_first, j = 0; i < s->nkept; i++)
+		if (s->kept[i].ref.len > 0)
+			s->kept[j++] = s->kept[i];
+	s->nkept = j;
+	s->kept_first = s->kept_dead = 0;
+}
+
+static void kept_drop(struct source *s, struct source_kept *k)
+{
+	s->kept_bytes -= k->ref.len;
+	stash_drop(s->keep_stash, &k->ref);
+	spans_free(s, k);
+	s->kept_dead++;
+}
+
+/*
+ * Take [a, b) out of the piece's unreleased spans.  When splitting a span
+ * finds no memory for one more, the bytes stay kept (and -1 is returned
+ * with nothing recorded: a release never fails).
+ */
+static int spans_remove(struct source *s, struct source_kept *k, uint64_t a,
+    uint64_t b)
+{
+	struct kept_span *sp = spans(k);
+	size_t i, j;
+
+	for (i = 0; i < k->nspans; i++) {
+		uint64_t sa = sp[i].a, sb = sp[i].b;
+
+		if (b <= sa || a >= sb)
+			continue;
+		if (a > sa && b < sb) {
+			if (span_room(s, k) < 0) {
+				err_clear();
+				return -1;
+			}
+			sp = spans(k);
+			memmove(&sp[i + 1], &sp[i], (k->nspans - i) * sizeof *sp);
+			k->nspans++;
+			sp[i].b = a;
+			sp[i + 1].a = b;
+			return 0;
+		}
+		if (a > sa)
+			sp[i].b = a;
+		else if (b < sb)
+			sp[i].a = b;
+		else
+			sp[i].a = sp[i].b;	/* emptied */
+	}
+	for (i = j = 0; i < k->nspans; i++)
+		if (sp[i].a < sp[i].b)
+			sp[j++] = sp[i];
+	k->nspans = j;
+	return 0;
+}
+
+static void kept_release(struct source *s, struct source_kept *k, uint64_t a,
+    uint64_t b)
+{
+	struct kept_span *sp;
+	uint64_t n;
+
+	if (spans_remove(s, k, a, b) < 0)
+		return;
+	if (k->nspans == 0) {
+		kept_drop(s, k);
+		return;
+	}
+	/* give back the released bytes at either end at once */
+	sp = spans(k);
+	if (sp[0].a > k->off) {
+		n = sp[0].a - k->off;
+		stash_drop_head(s->keep_stash, &k->ref, n);
+		k->off += n;
+		s->kept_bytes -= n;
+	}
+	n = k->off + k->ref.len - sp[k->nspans - 1].b;
+	if (n > 0) {
+		stash_drop_tail(s->keep_stash, &k->ref, n);
+		s->kept_bytes -= n;
+	}
+}
+
+void source_release(struct source *s, uint64_t off, uint64_t len)
+{
+	uint64_t end = len > UINT64_MAX - off ? UINT64_MAX : off + len;
+	struct source_kept *k;
+	size_t i;
+
+	if (s->seekable || s->nkept == s->kept_first || len == 0)
+		return;
+	k = kept_find(s, off);
+	i = k != NULL ? (size_t)(k - s->kept) : s->kept_first;
+	for (; i < s->nkept && s->kept[i].off < end; i++) {
+		k = &s->kept[i];
+		if (k->ref.len > 0 && k->off + k->ref.len > off)
+			kept_release(s, k, off, end);
+	}
+	kept_tidy(s);
+}
+
+int source_retain(struct source *s, struct stash *st, uint64_t off)
+{
+	if (s->seekable)
+		return 0;
+	if (s->keep_stash != NULL && s->keep_stash != st)
+		kept_free(s);
+	s->keep_stash = st;
+	if (off > 0)
+		source_release(s, 0, off);
+	s->keep_from = off;
+	if (off == SOURCE_RETAIN_NONE)
+		kept_free(s);
+	return 0;
+}
+
+/* Release everything kept and the index. */
+static void kept_free(struct source *s)
+{
+	size_t i;
+
+	for (i = s->kept_first; i < s->nkept; i++) {
+		stash_drop(s->keep_stash, &s->kept[i].ref);
+		spans_free(s, &s->kept[i]);
+	}
+	if (s->capkept > 0)
+		stash_charge(s->keep_stash, -(int64_t)(s->capkept *
+		    sizeof *s->kept + STASH_MALLOC_OVERHEAD));
+	free(s->kept);
+	s->kept = NULL;
+	s->nkept = s->capkept = s->kept_first = s->kept_dead = 0;
+	s->kept_bytes = 0;
 }

@@ -15,6 +15,9 @@ void list_formats(void)
 
 	for (i = 0; formats[i] != NULL; i++)
 		printf("%-10s %s\n", formats[i]->name, formats[i]->desc);
+	for (i = 0; format_aliases[i].alias != NULL; i++)
+		printf("%-10s the same as %s (the Image service's name)\n",
+		    format_aliases[i].alias, format_aliases[i].name);
 }
 
 static int write_raw(struct image *img, struct stash *st, void *arg)

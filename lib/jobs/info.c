@@ -112,90 +112,6 @@ static const char *partition_table(const unsigned char *h, size_t len)
 	return has_mbr(h, len) ? "mbr" : NULL;
 }
 
-/* A tar (ustar magic at 257): list it to tell Docker and OCI from others. */
-static const char *tar_kind(struct source *src)
-{
-	struct archive *a;
-	struct archive_entry *e;
-	const char *kind = "tar", *name;
-	bool manifest = false, layer = false;
-
-	if (src->headlen < 263 || memcmp(src->head + 257, "ustar", 5) != 0)
-		return NULL;
-	a = archive_read_new();
-	archive_read_support_format_tar(a);
-	if (archive_read_open_memory(a, src->head, src->headlen) != ARCHIVE_OK) {
-		archive_read_free(a);
-		return kind;
-	}
-	/* The names at the start are enough for docker save and OCI layouts. */
-	while (archive_read_next_header(a, &e) == ARCHIVE_OK) {
-		name = archive_entry_pathname(e);
-		if (strcmp(name, "oci-layout") == 0) {
-			kind = "oci-archive";
-			break;
-		}
-		if (strcmp(name, "manifest.json") == 0 ||
-		    strcmp(name, "repositories") == 0)
-			manifest = true;
-		if (strstr(name, "layer.tar") != NULL ||
-		    strncmp(name, "blobs/sha256/", 13) == 0)
-			layer = true;
-		if (strstr(name, ".ovf") != NULL)
-			kind = "ova";
-	}
-	if (manifest || layer)
-		kind = "docker-archive";
-	archive_read_free(a);
-	return kind;
-}
-
-/* Formats we recognise but do not convert.  Returns the name or NULL. */
-static const char *foreign_format(struct source *src, const char **why)
-{
-	const unsigned char *h = src->head;
-	size_t len = src->headlen;
-	unsigned char tail[512];
-	const char *t;
-
-	if (len >= 6 && memcmp(h, "LUKS\xba\xbe", 6) == 0) {
-		*why = "encryption";
-		return "luks";
-	}
-	if (len >= 8 && memcmp(h, "QFI\xfb", 4) == 0 && be32(h + 4) == 1) {
-		*why = "unsupported-format";
-		return "qcow";
-	}
-	if (src->seekable && src->size >= 512 &&
-	    source_read_at(src, tail, 512, src->size - 512, "trailer") == 0 &&
-	    memcmp(tail, "koly", 4) == 0) {
-		*why = "unsupported-format";
-		return "dmg";
-	}
-	err_clear();
-	t = tar_kind(src);
-	if (t != NULL)
-		*why = strcmp(t, "ova") == 0 ? "archive" : "not-a-disk";
-	return t;
-}
-
-static const char *foreign_text(const char *fmt)
-{
-	if (strcmp(fmt, "luks") == 0)
-		return "LUKS-encrypted volume: its content cannot be read";
-	if (strcmp(fmt, "qcow") == 0)
-		return "QCOW version 1 image: not supported";
-	if (strcmp(fmt, "dmg") == 0)
-		return "Apple disk image (DMG): not supported";
-	if (strcmp(fmt, "docker-archive") == 0)
-		return "a Docker image archive, not a virtual-machine disk";
-	if (strcmp(fmt, "oci-archive") == 0)
-		return "an OCI image layout archive, not a virtual-machine disk";
-	if (strcmp(fmt, "ova") == 0)
-		return "an OVA archive: extract its disks with ovaextract";
-	return "a tar archive, not a virtual-machine disk";
-}
-
 /* A probe of src: its head and, from a seekable input, its last 512 bytes. */
 static void probe_of(struct source *src, struct probe *pb,
     unsigned char tail[512])
@@ -308,6 +224,7 @@ static void open_table_format(struct report *r, struct source *src,
 	}
 	take_reader_findings(r);
 	r->opened = true;
+	img->forced = forced != NULL;	/* chosen, not named */
 	r->size_known = img->virtual_size > 0 || src->size_known;
 	r->virtual_size = img->virtual_size;
 }
@@ -701,7 +618,7 @@ static int drain(struct source *src)
 static void inspect(const struct info_opts *o, struct report *r,
     struct source *src, struct stash *st)
 {
-	const char *why = NULL, *foreign = foreign_format(src, &why);
+	const struct foreign *foreign = format_foreign(src);
 	struct stat sb;
 
 	if (src->filter != NULL)
@@ -712,8 +629,8 @@ static void inspect(const struct info_opts *o, struct report *r,
 		r->actual_size = (uint64_t)sb.st_blocks * 512;
 	}
 	if (foreign != NULL && o->format == NULL) {
-		snprintf(r->format, sizeof r->format, "%s", foreign);
-		add_finding(r, why, foreign_text(foreign));
+		snprintf(r->format, sizeof r->format, "%s", foreign->name);
+		add_finding(r, foreign->code, foreign->text);
 		return;
 	}
 	open_table_format(r, src, st, o->format);
@@ -768,7 +685,8 @@ int info_run(const struct info_opts *o)
 	inspect(o, r, &src, &st);
 	if (err_status() != 0)	/* -f named no format: a usage error */
 		rc = -1;
-	else if (o->format && strcmp(o->format, r->format) != 0)
+	else if (o->format && format_by_name(o->format) != NULL &&
+	    strcmp(format_by_name(o->format)->name, r->format) != 0)
 		rc = fail(EXIT_REJECT, "input is not %s (it is %s)", o->format,
 		    r->format);
 	if (rc == 0 && r->opened && src.seekable) {

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "imgpipe/cli.h"
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
@@ -49,6 +50,32 @@ int online_cores(void)
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
 	return n < 1 ? 1 : n > 256 ? 256 : n;
+}
+
+bool write_option(struct write_opts *o, int c, const char *arg)
+{
+	switch (c) {
+	case 'o': o->output = arg; return true;
+	case 'f': o->format = arg; return true;
+	case 'j': o->threads = cli_number("-j", arg, 1, 256); return true;
+	case 'p': o->progress = true; return true;
+	case 'v': o->stats = true; return true;
+	case WRITE_OPT_SIZE:
+		o->size = cli_size("--size", arg);
+		o->size_given = true;
+		return true;
+	case WRITE_OPT_MEM: o->mem = cli_size("--mem", arg); return true;
+	case WRITE_OPT_TMPDIR: o->tmpdir = arg; return true;
+	}
+	return false;
+}
+
+bool write_operands(struct write_opts *o, int argc, char **argv, int optind)
+{
+	if (argc - optind > 1)
+		return false;
+	o->input = optind < argc ? argv[optind] : NULL;
+	return true;
 }
 
 void writer_notice_rounded(struct wimage *w, uint64_t from, uint64_t to,

@@ -3,18 +3,7 @@
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
-
-/* At 40 bytes each, this caps the queue of parked extents at 40 MiB. */
-#define PENDING_MAX (1u << 20)
-
-struct pending {
-	uint64_t off;
-	uint64_t len;
-	bool zero;
-	struct stash_ref ref;
-};
 
 void emitter_init(struct emitter *em, struct sink *sk, struct stash *st,
     uint64_t size)
@@ -31,11 +20,21 @@ void emitter_free(struct emitter *em)
 	size_t i;
 
 	for (i = 0; i < em->npending; i++)
-		if (!em->heap[i].zero)
-			stash_drop(em->stash, &em->heap[i].ref);
+		stash_drop(em->stash, &em->heap[i].ref);
+	if (em->have_open)
+		stash_drop(em->stash, &em->open.ref);
+	em->have_open = false;
+	if (em->cappending > 0)
+		stash_charge(em->stash, -(int64_t)(em->cappending *
+		    sizeof *em->heap + STASH_MALLOC_OVERHEAD));
 	free(em->heap);
 	em->heap = NULL;
 	em->npending = em->cappending = 0;
+	if (em->xfer != NULL)
+		stash_charge(em->stash, -(int64_t)(em->xfer_size +
+		    STASH_MALLOC_OVERHEAD));
+	free(em->xfer);
+	em->xfer = NULL;
 }
 
 static int check_range(struct emitter *em, uint64_t off, uint64_t len)
@@ -96,23 +95,20 @@ static int deliver_data(struct emitter *em, uint64_t off, const void *buf,
 	return run_zero ? sink_zero(em, off, len) : sink_data(em, off, p, len);
 }
 
-static void heap_swap(struct pending *a, struct pending *b)
+static void heap_swap(struct emit_pending *a, struct emit_pending *b)
 {
-	struct pending t = *a;
+	struct emit_pending t = *a;
 
 	*a = *b;
 	*b = t;
 }
 
-static int heap_push(struct emitter *em, const struct pending *pe)
+static int heap_push(struct emitter *em, const struct emit_pending *pe)
 {
 	size_t i;
 
-	if (em->npending == em->cappending && em->npending >= PENDING_MAX)
-		return fail(EXIT_REJECT, "too many out-of-order extents "
-		    "(more than %u)", PENDING_MAX);
-	if (grow_array(&em->heap, em->npending, &em->cappending,
-	    sizeof *em->heap, 64, SIZE_MAX) < 0)
+	if (stash_grow_array(em->stash, &em->heap, em->npending,
+	    &em->cappending, sizeof *em->heap, 64) < 0)
 		return -1;
 	i = em->npending++;
 	em->heap[i] = *pe;
@@ -123,7 +119,7 @@ static int heap_push(struct emitter *em, const struct pending *pe)
 	return 0;
 }
 
-static void heap_pop(struct emitter *em, struct pending *out)
+static void heap_pop(struct emitter *em, struct emit_pending *out)
 {
 	size_t i = 0, c;
 
@@ -142,35 +138,85 @@ static void heap_pop(struct emitter *em, struct pending *out)
 	}
 }
 
-static int deliver_pending(struct emitter *em, struct pending *pe)
+/* The buffer parked data goes to the sink through, counted in the budget. */
+static int xfer_ready(struct emitter *em)
 {
-	unsigned char *buf;
-	int rc;
+	size_t size = em->stash->budget / 8;
+
+	if (em->xfer != NULL)
+		return 0;
+	if (size > EMIT_XFER_MAX)
+		size = EMIT_XFER_MAX;
+	if (size < 4096)
+		size = 4096;
+	if (stash_charge(em->stash, size + STASH_MALLOC_OVERHEAD) < 0)
+		return -1;
+	em->xfer = malloc(size);
+	if (em->xfer == NULL) {
+		stash_charge(em->stash, -(int64_t)(size +
+		    STASH_MALLOC_OVERHEAD));
+		return fail(EXIT_IO, "out of memory");
+	}
+	em->xfer_size = size;
+	return 0;
+}
+
+/* Deliver a parked run (taken out of the queue), piece by piece. */
+static int deliver_pending(struct emitter *em, struct emit_pending *pe)
+{
+	uint64_t off = pe->off;
+	size_t n;
 
 	if (pe->zero)
 		return sink_zero(em, pe->off, pe->len);
-	buf = malloc(pe->len ? pe->len : 1);
-	if (buf == NULL)
-		return fail(EXIT_IO, "out of memory");
-	rc = stash_take(em->stash, &pe->ref, buf);
-	if (rc == 0)
-		rc = deliver_data(em, pe->off, buf, pe->len);
-	free(buf);
-	return rc;
+	if (xfer_ready(em) < 0)
+		goto fail;
+	while (pe->ref.len > 0) {
+		n = pe->ref.len < em->xfer_size ? pe->ref.len : em->xfer_size;
+		if (stash_take_head(em->stash, &pe->ref, em->xfer, n) < 0 ||
+		    deliver_data(em, off, em->xfer, n) < 0)
+			goto fail;
+		off += n;
+	}
+	return 0;
+fail:
+	stash_drop(em->stash, &pe->ref);
+	return -1;
+}
+
+/* The parked run that starts lowest, or NULL. */
+static const struct emit_pending *lowest(const struct emitter *em)
+{
+	const struct emit_pending *h = em->npending > 0 ? &em->heap[0] : NULL;
+
+	if (em->have_open && (h == NULL || em->open.off < h->off))
+		return &em->open;
+	return h;
+}
+
+static void unpark_lowest(struct emitter *em, struct emit_pending *out)
+{
+	if (lowest(em) == &em->open) {
+		*out = em->open;
+		em->have_open = false;
+	} else {
+		heap_pop(em, out);
+	}
 }
 
 /* Deliver whatever now continues at the cursor. */
 static int drain(struct emitter *em)
 {
-	struct pending pe;
+	const struct emit_pending *lo;
+	struct emit_pending pe;
 	uint64_t gap_end;
 
 	for (;;) {
-		if (em->npending > 0 && em->heap[0].off <= em->cursor) {
-			heap_pop(em, &pe);
+		lo = lowest(em);
+		if (lo != NULL && lo->off <= em->cursor) {
+			unpark_lowest(em, &pe);
 			if (pe.off < em->cursor) {
-				if (!pe.zero)
-					stash_drop(em->stash, &pe.ref);
+				stash_drop(em->stash, &pe.ref);
 				return fail(EXIT_REJECT, "two extents overlap at "
 				    "virtual offset 0x%llx",
 				    (unsigned long long)pe.off);
@@ -180,8 +226,7 @@ static int drain(struct emitter *em)
 			em->cursor += pe.len;
 			continue;
 		}
-		gap_end = em->npending > 0 && em->heap[0].off < em->known
-		    ? em->heap[0].off : em->known;
+		gap_end = lo != NULL && lo->off < em->known ? lo->off : em->known;
 		if (gap_end <= em->cursor)
 			return 0;
 		if (sink_zero(em, em->cursor, gap_end - em->cursor) < 0)
@@ -190,18 +235,48 @@ static int drain(struct emitter *em)
 	}
 }
 
+/*
+ * An extent that continues the open run, just above or just below it,
+ * grows it: 1 when it did, 0 when the extent does not continue it.
+ */
+static int grow_open(struct emitter *em, uint64_t off, uint64_t len,
+    const void *buf)
+{
+	struct emit_pending *o = &em->open;
+
+	if (!em->have_open || o->zero != (buf == NULL))
+		return 0;
+	if (off == o->off + o->len) {
+		if (buf != NULL && stash_append(em->stash, &o->ref, buf,
+		    len) < 0)
+			return -1;
+	} else if (off + len == o->off) {
+		if (buf != NULL && stash_prepend(em->stash, &o->ref, buf,
+		    len) < 0)
+			return -1;
+		o->off = off;
+	} else {
+		return 0;
+	}
+	o->len += len;
+	return 1;
+}
+
 static int park(struct emitter *em, uint64_t off, uint64_t len,
     const void *buf)
 {
-	struct pending pe = { .off = off, .len = len, .zero = buf == NULL };
+	struct emit_pending pe = { .off = off, .len = len, .zero = buf == NULL };
+	int rc = grow_open(em, off, len, buf);
 
+	if (rc != 0)
+		return rc < 0 ? -1 : 0;
+	if (em->have_open && heap_push(em, &em->open) < 0)
+		return -1;
+	em->have_open = false;
 	if (buf != NULL && stash_put(em->stash, buf, len, &pe.ref) < 0)
 		return -1;
-	if (heap_push(em, &pe) < 0) {
-		if (buf != NULL)
-			stash_drop(em->stash, &pe.ref);
-		return -1;
-	}
+	em->open = pe;
+	em->have_open = true;
 	return 0;
 }
 
@@ -260,9 +335,9 @@ int emit_finish(struct emitter *em)
 		em->known = em->size;
 		if (drain(em) < 0)
 			return -1;
-		if (em->npending > 0)
+		if (lowest(em) != NULL)
 			return fail(EXIT_REJECT, "extents overlap near virtual "
-			    "offset 0x%llx", (unsigned long long)em->heap[0].off);
+			    "offset 0x%llx", (unsigned long long)lowest(em)->off);
 	}
 	return em->sink->finish(em->sink, em->size);
 }

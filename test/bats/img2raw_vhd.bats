@@ -26,16 +26,6 @@ footers() {
 	echo 0 $(($(stat -c %s "$1") - 512))
 }
 
-expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
-	run img2raw -o "$T/out.raw" "$1"
-	echo "file: $status $output"
-	[ "$status" -eq 1 ] && [[ "$output" == *"img2raw: vpc: "*$2* ]] || return 1
-	run sh -c 'cat "$1" | img2raw -f vpc > /dev/null' sh "$1"
-	echo "pipe: $status $output"
-	[ "$status" -eq 1 ]
-	[[ "$output" == *"vpc: "* ]]
-}
-
 @test "vpc dynamic: byte-identical to qemu-img, four ways" {
 	vhd "$T/d.vhd" dynamic
 	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want"
@@ -73,9 +63,10 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 		dd of="$T/mbr.raw" bs=1 seek=446 conv=notrunc status=none
 	printf '\125\252' | dd of="$T/mbr.raw" bs=1 seek=510 conv=notrunc status=none
 	img2raw_4ways "$T/mbr.raw" "$T/mbr.raw"
-	run img2raw -f vpc "$T/mbr.raw"
-	[ "$status" -eq 1 ]
-	[[ "$output" == *"not vpc"* ]]
+	expect_reject 1 - "^input is not vpc \\(it looks like raw\\)$" img2raw -f vpc "$T/mbr.raw"
+	# from a pipe the footer, at the end, is looked for at the end
+	expect_reject -i "$T/mbr.raw" 1 vpc "^no footer cookie 'conectix' \\(last 512 bytes of the input\\)$" \
+		img2raw -f vpc
 }
 
 @test "vpc: -f raw on a fixed disk keeps the footer" {
@@ -112,21 +103,21 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	vhd "$T/f.vhd" fixed
 	end=$(($(stat -c %s "$T/f.vhd") - 512))
 	put_be32 "$T/f.vhd" $((end + 64)) 12345
-	run img2raw "$T/f.vhd"
-	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: vpc: footer checksum"* ]]
-	run sh -c 'cat "$1" | img2raw -f vpc > /dev/null' sh "$T/f.vhd"
-	[ "$status" -eq 1 ]
-	[[ "$output" == *"vpc: footer checksum"* ]]
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" 64 12345
-	expect_reject "$T/d.vhd" "footer checksum"
+	img2raw_rejects vpc "$T/d.vhd" "^footer checksum 0x00003039 does not match"
+	expect_reject -i "$T/f.vhd" 1 vpc "^footer checksum 0x00003039 does not match" img2raw -f vpc
+	# probed, the same verdict from a file and from a pipe (DESIGN.md,
+	# streaming rule 5).  Known failure, checked last: a pipe reads this
+	# image as a raw disk and exits 0.
+	img2raw_rejects vpc "$T/f.vhd" \
+		"^footer checksum 0x00003039 does not match the computed 0x[0-9a-f]{8} \\(footer at the end\\)$"
 }
 
 @test "vpc: bad dynamic header checksum is rejected" {
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" $((512 + 36)) 12345
-	expect_reject "$T/d.vhd" "dynamic header checksum"
+	img2raw_rejects vpc "$T/d.vhd" "^dynamic header checksum 0x00003039 does not match"
 }
 
 @test "vpc: a differencing disk is rejected, naming its parent" {
@@ -138,13 +129,15 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	printf '\000b\000a\000s\000e\000.\000v\000h\000d' |
 		dd of="$T/d.vhd" bs=1 seek=$((512 + 64)) conv=notrunc status=none
 	fix_sum "$T/d.vhd" 512 1024 36
-	expect_reject "$T/d.vhd" "differencing disk"*"'base.vhd'"
+	img2raw_rejects vpc "$T/d.vhd" "^differencing disk: its data depends on the parent disk 'base\\.vhd', which is never opened$"
 }
 
 @test "vpc: a BAT entry pointing outside the file is rejected" {
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" 1536 $((0x7fffff00))
-	expect_reject "$T/d.vhd" "block 0 at 0xfffffe0000 lies past the end"
+	# from a pipe the same fact in other words: the block's bitmap comes first
+	img2raw_rejects vpc "$T/d.vhd" "^block 0 at 0xfffffe0000 lies past the end of the image \\(BAT entry 0\\)$" \
+		"^sector bitmap at 0xfffffe0000 lies past the end of the image$"
 }
 
 @test "vpc: huge declared sizes are rejected" {
@@ -154,33 +147,35 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 		put_be32 "$T/d.vhd" $((f + 48)) $((1 << 18))
 		fix_sum "$T/d.vhd" "$f" 512 64
 	done
-	expect_reject "$T/d.vhd" "virtual size"*"2040 GiB"
+	img2raw_rejects vpc "$T/d.vhd" "^virtual size 1125899912842752 is beyond the VHD limit of 2040 GiB"
 	# a BAT of 2^30 entries
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" $((512 + 28)) $((1 << 30))
 	fix_sum "$T/d.vhd" 512 1024 36
-	expect_reject "$T/d.vhd" "max_table_entries"
+	img2raw_rejects vpc "$T/d.vhd" "^BAT of 1073741824 entries is larger than the limit of [0-9]+ bytes \\(dynamic header max_table_entries\\)$"
 	# too few entries for the size
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" $((512 + 28)) 1
 	fix_sum "$T/d.vhd" 512 1024 36
-	expect_reject "$T/d.vhd" "do not cover the virtual size"
+	img2raw_rejects vpc "$T/d.vhd" "^1 BAT entries do not cover the virtual size of [0-9]+ bytes \\(dynamic header max_table_entries\\)$"
 	# block size not a power of two
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" $((512 + 32)) 3000000
 	fix_sum "$T/d.vhd" 512 1024 36
-	expect_reject "$T/d.vhd" "block_size"
+	img2raw_rejects vpc "$T/d.vhd" "^block size 3000000 is not a power of two from 512 bytes to 256 MiB \\(dynamic header block_size\\)$"
 }
 
 @test "vpc: dynamic header or BAT outside the file is rejected" {
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" 20 $((0x7fffffff))
 	fix_sum "$T/d.vhd" 0 512 64
-	expect_reject "$T/d.vhd" "data_offset"
+	# from a pipe the size is not known: the input ends first
+	img2raw_rejects vpc "$T/d.vhd" "^dynamic header at 0x7fffffff lies outside the image \\(footer data_offset\\)$" \
+		"^dynamic header at 0x7fffffff lies past the end of the image$"
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" $((512 + 20)) $((0x7fffffff))
 	fix_sum "$T/d.vhd" 512 1024 36
-	expect_reject "$T/d.vhd" "BAT at 0x7fffffff"
+	img2raw_rejects vpc "$T/d.vhd" "BAT at 0x7fffffff"
 }
 
 @test "vpc: truncated images fail cleanly at many points" {

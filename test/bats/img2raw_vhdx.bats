@@ -50,16 +50,6 @@ patch_headers() {
 bat_off() { get_le64 "$T/x.vhdx" $((RT1 + 32)); }	# qemu: BAT entry first
 meta_off() { get_le64 "$T/x.vhdx" $((RT1 + 64)); }
 
-expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
-	run img2raw -o "$T/out.raw" "$1"
-	echo "file: $status $output"
-	[ "$status" -eq 1 ] && [[ "$output" == "img2raw: vhdx: "*$2* ]] || return 1
-	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$1"
-	echo "pipe: $status $output"
-	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: vhdx: "* ]]
-}
-
 @test "vhdx dynamic, block sizes 1M 8M 32M: byte-identical, four ways" {
 	for bs in 1M 8M 32M; do
 		vhdx "$T/d.vhdx" "subformat=dynamic,block_size=$bs"
@@ -130,57 +120,58 @@ expect_reject() {	# IMAGE PATTERN: exit 1 from a file and from a pipe
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" $((65536 + 4)) 1 4
 	put_le "$T/x.vhdx" $((131072 + 4)) 1 4
-	expect_reject "$T/x.vhdx" "neither header is valid"
+	img2raw_rejects vhdx "$T/x.vhdx" "^neither header is valid \\(signature 'head', version 1 and CRC-32C checked at 0x10000 and 0x20000\\)$"
 }
 
 @test "vhdx: bad CRCs of both region tables are rejected" {
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" $((RT1 + 4)) 1 4
 	put_le "$T/x.vhdx" $((RT2 + 4)) 1 4
-	expect_reject "$T/x.vhdx" "neither region table is valid"
+	img2raw_rejects vhdx "$T/x.vhdx" "^neither region table is valid \\(signature 'regi' and CRC-32C checked at 0x30000 and 0x40000\\)$"
 }
 
 @test "vhdx: a BAT entry pointing outside the file is rejected" {
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" "$(bat_off)" $(((1 << 40) | 6)) 8
-	expect_reject "$T/x.vhdx" "block 0 at 0x10000000000 lies past the end of the image (BAT entry)"
+	img2raw_rejects vhdx "$T/x.vhdx" "^block 0 at 0x10000000000 lies past the end of the image \\(BAT entry\\)$"
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" "$(bat_off)" $(((2 << 20) | 6)) 8	# onto the BAT itself
-	expect_reject "$T/x.vhdx" "block 0 at 0x200000 overlaps the"
+	img2raw_rejects vhdx "$T/x.vhdx" "^block 0 at 0x200000 overlaps the .+ \\(BAT entry\\)$"
 }
 
 @test "vhdx: partially present blocks and unknown states are rejected" {
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" "$(bat_off)" 7 1
-	expect_reject "$T/x.vhdx" "partially present"
+	img2raw_rejects vhdx "$T/x.vhdx" "^block 0 is partially present, which only a differencing disk may be \\(BAT entry state\\)$"
 	put_le "$T/x.vhdx" "$(bat_off)" 5 1
-	expect_reject "$T/x.vhdx" "unknown state 5"
+	img2raw_rejects vhdx "$T/x.vhdx" "^block 0 has unknown state 5 \\(BAT entry state\\)$"
 }
 
 @test "vhdx: huge declared sizes are rejected" {
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" $(($(meta_off) + 65544)) $((1 << 50)) 8
-	expect_reject "$T/x.vhdx" "virtual size 1125899906842624 is beyond the limit"
+	img2raw_rejects vhdx "$T/x.vhdx" "^virtual size 1125899906842624 is beyond the limit of 70368744177664 bytes \\(virtual disk size\\)$"
 	# within the limit, but far more blocks than the BAT region holds
 	put_le "$T/x.vhdx" $(($(meta_off) + 65544)) $((1 << 45)) 8
-	expect_reject "$T/x.vhdx" "BAT region of 1048576 bytes is too small"
+	img2raw_rejects vhdx "$T/x.vhdx" "^BAT region of 1048576 bytes is too small for 4194304 blocks \\(region table BAT length\\)$"
 	# a block size that is no power of two
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" $(($(meta_off) + 65536)) 3000000 4
-	expect_reject "$T/x.vhdx" "block_size"
+	img2raw_rejects vhdx "$T/x.vhdx" "^block size 3000000 is not a power of two from 1 MiB to 256 MiB \\(file parameters block_size\\)$"
 	# a region table entry far past the end
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	for rt in $RT1 $RT2; do
 		put_le "$T/x.vhdx" $((rt + 32)) $((1 << 50)) 8
 		crc "$T/x.vhdx" $rt 65536
 	done
-	expect_reject "$T/x.vhdx" "BAT region at 0x4000000000000 lies past the end"
+	img2raw_rejects vhdx "$T/x.vhdx" "^BAT region at 0x4000000000000 lies past the end of the image$" \
+		"image is truncated$"	# from a pipe the input ends first
 }
 
 @test "vhdx: a differencing disk is rejected" {
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	put_le "$T/x.vhdx" $(($(meta_off) + 65540)) 2 4
-	expect_reject "$T/x.vhdx" "differencing disk"*"has_parent"
+	img2raw_rejects vhdx "$T/x.vhdx" "^differencing disk: its data depends on the parent disk 'unnamed', which is never opened \\(file parameters has_parent\\)$"
 }
 
 # log_entry IMAGE LOGOFF SEQ TAIL FLUSHED WRITES...: write one log entry
@@ -264,12 +255,12 @@ dirty_vhdx() {
 
 @test "vhdx log: a header naming a log no valid entry carries is refused" {
 	dirty_vhdx
-	expect_reject "$T/x.vhdx" "log: the header names a log, but no valid sequence"
+	img2raw_rejects vhdx "$T/x.vhdx" "log: the header names a log, but no valid sequence"
 	BADCRC=1 log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "zero:$B1:4096"
-	expect_reject "$T/x.vhdx" "no valid sequence"
+	img2raw_rejects vhdx "$T/x.vhdx" "no valid sequence"
 	# a tail that names no entry of the sequence
 	log_entry "$T/x.vhdx" "$LOG" 7 4096 "$END" "zero:$B1:4096"
-	expect_reject "$T/x.vhdx" "no valid sequence"
+	img2raw_rejects vhdx "$T/x.vhdx" "no valid sequence"
 }
 
 @test "vhdx log: the newest valid sequence wins; a torn or skipped entry ends it" {
@@ -309,17 +300,18 @@ dirty_vhdx() {
 @test "vhdx log: an entry writing into the header area or the log is refused" {
 	dirty_vhdx
 	log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "zero:65536:4096"
-	expect_reject "$T/x.vhdx" "in the header area or the log itself"
+	img2raw_rejects vhdx "$T/x.vhdx" "in the header area or the log itself"
 	log_entry "$T/x.vhdx" "$LOG" 7 0 "$END" "zero:$((LOG + 65536)):4096"
-	expect_reject "$T/x.vhdx" "in the header area or the log itself"
+	img2raw_rejects vhdx "$T/x.vhdx" "in the header area or the log itself"
 }
 
 @test "vhdx log: a log over 64 MiB is refused with its own finding" {
 	vhdx "$T/x.vhdx" "subformat=dynamic"
 	patch_headers 48 $((0x1122334455667788)) 8
 	patch_headers 68 $((128 * MIB)) 4
-	expect_reject "$T/x.vhdx" "larger than the 64 MiB"
+	img2raw_rejects vhdx "$T/x.vhdx" "larger than the 64 MiB"
 	run imginfo --output json "$T/x.vhdx"
+	[ "$status" -eq 0 ]
 	[[ "$output" == *'"code": "log-size"'* ]]
 }
 
@@ -333,7 +325,7 @@ dirty_vhdx() {
 		put_le "$T/x.vhdx" $((rt + 108)) 1 4
 		crc "$T/x.vhdx" $rt 65536
 	done
-	expect_reject "$T/x.vhdx" "unknown required region"
+	img2raw_rejects vhdx "$T/x.vhdx" "^unknown required region in the region table \\(entry 2\\)$"
 }
 
 @test "vhdx: truncated images fail cleanly at many points" {

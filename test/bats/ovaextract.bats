@@ -128,7 +128,7 @@ extract_both() {
 	local ova=$1 want=$2
 	shift 2
 	ovaextract "$@" "$ova" > out.a && cmp "$want" out.a || return 1
-	cat "$ova" | ovaextract "$@" | cat > out.b && cmp "$want" out.b || return 1
+	(set -o pipefail; ovaextract "$@" < <(cat "$ova") | cat > out.b) && cmp "$want" out.b || return 1
 	cat "$ova" | ovaextract "$@" -o out.c && cmp "$want" out.c || return 1
 }
 
@@ -168,6 +168,7 @@ extract_both() {
 	ovf_vbox vb.ovf
 	mkova pax vb.ova vb.ovf disk1.vmdk
 	run ovaextract -l vb.ova
+	[ "$status" -eq 0 ]
 	[[ "$output" == *"Debian_64"* ]]
 	[[ "$output" == *"vbox-vm"* ]]
 }
@@ -191,16 +192,16 @@ extract_both() {
 	PY
 	ovf_v2 v2.ovf
 	mkova ustar v2.ova v2.ovf disk3.img
-	ovaextract -l --json v2.ova | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ovf_version"]==2 and d["disks"][0]["capacity"]==3145728'
+	ovaextract -l --json v2.ova > v2.json
+	python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ovf_version"]==2 and d["disks"][0]["capacity"]==3145728' < v2.json
 }
 
 @test "pipeline: ovaextract | img2raw equals qemu-img's raw, file and pipe" {
-	img2raw --list-formats | grep -q '^vmdk' || skip "no vmdk reader yet"
 	std_ova
+	set -o pipefail	# every stage's status counts
 	ovaextract x.ova | img2raw | cmp - "$F/raw1"
 	cat x.ova | ovaextract | img2raw | cmp - "$F/raw1"
 	cat x.ova | ovaextract -d 2 | img2raw | cmp - "$F/raw2.vhd"
-	command -v raw2qcow2 || skip "no raw2qcow2"
 	ovaextract x.ova | img2raw | raw2qcow2 > out.qcow2
 	qemu-img compare -q -f raw -F qcow2 "$F/raw1" out.qcow2
 }
@@ -354,7 +355,8 @@ hostile() {
 	mf sha256 x.mf x.ovf disk1.vmdk.gz disk2.vhd
 	mkova pax g.ova x.ovf x.mf disk1.vmdk.gz disk2.vhd
 	extract_both g.ova disk1.vmdk
-	ovaextract -l g.ova | grep -E '^1 .*disk1.vmdk.gz .* gzip$'
+	ovaextract -l g.ova > list
+	grep -E '^1 .*disk1.vmdk.gz .* gzip$' list
 	# a corrupt stream is rejected
 	head -c $(( $(size disk1.vmdk.gz) / 2 )) disk1.vmdk.gz > c.gz && mv c.gz disk1.vmdk.gz
 	HREF1=disk1.vmdk.gz SIZE1=$(size disk1.vmdk.gz) FILE1_EXTRA=' ovf:compression="gzip"' ovf_vmware x.ovf
@@ -408,8 +410,9 @@ hostile() {
 	mkova ustar late.ova disk2.vhd disk1.vmdk x.mf x.ovf
 	extract_both late.ova disk1.vmdk
 	extract_both late.ova disk2.vhd -d 2
-	cat late.ova | ovaextract --mem 64K --tmpdir "$T" | cmp - disk1.vmdk
-	ovaextract -l late.ova | grep -q vmdisk2
+	(set -o pipefail; ovaextract --mem 64K --tmpdir "$T" < <(cat late.ova) | cmp - disk1.vmdk)
+	ovaextract -l late.ova > list
+	grep -q vmdisk2 list
 }
 
 @test "certificate reported, not validated" {

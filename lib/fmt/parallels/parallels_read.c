@@ -18,13 +18,9 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/parallels/parallels.h"
 #include "imgpipe/err.h"
 
-#define PRL_HEADER_LEN 64
-#define PRL_MAGIC_V1 "WithoutFreeSpace"
-#define PRL_MAGIC_V2 "WithouFreSpacExt"
-#define PRL_VERSION 2
-#define PRL_INUSE_MAGIC 0x746f6e59u
 #define PRL_MAX_CLUSTER_SECTORS (INT32_MAX / 513)	/* QEMU's limit */
 #define PRL_READ_MAX (4u * 1024 * 1024)
 
@@ -42,8 +38,9 @@ struct prl {
 
 static int prl_bid(const struct probe *pb)
 {
-	if (pb->headlen >= 16 && (memcmp(pb->head, PRL_MAGIC_V1, 16) == 0 ||
-	    memcmp(pb->head, PRL_MAGIC_V2, 16) == 0))
+	if (pb->headlen >= PRL_MAGIC_LEN &&
+	    (memcmp(pb->head, PRL_MAGIC_V1, PRL_MAGIC_LEN) == 0 ||
+	    memcmp(pb->head, PRL_MAGIC_V2, PRL_MAGIC_LEN) == 0))
 		return BID_SIGNATURE;
 	return BID_NONE;
 }
@@ -52,10 +49,13 @@ static int prl_check_header(struct image *img, struct prl *p,
     const unsigned char *h)
 {
 	struct source *src = img->src;
-	bool v2 = memcmp(h, PRL_MAGIC_V2, 16) == 0;
-	uint32_t version = le32(h + 16), tracks = le32(h + 28);
-	uint32_t nbat = le32(h + 32), data_off = le32(h + 48);
-	uint64_t nsectors = le64(h + 36), ext_off = le64(h + 56);
+	bool v2 = memcmp(h + PRL_HDR_MAGIC, PRL_MAGIC_V2, PRL_MAGIC_LEN) == 0;
+	uint32_t version = le32(h + PRL_HDR_VERSION);
+	uint32_t tracks = le32(h + PRL_HDR_TRACKS);
+	uint32_t nbat = le32(h + PRL_HDR_BAT_ENTRIES);
+	uint32_t data_off = le32(h + PRL_HDR_DATA_OFF);
+	uint64_t nsectors = le64(h + PRL_HDR_NB_SECTORS);
+	uint64_t ext_off = le64(h + PRL_HDR_EXT_OFF);
 
 	if (version != PRL_VERSION)
 		return image_bad(img, "version %u is not %u (header offset 16)",
@@ -65,7 +65,7 @@ static int prl_check_header(struct image *img, struct prl *p,
 		    "large (tracks, header offset 28)", tracks);
 	if (!v2)	/* old images keep garbage in the high half */
 		nsectors &= 0xffffffffu;
-	if (nsectors > IMAGE_VSIZE_MAX / 512)
+	if (nsectors > IMAGE_VSIZE_MAX / PRL_SECTOR_SIZE)
 		return image_bad(img, "virtual size of %llu sectors is beyond "
 		    "the limit of %llu bytes (nb_sectors, header offset 36)",
 		    (unsigned long long)nsectors,
@@ -74,33 +74,38 @@ static int prl_check_header(struct image *img, struct prl *p,
 		return image_bad(img, "%u BAT entries of %u sectors cannot map "
 		    "%llu sectors (bat_entries, header offset 32)", nbat, tracks,
 		    (unsigned long long)nsectors);
-	p->cluster_size = (uint64_t)tracks * 512;
-	p->unit = v2 ? p->cluster_size : 512;
-	p->bat_end = PRL_HEADER_LEN + (uint64_t)nbat * 4;
+	p->cluster_size = (uint64_t)tracks * PRL_SECTOR_SIZE;
+	p->unit = v2 ? p->cluster_size : PRL_SECTOR_SIZE;
+	p->bat_end = PRL_HEADER_LEN + (uint64_t)nbat * PRL_BAT_ENTRY_LEN;
 	p->nclusters = (nsectors + tracks - 1) / tracks;
-	img->virtual_size = nsectors * 512;
+	img->virtual_size = nsectors * PRL_SECTOR_SIZE;
 	img->cluster_size = p->cluster_size;
-	p->data_start = (uint64_t)data_off * 512;
-	if (data_off != 0 && (p->data_start < PRL_HEADER_LEN +
-	    (uint64_t)p->nclusters * 4 ||
-	    (src->size_known && p->data_start > src->size)))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "data_off of %u sectors lies inside the "
-		    "BAT or past the end of the image (header offset 48)",
+	p->data_start = (uint64_t)data_off * PRL_SECTOR_SIZE;
+	if (data_off != 0 && p->data_start < PRL_HEADER_LEN +
+	    (uint64_t)p->nclusters * PRL_BAT_ENTRY_LEN)
+		return image_defect(img, FINDING_OVERLAP, "data_off of %u "
+		    "sectors lies inside the BAT (header offset 48)", data_off);
+	if (data_off != 0 && src->size_known && p->data_start > src->size)
+		return image_defect(img, FINDING_TRUNCATED, "data_off of %u "
+		    "sectors lies past the end of the image (header offset 48)",
 		    data_off);
-	if (ext_off != 0 && (ext_off > UINT64_MAX / 512 - 1 ||
-	    ext_off * 512 < PRL_HEADER_LEN ||
-	    (src->size_known && ext_off * 512 >= src->size)))
+	if (ext_off != 0 && ext_off <= UINT64_MAX / PRL_SECTOR_SIZE - 1 &&
+	    ext_off * PRL_SECTOR_SIZE < p->bat_end)
+		return image_defect(img, FINDING_OVERLAP, "format extension at "
+		    "sector %llu lies inside the header or BAT (ext_off, header "
+		    "offset 56)", (unsigned long long)ext_off);
+	if (ext_off != 0 && (ext_off > UINT64_MAX / PRL_SECTOR_SIZE - 1 ||
+	    (src->size_known && ext_off * PRL_SECTOR_SIZE >= src->size)))
 		return image_defect(img, FINDING_TRUNCATED,
 		    "format extension at sector %llu lies "
 		    "past the end of the image (ext_off, header offset 56)",
 		    (unsigned long long)ext_off);
-	if ((uint64_t)p->nclusters * 4 > IMAGE_META_MAX)
+	if ((uint64_t)p->nclusters * PRL_BAT_ENTRY_LEN > IMAGE_META_MAX)
 		return image_bad(img, "BAT of %u entries is beyond the limit of "
 		    "%llu bytes (bat_entries)", p->nclusters,
 		    (unsigned long long)IMAGE_META_MAX);
 	snprintf(img->subformat, sizeof img->subformat, "%s%s",
-	    v2 ? "ploop" : "v1", le32(h + 44) == PRL_INUSE_MAGIC ? ", in use" : "");
+	    v2 ? "ploop" : "v1", le32(h + PRL_HDR_INUSE) == PRL_INUSE_OPEN ? ", in use" : "");
 	return 0;
 }
 
@@ -140,16 +145,21 @@ static int prl_check_bat(struct image *img, struct prl *p)
 	for (k = 0; k < p->nalloc; k++) {
 		i = (uint32_t)p->order[k];
 		host = (p->order[k] >> 32) * p->unit;
+		if (k > 0 && p->order[k] >> 32 == p->order[k - 1] >> 32)
+			return image_defect(img, FINDING_SHARED_BLOCK, "BAT entry "
+			    "%u: cluster at 0x%llx is referenced twice", i,
+			    (unsigned long long)host);
 		if (host < prev_end)
-			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
-			    "overlaps %s (a loop or duplicate reference)", i,
+			return image_defect(img, FINDING_OVERLAP, "BAT entry %u: "
+			    "cluster at 0x%llx overlaps %s", i,
 			    (unsigned long long)host, k == 0 ? "the header "
 			    "and BAT" : "another cluster");
 		if (host < p->data_start)
-			return image_bad(img, "BAT entry %u: cluster at 0x%llx "
-			    "lies before data_off", i, (unsigned long long)host);
-		if (src->size_known &&
-		    host + prl_cluster_len(img, p, i) > src->size)
+			return image_defect(img, FINDING_OUT_OF_RANGE, "BAT entry "
+			    "%u: cluster at 0x%llx lies before data_off", i,
+			    (unsigned long long)host);
+		/* whole in the file, its unused end included */
+		if (src->size_known && host + p->cluster_size > src->size)
 			return image_defect(img, FINDING_TRUNCATED,
 		    "BAT entry %u: cluster at 0x%llx "
 			    "lies past the end of the image", i,
@@ -172,12 +182,12 @@ static int prl_open(struct image *img)
 	if (image_read_at(img, h, sizeof h, 0, "header") < 0 ||
 	    prl_check_header(img, p, h) < 0)
 		return -1;
-	p->bat = malloc((size_t)p->nclusters * 4 + 4);
+	p->bat = malloc((size_t)p->nclusters * PRL_BAT_ENTRY_LEN + 4);
 	p->buf = malloc(PRL_READ_MAX);
 	if (p->bat == NULL || p->buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	/* Only the entries that map the virtual size are read. */
-	if (image_read_at(img, p->bat, (size_t)p->nclusters * 4,
+	if (image_read_at(img, p->bat, (size_t)p->nclusters * PRL_BAT_ENTRY_LEN,
 	    PRL_HEADER_LEN, "BAT") < 0)
 		return -1;
 	for (i = 0; i < p->nclusters; i++)
@@ -189,6 +199,10 @@ static int prl_open(struct image *img)
 static int prl_copy(struct image *img, struct prl *p, struct emitter *em,
     uint64_t host, uint64_t virt, uint64_t len)
 {
+	/* walking a file, image_emit_range checks the range, reads nothing */
+	if (img->walk)
+		return image_emit_range(img, em, p->buf, PRL_READ_MAX, host, len,
+		    virt);
 	while (len > 0) {
 		size_t n = len < PRL_READ_MAX ? len : PRL_READ_MAX;
 
@@ -233,6 +247,28 @@ static int prl_read_seekable(struct image *img, struct prl *p,
 	return 0;
 }
 
+/* Read to the end: then the last cluster must have been whole. */
+static int prl_stream_end(struct image *img, struct prl *p)
+{
+	uint64_t end, host;
+	uint32_t i;
+	ssize_t n;
+
+	do
+		n = image_read_forward(img, p->buf, PRL_READ_MAX);
+	while (n > 0);
+	if (n < 0 || p->nalloc == 0)
+		return n < 0 ? -1 : 0;
+	i = (uint32_t)p->order[p->nalloc - 1];
+	host = (p->order[p->nalloc - 1] >> 32) * p->unit;
+	end = host + p->cluster_size;
+	if (img->src->pos < end)
+		return image_defect(img, FINDING_TRUNCATED, "BAT entry %u: "
+		    "cluster at 0x%llx lies past the end of the image", i,
+		    (unsigned long long)host);
+	return 0;
+}
+
 /*
  * Stream: host order.  After each cluster, every virtual cluster below the
  * first one still to come is final, so the emitter can deliver up to it.
@@ -254,7 +290,7 @@ static int prl_read_stream(struct image *img, struct prl *p,
 		if (emit_upto(em, (uint64_t)low * p->cluster_size) < 0)
 			return -1;
 	}
-	return 0;
+	return prl_stream_end(img, p);
 }
 
 static int prl_read(struct image *img, struct emitter *em)

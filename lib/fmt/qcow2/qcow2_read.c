@@ -89,6 +89,9 @@ struct qcow2 {
 	uint64_t l2_span;		/* virtual bytes one L2 table maps */
 	uint64_t *l2_sorted;		/* L2 table offsets, for overlap checks */
 	size_t nl2;
+	struct host_claims data;	/* host clusters plain data uses */
+	uint64_t data_end;		/* end of the last one in the file */
+	uint64_t data_end_voff;		/* what it maps */
 	int csize_shift;
 	uint64_t csize_mask, coff_mask;
 	unsigned char *l2buf;
@@ -104,7 +107,10 @@ struct qcow2 {
 
 static int qcow2_bid(const struct probe *pb)
 {
-	if (pb->headlen >= 4 && memcmp(pb->head, "QFI\xfb", 4) == 0)
+	/* Version 1 is QCOW, another format (foreign.c names it). */
+	if (pb->headlen >= QCOW2_HDR_VERSION + 4 &&
+	    be32(pb->head + QCOW2_HDR_MAGIC) == QCOW2_MAGIC &&
+	    be32(pb->head + QCOW2_HDR_VERSION) != 1)
 		return BID_SIGNATURE;
 	return BID_NONE;
 }
@@ -246,33 +252,42 @@ static int qcow2_check_tables(struct image *img, const unsigned char *h)
 	q->l1_used = need;
 	if (need > 0) {
 		if (q->l1_off % q->cs != 0)
-			return image_bad(img, "L1 table offset 0x%llx is not "
+			return image_defect(img, FINDING_MISALIGNED,
+			    "L1 table offset 0x%llx is not "
 			    "cluster aligned", (unsigned long long)q->l1_off);
 		if (q->l1_off < q->cs)
-			return image_bad(img, "L1 table at 0x%llx overlaps the "
+			return image_defect(img, FINDING_OVERLAP,
+			    "L1 table at 0x%llx overlaps the "
 			    "header", (unsigned long long)q->l1_off);
-		if (past_end(img, q->l1_off, l1_bytes))
-			return image_defect(img, FINDING_TRUNCATED,
-		    "L1 table at 0x%llx lies past the "
-			    "end of the image", (unsigned long long)q->l1_off);
 	}
 	q->rt_off = be64(h + QCOW2_HDR_RT_OFF);
 	q->rt_len = rt_clusters * q->cs;
 	if (q->rt_len > 0) {
-		if (q->rt_off % q->cs != 0 || q->rt_off < q->cs)
-			return image_bad(img, "refcount table offset 0x%llx is "
-			    "invalid", (unsigned long long)q->rt_off);
-		if (q->rt_off > UINT64_MAX - q->rt_len ||
-		    past_end(img, q->rt_off, q->rt_len))
-			return image_defect(img, FINDING_TRUNCATED,
-		    "refcount table at 0x%llx lies "
-			    "past the end of the image",
+		if (q->rt_off % q->cs != 0)
+			return image_defect(img, FINDING_MISALIGNED,
+			    "refcount table offset 0x%llx is not cluster "
+			    "aligned", (unsigned long long)q->rt_off);
+		if (q->rt_off < q->cs)
+			return image_defect(img, FINDING_OVERLAP,
+			    "refcount table at 0x%llx overlaps the header",
 			    (unsigned long long)q->rt_off);
-		if (need > 0 && q->l1_off < q->rt_off + q->rt_len &&
+		if (need > 0 && q->rt_off <= UINT64_MAX - q->rt_len &&
+		    q->l1_off < q->rt_off + q->rt_len &&
 		    q->rt_off < q->l1_off + l1_bytes)
-			return image_bad(img, "L1 table at 0x%llx overlaps the "
+			return image_defect(img, FINDING_OVERLAP,
+			    "L1 table at 0x%llx overlaps the "
 			    "refcount table", (unsigned long long)q->l1_off);
 	}
+	/* Last, so that a pipe, which does not know the size, agrees. */
+	if (need > 0 && past_end(img, q->l1_off, l1_bytes))
+		return image_defect(img, FINDING_TRUNCATED, "L1 table at 0x%llx "
+		    "lies past the end of the image",
+		    (unsigned long long)q->l1_off);
+	if (q->rt_len > 0 && (q->rt_off > UINT64_MAX - q->rt_len ||
+	    past_end(img, q->rt_off, q->rt_len)))
+		return image_defect(img, FINDING_TRUNCATED, "refcount table at "
+		    "0x%llx lies past the end of the image",
+		    (unsigned long long)q->rt_off);
 	return 0;
 }
 
@@ -407,7 +422,8 @@ static int qcow2_map_l2_tables(struct image *img)
 		if (off == 0)
 			continue;
 		if (off % q->cs != 0)
-			return image_bad(img, "L2 table offset 0x%llx (L1 entry "
+			return image_defect(img, FINDING_MISALIGNED,
+			    "L2 table offset 0x%llx (L1 entry "
 			    "%u) is not cluster aligned",
 			    (unsigned long long)off, i);
 		if (past_end(img, off, q->cs))
@@ -416,7 +432,8 @@ static int qcow2_map_l2_tables(struct image *img)
 			    "end of the image", (unsigned long long)off);
 		what = meta_hit(q, off, q->cs, &at);
 		if (what != NULL)
-			return image_bad(img, "L2 table at 0x%llx overlaps the "
+			return image_defect(img, FINDING_OVERLAP,
+			    "L2 table at 0x%llx overlaps the "
 			    "%s at 0x%llx", (unsigned long long)off, what,
 			    (unsigned long long)at);
 		q->l2_sorted[n++] = off;
@@ -424,7 +441,8 @@ static int qcow2_map_l2_tables(struct image *img)
 	sort_u64(q->l2_sorted, n);
 	for (i = 1; i < n; i++)
 		if (q->l2_sorted[i] == q->l2_sorted[i - 1])
-			return image_bad(img, "L2 table at 0x%llx is used twice "
+			return image_defect(img, FINDING_SHARED_BLOCK,
+			    "L2 table at 0x%llx is used twice "
 			    "in the L1 table",
 			    (unsigned long long)q->l2_sorted[i]);
 	q->nl2 = n;
@@ -459,7 +477,8 @@ static int qcow2_check_extent(struct image *img, const struct qext *e)
 	}
 	what = meta_hit(q, e->host, hlen, &at);
 	if (what != NULL)
-		return image_bad(img, "L2 entry for virtual offset 0x%llx points "
+		return image_defect(img, FINDING_OVERLAP,
+		    "L2 entry for virtual offset 0x%llx points "
 		    "at the %s at 0x%llx", (unsigned long long)e->voff, what,
 		    (unsigned long long)at);
 	return 0;
@@ -511,6 +530,41 @@ static int qcow2_subclusters(struct image *img, struct emitter *em,
 	return 0;
 }
 
+static int qcow2_past_end(struct image *img, uint64_t host, uint64_t voff)
+{
+	return image_defect(img, FINDING_TRUNCATED, "data cluster at 0x%llx "
+	    "(virtual 0x%llx) lies past the end of the image",
+	    (unsigned long long)host, (unsigned long long)voff);
+}
+
+/*
+ * A plain data cluster belongs to one L2 entry: the same check from a file
+ * and from a pipe, before any data is read.  Past the end or on metadata
+ * is found first, as emit_extent would.
+ */
+static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff)
+{
+	struct qcow2 *q = img->priv;
+	struct qext e = { voff, host, (uint32_t)q->cs, 0 };
+
+	if (voff >= img->virtual_size)
+		return 0;
+	if (e.len > img->virtual_size - voff)
+		e.len = img->virtual_size - voff;
+	if (qcow2_check_extent(img, &e) < 0)
+		return -1;
+	/* A host cluster is whole in the file, its unused end included. */
+	if (past_end(img, host, q->cs))
+		return qcow2_past_end(img, host, voff);
+	if (host + q->cs > q->data_end) {
+		q->data_end = host + q->cs;
+		q->data_end_voff = voff;
+	}
+	q->data.unit = q->cs;
+	return host_claim(img, &q->data, host, q->cs, HOST_DATA,
+	    "data cluster");
+}
+
 static int qcow2_l2_entry(struct image *img, struct emitter *em,
     const unsigned char *p, uint64_t voff, extent_fn fn)
 {
@@ -527,13 +581,20 @@ static int qcow2_l2_entry(struct image *img, struct emitter *em,
 	}
 	host = ent & QCOW2_ENTRY_OFFSET_MASK;
 	if (host % q->cs != 0)
-		return image_bad(img, "data cluster offset 0x%llx (virtual "
+		return image_defect(img, FINDING_MISALIGNED,
+		    "data cluster offset 0x%llx (virtual "
 		    "0x%llx) is not cluster aligned",
 		    (unsigned long long)host, (unsigned long long)voff);
-	if (q->extended_l2)
+	if (q->extended_l2) {
+		if ((be64(p + 8) & 0xffffffffu) != 0 &&
+		    qcow2_claim_data(img, host, voff) < 0)
+			return -1;
 		return qcow2_subclusters(img, em, voff, host, be64(p + 8), fn);
+	}
 	if ((ent & QCOW2_OFLAG_ZERO) || host == 0)
 		return 0;	/* reads as zeros: a gap */
+	if (qcow2_claim_data(img, host, voff) < 0)
+		return -1;
 	e = (struct qext){ voff, host, (uint32_t)q->cs, 0 };
 	return emit_extent(img, em, &e, fn);
 }
@@ -639,8 +700,8 @@ static int seek_flush_run(struct image *img, struct emitter *em)
 	if (r->len == 0)
 		return 0;
 	if (emit_upto(em, r->voff) < 0 ||
-	    image_read_at(img, q->buf, r->len, r->host, "data cluster") < 0 ||
-	    emit_data(em, r->voff, q->buf, r->len) < 0)
+	    image_emit_range(img, em, q->buf, r->len, r->host, r->len,
+	    r->voff) < 0)
 		return -1;
 	r->len = 0;
 	return 0;
@@ -654,6 +715,10 @@ static int seek_compressed(struct image *img, struct emitter *em,
 
 	if (past_end(img, e->host, inlen))
 		inlen = img->src->size - e->host;
+	/* Walking: the descriptor was checked; nothing is inflated. */
+	if (img->walk)
+		return emit_upto(em, e->voff) < 0 ? -1
+		    : emit_zero(em, e->voff, e->len);
 	if (image_read_at(img, q->buf, inlen, e->host, "compressed cluster") < 0 ||
 	    qcow2_decompress(img, e, q->buf, inlen, &used) < 0 ||
 	    emit_upto(em, e->voff) < 0)
@@ -995,7 +1060,8 @@ static int ahead_push(struct image *img, const struct qext *e)
 	struct qstream *st = ((struct qcow2 *)img->priv)->st;
 	size_t i;
 
-	if (st->nahead == st->capahead) {
+	/* vheap keeps taken offsets until they reach its top: it may outgrow ahead */
+	if (st->nahead == st->capahead || st->nvheap == st->capv) {
 		size_t cap = st->capahead ? st->capahead * 2 : 1024;
 		struct qext *a;
 		uint64_t *v, *d;
@@ -1187,7 +1253,12 @@ static int qcow2_read_stream(struct image *img, struct emitter *em)
 	}
 	kept_drop_all(img);
 	/* Read to the end so a writer into our pipe finishes cleanly. */
-	return stream_drain_input(img);
+	if (stream_drain_input(img) < 0)
+		return -1;
+	/* Now the size is known: the last data cluster must be whole. */
+	if (img->src->pos < q->data_end)
+		return qcow2_past_end(img, q->data_end - q->cs, q->data_end_voff);
+	return 0;
 }
 
 /* ---- the reader ---- */
@@ -1243,6 +1314,7 @@ static void qcow2_close(struct image *img)
 	ZSTD_freeDCtx(q->zd);
 	free(q->l1);
 	free(q->l2_sorted);
+	host_claims_free(&q->data);
 	free(q->l2buf);
 	free(q->buf);
 	free(q->cluster);

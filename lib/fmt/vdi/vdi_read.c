@@ -12,15 +12,9 @@
 #include <string.h>
 
 #include "fmt/fmt.h"
+#include "fmt/vdi/vdi.h"
 #include "imgpipe/err.h"
 
-#define VDI_SIGNATURE 0xbeda107fu
-#define VDI_VERSION_1_1 0x00010001u
-#define VDI_TYPE_DYNAMIC 1
-#define VDI_TYPE_FIXED 2
-#define VDI_BLOCK_FREE 0xffffffffu	/* unallocated: reads as zeros */
-#define VDI_BLOCK_ZERO 0xfffffffeu	/* explicitly zero */
-#define VDI_HEADER_MIN 0x180		/* header_size of a v1.1 header */
 #define VDI_HEADER_END 0x200		/* pre-header and header fit here */
 #define VDI_BLOCK_MIN 512u
 #define VDI_BLOCK_MAX (32u << 20)
@@ -37,7 +31,7 @@ struct vdi {
 
 static int vdi_bid(const struct probe *pb)
 {
-	if (pb->headlen < 0x48 || le32(pb->head + 0x40) != VDI_SIGNATURE)
+	if (pb->headlen < VDI_PRE_LEN || le32(pb->head + VDI_PRE_SIGNATURE) != VDI_SIGNATURE)
 		return BID_NONE;
 	return BID_SIGNATURE;
 }
@@ -46,24 +40,25 @@ static int vdi_bid(const struct probe *pb)
 static int vdi_check_header(struct image *img, struct vdi *v,
     const unsigned char *h)
 {
-	uint32_t version = le32(h + 0x44), header_size = le32(h + 0x48);
-	uint32_t type = le32(h + 0x4c), sector_size = le32(h + 0x168);
-	uint32_t block_extra = le32(h + 0x17c);
-	uint64_t disk_size = le64(h + 0x170), bmap_len;
+	uint32_t version = le32(h + VDI_PRE_VERSION), header_size = le32(h + VDI_HDR_SIZE);
+	uint32_t type = le32(h + VDI_HDR_TYPE), sector_size = le32(h + VDI_HDR_LEGACY_GEOMETRY + VDI_GEO_SECTOR_SIZE);
+	uint32_t block_extra = le32(h + VDI_HDR_BLOCK_EXTRA);
+	uint64_t disk_size = le64(h + VDI_HDR_DISK_SIZE), bmap_len;
 
 	if (version != VDI_VERSION_1_1)
 		return image_bad(img, "unsupported version %u.%u (header at "
 		    "0x44); only 1.1 is read", version >> 16, version & 0xffff);
-	if (header_size < VDI_HEADER_MIN || header_size > VDI_HEADER_END - 0x40)
+	if (header_size < VDI_HEADER_SIZE_V1 ||
+	    header_size > VDI_HEADER_END - VDI_PRE_SIGNATURE)
 		return image_bad(img, "header size %u is out of range (header "
 		    "at 0x48)", header_size);
 	if (type != VDI_TYPE_DYNAMIC && type != VDI_TYPE_FIXED)
 		return image_bad(img, "unsupported image type %u (header at "
 		    "0x4c): only dynamic (1) and fixed (2)", type);
-	if (sector_size != 512)
+	if (sector_size != VDI_SECTOR_SIZE)
 		return image_bad(img, "sector size %u is not 512 (header at "
 		    "0x168)", sector_size);
-	v->block_size = le32(h + 0x178);
+	v->block_size = le32(h + VDI_HDR_BLOCK_SIZE);
 	if (v->block_size < VDI_BLOCK_MIN || v->block_size > VDI_BLOCK_MAX ||
 	    (v->block_size & (v->block_size - 1)) != 0)
 		return image_bad(img, "block size %u is not a power of two "
@@ -72,8 +67,8 @@ static int vdi_check_header(struct image *img, struct vdi *v,
 	if (block_extra != 0)
 		return image_bad(img, "block extra data of %u bytes is not "
 		    "supported (header at 0x17c)", block_extra);
-	v->nblocks = le32(h + 0x180);
-	v->nallocated = le32(h + 0x184);
+	v->nblocks = le32(h + VDI_HDR_NBLOCKS);
+	v->nallocated = le32(h + VDI_HDR_NALLOCATED);
 	bmap_len = (uint64_t)v->nblocks * 4;
 	if (bmap_len > IMAGE_META_MAX)
 		return image_bad(img, "block map of %u blocks is larger than "
@@ -86,17 +81,21 @@ static int vdi_check_header(struct image *img, struct vdi *v,
 	if (v->nallocated > v->nblocks)
 		return image_bad(img, "%u blocks allocated of only %u (header "
 		    "at 0x184)", v->nallocated, v->nblocks);
-	v->offset_bmap = le32(h + 0x154);
-	v->offset_data = le32(h + 0x158);
-	if (v->offset_bmap < 0x40 + (uint64_t)header_size ||
-	    v->offset_bmap % 512 != 0)
-		return image_bad(img, "block map offset 0x%llx overlaps the "
-		    "header or is not sector-aligned (header at 0x154)",
+	v->offset_bmap = le32(h + VDI_HDR_BMAP_OFF);
+	v->offset_data = le32(h + VDI_HDR_DATA_OFF);
+	if (v->offset_bmap % VDI_SECTOR_SIZE != 0 ||
+	    v->offset_data % VDI_SECTOR_SIZE != 0)
+		return image_defect(img, FINDING_MISALIGNED, "block map offset "
+		    "0x%llx or data offset 0x%llx is not sector-aligned (header "
+		    "at 0x154)", (unsigned long long)v->offset_bmap,
+		    (unsigned long long)v->offset_data);
+	if (v->offset_bmap < VDI_PRE_SIGNATURE + (uint64_t)header_size)
+		return image_defect(img, FINDING_OVERLAP, "block map offset "
+		    "0x%llx overlaps the header (header at 0x154)",
 		    (unsigned long long)v->offset_bmap);
-	if (v->offset_data < v->offset_bmap + bmap_len ||
-	    v->offset_data % 512 != 0)
-		return image_bad(img, "data offset 0x%llx overlaps the block "
-		    "map or is not sector-aligned (header at 0x158)",
+	if (v->offset_data < v->offset_bmap + bmap_len)
+		return image_defect(img, FINDING_OVERLAP, "data offset 0x%llx "
+		    "overlaps the block map (header at 0x158)",
 		    (unsigned long long)v->offset_data);
 	if (img->src->size_known && v->offset_data > img->src->size)
 		return image_defect(img, FINDING_TRUNCATED,
@@ -110,26 +109,48 @@ static int vdi_check_header(struct image *img, struct vdi *v,
 	return 0;
 }
 
-/* Every host block index must name a block inside the file. */
+/*
+ * Every host block index names a block inside the file, below
+ * blocks_allocated, and no other entry's: one map of nallocated bits
+ * (at most 2 MiB) finds a block used twice, from a file and a pipe alike.
+ */
 static int vdi_check_bmap(struct image *img, struct vdi *v)
 {
 	uint64_t limit = UINT32_MAX;
+	unsigned char *seen;
 	uint32_t i, e;
+	int rc = 0;
 
 	if (img->src->size_known)
 		limit = (img->src->size - v->offset_data) / v->block_size;
-	for (i = 0; i < v->nblocks; i++) {
+	seen = calloc((size_t)v->nallocated / 8 + 1, 1);
+	if (seen == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < v->nblocks && rc == 0; i++) {
 		e = v->bmap[i];
 		if (e == VDI_BLOCK_FREE || e == VDI_BLOCK_ZERO)
 			continue;
-		if (e >= v->nallocated || e >= limit)
-			return image_bad(img, "block map entry %u names host "
-			    "block %u, past the %s (block map at 0x%llx)", i, e,
-			    e >= v->nallocated ? "allocated blocks"
-			    : "end of the image", (unsigned long long)
+		if (e >= v->nallocated)
+			rc = image_defect(img, FINDING_OUT_OF_RANGE, "block map "
+			    "entry %u names host block %u, past the %u "
+			    "allocated blocks (block map at 0x%llx)", i, e,
+			    v->nallocated, (unsigned long long)
 			    (v->offset_bmap + 4ull * i));
+		else if (e >= limit)
+			rc = image_defect(img, FINDING_TRUNCATED, "block map "
+			    "entry %u names host block %u, past the end of the "
+			    "image (block map at 0x%llx)", i, e,
+			    (unsigned long long)(v->offset_bmap + 4ull * i));
+		else if (seen[e / 8] & 1u << e % 8)
+			rc = image_defect(img, FINDING_SHARED_BLOCK, "host block "
+			    "%u is named by two block map entries, the second "
+			    "%u (block map at 0x%llx)", e, i, (unsigned long long)
+			    (v->offset_bmap + 4ull * i));
+		else
+			seen[e / 8] |= 1u << e % 8;
 	}
-	return 0;
+	free(seen);
+	return rc;
 }
 
 static int vdi_open(struct image *img)
@@ -176,6 +197,23 @@ static size_t vdi_block_len(const struct image *img, const struct vdi *v,
 	    ? img->virtual_size - off : v->block_size;
 }
 
+/* len bytes from host block e to virtual block i: none when walking. */
+static int vdi_copy(struct image *img, const struct vdi *v, struct emitter *em,
+    unsigned char *buf, size_t len, uint32_t e, uint32_t i)
+{
+	uint64_t voff = (uint64_t)i * v->block_size;
+
+	if (emit_upto(em, voff) < 0)
+		return -1;
+	if (img->walk)
+		return image_emit_range(img, em, buf, len, vdi_host_offset(v, e),
+		    len, voff);
+	if (image_read_at(img, buf, len, vdi_host_offset(v, e),
+	    "data block") < 0)
+		return -1;
+	return emit_data(em, voff, buf, len);
+}
+
 /* Virtual order: runs of blocks contiguous both virtually and on the host. */
 static int vdi_read_seekable(struct image *img, struct vdi *v,
     struct emitter *em, unsigned char *buf, uint32_t per_read)
@@ -197,10 +235,7 @@ static int vdi_read_seekable(struct image *img, struct vdi *v,
 		for (uint32_t k = 0; k < n; k++)
 			len += vdi_block_len(img, v, i + k);
 		/* virtual order: the disk below block i is complete */
-		if (len > 0 && (emit_upto(em, (uint64_t)i * v->block_size) < 0 ||
-		    image_read_at(img, buf, len,
-		    vdi_host_offset(v, e), "data block") < 0 ||
-		    emit_data(em, (uint64_t)i * v->block_size, buf, len) < 0))
+		if (len > 0 && vdi_copy(img, v, em, buf, len, e, i) < 0)
 			return -1;
 		i += n;
 	}

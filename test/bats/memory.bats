@@ -1,0 +1,244 @@
+#!/usr/bin/env bats
+# Bounded memory from every pipe (issue 15): worst-case layouts of every
+# format streamed through a pipe with the default budget (--mem 32 MiB).
+# Each way must give the right bytes, peak RSS at most 64 MiB (GNU time's
+# %M), and a spill file within the bytes parked plus the slack imgpipe(7)
+# states, as the parking store reports them (IMGPIPE_STASH_STATS: the
+# spill file's peak disk space is measured with st_blocks).
+#
+# Worst cases: data in reverse virtual order (each extent just below the
+# last), 512-byte clusters and grains (131072 extents), tables after the
+# data they place, blocks in shuffled order.  The images are written by
+# test/memory/layouts.py (qcow2, qed, VMDK) and by qemu-io (VHD, VHDX,
+# VDI, Parallels).
+load helpers
+
+LAYOUTS="$BATS_TEST_DIRNAME/../memory/layouts.py"
+RSS_MAX_KIB=65536
+# Pipe cases of the scale test read this many bytes of virtual disk
+# through a pipe (the file cases take 1 TiB); IMGPIPE_SCALE_PIPE=1T for
+# the full size (an hour here).
+: "${IMGPIPE_SCALE_PIPE:=4G}"
+
+failed() {
+	echo "$*" >&2
+	return 1
+}
+
+# stat_of NAME: a figure of the parking store's report in $T/m.err
+stat_of() {
+	grep 'parking store: budget=' "$T/m.err" | tail -n 1 |
+		sed -n "s/.* $1=\([0-9]*\).*/\1/p"
+}
+
+# within_bounds WHAT: the checks every way ends with
+within_bounds() {
+	local what=$1 rss disk parked excess slack
+	rss=$(tail -n 1 "$T/m.rss")
+	[ "$rss" -le "$RSS_MAX_KIB" ] ||
+		failed "$what: peak RSS $rss KiB is over $RSS_MAX_KIB KiB"
+	disk=$(stat_of file_disk_peak)
+	parked=$(stat_of parked_peak)
+	excess=$(stat_of file_disk_excess_peak)
+	slack=$(stat_of slack)
+	[ -n "$disk" ] || failed "$what: no report from the parking store: $(cat "$T/m.err")"
+	[ "$disk" -le $((parked + slack)) ] ||
+		failed "$what: spill file $disk bytes, parked at most $parked + slack $slack"
+	[ "$excess" -le "$slack" ] ||
+		failed "$what: spill file $excess bytes over what it held, slack $slack"
+	echo "# $what: rss ${rss} KiB, parked $parked, spill file $disk" >&3
+}
+
+# pipe_way IMAGE PROG [ARGS...]: cat IMAGE | PROG ARGS | cat > $T/m.out
+# (a pipe on both sides), with the default budget; status in $status.
+pipe_way() {
+	local img=$1
+	shift
+	run bash -c 'set -o pipefail; cat "$1" |
+		IMGPIPE_STASH_STATS=1 /usr/bin/time -f %M -o "$2.rss" "${@:3}" \
+		2> "$2.err" | cat > "$2.out"' sh "$img" "$T/m" "$@"
+}
+
+# streams IMAGE RAW_MD5 RAW_SUM: img2raw and imgsum from a pipe: right
+# bytes, right digest, within the bounds
+streams() {
+	local img=$1 want=$2 sum=$3
+	pipe_way "$img" img2raw
+	[ "$status" -eq 0 ] || failed "img2raw: status $status: $(cat "$T/m.err")"
+	[ "$(md5sum < "$T/m.out" | cut -d' ' -f1)" = "$want" ] ||
+		failed "img2raw: not the raw disk"
+	within_bounds "img2raw $(basename "$img")"
+	pipe_way "$img" imgsum
+	[ "$status" -eq 0 ] || failed "imgsum: status $status: $(cat "$T/m.err")"
+	[ "$(cut -d' ' -f1 "$T/m.out")" = "$sum" ] ||
+		failed "imgsum: $(cat "$T/m.out"), want $sum"
+	within_bounds "imgsum $(basename "$img")"
+}
+
+# layout FORMAT LAYOUT DATA UNIT: an image by layouts.py, checked by streams
+layout() {
+	local fmt=$1 lay=$2 data=$3 unit=$4 want sum
+	python3 "$LAYOUTS" "$fmt" "$lay" "$T/img" "$data" "$unit"
+	want=$(python3 "$LAYOUTS" raw - - "$data" "$unit" | md5sum | cut -d' ' -f1)
+	sum=$(python3 "$LAYOUTS" raw - - "$data" "$unit" | imgsum | cut -d' ' -f1)
+	streams "$T/img" "$want" "$sum"
+}
+
+# shuffled FORMAT OPTIONS BLOCK NBLOCKS: qemu-io writes whole blocks in a
+# shuffled order, so the block table sends the data out of virtual order
+shuffled() {
+	local fmt=$1 opts=$2 block=$3 n=$4 want sum
+	qemu-img create -q -f "$fmt" ${opts:+-o "$opts"} "$T/img" $((block * n))
+	python3 -c '
+import random, sys
+block, n = int(sys.argv[1]), int(sys.argv[2])
+order = list(range(n))
+random.Random(15).shuffle(order)
+for i in order:
+    print("write -P %d %d %d" % (i % 250 + 1, i * block, block))
+' "$block" "$n" | qemu-io -t unsafe -f "$fmt" "$T/img" > /dev/null
+	qemu-img convert -f "$fmt" -O raw "$T/img" "$T/want.raw"
+	want=$(md5sum < "$T/want.raw" | cut -d' ' -f1)
+	sum=$(imgsum "$T/want.raw" | cut -d' ' -f1)
+	rm -f "$T/want.raw"
+	streams "$T/img" "$want" "$sum"
+}
+
+@test "memory: qcow2, 512-byte clusters written backwards (131072 extents)" {
+	layout qcow2 reverse $((64 << 20)) 512
+}
+
+@test "memory: qcow2, 512-byte clusters backwards, tables after the data" {
+	layout qcow2 reverse-last $((64 << 20)) 512
+}
+
+@test "memory: qcow2, 4 KiB clusters backwards, tables after the data" {
+	layout qcow2 reverse-last $((256 << 20)) 4096
+}
+
+@test "memory: qed, 4 KiB clusters written backwards (102400 extents)" {
+	layout qed reverse $((400 << 20)) 4096
+}
+
+@test "memory: qed, 4 KiB clusters backwards, tables after the data" {
+	layout qed reverse-last $((256 << 20)) 4096
+}
+
+@test "memory: vmdk monolithicSparse, 512-byte grains backwards (131072 extents)" {
+	layout vmdk reverse $((64 << 20)) 512
+}
+
+@test "memory: vmdk monolithicSparse, 512-byte grains, grain directory after 64 MiB" {
+	layout vmdk forward-last $((64 << 20)) 512
+}
+
+@test "memory: vmdk monolithicSparse, 512-byte grains, grain directory after 256 MiB" {
+	layout vmdk forward-last $((256 << 20)) 512
+}
+
+@test "memory: vmdk monolithicSparse, 512-byte grains backwards, tables after them" {
+	layout vmdk reverse-last $((64 << 20)) 512
+}
+
+@test "memory: vmdk streamOptimized, 512-byte grain markers backwards (131072 extents)" {
+	layout vmdkstream reverse $((64 << 20)) 512
+}
+
+@test "memory: vpc (VHD) dynamic, 2 MiB blocks shuffled" {
+	shuffled vpc "" $((2 << 20)) 128
+}
+
+@test "memory: vhdx, 1 MiB blocks shuffled" {
+	shuffled vhdx block_size=1M $((1 << 20)) 256
+}
+
+@test "memory: vdi, 1 MiB blocks shuffled" {
+	shuffled vdi "" $((1 << 20)) 256
+}
+
+@test "memory: parallels, 1 MiB clusters shuffled" {
+	shuffled parallels cluster_size=1M $((1 << 20)) 256
+}
+
+@test "memory: parallels, 4 KiB clusters shuffled (16384 extents)" {
+	shuffled parallels cluster_size=4K 4096 16384
+}
+
+# islands FILE SIZE: a sparse raw disk of SIZE bytes with data islands
+# spread over it (a first and a last byte among them)
+islands() {
+	local f=$1 size=$2 off
+	rm -f "$f"
+	truncate -s "$size" "$f"
+	for off in 0 $((size / 7 + 4096)) $((size / 3 + 123)) $((size / 2)) \
+	    $((size - (1 << 20))); do
+		yes "island-$off" | head -c 300000 |
+			dd of="$f" bs=300000 seek="$off" oflag=seek_bytes \
+			conv=notrunc status=none
+	done
+	truncate -s "$size" "$f"
+}
+
+# file_way PROG ARGS...: PROG ARGS > $T/m.out with the default budget,
+# RSS measured
+file_way() {
+	run bash -c 'IMGPIPE_STASH_STATS=1 /usr/bin/time -f %M -o "$1.rss" \
+		"${@:2}" 2> "$1.err" > "$1.out"' sh "$T/m" "$@"
+}
+
+same_islands() {
+	local a=$1 b=$2 size=$3 off
+	[ "$(stat -c %s "$b")" -eq "$size" ] || failed "$b: wrong size"
+	for off in 0 $((size / 7 + 4096)) $((size / 3 + 123)) $((size / 2)) \
+	    $((size - (1 << 20))); do
+		cmp -s <(dd if="$a" bs=1M skip="$off" count=1 iflag=skip_bytes status=none) \
+		    <(dd if="$b" bs=1M skip="$off" count=1 iflag=skip_bytes status=none) ||
+			failed "$b: differs near $off"
+	done
+}
+
+@test "memory: scale, a 1 TiB sparse raw disk with data islands, from a file" {
+	local size=$((1 << 40))
+	islands "$T/big.raw" $size
+	file_way img2raw -o "$T/out.raw" "$T/big.raw"
+	[ "$status" -eq 0 ] || failed "img2raw: $(cat "$T/m.err")"
+	within_bounds "img2raw 1 TiB file -> file"
+	same_islands "$T/big.raw" "$T/out.raw" $size
+	[ "$(stat -c %b "$T/out.raw")" -lt 65536 ] || failed "img2raw: holes filled"
+	rm -f "$T/out.raw"
+	file_way imgsparse -o "$T/out.raw" "$T/big.raw"
+	[ "$status" -eq 0 ] || failed "imgsparse: $(cat "$T/m.err")"
+	within_bounds "imgsparse 1 TiB file -> file"
+	same_islands "$T/big.raw" "$T/out.raw" $size
+	rm -f "$T/out.raw"
+	file_way imgsparse --map "$T/big.raw"
+	[ "$status" -eq 0 ] || failed "imgsparse --map: $(cat "$T/m.err")"
+	within_bounds "imgsparse --map 1 TiB file"
+	[ "$(grep -c data "$T/m.out")" -eq 5 ] || failed "imgsparse --map: $(cat "$T/m.out")"
+}
+
+@test "memory: scale, a sparse raw disk with data islands through pipes ($IMGPIPE_SCALE_PIPE)" {
+	local size sum
+	size=$(numfmt --from=iec "$IMGPIPE_SCALE_PIPE")
+	islands "$T/big.raw" "$size"
+	file_way imgsum "$T/big.raw"
+	[ "$status" -eq 0 ] || failed "imgsum: $(cat "$T/m.err")"
+	within_bounds "imgsum $IMGPIPE_SCALE_PIPE file"
+	sum=$(imgsum "$T/big.raw" | cut -d' ' -f1)
+	pipe_way "$T/big.raw" imgsum
+	[ "$status" -eq 0 ] || failed "imgsum: $(cat "$T/m.err")"
+	[ "$(cut -d' ' -f1 "$T/m.out")" = "$sum" ] || failed "imgsum from a pipe differs"
+	within_bounds "imgsum $IMGPIPE_SCALE_PIPE pipe"
+	run bash -c 'set -o pipefail; cat "$1" |
+		IMGPIPE_STASH_STATS=1 /usr/bin/time -f %M -o "$2.rss" img2raw \
+		2> "$2.err" | imgsum' sh "$T/big.raw" "$T/m"
+	[ "$status" -eq 0 ] || failed "img2raw | imgsum: $(cat "$T/m.err")"
+	[ "$(echo "$output" | cut -d' ' -f1)" = "$sum" ] || failed "img2raw pipe -> pipe differs"
+	within_bounds "img2raw $IMGPIPE_SCALE_PIPE pipe -> pipe"
+	run bash -c 'set -o pipefail; img2raw "$1" |
+		IMGPIPE_STASH_STATS=1 /usr/bin/time -f %M -o "$2.rss" imgsparse \
+		2> "$2.err" | imgsum' sh "$T/big.raw" "$T/m"
+	[ "$status" -eq 0 ] || failed "img2raw | imgsparse | imgsum: $(cat "$T/m.err")"
+	[ "$(echo "$output" | cut -d' ' -f1)" = "$sum" ] || failed "imgsparse pipe -> pipe differs"
+	within_bounds "imgsparse $IMGPIPE_SCALE_PIPE pipe -> pipe"
+}
