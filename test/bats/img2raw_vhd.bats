@@ -32,6 +32,23 @@ footers() {
 	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want" -f vpc
 }
 
+@test "vpc dynamic with its BAT before the dynamic header or blocks before the BAT: four ways, as qemu-img reads it" {
+	local order
+	vhd "$T/d.vhd" dynamic
+	for order in thb bht bth hbt tbh; do
+		echo "order $order"
+		python3 "$BATS_TEST_DIRNAME/vhd_relayout.py" "$T/d.vhd" "$T/r.vhd" $order
+		qemu-img convert -f vpc -O raw "$T/r.vhd" "$T/r.qemu"
+		cmp "$T/d.vhd.want" "$T/r.qemu"
+		# from a pipe what comes before a table is parked until it is read
+		img2raw_4ways "$T/r.vhd" "$T/d.vhd.want"
+		run imginfo --strict "$T/r.vhd"
+		[ "$status" -eq 0 ]
+		run sh -c 'cat "$1" | imginfo --strict -' sh "$T/r.vhd"
+		[ "$status" -eq 0 ]
+	done
+}
+
 @test "vpc dynamic force_size: size from current_size, four ways" {
 	vhd "$T/d.vhd" dynamic force_size=on
 	img2raw_4ways "$T/d.vhd" "$T/d.vhd.want"
