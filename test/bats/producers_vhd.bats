@@ -281,5 +281,4 @@ cut_points() {
 	head -c $((size - 512)) "$(P $p)" > "$T/short.vhdx"
 	img2raw_4ways "$T/short.vhdx" "$(R $p)"
 	same_verdict "$T/short.vhdx" safe
-	truncation_check "$(P disk2vhd-vhdx)"
 }
