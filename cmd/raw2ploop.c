@@ -2,7 +2,6 @@
  * raw2ploop: any disk image (a raw disk included) to a Parallels/ploop
  * image, file or pipe.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -11,21 +10,25 @@
 #include "imgpipe/write.h"
 #include "imgpipe/writers.h"
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-pv] [-o FILE] [-j THREADS] [-f FORMAT] [--size SIZE] "
-	    "[--mem BYTES] [--tmpdir DIR]\n"
-	    "       [INPUT|-]\n", progname);
-	exit(status);
-}
+static const char *const usage[] = {
+	"[OPTION]... [INPUT|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	WRITE_CLI_OPTIONS,
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Write a Parallels/ploop v2 image of any disk image (raw too), to a file or pipe.",
+	options,
+};
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		WRITE_LONGOPTS,
-		{ NULL, 0, NULL, 0 },
-	};
 	struct write_opts o = {
 		.writer = &writer_ploop,
 		.threads = 1,
@@ -34,18 +37,14 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, WRITE_SHORTOPTS, longopts,
-	    NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		if (write_option(&o, c, optarg))
 			continue;
 		switch (c) {
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
 		}
 	}
-	if (!write_operands(&o, argc, argv, optind))
-		usage(EXIT_USAGE);
+	cli_max_operands(argc, argv, 1);
+	write_operands(&o, argc, argv, optind);
 	if (write_image(&o) < 0)
 		die_last();
 	return 0;

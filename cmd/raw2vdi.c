@@ -1,5 +1,4 @@
 /* raw2vdi: any disk image (a raw disk included) to a VDI, file or pipe. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,25 +11,30 @@
 
 enum { OPT_UUID = WRITE_OPT_FIRST_FREE };
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-pv] [-o FILE] [-j THREADS] [-f FORMAT] [-s dynamic|static|fixed] "
-	    "[--uuid UUID] [--size SIZE]\n"
-	    "       [--mem BYTES] [--tmpdir DIR] [INPUT|-]\n", progname);
-	exit(status);
-}
+static const char *const usage[] = {
+	"[OPTION]... [INPUT|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	WRITE_CLI_OPTIONS,
+	{ 's', "subformat", "SUBFORMAT",
+	    "dynamic (the default), or static (fixed)" },
+	{ OPT_UUID, "uuid", "UUID", "the disk's unique id (default: derived)" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Write a VirtualBox VDI of any disk image (raw too), to a file or pipe.",
+	options,
+};
 
 int main(int argc, char **argv)
 {
 	static const char *const subformats[] = { "dynamic", "static",
 	    "fixed", NULL };
-	static const struct option longopts[] = {
-		WRITE_LONGOPTS,
-		{ "subformat", required_argument, NULL, 's' },
-		{ "uuid", required_argument, NULL, OPT_UUID },
-		{ NULL, 0, NULL, 0 },
-	};
 	static unsigned char uuid[UUID_LEN];
 	struct vdi_wopts v = { .fixed = false };
 	struct write_opts o = {
@@ -42,8 +46,7 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, WRITE_SHORTOPTS "s:", longopts,
-	    NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		if (write_option(&o, c, optarg))
 			continue;
 		switch (c) {
@@ -52,13 +55,10 @@ int main(int argc, char **argv)
 			    subformats) != subformats[0];
 			break;
 		case OPT_UUID: v.uuid = uuid_option(optarg, uuid); break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
 		}
 	}
-	if (!write_operands(&o, argc, argv, optind))
-		usage(EXIT_USAGE);
+	cli_max_operands(argc, argv, 1);
+	write_operands(&o, argc, argv, optind);
 	if (write_image(&o) < 0)
 		die_last();
 	return 0;
