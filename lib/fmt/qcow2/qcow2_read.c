@@ -107,12 +107,16 @@ struct qcow2 {
 
 static int qcow2_bid(const struct probe *pb)
 {
-	/* Version 1 is QCOW, another format (foreign.c names it). */
+	/* Version 1 is QCOW, another format (foreign.c names it).  The magic
+	 * alone, cut before the version, is still a qcow2 image, a truncated
+	 * one (qemu-img names it qcow2): not a raw disk of those bytes. */
+	if (pb->headlen < QCOW2_HDR_MAGIC + 4 ||
+	    be32(pb->head + QCOW2_HDR_MAGIC) != QCOW2_MAGIC)
+		return BID_NONE;
 	if (pb->headlen >= QCOW2_HDR_VERSION + 4 &&
-	    be32(pb->head + QCOW2_HDR_MAGIC) == QCOW2_MAGIC &&
-	    be32(pb->head + QCOW2_HDR_VERSION) != 1)
-		return BID_SIGNATURE;
-	return BID_NONE;
+	    be32(pb->head + QCOW2_HDR_VERSION) == 1)
+		return BID_NONE;
+	return BID_SIGNATURE;
 }
 
 static bool past_end(const struct image *img, uint64_t off, uint64_t len)
