@@ -100,24 +100,27 @@ to_v1() {
 	img2raw_rejects parallels "$f" "^virtual size of 1152921504606846976 sectors is beyond the limit of [0-9]+ bytes \\(nb_sectors, header offset 36\\)$"
 	# a declared size the BAT allows but the file cannot hold
 	cp "$T/h.prl" "$f"; put_le "$f" 32 $((0x3fffffff)) 4; put_le "$f" 36 $((1 << 36)) 8
-	img2raw_rejects parallels "$f" "BAT .*(past the end|beyond the limit)|inside the BAT"
+	img2raw_rejects parallels "$f" "^data_off of 128 sectors lies inside the BAT \\(header offset 48\\)$"
+	# the rules that need the input's end come after the others, from a
+	# file as from a pipe: the first cluster before data_off is met first
 	cp "$T/h.prl" "$f"; put_le "$f" 48 $((0xffffffff)) 4
-	# from a pipe another fault is met first, the first cluster before data_off
+	img2raw_rejects parallels "$f" "^BAT entry 0: cluster at 0x10000 lies before data_off$"
+	# with no cluster allocated, data_off past the end is the fault
+	qemu-img create -f parallels "$T/e.prl" 3M > /dev/null
+	cp "$T/e.prl" "$f"; put_le "$f" 48 $((0xffffffff)) 4
 	img2raw_rejects parallels "$f" \
-		"^data_off of 4294967295 sectors lies inside the BAT or past the end of the image \\(header offset 48\\)$" \
-		"^BAT entry 0: cluster at 0x10000 lies before data_off$"
+		"^data_off of 4294967295 sectors lies past the end of the image \\(header offset 48\\)$"
 	# with 4 KiB clusters the BAT is longer than a sector
 	qemu-img convert -f raw -O parallels -o cluster_size=4K "$T/p.raw" "$T/h4.prl"
 	cp "$T/h4.prl" "$f"; put_le "$f" 48 1 4
-	img2raw_rejects parallels "$f" "^data_off of 1 sectors lies inside the BAT or past the end of the image \\(header offset 48\\)$"
+	img2raw_rejects parallels "$f" "^data_off of 1 sectors lies inside the BAT \\(header offset 48\\)$"
 	cp "$T/h.prl" "$f"; put_le "$f" 56 $((1 << 60)) 8
 	img2raw_rejects parallels "$f" \
 		"^format extension at sector 1152921504606846976 lies past the end of the image \\(ext_off, header offset 56\\)$"
 	cp "$T/h.prl" "$f"; put_le "$f" 56 $((1 << 30)) 8
-	# only from a file: from a pipe the end is not known when the header is read
-	expect_reject 1 parallels \
-		"^format extension at sector 1073741824 lies past the end of the image \\(ext_off, header offset 56\\)$" \
-		img2raw "$f"
+	# from a pipe, found at the end of the input
+	img2raw_rejects parallels "$f" \
+		"^format extension at sector 1073741824 lies past the end of the image \\(ext_off, header offset 56\\)$"
 }
 
 @test "parallels: hostile BAT: outside the file, into the BAT, duplicates" {
@@ -127,21 +130,20 @@ to_v1() {
 	b0=$(get_le32 "$T/h.prl" 64)
 	cp "$T/h.prl" "$f"; put_le "$f" 64 $((0xffffffff)) 4
 	img2raw_rejects parallels "$f" \
-		"^BAT entry 0: cluster at 0xffffffff0000 lies past the end of the image$" \
-		"^cluster at 0xffffffff0000 lies past the end of the image$"
+		"^BAT entry 0: cluster at 0xffffffff0000 lies past the end of the image$"
 	cp "$T/h.prl" "$f"; put_le "$f" 68 "$b0" 4
 	img2raw_rejects parallels "$f" "^BAT entry 1: cluster at 0x[0-9a-f]* is referenced twice"
 	# v1: BAT entries count sectors, so entry 1 is inside the BAT
 	qemu-img convert -f raw -O parallels -o cluster_size=4K "$T/p.raw" "$f"
 	to_v1 "$f"; put_le "$f" 64 1 4
-	img2raw_rejects parallels "$f" "^BAT entry 0: cluster at 0x200 overlaps the header and BAT \\(a loop or duplicate reference\\)$"
+	img2raw_rejects parallels "$f" "^BAT entry 0: cluster at 0x200 overlaps the header and BAT$"
 	# v1: a cluster between the BAT and data_off
 	cp "$T/h.prl" "$f"; to_v1 "$f"; put_le "$f" 64 8 4
 	img2raw_rejects parallels "$f" "^BAT entry 0: cluster at 0x1000 lies before data_off$"
 	# v1: two clusters that overlap by one sector
 	cp "$T/h.prl" "$f"; to_v1 "$f"; put_le "$f" 68 $((b0 * 128 + 127)) 4
 	img2raw_rejects parallels "$f" \
-		"^BAT entry 1: cluster at 0x1fe00 overlaps another cluster \\(a loop or duplicate reference\\)$"
+		"^BAT entry 1: cluster at 0x1fe00 overlaps another cluster$"
 }
 
 @test "parallels: truncated images fail cleanly" {
@@ -151,8 +153,7 @@ to_v1() {
 	echo "$output"
 	[ "$status" -eq 0 ]
 	head -c $(($(stat -c %s "$T/h.prl") - 65536)) "$T/h.prl" > "$T/cut.prl"
-	img2raw_rejects parallels "$T/cut.prl" "^BAT entry [0-9]+: cluster at 0x[0-9a-f]+ lies past the end of the image$" \
-		"^cluster at 0x[0-9a-f]+: image is truncated$"
+	img2raw_rejects parallels "$T/cut.prl" "^BAT entry [0-9]+: cluster at 0x[0-9a-f]+ lies past the end of the image$"
 }
 
 @test "parallels: a cluster named twice is shared-block, a cluster in the BAT overlap, file and pipe" {
@@ -161,8 +162,13 @@ to_v1() {
 	local f=$T/x.prl
 	cp "$T/h.prl" "$f"; put_le "$f" 68 "$(get_le32 "$T/h.prl" 64)" 4
 	codes_both "$f" shared-block
-	cp "$T/h.prl" "$f"; to_v1 "$f"; put_le "$f" 64 1 4
+	# v1 with 4 KiB clusters: sector 1 is inside the BAT (with 64 KiB
+	# clusters the BAT ends before it: that cluster lies before data_off)
+	qemu-img convert -f raw -O parallels -o cluster_size=4K "$T/p.raw" "$f"
+	to_v1 "$f"; put_le "$f" 64 1 4
 	codes_both "$f" overlap
+	cp "$T/h.prl" "$f"; to_v1 "$f"; put_le "$f" 64 1 4
+	codes_both "$f" out-of-range
 }
 
 # data_end IMAGE: the end of the last cluster the BAT names (qemu-img
