@@ -61,12 +61,14 @@ matrix() {
 	case " $* " in *" -c "*) compressed=1 ;; esac
 	for s in $SIZES; do
 		convert_4ways "$FIX/d$s.raw" "$@" || { echo "size $s: failed"; return 1; }
-		for w in ff fp pf pp; do
+		# pf and pp are byte for byte ff and fp: checking those two
+		# checks all four
+		cmp "$T/ff.qcow2" "$T/pf.qcow2" || return 1
+		cmp "$T/fp.qcow2" "$T/pp.qcow2" || return 1
+		for w in ff fp; do
 			check_image "$T/$w.qcow2" "$FIX/d$s.raw" "$version" ||
 				{ echo "size $s, $w, options: $*"; return 1; }
 		done
-		cmp "$T/ff.qcow2" "$T/pf.qcow2" || return 1
-		cmp "$T/fp.qcow2" "$T/pp.qcow2" || return 1
 		if [ "$s" -gt 1000 ]; then
 			pct=$(qemu-img check "$T/pp.qcow2" |
 				sed -n 's/.* \([0-9.]*\)% compressed clusters.*/\1/p')
