@@ -166,7 +166,7 @@ small_qed() {
 
 @test "qed: truncated images fail cleanly" {
 	small_qed
-	run truncation_check "$T/h.qed"
+	run truncation_check "$T/h.qed" 16
 	echo "$output"
 	[ "$status" -eq 0 ]
 	head -c $(($(stat -c %s "$T/h.qed") - 65536)) "$T/h.qed" > "$T/cut.qed"
@@ -184,14 +184,14 @@ small_qed() {
 	codes_both "$f" misaligned
 }
 
-@test "qed: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+@test "qed: imginfo --strict fails every one of 24 cuts, file and pipe alike" {
 	small_qed
-	cut64_check "$T/h.qed"
+	cuts_check "$T/h.qed" 24
 }
 
 @test "qed: mutated images agree from a file and a pipe, and with qemu-img" {
 	small_qed
-	run mutants_check qed "$T/h.qed" 64
+	run mutants_check qed "$T/h.qed" 32
 	echo "$output"
 	[ "$status" -eq 0 ]
 }
