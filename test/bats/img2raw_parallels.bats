@@ -4,16 +4,20 @@ load helpers
 load formats
 
 # to_v1 IMAGE: rewrite a ploop (v2) image as an old "WithoutFreeSpace"
-# one, whose BAT counts sectors instead of clusters.
+# one, whose BAT counts sectors instead of clusters (one python process:
+# a shell loop spawned two processes per BAT entry).
 to_v1() {
-	local f=$1 tracks n i v
-	tracks=$(get_le32 "$f" 28)
-	n=$(get_le32 "$f" 32)
-	printf 'WithoutFreeSpace' | dd of="$f" bs=1 conv=notrunc status=none
-	for ((i = 0; i < n; i++)); do
-		v=$(get_le32 "$f" $((64 + 4 * i)))
-		[ "$v" = 0 ] || put_le "$f" $((64 + 4 * i)) $((v * tracks)) 4
-	done
+	python3 - "$1" <<'PY'
+import struct, sys
+with open(sys.argv[1], "r+b") as f:
+    h = bytearray(f.read(64))
+    tracks, n = struct.unpack_from("<II", h, 28)
+    bat = list(struct.unpack("<%dI" % n, f.read(4 * n)))
+    f.seek(0)
+    f.write(b"WithoutFreeSpace")
+    f.seek(64)
+    f.write(struct.pack("<%dI" % n, *[v * tracks for v in bat]))
+PY
 }
 
 @test "parallels: converted by qemu-img, several sizes and cluster sizes, four ways" {
