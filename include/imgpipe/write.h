@@ -25,6 +25,20 @@ struct write_opts {
 	const char *tmpdir;
 	bool stats;		/* report layout and store use on stderr */
 	const char *unit;	/* what the statistics call a grain */
+	/*
+	 * ovacreate: write into the open file fd (at offset 0) instead of
+	 * opening output, which then only names it in messages.
+	 */
+	bool to_fd;
+	int fd;
+	struct write_result *result;	/* filled on success when not NULL */
+};
+
+/* What was written: the numbers an OVF descriptor gives of a disk. */
+struct write_result {
+	uint64_t virtual_size;	/* bytes, as written (rounded up to 512) */
+	uint64_t data_grains;	/* grains that hold data */
+	uint32_t grain;		/* bytes */
 };
 
 int write_image(const struct write_opts *o);

@@ -45,6 +45,8 @@ enum wlayout {
 /* Writer flags. */
 #define WRITER_STREAMS	(1u << 0)	/* metadata can follow its data */
 #define WRITER_SIZE_LATE (1u << 1)	/* the size is needed only by finish */
+/* ... when the output seeks (a stream VMDK writes its head last then) */
+#define WRITER_SIZE_LATE_SEEKABLE (1u << 2)
 
 struct writer {
 	const char *name;	/* "qcow2" */

@@ -252,6 +252,14 @@ static int qed_open(struct image *img)
 	    : QED_READ_MAX);
 	if (q->l1 == NULL || q->buf == NULL)
 		return fail(EXIT_IO, "out of memory");
+	/*
+	 * From a pipe, the L1 table may come after data clusters (qemu-img
+	 * puts it first; other layouts do not): keep what passes on the way
+	 * to it, for the tables that place it later.
+	 */
+	if (!img->src->seekable &&
+	    source_retain(img->src, img->stash, q->header_bytes) < 0)
+		return -1;
 	/* Only the entries that map the virtual size are read. */
 	if (image_read_at(img, q->l1, (size_t)q->n_l1 * 8,
 	    q->l1_offset, "L1 table") < 0)
@@ -576,16 +584,22 @@ static int qed_emit_low_water(struct qed *q, struct emitter *em)
 	return emit_upto(em, (uint64_t)q->low * q->span);
 }
 
-/* A cluster already behind the stream: it must be waiting in the stash. */
+/*
+ * A cluster already behind the stream: parked after the L1 table, or kept
+ * by the source on the way to it (the claims have refused a cluster named
+ * twice or inside metadata before this).
+ */
 static int qed_unpark(struct image *img, struct qed *q, struct emitter *em,
     uint64_t host, uint64_t virt, uint64_t len)
 {
 	struct qed_parked *p = qed_find_parked(q, host);
 
-	if (p == NULL)
-		return image_bad(img, "data cluster at 0x%llx lies inside "
-		    "metadata or is referenced twice (virtual offset 0x%llx)",
-		    (unsigned long long)host, (unsigned long long)virt);
+	if (p == NULL) {
+		if (image_read_at(img, q->buf, len, host, "data cluster") < 0)
+			return -1;
+		source_release(img->src, host, q->cluster_size);
+		return emit_data(em, virt, q->buf, len);
+	}
 	if (stash_take(img->stash, &p->ref, q->buf) < 0)
 		return -1;
 	p->taken = 1;
@@ -642,8 +656,11 @@ static int qed_stream_table(struct image *img, struct qed *q,
 			goto out;
 		st->awaited[st->nawaited++] = j;
 	}
-	if (q->tables_ahead == 0)
+	if (q->tables_ahead == 0) {
 		qed_drop_parked(img, q);
+		if (source_retain(img->src, img->stash, SOURCE_RETAIN_NONE) < 0)
+			goto out;
+	}
 	rc = qed_emit_low_water(q, em);
 out:
 	free(t);
@@ -749,6 +766,8 @@ static void qed_close(struct image *img)
 
 	if (q == NULL)
 		return;
+	if (!img->src->seekable)
+		(void)source_retain(img->src, img->stash, SOURCE_RETAIN_NONE);
 	qed_drop_parked(img, q);
 	free(q->parked);
 	free(q->heap);

@@ -167,7 +167,8 @@ static int run_parked(struct wjob *j)
 static int run_layout(struct wjob *j)
 {
 	struct wimage *w = &j->w;
-	bool sized = w->size_known || (w->flags & WRITER_SIZE_LATE);
+	bool sized = w->size_known || (w->flags & WRITER_SIZE_LATE) ||
+	    (w->out->seekable && (w->flags & WRITER_SIZE_LATE_SEEKABLE));
 
 	if (sized && (w->flags & WRITER_STREAMS)) {
 		w->layout = WLAYOUT_STREAM;
@@ -265,21 +266,42 @@ static void report(const struct wjob *j)
 	    j->o->unit ? j->o->unit : "grains", out, mem, tmp);
 }
 
+/* The output: -o FILE or stdout, or the caller's open file (to_fd). */
+static int open_output(struct wjob *j)
+{
+	if (!j->o->to_fd) {
+		if (outfile_open(&j->of, j->o->output) < 0)
+			return -1;
+		wfile_init(&j->out, j->of.fd, j->of.name);
+		return 0;
+	}
+	wfile_init(&j->out, j->o->fd, j->o->output ? j->o->output : "output");
+	return 0;
+}
+
+static void tell_result(const struct wjob *j, struct write_result *r)
+{
+	r->virtual_size = j->w.virtual_size;
+	r->data_grains = wplan_count(&j->w);
+	r->grain = j->w.grain;
+}
+
 static int run(struct wjob *j)
 {
-	if (open_input(j) < 0 || set_up(j) < 0 ||
-	    outfile_open(&j->of, j->o->output) < 0)
+	if (open_input(j) < 0 || set_up(j) < 0 || open_output(j) < 0)
 		return -1;
-	wfile_init(&j->out, j->of.fd, j->of.name);
 	if (run_layout(j) < 0 || wfile_flush(&j->out) < 0) {
-		outfile_abort(&j->of);
+		if (!j->o->to_fd)
+			outfile_abort(&j->of);
 		return -1;
 	}
-	if (outfile_commit(&j->of) < 0)
+	if (!j->o->to_fd && outfile_commit(&j->of) < 0)
 		return -1;
 	say_rounded(&j->w);
 	if (j->o->stats)
 		report(j);
+	if (j->o->result != NULL)
+		tell_result(j, j->o->result);
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 
 #include "imgpipe/bytes.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
 #include "imgpipe/writer.h"
 #include "imgpipe/writers.h"
 #include "fmt/vmdk/vmdk.h"
@@ -47,6 +48,8 @@ struct vmdkw {
 	uint32_t *gt;
 	bool gt_used;
 	uint32_t *gd;			/* streams: one entry per table */
+	size_t gd_len, gd_cap;		/* entries set (or zero), allocated */
+	bool head_late;			/* streams: the size came at the end */
 	/* monolithicSparse: where the tables are */
 	uint64_t rgd_at, rgt_at, gd_at, gt_at;
 	unsigned char sector[VMDK_SECTOR];
@@ -213,8 +216,8 @@ static int vmdkw_setup(struct wimage *w)
 		    libdeflate_zlib_compress_bound(NULL, w->grain);
 		w->encoded_max = div_up(w->encoded_max, VMDK_SECTOR) *
 		    VMDK_SECTOR;
-	} else {
-		w->flags &= ~WRITER_STREAMS;	/* its tables come first */
+	} else {	/* its tables come first */
+		w->flags &= ~(WRITER_STREAMS | WRITER_SIZE_LATE_SEEKABLE);
 	}
 	v->gt = calloc(VMDK_GTES_PER_GT, sizeof *v->gt);
 	if (v->gt == NULL)
@@ -222,7 +225,7 @@ static int vmdkw_setup(struct wimage *w)
 	return 0;
 }
 
-/* Sizes that follow from the capacity, known at begin(). */
+/* Sizes that follow from the capacity, known at begin() (or finish()). */
 static int size_tables(struct wimage *w, struct vmdkw *v)
 {
 	v->capacity = w->virtual_size / VMDK_SECTOR;
@@ -274,6 +277,20 @@ static int write_meta_marker(struct wimage *w, struct vmdkw *v,
 	return 0;
 }
 
+/* The directory holds n entries, those not yet set zero. */
+static int gd_reach(struct vmdkw *v, uint64_t n)
+{
+	while (v->gd_cap < n)
+		if (grow_array(&v->gd, v->gd_cap, &v->gd_cap, sizeof *v->gd, 64,
+		    SIZE_MAX) < 0)
+			return -1;
+	if (n > v->gd_len) {
+		memset(v->gd + v->gd_len, 0, (n - v->gd_len) * sizeof *v->gd);
+		v->gd_len = n;
+	}
+	return 0;
+}
+
 /* The table being filled, after its grains: marker, then the table. */
 static int stream_flush_gt(struct wimage *w, struct vmdkw *v)
 {
@@ -284,7 +301,7 @@ static int stream_flush_gt(struct wimage *w, struct vmdkw *v)
 		return 0;
 	if (write_meta_marker(w, v, VMDK_MARKER_GT,
 	    VMDK_GT_BYTES / VMDK_SECTOR) < 0 ||
-	    check_addressable(v, v->next) < 0)
+	    check_addressable(v, v->next) < 0 || gd_reach(v, v->cur_gt + 1) < 0)
 		return -1;
 	v->gd[v->cur_gt] = (uint32_t)v->next;
 	for (i = 0; i < VMDK_GTES_PER_GT; i++)
@@ -308,13 +325,18 @@ static int stream_move_to(struct wimage *w, struct vmdkw *v, uint64_t gt)
 	return 0;
 }
 
+/*
+ * The grains start at a fixed sector whatever the capacity.  Into a file
+ * whose size comes only at the end of the input (a raw disk from a pipe,
+ * WRITER_SIZE_LATE_SEEKABLE) the head is written last, by finish.
+ */
 static int stream_begin(struct wimage *w, struct vmdkw *v)
 {
 	v->overhead = VMDK_STREAM_OVERHEAD;
 	v->next = v->overhead;
-	v->gd = calloc(v->ngts ? v->ngts : 1, sizeof *v->gd);
-	if (v->gd == NULL)
-		return fail(EXIT_IO, "out of memory");
+	v->head_late = !w->size_known;
+	if (v->head_late)
+		return 0;
 	return write_head(w, v, VMDK_GD_AT_END);
 }
 
@@ -337,17 +359,20 @@ static int stream_put(struct wimage *w, struct vmdkw *v, uint64_t index,
 /* The directory, then the footer and the end-of-stream marker. */
 static int stream_finish(struct wimage *w, struct vmdkw *v)
 {
-	size_t len = v->gd_sectors * VMDK_SECTOR;
 	struct vmdk_header h;
 	unsigned char *buf;
 	uint64_t gd_at, i;
+	size_t len;
 	int rc;
 
 	if (stream_flush_gt(w, v) < 0 ||
+	    (v->head_late && size_tables(w, v) < 0) ||
+	    gd_reach(v, v->ngts) < 0 ||
 	    write_meta_marker(w, v, VMDK_MARKER_GD, v->gd_sectors) < 0 ||
 	    check_addressable(v, v->next + v->gd_sectors) < 0)
 		return -1;
 	gd_at = v->next;
+	len = v->gd_sectors * VMDK_SECTOR;
 	buf = calloc(1, len ? len : 1);
 	if (buf == NULL)
 		return fail(EXIT_IO, "out of memory");
@@ -363,7 +388,8 @@ static int stream_finish(struct wimage *w, struct vmdkw *v)
 	fill_header(v, &h, gd_at);
 	vmdk_header_put(v->sector, &h);
 	if (write_sectors(w, v->sector, VMDK_SECTOR, v->next++) < 0 ||
-	    write_meta_marker(w, v, VMDK_MARKER_EOS, 0) < 0)
+	    write_meta_marker(w, v, VMDK_MARKER_EOS, 0) < 0 ||
+	    (v->head_late && write_head(w, v, VMDK_GD_AT_END) < 0))
 		return -1;
 	return wfile_end(w->out, v->next * VMDK_SECTOR);
 }
@@ -522,9 +548,11 @@ static int vmdkw_begin(struct wimage *w)
 {
 	struct vmdkw *v = w->priv;
 
-	if (size_tables(w, v) < 0)
+	if (v->o->sparse)
+		return size_tables(w, v) < 0 ? -1 : sparse_begin(w, v);
+	if (w->size_known && size_tables(w, v) < 0)
 		return -1;
-	return v->o->sparse ? sparse_begin(w, v) : stream_begin(w, v);
+	return stream_begin(w, v);
 }
 
 static int vmdkw_put(struct wimage *w, uint64_t index,
@@ -555,7 +583,7 @@ static void vmdkw_close(struct wimage *w)
 const struct writer writer_vmdk = {
 	.name = "vmdk",
 	.state_size = sizeof(struct vmdkw),
-	.flags = WRITER_STREAMS,
+	.flags = WRITER_STREAMS | WRITER_SIZE_LATE_SEEKABLE,
 	.setup = vmdkw_setup,
 	.coder_new = vmdkw_coder_new,
 	.coder_free = vmdkw_coder_free,
