@@ -2,13 +2,14 @@
 # imginfo as the upload gate, the same from a file and from a pipe.
 # Load after helpers.
 
-# first_code JSON: the first finding's code (or none) and the verdict.
+# first_code < JSON: the first finding's code (or none) and the verdict.
+# (bash alone: it runs twice a cut, and the machine may be loaded)
 first_code() {
-	local j code verdict
-	j=$(cat)
-	code=$(printf '%s' "$j" | grep -o '"code": *"[^"]*"' | head -n 1 | cut -d'"' -f4)
-	verdict=$(printf '%s' "$j" | grep -o '"verdict": *"[^"]*"' | cut -d'"' -f4)
-	echo "${code:-none} ${verdict:-none}"
+	local j= code=none verdict=none
+	IFS= read -r -d '' j || true
+	[[ $j =~ \"code\":\ *\"([^\"]*)\" ]] && code=${BASH_REMATCH[1]}
+	[[ $j =~ \"verdict\":\ *\"([^\"]*)\" ]] && verdict=${BASH_REMATCH[1]}
+	echo "$code $verdict"
 }
 
 # cuts_check IMAGE N [LEN]: IMAGE cut at N points spread over its length
@@ -66,4 +67,3 @@ sized() {
 	n=$(cat "$1" | img2raw | wc -c)
 	[ "$n" -eq "$2" ] || { echo "pipe: $n bytes, not $2"; return 1; }
 }
-cut64_check() { cuts_check "$1" 64 "${2:-}"; }	# FIXME(fixfmt): drop
