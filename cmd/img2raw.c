@@ -1,53 +1,63 @@
 /* img2raw: any supported image to its raw virtual disk. */
-#include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/convert.h"
 #include "imgpipe/err.h"
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-p] [-f FORMAT] [-o FILE] [--mem BYTES] "
-	    "[--tmpdir DIR] [INPUT|-]\n"
-	    "       %s --list-formats\n", progname, progname);
-	exit(status);
-}
+enum { OPT_SIZE = CLI_LONG_ONLY, OPT_MEM, OPT_TMPDIR, OPT_LIST_FORMATS };
+
+static const char *const usage[] = {
+	"[OPTION]... [INPUT|-]",
+	"--list-formats",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	{ 'f', "format", "FORMAT",
+	    "the input's format (default: probed; see --list-formats)" },
+	{ 'o', "output", "FILE",
+	    "write to FILE (complete or not at all), not stdout" },
+	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
+	{ OPT_SIZE, "size", "SIZE", "the input's size, for -p through a pipe" },
+	{ OPT_MEM, "mem", "SIZE",
+	    "memory for data out of order (default 32M)" },
+	{ OPT_TMPDIR, "tmpdir", "DIR",
+	    "where it spills beyond --mem (default $TMPDIR, /tmp)" },
+	{ OPT_LIST_FORMATS, "list-formats", NULL,
+	    "list the formats read, with the Image service's names" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Write the raw virtual disk of an image in any supported format.",
+	options,
+};
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "tmpdir", required_argument, NULL, 't' },
-		{ "list-formats", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct convert_opts o = { 0 };
-	int c;
+	int c, list = 0;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "f:o:phV", longopts, NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;
 		case 'o': o.output = optarg; break;
 		case 'p': o.progress = 1; break;
-		case 'm': o.mem = cli_size("--mem", optarg); break;
-		case 't': o.tmpdir = optarg; break;
-		case 'L': list_formats(); return 0;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
+		case OPT_SIZE: o.size = cli_size("--size", optarg); break;
+		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
+		case OPT_TMPDIR: o.tmpdir = optarg; break;
+		case OPT_LIST_FORMATS: list = 1; break;
 		}
 	}
-	if (argc - optind > 1)
-		usage(EXIT_USAGE);
+	cli_max_operands(argc, argv, list ? 0 : 1);
+	if (list) {
+		list_formats();
+		return 0;
+	}
 	o.input = optind < argc ? argv[optind] : NULL;
 	if (convert_to_raw(&o) < 0)
 		die_last();

@@ -1,5 +1,4 @@
 /* imginfo: format, sizes, features and a safety verdict. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,13 +7,35 @@
 #include "imgpipe/err.h"
 #include "imgpipe/info.h"
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-f FORMAT] [--output human|json] [--json] [--strict] "
-	    "[--allow FINDING]... [--no-drain] [FILE|-]\n", progname);
-	exit(status);
-}
+enum {
+	OPT_OUTPUT = CLI_LONG_ONLY, OPT_JSON, OPT_STRICT, OPT_ALLOW, OPT_NO_DRAIN,
+};
+
+static const char *const usage[] = {
+	"[OPTION]... [FILE|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	{ 'f', "format", "FORMAT",
+	    "the image's format (default: probed)" },
+	{ OPT_OUTPUT, "output", "human|json", "the report's form (default human)" },
+	{ OPT_JSON, "json", NULL, "the same as --output=json" },
+	{ OPT_STRICT, "strict", NULL,
+	    "exit 1 when the verdict is unsafe, after the report" },
+	{ OPT_ALLOW, "allow", "FINDING",
+	    "accept findings with this code (repeatable)" },
+	{ OPT_NO_DRAIN, "no-drain", NULL,
+	    "from a pipe, stop reading once the report is known" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Tell an image's format, sizes and features, and whether it is safe.",
+	options,
+};
 
 /* --allow with a code we never report is a typo: say which exist. */
 static noreturn void unknown_finding(const char *code)
@@ -25,55 +46,42 @@ static noreturn void unknown_finding(const char *code)
 	    progname, code);
 	for (i = 0; info_finding_codes[i] != NULL; i++)
 		fprintf(stderr, " %s", info_finding_codes[i]);
-	fputc('\n', stderr);
-	exit(EXIT_USAGE);
+	fprintf(stderr, "\nTry '%s --help' for more information.\n",
+	    progname);
+	err_exit(EXIT_USAGE);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "format", required_argument, NULL, 'f' },
-		{ "output", required_argument, NULL, 'O' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "strict", no_argument, NULL, 's' },
-		{ "allow", required_argument, NULL, 'a' },
-		{ "no-drain", no_argument, NULL, 'n' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct info_opts o = { 0 };
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "f:hV", longopts, NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
 		case 'f': o.format = optarg; break;
-		case 'O':
+		case OPT_OUTPUT:
 			if (strcmp(optarg, "json") == 0)
 				o.json = 1;
 			else if (strcmp(optarg, "human") == 0)
 				o.json = 0;
 			else
-				usage(EXIT_USAGE);
+				cli_usage_error("--output: '%s' is neither human "
+				    "nor json", optarg);
 			break;
-		case 'j': o.json = 1; break;
-		case 's': o.strict = 1; break;
-		case 'a':
+		case OPT_STRICT: o.strict = 1; break;
+		case OPT_ALLOW:
 			if (!info_finding_known(optarg))
 				unknown_finding(optarg);
 			if (o.nallow == INFO_ALLOW_MAX)
-				die(EXIT_USAGE, "too many --allow");
+				cli_usage_error("too many --allow");
 			o.allow[o.nallow++] = optarg;
 			break;
-		case 'n': o.no_drain = 1; break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
+		case OPT_JSON: o.json = 1; break;
+		case OPT_NO_DRAIN: o.no_drain = 1; break;
 		}
 	}
-	if (argc - optind > 1)
-		usage(EXIT_USAGE);
+	cli_max_operands(argc, argv, 1);
 	o.input = optind < argc ? argv[optind] : NULL;
 	if (info_run(&o) < 0)
 		die_last();

@@ -1,58 +1,77 @@
 /* imgsparse: zero runs to holes, or a map of data and zero extents. */
-#include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/err.h"
 #include "imgpipe/sparse.h"
 
-static void usage(int status)
+enum { OPT_IN_PLACE = CLI_LONG_ONLY, OPT_MAP, OPT_JSON, OPT_SIZE };
+
+static const char *const usage[] = {
+	"[OPTION]... [INPUT|-]",
+	"--in-place [-b BLOCK] FILE",
+	"--map [--json] [-b BLOCK] [INPUT|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	{ 'o', "output", "FILE",
+	    "write to FILE (complete or not at all), not stdout" },
+	{ 'b', "block", "SIZE",
+	    "the zero-detection block, a multiple of 512 (default 4K)" },
+	{ OPT_IN_PLACE, "in-place", NULL,
+	    "punch holes into FILE's zero blocks; its bytes stay" },
+	{ OPT_MAP, "map", NULL, "print the data and zero extents instead" },
+	{ OPT_JSON, "json", NULL, "with --map: qemu-img map's JSON" },
+	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
+	{ OPT_SIZE, "size", "SIZE", "the input's size, for -p through a pipe" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Copy a raw disk with its all-zero blocks as holes, or map them.",
+	options,
+};
+
+static void check_combination(const struct sparse_opts *o, int in_place,
+    int map)
 {
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-p] [-b BLOCK] [-o FILE] [INPUT|-]\n"
-	    "       %s --in-place [-b BLOCK] FILE\n"
-	    "       %s --map [--json] [-b BLOCK] [INPUT|-]\n",
-	    progname, progname, progname);
-	exit(status);
+	if (in_place && map)
+		cli_usage_error("--in-place and --map exclude each other");
+	if (o->json && !map)
+		cli_usage_error("--json goes with --map");
+	if (o->output && in_place)
+		cli_usage_error("--in-place writes FILE itself: it takes no -o");
+	if (o->output && map)
+		cli_usage_error("--map prints to stdout: it takes no -o");
+	if (o->block < 512 || o->block % 512 != 0 || o->block > (64u << 20))
+		cli_usage_error("-b: block must be a multiple of 512 up to 64M");
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "block", required_argument, NULL, 'b' },
-		{ "in-place", no_argument, NULL, 'i' },
-		{ "map", no_argument, NULL, 'm' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct sparse_opts o = { .block = 4096 };
 	int c, in_place = 0, map = 0, rc;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "o:b:phV", longopts, NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
 		case 'o': o.output = optarg; break;
 		case 'b': o.block = cli_size("-b", optarg); break;
-		case 'i': in_place = 1; break;
-		case 'm': map = 1; break;
-		case 'j': o.json = 1; break;
+		case OPT_IN_PLACE: in_place = 1; break;
+		case OPT_MAP: map = 1; break;
+		case OPT_JSON: o.json = 1; break;
 		case 'p': o.progress = 1; break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
+		case OPT_SIZE: o.size = cli_size("--size", optarg); break;
 		}
 	}
-	if (argc - optind > 1 || (in_place && map) ||
-	    (o.json && !map) || (o.output && (in_place || map)))
-		usage(EXIT_USAGE);
-	if (o.block < 512 || o.block % 512 != 0 || o.block > (64u << 20))
-		die(EXIT_USAGE, "-b: block must be a multiple of 512 up to 64M");
+	cli_max_operands(argc, argv, 1);
+	check_combination(&o, in_place, map);
 	o.input = optind < argc ? argv[optind] : NULL;
+	if (in_place && o.input == NULL)
+		cli_usage_error("--in-place needs a FILE");
 	if (in_place)
 		rc = sparse_in_place(&o);
 	else if (map)

@@ -1,70 +1,113 @@
 /* imgsum: a digest of the virtual disk of images, whatever their format. */
-#include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/convert.h"
-#include "imgpipe/digest.h"
+#include "imgpipe/imgsum.h"
 #include "imgpipe/err.h"
 
-static void usage(int status)
+enum {
+	OPT_BYTES = CLI_LONG_ONLY, OPT_TAG, OPT_IGNORE_MISSING, OPT_STATUS,
+	OPT_STRICT, OPT_SIZE, OPT_MEM, OPT_TMPDIR, OPT_LIST_FORMATS,
+};
+
+static const char *const usage[] = {
+	"[OPTION]... [FILE]...",
+	"-c [OPTION]... [LIST]...",
+	"--list-formats",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	{ 'a', "algorithm", "ALGO",
+	    "xxh128 (default), xxh{3,64,32}, md5, sha{1,256,512}" },
+	{ 'c', "check", NULL, "check the digests listed in the LISTs (or stdin)" },
+	{ 'f', "format", "FORMAT",
+	    "the images' format (default: probed)" },
+	{ OPT_BYTES, "bytes", NULL,
+	    "digest the bytes as they are, as sha256sum does" },
+	{ OPT_TAG, "tag", NULL, "print BSD-style lines: XXH128 (FILE) = HEX" },
+	{ OPT_IGNORE_MISSING, "ignore-missing", NULL,
+	    "with -c: say nothing of listed files that do not exist" },
+	{ 'q', "quiet", NULL, "with -c: print no OK lines" },
+	{ OPT_STATUS, "status", NULL,
+	    "with -c: print nothing; the exit status tells" },
+	{ OPT_STRICT, "strict", NULL,
+	    "with -c: an improperly formatted line is an error" },
+	{ 'w', "warn", NULL, "with -c: warn of improperly formatted lines" },
+	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
+	{ OPT_SIZE, "size", "SIZE", "the input's size, for -p through a pipe" },
+	{ OPT_MEM, "mem", "SIZE",
+	    "memory for data out of order (default 32M)" },
+	{ OPT_TMPDIR, "tmpdir", "DIR",
+	    "where it spills beyond --mem (default $TMPDIR, /tmp)" },
+	{ OPT_LIST_FORMATS, "list-formats", NULL,
+	    "list the formats read, with the Image service's names" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Print or check digests of the virtual disks of images, whatever "
+	"their format.",
+	options,
+};
+
+static void check_only(const struct imgsum_opts *o, bool check)
 {
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-p] [-a ALGO] [-f FORMAT] [--tag] [--mem BYTES] "
-	    "[--tmpdir DIR] [FILE...|-]\n"
-	    "       %s [-p] [-a ALGO] [-f FORMAT] -c LIST|-\n"
-	    "       %s --list-formats\n"
-	    "ALGO: xxh128 (default), xxh3, xxh64, sha256, sha512\n",
-	    progname, progname, progname);
-	exit(status);
+	if (!check && (o->quiet || o->status || o->strict || o->warn ||
+	    o->ignore_missing))
+		cli_usage_error("--ignore-missing, --quiet, --status, --strict "
+		    "and --warn go with -c");
+	if (check && o->tag)
+		cli_usage_error("--tag prints digests: it does not go with -c");
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "algorithm", required_argument, NULL, 'a' },
-		{ "check", required_argument, NULL, 'c' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "tag", no_argument, NULL, 'T' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "tmpdir", required_argument, NULL, 't' },
-		{ "list-formats", no_argument, NULL, 'L' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct imgsum_opts o = { 0 };
-	const char *check = NULL;
-	int c, status;
+	int c, status, list = 0;
+	bool check = false;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "a:c:f:phV", longopts, NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
 		case 'a':
 			o.algo = digest_algo_by_name(optarg);
 			if (o.algo == NULL)
-				die(EXIT_USAGE, "unknown algorithm '%s' (xxh128, "
-				    "xxh3, xxh64, sha256, sha512)", optarg);
+				cli_usage_error("unknown algorithm '%s' (xxh128, "
+				    "xxh3, xxh64, xxh32, md5, sha1, sha256, "
+				    "sha512)", optarg);
 			break;
-		case 'c': check = optarg; break;
+		case 'c': check = true; break;
 		case 'f': o.format = optarg; break;
-		case 'T': o.tag = 1; break;
-		case 'p': o.progress = 1; break;
-		case 'm': o.mem = cli_size("--mem", optarg); break;
-		case 't': o.tmpdir = optarg; break;
-		case 'L': list_formats(); return 0;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
+		case OPT_BYTES: o.bytes = true; break;
+		case OPT_TAG: o.tag = true; break;
+		case OPT_IGNORE_MISSING: o.ignore_missing = true; break;
+		case 'q': o.quiet = true; break;
+		case OPT_STATUS: o.status = true; break;
+		case OPT_STRICT: o.strict = true; break;
+		case 'w': o.warn = true; break;
+		case 'p': o.progress = true; break;
+		case OPT_SIZE: o.size = cli_size("--size", optarg); break;
+		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
+		case OPT_TMPDIR: o.tmpdir = optarg; break;
+		case OPT_LIST_FORMATS: list = 1; break;
 		}
 	}
-	if (check != NULL && optind < argc)
-		usage(EXIT_USAGE);
-	status = check != NULL ? imgsum_check(&o, check)
+	if (list) {
+		cli_max_operands(argc, argv, 0);
+		list_formats();
+		return 0;
+	}
+	if (o.bytes && o.format != NULL)
+		cli_usage_error("--bytes digests the bytes as they are: it "
+		    "takes no -f");
+	check_only(&o, check);
+	status = check ? imgsum_check(&o, argv + optind, argc - optind)
 	    : imgsum_print(&o, argv + optind, argc - optind);
-	if (stdout_close() < 0 || status < 0)
+	if (status < 0)
 		die_last();
-	return status;
+	err_exit(status);
 }

@@ -1,5 +1,4 @@
 /* ovacreate: an OVA from disks, each converted to a streamOptimized VMDK. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,58 +9,60 @@
 #include "imgpipe/write.h"
 
 enum {
-	OPT_OS = 256, OPT_CPUS, OPT_MEMORY, OPT_OVF, OPT_MANIFEST,
+	OPT_OS = CLI_LONG_ONLY, OPT_CPUS, OPT_MEMORY, OPT_OVF, OPT_MANIFEST,
 	OPT_ADAPTER, OPT_NIC, OPT_HWVERSION, OPT_MEM, OPT_TMPDIR,
 };
 
-static void usage(int status)
-{
-	FILE *f = status ? stderr : stdout;
+static const char *const usage[] = {
+	"[OPTION]... DISK|-...",
+	NULL,
+};
 
-	fprintf(f, "usage: %s [-p] [-o FILE] [-n NAME] [-f FORMAT] [--os ID|NAME] "
-	    "[--cpus N] [--memory SIZE]\n"
-	    "       [--ovf 1|2] [--manifest sha256|sha1|sha512] "
-	    "[--adapter-type TYPE] [--nic TYPE]\n"
-	    "       [--hwversion N] [-l LEVEL] [-j THREADS] [--mem SIZE] "
-	    "[--tmpdir DIR] DISK|- ...\n", progname);
-	if (status == 0)
-		fprintf(f, "Make an OVA of the DISKs (any image the readers "
-		    "take; - is stdin), each one\na streamOptimized VMDK, "
-		    "with its OVF descriptor and manifest.\n\n"
-		    "  -o, --output FILE      the OVA (default stdout), in "
-		    "place only when complete\n"
-		    "  -n, --name NAME        the virtual machine's name "
-		    "(default: the first disk's)\n"
-		    "  -f, --format FORMAT    the disks' format (default: "
-		    "probed)\n"
-		    "      --os ID|NAME       guest OS: a CIM OSType number or "
-		    "other, other64 (default),\n"
-		    "                         linux, linux32, ubuntu, debian, "
-		    "rhel, sles, freebsd\n"
-		    "      --cpus N           virtual CPUs (default 1)\n"
-		    "      --memory SIZE      memory, whole MiB (default 1G)\n"
-		    "      --ovf 1|2          OVF 1.x (default) or 2.0 "
-		    "descriptor\n"
-		    "      --manifest ALG     sha256 (default), sha1 for old "
-		    "importers, or sha512\n"
-		    "      --adapter-type T   lsilogic (default), buslogic or "
-		    "ide: the disks' controller\n"
-		    "      --nic TYPE         e1000 (default) or vmxnet3: the "
-		    "network adapter\n"
-		    "      --hwversion N      virtual hardware: vmx-N (default "
-		    "10)\n"
-		    "  -l, --level N          deflate level, 1 to 12 (default "
-		    "6)\n"
-		    "  -j, --threads N        deflate threads (default: every "
-		    "core)\n"
-		    "  -p, --progress         show progress on stderr\n"
-		    "      --mem SIZE         memory for the parking store "
-		    "(default 32M)\n"
-		    "      --tmpdir DIR       for the store and the VMDKs "
-		    "(default $TMPDIR, /tmp)\n"
-		    "  -h, --help             this help\n"
-		    "  -V, --version          the version\n");
-	exit(status);
+static const struct cli_option options[] = {
+	{ 'o', "output", "FILE",
+	    "the OVA (default stdout), in place only when complete" },
+	{ 'n', "name", "NAME", "the machine's name (default: the first "
+	    "disk's)" },
+	{ 'f', "format", "FORMAT", "the disks' format (default: probed)" },
+	{ OPT_OS, "os", "ID|NAME", "guest OS: a CIM OSType or a name "
+	    "(default other64)" },
+	{ OPT_CPUS, "cpus", "N", "virtual CPUs (default 1)" },
+	{ OPT_MEMORY, "memory", "SIZE", "memory, whole MiB (default 1G)" },
+	{ OPT_OVF, "ovf", "1|2", "OVF 1.x (default) or 2.0 descriptor" },
+	{ OPT_MANIFEST, "manifest", "ALG", "sha256 (default), sha1 or sha512" },
+	{ OPT_ADAPTER, "adapter-type", "TYPE",
+	    "lsilogic (default), buslogic or ide" },
+	{ OPT_NIC, "nic", "TYPE", "e1000 (default) or vmxnet3" },
+	{ OPT_HWVERSION, "hwversion", "N", "virtual hardware vmx-N "
+	    "(default 10)" },
+	{ 'l', "level", "N", "deflate level, 1 to 12 (default 6)" },
+	{ 'j', "threads", "N", "deflate threads (default: every core)" },
+	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
+	{ OPT_MEM, "mem", "SIZE", "memory for the parking store (default 32M)" },
+	{ OPT_TMPDIR, "tmpdir", "DIR", "for the store and the VMDKs "
+	    "(default $TMPDIR)" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Make an OVA of the DISKs, each a streamOptimized VMDK, with OVF and "
+	"manifest.",
+	options,
+};
+
+/* --os with a name we do not know: say which we do. */
+static noreturn void os_unknown(const char *arg)
+{
+	char names[512] = "";
+	const struct ovf_os *os;
+	size_t n = 0;
+
+	for (os = ovf_os_names; os->name != NULL && n < sizeof names; os++)
+		n += snprintf(names + n, sizeof names - n, " %s", os->name);
+	cli_usage_error("--os: '%s' is neither a CIM OSType number nor one "
+	    "of:%s", arg, names);
 }
 
 static struct ovf_os os_of(const char *arg)
@@ -72,8 +73,7 @@ static struct ovf_os os_of(const char *arg)
 	if (os != NULL)
 		return *os;
 	if (strspn(arg, "0123456789") != strlen(arg))
-		die(EXIT_USAGE, "--os: '%s' is neither a CIM OSType number nor "
-		    "one of the names --help lists", arg);
+		os_unknown(arg);
 	any.cim_id = (unsigned)cli_number("--os", arg, 0, 65535);
 	/* a number the table knows keeps its description and VMware id */
 	for (os = ovf_os_names; os->name != NULL; os++)
@@ -87,7 +87,7 @@ static uint64_t memory_mib_of(const char *arg)
 	uint64_t n = cli_size("--memory", arg);
 
 	if (n == 0 || n % (1u << 20) != 0 || n > (16ull << 40))
-		die(EXIT_USAGE, "--memory: '%s' is not a whole number of MiB "
+		cli_usage_error("--memory: '%s' is not a whole number of MiB "
 		    "up to 16T (2048M is 2 GiB)", arg);
 	return n >> 20;
 }
@@ -126,13 +126,13 @@ static void check_disks(const struct ovacreate_opts *o)
 	int stdin_seen = 0;
 
 	if (o->ndisks < 1)
-		usage(EXIT_USAGE);
+		cli_usage_error("no DISK: give one or more, or - for stdin");
 	for (i = 0; i < o->ndisks; i++)
 		if (strcmp(o->disks[i], "-") == 0 && stdin_seen++)
-			die(EXIT_USAGE, "standard input (-) can be only one "
+			cli_usage_error("standard input (-) can be only one "
 			    "of the disks");
 	if (o->ndisks > ovf_disks_max(o->hw.controller))
-		die(EXIT_USAGE, "%zu disks: the %s controllers of one virtual "
+		cli_usage_error("%zu disks: the %s controllers of one virtual "
 		    "machine hold at most %zu", o->ndisks,
 		    o->hw.controller == OVF_IDE ? "IDE" : "SCSI",
 		    ovf_disks_max(o->hw.controller));
@@ -140,27 +140,6 @@ static void check_disks(const struct ovacreate_opts *o)
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "output", required_argument, NULL, 'o' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "format", required_argument, NULL, 'f' },
-		{ "os", required_argument, NULL, OPT_OS },
-		{ "cpus", required_argument, NULL, OPT_CPUS },
-		{ "memory", required_argument, NULL, OPT_MEMORY },
-		{ "ovf", required_argument, NULL, OPT_OVF },
-		{ "manifest", required_argument, NULL, OPT_MANIFEST },
-		{ "adapter-type", required_argument, NULL, OPT_ADAPTER },
-		{ "nic", required_argument, NULL, OPT_NIC },
-		{ "hwversion", required_argument, NULL, OPT_HWVERSION },
-		{ "level", required_argument, NULL, 'l' },
-		{ "threads", required_argument, NULL, 'j' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, OPT_MEM },
-		{ "tmpdir", required_argument, NULL, OPT_TMPDIR },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct ovacreate_opts o = {
 		.hw = {
 			.version = 1,
@@ -178,8 +157,7 @@ int main(int argc, char **argv)
 
 	o.hw.os = *ovf_os_by_name("other64");
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "o:n:f:l:j:phV", longopts, NULL)) !=
-	    -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
 		case 'o': o.output = optarg; break;
 		case 'n': o.name = optarg; break;
@@ -205,9 +183,6 @@ int main(int argc, char **argv)
 		case 'p': o.progress = true; break;
 		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
 		case OPT_TMPDIR: o.tmpdir = optarg; break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
 		}
 	}
 	o.disks = argv + optind;

@@ -1,5 +1,4 @@
 /* raw2qcow2: any disk image (a raw disk included) to qcow2, file or pipe. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,15 +10,36 @@
 
 enum { OPT_CLUSTER_SIZE = WRITE_OPT_FIRST_FREE, OPT_COMPAT };
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-cpv] [-o FILE] [-f FORMAT] [-l LEVEL] [-j THREADS] "
-	    "[--cluster-size SIZE]\n"
-	    "       [--compat 0.10|1.1] [--size SIZE] [--mem BYTES] "
-	    "[--tmpdir DIR] [INPUT|-]\n", progname);
-	exit(status);
-}
+static const char *const usage[] = {
+	"[OPTION]... [INPUT|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	WRITE_CLI_OPTIONS,
+	{ 'c', "compress", NULL, "deflate the clusters, as qemu-img convert -c" },
+	{ 'l', "level", "N", "deflate level with -c, 0 to 9 (default 6)" },
+	{ OPT_CLUSTER_SIZE, "cluster-size", "SIZE",
+	    "a power of two from 4K to 2M (default 64K)" },
+	{ OPT_COMPAT, "compat", "1.1|0.10",
+	    "qcow2 version 3 (1.1, the default) or 2 (0.10)" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Write a qcow2 image of any disk image (raw too), to a file or pipe.",
+	options,
+};
+
+/* qemu-img's -o NAME=VALUE: the options we have under our own names. */
+static const struct cli_qemu_option qemu_options[] = {
+	{ "compat", "--compat" },
+	{ "cluster_size", "--cluster-size" },
+	{ "size", "--size" },
+	{ NULL, NULL },
+};
 
 static unsigned cluster_bits_of(const char *arg)
 {
@@ -30,7 +50,7 @@ static unsigned cluster_bits_of(const char *arg)
 	    bits++)
 		if (n == 1ull << bits)
 			return bits;
-	die(EXIT_USAGE, "--cluster-size: '%s' is not a power of two from "
+	cli_usage_error("--cluster-size: '%s' is not a power of two from "
 	    "4K to 2M", arg);
 }
 
@@ -40,19 +60,11 @@ static int version_of(const char *arg)
 		return 3;
 	if (strcmp(arg, "0.10") == 0 || strcmp(arg, "v2") == 0)
 		return 2;
-	die(EXIT_USAGE, "--compat: '%s' is neither 0.10 nor 1.1", arg);
+	cli_usage_error("--compat: '%s' is neither 0.10 nor 1.1", arg);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		WRITE_LONGOPTS,
-		{ "compress", no_argument, NULL, 'c' },
-		{ "level", required_argument, NULL, 'l' },
-		{ "cluster-size", required_argument, NULL, OPT_CLUSTER_SIZE },
-		{ "compat", required_argument, NULL, OPT_COMPAT },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct qcow2_wopts q = {
 		.cluster_bits = QCOW2W_CLUSTER_BITS_DEFAULT,
 		.version = 3,
@@ -67,8 +79,7 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, WRITE_SHORTOPTS "cl:", longopts,
-	    NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		if (write_option(&o, c, optarg))
 			continue;
 		switch (c) {
@@ -76,13 +87,12 @@ int main(int argc, char **argv)
 		case 'l': q.level = cli_number("-l", optarg, 0, 9); break;
 		case OPT_CLUSTER_SIZE: q.cluster_bits = cluster_bits_of(optarg); break;
 		case OPT_COMPAT: q.version = version_of(optarg); break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
 		}
 	}
-	if (!write_operands(&o, argc, argv, optind))
-		usage(EXIT_USAGE);
+	if (o.output != NULL)
+		cli_check_output_name(o.output, qemu_options);
+	cli_max_operands(argc, argv, 1);
+	write_operands(&o, argc, argv, optind);
 	if (write_image(&o) < 0)
 		die_last();
 	return 0;

@@ -1,5 +1,4 @@
 /* raw2vmdk: any disk image (a raw disk included) to a VMDK, file or pipe. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,24 +11,52 @@
 enum { OPT_GRAIN_SIZE = WRITE_OPT_FIRST_FREE, OPT_ADAPTER_TYPE,
 	OPT_HWVERSION, OPT_TOOLSVERSION, OPT_EXTENT_NAME };
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-pv] [-o FILE] [-f FORMAT] [-s SUBFORMAT] [-l LEVEL] "
-	    "[-j THREADS]\n"
-	    "       [--grain-size SIZE] [--adapter-type TYPE] "
-	    "[--hwversion N] [--toolsversion N]\n"
-	    "       [--extent-name NAME] [--size SIZE] [--mem BYTES] "
-	    "[--tmpdir DIR] [INPUT|-]\n", progname);
-	exit(status);
-}
+static const char *const usage[] = {
+	"[OPTION]... [INPUT|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	WRITE_CLI_OPTIONS,
+	{ 's', "subformat", "SUBFORMAT",
+	    "streamOptimized (the default) or monolithicSparse" },
+	{ 'l', "level", "N", "deflate level, 1 to 12 (default 6)" },
+	{ OPT_GRAIN_SIZE, "grain-size", "SIZE",
+	    "a power of two from 8K to 1M (default 64K)" },
+	{ OPT_ADAPTER_TYPE, "adapter-type", "TYPE",
+	    "lsilogic (the default), ide, buslogic or legacyESX" },
+	{ OPT_HWVERSION, "hwversion", "N",
+	    "ddb.virtualHWVersion (default 4)" },
+	{ OPT_TOOLSVERSION, "toolsversion", "N",
+	    "ddb.toolsVersion (default 2147483647)" },
+	{ OPT_EXTENT_NAME, "extent-name", "NAME",
+	    "the extent's name (default: the output's)" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Write a VMDK of any disk image (raw too), to a file or pipe.",
+	options,
+};
+
+/* qemu-img's -o NAME=VALUE: the options we have under our own names. */
+static const struct cli_qemu_option qemu_options[] = {
+	{ "subformat", "--subformat" },
+	{ "adapter_type", "--adapter-type" },
+	{ "hwversion", "--hwversion" },
+	{ "toolsversion", "--toolsversion" },
+	{ "size", "--size" },
+	{ NULL, NULL },
+};
 
 static uint32_t grain_sectors_of(const char *arg)
 {
 	uint64_t n = cli_size("--grain-size", arg);
 
 	if (n < 8192 || n > (1u << 20) || (n & (n - 1)) != 0)
-		die(EXIT_USAGE, "--grain-size: '%s' is not a power of two from "
+		cli_usage_error("--grain-size: '%s' is not a power of two from "
 		    "8K to 1M (the specification wants more than 4K)", arg);
 	return n / 512;
 }
@@ -51,17 +78,6 @@ int main(int argc, char **argv)
 	    "monolithicSparse", NULL };
 	static const char *const adapters[] = { "lsilogic", "ide", "buslogic",
 	    "legacyESX", NULL };
-	static const struct option longopts[] = {
-		WRITE_LONGOPTS,
-		{ "subformat", required_argument, NULL, 's' },
-		{ "level", required_argument, NULL, 'l' },
-		{ "grain-size", required_argument, NULL, OPT_GRAIN_SIZE },
-		{ "adapter-type", required_argument, NULL, OPT_ADAPTER_TYPE },
-		{ "hwversion", required_argument, NULL, OPT_HWVERSION },
-		{ "toolsversion", required_argument, NULL, OPT_TOOLSVERSION },
-		{ "extent-name", required_argument, NULL, OPT_EXTENT_NAME },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct vmdk_wopts v = {
 		.grain_sectors = 128,
 		.level = 6,
@@ -78,8 +94,7 @@ int main(int argc, char **argv)
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, WRITE_SHORTOPTS "s:l:", longopts,
-	    NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		if (write_option(&o, c, optarg))
 			continue;
 		switch (c) {
@@ -102,17 +117,16 @@ int main(int argc, char **argv)
 			v.tools_version = optarg;
 			break;
 		case OPT_EXTENT_NAME: v.extent_name = optarg; break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
 		}
 	}
-	if (!write_operands(&o, argc, argv, optind))
-		usage(EXIT_USAGE);
+	if (o.output != NULL)
+		cli_check_output_name(o.output, qemu_options);
+	cli_max_operands(argc, argv, 1);
+	write_operands(&o, argc, argv, optind);
 	if (v.extent_name == NULL)
 		v.extent_name = extent_name_of(o.output);
 	if (strpbrk(v.extent_name, "\"\n") != NULL)
-		die(EXIT_USAGE, "--extent-name: a name with '\"' or a newline "
+		cli_usage_error("--extent-name: a name with '\"' or a newline "
 		    "cannot be written in a descriptor");
 	if (write_image(&o) < 0)
 		die_last();

@@ -1,76 +1,83 @@
 /* uecsplit: a UEC tarball into its kernel, ramdisk and machine image. */
-#include <getopt.h>
-#include <stdio.h>
 #include <stdlib.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/err.h"
 #include "imgpipe/uec.h"
 
-static void usage(int status)
-{
-	fprintf(status ? stderr : stdout,
-	    "usage: %s [-p] [-C DIR] [--json] [--glance NAME] [--mem BYTES] "
-	    "[--tmpdir DIR] [INPUT|-]\n"
-	    "       %s [-p] --kernel|--ramdisk|--image [-o FILE] [INPUT|-]\n",
-	    progname, progname);
-	exit(status);
-}
+enum {
+	OPT_KERNEL = CLI_LONG_ONLY, OPT_RAMDISK, OPT_IMAGE, OPT_JSON,
+	OPT_GLANCE, OPT_SIZE, OPT_MEM, OPT_TMPDIR,
+};
+
+static const char *const usage[] = {
+	"[OPTION]... [-C DIR] [INPUT|-]",
+	"--kernel|--ramdisk|--image [-o FILE] [INPUT|-]",
+	NULL,
+};
+
+static const struct cli_option options[] = {
+	{ 'C', "directory", "DIR", "write the kernel, ramdisk and image into DIR" },
+	{ OPT_KERNEL, "kernel", NULL, "write the kernel (AKI) to stdout" },
+	{ OPT_RAMDISK, "ramdisk", NULL, "write the ramdisk (ARI) to stdout" },
+	{ OPT_IMAGE, "image", NULL, "write the machine image (AMI) to stdout" },
+	{ 'o', "output", "FILE",
+	    "with --kernel, --ramdisk or --image: to FILE instead" },
+	{ OPT_JSON, "json", NULL, "list the parts as JSON" },
+	{ OPT_GLANCE, "glance", "NAME",
+	    "print the openstack image create commands for NAME" },
+	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
+	{ OPT_SIZE, "size", "SIZE", "the input's size, for -p through a pipe" },
+	{ OPT_MEM, "mem", "SIZE",
+	    "memory for a part held back from a pipe (default 32M)" },
+	{ OPT_TMPDIR, "tmpdir", "DIR",
+	    "where it spills beyond --mem (default $TMPDIR, /tmp)" },
+	CLI_HELP_VERSION,
+	{ 0, NULL, NULL, NULL },
+};
+
+static const struct cli_program program = {
+	usage,
+	"Split a UEC tarball into its kernel, ramdisk and machine image.",
+	options,
+};
 
 static void want(struct uec_opts *o, enum part_role r)
 {
 	if (o->want != ROLE_NONE && o->want != r)
-		die(EXIT_USAGE, "--kernel, --ramdisk and --image exclude "
-		    "each other");
+		cli_usage_error("--kernel, --ramdisk and --image exclude each "
+		    "other");
 	o->want = r;
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		{ "directory", required_argument, NULL, 'C' },
-		{ "kernel", no_argument, NULL, 'K' },
-		{ "ramdisk", no_argument, NULL, 'R' },
-		{ "image", no_argument, NULL, 'I' },
-		{ "output", required_argument, NULL, 'o' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "glance", required_argument, NULL, 'g' },
-		{ "progress", no_argument, NULL, 'p' },
-		{ "mem", required_argument, NULL, 'm' },
-		{ "tmpdir", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
 	struct uec_opts o = { 0 };
 	int c;
 
 	cli_init(argc, argv);
-	while ((c = getopt_long(argc, argv, "C:o:phV", longopts, NULL)) != -1) {
+	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
 		case 'C': o.dir = optarg; break;
-		case 'K': want(&o, ROLE_KERNEL); break;
-		case 'R': want(&o, ROLE_RAMDISK); break;
-		case 'I': want(&o, ROLE_IMAGE); break;
+		case OPT_KERNEL: want(&o, ROLE_KERNEL); break;
+		case OPT_RAMDISK: want(&o, ROLE_RAMDISK); break;
+		case OPT_IMAGE: want(&o, ROLE_IMAGE); break;
 		case 'o': o.output = optarg; break;
-		case 'j': o.json = 1; break;
-		case 'g': o.glance = optarg; break;
+		case OPT_JSON: o.json = 1; break;
+		case OPT_GLANCE: o.glance = optarg; break;
 		case 'p': o.progress = 1; break;
-		case 'm': o.mem = cli_size("--mem", optarg); break;
-		case 't': o.tmpdir = optarg; break;
-		case 'h': usage(0); break;
-		case 'V': cli_version(); return 0;
-		default: usage(EXIT_USAGE);
+		case OPT_SIZE: o.size = cli_size("--size", optarg); break;
+		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
+		case OPT_TMPDIR: o.tmpdir = optarg; break;
 		}
 	}
-	if (argc - optind > 1)
-		usage(EXIT_USAGE);
+	cli_max_operands(argc, argv, 1);
 	if (o.want != ROLE_NONE && (o.dir || o.json || o.glance))
-		die(EXIT_USAGE, "--%s writes the part to stdout: it takes no "
-		    "-C, --json or --glance", role_name(o.want));
+		cli_usage_error("--%s writes the part to stdout: it takes no -C, "
+		    "--json or --glance", role_name(o.want));
 	if (o.output && o.want == ROLE_NONE)
-		die(EXIT_USAGE, "-o writes one part: add --kernel, --ramdisk "
-		    "or --image (or use -C DIR)");
+		cli_usage_error("-o writes one part: add --kernel, --ramdisk or "
+		    "--image (or use -C DIR)");
 	o.input = optind < argc ? argv[optind] : NULL;
 	if (uec_split(&o) < 0)
 		die_last();

@@ -2,10 +2,12 @@
 # Install the build and test dependencies with apt-get, only if missing,
 # and a real Linux kernel for uecsplit's tests if the machine has none.
 pkgs="zlib1g-dev libdeflate-dev libarchive-dev libxxhash-dev libxml2-dev nettle-dev libzstd-dev libjansson-dev
-pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio
+pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio mandoc
+bsdutils file bash-completion
 libclang-rt-14-dev gcc libstdc++-12-dev make xz-utils zstd bzip2 man-db groff-base fdisk
-xorriso parted udftools
-liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel"
+xorriso parted udftools strace
+liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel
+libvhdi-utils python3-libvhdi libvmdk-utils python3-libvmdk libqcow-utils python3-libqcow"
 SUDO=
 [ "$(id -u)" = 0 ] || SUDO=sudo
 export DEBIAN_FRONTEND=noninteractive

@@ -24,13 +24,17 @@ trap 'rm -f "$log"' EXIT
 for t in "$build"/test/unit/bin/test_*; do
 	[ -x "$t" ] || continue
 	echo "#> $t"
+	start=$(date +%s)
 	"$t" 2>&1
 	echo "#< $t $?"
+	echo "#t $t $(($(date +%s) - start))"
 done | tee -a "$log"
 for s in test/bats/*.bats; do
 	echo "#> $s"
+	start=$(date +%s)
 	bats --tap "$s" 2>&1
 	echo "#< $s $?"
+	echo "#t $s $(($(date +%s) - start))"
 done | tee -a "$log"
 
 awk '
@@ -45,6 +49,8 @@ function close_suite(name, rc) {
 	insuite = 0
 }
 function problem(msg) { failed++; problems = problems "# FAILED: " msg "\n" }
+# each program's wall time, for keeping the whole run within CI's budget
+/^#t / { times = times sprintf("# %5d s  %s\n", $3, $2); next }
 /^#> / { name = substr($0, 4); insuite = 1; plan = -1; results = 0; suite_failed = 0; next }
 /^#< / {
 	rc = $NF
@@ -74,6 +80,7 @@ function problem(msg) { failed++; problems = problems "# FAILED: " msg "\n" }
 END {
 	if (insuite)
 		problem(name ": output ends inside it")
+	printf "# seconds per test program:\n%s", times
 	printf "%s%s", notes, problems
 	printf "%d passed, %d failed, %d skipped\n", passed, failed, skipped
 	exit !(failed == 0 && passed > 0)

@@ -10,6 +10,7 @@ struct convert_opts {
 	const char *output;	/* NULL or "-": stdout */
 	const char *format;	/* -f, or NULL to probe */
 	bool progress;
+	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget */
 	const char *tmpdir;
 };

@@ -23,6 +23,9 @@ enum digest_id {
 	DIGEST_XXH64,
 	DIGEST_SHA256,
 	DIGEST_SHA512,
+	DIGEST_XXH32,
+	DIGEST_MD5,
+	DIGEST_SHA1,
 };
 
 struct digest_algo {
@@ -40,7 +43,11 @@ extern const struct digest_algo digest_algos[];	/* ends with a NULL name */
 
 const struct digest_algo *digest_algo_by_name(const char *name);
 const struct digest_algo *digest_algo_by_tag(const char *tag);
-/* The algorithm a GNU-style line of hexlen digits means, or NULL. */
+/*
+ * The algorithm a GNU-style line of hexlen digits means, or NULL: as
+ * xxhsum -c reads them (32 digits are XXH128, 16 are XXH64, 8 XXH32),
+ * and 40, 64 and 128 are SHA-1, SHA-256 and SHA-512.
+ */
 const struct digest_algo *digest_algo_by_hexlen(size_t hexlen);
 
 struct digest_state;
@@ -55,33 +62,5 @@ struct digest_sink {
 
 int digest_sink_init(struct digest_sink *ds, const struct digest_algo *algo);
 void digest_sink_free(struct digest_sink *ds);
-
-/* imgsum's job: the options, and the two modes. */
-struct imgsum_opts {
-	const struct digest_algo *algo;	/* -a; NULL: xxh128, or per check line */
-	const char *format;	/* -f, or NULL to probe */
-	bool tag;		/* --tag: BSD-style lines */
-	bool progress;
-	uint64_t mem;		/* stash budget, 0 for the default */
-	const char *tmpdir;
-};
-
-/*
- * Digest each image and print one line for it ("-" or NULL is stdin).
- * Errors are reported on stderr and the next file is done.  Returns the
- * exit status: 0, or the status of the first error; -1 (error recorded,
- * not reported) when writing to stdout fails.
- */
-int imgsum_print(const struct imgsum_opts *o, char *const *paths, int npaths);
-/*
- * Check the digest lines in list ("-" is stdin), both styles, printing
- * "NAME: OK" or "NAME: FAILED".  Returns the exit status: EXIT_INTEGRITY
- * on any mismatch, else the status of the first file that could not be
- * digested, else EXIT_REJECT when lines were improperly formatted, else 0;
- * -1 as imgsum_print when writing to stdout fails.
- */
-int imgsum_check(const struct imgsum_opts *o, const char *list);
-/* Flush and close stdout; a write error is EXIT_IO.  0 or -1. */
-int stdout_close(void);
 
 #endif

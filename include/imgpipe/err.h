@@ -28,8 +28,11 @@ extern const char *progname;
 
 /*
  * Library functions report failure by returning -1 after recording one
- * error: a status and a message without the program name.  The first
- * error recorded wins until err_clear(), so the root cause is reported.
+ * error: a status, the file it is about and a message without the program
+ * name.  The first error recorded wins until err_clear(), so the root
+ * cause is reported.  Messages print as "PROGRAM: FILE: message"
+ * (DESIGN.md): FILE is the current input (err_input) unless the error
+ * names another (fail_file, fail_io); a usage error names none.
  */
 int fail(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -42,8 +45,28 @@ int fail_errno(int status, const char *fmt, ...)
  */
 int fail_code(int status, const char *code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/*
+ * An error about file rather than the input: an output, a directory, a
+ * list.  file NULL: about no file.
+ */
+int fail_file(int status, const char *file, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/*
+ * An I/O error on file (EXIT_IO): "what: strerror(errno)", or the
+ * system's reason alone when what is NULL ("No such file or directory").
+ */
+int fail_io(const char *file, const char *what);
+/*
+ * The input that errors recorded from now on are about: the source sets
+ * it when it opens ("stdin" for standard input); NULL: none.
+ */
+void err_input(const char *name);
 int err_status(void);
 const char *err_msg(void);
+/* The file the recorded error is about, or "". */
+const char *err_file(void);
+/* The recorded error on stderr: "progname: file: message". */
+void err_report(void);
 /* The finding code of the recorded error, or NULL. */
 const char *err_code(void);
 void err_clear(void);
@@ -51,7 +74,14 @@ void err_clear(void);
 void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 noreturn void die(int status, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
-/* Print the recorded error as "progname: message" and exit with its status. */
+/* err_report(), then exit with the recorded status. */
 noreturn void die_last(void);
+/*
+ * exit(status), remembering status for the exit handlers: cli_init's
+ * check of stdout keeps a failure's status and turns a success into 3.
+ */
+noreturn void err_exit(int status);
+/* The status err_exit() was given, or 0. */
+int err_exiting(void);
 
 #endif

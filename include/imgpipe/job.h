@@ -13,6 +13,7 @@ struct image_job {
 	bool plain;		/* raw bytes as they are: no decoding, no VHD
 				 * footer stripped (imgsparse) */
 	bool progress;		/* -p */
+	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget; 0: STASH_DEFAULT_BUDGET */
 	const char *tmpdir;
 };

@@ -13,6 +13,13 @@
 /* Members one archive may hold. */
 #define OVA_MEMBERS_MAX 4096
 /*
+ * Largest member, by its real size (a sparse member's is in its header):
+ * what a disk may be (IMAGE_VSIZE_MAX).  A member may not be larger than
+ * the OVF References declare either; both are checked from the header,
+ * before a byte of the member is read.
+ */
+#define OVA_MEMBER_MAX (64ull << 40)
+/*
  * From a pipe, members that come before the OVF descriptor are buffered
  * (memory budget, then $TMPDIR) up to this many bytes in all.
  */
@@ -33,6 +40,7 @@ struct ova_opts {
 	bool json;		/* --json with -l */
 	bool no_verify;
 	bool progress;
+	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget, 0: the default */
 	const char *tmpdir;
 };

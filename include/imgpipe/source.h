@@ -39,6 +39,15 @@ struct source {
 	bool raw_eof;		/* fd (or filter) reached end of file */
 	bool owns_fd;
 	struct progress *progress;	/* counts bytes consumed, or NULL */
+	/*
+	 * What the meter counts, and its total when the job gave none: a
+	 * compressed file or pipe counts its bytes as they arrive (pv's
+	 * view), against the file's size; a zstd frame from a pipe that
+	 * declares its decoded size counts decoded bytes against that.
+	 */
+	bool meter_raw;
+	uint64_t meter_total;	/* 0: unknown */
+	uint64_t raw_in;	/* compressed bytes fed to the filter so far */
 	/* Retention (streams): bytes kept behind the stream position. */
 	struct stash *keep_stash;
 	uint64_t keep_from;	/* keep passing bytes at or after this */

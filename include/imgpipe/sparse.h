@@ -13,6 +13,7 @@ struct sparse_opts {
 	const char *output;	/* NULL or "-": stdout */
 	uint64_t block;		/* zero detection block, a multiple of 512 */
 	bool progress;
+	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	bool json;		/* --map --json */
 };
 

@@ -11,6 +11,12 @@
 
 #include "sniff.h"
 
+/*
+ * Largest member, by its real size (a sparse member's is in its header,
+ * checked before a byte of it is read): what a disk may be.
+ */
+#define UEC_MEMBER_MAX (64ull << 40)
+
 struct uec_opts {
 	const char *input;	/* NULL or "-": stdin */
 	const char *dir;	/* -C: write the parts here, or NULL */
@@ -20,6 +26,7 @@ struct uec_opts {
 	bool json;		/* the listing as JSON */
 	const char *glance;	/* --glance NAME, or NULL */
 	bool progress;
+	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget, 0 for the default */
 	const char *tmpdir;
 };

@@ -65,6 +65,26 @@ int online_cores(void);
 	{ "version", no_argument, NULL, 'V' }
 enum { WRITE_OPT_SIZE = 0x100, WRITE_OPT_MEM, WRITE_OPT_TMPDIR,
 	WRITE_OPT_FIRST_FREE };
+/*
+ * The same options as cli_option entries (cli.h), with their --help
+ * lines: a program's table for cli_next() starts with these, then its
+ * own options, then CLI_HELP_VERSION.  WRITE_OPT_SIZE is CLI_LONG_ONLY.
+ */
+#define WRITE_CLI_OPTIONS \
+	{ 'o', "output", "FILE", \
+	    "write to FILE (complete or not at all), not stdout" }, \
+	{ 'f', "format", "FORMAT", \
+	    "the input's format (default: probed)" }, \
+	{ 'j', "threads", "N", \
+	    "encoding threads (default: the online processors)" }, \
+	{ WRITE_OPT_SIZE, "size", "SIZE", \
+	    "the virtual size, if larger than the input's" }, \
+	{ 'p', "progress", NULL, "show progress on stderr, as pv does" }, \
+	{ WRITE_OPT_MEM, "mem", "SIZE", \
+	    "memory for data parked, pipe to pipe (default 32M)" }, \
+	{ WRITE_OPT_TMPDIR, "tmpdir", "DIR", \
+	    "spill beyond --mem there (default $TMPDIR, /tmp)" }, \
+	{ 'v', "verbose", NULL, "report the layout, sizes and store use" }
 
 bool write_option(struct write_opts *o, int c, const char *arg);
 /* At most one operand, the input; more is a usage error. */

@@ -13,7 +13,9 @@
  * output is laid out depends on the output and the format:
  *
  *   WLAYOUT_STREAM    metadata follows the data it describes (a stream
- *                     VMDK, a fixed VHD): straight through, file or pipe
+ *                     VMDK, a fixed VHD) or depends on nothing but the
+ *                     size (a fixed VHDX, a static VDI): straight
+ *                     through, file or pipe
  *   WLAYOUT_SEEKABLE  a file: data as it comes, metadata written where it
  *                     belongs, after the data
  *   WLAYOUT_PLANNED   a pipe: every grain is planned first (two passes
@@ -43,7 +45,8 @@ enum wlayout {
 };
 
 /* Writer flags. */
-#define WRITER_STREAMS	(1u << 0)	/* metadata can follow its data */
+/* metadata can follow its data, or needs nothing but the size */
+#define WRITER_STREAMS	(1u << 0)
 #define WRITER_SIZE_LATE (1u << 1)	/* the size is needed only by finish */
 /* ... when the output seeks (a stream VMDK writes its head last then) */
 #define WRITER_SIZE_LATE_SEEKABLE (1u << 2)
@@ -166,5 +169,34 @@ void wplan_done(struct wplan_iter *it);
  */
 void writer_notice_rounded(struct wimage *w, uint64_t from, uint64_t to,
     const char *why);
+
+/*
+ * A table generated from the plan, 64 KiB at a time (a BAT, a block map):
+ * nslots entries of entry_size bytes written at off, then pad bytes up
+ * to len.  The disk is cut into units of grains_per_unit grains (a block
+ * of several grains, or one); unit u has its entry in slot slot_of(u)
+ * (NULL: slot u).  entry() writes the entry of slot s: k is the rank of
+ * the unit there among the units that hold data (0 for the first such
+ * unit), or WTABLE_EMPTY for a slot whose unit holds none, or that no
+ * unit maps to.
+ */
+#define WTABLE_EMPTY UINT64_MAX
+
+struct wtable {
+	uint64_t off;
+	uint64_t nslots;
+	uint32_t entry_size;
+	uint64_t len;			/* at least nslots * entry_size */
+	unsigned char pad;
+	uint64_t grains_per_unit;
+	uint64_t (*slot_of)(const void *ctx, uint64_t unit);
+	void (*entry)(const void *ctx, unsigned char *p, uint64_t slot,
+	    uint64_t k);
+	const void *ctx;
+};
+
+int wtable_write(struct wimage *w, const struct wtable *t);
+/* The units of grains_per_unit grains that hold data, from the plan. */
+int wplan_units(struct wimage *w, uint64_t grains_per_unit, uint64_t *n);
 
 #endif

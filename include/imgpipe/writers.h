@@ -37,4 +37,35 @@ struct vmdk_wopts {
 
 extern const struct writer writer_vmdk;
 
+/* VHD: fixed (the default) or dynamic; --azure is fixed, 1 MiB-aligned. */
+struct vhd_wopts {
+	bool dynamic;
+	bool azure;			/* size rounded up to a MiB multiple */
+	uint32_t block_size;		/* dynamic: 512K to 2M, 0: 2M */
+	const unsigned char *uuid;	/* 16 bytes, or NULL: derived */
+};
+
+extern const struct writer writer_vhd;
+
+/* VHDX: dynamic (the default) or fixed. */
+struct vhdx_wopts {
+	bool fixed;
+	uint32_t block_size;		/* 1 MiB to 256 MiB, a power of two */
+	uint32_t logical_sector;	/* 512 or 4096 */
+	const unsigned char *uuid;	/* the disk's id (page 83), or NULL */
+};
+
+extern const struct writer writer_vhdx;
+
+/* VDI: dynamic (the default) or static. */
+struct vdi_wopts {
+	bool fixed;
+	const unsigned char *uuid;	/* the image's creation UUID, or NULL */
+};
+
+extern const struct writer writer_vdi;
+
+/* Parallels/ploop version 2 ("WithouFreSpacExt"), 1 MiB clusters. */
+extern const struct writer writer_ploop;
+
 #endif

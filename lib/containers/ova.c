@@ -47,6 +47,7 @@ struct member {
 	bool digested;
 	struct digest_set dg;
 	char *part;		/* -x: its temporary name in the directory */
+	char *path;		/* -x: DIR/NAME, for messages */
 };
 
 /* A data member that came before the OVF, from a pipe. */
@@ -142,12 +143,12 @@ static la_ssize_t feed_read(struct archive *a, void *data, const void **out)
 		n = pread(j->src.fd, j->feedbuf, n, j->src.base + j->feed_off);
 	while (n < 0 && errno == EINTR);
 	if (n < 0) {
-		fail_errno(EXIT_IO, "read error on %s", j->src.name);
+		fail_errno(EXIT_IO, "read error");
 		archive_set_error(a, EIO, "%s", err_msg());
 		return -1;
 	}
+	progress_range(&j->pr, j->feed_off, n);
 	j->feed_off += n;
-	progress_add(&j->pr, n);
 	return n;
 }
 
@@ -162,8 +163,8 @@ static la_int64_t feed_skip(struct archive *a, void *data, la_int64_t req)
 		return 0;
 	n = j->src.size - j->feed_off < (uint64_t)req
 	    ? j->src.size - j->feed_off : (uint64_t)req;
+	progress_range(&j->pr, j->feed_off, n);
 	j->feed_off += n;
-	progress_add(&j->pr, n);
 	return n;
 }
 
@@ -178,8 +179,8 @@ static int tar_open(struct ova_job *j)
 	archive_read_set_read_callback(j->ar, feed_read);
 	archive_read_set_skip_callback(j->ar, feed_skip);
 	if (archive_read_open1(j->ar) != ARCHIVE_OK)
-		return fail(EXIT_REJECT, "%s: not a tar archive (%s)",
-		    j->src.name, archive_error_string(j->ar));
+		return fail(EXIT_REJECT, "not a tar archive (%s)",
+		    archive_error_string(j->ar));
 	return 0;
 }
 
@@ -192,7 +193,7 @@ static void tar_close(struct ova_job *j)
 
 static int tar_error(struct ova_job *j, const char *what)
 {
-	return fail(EXIT_REJECT, "%s: %s: %s", j->src.name, what,
+	return fail(EXIT_REJECT, "%s: %s", what,
 	    archive_error_string(j->ar) ? archive_error_string(j->ar)
 	    : "read error");
 }
@@ -368,10 +369,15 @@ static int open_part(struct ova_job *j, struct member *m)
 	if (asprintf(&m->part, ".ovaextract-%zu.part",
 	    (size_t)(m - j->members)) < 0)
 		return fail(EXIT_IO, "out of memory");
+	if (m->path == NULL && asprintf(&m->path, "%s/%s", j->o->extract_dir,
+	    printable(m->name)) < 0) {
+		m->path = NULL;
+		return fail(EXIT_IO, "out of memory");
+	}
 	fd = openat(j->dirfd, m->part, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
-		fail_errno(EXIT_IO, "%s/%s", j->o->extract_dir, m->part);
+		fail_io(m->path, "cannot create");
 	else if (temp_register(j->dirfd, m->part) < 0) {
 		close(fd);
 		unlinkat(j->dirfd, m->part, 0);
@@ -384,6 +390,26 @@ static int open_part(struct ova_job *j, struct member *m)
 	return fd;
 }
 
+/*
+ * A member larger than its File declares (with the chunks before it) is
+ * refused before it is read: a sparse member's header may claim any size,
+ * and its holes would stream as zeros.  A gzip File may declare its
+ * compressed or its uncompressed size, both at least the member's.
+ */
+static int check_declared_size(struct ova_job *j, const struct member *m,
+    int fi)
+{
+	const struct ovf_file *f = &j->ovf.files[fi];
+	uint64_t before = j->seen[fi].stored;
+
+	if (!f->has_size || (m->size <= f->size && before <= f->size - m->size))
+		return 0;
+	return fail(EXIT_REJECT, "%s: the member holds %llu bytes, more "
+	    "than the %llu the OVF References declare", printable(m->name),
+	    (unsigned long long)(before + m->size),
+	    (unsigned long long)f->size);
+}
+
 /* Stream one member through its digests to where it goes. */
 static int stream_member(struct ova_job *j, struct member *m,
     struct puller *in)
@@ -394,16 +420,22 @@ static int stream_member(struct ova_job *j, struct member *m,
 	uint64_t got = 0;
 	ssize_t n;
 
-	if (fi >= 0 && note_file_part(j, m, fi) < 0)
+	if (fi >= 0 && (check_declared_size(j, m, fi) < 0 ||
+	    note_file_part(j, m, fi) < 0))
 		return -1;
 	choose_digests(j, m);
 	if (j->o->extract_dir != NULL && (fd = open_part(j, m)) < 0)
 		return -1;
 	while ((n = in->pull(j, in->ctx, j->buf, OVA_BUF)) > 0) {
 		got += n;
+		if (got > m->size) {
+			rc = fail(EXIT_REJECT, "%s: more data than the member's "
+			    "header declares", printable(m->name));
+			break;
+		}
 		digest_set_update(&m->dg, j->buf, n);
 		if (fd >= 0)
-			rc = write_full(fd, j->buf, n, m->name);
+			rc = write_full(fd, j->buf, n, m->path);
 		else if (to_out && j->out.gzip)
 			rc = out_gunzip(j, j->buf, n, m->name);
 		else if (to_out)
@@ -412,7 +444,7 @@ static int stream_member(struct ova_job *j, struct member *m,
 			break;
 	}
 	if (fd >= 0 && close(fd) < 0 && rc == 0)
-		rc = fail_errno(EXIT_IO, "write error on %s", m->part);
+		rc = fail_io(m->path, "write error");
 	if (n < 0 || rc < 0)
 		return -1;
 	if (got != m->size)
@@ -432,9 +464,9 @@ static int save_part(struct ova_job *j, struct member *m, const char *text)
 
 	if (fd < 0)
 		return -1;
-	rc = write_full(fd, text, m->size, m->name);
+	rc = write_full(fd, text, m->size, m->path);
 	if (close(fd) < 0 && rc == 0)
-		rc = fail_errno(EXIT_IO, "write error on %s", m->part);
+		rc = fail_io(m->path, "write error");
 	return rc;
 }
 
@@ -532,10 +564,10 @@ static int park_member(struct ova_job *j, struct member *m)
 	ssize_t n;
 
 	if (m->size > OVA_PREFACE_MAX - j->parked_bytes)
-		return fail(EXIT_REJECT, "%s: the OVF descriptor is not the "
+		return fail(EXIT_REJECT, "the OVF descriptor is not the "
 		    "first member, and from a pipe no more than %llu GiB "
 		    "before it can be buffered; give the OVA as a file",
-		    j->src.name, OVA_PREFACE_MAX >> 30);
+		    OVA_PREFACE_MAX >> 30);
 	memset(p, 0, sizeof *p);
 	p->member = m - j->members;
 	j->nparked++;
@@ -544,7 +576,8 @@ static int park_member(struct ova_job *j, struct member *m)
 		    SIZE_MAX) < 0)
 			return -1;
 		if (stash_put(&j->stash, j->buf, n, &p->refs[p->nrefs]) < 0) {
-			snprintf(msg, sizeof msg, "%s", err_msg());
+			snprintf(msg, sizeof msg, "%s%s%s", err_file(),
+			    *err_file() ? ": " : "", err_msg());
 			err_clear();
 			return fail(EXIT_IO, "the OVF descriptor is not the "
 			    "first member and %s cannot be buffered until it "
@@ -585,6 +618,7 @@ static void forget_members(struct ova_job *j)
 		free(j->members[i].name);
 		temp_forget(j->members[i].part);
 		free(j->members[i].part);
+		free(j->members[i].path);
 	}
 	j->nmembers = 0;
 	if (j->have_mf)
@@ -603,33 +637,36 @@ static int check_entry(struct ova_job *j, struct archive_entry *e,
 	size_t i;
 
 	if (p == NULL)
-		return fail(EXIT_REJECT, "%s: a member has no name",
-		    j->src.name);
+		return fail(EXIT_REJECT, "a member has no name");
 	while (p[0] == '.' && p[1] == '/')
 		p += 2;
 	*name = p;
 	if (type == AE_IFDIR && (*p == '\0' || strcmp(p, ".") == 0))
 		return 1;	/* "./", as tar -C dir . writes: harmless */
 	if (type != AE_IFREG || archive_entry_hardlink(e) != NULL)
-		return fail(EXIT_REJECT, "%s: member '%s' is not a regular "
-		    "file (%s): refused", j->src.name, printable(p),
+		return fail(EXIT_REJECT, "member '%s' is not a regular "
+		    "file (%s): refused", printable(p),
 		    type == AE_IFLNK ? "a symbolic link"
 		    : archive_entry_hardlink(e) ? "a hard link"
 		    : type == AE_IFDIR ? "a directory" : "a device or fifo");
 	if (!ovf_href_ok(p))
-		return fail(EXIT_REJECT, "%s: member name '%s' is not a plain "
+		return fail(EXIT_REJECT, "member name '%s' is not a plain "
 		    "file name (absolute paths, '..' and directories are "
-		    "refused)", j->src.name, printable(p));
+		    "refused)", printable(p));
 	if (!archive_entry_size_is_set(e) || archive_entry_size(e) < 0)
-		return fail(EXIT_REJECT, "%s: member '%s' has no size",
-		    j->src.name, printable(p));
+		return fail(EXIT_REJECT, "member '%s' has no size",
+		    printable(p));
+	if ((uint64_t)archive_entry_size(e) > OVA_MEMBER_MAX)
+		return fail(EXIT_REJECT, "member '%s' claims %llu bytes, "
+		    "more than the %llu a disk may have",
+		    printable(p), (unsigned long long)archive_entry_size(e),
+		    OVA_MEMBER_MAX);
 	for (i = 0; i < j->nmembers; i++)
 		if (strcmp(j->members[i].name, p) == 0)
-			return fail(EXIT_REJECT, "%s: member '%s' appears "
-			    "twice", j->src.name, printable(p));
+			return fail(EXIT_REJECT, "member '%s' appears "
+			    "twice", printable(p));
 	if (j->nmembers == OVA_MEMBERS_MAX)
-		return fail(EXIT_REJECT, "%s: more than %d members",
-		    j->src.name, OVA_MEMBERS_MAX);
+		return fail(EXIT_REJECT, "more than %d members", OVA_MEMBERS_MAX);
 	return 0;
 }
 
@@ -673,8 +710,8 @@ static int take_member(struct ova_job *j, struct member *m, enum pass pass)
 		if (pass == PASS_FIND_OVF || j->o->list)
 			return 0;
 		if (!j->cert_reported)
-			warnmsg("%s: certificate present; not validated",
-			    printable(m->name));
+			warnmsg("%s: %s: certificate present; not "
+			    "validated", j->src.name, printable(m->name));
 		j->cert_reported = true;
 		return stream_member(j, m, &in);
 	case MEMBER_DATA:
@@ -768,7 +805,7 @@ static int select_disk(struct ova_job *j)
 
 static void report(struct ova_job *j, const char *name, const char *what)
 {
-	warnmsg("%s: %s", printable(name), what);
+	warnmsg("%s: %s: %s", j->src.name, printable(name), what);
 	j->failures++;
 }
 
@@ -844,8 +881,8 @@ static void check_manifest(struct ova_job *j)
 static int finish(struct ova_job *j)
 {
 	if (!j->have_ovf)
-		return fail(EXIT_REJECT, "%s: no OVF descriptor (.ovf member) "
-		    "in the archive: not an OVA", j->src.name);
+		return fail(EXIT_REJECT, "no OVF descriptor (.ovf member) "
+		    "in the archive: not an OVA");
 	if (j->out.gzip && j->seen[j->out.file].seen && !j->out.z_done)
 		return fail(EXIT_REJECT, "%s: gzip data is truncated",
 		    printable(j->ovf.files[j->out.file].href));
@@ -856,8 +893,8 @@ static int finish(struct ova_job *j)
 	else if (!j->o->no_verify)
 		check_manifest(j);
 	if (j->failures > 0)
-		return fail(EXIT_INTEGRITY, "%s: verification FAILED (%d "
-		    "problem%s above)%s", j->src.name, j->failures,
+		return fail(EXIT_INTEGRITY, "verification FAILED (%d "
+		    "problem%s above)%s", j->failures,
 		    j->failures > 1 ? "s" : "",
 		    j->out.open && j->out.of.path == NULL
 		    ? "; the disk on standard output is incomplete" : "");
@@ -877,8 +914,7 @@ static int settle_parts(struct ova_job *j, bool keep)
 			continue;
 		if (keep && rc == 0 &&
 		    renameat(j->dirfd, m->part, j->dirfd, m->name) < 0)
-			rc = fail_errno(EXIT_IO, "%s/%s", j->o->extract_dir,
-			    printable(m->name));
+			rc = fail_io(m->path, "cannot rename into place");
 		if (!keep || rc < 0)
 			unlinkat(j->dirfd, m->part, 0);
 		temp_forget(m->part);
@@ -907,78 +943,63 @@ static int settle_output(struct ova_job *j, int rc)
 
 /* ---- -l ---------------------------------------------------------------- */
 
-static void json_u64(bool has, uint64_t v)
-{
-	if (has)
-		printf("%llu", (unsigned long long)v);
-	else
-		fputs("null", stdout);
-}
-
-static void list_json_disk(const struct ovf *o, size_t i)
+static json_t *disk_json(const struct ovf *o, size_t i)
 {
 	const struct ovf_disk *d = &o->disks[i];
 	const struct ovf_file *f = d->file >= 0 ? &o->files[d->file] : NULL;
+	json_t *j = json_object();
 
-	printf("    {\"index\": %zu, \"id\": ", i + 1);
-	json_string(stdout, d->id);
-	fputs(", \"file\": ", stdout);
-	json_string(stdout, f ? f->href : NULL);
-	fputs(", \"file_size\": ", stdout);
-	json_u64(f && f->has_size, f ? f->size : 0);
-	fputs(", \"format\": ", stdout);
-	json_string(stdout, d->format);
-	fputs(", \"format_uri\": ", stdout);
-	json_string(stdout, d->format_uri);
-	fputs(", \"capacity\": ", stdout);
-	json_u64(d->has_capacity, d->capacity);
-	fputs(", \"capacity_raw\": ", stdout);
-	json_string(stdout, d->capacity_raw);
-	fputs(", \"capacity_units\": ", stdout);
-	json_string(stdout, d->units_raw);
-	fputs(", \"populated_size\": ", stdout);
-	json_u64(d->has_populated, d->populated);
-	fputs(", \"compression\": ", stdout);
-	json_string(stdout, f && f->gzip ? "gzip" : NULL);
-	fputs(", \"chunk_size\": ", stdout);
-	json_u64(f && f->chunk_size, f ? f->chunk_size : 0);
-	printf("}%s\n", i + 1 < o->ndisks ? "," : "");
+	jsonout_set(j, "index", json_integer(i + 1));
+	jsonout_set(j, "id", jsonout_text(d->id));
+	jsonout_set(j, "file", jsonout_text(f ? f->href : NULL));
+	jsonout_set(j, "file-size", jsonout_size(f && f->has_size,
+	    f ? f->size : 0));
+	jsonout_set(j, "format", jsonout_text(d->format));
+	jsonout_set(j, "format-uri", jsonout_text(d->format_uri));
+	jsonout_set(j, "capacity", jsonout_size(d->has_capacity, d->capacity));
+	jsonout_set(j, "capacity-raw", jsonout_text(d->capacity_raw));
+	jsonout_set(j, "capacity-units", jsonout_text(d->units_raw));
+	jsonout_set(j, "populated-size", jsonout_size(d->has_populated,
+	    d->populated));
+	jsonout_set(j, "compression", jsonout_text(f && f->gzip ? "gzip"
+	    : NULL));
+	jsonout_set(j, "chunk-size", jsonout_size(f && f->chunk_size,
+	    f ? f->chunk_size : 0));
+	return j;
 }
 
-static void list_json(const struct ova_job *j)
+/* An object of two or three strings, or null when all are NULL. */
+static json_t *strings_or_null(const char *k1, const char *v1, const char *k2,
+    const char *v2, const char *k3, const char *v3)
+{
+	json_t *j;
+
+	if (!v1 && !v2 && !v3)
+		return json_null();
+	j = json_object();
+	jsonout_set(j, k1, jsonout_text(v1));
+	jsonout_set(j, k2, jsonout_text(v2));
+	if (k3 != NULL)
+		jsonout_set(j, k3, jsonout_text(v3));
+	return j;
+}
+
+static int list_json(const struct ova_job *j)
 {
 	const struct ovf *o = &j->ovf;
+	json_t *root = json_object(), *disks = json_array();
 	size_t i;
 
-	fputs("{\n  \"descriptor\": ", stdout);
-	json_string(stdout, j->ovf_name);
-	printf(",\n  \"ovf_version\": %d,\n  \"virtual_system\": ",
-	    o->version);
-	if (o->system_id || o->system_name) {
-		fputs("{\"id\": ", stdout);
-		json_string(stdout, o->system_id);
-		fputs(", \"name\": ", stdout);
-		json_string(stdout, o->system_name);
-		fputs("}", stdout);
-	} else {
-		fputs("null", stdout);
-	}
-	fputs(",\n  \"operating_system\": ", stdout);
-	if (o->os_id || o->os_desc || o->os_type) {
-		fputs("{\"id\": ", stdout);
-		json_string(stdout, o->os_id);
-		fputs(", \"description\": ", stdout);
-		json_string(stdout, o->os_desc);
-		fputs(", \"type\": ", stdout);
-		json_string(stdout, o->os_type);
-		fputs("}", stdout);
-	} else {
-		fputs("null", stdout);
-	}
-	fputs(",\n  \"disks\": [\n", stdout);
-	for (i = 0; i < o->ndisks; i++)
-		list_json_disk(o, i);
-	fputs("  ]\n}\n", stdout);
+	jsonout_set(root, "descriptor", jsonout_text(j->ovf_name));
+	jsonout_set(root, "ovf-version", json_integer(o->version));
+	jsonout_set(root, "virtual-system", strings_or_null("id", o->system_id,
+	    "name", o->system_name, NULL, NULL));
+	jsonout_set(root, "operating-system", strings_or_null("id", o->os_id,
+	    "description", o->os_desc, "type", o->os_type));
+	for (i = 0; i < o->ndisks && disks != NULL; i++)
+		json_array_append_new(disks, disk_json(o, i));
+	jsonout_set(root, "disks", disks);
+	return jsonout_print(root);
 }
 
 static const char *or_dash(const char *s)
@@ -1024,14 +1045,13 @@ static void list_text(const struct ova_job *j)
 static int list_disks(struct ova_job *j)
 {
 	if (!j->have_ovf)
-		return fail(EXIT_REJECT, "%s: no OVF descriptor (.ovf member) "
-		    "in the archive: not an OVA", j->src.name);
+		return fail(EXIT_REJECT, "no OVF descriptor (.ovf member) "
+		    "in the archive: not an OVA");
 	if (j->o->json)
-		list_json(j);
-	else
-		list_text(j);
+		return list_json(j);
+	list_text(j);
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return fail_errno(EXIT_IO, "write error on stdout");
+		return fail_io("stdout", "write error");
 	return 0;
 }
 
@@ -1042,10 +1062,10 @@ static int open_extract_dir(struct ova_job *j)
 	const char *dir = j->o->extract_dir;
 
 	if (mkdir(dir, 0777) < 0 && errno != EEXIST)
-		return fail_errno(EXIT_IO, "cannot create %s", dir);
+		return fail_io(dir, "cannot create");
 	j->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (j->dirfd < 0)
-		return fail_errno(EXIT_IO, "%s", dir);
+		return fail_io(dir, NULL);
 	return 0;
 }
 
@@ -1112,7 +1132,9 @@ int ova_run(const struct ova_opts *o)
 	if (source_open(&j->src, o->input) < 0)
 		goto out;
 	progress_start(&j->pr, o->progress && !o->list,
-	    j->src.size_known ? j->src.size : 0);
+	    o->size ? o->size : j->src.meter_total);
+	if (o->size)	/* pv -s: the size of what arrives */
+		j->src.meter_raw = j->src.ar != NULL;
 	if (!j->src.seekable)
 		j->src.progress = &j->pr;
 	if (o->no_verify && !o->list)

@@ -142,21 +142,20 @@ static int tar_error(struct uec *u, const char *what)
 	if (err_status() != 0)
 		return -1;
 	msg = archive_error_string(u->ar);
-	return fail(EXIT_REJECT, "%s: %s: %s", u->in.src.name, what,
+	return fail(EXIT_REJECT, "%s: %s", what,
 	    msg ? msg : "truncated or damaged tar header");
 }
 
 static int tar_open(struct uec *u)
 {
 	struct source *s = &u->in.src;
-	struct stat st;
 
 	if (source_open(s, u->o->input) < 0)
 		return -1;
-	if (fstat(s->fd, &st) == 0 && S_ISDIR(st.st_mode))
-		return fail(EXIT_USAGE, "%s is a directory", u->in.src.name);
 	progress_start(&u->pr, u->o->progress,
-	    s->seekable ? s->size : 0);
+	    u->o->size ? u->o->size : s->meter_total);
+	if (u->o->size)	/* pv -s: the size of what arrives */
+		s->meter_raw = s->ar != NULL;
 	s->progress = &u->pr;
 	u->in.buf = malloc(READ_BLOCK);
 	u->ar = archive_read_new();
@@ -183,8 +182,7 @@ static int next_block(struct uec *u, struct member *m, struct block *b)
 	if (r < ARCHIVE_WARN)
 		return tar_error(u, m->path);
 	if (off < 0)
-		return fail(EXIT_REJECT, "%s: %s: negative data offset",
-		    u->in.src.name, m->path);
+		return fail(EXIT_REJECT, "%s: negative data offset", m->path);
 	b->buf = buf;
 	b->len = len;
 	b->off = off;
@@ -194,24 +192,22 @@ static int next_block(struct uec *u, struct member *m, struct block *b)
 /* ---- member names ---- */
 
 /* Rejects ".." anywhere and control characters; the rest is cleaned. */
-static int check_name(struct uec *u, const char *path)
+static int check_name(const char *path)
 {
 	const char *p;
 	size_t n = strlen(path);
 
 	if (n == 0 || n > NAME_MAX_LEN)
-		return fail(EXIT_REJECT, "%s: member name empty or too long",
-		    u->in.src.name);
+		return fail(EXIT_REJECT, "member name empty or too long");
 	for (p = path; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return fail(EXIT_REJECT, "%s: unsafe member name (control "
-			    "characters)", u->in.src.name);
+			return fail(EXIT_REJECT, "unsafe member name (control "
+			    "characters)");
 	for (p = path; p != NULL; p = strchr(p, '/')) {
 		if (*p == '/')
 			p++;
 		if (strncmp(p, "..", 2) == 0 && (p[2] == '/' || p[2] == '\0'))
-			return fail(EXIT_REJECT, "%s: unsafe member name '%s'",
-			    u->in.src.name, path);
+			return fail(EXIT_REJECT, "unsafe member name '%s'", path);
 	}
 	return 0;
 }
@@ -346,8 +342,8 @@ static int read_head(struct uec *u, struct member *m, struct head *h)
 			break;
 		}
 		if (b.off < h->covered || b.len > HEAD_SLACK)
-			return fail(EXIT_REJECT, "%s: %s: data blocks out of "
-			    "order", u->in.src.name, m->path);
+			return fail(EXIT_REJECT, "%s: data blocks out of "
+			    "order", m->path);
 		if (head_reserve(u, b.off + b.len) < 0)
 			return -1;
 		memset(u->head + h->covered, 0, b.off - h->covered);
@@ -475,7 +471,7 @@ static struct member *member_new(struct uec *u, const char *path)
 	struct member *m;
 
 	if (u->n == MEMBERS_MAX) {
-		fail(EXIT_REJECT, "%s: more than %d members", u->in.src.name,
+		fail(EXIT_REJECT, "more than %d members",
 		    MEMBERS_MAX);
 		return NULL;
 	}
@@ -517,8 +513,8 @@ static int read_regular(struct uec *u, struct member *m)
 	m->byname = sniff_name(m->name);
 	m->candidate = provisional_role(m) != ROLE_NONE;
 	if (m->candidate && ++u->ncand > CANDIDATES_MAX)
-		return fail(EXIT_REJECT, "%s: more than %d members could be "
-		    "a kernel, ramdisk or image", u->in.src.name,
+		return fail(EXIT_REJECT, "more than %d members could be "
+		    "a kernel, ramdisk or image",
 		    CANDIDATES_MAX);
 	if (u->o->want != ROLE_NONE)
 		return route_wanted(u, m, &h);
@@ -533,16 +529,14 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 	struct member *m;
 
 	if (path == NULL)
-		return fail(EXIT_REJECT, "%s: member without a name",
-		    u->in.src.name);
-	if (check_name(u, path) < 0)
+		return fail(EXIT_REJECT, "member without a name");
+	if (check_name(path) < 0)
 		return -1;
 	if (archive_entry_filetype(ent) == AE_IFDIR &&
 	    archive_entry_hardlink(ent) == NULL)
 		return 0;
 	if (*clean_name(path) == '\0' || strcmp(clean_name(path), ".") == 0)
-		return fail(EXIT_REJECT, "%s: unsafe member name '%s'",
-		    u->in.src.name, path);
+		return fail(EXIT_REJECT, "unsafe member name '%s'", path);
 	if ((m = member_new(u, path)) == NULL)
 		return -1;
 	m->byname = ROLE_EXTRA;
@@ -556,8 +550,12 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 		return 0;
 	}
 	if (archive_entry_size(ent) < 0)
-		return fail(EXIT_REJECT, "%s: %s: bad size", u->in.src.name,
+		return fail(EXIT_REJECT, "%s: bad size",
 		    path);
+	if ((uint64_t)archive_entry_size(ent) > UEC_MEMBER_MAX)
+		return fail(EXIT_REJECT, "%s claims %llu bytes, more than "
+		    "the %llu a disk may have", path,
+		    (unsigned long long)archive_entry_size(ent), UEC_MEMBER_MAX);
 	m->size = archive_entry_size(ent);
 	m->sparse = archive_entry_sparse_count(ent) > 0;
 	return read_regular(u, m);
@@ -592,8 +590,7 @@ static int read_tarball(struct uec *u)
 
 /* ---- settling the roles ---- */
 
-static int ambiguous(struct uec *u, enum part_role r, struct member **c,
-    size_t n)
+static int ambiguous(enum part_role r, struct member **c, size_t n)
 {
 	char list[1024] = "";
 	size_t i, len = 0;
@@ -601,7 +598,7 @@ static int ambiguous(struct uec *u, enum part_role r, struct member **c,
 	for (i = 0; i < n && len < sizeof list; i++)
 		len += snprintf(list + len, sizeof list - len, "%s'%s' (%s)",
 		    i ? ", " : "", c[i]->path, c[i]->content.what);
-	return fail(EXIT_REJECT, "%s: more than one %s: %s", u->in.src.name,
+	return fail(EXIT_REJECT, "more than one %s: %s",
 	    role_name(r), list);
 }
 
@@ -652,7 +649,7 @@ static int settle_role(struct uec *u, enum part_role r)
 	n = narrow(c, n, r, name_not_extra);
 	n = narrow(c, n, r, name_agrees);
 	if (n > 1)
-		return ambiguous(u, r, all, nall);
+		return ambiguous(r, all, nall);
 	if (n == 1) {
 		u->chosen[r] = c[0];
 		c[0]->role = r;
@@ -671,18 +668,17 @@ static int settle_roles(struct uec *u)
 		if (settle_role(u, r) < 0)
 			return -1;
 	if (u->chosen[ROLE_IMAGE] == NULL)
-		return fail(EXIT_REJECT, "%s: no machine image (a file system "
-		    "or a partitioned disk) among %zu members", u->in.src.name,
+		return fail(EXIT_REJECT, "no machine image (a file system "
+		    "or a partitioned disk) among %zu members",
 		    u->n);
 	if (u->o->want != ROLE_NONE && u->chosen[u->o->want] == NULL)
-		return fail(EXIT_REJECT, "%s: no %s in the tarball",
-		    u->in.src.name, role_name(u->o->want));
+		return fail(EXIT_REJECT, "no %s in the tarball", role_name(u->o->want));
 	for (i = ROLE_KERNEL; i <= ROLE_IMAGE; i++)
 		for (j = i + 1; j <= ROLE_IMAGE; j++)
 			if (u->chosen[i] && u->chosen[j] &&
 			    strcmp(u->chosen[i]->name, u->chosen[j]->name) == 0)
-				return fail(EXIT_REJECT, "%s: two parts named "
-				    "'%s'", u->in.src.name, u->chosen[i]->name);
+				return fail(EXIT_REJECT, "two parts named "
+				    "'%s'", u->chosen[i]->name);
 	return 0;
 }
 
@@ -778,66 +774,66 @@ static void print_text(const struct uec *u)
 		}
 }
 
-static void print_json_member(const struct uec *u, const struct member *m)
+static json_t *member_json(const struct uec *u, const struct member *m)
 {
-	printf("{\"role\": \"%s\", ", role_name(m->role));
-	if (m->role != ROLE_EXTRA)
-		printf("\"disk_format\": \"%s\", \"container_format\": \"%s\", ",
-		    role_disk_format(m->role), role_disk_format(m->role));
-	fputs("\"name\": ", stdout);
-	json_string(stdout, m->name);
-	fputs(", \"member\": ", stdout);
-	json_string(stdout, m->path);
-	printf(", \"size\": %llu, \"sparse\": %s, \"content\": ",
-	    (unsigned long long)m->size, m->sparse ? "true" : "false");
-	json_string(stdout, m->content.what);
-	if (u->o->dir && m->role != ROLE_EXTRA) {
-		fputs(", \"path\": ", stdout);
-		json_string(stdout, m->outpath);
+	json_t *j = json_object();
+
+	jsonout_set(j, "role", json_string(role_name(m->role)));
+	if (m->role != ROLE_EXTRA) {
+		jsonout_set(j, "disk-format",
+		    json_string(role_disk_format(m->role)));
+		jsonout_set(j, "container-format",
+		    json_string(role_disk_format(m->role)));
 	}
-	putchar('}');
+	jsonout_set(j, "name", jsonout_text(m->name));
+	jsonout_set(j, "member", jsonout_text(m->path));
+	jsonout_set(j, "size", jsonout_size(true, m->size));
+	jsonout_set(j, "sparse", json_boolean(m->sparse));
+	jsonout_set(j, "content", jsonout_text(m->content.what));
+	if (u->o->dir && m->role != ROLE_EXTRA)
+		jsonout_set(j, "path", jsonout_text(m->outpath));
+	return j;
 }
 
-static void print_json(const struct uec *u)
+static json_t *glance_json(const struct uec *u)
 {
+	json_t *cmds = json_array();
 	enum part_role r;
-	const char *sep = "";
+	char *cmd;
+	size_t len;
+	FILE *f;
+
+	for (r = ROLE_KERNEL; r <= ROLE_IMAGE && cmds != NULL; r++) {
+		cmd = NULL;
+		if (!u->chosen[r] || (f = open_memstream(&cmd, &len)) == NULL)
+			continue;
+		print_glance_command(f, u, r);
+		fclose(f);
+		json_array_append_new(cmds, jsonout_text(cmd));
+		free(cmd);
+	}
+	return cmds;
+}
+
+static int print_json(const struct uec *u)
+{
+	json_t *root = json_object(), *parts = json_array();
+	json_t *extras = json_array();
+	enum part_role r;
 	size_t i;
 
-	fputs("{\n  \"parts\": [", stdout);
-	for (r = ROLE_KERNEL; r <= ROLE_IMAGE; r++)
-		if (u->chosen[r]) {
-			printf("%s\n    ", sep);
-			print_json_member(u, u->chosen[r]);
-			sep = ",";
-		}
-	fputs("\n  ],\n  \"extras\": [", stdout);
-	for (i = 0, sep = ""; i < u->n; i++)
-		if (u->m[i].role == ROLE_EXTRA) {
-			printf("%s\n    ", sep);
-			print_json_member(u, &u->m[i]);
-			sep = ",";
-		}
-	fputs("\n  ]", stdout);
-	if (u->o->glance) {
-		fputs(",\n  \"glance\": [", stdout);
-		for (r = ROLE_KERNEL, sep = ""; r <= ROLE_IMAGE; r++) {
-			char *cmd = NULL;
-			size_t len = 0;
-			FILE *f;
-
-			if (!u->chosen[r] || (f = open_memstream(&cmd, &len)) == NULL)
-				continue;
-			print_glance_command(f, u, r);
-			fclose(f);
-			printf("%s\n    ", sep);
-			json_string(stdout, cmd);
-			free(cmd);
-			sep = ",";
-		}
-		fputs("\n  ]", stdout);
-	}
-	fputs("\n}\n", stdout);
+	for (r = ROLE_KERNEL; r <= ROLE_IMAGE && parts != NULL; r++)
+		if (u->chosen[r])
+			json_array_append_new(parts,
+			    member_json(u, u->chosen[r]));
+	for (i = 0; i < u->n && extras != NULL; i++)
+		if (u->m[i].role == ROLE_EXTRA)
+			json_array_append_new(extras, member_json(u, &u->m[i]));
+	jsonout_set(root, "parts", parts);
+	jsonout_set(root, "extras", extras);
+	if (u->o->glance)
+		jsonout_set(root, "glance", glance_json(u));
+	return jsonout_print(root);
 }
 
 /* ---- the job ---- */
@@ -847,9 +843,11 @@ static int check_dir(const char *dir)
 	struct stat st;
 
 	if (stat(dir, &st) < 0)
-		return fail_errno(EXIT_IO, "%s", dir);
-	if (!S_ISDIR(st.st_mode))
-		return fail(EXIT_USAGE, "%s is not a directory", dir);
+		return fail_io(dir, NULL);
+	if (!S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return fail_io(dir, NULL);
+	}
 	return 0;
 }
 
@@ -884,11 +882,10 @@ static int uec_finish(struct uec *u)
 	if (commit_parts(u) < 0)
 		return -1;
 	if (u->o->json)
-		print_json(u);
-	else
-		print_text(u);
+		return print_json(u);
+	print_text(u);
 	if (fflush(stdout) == EOF || ferror(stdout))
-		return fail_errno(EXIT_IO, "write error on stdout");
+		return fail_io("stdout", "write error");
 	return 0;
 }
 

@@ -139,7 +139,7 @@ static struct slot *take_slot(struct async_writer *w, uint64_t off)
 	if (w->error) {
 		errno = w->error;
 		pthread_mutex_unlock(&w->mu);
-		fail_errno(EXIT_IO, "write error on %s", w->name);
+		fail_io(w->name, "write error");
 		return NULL;
 	}
 	s = &w->slots[(w->head + w->count) % WRITER_SLOTS];
@@ -196,7 +196,7 @@ int async_writer_finish(struct async_writer *w)
 	writer_free(w);
 	if (err) {
 		errno = err;
-		return fail_errno(EXIT_IO, "write error on %s", name);
+		return fail_io(name, "write error");
 	}
 	return 0;
 }

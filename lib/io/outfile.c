@@ -139,7 +139,7 @@ int outfile_open(struct outfile *of, const char *path)
 		/* A device or FIFO is written in place, never replaced. */
 		of->fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (of->fd < 0)
-			return fail_errno(EXIT_IO, "cannot open %s", path);
+			return fail_io(path, NULL);
 		return 0;
 	}
 	of->path = path;
@@ -164,7 +164,7 @@ int outfile_open(struct outfile *of, const char *path)
 	free(dir);
 	of->fd = mkstemp(of->tmppath);
 	if (of->fd < 0) {
-		fail_errno(EXIT_IO, "cannot create %s", path);
+		fail_io(path, "cannot create");
 		free(of->tmppath);
 		of->tmppath = NULL;
 		return -1;
@@ -194,13 +194,13 @@ static int link_unnamed(struct outfile *of)
 		if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) == 0)
 			break;
 		if (errno != EEXIST) {
-			fail_errno(EXIT_IO, "cannot create %s", of->path);
+			fail_io(of->path, "cannot create");
 			free(tmp);
 			return -1;
 		}
 	}
 	if (rename(tmp, of->path) < 0) {
-		fail_errno(EXIT_IO, "cannot create %s", of->path);
+		fail_io(of->path, "cannot create");
 		unlink(tmp);
 		free(tmp);
 		return -1;
@@ -215,15 +215,15 @@ int outfile_commit(struct outfile *of)
 
 	if (of->path == NULL) {
 		if (of->fd > 2 && close(of->fd) < 0)
-			rc = fail_errno(EXIT_IO, "write error on %s", of->name);
+			rc = fail_io(of->name, "write error");
 		return rc;
 	}
 	if (of->unnamed)
 		rc = link_unnamed(of);
 	else if (rename(of->tmppath, of->path) < 0)
-		rc = fail_errno(EXIT_IO, "cannot rename to %s", of->path);
+		rc = fail_io(of->path, "cannot rename into place");
 	if (close(of->fd) < 0 && rc == 0)
-		rc = fail_errno(EXIT_IO, "write error on %s", of->path);
+		rc = fail_io(of->path, "write error");
 	of->fd = -1;
 	if (of->tmppath != NULL) {
 		if (rc < 0)

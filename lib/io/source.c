@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "imgpipe/err.h"
 #include "imgpipe/source.h"
@@ -32,6 +33,22 @@ struct source_kept {
 static int capture(struct source *s, uint64_t at, const unsigned char *buf,
     size_t len);
 static void kept_free(struct source *s);
+
+/* -p: the meter's total, learnt from the input when the job had none. */
+static struct progress *meter_of(struct source *s)
+{
+	if (s->progress != NULL && s->progress->total == 0)
+		progress_total(s->progress, s->meter_total);
+	return s->progress;
+}
+
+/* -p: input bytes [off, off + n) were read (decoded, unless the meter
+ * counts them as they arrive). */
+static void meter(struct source *s, uint64_t off, uint64_t n)
+{
+	if (s->progress != NULL && !s->meter_raw)
+		progress_range(meter_of(s), off, n);
+}
 
 static ssize_t fd_read_full(int fd, void *buf, size_t len)
 {
@@ -79,9 +96,9 @@ static int filter_error(struct source *s, const char *filter)
 
 	if (s->filter_errno) {
 		errno = s->filter_errno;
-		return fail_errno(EXIT_IO, "read error on %s", s->name);
+		return fail_errno(EXIT_IO, "read error");
 	}
-	return fail(EXIT_REJECT, "%s: %s stream: %s", s->name, filter,
+	return fail(EXIT_REJECT, "%s stream: %s", filter,
 	    msg ? msg : "truncated or corrupt");
 }
 
@@ -96,7 +113,7 @@ static ssize_t read_lower(struct source *s, void *buf, size_t len)
 		    ? fd_pread_full(s->fd, buf, len, s->base + s->pos)
 		    : fd_read_full(s->fd, buf, len);
 		if (r < 0)
-			return fail_errno(EXIT_IO, "read error on %s", s->name);
+			return fail_errno(EXIT_IO, "read error");
 		return r;
 	}
 	while (done < len) {
@@ -120,7 +137,7 @@ static int fill_head(struct source *s)
 	if (s->seekable && s->ar == NULL) {
 		n = fd_pread_full(s->fd, s->head, SOURCE_HEAD_MAX, s->base);
 		if (n < 0)
-			return fail_errno(EXIT_IO, "read error on %s", s->name);
+			return fail_errno(EXIT_IO, "read error");
 	} else {
 		n = read_lower(s, s->head, SOURCE_HEAD_MAX);
 		if (n < 0)
@@ -162,14 +179,19 @@ static la_ssize_t feed_read(struct archive *a, void *data, const void **out)
 	if (!f->head_done) {
 		f->head_done = true;
 		*out = f->head;
-		return f->headlen;
+		n = f->headlen;
+	} else {
+		do
+			n = read(f->s->fd, f->buf, sizeof f->buf);
+		while (n < 0 && errno == EINTR);
+		if (n < 0)
+			f->s->filter_errno = errno;
+		*out = f->buf;
 	}
-	do
-		n = read(f->s->fd, f->buf, sizeof f->buf);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		f->s->filter_errno = errno;
-	*out = f->buf;
+	if (n > 0)
+		f->s->raw_in += n;
+	if (n > 0 && f->s->progress != NULL && f->s->meter_raw)
+		progress_range(meter_of(f->s), 0, f->s->raw_in);
 	return n;
 }
 
@@ -183,6 +205,23 @@ static int feed_close(struct archive *a, void *data)
 	return ARCHIVE_OK;
 }
 
+/* The meter of a compressed input: see meter_raw in source.h. */
+static void set_meter_compressed(struct source *s, const char *name)
+{
+	unsigned long long n = ZSTD_CONTENTSIZE_UNKNOWN;
+
+	s->meter_raw = true;
+	s->meter_total = s->size_known ? s->size : 0;
+	if (s->size_known || strcmp(name, "zstd") != 0)
+		return;
+	n = ZSTD_getFrameContentSize(s->head, s->headlen);
+	if (n != ZSTD_CONTENTSIZE_UNKNOWN && n != ZSTD_CONTENTSIZE_ERROR &&
+	    n > 0) {
+		s->meter_raw = false;
+		s->meter_total = n;
+	}
+}
+
 static int open_filter(struct source *s, const char *name)
 {
 	struct filter_feed *f = calloc(1, sizeof *f);
@@ -192,9 +231,10 @@ static int open_filter(struct source *s, const char *name)
 		return fail(EXIT_IO, "out of memory");
 	if (s->seekable && lseek(s->fd, s->base + s->headlen, SEEK_SET) < 0) {
 		free(f);
-		return fail_errno(EXIT_IO, "seek on %s", s->name);
+		return fail_errno(EXIT_IO, "seek error");
 	}
 	f->s = s;
+	set_meter_compressed(s, name);
 	f->head = s->head;
 	f->headlen = s->headlen;
 	s->head = NULL;
@@ -226,10 +266,14 @@ static int open_fd(struct source *s, int fd, const char *name, bool decode)
 	s->keep_from = SOURCE_RETAIN_NONE;
 	s->fd = fd;
 	s->name = name;
+	err_input(name);
 	if (fstat(fd, &st) < 0)
-		return fail_errno(EXIT_IO, "%s", name);
-	if (S_ISDIR(st.st_mode))
-		return fail(EXIT_USAGE, "%s is a directory", name);
+		return fail_io(name, NULL);
+	if (S_ISDIR(st.st_mode)) {
+		/* what read(2) would say: as a file that cannot be read */
+		errno = EISDIR;
+		return fail_io(name, NULL);
+	}
 	/* A larger pipe: fewer wake-ups of both ends (best effort). */
 	if (S_ISFIFO(st.st_mode))
 		fcntl(fd, F_SETPIPE_SZ, SOURCE_PIPE_SIZE);
@@ -241,6 +285,7 @@ static int open_fd(struct source *s, int fd, const char *name, bool decode)
 			s->base = cur;
 			s->size = end - cur;
 			s->size_known = true;
+			s->meter_total = s->size;
 		}
 	}
 	if (fill_head(s) < 0)
@@ -267,7 +312,8 @@ static int open_path(struct source *s, const char *path, bool decode)
 		memset(s, 0, sizeof *s);
 		s->fd = -1;
 		s->keep_from = SOURCE_RETAIN_NONE;
-		return fail_errno(EXIT_IO, "%s", path);
+		err_input(path);
+		return fail_io(path, NULL);
 	}
 	if (open_fd(s, fd, path, decode) < 0) {
 		s->owns_fd = true;
@@ -332,8 +378,7 @@ ssize_t source_read(struct source *s, void *buf, size_t len)
 		s->pos += n;
 		done += n;
 	}
-	if (s->progress)
-		progress_add(s->progress, done);
+	meter(s, s->pos - done, done);
 	if (capture(s, from, buf, done) < 0)
 		return -1;
 	return done;
@@ -342,8 +387,7 @@ ssize_t source_read(struct source *s, void *buf, size_t len)
 int source_rewind(struct source *s)
 {
 	if (!s->seekable || s->ar != NULL)
-		return fail(EXIT_IO, "%s: cannot read the input twice",
-		    s->name);
+		return fail(EXIT_IO, "cannot read the input twice");
 	s->pos = 0;	/* seekable reads are positioned at base + pos */
 	s->raw_eof = false;
 	return 0;
@@ -355,14 +399,13 @@ int source_skip_to(struct source *s, uint64_t off)
 	ssize_t n;
 
 	if (off < s->pos)
-		return fail(EXIT_REJECT, "%s: cannot go back to offset 0x%llx "
-		    "in a stream", s->name, (unsigned long long)off);
+		return fail(EXIT_REJECT, "cannot go back to offset 0x%llx in a "
+		    "stream", (unsigned long long)off);
 	if (s->seekable) {
 		if (off > s->size)
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
-			    "%s: truncated", s->name);
-		if (s->progress)
-			progress_add(s->progress, off - s->pos);
+			    "truncated");
+		meter(s, s->pos, off - s->pos);
 		s->pos = off;
 		return 0;
 	}
@@ -374,7 +417,7 @@ int source_skip_to(struct source *s, uint64_t off)
 			return -1;
 		if (n == 0)
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
-			    "%s: truncated at offset 0x%llx", s->name,
+			    "truncated at offset 0x%llx",
 			    (unsigned long long)s->pos);
 	}
 	return 0;
@@ -399,13 +442,12 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 			    what, (unsigned long long)off);
 		n = fd_pread_full(s->fd, buf, len, s->base + off);
 		if (n < 0)
-			return fail_errno(EXIT_IO, "read error on %s", s->name);
+			return fail_errno(EXIT_IO, "read error");
 		if ((size_t)n < len)
 			return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
 			    "%s at 0x%llx: image is truncated", what,
 			    (unsigned long long)off);
-		if (s->progress)
-			progress_add(s->progress, len);
+		meter(s, off, len);
 		return 0;
 	}
 	if (off < s->pos) {

@@ -17,6 +17,8 @@
 #include "imgpipe/writer.h"
 #include "imgpipe/zero.h"
 
+#define WFILE_PIPE_SIZE (1024 * 1024)
+
 void wfile_init(struct wfile *f, int fd, const char *name)
 {
 	struct stat st;
@@ -25,8 +27,12 @@ void wfile_init(struct wfile *f, int fd, const char *name)
 	memset(f, 0, sizeof *f);
 	f->fd = fd;
 	f->name = name;
-	if (fstat(fd, &st) < 0 || flags < 0 || (flags & O_APPEND) ||
-	    !S_ISREG(st.st_mode))
+	if (fstat(fd, &st) < 0 || flags < 0 || (flags & O_APPEND))
+		return;
+	/* Fewer wake-ups of both ends, as the raw sink (best effort). */
+	if (S_ISFIFO(st.st_mode))
+		fcntl(fd, F_SETPIPE_SZ, WFILE_PIPE_SIZE);
+	if (!S_ISREG(st.st_mode))
 		return;
 	f->seekable = lseek(fd, 0, SEEK_CUR) == 0;
 	f->prior_size = st.st_size;
@@ -52,7 +58,7 @@ static int write_gathered(struct wfile *f)
 		if (done < 0 && errno == EINTR)
 			continue;
 		if (done < 0)
-			return fail_errno(EXIT_IO, "write error on %s", f->name);
+			return fail_io(f->name, "write error");
 		off += done;
 		while (n > 0 && (size_t)done >= iov->iov_len) {
 			done -= iov->iov_len;
@@ -85,8 +91,8 @@ int wfile_flush(struct wfile *f)
 static int stream_seek(struct wfile *f, uint64_t off)
 {
 	if (off < f->pos)
-		return fail(EXIT_IO, "%s: a writer went back in a stream "
-		    "(0x%llx < 0x%llx)", f->name, (unsigned long long)off,
+		return fail_file(EXIT_IO, f->name, "a writer went back in a "
+		    "stream (0x%llx < 0x%llx)", (unsigned long long)off,
 		    (unsigned long long)f->pos);
 	if (off > f->pos && write_zeros(f->fd, off - f->pos, f->name) < 0)
 		return -1;
@@ -159,13 +165,14 @@ int wfile_end(struct wfile *f, uint64_t size)
 		return -1;
 	if (f->seekable) {
 		if (ftruncate(f->fd, size) < 0)
-			return fail_errno(EXIT_IO, "cannot set the size of %s",
-			    f->name);
+			return fail_io(f->name, "cannot set the size");
+		f->end = size;	/* zeros written past it are cut off */
 		return 0;
 	}
 	if (size > f->pos && write_zeros(f->fd, size - f->pos, f->name) < 0)
 		return -1;
 	if (size > f->pos)
 		f->pos = size;
+	note_end(f, size);
 	return 0;
 }

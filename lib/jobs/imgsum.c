@@ -1,17 +1,19 @@
 /*
  * imgsum: open each image through the readers img2raw uses, emit its
  * virtual disk into a digest sink, and print or check the digest lines
- * in the formats of xxhsum and sha256sum.
+ * in the formats of sha256sum and xxhsum.  -c follows coreutils: the same
+ * lines accepted, the same verdicts, warnings and messages.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
-#include "imgpipe/digest.h"
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
+#include "imgpipe/imgsum.h"
 #include "imgpipe/job.h"
 
 static bool is_stdin(const char *path)
@@ -42,40 +44,34 @@ static int digest_emit(struct image *img, struct stash *st, void *arg)
 	return rc;
 }
 
-/* The digest of the virtual disk of the image at path into hex. */
+/* The digest of the virtual disk (or the bytes) at path into hex. */
 static int digest_image(const struct imgsum_opts *o,
     const struct digest_algo *algo, const char *path, char *hex)
 {
 	struct image_job j = { .input = is_stdin(path) ? NULL : path,
-	    .format = o->format, .progress = o->progress, .mem = o->mem,
-	    .tmpdir = o->tmpdir };
+	    .format = o->format, .plain = o->bytes, .progress = o->progress,
+	    .size = o->size, .mem = o->mem, .tmpdir = o->tmpdir };
 	struct digest_job dj = { algo, hex };
 
 	return image_job_run(&j, digest_emit, &dj);
 }
 
-/*
- * Report the recorded error and clear it for the next file; returns its
- * status.  named: say which file, unless the message already does.
- */
-static int report_error(const char *name, bool named)
+/* Report the recorded error and clear it for the next file; returns its
+ * status. */
+static int report_error(void)
 {
-	const char *msg = err_msg();
-	size_t n = strlen(name);
 	int status = err_status() ? err_status() : EXIT_REJECT;
 
-	if (named && !(strncmp(msg, name, n) == 0 && msg[n] == ':'))
-		warnmsg("%s: %s", name, msg);
-	else
-		warnmsg("%s", msg);
+	err_report();
 	err_clear();
 	return status;
 }
 
-/* coreutils: a name with a backslash or newline is escaped, line marked. */
+/* coreutils: a name with a backslash, newline or CR is escaped, the line
+ * marked with a leading backslash. */
 static bool name_needs_escape(const char *name)
 {
-	return strpbrk(name, "\\\n") != NULL;
+	return strpbrk(name, "\\\n\r") != NULL;
 }
 
 static void print_name(const char *name)
@@ -91,6 +87,8 @@ static void print_name(const char *name)
 			fputs("\\\\", stdout);
 		else if (*p == '\n')
 			fputs("\\n", stdout);
+		else if (*p == '\r')
+			fputs("\\r", stdout);
 		else
 			putchar(*p);
 	}
@@ -99,7 +97,7 @@ static void print_name(const char *name)
 static int flush_stdout(void)
 {
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return fail_errno(EXIT_IO, "write error on stdout");
+		return fail_io("stdout", "write error");
 	return 0;
 }
 
@@ -135,35 +133,34 @@ int imgsum_print(const struct imgsum_opts *o, char *const *paths, int npaths)
 				return -1;
 			continue;
 		}
-		st = report_error(is_stdin(path) ? "-" : path, npaths > 1);
+		st = report_error();
 		if (status == 0)
 			status = st;
 	}
 	return status;
 }
 
-int stdout_close(void)
-{
-	if (flush_stdout() < 0)
-		return -1;
-	if (fclose(stdout) != 0)
-		return fail_errno(EXIT_IO, "write error on stdout");
-	return 0;
-}
+/* ---- -c ---------------------------------------------------------------- */
 
 /* One line of a check list, split in place. */
 struct check_line {
 	const struct digest_algo *algo;
-	const char *hex;
-	const char *name;
+	char *hex;
+	char *name;
+	bool tagged;		/* "TAG (NAME) = HEX" */
 };
+
+static bool is_blank(char c)
+{
+	return c == ' ' || c == '\t';
+}
 
 static bool all_hex(const char *s, size_t len)
 {
 	size_t i;
 
 	for (i = 0; i < len; i++)
-		if (!strchr("0123456789abcdefABCDEF", s[i]) || s[i] == '\0')
+		if (s[i] == '\0' || !strchr("0123456789abcdefABCDEF", s[i]))
 			return false;
 	return true;
 }
@@ -183,6 +180,8 @@ static bool unescape_name(char *s)
 			*w++ = '\\';
 		else if (*s == 'n')
 			*w++ = '\n';
+		else if (*s == 'r')
+			*w++ = '\r';
 		else
 			return false;
 	}
@@ -190,96 +189,180 @@ static bool unescape_name(char *s)
 	return true;
 }
 
-/* "XXH128 (NAME) = HEX" */
-static bool parse_tag_line(char *line, struct check_line *cl)
+/* The algorithm whose tag s starts with, followed by " (" or "(". */
+static const struct digest_algo *tag_at(const char *s,
+    const struct digest_algo *forced, size_t *taglen)
 {
-	char *open = strstr(line, " ("), *close;
+	const struct digest_algo *a;
+	size_t n;
 
-	if (open == NULL)
-		return false;
-	close = strstr(open, ") = ");
-	if (close == NULL)
-		return false;
-	/* the last ") = " ends the name: names may contain one */
-	while (strstr(close + 1, ") = ") != NULL)
-		close = strstr(close + 1, ") = ");
-	*open = '\0';
-	*close = '\0';
-	cl->algo = digest_algo_by_tag(line);
-	cl->name = open + 2;
-	cl->hex = close + 4;
-	return cl->algo != NULL;
+	for (a = digest_algos; a->name != NULL; a++) {
+		n = strlen(a->tag);
+		if ((forced == NULL || a == forced) &&
+		    strncmp(s, a->tag, n) == 0 &&
+		    (s[n] == '(' || (s[n] == ' ' && s[n + 1] == '('))) {
+			*taglen = n;
+			return a;
+		}
+	}
+	return NULL;
 }
 
-/* "HEX  NAME" or "HEX *NAME" (coreutils' binary mark) */
-static bool parse_gnu_line(char *line, struct check_line *cl,
-    const struct digest_algo *forced)
+/* Any tag, to tell a tag line of another algorithm from a digest. */
+static bool starts_with_a_tag(const char *s)
 {
-	size_t n = strspn(line, "0123456789abcdefABCDEF");
+	size_t n;
 
-	if (n == 0 || line[n] != ' ' ||
-	    (line[n + 1] != ' ' && line[n + 1] != '*') || line[n + 2] == '\0')
+	return tag_at(s, NULL, &n) != NULL;
+}
+
+/* "TAG (NAME) = HEX", the name ending at the last ')' (BSD's md5 does
+ * not escape names). */
+static bool parse_tag_line(char *s, struct check_line *cl, bool escaped)
+{
+	char *close = strrchr(s, ')');
+
+	if (close == NULL)
 		return false;
-	cl->algo = forced ? forced : digest_algo_by_hexlen(n);
-	if (cl->algo == NULL)
+	*close = '\0';
+	cl->name = s;
+	if (escaped && !unescape_name(s))
 		return false;
-	line[n] = '\0';
-	cl->hex = line;
-	cl->name = line + n + 2;
+	s = close + 1;
+	while (is_blank(*s))
+		s++;
+	if (*s++ != '=')
+		return false;
+	while (is_blank(*s))
+		s++;
+	cl->hex = s;
 	return true;
 }
 
-static bool parse_check_line(char *line, struct check_line *cl,
-    const struct digest_algo *forced)
+/*
+ * "HEX  NAME", "HEX *NAME", or "HEX NAME" (BSD's reversed form; never
+ * mixed with the others in one run, as coreutils has it).
+ */
+static bool parse_digest_line(char *s, struct check_line *cl,
+    const struct digest_algo *forced, bool escaped)
 {
-	bool escaped = line[0] == '\\';
+	static int reversed = -1;
+	size_t n = strspn(s, "0123456789abcdefABCDEF");
 
-	if (escaped)
-		line++;
-	if (!(parse_gnu_line(line, cl, forced) || parse_tag_line(line, cl)))
+	if (!is_blank(s[n]))
 		return false;
-	if (forced && cl->algo != forced)
+	cl->algo = forced ? forced : digest_algo_by_hexlen(n);
+	if (cl->algo == NULL || n != 2 * cl->algo->len)
 		return false;
-	if (strlen(cl->hex) != 2 * cl->algo->len ||
-	    !all_hex(cl->hex, strlen(cl->hex)) || cl->name[0] == '\0')
+	s[n] = '\0';
+	cl->hex = s;
+	s += n + 1;
+	if (strlen(s) == 1 || (*s != ' ' && *s != '*')) {
+		if (reversed == 0)
+			return false;
+		reversed = 1;
+	} else if (reversed != 1) {
+		reversed = 0;
+		s++;
+	}
+	cl->name = s;
+	if (*s == '\0')
 		return false;
-	return !escaped || unescape_name((char *)cl->name);
+	return !escaped || unescape_name(s);
 }
 
+/* coreutils' split_3, for every algorithm: -a fixes the algorithm, else
+ * the tag or the number of digits chooses it. */
+static bool parse_check_line(char *s, struct check_line *cl,
+    const struct digest_algo *forced)
+{
+	bool escaped;
+	size_t taglen;
+
+	while (is_blank(*s))
+		s++;
+	escaped = *s == '\\';
+	if (escaped)
+		s++;
+	cl->algo = tag_at(s, forced, &taglen);
+	cl->tagged = cl->algo != NULL;
+	if (cl->algo != NULL) {
+		s += taglen;
+		if (*s == ' ')
+			s++;
+		if (!parse_tag_line(s + 1, cl, escaped))
+			return false;
+	} else if (starts_with_a_tag(s) ||
+	    !parse_digest_line(s, cl, forced, escaped)) {
+		return false;
+	}
+	return strlen(cl->hex) == 2 * cl->algo->len &&
+	    all_hex(cl->hex, strlen(cl->hex));
+}
+
+/* What one list gave. */
 struct check_counts {
-	unsigned long lines, malformed, mismatched, unread;
-	int unread_status;	/* of the first file that could not be read */
+	unsigned long proper, malformed, mismatched, unread, verified;
+	unsigned long mismatched_32;	/* of 32-digit lines read as XXH128 */
 };
 
-static int print_check_result(const char *name, const char *result)
+/* What the whole run gave, for the exit status. */
+struct check_run {
+	const struct imgsum_opts *o;
+	bool mismatch;
+	int unread_status;	/* of the first listed file not digested */
+	bool list_unreadable;
+	bool format_failure;	/* no proper line, nothing verified, --strict */
+};
+
+static int print_verdict(const struct imgsum_opts *o, const char *name,
+    const char *verdict, bool ok)
 {
+	if (o->status || (ok && o->quiet))
+		return 0;
 	if (name_needs_escape(name))
 		putchar('\\');
 	print_name(name);
-	printf(": %s\n", result);
+	printf(": %s\n", verdict);
 	return flush_stdout();
 }
 
+static bool is_missing(const char *name)
+{
+	struct stat st;
+
+	return !is_stdin(name) && stat(name, &st) < 0 && errno == ENOENT;
+}
+
 /* Recompute one listed digest; -1 only when stdout fails. */
-static int check_one(const struct imgsum_opts *o, const struct check_line *cl,
+static int check_one(struct check_run *run, const struct check_line *cl,
     bool list_is_stdin, struct check_counts *cc)
 {
+	const struct imgsum_opts *o = run->o;
 	char hex[DIGEST_HEX_MAX];
 	int st;
 
+	if (o->ignore_missing && is_missing(cl->name))
+		return 0;
 	if (list_is_stdin && is_stdin(cl->name)) {
-		fail(EXIT_USAGE, "-: cannot digest stdin: the list is read "
-		    "from it");
+		fail_file(EXIT_USAGE, "-", "cannot digest stdin: the list is "
+		    "read from it");
 	} else if (digest_image(o, cl->algo, cl->name, hex) == 0) {
+		cc->verified++;
 		if (strcasecmp(hex, cl->hex) == 0)
-			return print_check_result(cl->name, "OK");
+			return print_verdict(o, cl->name, "OK", true);
 		cc->mismatched++;
-		return print_check_result(cl->name, "FAILED");
+		if (o->algo == NULL && cl->algo->id == DIGEST_XXH128 &&
+		    !cl->tagged)
+			cc->mismatched_32++;
+		run->mismatch = true;
+		return print_verdict(o, cl->name, "FAILED", false);
 	}
-	st = report_error(cl->name, true);
-	if (cc->unread++ == 0)
-		cc->unread_status = st;
-	return print_check_result(cl->name, "FAILED open or read");
+	st = report_error();
+	if (run->unread_status == 0)
+		run->unread_status = st;
+	cc->unread++;
+	return print_verdict(o, cl->name, "FAILED open or read", false);
 }
 
 static void warn_count(unsigned long n, const char *one, const char *many)
@@ -288,73 +371,113 @@ static void warn_count(unsigned long n, const char *one, const char *many)
 		warnmsg("WARNING: %lu %s", n, n == 1 ? one : many);
 }
 
-static int check_status(const char *list, const struct check_counts *cc)
+static void list_verdict(struct check_run *run, const char *list,
+    const struct check_counts *cc)
 {
-	warn_count(cc->malformed, "line is improperly formatted",
-	    "lines are improperly formatted");
-	warn_count(cc->unread, "listed file could not be read",
-	    "listed files could not be read");
-	warn_count(cc->mismatched, "computed checksum did NOT match",
-	    "computed checksums did NOT match");
-	if (cc->lines == 0) {
+	const struct imgsum_opts *o = run->o;
+
+	if (cc->proper == 0) {
 		warnmsg("%s: no properly formatted checksum lines found", list);
-		return EXIT_REJECT;
+		run->format_failure = true;
+		return;
 	}
-	if (cc->mismatched > 0)
-		return EXIT_INTEGRITY;
-	if (cc->unread > 0)
-		return cc->unread_status;
-	return cc->malformed > 0 ? EXIT_REJECT : 0;
+	if (!o->status) {
+		warn_count(cc->malformed, "line is improperly formatted",
+		    "lines are improperly formatted");
+		warn_count(cc->unread, "listed file could not be read",
+		    "listed files could not be read");
+		warn_count(cc->mismatched, "computed checksum did NOT match",
+		    "computed checksums did NOT match");
+		if (cc->mismatched_32 > 0)
+			warnmsg("%s: 32-digit lines are read as XXH128 (xxhsum "
+			    "-H2); for md5sum's, add -a md5", list);
+	}
+	if (o->ignore_missing && cc->verified == 0 && cc->unread == 0 &&
+	    cc->mismatched == 0) {
+		warnmsg("%s: no file was verified", list);
+		run->format_failure = true;
+	}
+	if (o->strict && cc->malformed > 0)
+		run->format_failure = true;
 }
 
 static void chomp(char *line, ssize_t *len)
 {
-	while (*len > 0 && (line[*len - 1] == '\n' || line[*len - 1] == '\r'))
+	if (*len > 0 && line[*len - 1] == '\n')
+		line[--*len] = '\0';
+	if (*len > 0 && line[*len - 1] == '\r')
 		line[--*len] = '\0';
 }
 
-int imgsum_check(const struct imgsum_opts *o, const char *list)
+static void warn_malformed(const struct imgsum_opts *o, const char *list,
+    unsigned long lineno)
+{
+	if (o->warn && !o->status)
+		warnmsg("%s: %lu: improperly formatted %s%schecksum line", list,
+		    lineno, o->algo ? o->algo->tag : "", o->algo ? " " : "");
+}
+
+/* One list; -1 only when stdout fails. */
+static int check_list(struct check_run *run, const char *list)
 {
 	bool list_is_stdin = is_stdin(list);
 	FILE *f = list_is_stdin ? stdin : fopen(list, "r");
 	struct check_counts cc = { 0 };
+	unsigned long lineno = 0;
 	struct check_line cl;
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	int status;
+	int rc = 0;
 
 	if (list_is_stdin)
-		list = "-";
+		list = "stdin";
 	if (f == NULL) {
-		fail_errno(EXIT_IO, "%s", list);
-		return report_error(list, false);
+		fail_io(list, NULL);
+		report_error();
+		run->list_unreadable = true;
+		return 0;
 	}
-	while ((len = getline(&line, &cap, f)) >= 0) {
+	while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+		lineno++;
 		chomp(line, &len);
 		if (len == 0 || line[0] == '#')
 			continue;
 		if (strlen(line) != (size_t)len ||
-		    !parse_check_line(line, &cl, o->algo)) {
+		    !parse_check_line(line, &cl, run->o->algo)) {
 			cc.malformed++;
+			warn_malformed(run->o, list, lineno);
 			continue;
 		}
-		cc.lines++;
-		if (check_one(o, &cl, list_is_stdin, &cc) < 0) {
-			free(line);
-			if (!list_is_stdin)
-				fclose(f);
-			return -1;
-		}
+		cc.proper++;
+		rc = check_one(run, &cl, list_is_stdin, &cc);
 	}
-	if (ferror(f)) {
-		fail_errno(EXIT_IO, "read error on %s", list);
-		status = report_error(list, false);
-	} else {
-		status = check_status(list, &cc);
+	if (rc == 0 && ferror(f)) {
+		fail_io(list, "read error");
+		report_error();
+		run->list_unreadable = true;
+	} else if (rc == 0) {
+		list_verdict(run, list, &cc);
 	}
 	free(line);
 	if (!list_is_stdin)
 		fclose(f);
-	return status;
+	return rc;
+}
+
+int imgsum_check(const struct imgsum_opts *o, char *const *lists, int nlists)
+{
+	struct check_run run = { .o = o };
+	int i;
+
+	for (i = 0; i < (nlists > 0 ? nlists : 1); i++)
+		if (check_list(&run, nlists > 0 ? lists[i] : NULL) < 0)
+			return -1;
+	if (run.mismatch)
+		return EXIT_INTEGRITY;
+	if (run.unread_status != 0)
+		return run.unread_status;
+	if (run.list_unreadable)
+		return EXIT_IO;
+	return run.format_failure ? EXIT_REJECT : 0;
 }

@@ -252,8 +252,7 @@ static bool is_unsafe(const struct info_opts *o, const struct report *r)
 /* ---- JSON, through jansson: always valid, escaped by the library ---- */
 
 /*
- * s as a JSON string; bytes that are not UTF-8 become '?'.  (json_stringn:
- * lib/core/json.c still defines a json_string of its own.)
+ * s as a JSON string; bytes that are not UTF-8 become '?'.
  */
 static json_t *json_text(const char *s)
 {
@@ -402,7 +401,7 @@ static int print_json(const struct info_opts *o, const struct report *r)
 
 	json_decref(root);
 	putchar('\n');
-	return rc == 0 ? 0 : fail(EXIT_IO, "cannot write the JSON report");
+	return rc == 0 ? 0 : fail_io("stdout", "write error");
 }
 
 /* ---- human output, in the look of qemu-img info ---- */
@@ -646,8 +645,8 @@ static int reject_unsafe(const struct info_opts *o, const struct report *r)
 	for (i = 0; i < r->nfindings; i++)
 		if (!allowed(o, r->findings[i].code))
 			break;
-	return fail_code(EXIT_REJECT, r->findings[i].code, "%s: unsafe: %s: %s",
-	    r->filename, r->findings[i].code, r->findings[i].text);
+	return fail_code(EXIT_REJECT, r->findings[i].code, "unsafe: %s: %s",
+	    r->findings[i].code, r->findings[i].text);
 }
 
 static int print_report(const struct info_opts *o, const struct report *r)
@@ -659,7 +658,7 @@ static int print_report(const struct info_opts *o, const struct report *r)
 		print_human(o, r);
 	}
 	if (fflush(stdout) != 0 || ferror(stdout))
-		return fail_errno(EXIT_IO, "write error on stdout");
+		return fail_io("stdout", "write error");
 	return 0;
 }
 

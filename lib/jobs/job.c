@@ -16,7 +16,9 @@ int image_job_run(const struct image_job *j,
 	if ((j->plain ? source_open_plain(&src, j->input)
 	    : source_open(&src, j->input)) < 0)
 		goto out;
-	progress_start(&pr, j->progress, src.size_known ? src.size : 0);
+	progress_start(&pr, j->progress, j->size ? j->size : src.meter_total);
+	if (j->size)	/* pv -s: the size of what arrives */
+		src.meter_raw = src.ar != NULL;
 	src.progress = &pr;
 	if (image_open(&img, &src, &st, j->plain ? "raw" : j->format,
 	    false) == 0) {

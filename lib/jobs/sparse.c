@@ -33,7 +33,7 @@ static int emit_blocks(struct image *img, struct stash *st, void *arg)
 static int run_raw(const struct sparse_opts *o, struct sink *sk)
 {
 	struct image_job j = { .input = o->input, .plain = true,
-	    .progress = o->progress };
+	    .progress = o->progress, .size = o->size };
 	struct sparse_job sj = { sk, o->block };
 
 	return image_job_run(&j, emit_blocks, &sj);
@@ -85,8 +85,7 @@ static int punch_zero(struct sink *sk, uint64_t off, uint64_t len)
 
 	if (fallocate(ps->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off,
 	    len) < 0)
-		return fail_errno(EXIT_IO, "cannot punch a hole in %s",
-		    ps->name);
+		return fail_io(ps->name, "cannot punch a hole");
 	return 0;
 }
 
@@ -96,7 +95,7 @@ static int punch_finish(struct sink *sk, uint64_t size)
 
 	(void)size;
 	if (fsync(ps->fd) < 0)
-		return fail_errno(EXIT_IO, "%s", ps->name);
+		return fail_io(ps->name, NULL);
 	return 0;
 }
 
@@ -114,14 +113,14 @@ int sparse_in_place(const struct sparse_opts *o)
 		return fail(EXIT_USAGE, "--in-place needs a FILE");
 	ps.fd = open(o->input, O_WRONLY | O_CLOEXEC);
 	if (ps.fd < 0)
-		return fail_errno(EXIT_IO, "%s", o->input);
+		return fail_io(o->input, NULL);
 	if (fstat(ps.fd, &st) < 0 || !S_ISREG(st.st_mode)) {
 		close(ps.fd);
-		return fail(EXIT_USAGE, "%s: --in-place needs a regular file",
-		    o->input);
+		return fail_file(EXIT_USAGE, o->input, "--in-place needs a "
+		    "regular file");
 	}
 	rc = run_raw(o, &ps.base);
 	if (close(ps.fd) < 0 && rc == 0)
-		rc = fail_errno(EXIT_IO, "%s", o->input);
+		rc = fail_io(o->input, NULL);
 	return rc;
 }

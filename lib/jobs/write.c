@@ -131,6 +131,13 @@ static int open_input(struct wjob *j)
 	if (image_open(&j->img, &j->src, &j->st, j->o->format, false) < 0)
 		return -1;
 	j->img_open = true;
+	/*
+	 * A raw disk through a pipe: --size is what arrives, the total of the
+	 * meter (pv -s); for another format it is not the input's size.
+	 */
+	if (j->o->size_given && j->src.meter_total == 0 && !j->src.meter_raw &&
+	    j->img.fmt != NULL && strcmp(j->img.fmt->name, "raw") == 0)
+		progress_total(&j->pr, j->o->size);
 	return 0;
 }
 
@@ -172,7 +179,7 @@ static int run_layout(struct wjob *j)
 
 	if (sized && (w->flags & WRITER_STREAMS)) {
 		w->layout = WLAYOUT_STREAM;
-		j->layout_name = "straight through, metadata after its data";
+		j->layout_name = "straight through";
 		return run_one_pass(j);
 	}
 	if (sized && w->out->seekable) {
@@ -197,8 +204,8 @@ static int size_the_output(struct wjob *j)
 	uint64_t n;
 
 	if (o->size_given && !j->img.size_late && j->img.virtual_size > o->size)
-		return fail(EXIT_USAGE, "%s is longer than --size %llu",
-		    j->src.name, (unsigned long long)o->size);
+		return fail_file(EXIT_USAGE, j->src.name, "longer than "
+		    "--size %llu", (unsigned long long)o->size);
 	if (!o->size_given && j->img.size_late)
 		return 0;
 	n = o->size_given ? o->size : j->img.virtual_size;
@@ -217,13 +224,14 @@ static int check_size(struct wjob *j)
 	j->limit = IMAGE_VSIZE_MAX;
 	if (w->max_size && w->max_size < j->limit)
 		j->limit = w->max_size;
-	if (j->o->size_given && j->o->size <= j->limit) {
-		j->limit = j->o->size;
+	/* --size rounded up as the virtual size is (size_the_output) */
+	if (j->o->size_given && j->o->size + (-j->o->size & 511) <= j->limit) {
+		j->limit = j->o->size + (-j->o->size & 511);
 		j->limit_given = true;
 	}
 	if (w->size_known && w->virtual_size > j->limit)
-		return fail(EXIT_REJECT, "%s: a disk of %llu bytes is larger "
-		    "than %llu bytes, the most %s can hold here", j->src.name,
+		return fail(EXIT_REJECT, "a disk of %llu bytes is larger "
+		    "than %llu bytes, the most %s can hold here",
 		    (unsigned long long)w->virtual_size,
 		    (unsigned long long)j->limit, w->fmt->name);
 	return 0;
@@ -314,8 +322,7 @@ int write_image(const struct write_opts *o)
 	j.o = o;
 	stash_init(&j.st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
 	if (source_open(&j.src, o->input) == 0) {
-		progress_start(&j.pr, o->progress,
-		    j.src.size_known ? j.src.size : 0);
+		progress_start(&j.pr, o->progress, j.src.meter_total);
 		j.src.progress = &j.pr;
 		rc = run(&j);
 		progress_end(&j.pr);

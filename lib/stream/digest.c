@@ -1,8 +1,15 @@
-/* The digest sink: XXH3-128, XXH3-64, XXH64 (libxxhash), SHA-2 (nettle). */
+/*
+ * The digest sink: XXH3-128, XXH3-64, XXH64, XXH32 (libxxhash), MD5,
+ * SHA-1, SHA-2 (nettle).
+ */
+#include <nettle/md5.h>
+#include <nettle/sha1.h>
 #include <nettle/sha2.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xxhash.h>
+#define XXH_DISPATCH_DISABLE_REPLACE
+#include <xxh_x86dispatch.h>
 
 #include "imgpipe/digest.h"
 #include "imgpipe/err.h"
@@ -21,16 +28,25 @@ const struct digest_algo digest_algos[] = {
 	{ DIGEST_XXH64, "xxh64", "XXH64", 8, false, "stdin" },
 	{ DIGEST_SHA256, "sha256", "SHA256", 32, false, "-" },
 	{ DIGEST_SHA512, "sha512", "SHA512", 64, false, "-" },
+	{ DIGEST_XXH32, "xxh32", "XXH32", 4, false, "stdin" },
+	{ DIGEST_MD5, "md5", "MD5", 16, false, "-" },
+	{ DIGEST_SHA1, "sha1", "SHA1", 20, false, "-" },
 	{ 0, NULL, NULL, 0, false, NULL },
 };
+
+typedef XXH_errorcode (*xxh3_update_fn)(XXH3_state_t *, const void *, size_t);
 
 struct digest_state {
 	union {
 		XXH3_state_t *xxh3;	/* xxh128 and xxh3 */
 		XXH64_state_t *xxh64;
+		XXH32_state_t *xxh32;
+		struct md5_ctx md5;
+		struct sha1_ctx sha1;
 		struct sha256_ctx sha256;
 		struct sha512_ctx sha512;
 	} u;
+	xxh3_update_fn xxh3_update;	/* the widest XXH3 this CPU runs */
 };
 
 const struct digest_algo *digest_algo_by_name(const char *name)
@@ -58,11 +74,33 @@ const struct digest_algo *digest_algo_by_hexlen(size_t hexlen)
 {
 	switch (hexlen) {
 	case 32: return &digest_algos[DIGEST_XXH128];
+	case 8: return &digest_algos[DIGEST_XXH32];
 	case 16: return &digest_algos[DIGEST_XXH64];
+	case 40: return &digest_algos[DIGEST_SHA1];
 	case 64: return &digest_algos[DIGEST_SHA256];
 	case 128: return &digest_algos[DIGEST_SHA512];
 	}
 	return NULL;
+}
+
+/*
+ * XXH3 at the machine's full width.  libxxhash's plain XXH3 entry points
+ * are built for baseline x86-64 (SSE2); Debian's shared library also
+ * exports the x86 dispatch ones (xxh_x86dispatch.h), which pick AVX2 or
+ * AVX-512 at run time as xxhsum does: 2-3x the rate on long inputs, the
+ * same digest.  The static archive (libxxhash.a, make static) lacks them,
+ * so they are weak references: null there, and the plain ones are used.
+ */
+#pragma weak XXH3_128bits_update_dispatch
+#pragma weak XXH3_64bits_update_dispatch
+
+static xxh3_update_fn xxh3_update_fn_for(enum digest_id id)
+{
+	if (id == DIGEST_XXH128)
+		return XXH3_128bits_update_dispatch != NULL ?
+		    XXH3_128bits_update_dispatch : XXH3_128bits_update;
+	return XXH3_64bits_update_dispatch != NULL ?
+	    XXH3_64bits_update_dispatch : XXH3_64bits_update;
 }
 
 static void digest_update(struct digest_sink *ds, const void *buf, size_t len)
@@ -70,11 +108,14 @@ static void digest_update(struct digest_sink *ds, const void *buf, size_t len)
 	struct digest_state *s = ds->state;
 
 	switch (ds->algo->id) {
-	case DIGEST_XXH128: XXH3_128bits_update(s->u.xxh3, buf, len); break;
-	case DIGEST_XXH3: XXH3_64bits_update(s->u.xxh3, buf, len); break;
+	case DIGEST_XXH128:
+	case DIGEST_XXH3: s->xxh3_update(s->u.xxh3, buf, len); break;
 	case DIGEST_XXH64: XXH64_update(s->u.xxh64, buf, len); break;
 	case DIGEST_SHA256: sha256_update(&s->u.sha256, len, buf); break;
 	case DIGEST_SHA512: sha512_update(&s->u.sha512, len, buf); break;
+	case DIGEST_XXH32: XXH32_update(s->u.xxh32, buf, len); break;
+	case DIGEST_MD5: md5_update(&s->u.md5, len, buf); break;
+	case DIGEST_SHA1: sha1_update(&s->u.sha1, len, buf); break;
 	}
 	ds->pos += len;
 }
@@ -98,6 +139,7 @@ static void digest_final(struct digest_sink *ds)
 	unsigned char out[DIGEST_MAX];
 	XXH128_canonical_t c128;
 	XXH64_canonical_t c64;
+	XXH32_canonical_t c32;
 
 	switch (ds->algo->id) {
 	case DIGEST_XXH128:
@@ -118,6 +160,12 @@ static void digest_final(struct digest_sink *ds)
 	case DIGEST_SHA512:
 		sha512_digest(&s->u.sha512, SHA512_DIGEST_SIZE, out);
 		break;
+	case DIGEST_XXH32:
+		XXH32_canonicalFromHash(&c32, XXH32_digest(s->u.xxh32));
+		memcpy(out, c32.digest, sizeof c32.digest);
+		break;
+	case DIGEST_MD5: md5_digest(&s->u.md5, MD5_DIGEST_SIZE, out); break;
+	case DIGEST_SHA1: sha1_digest(&s->u.sha1, SHA1_DIGEST_SIZE, out); break;
 	}
 	hex_encode(out, ds->algo->len, ds->hex);
 }
@@ -179,6 +227,7 @@ static int digest_state_init(struct digest_sink *ds)
 		s->u.xxh3 = XXH3_createState();
 		if (s->u.xxh3 == NULL)
 			return fail(EXIT_IO, "out of memory");
+		s->xxh3_update = xxh3_update_fn_for(ds->algo->id);
 		if (ds->algo->id == DIGEST_XXH128)
 			XXH3_128bits_reset(s->u.xxh3);
 		else
@@ -192,6 +241,14 @@ static int digest_state_init(struct digest_sink *ds)
 		break;
 	case DIGEST_SHA256: sha256_init(&s->u.sha256); break;
 	case DIGEST_SHA512: sha512_init(&s->u.sha512); break;
+	case DIGEST_XXH32:
+		s->u.xxh32 = XXH32_createState();
+		if (s->u.xxh32 == NULL)
+			return fail(EXIT_IO, "out of memory");
+		XXH32_reset(s->u.xxh32, 0);
+		break;
+	case DIGEST_MD5: md5_init(&s->u.md5); break;
+	case DIGEST_SHA1: sha1_init(&s->u.sha1); break;
 	}
 	return 0;
 }
@@ -229,6 +286,8 @@ void digest_sink_free(struct digest_sink *ds)
 		XXH3_freeState(ds->state->u.xxh3);
 	else if (ds->algo->id == DIGEST_XXH64)
 		XXH64_freeState(ds->state->u.xxh64);
+	else if (ds->algo->id == DIGEST_XXH32)
+		XXH32_freeState(ds->state->u.xxh32);
 	free(ds->state);
 	ds->state = NULL;
 }

@@ -35,7 +35,7 @@ static int add_run(struct map_sink *ms, uint64_t off, uint64_t len, bool zero)
 	ms->run_zero = zero;
 	ms->run_off = off;
 	ms->run_len = len;
-	return ferror(ms->out) ? fail_errno(EXIT_IO, "write error on stdout")
+	return ferror(ms->out) ? fail_io("stdout", "write error")
 	    : 0;
 }
 
@@ -61,7 +61,7 @@ static int map_finish(struct sink *sk, uint64_t size)
 	if (ms->json)
 		fputs(ms->nprinted ? "]\n" : "[]\n", ms->out);
 	if (fflush(ms->out) != 0 || ferror(ms->out))
-		return fail_errno(EXIT_IO, "write error on stdout");
+		return fail_io("stdout", "write error");
 	return 0;
 }
 

@@ -20,7 +20,7 @@ int write_full(int fd, const void *buf, size_t len, const char *name)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return fail_errno(EXIT_IO, "write error on %s", name);
+			return fail_io(name, "write error");
 		buf = (const char *)buf + n;
 		len -= n;
 	}
@@ -37,7 +37,7 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			return fail_errno(EXIT_IO, "write error on %s", name);
+			return fail_io(name, "write error");
 		buf = (const char *)buf + n;
 		len -= n;
 		off += n;
@@ -107,8 +107,7 @@ static int file_finish(struct sink *sk, uint64_t size)
 	if (fstat(rs->fd, &st) == 0 && S_ISBLK(st.st_mode))
 		return 0;
 	if (ftruncate(rs->fd, size) < 0)
-		return fail_errno(EXIT_IO, "cannot set the size of %s",
-		    rs->name);
+		return fail_io(rs->name, "cannot set the size");
 	return 0;
 }
 

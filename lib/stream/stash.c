@@ -201,8 +201,7 @@ static int open_spill(struct stash *st)
 		return fail(EXIT_IO, "temporary directory name too long");
 	fd = mkstemp(path);
 	if (fd < 0)
-		return fail_errno(EXIT_IO, "cannot create temporary file in %s",
-		    dir);
+		return fail_io(dir, "cannot create a temporary file");
 	unlink(path);
 	st->fd = fd;
 	return 0;

@@ -281,8 +281,7 @@ static int check_grain(struct wsink *ws, uint64_t index, uint32_t elen)
 
 	if (wplan_next(&ws->check, &want, &wlen) != 1 || want != index ||
 	    wlen != elen)
-		return fail(EXIT_IO, "%s changed while it was being read",
-		    ws->input_name);
+		return fail(EXIT_IO, "changed while it was being read");
 	return 0;
 }
 
@@ -414,11 +413,11 @@ static int drain_consumer(struct wsink *ws)
 static int too_large(struct wsink *ws, uint64_t end)
 {
 	if (ws->limit_given)
-		return fail(EXIT_USAGE, "%s is longer than --size %llu",
-		    ws->input_name, (unsigned long long)ws->limit);
-	return fail(EXIT_REJECT, "%s: the disk (at least %llu bytes) is "
+		return fail_file(EXIT_USAGE, ws->input_name, "longer than "
+		    "--size %llu", (unsigned long long)ws->limit);
+	return fail(EXIT_REJECT, "the disk (at least %llu bytes) is "
 	    "larger than %llu bytes, the most %s can hold here",
-	    ws->input_name, (unsigned long long)end,
+	    (unsigned long long)end,
 	    (unsigned long long)ws->limit, ws->w->fmt->name);
 }
 
@@ -511,8 +510,8 @@ static int size_the_disk(struct wsink *ws, uint64_t size)
 
 	if (w->size_known) {
 		if (size > w->virtual_size)
-			return fail(EXIT_USAGE, "%s is longer than --size %llu",
-			    ws->input_name,
+			return fail_file(EXIT_USAGE, ws->input_name,
+			    "longer than --size %llu",
 			    (unsigned long long)w->virtual_size);
 		return 0;
 	}
@@ -548,8 +547,7 @@ static int sink_finish(struct sink *sk, uint64_t size)
 	if (dispatch(ws) < 0 || drain_consumer(ws) < 0)
 		return -1;
 	if (ws->pass == WPASS_CHECK && plan_left(ws))
-		return fail(EXIT_IO, "%s changed while it was being read",
-		    ws->input_name);
+		return fail(EXIT_IO, "changed while it was being read");
 	return wplan_close(w->plan);
 }
 

@@ -148,9 +148,9 @@ truncation_check() {
 # FORMAT "-": the format part is not checked (DESIGN.md makes it optional:
 # a message from before the format is known has none).
 # -i INPUT: PROGRAM reads INPUT from a pipe (cat INPUT | PROGRAM ARGS),
-# and FILE is "-" or "stdin"; without it, FILE is the last of ARGS.
-# The FILE part is optional for now: many messages do not name the file
-# yet (issue 20 adds it).  EXPECT_REJECT_FILE=1 makes it required.
+# and FILE is "stdin"; without it, FILE is the last of ARGS.
+# The FILE part is required (issue 20); EXPECT_REJECT_FILE=0 makes it
+# optional, for a message about no file.
 expect_reject() {
 	local input= status fmt re prog name st line rest names n found=0
 	if [ "$1" = -i ]; then input=$2; shift 2; fi
@@ -158,7 +158,7 @@ expect_reject() {
 	shift 3
 	prog=$1
 	if [ -n "$input" ]; then
-		names="- stdin"
+		names=stdin
 		cat "$input" | timeout 10 "$@" 2> "$T/reject.err" | cat > /dev/null
 		st=${PIPESTATUS[1]}
 	else
@@ -182,7 +182,7 @@ expect_reject() {
 			break
 		fi
 	done
-	[ $found = 1 ] || [ -z "${EXPECT_REJECT_FILE:-}" ] ||
+	[ $found = 1 ] || [ "${EXPECT_REJECT_FILE:-1}" = 0 ] ||
 		{ echo "expect_reject: the message does not name the input ($names)"; return 1; }
 	if [ "$fmt" != - ]; then
 		[[ "$rest" == "$fmt: "* ]] ||

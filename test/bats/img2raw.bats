@@ -199,15 +199,10 @@ wrapped() {	# COMPRESSOR EXT
 # naming NAME, with no output file; -f raw copies its bytes as they are.
 foreign() {
 	local name=$1 img=$2
-	run img2raw -o "$T/out.raw" "$img"
-	echo "file: $status $output"
-	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: $name: the input is "*", which imgpipe does not read; -f raw copies its bytes as they are" ]]
+	expect_reject 1 "$name" '^the input is .*, which imgpipe does not read; -f raw copies its bytes as they are$' \
+		img2raw -o "$T/out.raw" "$img"
 	[ ! -e "$T/out.raw" ]
-	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$img"
-	echo "pipe: $status $output"
-	[ "$status" -eq 1 ]
-	[[ "$output" == "img2raw: $name: the input is "* ]]
+	expect_reject -i "$img" 1 "$name" '^the input is ' img2raw
 	img2raw_4ways "$img" "$img" -f raw
 	run imginfo --strict "$img"
 	[ "$status" -eq 1 ]
@@ -277,13 +272,7 @@ padded() { truncate -s "$2" "$1"; }
 	img2raw_4ways "$T/a.iso" "$T/a.iso"
 	size=$(stat -c %s "$T/a.iso")
 	head -c $((size - 4096)) "$T/a.iso" > "$T/cut.iso"
-	run img2raw -o "$T/out.raw" "$T/cut.iso"
-	[ "$status" -eq 1 ]
-	[ "$output" = "img2raw: iso: the primary volume descriptor declares $size bytes, the input has only $((size - 4096))" ]
-	[ ! -e "$T/out.raw" ]
-	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/cut.iso"
-	[ "$status" -eq 1 ]
-	[ "$output" = "img2raw: iso: the primary volume descriptor declares $size bytes, the input has only $((size - 4096))" ]
+	img2raw_rejects iso "$T/cut.iso" "^the primary volume descriptor declares $size bytes, the input has only $((size - 4096))\$"
 	for how in file pipe; do
 		if [ $how = file ]; then run imginfo --json "$T/cut.iso"
 		else run sh -c 'cat "$1" | imginfo --json -' sh "$T/cut.iso"; fi

@@ -107,7 +107,7 @@ PY
 @test "imgsparse: /dev/full as output is exit 3 with a message" {
 	run imgsparse -o /dev/full "$T/p"
 	[ "$status" -eq 3 ]
-	[[ "$output" == "imgsparse: write error on /dev/full"* ]]
+	[[ "$output" == "imgsparse: /dev/full: write error"* ]]
 	run sh -c 'imgsparse < "$1" > /dev/full' sh "$T/p"
 	[ "$status" -eq 3 ]
 }
@@ -120,7 +120,7 @@ PY
 
 @test "imgsparse: a closed pipe is exit 3" {
 	run bash -c 'imgsparse < "$1" | head -c 10 >/dev/null; echo "${PIPESTATUS[0]}"' bash "$T/dense"
-	[ "$output" = "imgsparse: write error on stdout: Broken pipe
+	[ "$output" = "imgsparse: stdout: write error: Broken pipe
 3" ]
 }
 
@@ -138,7 +138,7 @@ PY
 @test "imgsparse: -h and -V" {
 	run imgsparse -h
 	[ "$status" -eq 0 ]
-	[[ "$output" == usage:* ]]
+	[[ "$output" == Usage:* ]]
 	run imgsparse -V
 	[ "$status" -eq 0 ]
 	[[ "$output" == "imgsparse (imgpipe) "* ]]

@@ -113,17 +113,49 @@ check_variant() {
 	output_is "$(xxhsum -H3 --tag d.raw)" imgsum -a xxh3 --tag d.raw
 	output_is "$(xxhsum -H1 d.raw)" imgsum -a xxh64 d.raw
 	output_is "$(xxhsum -H1 --tag d.raw)" imgsum -a xxh64 --tag d.raw
+	output_is "$(xxhsum -H0 d.raw)" imgsum -a xxh32 d.raw
+	output_is "$(xxhsum -H0 --tag d.raw)" imgsum -a xxh32 --tag d.raw
 	output_is "$(sha256sum d.raw)" imgsum -a sha256 d.raw
 	output_is "$(sha256sum --tag d.raw)" imgsum -a sha256 --tag d.raw
 	output_is "$(sha512sum d.raw)" imgsum -a sha512 d.raw
 	output_is "$(sha512sum --tag d.raw)" imgsum -a sha512 --tag d.raw
-	for h in 1 2 3; do
-		a=$(case $h in 1) echo xxh64 ;; 2) echo xxh128 ;; 3) echo xxh3 ;; esac)
+	output_is "$(md5sum d.raw)" imgsum -a md5 d.raw
+	output_is "$(md5sum --tag d.raw)" imgsum -a md5 --tag d.raw
+	output_is "$(sha1sum d.raw)" imgsum -a sha1 d.raw
+	output_is "$(sha1sum --tag d.raw)" imgsum -a sha1 --tag d.raw
+	for h in 0 1 2 3; do
+		a=$(case $h in 0) echo xxh32 ;; 1) echo xxh64 ;; 2) echo xxh128 ;; 3) echo xxh3 ;; esac)
 		output_is "$(cat d.raw | xxhsum -H$h)" imgsum -a $a < <(cat d.raw)
 		output_is "$(cat d.raw | xxhsum -H$h --tag -)" imgsum -a $a --tag - < <(cat d.raw)
 	done
 	output_is "$(cat d.raw | sha256sum)" imgsum -a sha256 < <(cat d.raw)
 	output_is "$(cat d.raw | sha512sum --tag)" imgsum -a sha512 --tag < <(cat d.raw)
+	output_is "$(cat d.raw | md5sum)" imgsum -a md5 < <(cat d.raw)
+	output_is "$(cat d.raw | sha1sum --tag)" imgsum -a sha1 --tag < <(cat d.raw)
+}
+
+@test "--bytes digests the file as it is: the Image service's os_hash_value" {
+	cd "$T"
+	make_pattern d.raw 102400	# qemu-img rounds sizes up to 512
+	qemu-img convert -f raw -O qcow2 d.raw d.qcow2
+	gzip -c d.raw > d.raw.gz
+	# os_hash_value: SHA-512 of the uploaded bytes, whatever they hold
+	for f in d.raw d.qcow2 d.raw.gz; do
+		output_is "$(sha512sum "$f")" imgsum -a sha512 --bytes "$f"
+		output_is "$(cat "$f" | sha512sum)" imgsum -a sha512 --bytes < <(cat "$f")
+	done
+	# the legacy checksum: MD5 of the same bytes
+	output_is "$(md5sum d.qcow2)" imgsum -a md5 --bytes d.qcow2
+	# without --bytes, the virtual disk: the qcow2 and the gzip are d.raw
+	want=$(sha512sum d.raw | cut -d' ' -f1)
+	output_is "$want  d.qcow2" imgsum -a sha512 d.qcow2
+	output_is "$want  d.raw.gz" imgsum -a sha512 d.raw.gz
+	sha512sum d.qcow2 > list
+	run imgsum -c --bytes list
+	[ "$status" -eq 0 ]
+	[ "$output" = "d.qcow2: OK" ]
+	run imgsum --bytes -f qcow2 d.qcow2
+	[ "$status" -eq 2 ]
 }
 
 @test "a large sparse disk: zeros are hashed, never read, and digest right" {
@@ -208,7 +240,7 @@ check_variant() {
 	[[ "$output" == *"WARNING: 1 computed checksum did NOT match"* ]]
 }
 
-@test "-c: malformed lines are reported and the exit is non-zero" {
+@test "-c: malformed lines are reported; the exit is non-zero with --strict" {
 	cd "$T"
 	make_pattern a.raw 100000
 	{
@@ -216,13 +248,18 @@ check_variant() {
 		echo "this is not a digest line"
 		echo "0123  a.raw"
 		echo "XXH128 (a.raw) = 0123"
-		echo "MD5 (a.raw) = d41d8cd98f00b204e9800998ecf8427e"
+		echo "MD6 (a.raw) = d41d8cd98f00b204e9800998ecf8427e"
 	} > sums
 	run imgsum -c sums
 	echo "$output"
-	[ "$status" -eq 1 ]
+	[ "$status" -eq 0 ]
 	[[ "$output" == *"a.raw: OK"* ]]
 	[[ "$output" == *"WARNING: 4 lines are improperly formatted"* ]]
+	run imgsum -c --strict sums
+	[ "$status" -eq 1 ]
+	run imgsum -c -w sums
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"imgsum: sums: 2: improperly formatted checksum line"* ]]
 	echo "nothing here" > bad
 	run imgsum -c bad
 	[ "$status" -eq 1 ]
@@ -260,11 +297,12 @@ check_variant() {
 @test "exit statuses: usage 2, missing 3, rejected 1, closed stdout 3" {
 	cd "$T"
 	make_pattern a.raw 100000
-	run imgsum -a md5 a.raw
+	run imgsum -a md6 a.raw
 	[ "$status" -eq 2 ]
+	[[ "$output" == "imgsum: unknown algorithm 'md6'"* ]]
 	run imgsum --no-such-option a.raw
 	[ "$status" -eq 2 ]
-	run imgsum -c sums a.raw
+	run imgsum --status a.raw
 	[ "$status" -eq 2 ]
 	run imgsum -f nosuchformat a.raw
 	[ "$status" -eq 2 ]
@@ -277,14 +315,14 @@ check_variant() {
 	[ "$(grep -c '  a.raw$' <<< "$output")" -eq 2 ]
 	run imgsum -f iso a.raw
 	[ "$status" -eq 1 ]
-	[[ "$output" == "imgsum: input is not iso"* ]]
+	[[ "$output" == "imgsum: a.raw: input is not iso"* ]]
 	run sh -c 'imgsum a.raw a.raw > /dev/full'
 	[ "$status" -eq 3 ]
-	[ "$output" = "imgsum: write error on stdout: No space left on device" ]
+	[ "$output" = "imgsum: stdout: write error: No space left on device" ]
 	imgsum a.raw > sums
 	run sh -c 'imgsum -c sums > /dev/full'
 	[ "$status" -eq 3 ]
-	[ "$output" = "imgsum: write error on stdout: No space left on device" ]
+	[ "$output" = "imgsum: stdout: write error: No space left on device" ]
 	run imgsum -h
 	[ "$status" -eq 0 ]
 	run imgsum -V
@@ -306,4 +344,147 @@ check_variant() {
 	output_is "$want" imgsum -p "$T/p.raw" 2>"$T/err"
 	[ -s "$T/err" ]
 	output_is "$want" imgsum --mem 64K --tmpdir "$T" "$T/p.raw"
+}
+
+# ---- -c against the tools that made the lists ---------------------------
+
+# Files a.txt, b.txt, c.txt, gone.txt listed, then b changed, c removed, a
+# malformed line and a comment added: every verdict and warning at once.
+make_check_lists() {	# make_check_lists TOOL [OPTIONS]
+	local tool=$1
+	shift
+	printf 'alpha\n' > a.txt
+	printf 'bravo\n' > b.txt
+	printf 'charlie\n' > c.txt
+	printf 'gone\n' > gone.txt
+	"$tool" "$@" a.txt b.txt > clean.list
+	{ cat clean.list; echo "not a digest line"; } > malformed.list
+	"$tool" "$@" a.txt b.txt c.txt gone.txt > mixed.list
+	echo "# a comment" >> mixed.list
+	echo "not a digest line" >> mixed.list
+	"$tool" "$@" gone.txt > missing.list
+	printf 'BRAVO\n' > b.txt
+	rm gone.txt
+	mkdir -p c.dir
+}
+
+# compare_check TOOL FLAG LIST [IMGSUM OPTIONS]: stdout the same, stderr
+# the same but for the program's name, and the status: 0 where the tool
+# says 0, else imgsum's own (4: a digest did not match, 3: a listed file
+# could not be read, 1: the list itself).
+compare_check() {
+	local tool=$1 flag=$2 list=$3 tst=0 ist=0 want
+	shift 3
+	"$tool" -c $flag $list > t.out 2> t.err || tst=$?
+	imgsum -c "$@" $flag $list > i.out 2> i.err || ist=$?
+	sed "s/^$tool:/imgsum:/" t.err > t.err.named
+	diff t.out i.out || { echo "$tool -c $flag $list: stdout differs"; return 1; }
+	diff t.err.named i.err || { echo "$tool -c $flag $list: stderr differs"; return 1; }
+	if [ "$tst" -eq 0 ]; then
+		want=0
+	elif "$tool" -c $list 2>/dev/null | grep -q ': FAILED$'; then
+		want=4
+	elif "$tool" -c $list 2>/dev/null | grep -q ': FAILED open or read$' &&
+	    [ "$flag" != --ignore-missing ]; then
+		want=3
+	else
+		want=1
+	fi
+	[ "$ist" -eq "$want" ] ||
+		{ echo "$tool -c $flag $list: status $ist ($tool: $tst), want $want"; return 1; }
+}
+
+check_like_coreutils() {	# check_like_coreutils TOOL ALGO [TOOL OPTIONS]
+	local tool=$1 algo=$2 flag list
+	shift 2
+	cd "$T"
+	make_check_lists "$tool" "$@"
+	for list in clean.list malformed.list mixed.list missing.list; do
+		for flag in "" --quiet --status --strict --warn --ignore-missing; do
+			compare_check "$tool" "$flag" "$list" -a "$algo" || return 1
+		done
+	done
+}
+
+@test "-c like md5sum -c, flag by flag (-a md5: 32 digits are MD5)" {
+	check_like_coreutils md5sum md5
+}
+
+@test "-c like sha1sum -c, flag by flag" {
+	check_like_coreutils sha1sum sha1
+}
+
+@test "-c like sha256sum -c, flag by flag, and --tag lists" {
+	check_like_coreutils sha256sum sha256
+	check_like_coreutils sha256sum sha256 --tag
+}
+
+@test "-c like sha512sum -c, flag by flag, and --tag lists" {
+	check_like_coreutils sha512sum sha512
+	check_like_coreutils sha512sum sha512 --tag
+}
+
+@test "-c without -a: the digest's length or tag chooses, the verdicts are coreutils'" {
+	local tool flag list
+	for tool in sha1sum sha256sum sha512sum; do
+		cd "$T" && rm -rf ./*
+		make_check_lists "$tool"
+		for list in clean.list mixed.list; do
+			# the warnings of --warn name the algorithm, given -a only
+			for flag in "" --quiet --status --strict --ignore-missing; do
+				compare_check "$tool" "$flag" "$list" || return 1
+			done
+		done
+	done
+	# a 32-digit line is XXH128 unless -a md5 says MD5: the md5sum list
+	# fails, with a hint
+	cd "$T" && rm -rf ./*
+	make_check_lists md5sum
+	run imgsum -c clean.list
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"-a md5"* ]]
+	run imgsum -c -a md5 clean.list
+	[ "$status" -eq 4 ]
+	[ "$(grep -c ': OK$' <<< "$output")" -eq 1 ]
+}
+
+# Verdict lines and status against xxhsum -c (0.8 has no --ignore-missing,
+# and says of missing files and malformed lines what coreutils does not).
+compare_xxhsum() {	# compare_xxhsum FLAG LIST
+	local flag=$1 list=$2 tst=0 ist=0
+	xxhsum -c $flag "$list" > t.out 2> t.err || tst=$?
+	imgsum -c $flag "$list" > i.out 2> i.err || ist=$?
+	diff <(grep -E ': (OK|FAILED)$' t.out) <(grep -E ': (OK|FAILED)$' i.out) ||
+		{ echo "xxhsum -c $flag $list: verdicts differ"; return 1; }
+	[ "$(( tst == 0 ))" -eq "$(( ist == 0 ))" ] ||
+		{ echo "xxhsum -c $flag $list: status $ist, xxhsum $tst"; return 1; }
+}
+
+@test "-c like xxhsum -c: -H0, -H1, -H2, -H3 and --tag lists, flag by flag" {
+	local opts flag list
+	cd "$T"
+	for opts in -H0 -H1 -H2 -H3 "-H2 --tag" "-H1 --tag"; do
+		rm -rf ./*
+		make_check_lists xxhsum $opts
+		for list in clean.list malformed.list mixed.list; do
+			for flag in "" --quiet --status --strict --warn; do
+				compare_xxhsum "$flag" "$list" || return 1
+			done
+		done
+	done
+}
+
+@test "-c: lists as operands, several at once, stdin as -; missing, directory, unreadable list" {
+	cd "$T"
+	make_check_lists sha256sum
+	compare_check sha256sum "" "clean.list mixed.list" || return 1
+	run sh -c 'imgsum -c < clean.list'
+	[ "$status" -eq 4 ]
+	[ "$output" = "$(sha256sum -c < clean.list 2>&1 | sed 's/^sha256sum:/imgsum:/')" ]
+	run imgsum -c nolist
+	[ "$status" -eq 3 ]
+	[ "$output" = "imgsum: nolist: No such file or directory" ]
+	sha256sum a.txt > dir.list
+	echo "$(sha256sum < a.txt | cut -d' ' -f1)  c.dir" >> dir.list
+	compare_check sha256sum "" dir.list || return 1
 }

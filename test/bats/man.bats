@@ -31,3 +31,29 @@ load helpers
 		done
 	done
 }
+
+@test "every page carries the version the programs print, in its .Os line" {
+	cd "$BATS_TEST_DIRNAME/../.."
+	local v
+	v=$(img2raw -V | awk '{ print $3 }')
+	[ -n "$v" ]
+	for m in man/*.1 man/*.7; do
+		grep -qx ".Os imgpipe $v" "$m" || { echo "$m: $(grep '^\.Os' "$m")"; return 1; }
+		MANWIDTH=80 man -l "$m" 2>/dev/null | tail -n 1 | grep -q "imgpipe $v" ||
+			{ echo "$m: no version in the footer"; return 1; }
+	done
+}
+
+@test "mandoc -T lint finds nothing at warning level or above" {
+	cd "$BATS_TEST_DIRNAME/../.."
+	run mandoc -T lint -W warning man/*.1 man/*.7
+	echo "$output"
+	[ "$status" -eq 0 ]
+	[ -z "$output" ]
+}
+
+@test "imgpipe(7): the stash's budget renders as (--mem, default 32 MiB)" {
+	cd "$BATS_TEST_DIRNAME/../.."
+	MANWIDTH=200 man -l man/imgpipe.7 2>/dev/null | grep -q -- '(--mem, default 32 MiB)'
+	! MANWIDTH=200 man -l man/imgpipe.7 2>/dev/null | grep -q -- '-default'
+}

@@ -156,9 +156,9 @@ extract_both() {
 	extract_both vb.ova disk1.vmdk -d vmdisk1
 }
 
-@test "-l: capacities in allocation units, populated size, system and OS" {
+@test "-t: capacities in allocation units, populated size, system and OS" {
 	std_ova
-	run ovaextract -l x.ova
+	run ovaextract -t x.ova
 	echo "$output"
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"VMware test"* ]]
@@ -167,7 +167,7 @@ extract_both() {
 	echo "$output" | grep -E '^2 +vmdisk2 +disk2.vhd +vhd +3145728 +- +-$'
 	ovf_vbox vb.ovf
 	mkova pax vb.ova vb.ovf disk1.vmdk
-	run ovaextract -l vb.ova
+	run ovaextract -t vb.ova
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"Debian_64"* ]]
 	[[ "$output" == *"vbox-vm"* ]]
@@ -175,25 +175,25 @@ extract_both() {
 
 @test "--json is valid JSON with the right numbers" {
 	std_ova
-	ovaextract -l --json x.ova > l.json
+	ovaextract -t --json x.ova > l.json
 	python3 -m json.tool l.json > /dev/null
 	python3 - l.json <<-'PY'
 	import json, sys
 	d = json.load(open(sys.argv[1]))
 	disks = d["disks"]
-	assert d["ovf_version"] == 1
-	assert d["virtual_system"]["name"] == "VMware test"
-	assert d["operating_system"]["type"] == "otherLinux64Guest"
+	assert d["ovf-version"] == 1
+	assert d["virtual-system"]["name"] == "VMware test"
+	assert d["operating-system"]["type"] == "otherLinux64Guest"
 	assert [x["capacity"] for x in disks] == [4194304, 3145728], disks
 	assert disks[0]["format"] == "vmdk streamOptimized"
 	assert disks[1]["format"] == "vhd"
-	assert disks[0]["populated_size"] == 131072
+	assert disks[0]["populated-size"] == 131072
 	assert disks[0]["compression"] is None
 	PY
 	ovf_v2 v2.ovf
 	mkova ustar v2.ova v2.ovf disk3.img
-	ovaextract -l --json v2.ova > v2.json
-	python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ovf_version"]==2 and d["disks"][0]["capacity"]==3145728' < v2.json
+	ovaextract -t --json v2.ova > v2.json
+	python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["ovf-version"]==2 and d["disks"][0]["capacity"]==3145728' < v2.json
 }
 
 @test "pipeline: ovaextract | img2raw equals qemu-img's raw, file and pipe" {
@@ -206,17 +206,17 @@ extract_both() {
 	qemu-img compare -q -f raw -F qcow2 "$F/raw1" out.qcow2
 }
 
-@test "-x DIR: every member, identical" {
+@test "-x -C DIR: every member, identical" {
 	std_ova bsdtar
-	ovaextract -x out x.ova
+	ovaextract -x -C out x.ova
 	for f in x.ovf x.mf disk1.vmdk disk2.vhd; do cmp "$f" "out/$f"; done
 	[ "$(ls -A out | wc -l)" -eq 4 ]
 	[ "$(stat -c %a out/disk1.vmdk)" = "$(umask -S >/dev/null; printf '%o' $((0644 & ~$(umask))))" ]
-	cat x.ova | ovaextract -x out2
+	cat x.ova | ovaextract -x -C out2
 	for f in x.ovf x.mf disk1.vmdk disk2.vhd; do cmp "$f" "out2/$f"; done
 }
 
-@test "-x DIR killed half way (SIGTERM, SIGINT, SIGHUP): no member, no .part left" {
+@test "-x -C DIR killed half way (SIGTERM, SIGINT, SIGHUP): no member, no .part left" {
 	std_ova ustar
 	# all but the archive's last 20 KiB (the input is read in full
 	# buffers), then the pipe stalls with parts open
@@ -224,7 +224,7 @@ extract_both() {
 	for sig in TERM INT HUP; do
 		mkdir "out.$sig"
 		mkfifo "in.$sig"
-		ovaextract -x "out.$sig" < "in.$sig" &
+		ovaextract -x -C "out.$sig" < "in.$sig" &
 		pid=$!
 		exec 5> "in.$sig"
 		head -c $(( $(size x.ova) - 20480 )) x.ova >&5
@@ -273,7 +273,7 @@ hostile() {
 	for spec in "file ../evil" "file /tmp/ovaextract-abs-$$" "file sub/evil" \
 	    "symlink link" "hardlink hl" "fifo ff"; do
 		hostile $spec
-		run ovaextract -x d/sub h.ova
+		run ovaextract -xf h.ova -C d/sub
 		echo "$spec: $output"
 		[ "$status" -eq 1 ]
 		[[ "$output" == *refused* ]]
@@ -300,7 +300,7 @@ hostile() {
 	[ "$st" -eq 4 ]
 	grep -q 'disk1.vmdk: SHA256 digest mismatch' err
 	[ "$(size got.vmdk)" -lt "$(size disk1.vmdk)" ]
-	run ovaextract -x xd bad.ova
+	run ovaextract -x -C xd bad.ova
 	[ "$status" -eq 4 ]
 	[ -z "$(ls -A xd)" ]
 	# the other disk is fine, but the archive is not
@@ -355,7 +355,7 @@ hostile() {
 	mf sha256 x.mf x.ovf disk1.vmdk.gz disk2.vhd
 	mkova pax g.ova x.ovf x.mf disk1.vmdk.gz disk2.vhd
 	extract_both g.ova disk1.vmdk
-	ovaextract -l g.ova > list
+	ovaextract -t g.ova > list
 	grep -E '^1 .*disk1.vmdk.gz .* gzip$' list
 	# a corrupt stream is rejected
 	head -c $(( $(size disk1.vmdk.gz) / 2 )) disk1.vmdk.gz > c.gz && mv c.gz disk1.vmdk.gz
@@ -394,15 +394,94 @@ hostile() {
 	done
 }
 
-@test "References size mismatch is reported" {
+@test "References size mismatch: a member larger is refused at once (1), a member smaller is reported (4)" {
 	SIZE1=12345 ovf_vmware x.ovf
 	mf sha1 x.mf x.ovf disk1.vmdk disk2.vhd
 	mkova ustar s.ova x.ovf x.mf disk1.vmdk disk2.vhd
 	run ovaextract -o o s.ova
 	echo "$output"
-	[ "$status" -eq 4 ]
-	[[ "$output" == *"disk1.vmdk: the archive holds"*"declare 12345"* ]]
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"disk1.vmdk: the member holds $(size disk1.vmdk) bytes, more than the 12345 the OVF References declare" ]]
 	[ ! -e o ]
+	SIZE1=$(( $(size disk1.vmdk) + 512 )) ovf_vmware x.ovf
+	mf sha1 x.mf x.ovf disk1.vmdk disk2.vhd
+	mkova ustar s.ova x.ovf x.mf disk1.vmdk disk2.vhd
+	run ovaextract -o o s.ova
+	echo "$output"
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"disk1.vmdk: the archive holds"*"declare $(( $(size disk1.vmdk) + 512 ))"* ]]
+	[ ! -e o ]
+}
+
+# sparse_ova OUT REALSIZE FILES...: FILES, then disk1.vmdk as a PAX (GNU
+# 1.0) sparse member of REALSIZE bytes holding 4 KiB of data, as GNU tar
+# --sparse writes it, with the real size its header claims
+sparse_ova() {
+	python3 - "$@" <<-'PY'
+	import io, sys, tarfile
+	out, realsize = sys.argv[1], int(sys.argv[2])
+	data = b"imgpipe!" * 512
+	smap = b"1\n0\n%d\n" % len(data)
+	smap += b"\0" * (-len(smap) % 512)
+	with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+	    for f in sys.argv[3:]:
+	        t.add(f)
+	    ti = tarfile.TarInfo("GNUSparseFile.0/disk1.vmdk")
+	    ti.size = len(smap) + len(data)
+	    ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+	        "GNU.sparse.name": "disk1.vmdk",
+	        "GNU.sparse.realsize": str(realsize)}
+	    t.addfile(ti, io.BytesIO(smap + data))
+	PY
+}
+
+@test "a PAX sparse member claiming 1 PiB, the OVF declaring 212992 bytes, fails at once (exit 1)" {
+	SIZE1=212992 ovf_vmware x.ovf
+	sparse_ova sp.ova 1125899906842624 x.ovf
+	# libarchive sees the claim
+	bsdtar -tvf sp.ova | grep -q ' 1125899906842624 .*disk1.vmdk$'
+	# 1 PiB is past what any disk may be (64 TiB): refused from the header
+	for cmd in "ovaextract -o o sp.ova" "ovaextract -x -C xd sp.ova" \
+	    "ovaextract --no-verify -f sp.ova"; do
+		run timeout 10 sh -c "$cmd > out"
+		echo "$cmd: $output"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"member 'disk1.vmdk' claims 1125899906842624 bytes, more than the 70368744177664 a disk may have" ]]
+		[ ! -s out ]
+	done
+	[ ! -e o ]
+	[ -z "$(ls -A xd)" ]
+	# 1 GiB is not, but more than the OVF declares: refused before a byte
+	sparse_ova sg.ova 1073741824 x.ovf
+	for cmd in "ovaextract -o o sg.ova" "ovaextract --no-verify -f sg.ova"; do
+		run timeout 10 sh -c "$cmd > out"
+		echo "$cmd: $output"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"disk1.vmdk: the member holds 1073741824 bytes, more than the 212992 the OVF References declare" ]]
+		[ ! -s out ]
+	done
+	run timeout 10 sh -c 'cat sp.ova | ovaextract > out'
+	[ "$status" -eq 1 ]
+	[ ! -s out ]
+	# before the OVF, from a file (two passes) and from a pipe (parked)
+	sparse_ova late.ova 1125899906842624
+	tar -rf late.ova x.ovf
+	run timeout 10 ovaextract -o o late.ova
+	[ "$status" -eq 1 ]
+	run timeout 10 sh -c 'cat late.ova | ovaextract > out'
+	[ "$status" -eq 1 ]
+	# without an OVF limit, 64 TiB is: -x extracts before it knows the OVF
+	sparse_ova big.ova $(( (64 << 40) + 1 ))
+	run timeout 10 ovaextract -x -C xd2 big.ova
+	[ "$status" -eq 1 ]
+	[[ "$output" == *"claims 70368744177665 bytes, more than the 70368744177664 a disk may have" ]]
+	# a sparse member within its declared size is read, holes as zeros
+	SIZE1=212992 ovf_vmware x.ovf
+	sparse_ova ok.ova 212992 x.ovf disk2.vhd
+	ovaextract --no-verify -o o ok.ova
+	[ "$(size o)" -eq 212992 ]
+	[ "$(head -c 4096 o | tr -d 'imgpe!' | wc -c)" -eq 0 ]
+	[ "$(tail -c +4097 o | tr -d '\0' | wc -c)" -eq 0 ]
 }
 
 @test "OVF not first: from a file (two passes) and from a pipe (stash, spill)" {
@@ -411,7 +490,7 @@ hostile() {
 	extract_both late.ova disk1.vmdk
 	extract_both late.ova disk2.vhd -d 2
 	(set -o pipefail; ovaextract --mem 64K --tmpdir "$T" < <(cat late.ova) | cmp - disk1.vmdk)
-	ovaextract -l late.ova > list
+	ovaextract -t late.ova > list
 	grep -q vmdisk2 list
 }
 
@@ -441,7 +520,7 @@ hostile() {
 	[ ! -e o ]
 	printf '<Envelope xmlns="http://www.vmware.com/schema/ovf/1/envelope"/>' > old.ovf
 	mkova ustar old.ova old.ovf disk1.vmdk
-	run ovaextract -l old.ova
+	run ovaextract -t old.ova
 	[ "$status" -eq 1 ]
 	[[ "$output" == *"unsupported envelope namespace"* ]]
 	std_ova
@@ -453,7 +532,7 @@ hostile() {
 		[ "$status" -eq 1 ]
 		[ ! -e o ]
 		[ -n "$output" ]
-		run sh -c 'cat cut.ova | ovaextract -x xd'
+		run sh -c 'cat cut.ova | ovaextract -x -C xd'
 		[ "$status" -eq 1 ]
 		[ -z "$(ls -A xd)" ]
 	done
@@ -467,6 +546,54 @@ hostile() {
 	[ "$status" -eq 2 ]
 	run ovaextract -d nosuch -o o x.ova
 	[ "$status" -eq 2 ]
-	run ovaextract -l -x d x.ova
+	run ovaextract -t -x x.ova
 	[ "$status" -eq 2 ]
+	[[ "$output" == "ovaextract: -t and -x exclude each other"* ]]
+}
+
+@test "tar habits: -t lists, -xf ARCHIVE -C DIR extracts, -O and -xO write the disk, -f -" {
+	std_ova ustar
+	run ovaextract -tf x.ova
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(ovaextract -t x.ova)" ]
+	[[ "$output" == *"vmdisk1"* ]]
+	ovaextract -xf x.ova -C dir
+	for f in x.ovf x.mf disk1.vmdk disk2.vhd; do cmp "$f" "dir/$f"; done
+	[ ! -e f ]
+	# -x alone: the current directory, as tar does
+	mkdir here
+	(cd here && ovaextract -xf ../x.ova)
+	for f in x.ovf x.mf disk1.vmdk disk2.vhd; do cmp "$f" "here/$f"; done
+	ovaextract -O -f x.ova | cmp - disk1.vmdk
+	ovaextract -xOf x.ova -d 2 | cmp - disk2.vhd
+	ovaextract -f - -d vmdisk2 < x.ova | cmp - disk2.vhd
+	# the disk-selection options stay
+	ovaextract -d disk2.vhd -o got x.ova
+	cmp got disk2.vhd
+	# what a tar user may try, and what is wrong with it
+	run ovaextract -xf x.ova other.ova
+	[ "$status" -eq 2 ]
+	[[ "$output" == "ovaextract: extra operand 'other.ova'"* ]]
+	run ovaextract -x -o got x.ova
+	[ "$status" -eq 2 ]
+	run ovaextract -t -d 1 x.ova
+	[ "$status" -eq 2 ]
+	run ovaextract -C dir x.ova
+	[ "$status" -eq 2 ]
+	[[ "$output" == "ovaextract: -C DIR goes with -x"* ]]
+	run ovaextract --json x.ova
+	[ "$status" -eq 2 ]
+}
+
+@test "-p: the archive is counted once, even read twice; a final line at 100%" {
+	std_ova ustar
+	ovaextract -p -o o x.ova 2> err
+	[[ "$(tail -n 1 err)" == "ovaextract: "*" of "*" 100%  "*" in "* ]]
+	! grep -q $'\r' err
+	# the OVF last: a first pass finds it, the second does the work
+	mkova ustar late.ova disk1.vmdk disk2.vhd x.mf x.ovf
+	ovaextract -p -o o late.ova 2> err
+	[[ "$(tail -n 1 err)" == "ovaextract: "*" 100%  "*" in "* ]]
+	cat x.ova | ovaextract -p --size "$(size x.ova)" -o o 2> err
+	[[ "$(tail -n 1 err)" == "ovaextract: "*" 100%  "*" in "* ]]
 }

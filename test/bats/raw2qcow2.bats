@@ -177,7 +177,7 @@ matrix() {
 	local f=$FIX/d5000000.raw
 	run sh -c 'raw2qcow2 "$1" > /dev/full' sh "$f"
 	[ "$status" -eq 3 ]
-	[[ "$output" == "raw2qcow2: write error"* ]]
+	[[ "$output" == "raw2qcow2: "*"write error"* ]]
 	run sh -c 'cat "$1" | raw2qcow2 -c > /dev/full' sh "$f"
 	[ "$status" -eq 3 ]
 	run bash -c 'raw2qcow2 "$1" | head -c 10 > /dev/null; exit ${PIPESTATUS[0]}' sh "$f"
@@ -188,7 +188,7 @@ matrix() {
 @test "read errors exit 3" {
 	run raw2qcow2 -o "$T/x.qcow2" /proc/self/mem
 	[ "$status" -eq 3 ]
-	[[ "$output" == "raw2qcow2: read error"* ]]
+	[[ "$output" == "raw2qcow2: "*"read error"* ]]
 	[ ! -e "$T/x.qcow2" ]
 }
 
@@ -228,7 +228,7 @@ matrix() {
 	[ "$status" -eq 2 ]
 	run raw2qcow2 -h
 	[ "$status" -eq 0 ]
-	[[ "$output" == usage:* ]]
+	[[ "$output" == Usage:* ]]
 	run raw2qcow2 -V
 	[ "$status" -eq 0 ]
 	[[ "$output" == "raw2qcow2 (imgpipe) "* ]]

@@ -257,8 +257,8 @@ assert p["ramdisk"] == "gzip cpio newc" and p["image"] == "ext4", p' < "$T/j"
 import json, sys
 j = json.load(open(sys.argv[1]))
 parts = {p['role']: p for p in j['parts']}
-assert parts['kernel']['disk_format'] == 'aki' and parts['kernel']['content'] == 'ELF vmlinux'
-assert parts['ramdisk']['container_format'] == 'ari' and parts['ramdisk']['content'] == 'zstd cpio newc'
+assert parts['kernel']['disk-format'] == 'aki' and parts['kernel']['content'] == 'ELF vmlinux'
+assert parts['ramdisk']['container-format'] == 'ari' and parts['ramdisk']['content'] == 'zstd cpio newc'
 assert parts['image']['name'] == 'u.img' and parts['image']['content'] == 'MBR disk'
 assert parts['image']['size'] == 6291456 and parts['image']['path'].endswith('/u.img')
 assert sorted(e['name'] for e in j['extras']) == ['README.files', 'u-loader']
@@ -320,10 +320,74 @@ EOF
 	[ "$status" -eq 2 ]
 	run uecsplit -h
 	[ "$status" -eq 0 ]
-	[[ "$output" == usage:* ]]
+	[[ "$output" == Usage:* ]]
 	run uecsplit -V
 	[ "$status" -eq 0 ]
 	[[ "$output" == "uecsplit (imgpipe) "* ]]
 	run uecsplit -C "$T/missing" /dev/null
 	[ "$status" -ne 0 ]
+}
+
+# A PAX (GNU 1.0) sparse member "NAME" whose header claims REALSIZE bytes,
+# after the cirros parts: sparse_tar OUT NAME REALSIZE
+sparse_tar() {
+	python3 - "$@" "$BATS_FILE_TMPDIR/cirros" <<'EOF'
+import io, os, sys, tarfile
+out, name, realsize, src = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+data = b"\x55" * 4096
+smap = b"1\n0\n%d\n" % len(data)
+smap += b"\0" * (-len(smap) % 512)
+with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
+    for f in ("c-vmlinuz", "c-initrd"):
+        t.add(os.path.join(src, f), arcname=f)
+    ti = tarfile.TarInfo("GNUSparseFile.0/" + name)
+    ti.size = len(smap) + len(data)
+    ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+        "GNU.sparse.name": name, "GNU.sparse.realsize": str(realsize)}
+    t.addfile(ti, io.BytesIO(smap + data))
+EOF
+}
+
+@test "a sparse member claiming 1 PiB fails at once (exit 1), before a byte of it is written" {
+	mkdir "$T/out"
+	sparse_tar "$T/big.tar" c-blank.img 1125899906842624
+	for cmd in "uecsplit -C $T/out $T/big.tar" "uecsplit $T/big.tar" \
+	    "uecsplit --image $T/big.tar"; do
+		run timeout 10 sh -c "$cmd > $T/o"
+		echo "$cmd: $output"
+		[ "$status" -eq 1 ]
+		[[ "$output" == *"c-blank.img claims 1125899906842624 bytes, more than the 70368744177664 a disk may have" ]]
+		[ ! -s "$T/o" ]
+		[ -z "$(ls -A "$T/out")" ]
+	done
+	run timeout 10 sh -c "cat $T/big.tar | uecsplit --image > $T/o"
+	[ "$status" -eq 1 ]
+	# within the limit it is read, sparse
+	sparse_tar "$T/ok.tar" c-blank.img 1048576
+	uecsplit --image "$T/ok.tar" | cmp - <(head -c 4096 /dev/zero | tr '\0' '\125'; head -c 1044480 /dev/zero)
+}
+
+@test "--json: a member named in Latin-1 is valid UTF-8 JSON, read as Latin-1" {
+	local F=$BATS_FILE_TMPDIR
+	mkdir "$T/l1"
+	cp "$F/cirros/c-vmlinuz" "$F/cirros/c-initrd" "$F/cirros/c-blank.img" "$T/l1/"
+	printf 'hello\n' > "$T/l1/caf"$'\xe9'".txt"
+	tar -C "$T/l1" -czf "$T/l1.tar.gz" c-vmlinuz c-initrd c-blank.img "caf"$'\xe9'".txt"
+	uecsplit --json "$T/l1.tar.gz" > "$T/j"
+	iconv -f UTF-8 -t UTF-8 "$T/j" > /dev/null
+	python3 - "$T/j" <<'EOF'
+import json, sys
+j = json.load(open(sys.argv[1], encoding="utf-8"))
+assert [e["name"] for e in j["extras"]] == ["caf\u00e9.txt"], j["extras"]
+assert all(k == k.lower() and "_" not in k for p in j["parts"] for k in p), j["parts"]
+EOF
+}
+
+@test "-p: the tarball is counted, a final line at 100%" {
+	local F=$BATS_FILE_TMPDIR
+	uecsplit -p "$F/cirros.tar.gz" 2> "$T/err" > /dev/null
+	[[ "$(tail -n 1 "$T/err")" == "uecsplit: "*" 100%  "*" in "* ]]
+	! grep -q $'\r' "$T/err"
+	cat "$F/cirros-pax.tar" | uecsplit -p --size "$(stat -c %s "$F/cirros-pax.tar")" 2> "$T/err" > /dev/null
+	[[ "$(tail -n 1 "$T/err")" == "uecsplit: "*" 100%  "*" in "* ]]
 }

@@ -68,6 +68,7 @@
 #define VHD_CREATOR_XEN		"tap\0"	/* XenServer blktap */
 #define VHD_CREATOR_XENCONV	"CTXS"	/* Citrix XenConverter */
 #define VHD_CREATOR_AZURE	"wa\0\0"	/* Azure export */
+#define VHD_CREATOR_IMGPIPE	"imgp"	/* raw2vhd: current_size */
 #define VHD_HOST_WINDOWS	"Wi2k"
 #define VHD_HOST_MAC		"Mac "
 

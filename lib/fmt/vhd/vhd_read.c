@@ -529,6 +529,10 @@ static int vhd_open(struct image *img)
 	if (v == NULL)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = v;
+	/* An empty fixed disk is its footer alone, all the input there is. */
+	if (src->headlen == VHD_FOOTER_SIZE &&
+	    be32(src->head + VHD_FT_TYPE) == VHD_TYPE_FIXED)
+		return open_fixed(img, v);
 	if (src->headlen >= 8 && memcmp(src->head, VHD_FOOTER_COOKIE, 8) == 0)
 		return open_dynamic(img, v);
 	return open_fixed(img, v);

@@ -102,6 +102,7 @@
 #define VHDX_BLOCK_MIN		VHDX_MIB
 #define VHDX_BLOCK_MAX		(256u * VHDX_MIB)
 #define VHDX_BLOCK_DEFAULT	(32u * VHDX_MIB)	/* Hyper-V */
+#define VHDX_DISK_SIZE_MAX	(64ull << 40)	/* VirtualDiskSize: 64 TiB */
 
 /* Parent locator item: header, then key/value entries (UTF-16LE). */
 #define VHDX_PL_TYPE		0	/* 16: VHDX_GUID_PARENT_TYPE_VHDX */

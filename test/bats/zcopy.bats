@@ -1,0 +1,62 @@
+# img2raw of a plain raw file: data extents copied in the kernel
+# (copy_file_range into a new file, splice into a pipe; lib/io/zcopy.c).
+# The bytes must be those of the ordinary path, holes must stay holes.
+load helpers
+
+setup() {
+	# 40 MiB: data at 1 MiB, 17 MiB and in the last 4 bytes, holes between
+	truncate -s 40M "$T/in.raw"
+	make_pattern "$T/p1" 2000000
+	dd if="$T/p1" of="$T/in.raw" bs=1M seek=1 conv=notrunc status=none
+	dd if="$T/p1" of="$T/in.raw" bs=1M seek=17 conv=notrunc status=none
+	printf tail | dd of="$T/in.raw" bs=1 seek=$((40 * 1048576 - 4)) \
+	    conv=notrunc status=none
+}
+
+@test "zcopy: raw file -> new file: same bytes, holes kept, in the kernel" {
+	strace -f -e trace=copy_file_range -o "$T/trace" \
+	    img2raw -o "$T/out.raw" "$T/in.raw"
+	cmp "$T/in.raw" "$T/out.raw"
+	[ "$(du -k "$T/out.raw" | cut -f1)" -lt 8000 ]
+	grep -q 'copy_file_range(.*= [1-9]' "$T/trace"
+}
+
+@test "zcopy: raw file -> pipe: same bytes, spliced" {
+	run sh -c "img2raw '$T/in.raw' | cat > '$T/out.raw'"
+	[ "$status" -eq 0 ]
+	cmp "$T/in.raw" "$T/out.raw"
+	run sh -c "strace -f -e trace=splice -o '$T/trace' img2raw '$T/in.raw' | cat > /dev/null"
+	[ "$status" -eq 0 ]
+	grep -q 'splice(.*= [1-9]' "$T/trace"
+}
+
+@test "zcopy: stdin opened mid-file starts at its offset" {
+	{ dd bs=1M count=1 of=/dev/null status=none; img2raw -o "$T/out.raw"; } \
+	    < "$T/in.raw"
+	tail -c +$((1048576 + 1)) "$T/in.raw" > "$T/want.raw"
+	cmp "$T/want.raw" "$T/out.raw"
+}
+
+@test "zcopy: an output file that already has bytes is replaced exactly" {
+	printf 'old contents' > "$T/out.raw"
+	img2raw -o "$T/out.raw" "$T/in.raw"
+	cmp "$T/in.raw" "$T/out.raw"
+	img2raw "$T/in.raw" > "$T/std.raw"
+	cmp "$T/in.raw" "$T/std.raw"
+}
+
+@test "zcopy: a reader closing the pipe early is a write error, exit 3" {
+	run bash -c "img2raw '$T/in.raw' | head -c 100 > /dev/null; exit \${PIPESTATUS[0]}"
+	[ "$status" -eq 3 ]
+	[[ "$output" == *"write error on stdout"* ]]
+}
+
+@test "zcopy: raw file -> a file on tmpfs (another file system): same bytes, in the kernel" {
+	out=/dev/shm/imgpipe-zcopy-$$.raw
+	strace -f -e trace=copy_file_range,sendfile -o "$T/trace" \
+	    img2raw -o "$out" "$T/in.raw"
+	run cmp "$T/in.raw" "$out"
+	rm -f "$out"
+	[ "$status" -eq 0 ]
+	grep -Eq '(copy_file_range|sendfile)\(.*= [1-9]' "$T/trace"
+}

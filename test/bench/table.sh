@@ -1,0 +1,145 @@
+#!/bin/sh
+# make bench: one table of same-run ratios against each job's peer tool.
+#
+# For every job and output place, $BENCH_RUNS rounds; each round runs ours
+# and the peer back to back, the order flipped every round, so that what
+# the machine is doing weighs on both alike, and gives one ratio (ours /
+# peer wall time, below 1 is faster).  The table shows min / median / max
+# of those ratios and of both sides' times, and the peak RSS of each side
+# (the largest process GNU time saw).  Outputs go to tmpfs and to the disk
+# the fixtures are on; BENCH_OUTS="DIR ..." picks other places,
+# BENCH_JOBS="img2raw imgsum ..." (substrings of the job names) a subset.
+# Before each timed command: its output removed and sync (not timed), so
+# neither side pays for the other's writeback.
+BENCH_OUTS=${BENCH_OUTS:-$BENCH_OUT}	# before common.sh gives it a default
+. "$(dirname "$0")/common.sh"
+
+BENCH_RUNS=${BENCH_RUNS:-5}
+tmpfs=${BENCH_TMPFS:-/dev/shm/imgpipe-bench}
+BENCH_OUTS=${BENCH_OUTS:-$tmpfs $BENCH_DIR/out}
+stats=$BENCH_DIR/.table.$$
+trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -f "$d"/bench-ours "$d"/bench-peer; done' EXIT
+mkdir -p "$stats"
+
+# place DIR: "tmpfs" or "disk", as df sees it.
+place() {
+	case $(stat -f -c %T "$1") in
+	tmpfs|ramfs) echo tmpfs ;;
+	*) echo "disk ($(stat -f -c %T "$1"))" ;;
+	esac
+}
+
+# timed 'command' FILE: remove the outputs, sync, then append
+# "WALL USER SYS RSS_KIB" of one run of the command to FILE.
+timed() {
+	local t=$stats/t
+	rm -f "$out/bench-ours" "$out/bench-peer"
+	sync
+	/usr/bin/time -f '%e %U %S %M' -o "$t" sh -c "$1" >/dev/null 2>&1 ||
+		{ echo "FAILED: $1" >&2; return 1; }
+	cat "$t" >> "$2"
+}
+
+# mmm FILE COLUMN [SCALE]: "min / median / max" of a column.
+mmm() {
+	sort -g -k"$2" "$1" | awk -v c="$2" -v s="${3:-1}" -v f="${4:-%.2f}" '
+		{ v[NR] = $c * s }
+		END { if (!NR) { print "-"; exit }
+			printf f " / " f " / " f "\n", v[1], v[int((NR + 1) / 2)], v[NR] }'
+}
+
+# ratios OURS PEER: per-round "ours/peer wall" and "ours/peer CPU" (user
+# + system: what a loaded machine's wall time hides) lines.
+ratios() {
+	paste -d' ' "$1" "$2" | awk '{
+		printf "%.4f %.4f\n", ($5 > 0 ? $1 / $5 : 0),
+		    ($6 + $7 > 0 ? ($2 + $3) / ($6 + $7) : 0) }'
+}
+
+# row JOB OUTPUT_PLACE PEER_NAME 'our command' 'peer command':
+# the commands see $o (our output) and $p (the peer's).
+row() {
+	local job=$1 where=$2 peer_name=$3 ours=$4 peer=$5 i fo fp
+	case $BENCH_JOBS in ''|*"${job%% *}"*) ;; *) return 0 ;; esac
+	fo=$stats/ours fp=$stats/peer
+	: > "$fo"
+	: > "$fp"
+	for i in $(seq "$BENCH_RUNS"); do
+		if [ $((i % 2)) = 1 ]; then
+			timed "$ours" "$fo" && timed "$peer" "$fp" || return 1
+		else
+			timed "$peer" "$fp" && timed "$ours" "$fo" || return 1
+		fi
+	done
+	ratios "$fo" "$fp" > "$stats/r"
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$job" "$where" \
+		"$peer_name" "$(mmm "$fo" 1)" "$(mmm "$fp" 1)" \
+		"$(mmm "$stats/r" 1)" "$(mmm "$stats/r" 2)" \
+		"$(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fo") / $(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fp")"
+}
+
+raw=$(bench_fixture_raw) || exit 1
+qcow2=$(bench_fixture disk4g.qcow2 -f raw -O qcow2) || exit 1
+# qemu-img writes a stream VMDK at a few MB/s here (one zlib thread):
+# the OVA's disk is raw2vmdk's, and the stream row runs on the first
+# 64 MiB of the disk (all data).
+small=$BENCH_DIR/disk64m.raw
+[ -s "$small" ] || { head -c 64M "$raw" > "$small.tmp" && mv "$small.tmp" "$small"; } || exit 1
+vmdk=$BENCH_DIR/disk4g-ours-stream.vmdk
+[ -s "$vmdk" ] || { raw2vmdk -o "$vmdk" "$raw" || exit 1; }
+ova=$BENCH_DIR/disk4g-table.ova
+if ! [ -s "$ova" ]; then
+	# A bare OVF; the manifest makes ovaextract check the disk's SHA256.
+	w=$stats/ova && mkdir -p "$w" && cp "$vmdk" "$w/disk.vmdk" &&
+	printf '%s\n' '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"><References><File ovf:href="disk.vmdk" ovf:id="f1"/></References><DiskSection><Info>d</Info><Disk ovf:capacity="4294967296" ovf:diskId="d1" ovf:fileRef="f1"/></DiskSection><VirtualSystem ovf:id="b"><Info>b</Info></VirtualSystem></Envelope>' > "$w/x.ovf" &&
+	(cd "$w" && sha256sum x.ovf disk.vmdk |
+		awk '{ print "SHA256(" $2 ")= " $1 }' > x.mf &&
+		tar --format=ustar -cf "$ova.tmp" x.ovf x.mf disk.vmdk) &&
+	mv "$ova.tmp" "$ova" && rm -rf "$w" || exit 1
+fi
+# Inputs read from the page cache, for every tool alike.
+cat "$raw" "$qcow2" "$small" "$ova" > /dev/null
+
+printf '# imgpipe against its peers: %s, %s cores, %s rounds per row\n\n' \
+	"$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" "$BENCH_RUNS"
+printf 'Input: a 4 GiB ext4 disk holding ~1 GiB of /usr (%s), cached.\n' \
+	"$(du -m "$raw" | cut -f1) MiB allocated"
+printf 'Load average before: %s\n\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+printf '| job | output | peer | ours s (min / med / max) | peer s (min / med / max) | ours / peer, same round (min / med / max) | CPU ours / peer (min / med / max) | peak RSS MiB (ours / peer) |\n'
+printf '|---|---|---|---|---|---|---|---|\n'
+
+row "imgsum raw, xxh128" "-" "xxhsum -H2" \
+	"imgsum -a xxh128 '$raw'" "xxhsum -H2 '$raw'"
+# The hash itself: a dense file (no holes to skip) on tmpfs.
+dense=$tmpfs/dense2g.raw
+case $BENCH_JOBS in ''|*imgsum*)
+	mkdir -p "$tmpfs" && head -c 2G /dev/urandom > "$dense" || exit 1 ;;
+esac
+row "imgsum dense 2 GiB (tmpfs), xxh128" "-" "xxhsum -H2" \
+	"imgsum -a xxh128 '$dense'" "xxhsum -H2 '$dense'"
+row "imgsum dense 2 GiB (tmpfs), xxh3" "-" "xxhsum -H3" \
+	"imgsum -a xxh3 '$dense'" "xxhsum -H3 '$dense'"
+rm -f "$dense"
+out=$tmpfs && mkdir -p "$out" && o=$out/bench-ours p=$out/bench-peer
+row "img2raw raw -> pipe" "pipe" "cat \\| cat" \
+	"img2raw -f raw '$raw' | cat > /dev/null" "cat '$raw' | cat > /dev/null"
+row "raw2vmdk streamOptimized, 64 MiB disk" "$(place "$out")" \
+	"qemu-img convert -O vmdk -o subformat=streamOptimized" \
+	"raw2vmdk -o '$o' '$small'" \
+	"qemu-img convert -O vmdk -o subformat=streamOptimized '$small' '$p'"
+for out in $BENCH_OUTS; do
+	mkdir -p "$out" || exit 1
+	o=$out/bench-ours p=$out/bench-peer w=$(place "$out")
+	row "img2raw qcow2 -> raw" "$w" "qemu-img convert -O raw" \
+		"img2raw -o '$o' '$qcow2'" "qemu-img convert -O raw '$qcow2' '$p'"
+	row "img2raw raw -> raw" "$w" "cp" \
+		"img2raw -f raw -o '$o' '$raw'" "cp '$raw' '$p'"
+	row "raw2qcow2" "$w" "qemu-img convert -O qcow2" \
+		"raw2qcow2 -o '$o' '$raw'" "qemu-img convert -O qcow2 '$raw' '$p'"
+	row "raw2vmdk monolithicSparse" "$w" "qemu-img convert -O vmdk" \
+		"raw2vmdk -s monolithicSparse -o '$o' '$raw'" \
+		"qemu-img convert -O vmdk '$raw' '$p'"
+	row "ovaextract (checks SHA256)" "$w" "tar -xOf" \
+		"ovaextract -o '$o' '$ova'" "tar -xOf '$ova' disk.vmdk > '$p'"
+done
+printf '\nLoad average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
