@@ -16,7 +16,7 @@ first_code() {
 # (or its first LEN bytes, where what follows is unused space);
 # `imginfo --strict` exits 1 for every cut from a file and from a pipe,
 # naming the same finding code both ways.  (imginfo_cuts.bats cuts every
-# format at 32 more points, accepting only cuts that lose no data.)
+# format at 24 more points, accepting only cuts that lose no data.)
 cuts_check() {
 	local img=$1 cuts=$2 size k n fst pst fcode pcode
 	size=${3:-$(stat -c %s "$img")}
