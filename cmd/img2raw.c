@@ -1,14 +1,16 @@
 /* img2raw: any supported image to its raw virtual disk. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/convert.h"
 #include "imgpipe/err.h"
 
-enum { OPT_SIZE = CLI_LONG_ONLY, OPT_MEM, OPT_TMPDIR, OPT_LIST_FORMATS };
+enum { OPT_SIZE = CLI_LONG_ONLY, OPT_MEM, OPT_TMPDIR, OPT_LIST_FORMATS, OPT_EXTENTS };
 
 static const char *const usage[] = {
 	"[OPTION]... [INPUT|-]",
+	"[OPTION]... --extents DESCRIPTOR.vmdk",
 	"--list-formats",
 	NULL,
 };
@@ -24,6 +26,8 @@ static const struct cli_option options[] = {
 	    "memory for data out of order (default 32M)" },
 	{ OPT_TMPDIR, "tmpdir", "DIR",
 	    "where it spills beyond --mem (default $TMPDIR, /tmp)" },
+	{ OPT_EXTENTS, "extents", NULL,
+	    "a VMDK descriptor may open its extent files beside it" },
 	{ OPT_LIST_FORMATS, "list-formats", NULL,
 	    "list the formats read, with the Image service's names" },
 	CLI_HELP_VERSION,
@@ -51,6 +55,7 @@ int main(int argc, char **argv)
 		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
 		case OPT_TMPDIR: o.tmpdir = optarg; break;
 		case OPT_LIST_FORMATS: list = 1; break;
+		case OPT_EXTENTS: o.extents = 1; break;
 		}
 	}
 	cli_max_operands(argc, argv, list ? 0 : 1);
@@ -59,6 +64,9 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	o.input = optind < argc ? argv[optind] : NULL;
+	if (o.extents && (o.input == NULL || strcmp(o.input, "-") == 0))
+		die(EXIT_USAGE, "--extents opens the files a VMDK descriptor "
+		    "names beside it: give the descriptor's path, not a pipe");
 	if (convert_to_raw(&o) < 0)
 		die_last();
 	return 0;

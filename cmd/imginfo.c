@@ -9,6 +9,7 @@
 
 enum {
 	OPT_OUTPUT = CLI_LONG_ONLY, OPT_JSON, OPT_STRICT, OPT_ALLOW, OPT_NO_DRAIN,
+	OPT_EXTENTS,
 };
 
 static const char *const usage[] = {
@@ -27,6 +28,8 @@ static const struct cli_option options[] = {
 	    "accept findings with this code (repeatable)" },
 	{ OPT_NO_DRAIN, "no-drain", NULL,
 	    "from a pipe, stop reading once the report is known" },
+	{ OPT_EXTENTS, "extents", NULL,
+	    "a VMDK descriptor may open its extent files beside it" },
 	CLI_HELP_VERSION,
 	{ 0, NULL, NULL, NULL },
 };
@@ -79,10 +82,14 @@ int main(int argc, char **argv)
 			break;
 		case OPT_JSON: o.json = 1; break;
 		case OPT_NO_DRAIN: o.no_drain = 1; break;
+		case OPT_EXTENTS: o.extents = 1; break;
 		}
 	}
 	cli_max_operands(argc, argv, 1);
 	o.input = optind < argc ? argv[optind] : NULL;
+	if (o.extents && (o.input == NULL || strcmp(o.input, "-") == 0))
+		die(EXIT_USAGE, "--extents opens the files a VMDK descriptor "
+		    "names beside it: give the descriptor's path, not a pipe");
 	if (info_run(&o) < 0)
 		die_last();
 	return 0;

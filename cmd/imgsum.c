@@ -1,5 +1,6 @@
 /* imgsum: a digest of the virtual disk of images, whatever their format. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "imgpipe/cli.h"
 #include "imgpipe/convert.h"
@@ -8,7 +9,7 @@
 
 enum {
 	OPT_BYTES = CLI_LONG_ONLY, OPT_TAG, OPT_IGNORE_MISSING, OPT_STATUS,
-	OPT_STRICT, OPT_SIZE, OPT_MEM, OPT_TMPDIR, OPT_LIST_FORMATS,
+	OPT_STRICT, OPT_SIZE, OPT_MEM, OPT_TMPDIR, OPT_LIST_FORMATS, OPT_EXTENTS,
 };
 
 static const char *const usage[] = {
@@ -43,6 +44,8 @@ static const struct cli_option options[] = {
 	    "where it spills beyond --mem (default $TMPDIR, /tmp)" },
 	{ OPT_LIST_FORMATS, "list-formats", NULL,
 	    "list the formats read, with the Image service's names" },
+	{ OPT_EXTENTS, "extents", NULL,
+	    "a VMDK descriptor may open its extent files beside it" },
 	CLI_HELP_VERSION,
 	{ 0, NULL, NULL, NULL },
 };
@@ -62,6 +65,18 @@ static void check_only(const struct imgsum_opts *o, bool check)
 		    "and --warn go with -c");
 	if (check && o->tag)
 		cli_usage_error("--tag prints digests: it does not go with -c");
+}
+
+/* --extents opens files beside a descriptor: it needs the descriptor's path. */
+static void extents_need_paths(int n, char *const *paths)
+{
+	int i;
+
+	for (i = 0; i < n || n == 0; i++)
+		if (n == 0 || strcmp(paths[i], "-") == 0)
+			cli_usage_error("--extents opens the files a VMDK "
+			    "descriptor names beside it: give the descriptor's "
+			    "path, not a pipe");
 }
 
 int main(int argc, char **argv)
@@ -94,6 +109,7 @@ int main(int argc, char **argv)
 		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;
 		case OPT_TMPDIR: o.tmpdir = optarg; break;
 		case OPT_LIST_FORMATS: list = 1; break;
+		case OPT_EXTENTS: o.extents = true; break;
 		}
 	}
 	if (list) {
@@ -105,6 +121,8 @@ int main(int argc, char **argv)
 		cli_usage_error("--bytes digests the bytes as they are: it "
 		    "takes no -f");
 	check_only(&o, check);
+	if (o.extents && !check)
+		extents_need_paths(argc - optind, argv + optind);
 	status = check ? imgsum_check(&o, argv + optind, argc - optind)
 	    : imgsum_print(&o, argv + optind, argc - optind);
 	if (status < 0)

@@ -1,8 +1,14 @@
 #!/usr/bin/perl
-# vmware_stream.pl IN OUT [raw]: re-lay qemu-img's streamOptimized VMDK the
-# way VMware ovftool writes it (see test/bats/img2raw_vmdk.bats).
+# vmware_stream.pl IN OUT [raw] [type4] [unknown]: re-lay qemu-img's
+# streamOptimized VMDK the way VMware ovftool writes it (see
+# test/bats/img2raw_vmdk.bats).  raw: grains as raw deflate; type4: a lone
+# type-4 marker after the first grain table, as vSphere writes
+# sporadically; unknown: a marker of type 9 with two sectors after the
+# first grain.
 use strict;
-my ($in, $out, $raw) = @ARGV;
+my ($in, $out, @opt) = @ARGV;
+my %opt = map { $_ => 1 } @opt;
+my $raw = $opt{raw};
 open(my $fh, '<:raw', $in) or die; local $/; my $d = <$fh>; close $fh;
 my ($cap, $grain, $doff, $dsz, $ngte, $rgd, $gd, $over) =
     unpack('x12 Q< Q< Q< Q< V Q< Q< Q<', $d);
@@ -36,6 +42,10 @@ for ($off = $over * 512; ; ) {
 	$gte{$lba / $grain} = length($body) / 512;
 	my $g = pack('Q< V', $lba, length $c) . $c;
 	$body .= $g . "\0" x ((512 - length($g) % 512) % 512);
+	if ($opt{unknown}) {
+		$body .= pack('Q< V V', 2, 0, 9) . "\0" x 496 . "\xa5" x 1024;
+		delete $opt{unknown};
+	}
 }
 my $gtsec = int(($ngte * 4 + 511) / 512);
 my @newgd;
@@ -46,6 +56,10 @@ for my $g (0 .. $ngts - 1) {
 	push @newgd, length($body) / 512;
 	my $gt = pack('V*', @e);
 	$body .= $gt . "\0" x ($gtsec * 512 - length $gt);
+	if ($opt{type4}) {
+		$body .= pack('Q< V V', 0, 0, 4) . "\0" x 496;
+		delete $opt{type4};
+	}
 }
 my $gdsec = int(($ngts * 4 + 511) / 512);
 $body .= pack('Q< V V', $gdsec, 0, 2) . "\0" x 496;

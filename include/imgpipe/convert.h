@@ -13,6 +13,7 @@ struct convert_opts {
 	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget */
 	const char *tmpdir;
+	bool extents;		/* --extents */
 };
 
 int convert_to_raw(const struct convert_opts *o);

@@ -25,6 +25,7 @@ struct imgsum_opts {
 	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget, 0 for the default */
 	const char *tmpdir;
+	bool extents;		/* --extents */
 };
 
 /*

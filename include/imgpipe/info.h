@@ -12,6 +12,7 @@ struct info_opts {
 	bool json;
 	bool strict;		/* fail (exit 1) when the verdict is unsafe */
 	bool no_drain;		/* from a pipe, stop reading once we know */
+	bool extents;		/* --extents */
 	const char *allow[INFO_ALLOW_MAX];	/* finding codes to accept */
 	int nallow;
 };

@@ -16,6 +16,7 @@ struct image_job {
 	uint64_t size;		/* --size: the input's size for -p, or 0 */
 	uint64_t mem;		/* stash budget; 0: STASH_DEFAULT_BUDGET */
 	const char *tmpdir;
+	bool extents;		/* --extents: see source.sibling_extents */
 };
 
 /*

@@ -48,6 +48,9 @@ struct source {
 	bool meter_raw;
 	uint64_t meter_total;	/* 0: unknown */
 	uint64_t raw_in;	/* compressed bytes fed to the filter so far */
+	/* --extents: a VMDK descriptor read from this path may open the
+	 * extent files beside it (set by the program after opening) */
+	bool sibling_extents;
 	/* Retention (streams): bytes kept behind the stream position. */
 	struct stash *keep_stash;
 	uint64_t keep_from;	/* keep passing bytes at or after this */
@@ -64,6 +67,8 @@ int source_open(struct source *s, const char *path);
 int source_open_plain(struct source *s, const char *path);
 /* Takes an open fd; never closes it unless owns_fd is set afterwards. */
 int source_open_fd(struct source *s, int fd, const char *name);
+/* The same, for bytes as they are (a VMDK flat extent). */
+int source_open_fd_plain(struct source *s, int fd, const char *name);
 /* Treat the source as a pipe even if it seeks (tests, fuzzing). */
 void source_force_stream(struct source *s);
 void source_close(struct source *s);

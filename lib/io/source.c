@@ -301,6 +301,11 @@ int source_open_fd(struct source *s, int fd, const char *name)
 	return open_fd(s, fd, name, true);
 }
 
+int source_open_fd_plain(struct source *s, int fd, const char *name)
+{
+	return open_fd(s, fd, name, false);
+}
+
 static int open_path(struct source *s, const char *path, bool decode)
 {
 	int fd;

@@ -50,7 +50,7 @@ static int digest_image(const struct imgsum_opts *o,
 {
 	struct image_job j = { .input = is_stdin(path) ? NULL : path,
 	    .format = o->format, .plain = o->bytes, .progress = o->progress,
-	    .size = o->size, .mem = o->mem, .tmpdir = o->tmpdir };
+	    .size = o->size, .mem = o->mem, .tmpdir = o->tmpdir, .extents = o->extents };
 	struct digest_job dj = { algo, hex };
 
 	return image_job_run(&j, digest_emit, &dj);

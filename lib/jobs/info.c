@@ -681,6 +681,7 @@ int info_run(const struct info_opts *o)
 		free(r);
 		return -1;
 	}
+	src.sibling_extents = o->extents;
 	inspect(o, r, &src, &st);
 	if (err_status() != 0)	/* -f named no format: a usage error */
 		rc = -1;

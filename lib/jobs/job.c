@@ -20,6 +20,7 @@ int image_job_run(const struct image_job *j,
 	if (j->size)	/* pv -s: the size of what arrives */
 		src.meter_raw = src.ar != NULL;
 	src.progress = &pr;
+	src.sibling_extents = j->extents;
 	if (image_open(&img, &src, &st, j->plain ? "raw" : j->format,
 	    false) == 0) {
 		img.verbatim = j->plain;

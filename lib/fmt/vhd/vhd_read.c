@@ -15,10 +15,22 @@
 #include "fmt/fmt.h"
 #include "fmt/vhd/vhd.h"
 #include "imgpipe/err.h"
+#include "imgpipe/grow.h"
+#include "imgpipe/zero.h"
 
 /* Blocks are 2 MiB in practice; this keeps one block's bitmap small. */
 #define VHD_BLOCK_MAX (256u * 1024 * 1024)
 #define VHD_CHUNK (4u * 1024 * 1024)
+/* What a pipe passes on its way to a table is parked in runs this long. */
+#define VHD_PARK_UNIT (1u * 1024 * 1024)
+
+/* A run of input a pipe passed before the table it was reading (pipes). */
+struct parked {
+	uint64_t off;
+	uint32_t len;
+	bool zero;		/* all zeros: nothing stashed */
+	struct stash_ref ref;
+};
 
 struct vhd {
 	unsigned char footer[VHD_FOOTER_SIZE];
@@ -31,6 +43,9 @@ struct vhd {
 	uint32_t *bat;
 	uint64_t dh_off;	/* dynamic header */
 	uint64_t bat_off, bat_len;	/* the whole table, max_table_entries */
+	struct parked *parked;	/* pipes: in file order */
+	size_t nparked, capparked;
+	unsigned char *unit;	/* VHD_PARK_UNIT bytes, once anything is parked */
 };
 
 /*
@@ -235,6 +250,146 @@ static void parent_name(const unsigned char *dh, char *out, size_t outlen)
 	out[n] = '\0';
 }
 
+/*
+ * From a pipe, the bytes passed on the way to a table are parked (in the
+ * stash): the BAT may lie before the dynamic header, blocks before the
+ * BAT, and a file reads such a layout in any order.  The first 512 bytes
+ * are the footer copy, which nothing else may overlap, so everything a
+ * pipe could need again is kept.  Stops quietly at the end of the input:
+ * the read that follows names what lies past it.
+ */
+static int park_to(struct image *img, struct vhd *v, uint64_t off)
+{
+	while (img->src->pos < off) {
+		uint64_t at = img->src->pos, want = off - at;
+		struct parked *p;
+		ssize_t n;
+
+		if (v->unit == NULL && (v->unit = malloc(VHD_PARK_UNIT)) == NULL)
+			return fail(EXIT_IO, "out of memory");
+		n = image_read_forward(img, v->unit, want < VHD_PARK_UNIT ?
+		    want : VHD_PARK_UNIT);
+		if (n <= 0)
+			return n < 0 ? -1 : 0;
+		switch (grow_array(&v->parked, v->nparked, &v->capparked,
+		    sizeof *v->parked, 16, IMAGE_META_MAX)) {
+		case 1:
+			return image_bad(img, "too much data before the "
+			    "dynamic header and BAT to hold from a pipe");
+		case -1:
+			return -1;
+		}
+		p = &v->parked[v->nparked];
+		*p = (struct parked){ .off = at, .len = (uint32_t)n,
+		    .zero = is_zero(v->unit, (size_t)n) };
+		if (!p->zero && stash_put(img->stash, v->unit, (size_t)n,
+		    &p->ref) < 0)
+			return -1;
+		v->nparked++;
+	}
+	return 0;
+}
+
+/* The first parked run that ends after off. */
+static size_t parked_at(const struct vhd *v, uint64_t off)
+{
+	size_t lo = 0, hi = v->nparked;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (v->parked[mid].off + v->parked[mid].len <= off)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* Bytes [off, off + len) a pipe has passed, from the parked runs. */
+static int read_parked(struct image *img, struct vhd *v, unsigned char *buf,
+    size_t len, uint64_t off, const char *what)
+{
+	size_t i = parked_at(v, off);
+
+	for (; len > 0; i++) {
+		const struct parked *p = &v->parked[i];
+		size_t skip, n;
+
+		if (i >= v->nparked || p->off > off)
+			return image_bad(img, "%s at 0x%llx lies behind data "
+			    "already read from the pipe", what,
+			    (unsigned long long)off);
+		skip = (size_t)(off - p->off);
+		n = p->len - skip < len ? p->len - skip : len;
+		if (p->zero)
+			memset(buf, 0, n);
+		else if (stash_peek(img->stash, &p->ref, v->unit) < 0)
+			return -1;
+		else
+			memcpy(buf, v->unit + skip, n);
+		buf += n;
+		off += n;
+		len -= n;
+	}
+	return 0;
+}
+
+/* Input bytes [off, off + len): what a pipe has passed comes from the
+ * parked runs, the rest from the source. */
+static int vhd_read_at(struct image *img, struct vhd *v, void *buf,
+    size_t len, uint64_t off, const char *what)
+{
+	uint64_t pos = img->src->pos;
+	unsigned char *p = buf;
+
+	if (!img->src->seekable && off < pos) {
+		size_t behind = off + len <= pos ? len : (size_t)(pos - off);
+
+		if (read_parked(img, v, p, behind, off, what) < 0)
+			return -1;
+		p += behind;
+		off += behind;
+		len -= behind;
+		if (len == 0)
+			return 0;
+	}
+	return image_read_at(img, p, len, off, what);
+}
+
+static int table_past_end(struct image *img, const char *what,
+    uint64_t off, const char *field)
+{
+	return image_defect(img, FINDING_TRUNCATED, "%s at 0x%llx lies past "
+	    "the end of the image%s%s%s", what, (unsigned long long)off,
+	    field ? " (" : "", field ? field : "", field ? ")" : "");
+}
+
+/*
+ * A table read at open (the footer copy, the dynamic header, the BAT):
+ * a file too short for it, known before the read, and a pipe that ends
+ * inside it give one message and one finding code (issue 14).  field
+ * names the value that placed the table (NULL: none did).
+ */
+static int read_table(struct image *img, struct vhd *v, void *buf,
+    size_t len, uint64_t off, const char *what, const char *field)
+{
+	const struct source *src = img->src;
+	const char *code;
+
+	if (src->size_known && (off > src->size || len > src->size - off))
+		return table_past_end(img, what, off, field);
+	if ((!src->seekable && park_to(img, v, off) < 0))
+		return -1;
+	if (vhd_read_at(img, v, buf, len, off, what) == 0)
+		return 0;
+	code = err_code();
+	if (code == NULL || strcmp(code, FINDING_TRUNCATED) != 0)
+		return -1;
+	err_clear();
+	return table_past_end(img, what, off, field);
+}
+
 static int open_fixed(struct image *img, struct vhd *v)
 {
 	struct source *src = img->src;
@@ -290,14 +445,39 @@ static int read_bat(struct image *img, struct vhd *v, uint64_t bat_off)
 		free(raw);
 		return fail(EXIT_IO, "out of memory");
 	}
-	if (image_read_at(img, raw, (size_t)v->nblocks * VHD_BAT_ENTRY_SIZE,
-	    bat_off, "BAT") < 0) {
+	if (read_table(img, v, raw, (size_t)v->nblocks * VHD_BAT_ENTRY_SIZE,
+	    bat_off, "BAT", "dynamic header table_offset") < 0) {
 		free(raw);
 		return -1;
 	}
 	for (i = 0; i < v->nblocks; i++)
 		v->bat[i] = be32(raw + VHD_BAT_ENTRY_SIZE * (size_t)i);
 	free(raw);
+	return 0;
+}
+
+static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
+{
+	return a < b + blen && b < a + alen;
+}
+
+/*
+ * The BAT lies over neither the footer copy nor the dynamic header; a
+ * field rule, the same from a file and a pipe.  Where it ends is checked
+ * by its read (read_table) and, for the whole table, by check_end.
+ */
+static int check_bat_place(struct image *img, const struct vhd *v)
+{
+	if (v->bat_off > UINT64_MAX - v->bat_len)
+		return table_past_end(img, "BAT", v->bat_off,
+		    "dynamic header table_offset");
+	if (overlaps(v->bat_off, v->bat_len, 0, VHD_FOOTER_SIZE) ||
+	    overlaps(v->bat_off, v->bat_len, v->dh_off, VHD_DYN_HEADER_SIZE))
+		return image_defect(img, FINDING_OVERLAP, "BAT at 0x%llx "
+		    "overlaps the %s (dynamic header table_offset)",
+		    (unsigned long long)v->bat_off, overlaps(v->bat_off,
+		    v->bat_len, 0, VHD_FOOTER_SIZE) ? "footer copy" :
+		    "dynamic header");
 	return 0;
 }
 
@@ -325,17 +505,11 @@ static int check_blocks(struct image *img, struct vhd *v,
 		return image_bad(img, "BAT of %u entries is larger than the "
 		    "limit of %llu bytes (dynamic header max_table_entries)",
 		    entries, (unsigned long long)IMAGE_META_MAX);
-	if (img->src->size_known && (*bat_off > img->src->size ||
-	    (uint64_t)entries * VHD_BAT_ENTRY_SIZE > img->src->size - *bat_off))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "BAT at 0x%llx lies past the end of the "
-		    "image (dynamic header table_offset)",
-		    (unsigned long long)*bat_off);
 	v->nblocks = need;
 	v->bat_off = *bat_off;
 	v->bat_len = (uint64_t)entries * VHD_BAT_ENTRY_SIZE;
 	img->cluster_size = bs;
-	return 0;
+	return check_bat_place(img, v);
 }
 
 /* The bytes block idx takes in the file: its bitmap, then its data up to
@@ -376,11 +550,6 @@ static struct host_block *blocks_by_host(const struct vhd *v, uint32_t *n)
 			hb[(*n)++] = (struct host_block){ v->bat[i], i };
 	qsort(hb, *n, sizeof *hb, by_host);
 	return hb;
-}
-
-static bool overlaps(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
-{
-	return a < b + blen && b < a + alen;
 }
 
 /* A block over the footer copy, the dynamic header or the BAT. */
@@ -493,7 +662,8 @@ static int open_dynamic(struct image *img, struct vhd *v)
 	unsigned char dh[VHD_DYN_HEADER_SIZE];
 	uint64_t dh_off, bat_off;
 
-	if (image_read_at(img, v->footer, VHD_FOOTER_SIZE, 0, "footer copy") < 0 ||
+	if (read_table(img, v, v->footer, VHD_FOOTER_SIZE, 0, "footer copy",
+	    NULL) < 0 ||
 	    check_footer(img, v->footer, "footer copy at the start") < 0)
 		return -1;
 	v->type = be32(v->footer + VHD_FT_TYPE);
@@ -504,13 +674,12 @@ static int open_dynamic(struct image *img, struct vhd *v)
 	strcpy(img->subformat, v->type == VHD_TYPE_DYNAMIC ? "dynamic"
 	    : "differencing");
 	v->dh_off = dh_off = be64(v->footer + VHD_FT_DATA_OFFSET);
-	if (dh_off < VHD_FOOTER_SIZE || (img->src->size_known &&
-	    (dh_off > img->src->size ||
-	    img->src->size - dh_off < VHD_DYN_HEADER_SIZE)))
-		return image_bad(img, "dynamic header at 0x%llx lies outside "
-		    "the image (footer data_offset)",
+	if (dh_off < VHD_FOOTER_SIZE)
+		return image_defect(img, FINDING_OVERLAP, "dynamic header at "
+		    "0x%llx overlaps the footer copy (footer data_offset)",
 		    (unsigned long long)dh_off);
-	if (image_read_at(img, dh, sizeof dh, dh_off, "dynamic header") < 0 ||
+	if (read_table(img, v, dh, sizeof dh, dh_off, "dynamic header",
+	    "footer data_offset") < 0 ||
 	    check_dyn_header(img, v, dh) < 0 ||
 	    set_dynamic_size(img, v->footer) < 0 ||
 	    check_blocks(img, v, dh, &bat_off) < 0 ||
@@ -585,6 +754,26 @@ static bool sector_present(const unsigned char *bitmap, uint32_t s)
 }
 
 /*
+ * Input bytes [off, off + len) to virtual voff: from a pipe, those it
+ * passed on the way to the BAT come from the parked runs.
+ */
+static int emit_input(struct image *img, struct vhd *v, struct emitter *em,
+    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
+{
+	while (!img->src->seekable && off < img->src->pos && len > 0) {
+		size_t n = len < VHD_CHUNK ? (size_t)len : VHD_CHUNK;
+
+		if (vhd_read_at(img, v, buf, n, off, "data") < 0 ||
+		    emit_data(em, voff, buf, n) < 0)
+			return -1;
+		off += n;
+		voff += n;
+		len -= n;
+	}
+	return image_emit_range(img, em, buf, VHD_CHUNK, off, len, voff);
+}
+
+/*
  * One allocated block: the sector bitmap says which sectors hold data.
  * qemu ignores it on read and writes it all-ones; the spec says a clear
  * bit means "no data here", which for a disk without a parent is zeros,
@@ -601,17 +790,14 @@ static int read_block(struct image *img, struct emitter *em, uint32_t idx,
 
 	if (vlen > v->block_size)
 		vlen = v->block_size;
-	if (!img->src->seekable && host < img->src->pos)
-		return image_bad(img, "block %u at 0x%llx lies before data "
-		    "already read, which a pipe cannot go back to (BAT)", idx,
-		    (unsigned long long)host);
 	if (img->src->size_known && (host > img->src->size ||
 	    img->src->size - host < v->bitmap_size + vlen))
 		return image_defect(img, FINDING_TRUNCATED,
 		    "block %u at 0x%llx lies past the end of "
 		    "the image (BAT entry %u)", idx, (unsigned long long)host,
 		    idx);
-	if (image_read_at(img, bitmap, v->bitmap_size, host, "sector bitmap") < 0)
+	if (vhd_read_at(img, v, bitmap, v->bitmap_size, host,
+	    "sector bitmap") < 0)
 		return -1;
 	nsectors = (vlen + VHD_SECTOR - 1) / VHD_SECTOR;
 	for (s = 0; s < nsectors; s = e) {
@@ -624,7 +810,7 @@ static int read_block(struct image *img, struct emitter *em, uint32_t idx,
 		from = (uint64_t)s * VHD_SECTOR;
 		len = (uint64_t)e * VHD_SECTOR < vlen ?
 		    (uint64_t)(e - s) * VHD_SECTOR : vlen - from;
-		if ((present ? image_emit_range(img, em, buf, VHD_CHUNK,
+		if ((present ? emit_input(img, v, em, buf,
 		    host + v->bitmap_size + from, len, vstart + from)
 		    : emit_zero(em, vstart + from, len)) < 0)
 			return -1;
@@ -754,9 +940,16 @@ static int vhd_read(struct image *img, struct emitter *em)
 static void vhd_close(struct image *img)
 {
 	struct vhd *v = img->priv;
+	size_t i;
 
-	if (v != NULL)
-		free(v->bat);
+	if (v == NULL)
+		return;
+	for (i = 0; i < v->nparked; i++)
+		if (!v->parked[i].zero)
+			stash_drop(img->stash, &v->parked[i].ref);
+	free(v->parked);
+	free(v->unit);
+	free(v->bat);
 	free(v);
 }
 

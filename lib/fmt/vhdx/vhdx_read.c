@@ -118,12 +118,14 @@ static int pick_header(struct image *img, unsigned char *area,
 	return 0;
 }
 
-/* A region must be whole MiB units past the first MiB, inside the file. */
+/*
+ * A region must be whole MiB units past the first MiB.  Where it ends is
+ * checked when the regions are read (read_regions), in file order, so a
+ * file and a pipe name the same one.
+ */
 static int check_region(struct image *img, const char *what, uint64_t off,
     uint64_t len)
 {
-	const struct source *src = img->src;
-
 	if (off < MIB || off % MIB != 0 || len == 0 || len % MIB != 0 ||
 	    off > UINT64_MAX - len)
 		return image_bad(img, "%s region at 0x%llx+0x%llx is not in "
@@ -133,10 +135,6 @@ static int check_region(struct image *img, const char *what, uint64_t off,
 		return image_bad(img, "%s region of %llu bytes is larger than "
 		    "the limit of %llu", what, (unsigned long long)len,
 		    (unsigned long long)IMAGE_META_MAX);
-	if (src->size_known && (off > src->size || len > src->size - off))
-		return image_defect(img, FINDING_TRUNCATED,
-		    "%s region at 0x%llx lies past the end "
-		    "of the image", what, (unsigned long long)off);
 	return 0;
 }
 
@@ -285,6 +283,38 @@ static int park_until(struct image *img, struct vhdx *x, uint64_t off,
 	return 0;
 }
 
+static int region_past_end(struct image *img, const struct region *r)
+{
+	return image_defect(img, FINDING_TRUNCATED, "%s region at 0x%llx lies "
+	    "past the end of the image", r->name, (unsigned long long)r->off);
+}
+
+/*
+ * Region r, after the units a pipe passes on its way to it are parked:
+ * a file too short for it, known before the read, and a pipe that ends
+ * on the way or inside it give one message and one finding code.
+ */
+static int read_region(struct image *img, struct vhdx *x, struct region *r,
+    unsigned char *unit)
+{
+	const struct source *src = img->src;
+	const char *code;
+
+	if (src->size_known && (r->off > src->size ||
+	    r->len > src->size - r->off))
+		return region_past_end(img, r);
+	if ((r->buf = malloc(r->len)) == NULL)
+		return fail(EXIT_IO, "out of memory");
+	if ((unit == NULL || park_until(img, x, r->off, unit) == 0) &&
+	    image_read_at(img, r->buf, r->len, r->off, r->name) == 0)
+		return 0;
+	code = err_code();
+	if (code == NULL || strcmp(code, FINDING_TRUNCATED) != 0)
+		return -1;
+	err_clear();
+	return region_past_end(img, r);
+}
+
 static int read_regions(struct image *img, struct vhdx *x)
 {
 	struct region *r[3];
@@ -296,15 +326,7 @@ static int read_regions(struct image *img, struct vhdx *x)
 	if (!img->src->seekable && (unit = malloc(MIB)) == NULL)
 		return fail(EXIT_IO, "out of memory");
 	for (i = 0; i < n && rc == 0; i++) {
-		r[i]->buf = malloc(r[i]->len);
-		if (r[i]->buf == NULL)
-			rc = fail(EXIT_IO, "out of memory");
-		else if (unit != NULL &&
-		    park_until(img, x, r[i]->off, unit) < 0)
-			rc = -1;
-		else
-			rc = image_read_at(img, r[i]->buf, r[i]->len, r[i]->off,
-			    r[i]->name);
+		rc = read_region(img, x, r[i], unit);
 		if (rc == 0 && unit != NULL)
 			x->parked_end_mb = (r[i]->off + r[i]->len) / MIB;
 	}
@@ -527,6 +549,29 @@ static int check_bat_size(struct image *img, struct vhdx *x)
 	return 0;
 }
 
+/*
+ * The identifier, headers and region tables: an input too short for
+ * them gives one message, known before the read from a file, met at the
+ * end of a pipe.
+ */
+static int read_head_area(struct image *img, unsigned char *area)
+{
+	const struct source *src = img->src;
+	const char *code;
+
+	if (!src->size_known || src->size >= VHDX_HEAD_AREA) {
+		if (image_read_at(img, area, VHDX_HEAD_AREA, 0, "headers") == 0)
+			return 0;
+		code = err_code();
+		if (code == NULL || strcmp(code, FINDING_TRUNCATED) != 0)
+			return -1;
+		err_clear();
+	}
+	return image_defect(img, FINDING_TRUNCATED, "the image ends inside "
+	    "its first %u KiB, which hold the headers and region tables",
+	    VHDX_HEAD_AREA / 1024);
+}
+
 static int vhdx_open(struct image *img)
 {
 	struct vhdx *x = calloc(1, sizeof *x);
@@ -541,8 +586,7 @@ static int vhdx_open(struct image *img)
 	area = malloc(VHDX_HEAD_AREA);
 	if (area == NULL)
 		return fail(EXIT_IO, "out of memory");
-	if (image_read_at(img, area, VHDX_HEAD_AREA, 0, "headers") < 0 ||
-	    parse_head_area(img, x, area) < 0) {
+	if (read_head_area(img, area) < 0 || parse_head_area(img, x, area) < 0) {
 		free(area);
 		return -1;
 	}

@@ -1,207 +1,58 @@
 /*
- * vmdk: VMware hosted sparse extents ("KDMV"): monolithicSparse and
- * streamOptimized (qemu-img's and VMware ovftool's), with the embedded
- * descriptor.  A plain-text descriptor names other files; it is rejected
- * and nothing it names is ever opened.
+ * vmdk: VMware hosted sparse extents ("KDMV"): monolithicSparse (also
+ * with its GD at the end and a footer) and streamOptimized (qemu-img's,
+ * VMware's, VirtualBox's), with the embedded descriptor; descriptor files
+ * (vmdk_extents.c).  The layout is named in vmdk.h.
  *
- * The layout is named in vmdk.h.
- *
- * Seekable input is read through the GD and GTs in virtual order.  From a
- * pipe, a stream with its GD at the end is read marker by marker in file
- * order; any other extent (monolithicSparse, qemu-img's streamOptimized)
- * names its GD in the header: all GTs are read, then the grains in file
- * order.  Bytes met before the tables that name them are parked in the
- * stash.
+ * An extent whose header (or footer) names its GD is read by its tables
+ * (vmdk_tables.c): from a file in virtual order, from a pipe in file
+ * order, bytes met before the tables that name them parked in the stash.
+ * A stream whose GD is at the end is read marker by marker
+ * (vmdk_markers.c), from a file as from a pipe.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
+#include <strings.h>
 
-#include "fmt/fmt.h"
-#include "fmt/vmdk/vmdk.h"
+#include "fmt/vmdk/vmdk_desc.h"
 #include "fmt/vmdk/vmdk_info.h"
+#include "fmt/vmdk/vmdk_int.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
-
-/* The reader's own limits and buffers. */
-#define VMDK_WINDOW (1u << 20)		/* read-ahead for metadata, grains */
-#define VMDK_RUN_MAX (8u << 20)		/* largest coalesced grain read */
-
-struct vmdk_kept {			/* a stashed run of the input */
-	uint64_t host;
-	struct stash_ref ref;
-	bool taken;
-};
-
-struct vmdk {
-	struct vmdk_header h;
-	uint64_t grain_bytes;
-	uint64_t ngrains;		/* grains in the capacity */
-	uint64_t ngts;			/* GD entries */
-	size_t cmax;			/* largest compressed grain accepted */
-	uint32_t *gd;
-	unsigned char *grain;		/* one inflated grain */
-	unsigned char *run;		/* coalesced uncompressed grains */
-	unsigned char *win;		/* seekable read-ahead window */
-	uint64_t win_off;
-	size_t win_len, win_cap;
-	z_stream zs;
-	bool zs_ready;
-	struct vmdk_kept *kept;		/* pipe: bytes skipped before tables */
-	size_t nkept, capkept;
-	uint64_t stream_next;		/* markers: end of the highest grain */
-	unsigned char *kcache;		/* the kept run last taken */
-	size_t kcached;			/* its index + 1, or 0 */
-};
-
-static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
-    const char *what);
-static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
-    unsigned char *out, size_t len, const char *what);
-
-static bool vmdk_is_descriptor_text(const unsigned char *p, size_t len)
-{
-	static const char sig[] = VMDK_DESC_SIGNATURE;
-
-	if (len >= sizeof sig - 1 && strncasecmp((const char *)p, sig,
-	    sizeof sig - 1) == 0)
-		return true;
-	return len >= 64 && memmem(p, len < 4096 ? len : 4096, "createType",
-	    10) != NULL && memmem(p, len < 4096 ? len : 4096, "version=",
-	    8) != NULL && memchr(p, 0, len < 4096 ? len : 4096) == NULL;
-}
 
 static int vmdk_bid(const struct probe *pb)
 {
 	if (pb->headlen >= 4 && le32(pb->head) == VMDK_MAGIC)
 		return BID_SIGNATURE;
-	if (vmdk_is_descriptor_text(pb->head, pb->headlen))
+	if (vmdk_looks_like_descriptor(pb->head, pb->headlen))
 		return BID_SIGNATURE;
 	return BID_NONE;
 }
 
 /* ---- descriptor ---- */
 
-struct vmdk_desc {
-	char create_type[64];
-	int nextents;
-	char names[256];		/* the extent names, quoted, joined */
-	char path_name[128];		/* first name with '/' or "..", or "" */
-	bool has_parent;
-	uint64_t extent_sectors;
-};
-
-static void vmdk_desc_value(const char *line, char *out, size_t outlen)
+/* The one extent of an embedded descriptor is this file. */
+static bool vmdk_embedded_extent_ok(const struct vmdk_desc *d)
 {
-	const char *v = strchr(line, '=') + 1;
-	size_t n;
+	const struct vmdk_extent_line *x = &d->extents[0];
 
-	v += strspn(v, " \t\"");
-	n = strcspn(v, "\"\r\n");
-	if (n >= outlen)
-		n = outlen - 1;
-	memcpy(out, v, n);
-	out[n] = '\0';
+	if (d->nextents == 0)
+		return true;
+	return d->nextents == 1 && strcasecmp(x->type, "SPARSE") == 0 &&
+	    (x->name[0] == '\0' || vmdk_name_is_bare(x->name));
 }
 
-/* "RW 9766 SPARSE "name" [offset]": access, sectors, type, file name. */
-static void vmdk_desc_extent(struct vmdk_desc *d, const char *line)
-{
-	const char *q = strchr(line, '"'), *e;
-	char name[128];
-	size_t n, used;
-
-	d->nextents++;
-	d->extent_sectors += strtoull(line + strcspn(line, " \t"), NULL, 10);
-	if (q == NULL)
-		return;
-	e = strchr(q + 1, '"');
-	n = e != NULL ? (size_t)(e - q - 1) : strcspn(q + 1, "\r\n");
-	if (n >= sizeof name)
-		n = sizeof name - 1;
-	memcpy(name, q + 1, n);
-	name[n] = '\0';
-	for (char *c = name; *c; c++)
-		if ((unsigned char)*c < 0x20 || (unsigned char)*c > 0x7e)
-			*c = '?';
-	if (d->path_name[0] == '\0' && (strchr(name, '/') != NULL ||
-	    strchr(name, '\\') != NULL || strstr(name, "..") != NULL))
-		snprintf(d->path_name, sizeof d->path_name, "%s", name);
-	used = strlen(d->names);
-	if (used + n + 4 < sizeof d->names)
-		snprintf(d->names + used, sizeof d->names - used, "%s\"%s\"",
-		    used ? ", " : "", name);
-}
-
-static void vmdk_desc_parse(struct vmdk_desc *d, const char *text)
-{
-	const char *line = text, *p;
-	char value[64];
-
-	memset(d, 0, sizeof *d);
-	while (*line != '\0') {
-		p = line + strspn(line, " \t");
-		if (strncmp(p, "createType", 10) == 0 && strchr(p, '=') != NULL &&
-		    strchr(p, '=') < p + strcspn(p, "\n"))
-			vmdk_desc_value(p, d->create_type, sizeof d->create_type);
-		else if (strncmp(p, "parentCID", 9) == 0 &&
-		    strchr(p, '=') != NULL &&
-		    strchr(p, '=') < p + strcspn(p, "\n")) {
-			vmdk_desc_value(p, value, sizeof value);
-			d->has_parent = strcasecmp(value, "ffffffff") != 0;
-		} else if (strncmp(p, "RW ", 3) == 0 ||
-		    strncmp(p, "RDONLY ", 7) == 0 ||
-		    strncmp(p, "NOACCESS ", 9) == 0)
-			vmdk_desc_extent(d, p);
-		line += strcspn(line, "\n");
-		line += *line == '\n';
-	}
-}
-
-/* Say what the extent names are, and call out names that are paths. */
-static int vmdk_reject_extents(struct image *img, const struct vmdk_desc *d,
-    const char *what)
-{
-	char path[200] = "";
-
-	if (d->path_name[0] != '\0')
-		snprintf(path, sizeof path, "; extent name \"%s\" is a path "
-		    "('/' or '..')", d->path_name);
-	return image_unsafe(img, "extent-file", "%s (createType \"%s\") "
-	    "names extent files %s, which are never opened%s", what,
-	    d->create_type[0] ? d->create_type : "?",
-	    d->names[0] ? d->names : "(none)", path);
-}
-
-/* A text descriptor: the disk is in the files it names. */
-static int vmdk_open_descriptor_file(struct image *img)
-{
-	struct vmdk_desc d;
-	char *text = malloc(img->src->headlen + 1);
-
-	if (text == NULL)
-		return fail(EXIT_IO, "out of memory");
-	memcpy(text, img->src->head, img->src->headlen);
-	text[img->src->headlen] = '\0';
-	vmdk_desc_parse(&d, text);
-	free(text);
-	vmdk_info(img, img->src->head, img->src->headlen, NULL);
-	snprintf(img->subformat, sizeof img->subformat, "%.47s",
-	    d.create_type[0] ? d.create_type : "descriptor");
-	if (d.extent_sectors <= IMAGE_VSIZE_MAX / VMDK_SECTOR)
-		img->virtual_size = d.extent_sectors * VMDK_SECTOR;
-	if (vmdk_reject_extents(img, &d, "descriptor file") < 0)
-		return -1;
-	return 0;
-}
-
-/* The embedded descriptor must describe this one extent and no parent. */
-static int vmdk_check_embedded(struct image *img, struct vmdk *v)
+/*
+ * The embedded descriptor must describe this one extent and no parent;
+ * its createType goes to ctype (ctypelen bytes), "" when it has none.
+ */
+static int vmdk_check_embedded(struct image *img, struct vmdk *v,
+    char *ctype, size_t ctypelen)
 {
 	uint64_t len = v->h.desc_sectors * VMDK_SECTOR;
 	struct vmdk_desc d;
 	char *text;
+	int rc = 0;
 
 	if (v->h.desc_offset == 0 || v->h.desc_sectors == 0)
 		return 0;
@@ -211,37 +62,66 @@ static int vmdk_check_embedded(struct image *img, struct vmdk *v)
 		    "%llu is out of range (header at 0x%x)",
 		    (unsigned long long)v->h.desc_sectors,
 		    (unsigned long long)v->h.desc_offset, VMDK_HDR_DESC_OFFSET);
-	text = malloc(len + 1);
+	text = malloc(len);
 	if (text == NULL)
 		return fail(EXIT_IO, "out of memory");
-	if (image_read_at(img, text, len, v->h.desc_offset * VMDK_SECTOR,
-	    "descriptor") < 0) {
+	if (vmdk_meta_read(img, v, text, len, v->h.desc_offset * VMDK_SECTOR,
+	    "descriptor") < 0 || vmdk_desc_parse(&d, text, len) < 0) {
 		free(text);
 		return -1;
 	}
-	text[len] = '\0';
-	vmdk_desc_parse(&d, text);
 	vmdk_info(img, text, len, &(struct vmdk_info_sparse){
 	    .capacity_bytes = v->h.capacity * VMDK_SECTOR,
 	    .grain_bytes = v->h.grain_sectors * VMDK_SECTOR,
 	    .compressed = (v->h.flags & VMDK_FLAG_COMPRESSED) != 0 });
 	free(text);
-	if (d.has_parent && image_unsafe(img, "parent", "the descriptor names "
-	    "a parent disk (parentCID), which is never opened") < 0)
-		return -1;
-	/* Its one extent is this file: a name that is a path is hostile. */
-	if (d.nextents > 1 || d.path_name[0] != '\0' ||
+	if (vmdk_desc_has_parent(&d))
+		rc = vmdk_reject_parent(img, &d);
+	if (rc == 0 && (!vmdk_embedded_extent_ok(&d) ||
 	    (d.create_type[0] != '\0' &&
 	    strcasecmp(d.create_type, VMDK_TYPE_SPARSE) != 0 &&
-	    strcasecmp(d.create_type, VMDK_TYPE_STREAM) != 0))
-		return vmdk_reject_extents(img, &d, "embedded descriptor");
-	if (d.create_type[0] != '\0')
-		snprintf(img->subformat, sizeof img->subformat, "%.47s",
-		    d.create_type);
-	return 0;
+	    strcasecmp(d.create_type, VMDK_TYPE_STREAM) != 0)))
+		rc = vmdk_reject_extents(img, &d, "embedded descriptor");
+	snprintf(ctype, ctypelen, "%s", d.create_type);
+	vmdk_desc_free(&d);
+	return rc;
 }
 
 /* ---- header ---- */
+
+/*
+ * The header's flags and compressAlgorithm decide how grains are read
+ * (qemu decides by compressAlgorithm alone): each combination that two
+ * readers would read differently is refused, and so is a streamOptimized
+ * descriptor over a header without compressed grains and markers -- read
+ * by its tables, its markers and zlib bytes would pass for disk data.  A
+ * monolithicSparse descriptor over a stream header reads as the stream it
+ * is (each grain's marker names its LBA), as qemu reads it.
+ */
+static int vmdk_check_kind(struct image *img, struct vmdk *v,
+    const char *ctype)
+{
+	uint32_t f = v->h.flags;
+	bool compressed = f & VMDK_FLAG_COMPRESSED;
+
+	if (strcasecmp(ctype, VMDK_TYPE_STREAM) == 0 &&
+	    (!compressed || !(f & VMDK_FLAG_MARKERS)))
+		return image_bad(img, "the descriptor says streamOptimized but "
+		    "the header's flags 0x%x do not say compressed grains with "
+		    "markers (header at 0x%x)", f, VMDK_HDR_FLAGS);
+	if (!compressed && v->h.compress == VMDK_COMPRESS_DEFLATE)
+		return image_bad(img, "compressAlgorithm is deflate but the "
+		    "header's flags 0x%x do not say compressed grains (header "
+		    "at 0x%x)", f, VMDK_HDR_FLAGS);
+	if (compressed && !(f & VMDK_FLAG_MARKERS))
+		return image_bad(img, "compressed grains without markers "
+		    "(flags 0x%x) are not supported (header at 0x%x)", f,
+		    VMDK_HDR_FLAGS);
+	snprintf(img->subformat, sizeof img->subformat, "%.47s",
+	    compressed ? VMDK_TYPE_STREAM : ctype[0] ? ctype
+	    : VMDK_TYPE_SPARSE);
+	return 0;
+}
 
 /* where: "header" or "footer", for messages. */
 static int vmdk_check_header(struct image *img, struct vmdk *v,
@@ -287,19 +167,16 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
 		return image_bad(img, "grain directory of %llu entries is "
 		    "larger than the %llu-byte limit (%s: capacity, grain size)",
 		    (unsigned long long)v->ngts, IMAGE_META_MAX, where);
+	/* With its GD at the end, a header may say the same of its RGD
+	 * (VirtualBox); the footer has both. */
 	if (h->overhead > UINT64_MAX / VMDK_SECTOR ||
-	    h->rgd_offset > UINT64_MAX / VMDK_SECTOR - v->ngts ||
+	    (h->rgd_offset > UINT64_MAX / VMDK_SECTOR - v->ngts &&
+	    (h->rgd_offset != VMDK_GD_AT_END ||
+	    h->gd_offset != VMDK_GD_AT_END)) ||
 	    (h->gd_offset != VMDK_GD_AT_END &&
 	    h->gd_offset > UINT64_MAX / VMDK_SECTOR - v->ngts))
 		return image_bad(img, "grain directory or overhead offset out "
 		    "of range (%s at 0x%x)", where, VMDK_HDR_RGD_OFFSET);
-	if (h->gd_offset != VMDK_GD_AT_END && img->src->size_known &&
-	    h->gd_offset * VMDK_SECTOR + v->ngts * VMDK_GDE_BYTES >
-	    img->src->size)
-		return image_defect(img, FINDING_TRUNCATED, "grain directory "
-		    "at sector %llu lies past the end of the image (%s at "
-		    "0x%x)", (unsigned long long)h->gd_offset, where,
-		    VMDK_HDR_GD_OFFSET);
 	/* deflate can grow incompressible data by a little; allow 2x. */
 	v->cmax = 2 * v->grain_bytes + VMDK_SECTOR;
 	img->virtual_size = h->capacity * VMDK_SECTOR;
@@ -312,16 +189,17 @@ static int vmdk_check_header(struct image *img, struct vmdk *v,
  * agree with the header on the geometry and not move the descriptor.
  * v->h becomes the footer's values.
  */
-static int vmdk_check_footer(struct image *img, struct vmdk *v,
+int vmdk_check_footer(struct image *img, struct vmdk *v,
     const unsigned char *footer)
 {
 	struct vmdk_header head = v->h;
 
 	if (vmdk_check_header(img, v, footer, "footer") < 0)
 		return -1;
-	if (v->h.gd_offset == VMDK_GD_AT_END)
-		return image_bad(img, "the footer's gdOffset is GD_AT_END too "
-		    "(footer at 0x%x)", VMDK_HDR_GD_OFFSET);
+	if (v->h.gd_offset == VMDK_GD_AT_END ||
+	    v->h.rgd_offset == VMDK_GD_AT_END)
+		return image_bad(img, "the footer's gdOffset or rgdOffset is "
+		    "GD_AT_END too (footer at 0x%x)", VMDK_HDR_RGD_OFFSET);
 	if (v->h.capacity != head.capacity ||
 	    v->h.grain_sectors != head.grain_sectors ||
 	    v->h.gtes_per_gt != head.gtes_per_gt || v->h.flags != head.flags)
@@ -343,29 +221,44 @@ static int vmdk_check_footer(struct image *img, struct vmdk *v,
 }
 
 /*
- * GD_AT_END: the footer lies 1024 bytes before the end, between a footer
- * marker and the end-of-stream marker.  Without them (something follows
- * the stream) the grains are read marker by marker.
+ * An extent without markers whose GD is at the end (VMware Workstation's
+ * monolithicSparse with a footer) ends with a footer marker, the footer
+ * and an end-of-stream marker, as qemu reads it: tail is those three
+ * sectors.  v->h becomes the footer's values.
  */
-static int vmdk_read_footer(struct image *img, struct vmdk *v)
+static int vmdk_check_tail(struct image *img, struct vmdk *v,
+    const unsigned char *tail)
 {
-	unsigned char buf[VMDK_TAIL_SECTORS * VMDK_SECTOR];
-	uint64_t size = img->src->size;
-	struct vmdk_marker m;
+	struct vmdk_marker fm, eos;
 
+	vmdk_marker_get(&fm, tail);
+	vmdk_marker_get(&eos, tail + 2 * VMDK_SECTOR);
+	if (fm.val != 1 || fm.size != 0 || fm.type != VMDK_MARKER_FOOTER ||
+	    eos.val != 0 || eos.size != 0 || eos.type != VMDK_MARKER_EOS)
+		return image_bad(img, "gdOffset is GD_AT_END but the image does "
+		    "not end with a footer marker, a footer and an "
+		    "end-of-stream marker (header at 0x%x)", VMDK_HDR_GD_OFFSET);
+	return vmdk_check_footer(img, v, tail + VMDK_SECTOR);
+}
+
+/* The tail from a file, or from the stash once a pipe is all kept. */
+static int vmdk_read_tail(struct image *img, struct vmdk *v)
+{
+	unsigned char tail[VMDK_TAIL_SECTORS * VMDK_SECTOR];
+	uint64_t size;
+
+	if (!vmdk_input_size(img, v, &size))
+		return -1;
 	if (size < (VMDK_TAIL_SECTORS + 1) * VMDK_SECTOR)
-		return 0;
-	if (image_read_at(img, buf, sizeof buf, size - sizeof buf,
+		return vmdk_past_end(img, "footer", 0);
+	if (vmdk_meta_read(img, v, tail, sizeof tail, size - sizeof tail,
 	    "footer") < 0)
 		return -1;
-	vmdk_marker_get(&m, buf);
-	if (m.val != 1 || m.size != 0 || m.type != VMDK_MARKER_FOOTER)
-		return 0;
-	return vmdk_check_footer(img, v, buf + VMDK_SECTOR);
+	return vmdk_check_tail(img, v, tail);
 }
 
 /* Markers are only meaningful around compressed grains. */
-static bool vmdk_has_markers(const struct vmdk *v)
+bool vmdk_has_markers(const struct vmdk *v)
 {
 	return (v->h.flags & VMDK_FLAG_MARKERS) &&
 	    (v->h.flags & VMDK_FLAG_COMPRESSED);
@@ -391,6 +284,41 @@ static int vmdk_alloc_buffers(struct vmdk *v)
 	return 0;
 }
 
+/*
+ * The redundant GD and GTs are read, from a file and a pipe alike; an RGD
+ * at the GD's own sector (FreeBSD mkimg) is the GD, read once.
+ */
+static void vmdk_use_rgd(struct vmdk *v)
+{
+	v->use_rgd = (v->h.flags & VMDK_FLAG_RGD) && v->h.rgd_offset != 0 &&
+	    v->h.rgd_offset != VMDK_GD_AT_END &&
+	    v->h.rgd_offset != v->h.gd_offset;
+}
+
+/*
+ * Which GD to read: the header's; with GD_AT_END and markers, none (the
+ * markers are read); with GD_AT_END and no markers, the footer's, read
+ * here from a file and at the end of a pipe.
+ */
+int vmdk_open_sparse(struct image *img, struct vmdk *v)
+{
+	char ctype[64] = "";
+
+	if (img->src->headlen < VMDK_SECTOR)
+		return image_defect(img, FINDING_TRUNCATED, "header is "
+		    "truncated (%zu bytes)", img->src->headlen);
+	if (vmdk_check_header(img, v, img->src->head, "header") < 0 ||
+	    vmdk_alloc_buffers(v) < 0 ||
+	    vmdk_check_embedded(img, v, ctype, sizeof ctype) < 0 ||
+	    vmdk_check_kind(img, v, ctype) < 0)
+		return -1;
+	if (v->h.gd_offset == VMDK_GD_AT_END && !vmdk_has_markers(v) &&
+	    img->src->seekable && vmdk_read_tail(img, v) < 0)
+		return -1;
+	vmdk_use_rgd(v);
+	return 0;
+}
+
 static int vmdk_open(struct image *img)
 {
 	struct vmdk *v;
@@ -401,31 +329,14 @@ static int vmdk_open(struct image *img)
 	if (v == NULL)
 		return fail(EXIT_IO, "out of memory");
 	img->priv = v;
-	if (img->src->headlen < VMDK_SECTOR)
-		return image_defect(img, FINDING_TRUNCATED, "header is "
-		    "truncated (%zu bytes)", img->src->headlen);
-	if (vmdk_check_header(img, v, img->src->head, "header") < 0)
-		return -1;
-	snprintf(img->subformat, sizeof img->subformat, "%.47s",
-	    (v->h.flags & VMDK_FLAG_COMPRESSED) ? VMDK_TYPE_STREAM
-	    : VMDK_TYPE_SPARSE);
-	if (vmdk_check_embedded(img, v) < 0)
-		return -1;
-	if (v->h.gd_offset == VMDK_GD_AT_END && !vmdk_has_markers(v))
-		return image_bad(img, "gdOffset is GD_AT_END but the image has "
-		    "no compressed grains with markers (header at 0x%x, flags "
-		    "at 0x%x)", VMDK_HDR_GD_OFFSET, VMDK_HDR_FLAGS);
-	if (v->h.gd_offset == VMDK_GD_AT_END && img->src->seekable &&
-	    vmdk_read_footer(img, v) < 0)
-		return -1;
-	return vmdk_alloc_buffers(v);
+	return vmdk_open_sparse(img, v);
 }
 
 /* ---- grains ---- */
 
 /* Inflate one compressed grain (zlib-wrapped, as qemu and VMware write, or
  * raw deflate) into v->grain; returns the inflated length or -1. */
-static int64_t vmdk_inflate(struct image *img, struct vmdk *v,
+int64_t vmdk_inflate(struct image *img, struct vmdk *v,
     const unsigned char *in, size_t len, uint64_t where)
 {
 	bool zlib_wrapped = len >= 2 && (in[0] & 0x0f) == 8 &&
@@ -452,8 +363,8 @@ static int64_t vmdk_inflate(struct image *img, struct vmdk *v,
 }
 
 /* Emit an inflated grain at grain index gi, clipped to the capacity. */
-static int vmdk_emit_grain(struct image *img, struct vmdk *v,
-    struct emitter *em, uint64_t gi, size_t len)
+int vmdk_emit_grain(struct image *img, struct vmdk *v, struct emitter *em,
+    uint64_t gi, size_t len)
 {
 	uint64_t off = gi * v->grain_bytes;
 
@@ -461,648 +372,79 @@ static int vmdk_emit_grain(struct image *img, struct vmdk *v,
 		return 0;
 	if (len > img->virtual_size - off)
 		len = img->virtual_size - off;
-	return emit_data(em, off, v->grain, len);
+	return vmdk_emit_data(v, em, off, v->grain, len);
 }
 
 /* A grain marker's LBA must start a grain inside the capacity. */
-static int vmdk_marker_grain(struct image *img, struct vmdk *v, uint64_t lba,
+int vmdk_marker_grain(struct image *img, struct vmdk *v, uint64_t lba,
     uint32_t csize, uint64_t where, uint64_t *gi)
 {
-	if (lba % v->h.grain_sectors != 0 || lba >= v->h.capacity)
-		return image_bad(img, "grain marker at 0x%llx has LBA %llu, "
-		    "not the start of a grain within the capacity",
+	if (lba % v->h.grain_sectors != 0)
+		return image_defect(img, FINDING_MISALIGNED, "grain marker at "
+		    "0x%llx has LBA %llu, not the start of a grain",
 		    (unsigned long long)where, (unsigned long long)lba);
-	if (csize > v->cmax)
+	if (lba >= v->h.capacity)
+		return image_defect(img, FINDING_OUT_OF_RANGE, "grain marker "
+		    "at 0x%llx has LBA %llu, beyond the capacity of %llu "
+		    "sectors", (unsigned long long)where,
+		    (unsigned long long)lba, (unsigned long long)v->h.capacity);
+	if (csize == 0 || csize > v->cmax)
 		return image_bad(img, "grain marker at 0x%llx declares %u "
-		    "compressed bytes, more than %zu", (unsigned long long)where,
+		    "compressed bytes, not 1 to %zu", (unsigned long long)where,
 		    csize, v->cmax);
 	*gi = lba / v->h.grain_sectors;
 	return 0;
 }
 
-/* ---- seekable: through the GD and GTs ---- */
-
-/* Bytes [off, off+len) of a seekable input, read ahead a window at a time. */
-static const unsigned char *vmdk_window(struct image *img, struct vmdk *v,
-    uint64_t off, size_t len, const char *what)
+int vmdk_read_sparse(struct image *img, struct vmdk *v, struct emitter *em)
 {
-	uint64_t size = img->src->size;
-	size_t want;
-
-	if (off >= v->win_off && len <= v->win_len &&
-	    off - v->win_off <= v->win_len - len)
-		return v->win + (off - v->win_off);
-	want = len > VMDK_WINDOW ? len : VMDK_WINDOW;
-	if (off < size && size - off < want)
-		want = size - off > len ? size - off : len;
-	if (image_read_at(img, v->win, want, off, what) < 0)
-		return NULL;
-	v->win_off = off;
-	v->win_len = want;
-	return v->win;
-}
-
-struct vmdk_run {			/* uncompressed grains, one read */
-	uint64_t virt, host, len;
-};
-
-static int vmdk_flush_run(struct image *img, struct vmdk *v,
-    struct emitter *em, struct vmdk_run *r)
-{
-	int rc = 0;
-
-	if (r->len > 0)
-		rc = image_read_at(img, v->run, r->len, r->host,
-		    "grain") < 0 || emit_data(em, r->virt, v->run,
-		    r->len) < 0 ? -1 : 0;
-	r->len = 0;
-	return rc;
-}
-
-/* Add grain gi at host to the run, reading the run first if it can't. */
-static int vmdk_run_add(struct image *img, struct vmdk *v, struct emitter *em,
-    struct vmdk_run *r, uint64_t gi, uint64_t host)
-{
-	uint64_t virt = gi * v->grain_bytes, len = v->grain_bytes;
-
-	if (virt + len > img->virtual_size)
-		len = img->virtual_size - virt;
-	if (r->len > 0 && (r->virt + r->len != virt || r->host + r->len != host ||
-	    r->len + len > VMDK_RUN_MAX) && vmdk_flush_run(img, v, em, r) < 0)
-		return -1;
-	if (r->len == 0) {
-		r->virt = virt;
-		r->host = host;
-	}
-	r->len += len;
-	return 0;
-}
-
-static int vmdk_read_compressed_at(struct image *img, struct vmdk *v,
-    struct emitter *em, uint64_t gi, uint64_t host)
-{
-	const unsigned char *p = vmdk_window(img, v, host, VMDK_MARKER_HEAD,
-	    "grain marker");
-	uint64_t lba, mgi;
-	uint32_t csize;
-	int64_t n;
-
-	if (p == NULL)
-		return -1;
-	lba = le64(p + VMDK_MARKER_VAL);
-	csize = le32(p + VMDK_MARKER_SIZE);
-	if (vmdk_marker_grain(img, v, lba, csize, host, &mgi) < 0)
-		return -1;
-	if (mgi != gi)
-		return image_bad(img, "grain marker at 0x%llx has LBA %llu, but "
-		    "the grain table puts it at LBA %llu",
-		    (unsigned long long)host, (unsigned long long)lba,
-		    (unsigned long long)(gi * v->h.grain_sectors));
-	p = vmdk_window(img, v, host, VMDK_MARKER_HEAD + csize, "grain");
-	if (p == NULL)
-		return -1;
-	n = vmdk_inflate(img, v, p + VMDK_MARKER_HEAD, csize, host);
-	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
-}
-
-static int vmdk_read_gt(struct image *img, struct vmdk *v, uint64_t g,
-    uint32_t *gt)
-{
-	uint64_t off = (uint64_t)v->gd[g] * VMDK_SECTOR;
-	size_t len = (size_t)v->h.gtes_per_gt * VMDK_GTE_BYTES;
-	const unsigned char *p;
-	char what[64];
-
-	snprintf(what, sizeof what, "grain table %llu",
-	    (unsigned long long)g);
-	p = img->src->seekable ? vmdk_window(img, v, off, len, what) : NULL;
-	if (!img->src->seekable) {
-		if (off < img->src->pos ? vmdk_take_kept(img, v, off, v->win,
-		    len, what) < 0 : vmdk_pipe_advance(img, v, off,
-		    what) < 0 || image_read_at(img, v->win, len, off,
-		    what) < 0)
-			return -1;
-		p = v->win;
-	}
-	if (p == NULL)
-		return -1;
-	for (size_t j = 0; j < v->h.gtes_per_gt; j++)
-		gt[j] = le32(p + VMDK_GTE_BYTES * j);
-	return 0;
-}
-
-static int vmdk_check_gte(struct image *img, struct vmdk *v, uint64_t gi,
-    uint32_t gte)
-{
-	uint64_t host = (uint64_t)gte * VMDK_SECTOR;
-
-	if (img->src->size_known && (host >= img->src->size ||
-	    (!(v->h.flags & VMDK_FLAG_COMPRESSED) &&
-	    img->src->size - host < v->grain_bytes &&
-	    img->src->size - host < img->virtual_size - gi * v->grain_bytes)))
-		return image_defect(img, FINDING_TRUNCATED, "grain %llu at "
-		    "0x%llx lies past the end of the image (grain table "
-		    "entry)", (unsigned long long)gi,
-		    (unsigned long long)host);
-	return 0;
-}
-
-static int vmdk_load_gd(struct image *img, struct vmdk *v, uint64_t sector,
-    uint32_t **out, const char *what)
-{
-	size_t len = v->ngts * VMDK_GDE_BYTES;
-	unsigned char *raw = malloc(len + 1);
-	uint32_t *gd = malloc(len + sizeof *gd);
-
-	*out = gd;
-	if (raw == NULL || gd == NULL) {
-		free(raw);
-		return fail(EXIT_IO, "out of memory");
-	}
-	if (image_read_at(img, raw, len, sector * VMDK_SECTOR, what) < 0) {
-		free(raw);
-		return -1;
-	}
-	for (size_t g = 0; g < v->ngts; g++) {
-		gd[g] = le32(raw + VMDK_GDE_BYTES * g);
-		if (img->src->size_known && gd[g] != 0 &&
-		    (uint64_t)gd[g] * VMDK_SECTOR + v->h.gtes_per_gt * (uint64_t)VMDK_GTE_BYTES >
-		    img->src->size) {
-			free(raw);
-			return image_defect(img, FINDING_TRUNCATED, "%s entry "
-			    "%zu puts a grain table at sector %u, past the "
-			    "end of the image", what, g, gd[g]);
-		}
-	}
-	free(raw);
-	return 0;
-}
-
-/* The redundant GT must match the primary (cheap on a seekable input). */
-static int vmdk_verify_rgt(struct image *img, struct vmdk *v,
-    const uint32_t *rgd, uint64_t g, const uint32_t *gt, uint32_t *rgt)
-{
-	uint32_t saved = v->gd[g];
-	int rc;
-
-	if (rgd == NULL || rgd[g] == 0)
-		return 0;
-	v->gd[g] = rgd[g];
-	rc = vmdk_read_gt(img, v, g, rgt);
-	v->gd[g] = saved;
-	if (rc < 0)
-		return -1;
-	if (memcmp(gt, rgt, v->h.gtes_per_gt * sizeof *gt) != 0)
-		return image_bad(img, "grain table %llu differs from its "
-		    "redundant copy (rgdOffset at 0x%x)", (unsigned long long)g,
-		    VMDK_HDR_RGD_OFFSET);
-	return 0;
-}
-
-static int vmdk_read_gts(struct image *img, struct vmdk *v,
-    struct emitter *em, const uint32_t *rgd, uint32_t *gt, uint32_t *rgt)
-{
-	bool compressed = v->h.flags & VMDK_FLAG_COMPRESSED;
-	struct vmdk_run run = { 0 };
-	uint64_t g, j, gi;
-
-	for (g = 0; g < v->ngts; g++) {
-		if (v->gd[g] == 0)
-			continue;
-		if (vmdk_read_gt(img, v, g, gt) < 0 ||
-		    vmdk_verify_rgt(img, v, rgd, g, gt, rgt) < 0)
-			return -1;
-		for (j = 0; j < v->h.gtes_per_gt; j++) {
-			gi = g * v->h.gtes_per_gt + j;
-			if (gi >= v->ngrains)
-				break;
-			if (gt[j] == 0 || gt[j] == VMDK_GTE_ZERO)
-				continue;
-			/* virtual order: the disk below is complete */
-			if (vmdk_check_gte(img, v, gi, gt[j]) < 0 ||
-			    emit_upto(em, run.len > 0 ? run.virt
-			    : gi * v->grain_bytes) < 0)
-				return -1;
-			if (compressed ? vmdk_read_compressed_at(img, v, em, gi,
-			    (uint64_t)gt[j] * VMDK_SECTOR) < 0
-			    : vmdk_run_add(img, v, em, &run, gi,
-			    (uint64_t)gt[j] * VMDK_SECTOR) < 0)
-				return -1;
-		}
-	}
-	return vmdk_flush_run(img, v, em, &run);
-}
-
-static int vmdk_read_seekable(struct image *img, struct vmdk *v,
-    struct emitter *em)
-{
-	uint32_t *rgd = NULL, *gt, *rgt;
-	int rc = -1;
-
-	gt = malloc(2 * v->h.gtes_per_gt * sizeof *gt);
-	if (gt == NULL)
-		return fail(EXIT_IO, "out of memory");
-	rgt = gt + v->h.gtes_per_gt;
-	if (vmdk_load_gd(img, v, v->h.gd_offset, &v->gd,
-	    "grain directory") < 0)
-		goto out;
-	if ((v->h.flags & VMDK_FLAG_RGD) && v->h.rgd_offset != 0 &&
-	    !(v->h.flags & VMDK_FLAG_COMPRESSED) &&
-	    vmdk_load_gd(img, v, v->h.rgd_offset, &rgd,
-	    "redundant grain directory") < 0)
-		goto out;
-	rc = vmdk_read_gts(img, v, em, rgd, gt, rgt);
-out:
-	free(rgd);
-	free(gt);
-	return rc;
-}
-
-/* ---- pipe, streamOptimized: marker by marker ---- */
-
-/*
- * qemu-img and VMware write a stream's grains in increasing LBA order, so
- * the disk below each grain is complete when it arrives: an in-order sink
- * gets the gap as zeros now instead of the stash holding all that follows.
- * A grain below one already seen breaks that promise; only an in-order
- * sink (a pipe) cannot take it, and the message says so.
- */
-static int vmdk_marker_promise(struct image *img, struct vmdk *v,
-    struct emitter *em, uint64_t gi, uint64_t where)
-{
-	uint64_t off = gi * v->grain_bytes;
-
-	if (off < v->stream_next && em->sink->in_order)
-		return image_bad(img, "grain marker at 0x%llx (LBA %llu) comes "
-		    "after grains at higher LBAs; write the output to a file "
-		    "to read a stream in this order", (unsigned long long)where,
-		    (unsigned long long)(gi * v->h.grain_sectors));
-	if (off < v->stream_next)
-		return 0;
-	v->stream_next = off + v->grain_bytes;
-	return emit_upto(em, off);
-}
-
-static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
-    struct emitter *em, const unsigned char *sec, uint64_t *off)
-{
-	uint64_t where = *off;
-	uint64_t lba = le64(sec + VMDK_MARKER_VAL), gi, rest;
-	uint32_t csize = le32(sec + VMDK_MARKER_SIZE);
-	unsigned char *c = v->win;
-	int64_t n;
-
-	if (vmdk_marker_grain(img, v, lba, csize, where, &gi) < 0 ||
-	    vmdk_marker_promise(img, v, em, gi, where) < 0)
-		return -1;
-	/* The marker's sector holds the first 500 compressed bytes. */
-	memcpy(c, sec + VMDK_MARKER_HEAD, VMDK_SECTOR - VMDK_MARKER_HEAD);
-	rest = (VMDK_MARKER_HEAD + (uint64_t)csize + VMDK_SECTOR - 1) /
-	    VMDK_SECTOR * VMDK_SECTOR - VMDK_SECTOR;
-	if (rest > 0 && image_read_at(img, c + VMDK_SECTOR -
-	    VMDK_MARKER_HEAD, rest, where + VMDK_SECTOR, "grain") < 0)
-		return -1;
-	*off = where + VMDK_SECTOR + rest;
-	n = vmdk_inflate(img, v, c, csize, where);
-	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
-}
-
-/* Consume what follows the end-of-stream marker, so writers see no EPIPE. */
-static int vmdk_drain(struct image *img, struct vmdk *v)
-{
-	ssize_t n;
-
-	if (img->src->seekable)
-		return 0;
-	while ((n = image_read_forward(img, v->run, VMDK_RUN_MAX)) > 0)
-		;
-	return n < 0 ? -1 : 0;
-}
-
-/* From a pipe the footer comes last: check it all the same. */
-static int vmdk_pipe_footer(struct image *img, struct vmdk *v, uint64_t off)
-{
-	unsigned char footer[VMDK_SECTOR];
-	struct vmdk_header keep = v->h;
-	int rc;
-
-	if (image_read_at(img, footer, VMDK_SECTOR, off, "footer") < 0)
-		return -1;
-	rc = vmdk_check_footer(img, v, footer);
-	v->h = keep;
-	return rc;
-}
-
-static int vmdk_read_markers(struct image *img, struct vmdk *v,
-    struct emitter *em)
-{
-	unsigned char sec[VMDK_SECTOR];
-	uint64_t off = v->h.overhead * VMDK_SECTOR, nsec;
-	uint32_t type;
-
-	if (off < img->src->pos)
-		off = (img->src->pos + VMDK_SECTOR - 1) / VMDK_SECTOR *
-		    VMDK_SECTOR;
-	for (;;) {
-		if (image_read_at(img, sec, VMDK_SECTOR, off, "marker") < 0)
-			return -1;
-		if (le32(sec + VMDK_MARKER_SIZE) != 0) {
-			if (vmdk_read_grain_marker(img, v, em, sec, &off) < 0)
-				return -1;
-			continue;
-		}
-		nsec = le64(sec + VMDK_MARKER_VAL);
-		type = le32(sec + VMDK_MARKER_TYPE);
-		if (type == VMDK_MARKER_EOS)
-			return vmdk_drain(img, v);
-		if (type == VMDK_MARKER_FOOTER && nsec == 1 &&
-		    vmdk_pipe_footer(img, v, off + VMDK_SECTOR) < 0)
-			return -1;
-		if (type != VMDK_MARKER_GT && type != VMDK_MARKER_GD &&
-		    type != VMDK_MARKER_FOOTER)
-			return image_bad(img, "unknown marker type %u at 0x%llx",
-			    type, (unsigned long long)off);
-		if (nsec > (UINT64_MAX - off) / VMDK_SECTOR - 1)
-			return image_bad(img, "marker at 0x%llx declares %llu "
-			    "sectors", (unsigned long long)off,
-			    (unsigned long long)nsec);
-		off += (nsec + 1) * VMDK_SECTOR;
-	}
-}
-
-/* ---- pipe, monolithicSparse: tables first, then grains in file order ---- */
-
-/*
- * Skip forward to off, where what is; past the overhead, keep the bytes
- * in the stash, in runs of one grain, in case a table met later names them.
- */
-static int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
-    const char *what)
-{
-	uint64_t pos = img->src->pos, keep_from = v->h.overhead * VMDK_SECTOR;
-	struct vmdk_kept *k;
-	size_t n;
-	ssize_t got;
-
-	if (pos < keep_from && image_skip_to(img,
-	    off < keep_from ? off : keep_from) < 0)
-		return -1;
-	while ((pos = img->src->pos) < off) {
-		n = off - pos < v->grain_bytes ? off - pos : v->grain_bytes;
-		got = image_read_forward(img, v->run, n);
-		if (got < 0)
-			return -1;
-		if ((size_t)got < n)
-			return image_defect(img, FINDING_TRUNCATED, "%s at "
-			    "0x%llx lies past the end of the image (0x%llx)",
-			    what, (unsigned long long)off,
-			    (unsigned long long)(pos + got));
-		if (grow_array(&v->kept, v->nkept, &v->capkept,
-		    sizeof *v->kept, 64, SIZE_MAX) < 0)
-			return -1;
-		k = &v->kept[v->nkept];
-		k->host = pos;
-		k->taken = false;
-		if (stash_put(img->stash, v->run, n, &k->ref) < 0)
-			return -1;
-		v->nkept++;
-	}
-	return 0;
-}
-
-/*
- * Copy [host, host+len) back from the kept runs.  A run leaves the stash
- * when first used; the last one used stays cached, as readers go forward.
- */
-static int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
-    unsigned char *out, size_t len, const char *what)
-{
-	size_t lo = 0, hi = v->nkept, got = 0, i;
-
-	while (lo < hi) {		/* first run ending after host */
-		size_t mid = (lo + hi) / 2;
-
-		if (v->kept[mid].host + v->kept[mid].ref.len <= host)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (i = lo; i < v->nkept && got < len; i++) {
-		struct vmdk_kept *k = &v->kept[i];
-		uint64_t skip = host + got - k->host;
-		size_t n;
-
-		if (k->host > host + got || skip >= k->ref.len ||
-		    (k->taken && v->kcached != i + 1))
-			break;
-		n = k->ref.len - skip < len - got ? k->ref.len - skip : len - got;
-		if (!k->taken) {
-			if (stash_take(img->stash, &k->ref, v->kcache) < 0)
-				return -1;
-			k->taken = true;
-			v->kcached = i + 1;
-		}
-		memcpy(out + got, v->kcache + skip, n);
-		got += n;
-	}
-	if (got < len)
-		return image_bad(img, "%s at 0x%llx lies before data already "
-		    "read from the stream and was not kept", what,
-		    (unsigned long long)host);
-	return 0;
-}
-
-/* Read every GT, in file order, into gts (ngts * gtes_per_gt entries). */
-static int vmdk_pipe_read_gts(struct image *img, struct vmdk *v,
-    uint32_t *gts)
-{
-	uint64_t *order = malloc((v->ngts + 1) * sizeof *order), n = 0, i, g;
-	int rc = 0;
-
-	if (order == NULL)
-		return fail(EXIT_IO, "out of memory");
-	for (g = 0; g < v->ngts; g++)
-		if (v->gd[g] != 0)
-			order[n++] = (uint64_t)v->gd[g] << 32 | g;
-	sort_u64(order, n);
-	for (i = 0; i < n && rc == 0; i++) {
-		g = (uint32_t)order[i];
-		if (vmdk_read_gt(img, v, g, gts + g * v->h.gtes_per_gt) < 0)
-			rc = -1;
-	}
-	free(order);
-	return rc;
-}
-
-/* A compressed grain without metadata markers, met in file order. */
-static int vmdk_pipe_compressed(struct image *img, struct vmdk *v,
-    struct emitter *em, uint64_t gi, uint64_t host)
-{
-	unsigned char *c = v->win;
-	uint64_t mgi;
-	uint32_t csize;
-	int64_t n;
-
-	if (image_read_at(img, c, VMDK_MARKER_HEAD, host, "grain marker") < 0)
-		return -1;
-	csize = le32(c + VMDK_MARKER_SIZE);
-	if (vmdk_marker_grain(img, v, le64(c + VMDK_MARKER_VAL), csize, host,
-	    &mgi) < 0)
-		return -1;
-	if (mgi != gi)
-		return image_bad(img, "grain marker at 0x%llx has LBA %llu, but "
-		    "the grain table puts it at LBA %llu",
-		    (unsigned long long)host,
-		    (unsigned long long)le64(c + VMDK_MARKER_VAL),
-		    (unsigned long long)(gi * v->h.grain_sectors));
-	if (image_read_at(img, c, csize, host + VMDK_MARKER_HEAD,
-	    "grain") < 0)
-		return -1;
-	n = vmdk_inflate(img, v, c, csize, host);
-	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
-}
-
-/* One grain of the file-ordered list: from the stream, or kept earlier. */
-static int vmdk_pipe_grain(struct image *img, struct vmdk *v,
-    struct emitter *em, struct vmdk_run *run, uint64_t gi, uint64_t host)
-{
-	uint64_t len = v->grain_bytes;
-
-	if (gi * v->grain_bytes + len > img->virtual_size)
-		len = img->virtual_size - gi * v->grain_bytes;
-	if (host >= img->src->pos)
-		return vmdk_run_add(img, v, em, run, gi, host);
-	if (vmdk_flush_run(img, v, em, run) < 0 ||
-	    vmdk_take_kept(img, v, host, v->run, len, "grain") < 0)
-		return -1;
-	return emit_data(em, gi * v->grain_bytes, v->run, len);
-}
-
-/* After grain i of the file order: below what is the disk complete? */
-static int vmdk_pipe_promise(struct vmdk *v, struct emitter *em,
-    const struct vmdk_run *run, uint32_t lowest)
-{
-	uint64_t upto = (uint64_t)lowest * v->grain_bytes;
-
-	if (run->len > 0 && run->virt < upto)
-		upto = run->virt;
-	return emit_upto(em, upto);
-}
-
-static int vmdk_pipe_read_grains(struct image *img, struct vmdk *v,
-    struct emitter *em, const uint32_t *gts)
-{
-	uint64_t nalloc = 0, n = 0, i, gi;
-	struct vmdk_run run = { 0 };
-	uint32_t *lowest;
-	uint64_t *order;
-	int rc = 0;
-
-	for (gi = 0; gi < v->ngrains; gi++)
-		nalloc += gts[gi] != 0 && gts[gi] != VMDK_GTE_ZERO;
-	order = malloc((nalloc + 1) * sizeof *order);
-	if (order == NULL)
-		return fail(EXIT_IO, "out of memory");
-	for (gi = 0; gi < v->ngrains; gi++)
-		if (gts[gi] != 0 && gts[gi] != VMDK_GTE_ZERO)
-			order[n++] = (uint64_t)gts[gi] << 32 | gi;
-	sort_u64(order, n);
-	lowest = lowest_after(order, n, (uint32_t)v->ngrains);
-	if (lowest == NULL)
-		rc = fail(EXIT_IO, "out of memory");
-	for (i = 0; i < n && rc == 0; i++) {
-		uint64_t host = (order[i] >> 32) * VMDK_SECTOR;
-
-		gi = (uint32_t)order[i];
-		if (i > 0 && order[i] >> 32 == order[i - 1] >> 32)
-			rc = image_bad(img, "grains %llu and %llu share sector "
-			    "%llu", (unsigned long long)(uint32_t)order[i - 1],
-			    (unsigned long long)gi,
-			    (unsigned long long)(order[i] >> 32));
-		else if (v->h.flags & VMDK_FLAG_COMPRESSED)
-			rc = host < img->src->pos ? image_bad(img, "compressed "
-			    "grain at 0x%llx lies before its grain table",
-			    (unsigned long long)host) : vmdk_pipe_compressed(img,
-			    v, em, gi, host);
-		else
-			rc = vmdk_pipe_grain(img, v, em, &run, gi, host);
-		if (rc == 0)
-			rc = vmdk_pipe_promise(v, em, &run, lowest[i + 1]);
-	}
-	free(lowest);
-	free(order);
-	return rc < 0 ? -1 : vmdk_flush_run(img, v, em, &run);
-}
-
-static int vmdk_read_stream(struct image *img, struct vmdk *v,
-    struct emitter *em)
-{
-	uint64_t ntotal = v->ngts * v->h.gtes_per_gt;
-	uint32_t *gts;
-	int rc;
-
-	/*
-	 * Only a stream whose GD is at the end needs its markers walked.
-	 * qemu-img's streams name their GD in the header, tables first, and
-	 * may end right after the last grain with no end-of-stream marker:
-	 * the tables say what must come, so a cut is seen, grains may come
-	 * in any order, and a pipe reads what a file reads.
-	 */
-	if (vmdk_has_markers(v) && v->h.gd_offset == VMDK_GD_AT_END)
+	if (v->h.gd_offset != VMDK_GD_AT_END)
+		return vmdk_read_tables(img, v, em);
+	if (vmdk_has_markers(v))
 		return vmdk_read_markers(img, v, em);
-	if (ntotal * VMDK_GTE_BYTES > IMAGE_META_MAX || v->ngrains > UINT32_MAX)
-		return image_bad(img, "grain tables of %llu entries are larger "
-		    "than the %llu-byte limit for reading from a pipe",
-		    (unsigned long long)ntotal, IMAGE_META_MAX);
-	if (vmdk_pipe_advance(img, v, v->h.gd_offset * VMDK_SECTOR,
-	    "grain directory") < 0 ||
-	    vmdk_load_gd(img, v, v->h.gd_offset, &v->gd,
-	    "grain directory") < 0)
+	/* A pipe: the GD comes last; everything waits in the stash. */
+	if (vmdk_pipe_keep_all(img, v) < 0 || vmdk_read_tail(img, v) < 0)
 		return -1;
-	gts = calloc(ntotal + 1, sizeof *gts);
-	if (gts == NULL)
-		return fail(EXIT_IO, "out of memory");
-	rc = vmdk_pipe_read_gts(img, v, gts);
-	if (rc == 0)
-		rc = vmdk_pipe_read_grains(img, v, em, gts);
-	free(gts);
-	return rc;
+	vmdk_use_rgd(v);
+	return vmdk_read_tables(img, v, em);
 }
 
 static int vmdk_read(struct image *img, struct emitter *em)
 {
 	struct vmdk *v = img->priv;
 
-	if (v == NULL)
-		return image_bad(img, "a descriptor file holds no disk data");
-	if (img->src->seekable && v->h.gd_offset != VMDK_GD_AT_END)
-		return vmdk_read_seekable(img, v, em);
-	return vmdk_read_stream(img, v, em);
+	if (v->files != NULL)
+		return vmdk_read_files(img, v->files, em);
+	return vmdk_read_sparse(img, v, em);
 }
 
-static void vmdk_close(struct image *img)
+void vmdk_free(struct image *img, struct vmdk *v)
 {
-	struct vmdk *v = img->priv;
-
-	if (v == NULL)
-		return;
-	for (size_t i = 0; i < v->nkept; i++)
-		if (!v->kept[i].taken)
-			stash_drop(img->stash, &v->kept[i].ref);
+	if (v->files != NULL)
+		vmdk_free_files(img, v->files);
+	vmdk_drop_kept(img, v);
+	vmdk_free_tables(v);
+	free(v->seen);
+	free(v->seen_gts);
 	if (v->zs_ready)
 		inflateEnd(&v->zs);
-	free(v->kept);
-	free(v->gd);
 	free(v->grain);
 	free(v->kcache);
 	free(v->run);
 	free(v->win);
+	free(v->peek);
 	free(v);
+}
+
+static void vmdk_close(struct image *img)
+{
+	if (img->priv != NULL)
+		vmdk_free(img, img->priv);
 }
 
 const struct format format_vmdk = {
 	.name = "vmdk",
-	.desc = "VMware VMDK: monolithicSparse, streamOptimized",
+	.desc = "VMware VMDK: monolithicSparse, streamOptimized; split and flat with --extents",
 	.bid = vmdk_bid,
 	.open = vmdk_open,
 	.read = vmdk_read,

@@ -1,0 +1,158 @@
+/*
+ * Shared by the files of the VMDK reader, not part of any interface:
+ *	vmdk_read.c	probe, open (header, descriptor, footer), read, close
+ *	vmdk_io.c	input access: read-ahead window, what a pipe keeps
+ *	vmdk_tables.c	extents read by their GD and GTs (file and pipe)
+ *	vmdk_markers.c	streams with the GD at the end, read by markers
+ *	vmdk_extents.c	descriptor files and their sibling extents
+ */
+#ifndef IMGPIPE_FMT_VMDK_INT_H
+#define IMGPIPE_FMT_VMDK_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <zlib.h>
+
+#include "fmt/fmt.h"
+#include "fmt/vmdk/vmdk.h"
+
+#define VMDK_PEEK (4u << 10) 		/* walking: a marker and its page */
+#define VMDK_WINDOW (1u << 20)		/* read-ahead for metadata, grains */
+#define VMDK_RUN_MAX (8u << 20)		/* largest coalesced grain read */
+
+struct vmdk_kept {			/* a stashed run of a piped input */
+	uint64_t host;
+	struct stash_ref ref;
+	bool taken;
+};
+
+/* Where metadata lies in the file, for the overlap checks. */
+enum vmdk_region_kind {
+	VMDK_REG_HEADER, VMDK_REG_DESC, VMDK_REG_GD, VMDK_REG_RGD,
+	VMDK_REG_GT, VMDK_REG_RGT,
+};
+
+struct vmdk_region {
+	uint64_t start, end;		/* bytes */
+	enum vmdk_region_kind kind;
+	uint64_t index;			/* GD entry of a GT or RGT */
+};
+
+/* A stream read by markers: a grain met, and a GT met. */
+struct vmdk_seen_grain {
+	uint64_t sector;		/* of its marker */
+	uint32_t gi;
+	bool claimed;			/* a GT names it */
+};
+
+struct vmdk_seen_gt {
+	uint64_t sector;		/* of its first entry */
+	uint64_t group;			/* its GD entry, or UINT64_MAX if empty */
+};
+
+/* One hosted sparse extent. */
+struct vmdk {
+	struct vmdk_header h;
+	uint64_t grain_bytes;
+	uint64_t ngrains;		/* grains in the capacity */
+	uint64_t ngts;			/* GD entries */
+	uint64_t vbase;			/* where the extent starts on the disk */
+	size_t cmax;			/* largest compressed grain accepted */
+	bool use_rgd;			/* the redundant GD and GTs are read */
+	/* the tables, once loaded (vmdk_tables.c) */
+	uint32_t *gd, *rgd;		/* ngts entries each; rgd when use_rgd */
+	uint32_t *slot;			/* per GD entry: its GT in gts, or none */
+	uint32_t *gts;			/* the GTs present, gtes_per_gt each */
+	unsigned char *filled;		/* per GT present: GT, RGT read */
+	uint64_t npresent;
+	uint64_t *order;		/* allocated grains: host << 32 | index */
+	uint64_t nalloc;
+	struct vmdk_region *meta;	/* sorted by start */
+	size_t nmeta, capmeta;
+	/* a stream read by markers (vmdk_markers.c) */
+	struct vmdk_seen_grain *seen;
+	size_t nseen, capseen, nclaimed;
+	struct vmdk_seen_gt *seen_gts;
+	size_t nseen_gts, capseen_gts;
+	/* buffers */
+	unsigned char *grain;		/* one inflated grain */
+	unsigned char *run;		/* coalesced uncompressed grains */
+	unsigned char *win;		/* seekable read-ahead window */
+	uint64_t win_off;
+	size_t win_len, win_cap;
+	unsigned char *peek;		/* walking a file: markers' pages */
+	uint64_t peek_off;
+	size_t peek_len;
+	z_stream zs;
+	bool zs_ready;
+	/* a pipe: runs kept in the stash for tables met later */
+	struct vmdk_kept *kept;
+	size_t nkept, capkept;
+	unsigned char *kcache;		/* the kept run last taken */
+	size_t kcached;			/* its index + 1, or 0 */
+	bool end_known;			/* a pipe read to its end: */
+	uint64_t end;			/* its length */
+	uint64_t stream_next;		/* markers: end of the highest grain */
+	struct vmdk_files *files;	/* a descriptor file: its extents */
+};
+
+/* vmdk_read.c */
+bool vmdk_has_markers(const struct vmdk *v);
+int vmdk_check_footer(struct image *img, struct vmdk *v,
+    const unsigned char *footer);
+int64_t vmdk_inflate(struct image *img, struct vmdk *v,
+    const unsigned char *in, size_t len, uint64_t where);
+int vmdk_emit_grain(struct image *img, struct vmdk *v, struct emitter *em,
+    uint64_t gi, size_t len);
+int vmdk_marker_grain(struct image *img, struct vmdk *v, uint64_t lba,
+    uint32_t csize, uint64_t where, uint64_t *gi);
+/* Open and read one sparse extent (img->src is the extent's file). */
+int vmdk_open_sparse(struct image *img, struct vmdk *v);
+int vmdk_read_sparse(struct image *img, struct vmdk *v, struct emitter *em);
+void vmdk_free(struct image *img, struct vmdk *v);
+
+/* vmdk_io.c: the input, the same way from a file and from a pipe */
+bool vmdk_input_size(const struct image *img, const struct vmdk *v,
+    uint64_t *size);
+int vmdk_past_end(struct image *img, const char *what, uint64_t off);
+int vmdk_meta_read(struct image *img, struct vmdk *v, void *buf, size_t len,
+    uint64_t off, const char *what);
+/* The same, a read past the end named as what at at (a grain's start). */
+int vmdk_read_part(struct image *img, struct vmdk *v, void *buf, size_t len,
+    uint64_t off, const char *what, uint64_t at);
+const unsigned char *vmdk_window(struct image *img, struct vmdk *v,
+    uint64_t off, size_t len, const char *what);
+int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
+    const char *what);
+int vmdk_pipe_keep_all(struct image *img, struct vmdk *v);
+int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
+    unsigned char *out, size_t len, const char *what);
+int vmdk_drain(struct image *img, struct vmdk *v);
+void vmdk_drop_kept(struct image *img, struct vmdk *v);
+/* Emitting at the extent's place on the disk. */
+int vmdk_emit_data(struct vmdk *v, struct emitter *em, uint64_t off,
+    const void *buf, size_t len);
+int vmdk_emit_upto(struct vmdk *v, struct emitter *em, uint64_t off);
+
+/* vmdk_tables.c */
+int vmdk_add_region(struct vmdk *v, uint64_t start, uint64_t len,
+    enum vmdk_region_kind kind, uint64_t index);
+void vmdk_region_name(const struct vmdk_region *r, char *buf, size_t len);
+int vmdk_check_overhead(struct image *img, struct vmdk *v);
+int vmdk_read_tables(struct image *img, struct vmdk *v, struct emitter *em);
+void vmdk_free_tables(struct vmdk *v);
+
+/* vmdk_markers.c */
+int vmdk_read_markers(struct image *img, struct vmdk *v, struct emitter *em);
+
+/* vmdk_extents.c */
+struct vmdk_desc;
+int vmdk_reject_extents(struct image *img, const struct vmdk_desc *d,
+    const char *what);
+int vmdk_reject_parent(struct image *img, const struct vmdk_desc *d);
+int vmdk_open_descriptor_file(struct image *img);
+int vmdk_read_files(struct image *img, struct vmdk_files *f,
+    struct emitter *em);
+void vmdk_free_files(struct image *img, struct vmdk_files *f);
+
+#endif
