@@ -112,6 +112,33 @@ static void qed_backing_name(struct image *img, const unsigned char *h,
 	out[n] = '\0';
 }
 
+/*
+ * From a pipe, a read that ran out of input: true, with the error cleared,
+ * for the caller to name what lies past the end as a file names it.
+ */
+static bool qed_ran_out(struct image *img)
+{
+	if (err_status() != EXIT_REJECT || !img->src->raw_eof)
+		return false;
+	err_clear();
+	return true;
+}
+
+static int qed_l1_past_end(struct image *img, const struct qed *q)
+{
+	return image_defect(img, FINDING_TRUNCATED, "L1 table at 0x%llx "
+	    "lies past the end of the image (l1_table_offset)",
+	    (unsigned long long)q->l1_offset);
+}
+
+static int qed_table_past_end(struct image *img, const struct qed *q,
+    uint32_t i)
+{
+	return image_defect(img, FINDING_TRUNCATED, "L2 table at 0x%llx "
+	    "lies past the end of the image (L1 entry %u)",
+	    (unsigned long long)q->l1[i], i);
+}
+
 static int qed_check_header(struct image *img, struct qed *q,
     const unsigned char *h)
 {
@@ -179,9 +206,7 @@ static int qed_check_header(struct image *img, struct qed *q,
 		    (unsigned long long)q->l1_offset);
 	if (q->l1_offset > UINT64_MAX - q->table_bytes ||
 	    (src->size_known && q->l1_offset + q->table_bytes > src->size))
-		return image_defect(img, FINDING_TRUNCATED, "L1 table at 0x%llx "
-		    "lies past the end of the image (l1_table_offset)",
-		    (unsigned long long)q->l1_offset);
+		return qed_l1_past_end(img, q);
 	if ((uint64_t)q->n_l1 * 8 > IMAGE_META_MAX)
 		return image_bad(img, "L1 table of %u entries is beyond the "
 		    "limit of %llu bytes", q->n_l1,
@@ -238,7 +263,7 @@ static int qed_open(struct image *img)
 	/* Only the entries that map the virtual size are read. */
 	if (image_read_at(img, q->l1, (size_t)q->n_l1 * 8,
 	    q->l1_offset, "L1 table") < 0)
-		return -1;
+		return qed_ran_out(img) ? qed_l1_past_end(img, q) : -1;
 	for (i = 0; i < q->n_l1; i++)
 		q->l1[i] = le64((unsigned char *)&q->l1[i]);
 	return 0;
@@ -256,9 +281,7 @@ static int qed_check_table(struct image *img, struct qed *q, uint32_t i)
 		    (unsigned long long)off, i);
 	if (off > UINT64_MAX - q->table_bytes ||
 	    (src->size_known && off + q->table_bytes > src->size))
-		return image_defect(img, FINDING_TRUNCATED, "L2 table at 0x%llx "
-		    "lies past the end of the image (L1 entry %u)",
-		    (unsigned long long)off, i);
+		return qed_table_past_end(img, q, i);
 	return qed_claim(img, q, off, q->table_bytes, HOST_META, "L2 table");
 }
 
@@ -597,7 +620,7 @@ static int qed_stream_table(struct image *img, struct qed *q,
 	if (qed_read_table(img, q, i, &t) < 0 ||
 	    image_skip_to(img, q->l1[i] + q->table_bytes) < 0) {
 		free(t);
-		return -1;
+		return qed_ran_out(img) ? qed_table_past_end(img, q, i) : -1;
 	}
 	pos = img->src->pos;
 	q->tables_ahead--;
@@ -657,19 +680,18 @@ static int qed_stream_item(struct image *img, struct qed *q,
 	if (it->host > pos && q->tables_ahead > 0 &&
 	    qed_park_region(img, q, pos, it->host) < 0) {
 		/* Running out of input while parking: name what was ahead. */
-		if (err_status() != EXIT_REJECT || img->src->raw_eof == false)
+		if (!qed_ran_out(img))
 			return -1;
-		err_clear();
-		return image_defect(img, FINDING_TRUNCATED,
-		    "%s at 0x%llx lies past the end of the "
-		    "image", it->kind == QED_ITEM_TABLE ? "L2 table" :
-		    "data cluster", (unsigned long long)it->host);
+		return it->kind == QED_ITEM_TABLE ?
+		    qed_table_past_end(img, q, it->l1_index) :
+		    qed_past_end(img, it->host, it->virt);
 	}
 	if (it->kind == QED_ITEM_TABLE)
 		return qed_stream_table(img, q, em, it);
 	if (qed_copy(img, q, em, it->host, it->virt,
 	    qed_cluster_len(img, q, it->virt)) < 0)
-		return -1;
+		return qed_ran_out(img) ? qed_past_end(img, it->host, it->virt)
+		    : -1;
 	q->tables[it->l1_index].awaited[it->awaited_index] = QED_AWAITED_DONE;
 	return qed_emit_low_water(q, em);
 }
@@ -704,7 +726,7 @@ static int qed_read_stream(struct image *img, struct qed *q,
 		return fail(EXIT_IO, "out of memory");
 	/* Whatever the L1 table holds past its used entries is not data. */
 	if (image_skip_to(img, q->l1_offset + q->table_bytes) < 0)
-		return -1;
+		return qed_ran_out(img) ? qed_l1_past_end(img, q) : -1;
 	for (i = 0; i < q->n_l1; i++) {
 		if (q->l1[i] == QED_CLUSTER_FREE)
 			continue;

@@ -61,8 +61,8 @@ img2raw_4ways() {
 	rm -f "$T/ff.raw" "$T/fp.raw" "$T/pf.raw" "$T/pp.raw"
 }
 
-# truncation_check IMAGE: IMAGE cut at 64 points spread over its length
-# and at the boundary points below, each cut read by img2raw from a file
+# truncation_check IMAGE [N]: IMAGE cut at N points (default 64) spread
+# over its length and at the boundary points below, each cut read by img2raw from a file
 # and from a pipe, within 10 s each.
 #
 # The rule.  A cut must either fail with exit 1 and a message
@@ -78,7 +78,7 @@ img2raw_4ways() {
 # image presented as complete and fails the check, as does any other
 # status, or exit 1 with no message.  Every bad cut is reported.
 truncation_check() {
-	local img=$1 size fmt magic n i mode st bad=0 cuts
+	local img=$1 spread=${2:-64} size fmt magic n i mode st bad=0 cuts
 	size=$(stat -c %s "$img")
 	fmt=$(qemu-img info "$img" | sed -n 's/^file format: //p')
 	case $fmt in
@@ -97,7 +97,7 @@ truncation_check() {
 		    $((size / 2)) $((size - 512)) $((size - 1)); do
 			echo "$n"
 		done
-		for ((i = 1; i <= 64; i++)); do echo $((size * i / 65)); done
+		for ((i = 1; i <= spread; i++)); do echo $((size * i / (spread + 1))); done
 	} | awk -v size="$size" '$1 > 0 && $1 < size' | sort -nru)
 	# longest first: one copy of the image, shortened in place
 	cp "$img" "$T/cut"

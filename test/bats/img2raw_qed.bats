@@ -117,10 +117,8 @@ small_qed() {
 		img2raw_rejects qed "$f" "^table_size $v is not a power of two from 1 to 16 \\(header offset 8\\)$" || { echo "table_size $v"; return 1; }
 	done
 	cp "$T/h.qed" "$f"; put_le "$f" 12 4000000000 4
-	# from a pipe the end is not known: the L1 table, inside the header, is found first
 	img2raw_rejects qed "$f" \
-		"^header_size of 4000000000 clusters lies past the end of the image \\(header offset 12\\)$" \
-		"^L1 table at 0x10000 is misaligned, inside the header or past the end of the image \\(l1_table_offset\\)$"
+		"^header_size of 4000000000 clusters is zero or too large \\(header offset 12\\)$"
 	cp "$T/h.qed" "$f"; put_le "$f" 16 16 8
 	img2raw_rejects qed "$f" "^unsupported feature bits 0x10 \\(header offset 16\\)$"
 	for v in $((1 << 62)) 1000 -512; do
@@ -128,56 +126,51 @@ small_qed() {
 		img2raw_rejects qed "$f" \
 			"^image_size [0-9]+ is not a multiple of 512 or more than the tables can map \\(header offset 48\\)$" || { echo "image_size $v"; return 1; }
 	done
-	for v in $((1 << 40)) 4096 0; do
+	cp "$T/h.qed" "$f"; put_le "$f" 40 $((1 << 40)) 8
+	img2raw_rejects qed "$f" \
+		"^L1 table at 0x10000000000 lies past the end of the image \\(l1_table_offset\\)$"
+	for v in 4096 0; do
 		cp "$T/h.qed" "$f"; put_le "$f" 40 "$v" 8
 		img2raw_rejects qed "$f" \
-			"^L1 table at $(printf 0x%x "$v") is misaligned, inside the header or past the end of the image \\(l1_table_offset\\)$" \
-			"^L1 table at $(printf 0x%x "$v") (is misaligned, inside the header or past the end of the image \\(l1_table_offset\\)|lies past the end of the image)$" || { echo "l1 $v"; return 1; }
+			"^L1 table at $(printf 0x%x "$v") lies inside the header \\(l1_table_offset\\)$" || { echo "l1 $v"; return 1; }
 	done
+	cp "$T/h.qed" "$f"; put_le "$f" 40 $((L1 + 4096)) 8
+	img2raw_rejects qed "$f" \
+		"^L1 table at $(printf 0x%x $((L1 + 4096))) is not cluster aligned \\(l1_table_offset\\)$"
 }
 
 @test "qed: hostile tables: outside the file, misaligned, loops, duplicates" {
 	small_qed
 	local f=$T/x.qed
 	cp "$T/h.qed" "$f"; put_le "$f" "$L1" $((1 << 40)) 8
-	img2raw_rejects qed "$f" "^L2 table at 0x10000000000 is misaligned, inside the header or past the end of the image \\(L1 entry 0\\)$" \
-		"^L2 table at 0x10000000000 lies past the end of the image$"
+	img2raw_rejects qed "$f" "^L2 table at 0x10000000000 lies past the end of the image \\(L1 entry 0\\)$"
 	cp "$T/h.qed" "$f"; put_le "$f" "$L1" $((L2 + 512)) 8
-	img2raw_rejects qed "$f" "^L2 table .*not cluster aligned"
+	img2raw_rejects qed "$f" "^L2 table at $(printf 0x%x $((L2 + 512))) is not cluster aligned \\(L1 entry 0\\)$"
 	# an L2 table that is the L1 table: a loop
 	cp "$T/h.qed" "$f"; put_le "$f" "$L1" "$L1" 8
-	img2raw_rejects qed "$f" \
-		"^L2 table at 0x10000 overlaps a cluster already in use \\(a loop or duplicate reference\\)$" \
-		"^L2 table at 0x10000 overlaps another table or cluster \\(a loop or duplicate reference\\)$"
+	img2raw_rejects qed "$f" "^L2 table at 0x10000 overlaps metadata$"
 	# a data cluster past the end, misaligned, inside the header
 	cp "$T/h.qed" "$f"; put_le "$f" "$L2" $((1 << 40)) 8
-	img2raw_rejects qed "$f" "^data cluster at 0x10000000000 is misaligned, inside the header or past the end of the image \\(L2 entry for virtual offset 0x0\\)$" \
-		"^data cluster at 0x10000000000 lies past the end of the image$"
+	img2raw_rejects qed "$f" "^data cluster at 0x10000000000 lies past the end of the image \\(L2 entry for virtual offset 0x0\\)$"
 	cp "$T/h.qed" "$f"; put_le "$f" "$L2" $((D0 + 4096)) 8
-	img2raw_rejects qed "$f" "^data cluster .*not cluster aligned"
+	img2raw_rejects qed "$f" "^data cluster at $(printf 0x%x $((D0 + 4096))) is not cluster aligned \\(L2 entry for virtual offset 0x0\\)$"
 	cp "$T/h.qed" "$f"; put_le "$f" "$L2" 0 8; put_le "$f" $((L2 + 8)) 65536 8
-	img2raw_rejects qed "$f" "^data cluster at 0x10000 overlaps a cluster already in use \\(a loop or duplicate reference\\)$" \
-		"^data cluster at 0x10000 lies inside metadata or is referenced twice \\(virtual offset 0x10000\\)$"
+	img2raw_rejects qed "$f" "^data cluster at 0x10000 overlaps metadata$"
 	# a data cluster that is its own L2 table
 	cp "$T/h.qed" "$f"; put_le "$f" "$L2" "$L2" 8
-	img2raw_rejects qed "$f" \
-		"^data cluster at $(printf 0x%x "$L2") overlaps a cluster already in use \\(a loop or duplicate reference\\)$" \
-		"^data cluster at $(printf 0x%x "$L2") lies inside metadata or is referenced twice \\(virtual offset 0x0\\)$"
+	img2raw_rejects qed "$f" "^data cluster at $(printf 0x%x "$L2") overlaps metadata$"
 	# two entries naming one cluster
 	cp "$T/h.qed" "$f"; put_le "$f" $((L2 + 8)) "$D0" 8
-	img2raw_rejects qed "$f" \
-		"^data cluster at $(printf 0x%x "$D0") overlaps a cluster already in use \\(a loop or duplicate reference\\)$" \
-		"^data cluster at $(printf 0x%x "$D0") lies inside metadata or is referenced twice \\(virtual offset 0x10000\\)$"
+	img2raw_rejects qed "$f" "^data cluster at $(printf 0x%x "$D0") is referenced twice$"
 }
 
 @test "qed: truncated images fail cleanly" {
 	small_qed
-	run truncation_check "$T/h.qed"
+	run truncation_check "$T/h.qed" 16
 	echo "$output"
 	[ "$status" -eq 0 ]
 	head -c $(($(stat -c %s "$T/h.qed") - 65536)) "$T/h.qed" > "$T/cut.qed"
-	img2raw_rejects qed "$T/cut.qed" "^data cluster at 0x[0-9a-f]+ is misaligned, inside the header or past the end of the image \\(L2 entry for virtual offset 0x[0-9a-f]+\\)$" \
-		"^data cluster at 0x[0-9a-f]+: image is truncated$"
+	img2raw_rejects qed "$T/cut.qed" "^data cluster at 0x[0-9a-f]+ lies past the end of the image \\(L2 entry for virtual offset 0x[0-9a-f]+\\)$"
 }
 
 @test "qed: two L2 entries naming one cluster are shared-block, a cluster in a table overlap, file and pipe" {
@@ -191,14 +184,14 @@ small_qed() {
 	codes_both "$f" misaligned
 }
 
-@test "qed: imginfo --strict fails every one of 64 cuts, file and pipe alike" {
+@test "qed: imginfo --strict fails every one of 24 cuts, file and pipe alike" {
 	small_qed
-	cut64_check "$T/h.qed"
+	cuts_check "$T/h.qed" 24
 }
 
 @test "qed: mutated images agree from a file and a pipe, and with qemu-img" {
 	small_qed
-	run mutants_check qed "$T/h.qed" 64
+	run mutants_check qed "$T/h.qed" 32
 	echo "$output"
 	[ "$status" -eq 0 ]
 }

@@ -29,6 +29,8 @@ struct prl {
 	uint64_t unit;		/* bytes per BAT unit: 512, or a cluster */
 	uint64_t bat_end;	/* end of header and BAT in the file */
 	uint64_t data_start;	/* clusters lie at or after this */
+	uint32_t data_off;	/* header fields checked against the input's */
+	uint64_t ext_off;	/* end, from a file at open, a pipe at its end */
 	uint32_t nclusters;	/* BAT entries that map the virtual size */
 	uint32_t *bat;
 	uint64_t *order;	/* allocated entries: bat << 32 | index */
@@ -48,7 +50,6 @@ static int prl_bid(const struct probe *pb)
 static int prl_check_header(struct image *img, struct prl *p,
     const unsigned char *h)
 {
-	struct source *src = img->src;
 	bool v2 = memcmp(h + PRL_HDR_MAGIC, PRL_MAGIC_V2, PRL_MAGIC_LEN) == 0;
 	uint32_t version = le32(h + PRL_HDR_VERSION);
 	uint32_t tracks = le32(h + PRL_HDR_TRACKS);
@@ -81,21 +82,18 @@ static int prl_check_header(struct image *img, struct prl *p,
 	img->virtual_size = nsectors * PRL_SECTOR_SIZE;
 	img->cluster_size = p->cluster_size;
 	p->data_start = (uint64_t)data_off * PRL_SECTOR_SIZE;
+	p->data_off = data_off;
+	p->ext_off = ext_off;
 	if (data_off != 0 && p->data_start < PRL_HEADER_LEN +
 	    (uint64_t)p->nclusters * PRL_BAT_ENTRY_LEN)
 		return image_defect(img, FINDING_OVERLAP, "data_off of %u "
 		    "sectors lies inside the BAT (header offset 48)", data_off);
-	if (data_off != 0 && src->size_known && p->data_start > src->size)
-		return image_defect(img, FINDING_TRUNCATED, "data_off of %u "
-		    "sectors lies past the end of the image (header offset 48)",
-		    data_off);
 	if (ext_off != 0 && ext_off <= UINT64_MAX / PRL_SECTOR_SIZE - 1 &&
 	    ext_off * PRL_SECTOR_SIZE < p->bat_end)
 		return image_defect(img, FINDING_OVERLAP, "format extension at "
 		    "sector %llu lies inside the header or BAT (ext_off, header "
 		    "offset 56)", (unsigned long long)ext_off);
-	if (ext_off != 0 && (ext_off > UINT64_MAX / PRL_SECTOR_SIZE - 1 ||
-	    (src->size_known && ext_off * PRL_SECTOR_SIZE >= src->size)))
+	if (ext_off > UINT64_MAX / PRL_SECTOR_SIZE - 1)
 		return image_defect(img, FINDING_TRUNCATED,
 		    "format extension at sector %llu lies "
 		    "past the end of the image (ext_off, header offset 56)",
@@ -124,7 +122,6 @@ static uint64_t prl_cluster_len(const struct image *img, const struct prl *p,
  */
 static int prl_check_bat(struct image *img, struct prl *p)
 {
-	struct source *src = img->src;
 	uint64_t host, prev_end = p->bat_end, k;
 	uint32_t i;
 	size_t n = 0;
@@ -158,13 +155,39 @@ static int prl_check_bat(struct image *img, struct prl *p)
 			return image_defect(img, FINDING_OUT_OF_RANGE, "BAT entry "
 			    "%u: cluster at 0x%llx lies before data_off", i,
 			    (unsigned long long)host);
-		/* whole in the file, its unused end included */
-		if (src->size_known && host + p->cluster_size > src->size)
-			return image_defect(img, FINDING_TRUNCATED,
-		    "BAT entry %u: cluster at 0x%llx "
-			    "lies past the end of the image", i,
-			    (unsigned long long)host);
 		prev_end = host + p->cluster_size;
+	}
+	return 0;
+}
+
+/*
+ * The rules that need the input's end, after every rule that does not, so
+ * that a file (at open) and a pipe (at its end, size = bytes read) meet the
+ * same first fault: data_off, the format extension, then the clusters in
+ * host order, each whole in the file, its unused end included.
+ */
+static int prl_check_end(struct image *img, const struct prl *p,
+    uint64_t size)
+{
+	uint64_t host;
+	size_t k;
+
+	if (p->data_off != 0 && p->data_start > size)
+		return image_defect(img, FINDING_TRUNCATED, "data_off of %u "
+		    "sectors lies past the end of the image (header offset 48)",
+		    p->data_off);
+	if (p->ext_off != 0 && p->ext_off * PRL_SECTOR_SIZE >= size)
+		return image_defect(img, FINDING_TRUNCATED,
+		    "format extension at sector %llu lies "
+		    "past the end of the image (ext_off, header offset 56)",
+		    (unsigned long long)p->ext_off);
+	for (k = 0; k < p->nalloc; k++) {
+		host = (p->order[k] >> 32) * p->unit;
+		if (host + p->cluster_size > size)
+			return image_defect(img, FINDING_TRUNCATED,
+			    "BAT entry %u: cluster at 0x%llx lies past the end "
+			    "of the image", (uint32_t)p->order[k],
+			    (unsigned long long)host);
 	}
 	return 0;
 }
@@ -192,7 +215,9 @@ static int prl_open(struct image *img)
 		return -1;
 	for (i = 0; i < p->nclusters; i++)
 		p->bat[i] = le32((unsigned char *)&p->bat[i]);
-	return prl_check_bat(img, p);
+	if (prl_check_bat(img, p) < 0)
+		return -1;
+	return img->src->size_known ? prl_check_end(img, p, img->src->size) : 0;
 }
 
 /* Read len bytes at host and emit them at virt, in PRL_READ_MAX pieces. */
@@ -247,26 +272,17 @@ static int prl_read_seekable(struct image *img, struct prl *p,
 	return 0;
 }
 
-/* Read to the end: then the last cluster must have been whole. */
+/* Read to the end, then check what a file checks at open. */
 static int prl_stream_end(struct image *img, struct prl *p)
 {
-	uint64_t end, host;
-	uint32_t i;
 	ssize_t n;
 
 	do
 		n = image_read_forward(img, p->buf, PRL_READ_MAX);
 	while (n > 0);
-	if (n < 0 || p->nalloc == 0)
-		return n < 0 ? -1 : 0;
-	i = (uint32_t)p->order[p->nalloc - 1];
-	host = (p->order[p->nalloc - 1] >> 32) * p->unit;
-	end = host + p->cluster_size;
-	if (img->src->pos < end)
-		return image_defect(img, FINDING_TRUNCATED, "BAT entry %u: "
-		    "cluster at 0x%llx lies past the end of the image", i,
-		    (unsigned long long)host);
-	return 0;
+	if (n < 0)
+		return -1;
+	return prl_check_end(img, p, img->src->pos);
 }
 
 /*
@@ -282,8 +298,13 @@ static int prl_read_stream(struct image *img, struct prl *p,
 	for (k = 0; k < p->nalloc; k++) {
 		i = (uint32_t)p->order[k];
 		if (prl_copy(img, p, em, (p->order[k] >> 32) * p->unit,
-		    (uint64_t)i * p->cluster_size, prl_cluster_len(img, p, i)) < 0)
-			return -1;
+		    (uint64_t)i * p->cluster_size, prl_cluster_len(img, p, i)) < 0) {
+			/* the input ended: name the fault a file names */
+			if (err_status() != EXIT_REJECT || !img->src->raw_eof)
+				return -1;
+			err_clear();
+			return prl_stream_end(img, p);
+		}
 		p->bat[i] = 0;
 		while (low < p->nclusters && p->bat[low] == 0)
 			low++;

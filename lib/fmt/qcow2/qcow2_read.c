@@ -91,6 +91,7 @@ struct qcow2 {
 	size_t nl2;
 	struct host_claims data;	/* host clusters plain data uses */
 	uint64_t data_end;		/* end of the last one in the file */
+	uint64_t data_end_host;		/* where that one starts */
 	uint64_t data_end_voff;		/* what it maps */
 	int csize_shift;
 	uint64_t csize_mask, coff_mask;
@@ -107,12 +108,16 @@ struct qcow2 {
 
 static int qcow2_bid(const struct probe *pb)
 {
-	/* Version 1 is QCOW, another format (foreign.c names it). */
+	/* Version 1 is QCOW, another format (foreign.c names it).  The magic
+	 * alone, cut before the version, is still a qcow2 image, a truncated
+	 * one (qemu-img names it qcow2): not a raw disk of those bytes. */
+	if (pb->headlen < QCOW2_HDR_MAGIC + 4 ||
+	    be32(pb->head + QCOW2_HDR_MAGIC) != QCOW2_MAGIC)
+		return BID_NONE;
 	if (pb->headlen >= QCOW2_HDR_VERSION + 4 &&
-	    be32(pb->head + QCOW2_HDR_MAGIC) == QCOW2_MAGIC &&
-	    be32(pb->head + QCOW2_HDR_VERSION) != 1)
-		return BID_SIGNATURE;
-	return BID_NONE;
+	    be32(pb->head + QCOW2_HDR_VERSION) == 1)
+		return BID_NONE;
+	return BID_SIGNATURE;
 }
 
 static bool past_end(const struct image *img, uint64_t off, uint64_t len)
@@ -540,9 +545,13 @@ static int qcow2_past_end(struct image *img, uint64_t host, uint64_t voff)
 /*
  * A plain data cluster belongs to one L2 entry: the same check from a file
  * and from a pipe, before any data is read.  Past the end or on metadata
- * is found first, as emit_extent would.
+ * is found first, as emit_extent would.  inlen: how much of it must be in
+ * the file: the whole cluster, its unused end included (as qemu-img writes
+ * it), or with extended L2 up to the end of its last allocated subcluster
+ * (qemu writes subclusters one by one: the file may end there).
  */
-static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff)
+static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff,
+    uint64_t inlen)
 {
 	struct qcow2 *q = img->priv;
 	struct qext e = { voff, host, (uint32_t)q->cs, 0 };
@@ -553,11 +562,11 @@ static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff)
 		e.len = img->virtual_size - voff;
 	if (qcow2_check_extent(img, &e) < 0)
 		return -1;
-	/* A host cluster is whole in the file, its unused end included. */
-	if (past_end(img, host, q->cs))
+	if (past_end(img, host, inlen))
 		return qcow2_past_end(img, host, voff);
-	if (host + q->cs > q->data_end) {
-		q->data_end = host + q->cs;
+	if (host + inlen > q->data_end) {
+		q->data_end = host + inlen;
+		q->data_end_host = host;
 		q->data_end_voff = voff;
 	}
 	q->data.unit = q->cs;
@@ -586,14 +595,19 @@ static int qcow2_l2_entry(struct image *img, struct emitter *em,
 		    "0x%llx) is not cluster aligned",
 		    (unsigned long long)host, (unsigned long long)voff);
 	if (q->extended_l2) {
-		if ((be64(p + 8) & 0xffffffffu) != 0 &&
-		    qcow2_claim_data(img, host, voff) < 0)
+		uint32_t alloc = be64(p + 8) & 0xffffffffu;
+		int last = QCOW2_SUBCLUSTERS;
+
+		while (last > 0 && !(alloc >> (last - 1) & 1))
+			last--;
+		if (alloc != 0 && qcow2_claim_data(img, host, voff,
+		    (uint64_t)last * (q->cs / QCOW2_SUBCLUSTERS)) < 0)
 			return -1;
 		return qcow2_subclusters(img, em, voff, host, be64(p + 8), fn);
 	}
 	if ((ent & QCOW2_OFLAG_ZERO) || host == 0)
 		return 0;	/* reads as zeros: a gap */
-	if (qcow2_claim_data(img, host, voff) < 0)
+	if (qcow2_claim_data(img, host, voff, q->cs) < 0)
 		return -1;
 	e = (struct qext){ voff, host, (uint32_t)q->cs, 0 };
 	return emit_extent(img, em, &e, fn);
@@ -1257,7 +1271,7 @@ static int qcow2_read_stream(struct image *img, struct emitter *em)
 		return -1;
 	/* Now the size is known: the last data cluster must be whole. */
 	if (img->src->pos < q->data_end)
-		return qcow2_past_end(img, q->data_end - q->cs, q->data_end_voff);
+		return qcow2_past_end(img, q->data_end_host, q->data_end_voff);
 	return 0;
 }
 
