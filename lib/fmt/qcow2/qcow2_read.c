@@ -554,7 +554,8 @@ static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff,
     uint64_t inlen)
 {
 	struct qcow2 *q = img->priv;
-	struct qext e = { voff, host, (uint32_t)q->cs, 0 };
+	/* what must be in the file is checked: inlen, not the cluster */
+	struct qext e = { voff, host, (uint32_t)inlen, 0 };
 
 	if (voff >= img->virtual_size)
 		return 0;
