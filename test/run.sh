@@ -17,6 +17,18 @@
 cd "$(dirname "$0")/.." || exit 2
 build=${IMGPIPE_BUILD:-.}
 export IMGPIPE_BIN="$(cd "$build" && pwd)/bin"
+if [ "$1" = --suite ]; then
+	s=$2
+	start=$(date +%s)
+	{
+		echo "#> $s"
+		bats --tap "$s" 2>&1
+		echo "#< $s $?"
+		echo "#t $s $(($(date +%s) - start))"
+	} > "$3/$(basename "$s").out"
+	echo "# $(basename "$s"): $(grep -c '^ok ' "$3/$(basename "$s").out") ok, $(grep -c '^not ok ' "$3/$(basename "$s").out") not ok, $(($(date +%s) - start)) s"
+	exit 0
+fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
@@ -29,12 +41,22 @@ for t in "$build"/test/unit/bin/test_*; do
 	echo "#< $t $?"
 	echo "#t $t $(($(date +%s) - start))"
 done | tee -a "$log"
+# The suites run IMGPIPE_JOBS at a time (default: the processors), the
+# longest first; a line says when each ends, and the outputs follow in
+# order once all have ended.
+outs=$(mktemp -d)
+trap 'rm -rf "$log" "$outs"' EXIT
+first="memory asan img2raw_vmdk producers_vhd consistency raw2vhd raw2vmdk
+raw2qcow2 raw2vhdx img2raw_vhdx img2raw_vhd img2raw_qcow2 fuzz static"
+{
+	for n in $first; do echo "test/bats/$n.bats"; done
+	for s in test/bats/*.bats; do
+		case " $(echo $first) " in *" $(basename "$s" .bats) "*) ;; *) echo "$s" ;; esac
+	done
+} | xargs -P "${IMGPIPE_JOBS:-$(nproc)}" -I{} sh "$0" --suite {} "$outs"
 for s in test/bats/*.bats; do
-	echo "#> $s"
-	start=$(date +%s)
-	bats --tap "$s" 2>&1
-	echo "#< $s $?"
-	echo "#t $s $(($(date +%s) - start))"
+	cat "$outs/$(basename "$s").out" 2>/dev/null ||
+		printf '#> %s\n#< %s 1\n' "$s" "$s"	# no plan: a failure
 done | tee -a "$log"
 
 awk '
