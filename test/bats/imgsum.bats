@@ -48,9 +48,21 @@ make_variant() {
 	require_reader "$reader" || return 1
 	make_pattern "$T/pattern.raw" "$PATTERN_SIZE" || return 1
 	if [ "$name" = iso ]; then
-		# an ISO 9660 primary volume descriptor at sector 16
-		printf '\001CD001\001' | dd of="$T/pattern.raw" bs=1 seek=32768 \
-			conv=notrunc status=none || return 1
+		# an ISO 9660 primary volume descriptor at sector 16, declaring
+		# the blocks of 2048 bytes the file holds (ECMA-119 8.4: both-
+		# endian volume space size at 80, logical block size at 128)
+		python3 - "$T/pattern.raw" <<-'PY' || return 1
+		import os, struct, sys
+		f = sys.argv[1]
+		blocks = os.path.getsize(f) // 2048
+		with open(f, "r+b") as o:
+		    o.seek(32768)
+		    o.write(b"\x01CD001\x01")
+		    o.seek(32768 + 80)
+		    o.write(struct.pack("<I", blocks) + struct.pack(">I", blocks))
+		    o.seek(32768 + 128)
+		    o.write(struct.pack("<H", 2048) + struct.pack(">H", 2048))
+		PY
 	fi
 	qemu-img convert -f raw -O "$qfmt" "$@" "$T/pattern.raw" "$T/img" || return 1
 	# -f: qemu-img probes a fixed VHD as raw (its footer is at the end)
