@@ -294,6 +294,8 @@ static int vmdk_open_extent(struct image *img, struct vmdk_files *f,
 	x->src_open = true;
 	if (rc < 0)
 		return -1;
+	/* messages name the descriptor the user gave; the label, the extent */
+	err_input(img->src->name);
 	if (!x->src.seekable || x->src.filter != NULL)
 		return image_bad(&x->sub, "a compressed extent is not read");
 	return x->kind == VMDK_EXT_FLAT ? vmdk_open_flat(img, x, l)
