@@ -82,7 +82,7 @@ footers() {
 	img2raw_4ways "$T/mbr.raw" "$T/mbr.raw"
 	expect_reject 1 - "^input is not vpc \\(it looks like raw\\)$" img2raw -f vpc "$T/mbr.raw"
 	# from a pipe the footer, at the end, is looked for at the end
-	expect_reject -i "$T/mbr.raw" 1 vpc "^no footer cookie 'conectix' \\(last 512 bytes of the input\\)$" \
+	expect_reject -i "$T/mbr.raw" 1 vpc "^no footer cookie 'conectix' \\(footer at the end\\)$" \
 		img2raw -f vpc
 }
 
@@ -152,9 +152,8 @@ footers() {
 @test "vpc: a BAT entry pointing outside the file is rejected" {
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" 1536 $((0x7fffff00))
-	# from a pipe the same fact in other words: the block's bitmap comes first
-	img2raw_rejects vpc "$T/d.vhd" "^block 0 at 0xfffffe0000 lies past the end of the image \\(BAT entry 0\\)$" \
-		"^sector bitmap at 0xfffffe0000 lies past the end of the image$"
+	# the same words from a pipe, at its end
+	img2raw_rejects vpc "$T/d.vhd" "^block 0 at 0xfffffe0000 lies past the end of the image, which ends at 0x601000 with its footer \\(BAT entry 0\\)$"
 }
 
 @test "vpc: huge declared sizes are rejected" {
@@ -187,8 +186,7 @@ footers() {
 	put_be32 "$T/d.vhd" 20 $((0x7fffffff))
 	fix_sum "$T/d.vhd" 0 512 64
 	# from a pipe the size is not known: the input ends first
-	img2raw_rejects vpc "$T/d.vhd" "^dynamic header at 0x7fffffff lies outside the image \\(footer data_offset\\)$" \
-		"^dynamic header at 0x7fffffff lies past the end of the image$"
+	img2raw_rejects vpc "$T/d.vhd" "^dynamic header at 0x7fffffff lies past the end of the image \\(footer data_offset\\)$"
 	vhd "$T/d.vhd" dynamic
 	put_be32 "$T/d.vhd" $((512 + 20)) $((0x7fffffff))
 	fix_sum "$T/d.vhd" 512 1024 36
@@ -309,7 +307,7 @@ vbox_like() {
 	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/f.vhd"
 	echo "$output"
 	[ "$status" -eq 1 ]
-	[ "$output" = "$file_msg" ]
+	[ "$output" = "${file_msg/"$T/f.vhd"/stdin}" ]
 	# a dynamic disk's footer at the end of a disk with no footer copy
 	vhd "$T/d.vhd" dynamic
 	dd if=/dev/zero of="$T/d.vhd" bs=512 count=1 conv=notrunc status=none
@@ -319,7 +317,7 @@ vbox_like() {
 	[[ "$output" == *"disk type 3, not fixed"* ]]
 	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/d.vhd"
 	[ "$status" -eq 1 ]
-	[ "$output" = "$file_msg" ]
+	[ "$output" = "${file_msg/"$T/d.vhd"/stdin}" ]
 }
 
 # verdict IMAGE MODE: "STATUS CODES" of imginfo --strict --output json
@@ -339,6 +337,7 @@ verdict() {
 agree() {
 	local f p
 	f=$(img2raw -f vpc -o /dev/null "$1" 2>&1; echo "status $?")
+	f=${f/"img2raw: $1: "/"img2raw: stdin: "}	# messages name the input
 	p=$(cat "$1" | img2raw -f vpc 2>&1 > /dev/null; echo "status $?")
 	[ "$f" = "$p" ] || { echo "img2raw: file: $f / pipe: $p"; return 1; }
 	f=$(verdict "$1" file)

@@ -164,8 +164,7 @@ meta_off() { get_le64 "$T/x.vhdx" $((RT1 + 64)); }
 		put_le "$T/x.vhdx" $((rt + 32)) $((1 << 50)) 8
 		crc "$T/x.vhdx" $rt 65536
 	done
-	img2raw_rejects vhdx "$T/x.vhdx" "^BAT region at 0x4000000000000 lies past the end of the image$" \
-		"image is truncated$"	# from a pipe the input ends first
+	img2raw_rejects vhdx "$T/x.vhdx" "^BAT region at 0x4000000000000 lies past the end of the image$"
 }
 
 @test "vhdx: a differencing disk is rejected" {
@@ -290,7 +289,7 @@ dirty_vhdx() {
 	file_msg=$output
 	run sh -c 'cat "$1" | img2raw > /dev/null' sh "$T/x.vhdx"
 	[ "$status" -eq 1 ]
-	[ "$output" = "$file_msg" ]
+	[ "$output" = "${file_msg/"$T/x.vhdx"/stdin}" ]
 	run imginfo --output json "$T/x.vhdx"
 	[[ "$output" == *'"code": "truncated"'* ]]
 	run sh -c 'cat "$1" | imginfo --output json -' sh "$T/x.vhdx"
@@ -355,6 +354,7 @@ verdict() {
 agree() {
 	local f p
 	f=$(img2raw -o /dev/null "$1" 2>&1; echo "status $?")
+	f=${f/"img2raw: $1: "/"img2raw: stdin: "}	# messages name the input
 	p=$(cat "$1" | img2raw 2>&1 > /dev/null; echo "status $?")
 	[ "$f" = "$p" ] || { echo "img2raw: file: $f / pipe: $p"; return 1; }
 	f=$(verdict "$1" file)
