@@ -86,7 +86,7 @@ inroot() {
 		out=$(inroot "$p" -V)
 		[ "$out" = "$p (imgpipe) $(IMGPIPE_BIN= "$IMGPIPE_BIN/$p" -V | cut -d' ' -f3)" ]
 		out=$(inroot "$p" -h)
-		grep -q "^usage: $p " <<< "$out"
+		grep -q "^Usage: $p " <<< "$out"
 		run inroot "$p" --no-such-option
 		[ "$status" -eq 2 ]
 	done

@@ -34,10 +34,11 @@ static int vmdk_bid(const struct probe *pb)
 /* The one extent of an embedded descriptor is this file. */
 static bool vmdk_embedded_extent_ok(const struct vmdk_desc *d)
 {
-	const struct vmdk_extent_line *x = &d->extents[0];
+	const struct vmdk_extent_line *x;
 
 	if (d->nextents == 0)
 		return true;
+	x = &d->extents[0];
 	return d->nextents == 1 && strcasecmp(x->type, "SPARSE") == 0 &&
 	    (x->name[0] == '\0' || vmdk_name_is_bare(x->name));
 }
