@@ -198,14 +198,16 @@ static int disk_failed(const struct disk *d)
 {
 	const char *code = err_code();
 	int status = err_status();
-	size_t n = strlen(d->label);
-	char *msg = strdup(err_msg());
+	char *msg;
 
-	/* source messages often name the file already */
-	if (msg != NULL && !(strncmp(msg, d->label, n) == 0 && msg[n] == ':')) {
+	/* the error is about this disk: the message names its file once */
+	if (strcmp(err_file(), d->label) == 0)
+		return -1;
+	msg = strdup(err_msg());
+	if (msg != NULL) {
 		err_clear();
-		fail_code(status ? status : EXIT_REJECT, code, "%s: %s",
-		    d->label, msg);
+		err_input(d->label);
+		fail_code(status ? status : EXIT_REJECT, code, "%s", msg);
 	}
 	free(msg);
 	return -1;
@@ -392,8 +394,8 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 	if ((d->fd = w.fd = open_temp(o->tmpdir)) < 0 || write_image(&w) < 0)
 		return disk_failed(d);
 	if (r.virtual_size == 0)
-		return fail(EXIT_REJECT, "%s: the disk is empty (0 bytes)",
-		    d->label);
+		return fail_file(EXIT_REJECT, d->label,
+		    "the disk is empty (0 bytes)");
 	if (fstat(d->fd, &st) < 0)
 		return fail_errno(EXIT_IO, "%s: temporary file", d->label);
 	d->out.href = d->member;

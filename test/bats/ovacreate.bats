@@ -121,7 +121,7 @@ members() {
 	run ovacreate -o web.ova "$F/web.qcow2"
 	[ "$status" -eq 0 ]
 	output_is "web.ovf web.mf web.vmdk " members web.ova
-	run ovaextract -l web.ova
+	run ovaextract -t web.ova
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"web.vmdk"*"vmdk streamOptimized"*" 4194304 "* ]]
 	ovaextract -o out.vmdk web.ova
@@ -159,7 +159,7 @@ members() {
 	cmp pf.ova pp.ova
 	output_is "web.ovf web.mf web-disk1.vmdk " members pf.ova
 	(set -o pipefail; ovaextract pf.ova | img2raw | cmp - "$F/raw1")
-	run ovaextract -l pp.ova
+	run ovaextract -t pp.ova
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"web-disk1.vmdk"*" 4194304 "* ]]
 }
@@ -215,7 +215,7 @@ members() {
 	tar xf s.ova -C s
 	grep -q '^SHA1(web.ovf)= [0-9a-f]\{40\}$' s/web.mf
 	manifest_ok s web.mf SHA1
-	ovaextract -x x s.ova
+	ovaextract -x -C x s.ova
 	cmp x/web.vmdk s/web.vmdk
 }
 
@@ -244,7 +244,7 @@ members() {
 	tar xf so.ova -C so
 	cmp so/so.vmdk so.vmdk
 	manifest_ok so so.mf SHA256
-	run ovaextract -l so.ova
+	run ovaextract -t so.ova
 	[ "$status" -eq 0 ]
 	[[ "$output" == *"so.vmdk"*"vmdk streamOptimized"*" 4194304 "* ]]
 	# a grain that does not inflate: found by the read, nothing written
