@@ -71,7 +71,7 @@ function close_suite(name, rc) {
 	insuite = 0
 }
 function problem(msg) { failed++; problems = problems "# FAILED: " msg "\n" }
-# each program's wall time, for keeping the whole run within CI's budget
+# the wall time of each test program, for the run to stay in the CI budget
 /^#t / { times = times sprintf("# %5d s  %s\n", $3, $2); next }
 /^#> / { name = substr($0, 4); insuite = 1; plan = -1; results = 0; suite_failed = 0; next }
 /^#< / {
