@@ -97,10 +97,10 @@ static int zcopy_extent(struct source *s, int out, enum zcopy_out *kind,
 		if (r < 0 && first && zcopy_refused(errno))
 			return 1;
 		if (r == 0)
-			return fail(EXIT_IO, "%s: the input shrank while being "
-			    "copied", name);
+			return fail(EXIT_IO, "the input shrank while being "
+			    "copied to %s", name);
 		if (r < 0)
-			return fail_errno(EXIT_IO, "write error on %s", name);
+			return fail_io(name, "write error");
 		off += (uint64_t)r;
 		first = false;
 		if (s->progress != NULL)
@@ -138,6 +138,6 @@ int zcopy_raw(struct image *img, int out, const char *out_name)
 	if (kind == ZCOPY_PIPE)
 		return off < s->size ? write_zeros(out, s->size - off, out_name) : 0;
 	if (ftruncate(out, (off_t)s->size) < 0)
-		return fail_errno(EXIT_IO, "cannot set the size of %s", out_name);
+		return fail_io(out_name, "cannot set the size");
 	return 0;
 }
