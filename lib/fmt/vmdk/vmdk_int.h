@@ -82,9 +82,26 @@ struct vmdk {
 	/* a pipe */
 	bool end_known;			/* a pipe read to its end: */
 	uint64_t end;			/* its length */
-	uint64_t stream_next;		/* markers: end of the highest grain */
+	/* markers (vmdk_markers.c): what the disk is known to hold */
+	uint64_t stream_next;		/* end of the highest grain */
+	uint64_t stream_last;		/* start of the highest grain */
+	uint64_t stream_promised;	/* complete below this */
+	bool stream_unordered;		/* a grain came below a higher one */
 	struct vmdk_files *files;	/* a descriptor file: its extents */
 };
+
+/*
+ * Does GT entry e name a grain?  0 does not; 1 is a zero grain only when
+ * the header's flags say so (VMDK_FLAG_ZERO_GRAIN, as the spec and qemu
+ * have it): otherwise it names sector 1, inside the header or the
+ * descriptor, and the overlap checks refuse it (qemu reads the
+ * descriptor's bytes as the grain's data).
+ */
+static inline bool vmdk_gte_grain(const struct vmdk *v, uint32_t e)
+{
+	return e != VMDK_GTE_UNALLOCATED && !(e == VMDK_GTE_ZERO &&
+	    (v->h.flags & VMDK_FLAG_ZERO_GRAIN));
+}
 
 /* vmdk_read.c */
 bool vmdk_has_markers(const struct vmdk *v);

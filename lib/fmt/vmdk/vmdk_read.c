@@ -432,6 +432,9 @@ void vmdk_free(struct image *img, struct vmdk *v)
 		vmdk_free_files(img, v->files);
 	(void)vmdk_pipe_forget(img);
 	vmdk_free_tables(v);
+	if (v->capseen > 0)
+		stash_charge(img->stash, -(int64_t)(v->capseen *
+		    sizeof *v->seen + STASH_MALLOC_OVERHEAD));
 	free(v->seen);
 	free(v->seen_gts);
 	if (v->zs_ready)

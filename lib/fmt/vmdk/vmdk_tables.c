@@ -328,8 +328,7 @@ static int vmdk_list_grains(struct vmdk *v)
 
 				if (gi >= v->ngrains)
 					break;
-				if (gt[j] == VMDK_GTE_UNALLOCATED ||
-				    gt[j] == VMDK_GTE_ZERO)
+				if (!vmdk_gte_grain(v, gt[j]))
 					continue;
 				if (pass == 1)
 					v->order[n] = (uint64_t)gt[j] << 32 | gi;
@@ -599,8 +598,7 @@ static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
 
 			if (gi >= v->ngrains)
 				break;
-			if (gt[j] == VMDK_GTE_UNALLOCATED ||
-			    gt[j] == VMDK_GTE_ZERO)
+			if (!vmdk_gte_grain(v, gt[j]))
 				continue;
 			/* virtual order: the disk below is complete */
 			if (vmdk_emit_upto(v, em, run.len > 0 ? run.virt
