@@ -69,12 +69,27 @@ same_with_threads() {
 	st4=$status
 	printf '%s\n' "$output" > "$T/j4.err"
 	[ "$st1" -eq "$st4" ] || { echo "status $st1 with -j 1, $st4 with -j 4"; return 1; }
+	echo "$st1" > "$T/status"
 	diff "$T/j1.err" "$T/j4.err"
 	if [ "$st1" -eq 0 ]; then
 		cmp "$T/j1.raw" "$T/j4.raw"
 	else
 		[ ! -e "$T/j1.raw" ] && [ ! -e "$T/j4.raw" ]
 	fi
+}
+
+# same_from_a_pipe IMAGE: img2raw -j 1 and -j 4 from a pipe into a pipe
+# exit and say as same_with_threads found from the file, and write the
+# same bytes.
+same_from_a_pipe() {
+	local j
+	for j in 1 4; do
+		run sh -c 'img2raw -j "$1" < "$2" > "$3"' sh "$j" "$1" "$T/p$j.raw"
+		[ "$status" -eq "$(cat "$T/status")" ] ||
+			{ echo "-j $j from a pipe: status $status"; return 1; }
+		printf '%s\n' "$output" | sed "s|: stdin: |: $1: |" | diff "$T/j1.err" -
+	done
+	cmp "$T/p1.raw" "$T/p4.raw"
 }
 
 @test "inflate threads: a stream VMDK (qemu-img's, read by tables) gives the same disk with 1 and 4 threads" {
@@ -85,12 +100,14 @@ same_with_threads() {
 	cmp "$T/j4.raw" "$T/disk.raw"
 }
 
-@test "inflate threads: a stream VMDK (raw2vmdk's, read by markers) gives the same disk with 1 and 4 threads" {
+@test "inflate threads: a stream VMDK (raw2vmdk's, read by markers, from a file and a pipe) gives the same disk with 1 and 4 threads" {
 	raw2vmdk -o "$T/o.vmdk" "$T/disk.raw"
 	[ "$(grains "$T/o.vmdk" | wc -l)" -gt 256 ]
 	same_with_threads "$T/o.vmdk"
 	[ "$status" -eq 0 ]
 	cmp "$T/j4.raw" "$T/disk.raw"
+	same_from_a_pipe "$T/o.vmdk"
+	cmp "$T/p4.raw" "$T/disk.raw"
 }
 
 @test "inflate threads: a compressed qcow2, deflate and zstd, gives the same disk with 1 and 4 threads" {
@@ -131,9 +148,10 @@ bad_grain_in_the_middle() {
 	bad_grain_in_the_middle "$T/q.vmdk" "vmdk: compressed grain at 0x[0-9a-f]+ does not inflate: "
 }
 
-@test "inflate threads: a stream VMDK with a bad grain in the middle says so alike with 1 and 4 threads (markers)" {
+@test "inflate threads: a stream VMDK with a bad grain in the middle says so alike with 1 and 4 threads (markers, file and pipe)" {
 	raw2vmdk -o "$T/o.vmdk" "$T/disk.raw"
 	bad_grain_in_the_middle "$T/o.vmdk" "vmdk: compressed grain at 0x[0-9a-f]+ does not inflate: "
+	same_from_a_pipe "$T/o.vmdk"
 }
 
 @test "inflate threads: a compressed qcow2 with a bad cluster in the middle says so alike with 1 and 4 threads" {
@@ -141,7 +159,7 @@ bad_grain_in_the_middle() {
 	bad_grain_in_the_middle "$T/c.qcow2" "qcow2: compressed cluster at 0x[0-9a-f]+ \\(virtual 0x[0-9a-f]+\\) does not decompress to 65536 bytes \\(deflate\\)$"
 }
 
-@test "inflate threads: a bad grain is named before a later marker that fails its check (markers)" {
+@test "inflate threads: a bad grain is named before a later marker that fails its check (markers, file and pipe)" {
 	local g m
 	raw2vmdk -o "$T/o.vmdk" "$T/disk.raw"
 	set -- $(nth_grain "$T/o.vmdk" 100)
@@ -154,6 +172,7 @@ bad_grain_in_the_middle() {
 	[ "$status" -eq 1 ]
 	[[ $output == *"compressed grain at $(printf '0x%x' $((g - 12))) does not inflate"* ]] ||
 		{ echo "$output"; return 1; }
+	same_from_a_pipe "$T/o.vmdk"
 	# and with the grain whole, the marker is what is wrong
 	raw2vmdk -o "$T/o.vmdk" "$T/disk.raw"
 	put_le64 "$T/o.vmdk" "$m" 3

@@ -1,6 +1,6 @@
 /*
  * Compressed grains inflated in batches on every core (inflate_pool.h):
- * from a file, the grains of a stream (by markers or by tables) are
+ * the grains of a stream (by markers, or by tables from a file) are
  * queued with what must be emitted before each, inflated together, then
  * emitted in the order they were queued.  A grain libdeflate does not
  * take goes through vmdk_inflate (zlib), which says why in its usual
@@ -21,15 +21,14 @@ struct vmdk_queued {
 };
 
 /*
- * Batches for a conversion of compressed grains from a file; from a pipe,
- * and walking or inspecting (nothing is inflated), grains go one at a
- * time.
+ * Batches for a conversion of compressed grains (by tables from a file,
+ * by markers from a file or a pipe: the reads are the same, into the
+ * batch); walking or inspecting, nothing is inflated.
  */
 int vmdk_batch_start(struct image *img, struct vmdk *v, struct vmdk_batch *b)
 {
 	memset(b, 0, sizeof *b);
-	if (!img->src->seekable || img->walk || img->inspect ||
-	    !(v->h.flags & VMDK_FLAG_COMPRESSED))
+	if (img->walk || img->inspect || !(v->h.flags & VMDK_FLAG_COMPRESSED))
 		return 0;
 	if (inflate_pool_init(&b->pool, INFLATE_ZLIB_OR_RAW, v->grain_bytes,
 	    v->cmax + VMDK_SECTOR, img->threads) < 0) {
