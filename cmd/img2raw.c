@@ -20,6 +20,8 @@ static const struct cli_option options[] = {
 	    "the input's format (default: probed; see --list-formats)" },
 	{ 'o', "output", "FILE",
 	    "write to FILE (complete or not at all), not stdout" },
+	{ 'j', "threads", "N",
+	    "inflating threads (default: the online processors)" },
 	{ 'p', "progress", NULL, "show progress on stderr, as pv does" },
 	{ OPT_SIZE, "size", "SIZE", "the input's size, for -p through a pipe" },
 	{ OPT_MEM, "mem", "SIZE",
@@ -50,6 +52,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'f': o.format = optarg; break;
 		case 'o': o.output = optarg; break;
+		case 'j': o.threads = (int)cli_number("-j", optarg, 1, 256); break;
 		case 'p': o.progress = 1; break;
 		case OPT_SIZE: o.size = cli_size("--size", optarg); break;
 		case OPT_MEM: o.mem = cli_size("--mem", optarg); break;

@@ -14,6 +14,7 @@ struct convert_opts {
 	uint64_t mem;		/* stash budget */
 	const char *tmpdir;
 	bool extents;		/* --extents */
+	int threads;		/* -j, or 0: every core */
 };
 
 int convert_to_raw(const struct convert_opts *o);

@@ -70,6 +70,20 @@ void err_report(void);
 /* The finding code of the recorded error, or NULL. */
 const char *err_code(void);
 void err_clear(void);
+/*
+ * The recorded error, kept aside: a reader that finds an error while
+ * earlier work is still pending (a batch of grains not yet inflated)
+ * saves it, clears it, finishes the earlier work, and restores it only
+ * if that work raised none, so the first error in the image's order wins.
+ */
+struct err_saved {
+	int status;
+	const char *code;
+	char file[1024];
+	char msg[1024];
+};
+void err_save(struct err_saved *s);
+void err_restore(const struct err_saved *s);
 
 void warnmsg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 noreturn void die(int status, const char *fmt, ...)

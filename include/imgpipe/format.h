@@ -117,6 +117,9 @@ struct image {
 	 * table or check in this mode, or file and pipe verdicts differ.
 	 */
 	bool walk;
+	/* threads that inflate grains, the caller's included; 0: every
+	 * online processor (set after image_open) */
+	int threads;
 	struct finding findings[FINDINGS_MAX];
 	int nfindings;
 	/* For imginfo; readers fill what their format has. */

@@ -17,6 +17,7 @@ struct image_job {
 	uint64_t mem;		/* stash budget; 0: STASH_DEFAULT_BUDGET */
 	const char *tmpdir;
 	bool extents;		/* --extents: see source.sibling_extents */
+	int threads;		/* -j: inflating threads; 0: every core */
 };
 
 /*

@@ -181,3 +181,23 @@ void die_last(void)
 	err_report();
 	err_exit(status);
 }
+
+void err_save(struct err_saved *s)
+{
+	pthread_mutex_lock(&record_mu);
+	s->status = last_status;
+	s->code = last_code;
+	snprintf(s->file, sizeof s->file, "%s", last_file);
+	snprintf(s->msg, sizeof s->msg, "%s", last_msg);
+	pthread_mutex_unlock(&record_mu);
+}
+
+void err_restore(const struct err_saved *s)
+{
+	pthread_mutex_lock(&record_mu);
+	last_status = s->status;
+	last_code = s->code;
+	snprintf(last_file, sizeof last_file, "%s", s->file);
+	snprintf(last_msg, sizeof last_msg, "%s", s->msg);
+	pthread_mutex_unlock(&record_mu);
+}

@@ -67,7 +67,8 @@ int convert_to_raw(const struct convert_opts *o)
 {
 	struct image_job j = { .input = o->input, .format = o->format,
 	    .progress = o->progress, .size = o->size, .mem = o->mem,
-	    .tmpdir = o->tmpdir, .extents = o->extents };
+	    .tmpdir = o->tmpdir, .extents = o->extents,
+	    .threads = o->threads };
 
 	return image_job_run(&j, write_raw, (void *)o->output);
 }

@@ -24,6 +24,7 @@ int image_job_run(const struct image_job *j,
 	if (image_open(&img, &src, &st, j->plain ? "raw" : j->format,
 	    false) == 0) {
 		img.verbatim = j->plain;
+		img.threads = j->threads;
 		rc = fn(&img, &st, arg);
 	}
 	progress_end(&pr);

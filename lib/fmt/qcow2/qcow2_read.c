@@ -27,6 +27,7 @@
 #include "fmt/qcow2/qcow2_info.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
+#include "imgpipe/inflate_pool.h"
 
 /* Host-contiguous clusters are read and emitted in runs up to this long. */
 #define RUN_MAX			(4u * 1024 * 1024)
@@ -103,6 +104,7 @@ struct qcow2 {
 	bool zs_ready;
 	ZSTD_DCtx *zd;
 	struct qext run;		/* seekable: run being gathered */
+	struct qbatch *batch;		/* seekable: clusters inflated together */
 	struct qstream *st;
 };
 
@@ -705,6 +707,122 @@ static int qcow2_decompress(struct image *img, const struct qext *e,
 	return rc;
 }
 
+/*
+ * ---- compressed clusters in batches ----
+ * A conversion from a file queues its compressed clusters, inflates them
+ * together on every core, then emits them in virtual order.  A cluster
+ * the pool does not take goes through qcow2_decompress, which says why in
+ * its usual words (or takes it: its first cluster of output is enough).
+ * An error met while clusters wait is reported after theirs.
+ */
+struct qbatch {
+	struct inflate_pool pool;
+	struct qext *ext;		/* per item of the pool */
+};
+
+static void batch_start(struct image *img, struct qbatch *b)
+{
+	struct qcow2 *q = img->priv;
+
+	memset(b, 0, sizeof *b);
+	if (!img->walk && !img->inspect)
+		q->batch = b;
+}
+
+/* At the first compressed cluster: most images have none. */
+static int batch_pool(struct image *img, struct qbatch *b)
+{
+	struct qcow2 *q = img->priv;
+
+	if (b->pool.ready)
+		return 0;
+	if (inflate_pool_init(&b->pool, q->compression_type == 1 ?
+	    INFLATE_ZSTD_FULL : INFLATE_RAW_FULL, q->cs,
+	    (q->csize_mask + 1) * 512, img->threads) < 0)
+		return -1;
+	b->ext = calloc(b->pool.cap, sizeof *b->ext);
+	return b->ext == NULL ? fail(EXIT_IO, "out of memory") : 0;
+}
+
+static void batch_end(struct image *img, struct qbatch *b)
+{
+	struct qcow2 *q = img->priv;
+
+	inflate_pool_free(&b->pool);
+	free(b->ext);
+	q->batch = NULL;
+}
+
+static int batch_emit(struct image *img, struct emitter *em,
+    const struct qext *e, const struct inflate_item *it)
+{
+	struct qcow2 *q = img->priv;
+	const unsigned char *out = it->out;
+	size_t used;
+
+	if (!it->ok) {
+		if (qcow2_decompress(img, e, it->in, it->inlen, &used) < 0)
+			return -1;
+		out = q->cluster;
+	}
+	if (emit_upto(em, e->voff) < 0)
+		return -1;
+	return emit_data(em, e->voff, out, e->len);
+}
+
+static int batch_flush(struct image *img, struct emitter *em)
+{
+	struct qbatch *b = ((struct qcow2 *)img->priv)->batch;
+	int rc = 0;
+
+	if (b == NULL || b->pool.n == 0)
+		return 0;
+	inflate_pool_run(&b->pool);
+	for (size_t i = 0; i < b->pool.n && rc == 0; i++)
+		rc = batch_emit(img, em, &b->ext[i], &b->pool.items[i]);
+	inflate_pool_clear(&b->pool);
+	return rc;
+}
+
+/* A later step failed: the clusters before it first.  Returns -1. */
+static int batch_fail(struct image *img, struct emitter *em)
+{
+	struct qbatch *b = ((struct qcow2 *)img->priv)->batch;
+	struct err_saved later;
+
+	if (b == NULL || b->pool.n == 0)
+		return -1;
+	err_save(&later);
+	err_clear();
+	if (batch_flush(img, em) == 0)
+		err_restore(&later);
+	return -1;
+}
+
+/* Read compressed cluster e into the batch (seek_compressed's read). */
+static int batch_compressed(struct image *img, struct emitter *em,
+    const struct qext *e)
+{
+	struct qbatch *b = ((struct qcow2 *)img->priv)->batch;
+	size_t inlen = e->clen;
+	unsigned char *p;
+
+	if (batch_pool(img, b) < 0)
+		return -1;
+	if (past_end(img, e->host, inlen))
+		inlen = img->src->size - e->host;
+	p = inflate_pool_room(&b->pool, inlen);
+	if (p == NULL && batch_flush(img, em) < 0)
+		return -1;
+	if (p == NULL)
+		p = inflate_pool_room(&b->pool, inlen);
+	if (image_read_at(img, p, inlen, e->host, "compressed cluster") < 0)
+		return -1;
+	b->ext[b->pool.n] = *e;
+	inflate_pool_add(&b->pool, inlen);
+	return 0;
+}
+
 /* ---- seekable input: virtual order, large reads ---- */
 
 static int seek_flush_run(struct image *img, struct emitter *em)
@@ -747,9 +865,14 @@ static int seek_extent(struct image *img, struct emitter *em,
 	struct qcow2 *q = img->priv;
 	struct qext *r = &q->run;
 
+	if (e->clen != 0 && q->batch != NULL)
+		return seek_flush_run(img, em) < 0 ? -1
+		    : batch_compressed(img, em, e);
 	if (e->clen != 0)
 		return seek_flush_run(img, em) < 0 ? -1
 		    : seek_compressed(img, em, e);
+	if (batch_flush(img, em) < 0)
+		return -1;
 	if (r->len > 0 && r->host + r->len == e->host &&
 	    r->voff + r->len == e->voff && r->len + e->len <= q->wcap) {
 		r->len += e->len;
@@ -761,7 +884,7 @@ static int seek_extent(struct image *img, struct emitter *em,
 	return 0;
 }
 
-static int qcow2_read_seekable(struct image *img, struct emitter *em)
+static int seek_l2_tables(struct image *img, struct emitter *em)
 {
 	struct qcow2 *q = img->priv;
 	uint32_t i;
@@ -773,7 +896,22 @@ static int qcow2_read_seekable(struct image *img, struct emitter *em)
 		    qcow2_walk_l2(img, em, i, q->l2buf, seek_extent) < 0)
 			return -1;
 	}
+	if (batch_flush(img, em) < 0)
+		return -1;
 	return seek_flush_run(img, em);
+}
+
+static int qcow2_read_seekable(struct image *img, struct emitter *em)
+{
+	struct qbatch b;
+	int rc;
+
+	batch_start(img, &b);
+	rc = seek_l2_tables(img, em);
+	if (rc < 0)
+		batch_fail(img, em);
+	batch_end(img, &b);
+	return rc;
 }
 
 /* ---- streams: strictly forward ---- */

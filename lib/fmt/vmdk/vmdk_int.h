@@ -5,6 +5,7 @@
  *	vmdk_tables.c	extents read by their GD and GTs (file and pipe)
  *	vmdk_markers.c	streams with the GD at the end, read by markers
  *	vmdk_extents.c	descriptor files and their sibling extents
+ *	vmdk_batch.c	compressed grains inflated in batches, every core
  */
 #ifndef IMGPIPE_FMT_VMDK_INT_H
 #define IMGPIPE_FMT_VMDK_INT_H
@@ -15,6 +16,7 @@
 
 #include "fmt/fmt.h"
 #include "fmt/vmdk/vmdk.h"
+#include "imgpipe/inflate_pool.h"
 
 #define VMDK_PEEK (4u << 10) 		/* walking: a marker and its page */
 #define VMDK_WINDOW (1u << 20)		/* read-ahead for metadata, grains */
@@ -152,6 +154,29 @@ void vmdk_free_tables(struct vmdk *v);
 
 /* vmdk_markers.c */
 int vmdk_read_markers(struct image *img, struct vmdk *v, struct emitter *em);
+
+/* vmdk_batch.c: grains queued, inflated together, emitted in order */
+struct vmdk_queued;
+struct vmdk_batch {
+	bool on;			/* a conversion from a file */
+	struct inflate_pool pool;
+	struct vmdk_queued *q;		/* per item of the pool */
+};
+int vmdk_batch_start(struct image *img, struct vmdk *v, struct vmdk_batch *b);
+/* Room for len compressed bytes (the batch emitted first if full). */
+unsigned char *vmdk_batch_room(struct image *img, struct vmdk *v,
+    struct emitter *em, struct vmdk_batch *b, size_t len);
+/* Queue grain gi, its csize bytes (marker at where) in the room of len;
+ * upto: the disk below it is emitted as complete before the grain (0: no
+ * promise). */
+void vmdk_batch_push(struct vmdk_batch *b, size_t len, uint32_t csize,
+    uint64_t gi, uint64_t where, uint64_t upto);
+int vmdk_batch_flush(struct image *img, struct vmdk *v, struct emitter *em,
+    struct vmdk_batch *b);
+/* A later step failed: the grains queued before it first; returns -1. */
+int vmdk_batch_fail(struct image *img, struct vmdk *v, struct emitter *em,
+    struct vmdk_batch *b);
+void vmdk_batch_end(struct vmdk_batch *b);
 
 /* vmdk_extents.c */
 struct vmdk_desc;

@@ -39,10 +39,11 @@ struct vmdk_walk {			/* what the markers said so far */
  * higher one, nothing more is promised: the grains wait in the emitter's
  * queue (the one parking store, spilling beyond the budget) until the
  * end.  Only a grain below what was promised, into an in-order sink,
- * cannot be placed, and the message says so.
+ * cannot be placed, and the message says so.  *upto (batches): the
+ * offset to promise is returned, for the batch to emit in its turn.
  */
 static int vmdk_marker_promise(struct image *img, struct vmdk *v,
-    struct emitter *em, uint64_t gi, uint64_t where)
+    struct emitter *em, uint64_t gi, uint64_t where, uint64_t *upto_out)
 {
 	uint64_t off = gi * v->grain_bytes, upto;
 
@@ -64,6 +65,10 @@ static int vmdk_marker_promise(struct image *img, struct vmdk *v,
 	if (upto <= v->stream_promised)
 		return 0;
 	v->stream_promised = upto;
+	if (upto_out != NULL) {
+		*upto_out = upto;
+		return 0;
+	}
 	return vmdk_emit_upto(v, em, upto);
 }
 
@@ -84,18 +89,39 @@ static int vmdk_seen_grain(struct image *img, struct vmdk *v, uint64_t where,
 	return 0;
 }
 
+/* The grain read into the batch, inflated with the grains around it. */
+static int vmdk_batch_grain_marker(struct image *img, struct vmdk *v,
+    struct emitter *em, struct vmdk_batch *b, const unsigned char *sec,
+    uint64_t gi, uint64_t where, uint64_t rest, uint64_t upto)
+{
+	size_t len = VMDK_SECTOR - VMDK_MARKER_HEAD + rest;
+	unsigned char *c = vmdk_batch_room(img, v, em, b, len);
+
+	if (c == NULL)
+		return -1;
+	memcpy(c, sec + VMDK_MARKER_HEAD, VMDK_SECTOR - VMDK_MARKER_HEAD);
+	if (rest > 0 && vmdk_read_part(img, v, c + VMDK_SECTOR -
+	    VMDK_MARKER_HEAD, rest, where + VMDK_SECTOR, "grain", where) < 0)
+		return -1;
+	vmdk_batch_push(b, len, le32(sec + VMDK_MARKER_SIZE), gi, where, upto);
+	return 0;
+}
+
 static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
-    struct emitter *em, const unsigned char *sec, uint64_t *off)
+    struct emitter *em, struct vmdk_batch *b, const unsigned char *sec,
+    uint64_t *off)
 {
 	uint64_t where = *off;
 	uint64_t lba = le64(sec + VMDK_MARKER_VAL), gi, rest, size;
 	uint32_t csize = le32(sec + VMDK_MARKER_SIZE);
 	unsigned char *c = v->win;
+	uint64_t upto = 0;
 	int64_t n;
 
 	if (vmdk_marker_grain(img, v, lba, csize, where, &gi) < 0 ||
 	    vmdk_seen_grain(img, v, where, gi) < 0 ||
-	    vmdk_marker_promise(img, v, em, gi, where) < 0)
+	    vmdk_marker_promise(img, v, em, gi, where, b->on ? &upto
+	    : NULL) < 0)
 		return -1;
 	/* The marker's sector holds the first 500 compressed bytes. */
 	rest = (VMDK_MARKER_HEAD + (uint64_t)csize + VMDK_SECTOR - 1) /
@@ -104,6 +130,9 @@ static int vmdk_read_grain_marker(struct image *img, struct vmdk *v,
 	if (img->walk)		/* a file: where the grain ends is enough */
 		return vmdk_input_size(img, v, &size) && *off > size ?
 		    vmdk_past_end(img, "grain", where) : 0;
+	if (b->on)
+		return vmdk_batch_grain_marker(img, v, em, b, sec, gi, where,
+		    rest, upto);
 	memcpy(c, sec + VMDK_MARKER_HEAD, VMDK_SECTOR - VMDK_MARKER_HEAD);
 	if (rest > 0 && vmdk_read_part(img, v, c + VMDK_SECTOR -
 	    VMDK_MARKER_HEAD, rest, where + VMDK_SECTOR, "grain", where) < 0)
@@ -372,7 +401,12 @@ static int vmdk_stream_start(struct image *img, struct vmdk *v, uint64_t *off)
 	return 0;
 }
 
-int vmdk_read_markers(struct image *img, struct vmdk *v, struct emitter *em)
+/*
+ * Marker by marker; grains from a file are inflated in batches (b), and
+ * every error waits for the grains before it (vmdk_batch_fail).
+ */
+static int vmdk_walk_markers(struct image *img, struct vmdk *v,
+    struct emitter *em, struct vmdk_batch *b)
 {
 	unsigned char sec[VMDK_SECTOR];
 	struct vmdk_walk w = { 0 };
@@ -386,11 +420,27 @@ int vmdk_read_markers(struct image *img, struct vmdk *v, struct emitter *em)
 			return -1;
 		vmdk_marker_get(&m, sec);
 		if (m.size != 0) {
-			if (vmdk_read_grain_marker(img, v, em, sec, &w.off) < 0)
+			if (vmdk_read_grain_marker(img, v, em, b, sec,
+			    &w.off) < 0)
 				return -1;
 		} else if (m.type == VMDK_MARKER_EOS)
-			return vmdk_stream_end(img, v, &w);
+			return vmdk_batch_flush(img, v, em, b) < 0 ? -1
+			    : vmdk_stream_end(img, v, &w);
 		else if (vmdk_metadata_marker(img, v, &w, &m) < 0)
 			return -1;
 	}
+}
+
+int vmdk_read_markers(struct image *img, struct vmdk *v, struct emitter *em)
+{
+	struct vmdk_batch b;
+	int rc;
+
+	if (vmdk_batch_start(img, v, &b) < 0)
+		return -1;
+	rc = vmdk_walk_markers(img, v, em, &b);
+	if (rc < 0)
+		vmdk_batch_fail(img, v, em, &b);
+	vmdk_batch_end(&b);
+	return rc;
 }

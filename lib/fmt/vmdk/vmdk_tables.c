@@ -533,6 +533,24 @@ static int vmdk_compressed_at(struct image *img, struct vmdk *v,
 	return n < 0 ? -1 : vmdk_emit_grain(img, v, em, gi, n);
 }
 
+/* The same, into the batch: inflated with the grains around it. */
+static int vmdk_batch_at(struct image *img, struct vmdk *v,
+    struct emitter *em, struct vmdk_batch *b, uint64_t gi, uint64_t host,
+    uint32_t csize)
+{
+	const unsigned char *p;
+	unsigned char *c;
+	char what[48];
+
+	vmdk_grain_what(what, sizeof what, gi);
+	p = vmdk_window(img, v, host, VMDK_MARKER_HEAD + csize, what);
+	if (p == NULL || (c = vmdk_batch_room(img, v, em, b, csize)) == NULL)
+		return -1;
+	memcpy(c, p + VMDK_MARKER_HEAD, csize);
+	vmdk_batch_push(b, csize, csize, gi, host, gi * v->grain_bytes);
+	return 0;
+}
+
 struct vmdk_run {			/* uncompressed grains, one read */
 	uint64_t virt, host, len;
 	bool filled;			/* a pipe: the bytes are in v->run */
@@ -583,7 +601,7 @@ static int vmdk_run_add(struct image *img, struct vmdk *v, struct emitter *em,
 /* ---- a file: virtual order ---- */
 
 static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
-    struct emitter *em)
+    struct emitter *em, struct vmdk_batch *b)
 {
 	bool compressed = v->h.flags & VMDK_FLAG_COMPRESSED;
 	struct vmdk_run run = { 0 };
@@ -600,6 +618,13 @@ static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
 				break;
 			if (!vmdk_gte_grain(v, gt[j]))
 				continue;
+			if (compressed && b->on) {
+				if (vmdk_read_head(img, v, gi, host, &csize) < 0 ||
+				    vmdk_batch_at(img, v, em, b, gi, host,
+				    csize) < 0)
+					return -1;
+				continue;
+			}
 			/* virtual order: the disk below is complete */
 			if (vmdk_emit_upto(v, em, run.len > 0 ? run.virt
 			    : gi * v->grain_bytes) < 0)
@@ -611,7 +636,25 @@ static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
 				return -1;
 		}
 	}
+	if (vmdk_batch_flush(img, v, em, b) < 0)
+		return -1;
 	return vmdk_flush_run(img, v, em, &run);
+}
+
+/* Compressed grains from a file are inflated in batches. */
+static int vmdk_read_grains(struct image *img, struct vmdk *v,
+    struct emitter *em)
+{
+	struct vmdk_batch b;
+	int rc;
+
+	if (vmdk_batch_start(img, v, &b) < 0)
+		return -1;
+	rc = vmdk_read_virtual_order(img, v, em, &b);
+	if (rc < 0)
+		vmdk_batch_fail(img, v, em, &b);
+	vmdk_batch_end(&b);
+	return rc;
 }
 
 /* ---- a pipe: file order ---- */
@@ -702,7 +745,7 @@ int vmdk_read_tables(struct image *img, struct vmdk *v, struct emitter *em)
 	if (vmdk_check_all_grains(img, v) < 0 ||
 	    vmdk_check_overhead(img, v) < 0)
 		return -1;
-	return img->walk ? 0 : vmdk_read_virtual_order(img, v, em);
+	return img->walk ? 0 : vmdk_read_grains(img, v, em);
 }
 
 void vmdk_free_tables(struct vmdk *v)
