@@ -339,14 +339,14 @@ static int take_as_is(struct ovajob *j, struct disk *d)
 	int rc;
 
 	if ((d->fd = open(d->path, O_RDONLY | O_CLOEXEC)) < 0)
-		return fail_errno(EXIT_IO, "%s", d->label);
+		return fail_io(d->label, NULL);
 	memset(&img, 0, sizeof img);
 	stash_init(&st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
 	rc = source_open_fd(&src, d->fd, d->path);
 	if (rc == 0)
 		rc = image_open(&img, &src, &st, o->format, false);
 	if (rc == 0 && !is_stream_vmdk(&img))
-		rc = fail(EXIT_IO, "%s: changed while it was read", d->label);
+		rc = fail_file(EXIT_IO, d->label, "changed while it was read");
 	if (rc == 0) {
 		emitter_init(&em, &cs.base, &st, img.virtual_size);
 		rc = image_read(&img, &em);
@@ -362,7 +362,7 @@ static int take_as_is(struct ovajob *j, struct disk *d)
 	if (rc < 0)
 		return disk_failed(d);
 	if (fstat(d->fd, &sb) < 0)
-		return fail_errno(EXIT_IO, "%s", d->label);
+		return fail_io(d->label, NULL);
 	d->out.href = d->member;
 	d->out.file_size = (uint64_t)sb.st_size;
 	return 0;
@@ -397,7 +397,7 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 		return fail_file(EXIT_REJECT, d->label,
 		    "the disk is empty (0 bytes)");
 	if (fstat(d->fd, &st) < 0)
-		return fail_errno(EXIT_IO, "%s: temporary file", d->label);
+		return fail_io(d->label, "temporary file");
 	d->out.href = d->member;
 	d->out.file_size = (uint64_t)st.st_size;
 	d->out.capacity = r.virtual_size;
@@ -409,9 +409,8 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 
 static int temp_read_failed(const struct disk *d, ssize_t n)
 {
-	return n < 0 ? fail_errno(EXIT_IO, "%s: read error on its temporary "
-	    "file", d->label) : fail(EXIT_IO, "%s: its temporary file was cut "
-	    "short", d->label);
+	return n < 0 ? fail_io(d->label, "read error on its temporary file") :
+	    fail_file(EXIT_IO, d->label, "its temporary file was cut short");
 }
 
 /* The VMDK's digest, for the manifest that goes before it. */
