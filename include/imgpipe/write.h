@@ -46,23 +46,11 @@ int write_image(const struct write_opts *o);
 int online_cores(void);
 
 /*
- * The options every raw2X program takes, for its getopt_long tables:
- * -o, -f, -j, -p, -v, --size, --mem, --tmpdir (and -h, -V, which the
- * program handles).  write_option() takes one of them into o and returns
- * true, or returns false for an option of the program's own.
+ * The options every raw2X program takes: -o, -f, -j, -p, -v, --size,
+ * --mem, --tmpdir (and -h, -V, which cli_next() handles).  write_option()
+ * takes one of them into o and returns true, or returns false for an
+ * option of the program's own.  The keys of the long-only ones:
  */
-#define WRITE_SHORTOPTS "o:f:j:pvhV"
-#define WRITE_LONGOPTS \
-	{ "output", required_argument, NULL, 'o' }, \
-	{ "format", required_argument, NULL, 'f' }, \
-	{ "threads", required_argument, NULL, 'j' }, \
-	{ "size", required_argument, NULL, WRITE_OPT_SIZE }, \
-	{ "progress", no_argument, NULL, 'p' }, \
-	{ "mem", required_argument, NULL, WRITE_OPT_MEM }, \
-	{ "tmpdir", required_argument, NULL, WRITE_OPT_TMPDIR }, \
-	{ "verbose", no_argument, NULL, 'v' }, \
-	{ "help", no_argument, NULL, 'h' }, \
-	{ "version", no_argument, NULL, 'V' }
 enum { WRITE_OPT_SIZE = 0x100, WRITE_OPT_MEM, WRITE_OPT_TMPDIR,
 	WRITE_OPT_FIRST_FREE };
 /*
