@@ -407,10 +407,23 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 	return 0;
 }
 
-static int temp_read_failed(const struct disk *d, ssize_t n)
+/* The chunk of d's VMDK at off (< its size) into buf: its length, or -1. */
+static ssize_t temp_chunk(const struct disk *d, unsigned char *buf,
+    uint64_t off)
 {
-	return n < 0 ? fail_io(d->label, "read error on its temporary file") :
-	    fail_file(EXIT_IO, d->label, "its temporary file was cut short");
+	uint64_t left = d->out.file_size - off;
+	ssize_t n;
+
+	do
+		n = pread(d->fd, buf, left < COPY_CHUNK ? left : COPY_CHUNK,
+		    off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return fail_io(d->label, "read error on its temporary file");
+	if (n == 0)
+		return fail_file(EXIT_IO, d->label, "its temporary file was "
+		    "cut short");
+	return n;
 }
 
 /* The VMDK's digest, for the manifest that goes before it. */
@@ -423,12 +436,8 @@ static int digest_disk(struct ovajob *j, struct disk *d, unsigned char *buf)
 	digest_set_init(&ds);
 	digest_set_enable(&ds, j->o->manifest);
 	while (off < size) {
-		n = pread(d->fd, buf, size - off < COPY_CHUNK ? size - off :
-		    COPY_CHUNK, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return temp_read_failed(d, n);
+		if ((n = temp_chunk(d, buf, off)) < 0)
+			return -1;
 		digest_set_update(&ds, buf, (size_t)n);
 		off += n;
 		progress_add(&j->pr, n);
@@ -488,13 +497,8 @@ static int add_disk(struct ovajob *j, struct ova_writer *w, struct disk *d,
 	if (ova_member_begin(w, d->member, size, false) < 0)
 		return -1;
 	while (off < size) {
-		n = pread(d->fd, buf, size - off < COPY_CHUNK ? size - off :
-		    COPY_CHUNK, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return temp_read_failed(d, n);
-		if (ova_member_write(w, buf, (size_t)n) < 0)
+		if ((n = temp_chunk(d, buf, off)) < 0 ||
+		    ova_member_write(w, buf, (size_t)n) < 0)
 			return -1;
 		off += n;
 		progress_add(&j->pr, n);
