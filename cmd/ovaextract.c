@@ -17,6 +17,7 @@ static const char *const usage[] = {
 static const struct cli_option options[] = {
 	{ 'f', "file", "ARCHIVE", "the OVA to read (or the operand; default stdin)" },
 	{ 't', "list", NULL, "list the disks the OVF describes" },
+	{ 'l', "list", NULL, "the same as -t" },
 	{ 'x', "extract", NULL, "extract every member (into -C DIR)" },
 	{ 'C', "directory", "DIR",
 	    "with -x: into DIR, created if missing (default .)" },
@@ -74,7 +75,8 @@ int main(int argc, char **argv)
 	while ((c = cli_next(argc, argv, &program)) != -1) {
 		switch (c) {
 		case 'f': file = optarg; break;
-		case 't': o.list = 1; break;
+		case 't':
+		case 'l': o.list = 1; break;
 		case 'x': extract = true; break;
 		case 'C': dir = optarg; break;
 		case 'O': to_stdout = true; break;

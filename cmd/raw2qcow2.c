@@ -1,19 +1,11 @@
 /* raw2qcow2: any disk image (a raw disk included) to qcow2, file or pipe. */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "imgpipe/cli.h"
-#include "imgpipe/err.h"
 #include "imgpipe/write.h"
 #include "imgpipe/writers.h"
 
 enum { OPT_CLUSTER_SIZE = WRITE_OPT_FIRST_FREE, OPT_COMPAT };
-
-static const char *const usage[] = {
-	"[OPTION]... [INPUT|-]",
-	NULL,
-};
 
 static const struct cli_option options[] = {
 	WRITE_CLI_OPTIONS,
@@ -27,12 +19,6 @@ static const struct cli_option options[] = {
 	{ 0, NULL, NULL, NULL },
 };
 
-static const struct cli_program program = {
-	usage,
-	"Write a qcow2 image of any disk image (raw too), to a file or pipe.",
-	options,
-};
-
 /* qemu-img's -o NAME=VALUE: the options we have under our own names. */
 static const struct cli_qemu_option qemu_options[] = {
 	{ "compat", "--compat" },
@@ -41,17 +27,22 @@ static const struct cli_qemu_option qemu_options[] = {
 	{ NULL, NULL },
 };
 
+static struct qcow2_wopts qcow2 = {
+	.cluster_bits = QCOW2W_CLUSTER_BITS_DEFAULT,
+	.version = 3,
+	.level = -1,
+};
+
 static unsigned cluster_bits_of(const char *arg)
 {
-	uint64_t n = cli_size("--cluster-size", arg);
-	unsigned bits;
+	uint64_t n = write_power_of_two("--cluster-size", arg,
+	    1ull << QCOW2W_CLUSTER_BITS_MIN, 1ull << QCOW2W_CLUSTER_BITS_MAX,
+	    "a power of two from 4K to 2M");
+	unsigned bits = QCOW2W_CLUSTER_BITS_MIN;
 
-	for (bits = QCOW2W_CLUSTER_BITS_MIN; bits <= QCOW2W_CLUSTER_BITS_MAX;
-	    bits++)
-		if (n == 1ull << bits)
-			return bits;
-	cli_usage_error("--cluster-size: '%s' is not a power of two from "
-	    "4K to 2M", arg);
+	while (n > 1ull << bits)
+		bits++;
+	return bits;
 }
 
 static int version_of(const char *arg)
@@ -63,37 +54,29 @@ static int version_of(const char *arg)
 	cli_usage_error("--compat: '%s' is neither 0.10 nor 1.1", arg);
 }
 
+static void take_option(int key, const char *arg)
+{
+	switch (key) {
+	case 'c': qcow2.compress = true; break;
+	case 'l': qcow2.level = cli_number("-l", arg, 0, 9); break;
+	case OPT_CLUSTER_SIZE: qcow2.cluster_bits = cluster_bits_of(arg); break;
+	case OPT_COMPAT: qcow2.version = version_of(arg); break;
+	}
+}
+
+static const struct write_program program = {
+	.summary = "Write a qcow2 image of any disk image (raw too), to a "
+	    "file or pipe.",
+	.options = options,
+	.writer = &writer_qcow2,
+	.writer_opts = &qcow2,
+	.threaded = true,
+	.unit = "clusters",
+	.qemu_options = qemu_options,
+	.option = take_option,
+};
+
 int main(int argc, char **argv)
 {
-	struct qcow2_wopts q = {
-		.cluster_bits = QCOW2W_CLUSTER_BITS_DEFAULT,
-		.version = 3,
-		.level = -1,
-	};
-	struct write_opts o = {
-		.writer = &writer_qcow2,
-		.writer_opts = &q,
-		.threads = online_cores(),
-		.unit = "clusters",
-	};
-	int c;
-
-	cli_init(argc, argv);
-	while ((c = cli_next(argc, argv, &program)) != -1) {
-		if (write_option(&o, c, optarg))
-			continue;
-		switch (c) {
-		case 'c': q.compress = true; break;
-		case 'l': q.level = cli_number("-l", optarg, 0, 9); break;
-		case OPT_CLUSTER_SIZE: q.cluster_bits = cluster_bits_of(optarg); break;
-		case OPT_COMPAT: q.version = version_of(optarg); break;
-		}
-	}
-	if (o.output != NULL)
-		cli_check_output_name(o.output, qemu_options);
-	cli_max_operands(argc, argv, 1);
-	write_operands(&o, argc, argv, optind);
-	if (write_image(&o) < 0)
-		die_last();
-	return 0;
+	return write_main(argc, argv, &program);
 }

@@ -1,20 +1,10 @@
 /* raw2vdi: any disk image (a raw disk included) to a VDI, file or pipe. */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include "imgpipe/cli.h"
-#include "imgpipe/err.h"
 #include "imgpipe/uuid.h"
 #include "imgpipe/write.h"
 #include "imgpipe/writers.h"
 
 enum { OPT_UUID = WRITE_OPT_FIRST_FREE };
-
-static const char *const usage[] = {
-	"[OPTION]... [INPUT|-]",
-	NULL,
-};
 
 static const struct cli_option options[] = {
 	WRITE_CLI_OPTIONS,
@@ -25,41 +15,34 @@ static const struct cli_option options[] = {
 	{ 0, NULL, NULL, NULL },
 };
 
-static const struct cli_program program = {
-	usage,
-	"Write a VirtualBox VDI of any disk image (raw too), to a file or pipe.",
-	options,
+static struct vdi_wopts vdi = { .fixed = false };
+static unsigned char uuid[UUID_LEN];
+
+static void take_option(int key, const char *arg)
+{
+	static const char *const subformats[] = { "dynamic", "static",
+	    "fixed", NULL };
+
+	switch (key) {
+	case 's':
+		vdi.fixed = cli_choice("--subformat", arg, subformats) !=
+		    subformats[0];
+		break;
+	case OPT_UUID: vdi.uuid = uuid_option(arg, uuid); break;
+	}
+}
+
+static const struct write_program program = {
+	.summary = "Write a VirtualBox VDI of any disk image (raw too), to a "
+	    "file or pipe.",
+	.options = options,
+	.writer = &writer_vdi,
+	.writer_opts = &vdi,
+	.unit = "blocks",
+	.option = take_option,
 };
 
 int main(int argc, char **argv)
 {
-	static const char *const subformats[] = { "dynamic", "static",
-	    "fixed", NULL };
-	static unsigned char uuid[UUID_LEN];
-	struct vdi_wopts v = { .fixed = false };
-	struct write_opts o = {
-		.writer = &writer_vdi,
-		.writer_opts = &v,
-		.threads = 1,
-		.unit = "blocks",
-	};
-	int c;
-
-	cli_init(argc, argv);
-	while ((c = cli_next(argc, argv, &program)) != -1) {
-		if (write_option(&o, c, optarg))
-			continue;
-		switch (c) {
-		case 's':
-			v.fixed = cli_choice("--subformat", optarg,
-			    subformats) != subformats[0];
-			break;
-		case OPT_UUID: v.uuid = uuid_option(optarg, uuid); break;
-		}
-	}
-	cli_max_operands(argc, argv, 1);
-	write_operands(&o, argc, argv, optind);
-	if (write_image(&o) < 0)
-		die_last();
-	return 0;
+	return write_main(argc, argv, &program);
 }

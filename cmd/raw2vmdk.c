@@ -1,20 +1,12 @@
 /* raw2vmdk: any disk image (a raw disk included) to a VMDK, file or pipe. */
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "imgpipe/cli.h"
-#include "imgpipe/err.h"
 #include "imgpipe/write.h"
 #include "imgpipe/writers.h"
 
 enum { OPT_GRAIN_SIZE = WRITE_OPT_FIRST_FREE, OPT_ADAPTER_TYPE,
 	OPT_HWVERSION, OPT_TOOLSVERSION, OPT_EXTENT_NAME };
-
-static const char *const usage[] = {
-	"[OPTION]... [INPUT|-]",
-	NULL,
-};
 
 static const struct cli_option options[] = {
 	WRITE_CLI_OPTIONS,
@@ -35,12 +27,6 @@ static const struct cli_option options[] = {
 	{ 0, NULL, NULL, NULL },
 };
 
-static const struct cli_program program = {
-	usage,
-	"Write a VMDK of any disk image (raw too), to a file or pipe.",
-	options,
-};
-
 /* qemu-img's -o NAME=VALUE: the options we have under our own names. */
 static const struct cli_qemu_option qemu_options[] = {
 	{ "subformat", "--subformat" },
@@ -51,14 +37,45 @@ static const struct cli_qemu_option qemu_options[] = {
 	{ NULL, NULL },
 };
 
-static uint32_t grain_sectors_of(const char *arg)
-{
-	uint64_t n = cli_size("--grain-size", arg);
+static struct vmdk_wopts vmdk = {
+	.grain_sectors = 128,
+	.level = 6,
+	.adapter_type = "lsilogic",
+	.hw_version = "4",
+	.tools_version = "2147483647",
+};
 
-	if (n < 8192 || n > (1u << 20) || (n & (n - 1)) != 0)
-		cli_usage_error("--grain-size: '%s' is not a power of two from "
-		    "8K to 1M (the specification wants more than 4K)", arg);
-	return n / 512;
+static void take_option(int key, const char *arg)
+{
+	static const char *const subformats[] = { "streamOptimized",
+	    "monolithicSparse", NULL };
+	static const char *const adapters[] = { "lsilogic", "ide", "buslogic",
+	    "legacyESX", NULL };
+
+	switch (key) {
+	case 's':
+		vmdk.sparse = cli_choice("--subformat", arg, subformats) ==
+		    subformats[1];
+		break;
+	case 'l': vmdk.level = cli_number("-l", arg, 1, 12); break;
+	case OPT_GRAIN_SIZE:
+		vmdk.grain_sectors = (uint32_t)(write_power_of_two(
+		    "--grain-size", arg, 8192, 1u << 20, "a power of two from "
+		    "8K to 1M (the specification wants more than 4K)") / 512);
+		break;
+	case OPT_ADAPTER_TYPE:
+		vmdk.adapter_type = cli_choice("--adapter-type", arg, adapters);
+		break;
+	case OPT_HWVERSION:
+		cli_number("--hwversion", arg, 1, 99);
+		vmdk.hw_version = arg;
+		break;
+	case OPT_TOOLSVERSION:
+		cli_number("--toolsversion", arg, 0, 2147483647);
+		vmdk.tools_version = arg;
+		break;
+	case OPT_EXTENT_NAME: vmdk.extent_name = arg; break;
+	}
 }
 
 /* The extent's name in the descriptor: the output's own, as qemu-img. */
@@ -72,63 +89,29 @@ static const char *extent_name_of(const char *output)
 	return slash ? slash + 1 : output;
 }
 
-int main(int argc, char **argv)
+static void name_extent(struct write_opts *o)
 {
-	static const char *const subformats[] = { "streamOptimized",
-	    "monolithicSparse", NULL };
-	static const char *const adapters[] = { "lsilogic", "ide", "buslogic",
-	    "legacyESX", NULL };
-	struct vmdk_wopts v = {
-		.grain_sectors = 128,
-		.level = 6,
-		.adapter_type = "lsilogic",
-		.hw_version = "4",
-		.tools_version = "2147483647",
-	};
-	struct write_opts o = {
-		.writer = &writer_vmdk,
-		.writer_opts = &v,
-		.threads = online_cores(),
-		.unit = "grains",
-	};
-	int c;
-
-	cli_init(argc, argv);
-	while ((c = cli_next(argc, argv, &program)) != -1) {
-		if (write_option(&o, c, optarg))
-			continue;
-		switch (c) {
-		case 's':
-			v.sparse = cli_choice("--subformat", optarg, subformats)
-			    == subformats[1];
-			break;
-		case 'l': v.level = cli_number("-l", optarg, 1, 12); break;
-		case OPT_GRAIN_SIZE: v.grain_sectors = grain_sectors_of(optarg); break;
-		case OPT_ADAPTER_TYPE:
-			v.adapter_type = cli_choice("--adapter-type", optarg,
-			    adapters);
-			break;
-		case OPT_HWVERSION:
-			cli_number("--hwversion", optarg, 1, 99);
-			v.hw_version = optarg;
-			break;
-		case OPT_TOOLSVERSION:
-			cli_number("--toolsversion", optarg, 0, 2147483647);
-			v.tools_version = optarg;
-			break;
-		case OPT_EXTENT_NAME: v.extent_name = optarg; break;
-		}
-	}
-	if (o.output != NULL)
-		cli_check_output_name(o.output, qemu_options);
-	cli_max_operands(argc, argv, 1);
-	write_operands(&o, argc, argv, optind);
-	if (v.extent_name == NULL)
-		v.extent_name = extent_name_of(o.output);
-	if (strpbrk(v.extent_name, "\"\n") != NULL)
+	if (vmdk.extent_name == NULL)
+		vmdk.extent_name = extent_name_of(o->output);
+	if (strpbrk(vmdk.extent_name, "\"\n") != NULL)
 		cli_usage_error("--extent-name: a name with '\"' or a newline "
 		    "cannot be written in a descriptor");
-	if (write_image(&o) < 0)
-		die_last();
-	return 0;
+}
+
+static const struct write_program program = {
+	.summary = "Write a VMDK of any disk image (raw too), to a file or "
+	    "pipe.",
+	.options = options,
+	.writer = &writer_vmdk,
+	.writer_opts = &vmdk,
+	.threaded = true,
+	.unit = "grains",
+	.qemu_options = qemu_options,
+	.option = take_option,
+	.finish = name_extent,
+};
+
+int main(int argc, char **argv)
+{
+	return write_main(argc, argv, &program);
 }

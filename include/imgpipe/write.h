@@ -46,23 +46,11 @@ int write_image(const struct write_opts *o);
 int online_cores(void);
 
 /*
- * The options every raw2X program takes, for its getopt_long tables:
- * -o, -f, -j, -p, -v, --size, --mem, --tmpdir (and -h, -V, which the
- * program handles).  write_option() takes one of them into o and returns
- * true, or returns false for an option of the program's own.
+ * The options every raw2X program takes: -o, -f, -j, -p, -v, --size,
+ * --mem, --tmpdir (and -h, -V, which cli_next() handles).  write_option()
+ * takes one of them into o and returns true, or returns false for an
+ * option of the program's own.  The keys of the long-only ones:
  */
-#define WRITE_SHORTOPTS "o:f:j:pvhV"
-#define WRITE_LONGOPTS \
-	{ "output", required_argument, NULL, 'o' }, \
-	{ "format", required_argument, NULL, 'f' }, \
-	{ "threads", required_argument, NULL, 'j' }, \
-	{ "size", required_argument, NULL, WRITE_OPT_SIZE }, \
-	{ "progress", no_argument, NULL, 'p' }, \
-	{ "mem", required_argument, NULL, WRITE_OPT_MEM }, \
-	{ "tmpdir", required_argument, NULL, WRITE_OPT_TMPDIR }, \
-	{ "verbose", no_argument, NULL, 'v' }, \
-	{ "help", no_argument, NULL, 'h' }, \
-	{ "version", no_argument, NULL, 'V' }
 enum { WRITE_OPT_SIZE = 0x100, WRITE_OPT_MEM, WRITE_OPT_TMPDIR,
 	WRITE_OPT_FIRST_FREE };
 /*
@@ -89,5 +77,46 @@ enum { WRITE_OPT_SIZE = 0x100, WRITE_OPT_MEM, WRITE_OPT_TMPDIR,
 bool write_option(struct write_opts *o, int c, const char *arg);
 /* At most one operand, the input; more is a usage error. */
 bool write_operands(struct write_opts *o, int argc, char **argv, int optind);
+
+/*
+ * A raw2X program, as its main() hands it to write_main(): the program
+ * file only wires its own options (cmd/raw2vhd.c).
+ */
+struct cli_option;
+struct cli_qemu_option;
+
+struct write_program {
+	const char *summary;	/* --help's line under the usage */
+	/* WRITE_CLI_OPTIONS, the program's own, then CLI_HELP_VERSION */
+	const struct cli_option *options;
+	const struct writer *writer;
+	const void *writer_opts;	/* what option() fills in */
+	bool threaded;		/* -j defaults to online_cores(), not 1 */
+	const char *unit;	/* what -v calls a grain */
+	/* qemu-img's names -o would be taken for, or NULL: -o is a file */
+	const struct cli_qemu_option *qemu_options;
+	/* one of the program's own options (key, optarg), or NULL: none */
+	void (*option)(int key, const char *arg);
+	/*
+	 * Checks across options once the operand is known, and defaults
+	 * that depend on the output (o->unit may change): NULL, none.
+	 */
+	void (*finish)(struct write_opts *o);
+};
+
+/*
+ * The main() of every raw2X program (lib/jobs/write_main.c): usage
+ * "[OPTION]... [INPUT|-]", the shared options and the program's own, at
+ * most one operand, then write_image().  Returns 0; an error is reported
+ * and exits with its status (2 for usage, as cli.h).
+ */
+int write_main(int argc, char **argv, const struct write_program *prog);
+/*
+ * A size option that must be a power of two from lo to hi: the size, or
+ * "OPT: 'ARG' is not WANT" and exit 2 (want: "a power of two from 1M to
+ * 256M").
+ */
+uint64_t write_power_of_two(const char *opt, const char *arg, uint64_t lo,
+    uint64_t hi, const char *want);
 
 #endif

@@ -339,14 +339,14 @@ static int take_as_is(struct ovajob *j, struct disk *d)
 	int rc;
 
 	if ((d->fd = open(d->path, O_RDONLY | O_CLOEXEC)) < 0)
-		return fail_errno(EXIT_IO, "%s", d->label);
+		return fail_io(d->label, NULL);
 	memset(&img, 0, sizeof img);
 	stash_init(&st, o->mem ? o->mem : STASH_DEFAULT_BUDGET, o->tmpdir);
 	rc = source_open_fd(&src, d->fd, d->path);
 	if (rc == 0)
 		rc = image_open(&img, &src, &st, o->format, false);
 	if (rc == 0 && !is_stream_vmdk(&img))
-		rc = fail(EXIT_IO, "%s: changed while it was read", d->label);
+		rc = fail_file(EXIT_IO, d->label, "changed while it was read");
 	if (rc == 0) {
 		emitter_init(&em, &cs.base, &st, img.virtual_size);
 		rc = image_read(&img, &em);
@@ -362,7 +362,7 @@ static int take_as_is(struct ovajob *j, struct disk *d)
 	if (rc < 0)
 		return disk_failed(d);
 	if (fstat(d->fd, &sb) < 0)
-		return fail_errno(EXIT_IO, "%s", d->label);
+		return fail_io(d->label, NULL);
 	d->out.href = d->member;
 	d->out.file_size = (uint64_t)sb.st_size;
 	return 0;
@@ -397,7 +397,7 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 		return fail_file(EXIT_REJECT, d->label,
 		    "the disk is empty (0 bytes)");
 	if (fstat(d->fd, &st) < 0)
-		return fail_errno(EXIT_IO, "%s: temporary file", d->label);
+		return fail_io(d->label, "temporary file");
 	d->out.href = d->member;
 	d->out.file_size = (uint64_t)st.st_size;
 	d->out.capacity = r.virtual_size;
@@ -407,11 +407,23 @@ static int convert_disk(struct ovajob *j, struct disk *d)
 	return 0;
 }
 
-static int temp_read_failed(const struct disk *d, ssize_t n)
+/* The chunk of d's VMDK at off (< its size) into buf: its length, or -1. */
+static ssize_t temp_chunk(const struct disk *d, unsigned char *buf,
+    uint64_t off)
 {
-	return n < 0 ? fail_errno(EXIT_IO, "%s: read error on its temporary "
-	    "file", d->label) : fail(EXIT_IO, "%s: its temporary file was cut "
-	    "short", d->label);
+	uint64_t left = d->out.file_size - off;
+	ssize_t n;
+
+	do
+		n = pread(d->fd, buf, left < COPY_CHUNK ? left : COPY_CHUNK,
+		    off);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return fail_io(d->label, "read error on its temporary file");
+	if (n == 0)
+		return fail_file(EXIT_IO, d->label, "its temporary file was "
+		    "cut short");
+	return n;
 }
 
 /* The VMDK's digest, for the manifest that goes before it. */
@@ -424,12 +436,8 @@ static int digest_disk(struct ovajob *j, struct disk *d, unsigned char *buf)
 	digest_set_init(&ds);
 	digest_set_enable(&ds, j->o->manifest);
 	while (off < size) {
-		n = pread(d->fd, buf, size - off < COPY_CHUNK ? size - off :
-		    COPY_CHUNK, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return temp_read_failed(d, n);
+		if ((n = temp_chunk(d, buf, off)) < 0)
+			return -1;
 		digest_set_update(&ds, buf, (size_t)n);
 		off += n;
 		progress_add(&j->pr, n);
@@ -489,13 +497,8 @@ static int add_disk(struct ovajob *j, struct ova_writer *w, struct disk *d,
 	if (ova_member_begin(w, d->member, size, false) < 0)
 		return -1;
 	while (off < size) {
-		n = pread(d->fd, buf, size - off < COPY_CHUNK ? size - off :
-		    COPY_CHUNK, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return temp_read_failed(d, n);
-		if (ova_member_write(w, buf, (size_t)n) < 0)
+		if ((n = temp_chunk(d, buf, off)) < 0 ||
+		    ova_member_write(w, buf, (size_t)n) < 0)
 			return -1;
 		off += n;
 		progress_add(&j->pr, n);

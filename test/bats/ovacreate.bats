@@ -255,6 +255,21 @@ members() {
 	[ ! -e bad.ova ]
 }
 
+@test "a streamOptimized VMDK that changes between its probe and its read is refused (3), the message naming it once" {
+	qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$F/raw1" so.vmdk
+	# Disk 1 comes from the pipe, read only once every file disk has been
+	# probed: when 1 MiB has gone into the pipe, so.vmdk was probed as a
+	# stream VMDK; it becomes a raw disk before ovacreate reads it whole.
+	st=0
+	{ head -c 1048576 "$F/raw1" && cp "$F/raw2" so.vmdk &&
+		tail -c +1048577 "$F/raw1"; } |
+		ovacreate -o c.ova - so.vmdk 2> err || st=$?
+	cat err
+	[ "$st" -eq 3 ]
+	[ "$(cat err)" = "ovacreate: so.vmdk: changed while it was read" ]
+	[ ! -e c.ova ]
+}
+
 @test "usage errors: two '-', an unknown --os, a control character in --name, too many IDE disks, no disk" {
 	run ovacreate - -
 	[ "$status" -eq 2 ]

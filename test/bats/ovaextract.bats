@@ -585,6 +585,25 @@ sparse_ova() {
 	[ "$status" -eq 2 ]
 }
 
+@test "-l lists as -t and --list do (the letter of earlier versions), --json and -f too; --help and the man page say so" {
+	std_ova ustar
+	run ovaextract -l x.ova
+	[ "$status" -eq 0 ]
+	[[ "$output" == *"vmdisk1"* ]]
+	[ "$output" = "$(ovaextract -t x.ova)" ]
+	[ "$output" = "$(ovaextract --list x.ova)" ]
+	run ovaextract -l --json -f x.ova
+	[ "$status" -eq 0 ]
+	[ "$output" = "$(ovaextract -t --json x.ova)" ]
+	run ovaextract -l -x x.ova
+	[ "$status" -eq 2 ]
+	[[ "$output" == "ovaextract: -t and -x exclude each other"* ]]
+	run ovaextract --help
+	[ "$status" -eq 0 ]
+	grep -qE -- '^  -l, --list +the same as -t$' <<< "$output"
+	grep -qx '.It Fl t , Fl l , Fl -list' "$BATS_TEST_DIRNAME/../../man/ovaextract.1"
+}
+
 @test "-p: the archive is counted once, even read twice; a final line at 100%" {
 	std_ova ustar
 	ovaextract -p -o o x.ova 2> err
