@@ -1,5 +1,6 @@
 /*
- * Zero-copy for img2raw of a plain raw file: its data extents are moved in
+ * Zero-copy for img2raw of a plain raw file (and for the writers that keep
+ * a disk's bytes as they are: a fixed VHD): its data extents are moved in
  * the kernel, never through our buffers - copy_file_range() into a new
  * regular file (which clones blocks where the file system shares them,
  * XFS and btrfs; sendfile() across file systems), splice() into a pipe.  Holes stay holes in a file and go
@@ -27,7 +28,11 @@
 /* ZCOPY_SENDFILE: a file on another file system than the input's. */
 enum zcopy_out { ZCOPY_NONE, ZCOPY_FILE, ZCOPY_SENDFILE, ZCOPY_PIPE };
 
-static enum zcopy_out zcopy_out_kind(int fd)
+/*
+ * A pipe, or a regular file at offset 0 that holds nothing from `at` on
+ * (for img2raw: an empty file), so that its holes already read as zeros.
+ */
+static enum zcopy_out zcopy_out_kind(int fd, uint64_t at)
 {
 	struct stat st;
 	int flags = fcntl(fd, F_GETFL);
@@ -36,8 +41,7 @@ static enum zcopy_out zcopy_out_kind(int fd)
 		return ZCOPY_NONE;
 	if (S_ISFIFO(st.st_mode))
 		return ZCOPY_PIPE;
-	/* Only an empty file at offset 0: its holes already read as zeros. */
-	if (S_ISREG(st.st_mode) && st.st_size == 0 &&
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size <= at &&
 	    lseek(fd, 0, SEEK_CUR) == 0)
 		return ZCOPY_FILE;
 	return ZCOPY_NONE;
@@ -76,17 +80,18 @@ static ssize_t zcopy_call(struct source *s, int out, enum zcopy_out kind,
 }
 
 /*
- * Move [off, end) of the input to the output (at the same offset for a
- * file).  Returns 0, -1 (error recorded), or 1 when the kernel cannot do it
- * for this pair and nothing was moved yet (the caller falls back).
+ * Move [off, end) of the input to the output (at off + at for a file).
+ * Returns 0, -1 (error recorded), or 1 when the kernel cannot do it for
+ * this pair and nothing was moved yet (the caller falls back).
  * copy_file_range refuses two file systems (EXDEV): sendfile does those.
  */
 static int zcopy_extent(struct source *s, int out, enum zcopy_out *kind,
-    uint64_t off, uint64_t end, bool first, const char *name)
+    uint64_t at, uint64_t off, uint64_t end, bool first, const char *name)
 {
 	while (off < end) {
 		size_t n = end - off < ZCOPY_CHUNK ? end - off : ZCOPY_CHUNK;
-		ssize_t r = zcopy_call(s, out, *kind, s->base + off, off, n);
+		ssize_t r = zcopy_call(s, out, *kind, s->base + off, at + off,
+		    n);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -109,16 +114,19 @@ static int zcopy_extent(struct source *s, int out, enum zcopy_out *kind,
 	return 0;
 }
 
-int zcopy_raw(struct image *img, int out, const char *out_name)
+/*
+ * The input's data runs to out, placed at `at` on in a file (holes left),
+ * in order with zeros between them in a pipe (up to the input's end).
+ * *moved: the bytes of the runs.
+ */
+static int zcopy_runs(struct source *s, int out, enum zcopy_out kind,
+    uint64_t at, const char *out_name, uint64_t *moved)
 {
-	struct source *s = img->src;
-	enum zcopy_out kind;
 	uint64_t off = 0, start, end;
 	bool first = true;
 	int r;
 
-	if (!zcopy_input_ok(img) || (kind = zcopy_out_kind(out)) == ZCOPY_NONE)
-		return 1;
+	*moved = 0;
 	while ((r = source_next_data(s, off, &start, &end)) > 0) {
 		if (kind == ZCOPY_PIPE && start > off) {
 			/* a hole, as zeros: no falling back after this */
@@ -126,18 +134,46 @@ int zcopy_raw(struct image *img, int out, const char *out_name)
 				return -1;
 			first = false;
 		}
-		r = zcopy_extent(s, out, &kind, start, end, first,
+		r = zcopy_extent(s, out, &kind, at, start, end, first,
 		    out_name);
 		if (r != 0)
 			return r;
+		*moved += end - start;
 		first = false;
 		off = end;
 	}
 	if (r < 0)
 		return -1;
-	if (kind == ZCOPY_PIPE)
-		return off < s->size ? write_zeros(out, s->size - off, out_name) : 0;
-	if (ftruncate(out, (off_t)s->size) < 0)
+	if (kind == ZCOPY_PIPE && off < s->size)
+		return write_zeros(out, s->size - off, out_name);
+	return 0;
+}
+
+int zcopy_raw(struct image *img, int out, const char *out_name)
+{
+	enum zcopy_out kind;
+	uint64_t moved;
+	int r;
+
+	if (!zcopy_input_ok(img) ||
+	    (kind = zcopy_out_kind(out, 0)) == ZCOPY_NONE)
+		return 1;
+	r = zcopy_runs(img->src, out, kind, 0, out_name, &moved);
+	if (r != 0 || kind == ZCOPY_PIPE)
+		return r;
+	if (ftruncate(out, (off_t)img->src->size) < 0)
 		return fail_io(out_name, "cannot set the size");
 	return 0;
+}
+
+int zcopy_raw_at(struct image *img, int out, uint64_t at,
+    const char *out_name, uint64_t *moved)
+{
+	enum zcopy_out kind;
+
+	*moved = 0;
+	if (!zcopy_input_ok(img) ||
+	    (kind = zcopy_out_kind(out, at)) == ZCOPY_NONE)
+		return 1;
+	return zcopy_runs(img->src, out, kind, at, out_name, moved);
 }
