@@ -722,6 +722,8 @@ int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
 	if (wfile_flush(out) < 0)
 		return -1;
 	raw_sink_init(&wp->raw, out->fd, out->name);
+	/* what the file holds now is begin's: it held nothing before */
+	wp->raw.prior_size = 0;
 	if (!out->seekable) {	/* a device, too, as the writer sees it */
 		raw_sink_force_stream(&wp->raw);
 		wp->raw.pos = out->pos;
