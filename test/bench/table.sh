@@ -181,8 +181,10 @@ solo() {
 }
 
 # The writers into a pipe (cat > /dev/null) from the file and from a pipe
-# (cat FILE |); the store spills to the first output place.
+# (cat FILE |); the store spills to the first output place.  BENCH_PIPES=0
+# leaves them out.
 tmpd=${BENCH_OUTS%% *}/bench-tmp
+[ "${BENCH_PIPES:-1}" = 0 ] && BENCH_JOBS=none
 case $BENCH_JOBS in ''|*raw2*)
 	printf '\n| writer, into a pipe (qemu-img cannot) | ours s (min / med / max) | peak RSS MiB | store peak memory | temporary file peak | layout |\n'
 	printf '|---|---|---|---|---|---|\n' ;;
