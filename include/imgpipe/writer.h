@@ -50,6 +50,15 @@ enum wlayout {
 #define WRITER_SIZE_LATE (1u << 1)	/* the size is needed only by finish */
 /* ... when the output seeks (a stream VMDK writes its head last then) */
 #define WRITER_SIZE_LATE_SEEKABLE (1u << 2)
+/*
+ * The disk's bytes lie in the output as they are, from w->data_at (set by
+ * setup or begin), and put does nothing but place them there: zeros as
+ * holes in a file, as zero bytes in a stream (a fixed VHD or VHDX, a
+ * static VDI).  With WRITER_STREAMS, the core may then place the data
+ * itself, by the raw paths (copied in the kernel from a raw file), between
+ * begin and finish, and call put not at all.
+ */
+#define WRITER_DATA_IN_PLACE (1u << 3)
 
 struct writer {
 	const char *name;	/* "qcow2" */
@@ -138,6 +147,7 @@ struct wimage {
 	size_t encoded_max;	/* set by setup when the format encodes */
 	uint64_t max_size;	/* set by setup: the largest virtual size the
 				 * format takes with these options, 0: any */
+	uint64_t data_at;	/* WRITER_DATA_IN_PLACE: where byte 0 goes */
 	struct wfile *out;
 	struct stash *store;	/* the parking store (plan, parked grains) */
 	struct wplan *plan;

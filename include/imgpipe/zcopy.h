@@ -2,6 +2,8 @@
 #ifndef IMGPIPE_ZCOPY_H
 #define IMGPIPE_ZCOPY_H
 
+#include <stdint.h>
+
 struct image;
 
 /*
@@ -11,5 +13,13 @@ struct image;
  * nothing was written (take the ordinary path).
  */
 int zcopy_raw(struct image *img, int out, const char *out_name);
+/*
+ * The same, the disk placed at `at` on: out is a regular file at offset 0
+ * that holds nothing from at on (its data runs are copied there, holes
+ * left, the length not set), or a pipe that has had `at` bytes (the disk
+ * follows, to the input's end).  *moved: the data bytes copied.
+ */
+int zcopy_raw_at(struct image *img, int out, uint64_t at,
+    const char *out_name, uint64_t *moved);
 
 #endif

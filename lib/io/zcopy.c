@@ -1,33 +1,50 @@
 /*
- * Zero-copy for img2raw of a plain raw file: its data extents are moved in
+ * Zero-copy for img2raw of a plain raw file (and for the writers that keep
+ * a disk's bytes as they are: a fixed VHD): its data extents are moved in
  * the kernel, never through our buffers - copy_file_range() into a new
  * regular file (which clones blocks where the file system shares them,
- * XFS and btrfs; sendfile() across file systems), splice() into a pipe.  Holes stay holes in a file and go
- * to a pipe as zeros.  Anything else (a decoded or piped input, an output
- * file that already has bytes, a device) takes the ordinary path.
+ * XFS and btrfs), splice() through a pipe of our own into a file on
+ * another file system (what sendfile() does, but at an offset of ours),
+ * splice() into a pipe.  Into a file, two threads copy 64 MiB pieces
+ * side by side, as qemu-img convert's requests run in parallel.  Holes
+ * stay holes in a file and go to a pipe as zeros.  Anything else (a
+ * decoded or piped input, an output file that already has bytes, a
+ * device) takes the ordinary path.
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <string.h>
-#include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
+#include "imgpipe/outfile.h"
 #include "imgpipe/progress.h"
 #include "imgpipe/sink.h"
 #include "imgpipe/source.h"
 #include "imgpipe/zcopy.h"
 #include "imgpipe/zero.h"
 
-/* Per call: keeps -p and signals timely. */
+/* A piece, and a kernel call's most: keeps -p and signals timely. */
 #define ZCOPY_CHUNK ((size_t)64 << 20)
+/* Threads that copy pieces into a file: the caller and one more. */
+#define ZCOPY_THREADS 2
+/* What a splice through our own pipe moves at a time. */
+#define ZCOPY_PIPE_SIZE (1024 * 1024)
 
-/* ZCOPY_SENDFILE: a file on another file system than the input's. */
-enum zcopy_out { ZCOPY_NONE, ZCOPY_FILE, ZCOPY_SENDFILE, ZCOPY_PIPE };
+/* A failure that is no errno: the input ended before its size. */
+#define ZCOPY_SHRANK (-1)
 
-static enum zcopy_out zcopy_out_kind(int fd)
+/* ZCOPY_SPLICE: a file on another file system than the input's. */
+enum zcopy_out { ZCOPY_NONE, ZCOPY_FILE, ZCOPY_SPLICE, ZCOPY_PIPE };
+
+/*
+ * A pipe, or a regular file at offset 0 that holds nothing from `at` on
+ * (for img2raw: an empty file), so that its holes already read as zeros.
+ */
+static enum zcopy_out zcopy_out_kind(int fd, uint64_t at)
 {
 	struct stat st;
 	int flags = fcntl(fd, F_GETFL);
@@ -36,8 +53,7 @@ static enum zcopy_out zcopy_out_kind(int fd)
 		return ZCOPY_NONE;
 	if (S_ISFIFO(st.st_mode))
 		return ZCOPY_PIPE;
-	/* Only an empty file at offset 0: its holes already read as zeros. */
-	if (S_ISREG(st.st_mode) && st.st_size == 0 &&
+	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size <= at &&
 	    lseek(fd, 0, SEEK_CUR) == 0)
 		return ZCOPY_FILE;
 	return ZCOPY_NONE;
@@ -56,88 +72,281 @@ static bool zcopy_refused(int e)
 	return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP;
 }
 
+/* A copier's own pipe, for ZCOPY_SPLICE; fds -1 until needed. */
+struct zpipe {
+	int fd[2];
+	size_t size;
+};
+
+static int zpipe_open(struct zpipe *p)
+{
+	int n;
+
+	if (p->fd[0] >= 0)
+		return 0;
+	if (pipe2(p->fd, O_CLOEXEC) < 0) {
+		p->fd[0] = p->fd[1] = -1;
+		return -1;
+	}
+	fcntl(p->fd[1], F_SETPIPE_SZ, ZCOPY_PIPE_SIZE);	/* best effort */
+	n = fcntl(p->fd[1], F_GETPIPE_SZ);
+	p->size = n > 0 ? (size_t)n : 65536;
+	return 0;
+}
+
+static void zpipe_close(struct zpipe *p)
+{
+	if (p->fd[0] >= 0) {
+		close(p->fd[0]);
+		close(p->fd[1]);
+	}
+	p->fd[0] = p->fd[1] = -1;
+}
+
+/* In at *i to out at *o through the pipe: what sendfile does inside. */
+static ssize_t splice_through(int in, loff_t *i, int out, loff_t *o,
+    size_t n, struct zpipe *p)
+{
+	ssize_t got, put;
+	size_t left;
+
+	if (zpipe_open(p) < 0)
+		return -1;
+	got = splice(in, i, p->fd[1], NULL, n < p->size ? n : p->size,
+	    SPLICE_F_MOVE);
+	for (left = got > 0 ? (size_t)got : 0; left > 0; left -= put) {
+		put = splice(p->fd[0], NULL, out, o, left, SPLICE_F_MOVE);
+		if (put < 0 && errno == EINTR)
+			put = 0;
+		else if (put <= 0)
+			return -1;	/* what is left in the pipe goes with it */
+	}
+	return got;
+}
+
 /* One kernel call: up to n bytes from the input at in_off, to out at off. */
 static ssize_t zcopy_call(struct source *s, int out, enum zcopy_out kind,
-    uint64_t in_off, uint64_t off, size_t n)
+    uint64_t in_off, uint64_t off, size_t n, struct zpipe *p)
 {
 	loff_t i = (loff_t)in_off, o = (loff_t)off;
-	off_t si = (off_t)in_off;
 
+	if (n > ZCOPY_CHUNK)
+		n = ZCOPY_CHUNK;
 	switch (kind) {
 	case ZCOPY_FILE:
 		return copy_file_range(s->fd, &i, out, &o, n, 0);
-	case ZCOPY_SENDFILE:	/* writes at out's file offset */
-		if (lseek(out, (off_t)off, SEEK_SET) < 0)
-			return -1;
-		return sendfile(out, s->fd, &si, n);
+	case ZCOPY_SPLICE:
+		return splice_through(s->fd, &i, out, &o, n, p);
 	default:
 		return splice(s->fd, &i, out, NULL, n, SPLICE_F_MOVE);
 	}
 }
 
 /*
- * Move [off, end) of the input to the output (at the same offset for a
- * file).  Returns 0, -1 (error recorded), or 1 when the kernel cannot do it
- * for this pair and nothing was moved yet (the caller falls back).
- * copy_file_range refuses two file systems (EXDEV): sendfile does those.
+ * The copy of one run of data, or of all of them into a file, shared by
+ * the copiers: pieces are handed out under mu, and the first failure
+ * stops them all.
  */
-static int zcopy_extent(struct source *s, int out, enum zcopy_out *kind,
-    uint64_t off, uint64_t end, bool first, const char *name)
+struct zcopy {
+	struct source *s;
+	int out;
+	enum zcopy_out kind;
+	uint64_t at;		/* the output offset of input byte 0 */
+	const char *name;
+	pthread_mutex_t mu;
+	uint64_t off, run_end;	/* the run being handed out: [off, run_end) */
+	bool runs_left;		/* more runs after it */
+	int err;		/* the first failure: an errno, ZCOPY_SHRANK */
+	bool refused;		/* ... which was the kernel's no, first call */
+	uint64_t moved;
+};
+
+/* Called with mu held: the next piece, or false when none is left. */
+static bool next_piece(struct zcopy *z, uint64_t *start, uint64_t *end)
+{
+	uint64_t d, h;
+
+	if (z->err != 0)
+		return false;
+	if (z->off >= z->run_end) {
+		if (!z->runs_left ||
+		    source_next_data(z->s, z->run_end, &d, &h) <= 0) {
+			z->runs_left = false;
+			return false;
+		}
+		z->off = d;
+		z->run_end = h;
+	}
+	*start = z->off;
+	*end = z->run_end - z->off < ZCOPY_CHUNK ? z->run_end :
+	    z->off + ZCOPY_CHUNK;
+	z->off = *end;
+	return true;
+}
+
+/*
+ * Copy [off, end) of the input to the output at z->at + off.  Returns 0,
+ * an errno (for the kernel's no on the first call: z->refused), or
+ * ZCOPY_SHRANK.
+ */
+static int copy_piece(struct zcopy *z, uint64_t off, uint64_t end,
+    bool first, struct zpipe *p)
 {
 	while (off < end) {
-		size_t n = end - off < ZCOPY_CHUNK ? end - off : ZCOPY_CHUNK;
-		ssize_t r = zcopy_call(s, out, *kind, s->base + off, off, n);
+		ssize_t r = zcopy_call(z->s, z->out, z->kind, z->s->base + off,
+		    z->at + off, end - off, p);
 
 		if (r < 0 && errno == EINTR)
 			continue;
-		if (r < 0 && first && *kind == ZCOPY_FILE && zcopy_refused(errno)) {
-			*kind = ZCOPY_SENDFILE;
+		if (r < 0 && first && z->kind == ZCOPY_FILE &&
+		    zcopy_refused(errno)) {
+			z->kind = ZCOPY_SPLICE;	/* before any other copier */
 			continue;
 		}
 		if (r < 0 && first && zcopy_refused(errno))
-			return 1;
-		if (r == 0)
-			return fail(EXIT_IO, "the input shrank while being "
-			    "copied to %s", name);
-		if (r < 0)
-			return fail_io(name, "write error");
+			z->refused = true;
+		if (r <= 0)
+			return r == 0 ? ZCOPY_SHRANK : errno;
 		off += (uint64_t)r;
 		first = false;
-		if (s->progress != NULL)
-			progress_add(s->progress, (uint64_t)r);
+		pthread_mutex_lock(&z->mu);
+		z->moved += (uint64_t)r;
+		if (z->s->progress != NULL)
+			progress_add(z->s->progress, (uint64_t)r);
+		pthread_mutex_unlock(&z->mu);
 	}
 	return 0;
 }
 
-int zcopy_raw(struct image *img, int out, const char *out_name)
+/* A copier: pieces until none is left or one failed. */
+static void copy_pieces(struct zcopy *z)
 {
-	struct source *s = img->src;
-	enum zcopy_out kind;
+	struct zpipe p = { { -1, -1 }, 0 };
+	uint64_t start, end;
+	int e;
+
+	for (;;) {
+		pthread_mutex_lock(&z->mu);
+		if (!next_piece(z, &start, &end)) {
+			pthread_mutex_unlock(&z->mu);
+			break;
+		}
+		pthread_mutex_unlock(&z->mu);
+		e = copy_piece(z, start, end, false, &p);
+		if (e != 0) {
+			pthread_mutex_lock(&z->mu);
+			if (z->err == 0)
+				z->err = e;
+			pthread_mutex_unlock(&z->mu);
+			break;
+		}
+	}
+	zpipe_close(&p);
+}
+
+static void *copier_main(void *arg)
+{
+	copy_pieces(arg);
+	return NULL;
+}
+
+static int zcopy_failed(const struct zcopy *z)
+{
+	if (z->err == ZCOPY_SHRANK)
+		return fail(EXIT_IO, "the input shrank while being copied to "
+		    "%s", z->name);
+	errno = z->err;
+	return fail_io(z->name, "write error");
+}
+
+/*
+ * Into a file: the first piece alone (the kernel may refuse this pair:
+ * then 1, nothing written), then the rest on ZCOPY_THREADS copiers.
+ */
+static int zcopy_into_file(struct zcopy *z)
+{
+	struct zpipe p = { { -1, -1 }, 0 };
+	pthread_t tid[ZCOPY_THREADS];
+	uint64_t start, end;
+	int i, n = 0;
+
+	if (!next_piece(z, &start, &end))
+		return 0;
+	z->err = copy_piece(z, start, end, true, &p);
+	zpipe_close(&p);
+	if (z->err != 0)
+		return z->refused ? 1 : zcopy_failed(z);
+	for (i = 1; i < ZCOPY_THREADS; i++)
+		if (start_thread(&tid[n], copier_main, z) == 0)
+			n++;	/* else fewer: slower, still right */
+	copy_pieces(z);
+	for (i = 0; i < n; i++)
+		pthread_join(tid[i], NULL);
+	return z->err != 0 ? zcopy_failed(z) : 0;
+}
+
+/* Into a pipe, in order: the runs, zeros between them. */
+static int zcopy_into_pipe(struct zcopy *z)
+{
+	struct source *s = z->s;
 	uint64_t off = 0, start, end;
 	bool first = true;
-	int r;
 
-	if (!zcopy_input_ok(img) || (kind = zcopy_out_kind(out)) == ZCOPY_NONE)
-		return 1;
-	while ((r = source_next_data(s, off, &start, &end)) > 0) {
-		if (kind == ZCOPY_PIPE && start > off) {
+	while (source_next_data(s, off, &start, &end) > 0) {
+		if (start > off) {
 			/* a hole, as zeros: no falling back after this */
-			if (write_zeros(out, start - off, out_name) < 0)
+			if (write_zeros(z->out, start - off, z->name) < 0)
 				return -1;
 			first = false;
 		}
-		r = zcopy_extent(s, out, &kind, start, end, first,
-		    out_name);
-		if (r != 0)
-			return r;
+		z->err = copy_piece(z, start, end, first, NULL);
+		if (z->err != 0)
+			return z->refused ? 1 : zcopy_failed(z);
 		first = false;
 		off = end;
 	}
-	if (r < 0)
-		return -1;
-	if (kind == ZCOPY_PIPE)
-		return off < s->size ? write_zeros(out, s->size - off, out_name) : 0;
-	if (ftruncate(out, (off_t)s->size) < 0)
+	return off < s->size ? write_zeros(z->out, s->size - off, z->name) : 0;
+}
+
+static int zcopy_runs(struct source *s, int out, enum zcopy_out kind,
+    uint64_t at, const char *out_name, uint64_t *moved)
+{
+	struct zcopy z = { .s = s, .out = out, .kind = kind, .at = at,
+	    .name = out_name, .runs_left = true };
+	int r;
+
+	pthread_mutex_init(&z.mu, NULL);
+	r = kind == ZCOPY_PIPE ? zcopy_into_pipe(&z) : zcopy_into_file(&z);
+	pthread_mutex_destroy(&z.mu);
+	*moved = z.moved;
+	return r;
+}
+
+int zcopy_raw(struct image *img, int out, const char *out_name)
+{
+	enum zcopy_out kind;
+	uint64_t moved;
+	int r;
+
+	if (!zcopy_input_ok(img) ||
+	    (kind = zcopy_out_kind(out, 0)) == ZCOPY_NONE)
+		return 1;
+	r = zcopy_runs(img->src, out, kind, 0, out_name, &moved);
+	if (r != 0 || kind == ZCOPY_PIPE)
+		return r;
+	if (ftruncate(out, (off_t)img->src->size) < 0)
 		return fail_io(out_name, "cannot set the size");
 	return 0;
+}
+
+int zcopy_raw_at(struct image *img, int out, uint64_t at,
+    const char *out_name, uint64_t *moved)
+{
+	enum zcopy_out kind;
+
+	*moved = 0;
+	if (!zcopy_input_ok(img) ||
+	    (kind = zcopy_out_kind(out, at)) == ZCOPY_NONE)
+		return 1;
+	return zcopy_runs(img->src, out, kind, at, out_name, moved);
 }

@@ -4,6 +4,9 @@
  * output layout, and run the passes it needs:
  *
  *   WLAYOUT_STREAM, WLAYOUT_SEEKABLE   one pass: begin, every grain, finish
+ *   WLAYOUT_STREAM, the disk in place  begin; the disk by the raw paths
+ *                                      (in the kernel from a raw file);
+ *                                      finish
  *   WLAYOUT_PLANNED, seekable input    pass 1 plans; begin writes the
  *                                      metadata; pass 2 reads again, checks
  *                                      each grain against the plan, puts it
@@ -25,6 +28,7 @@
 #include "imgpipe/size.h"
 #include "imgpipe/stash.h"
 #include "imgpipe/write.h"
+#include "imgpipe/zcopy.h"
 #include "stream/wplan.h"
 #include "stream/wsink.h"
 
@@ -43,6 +47,8 @@ struct wjob {
 	bool limit_given;	/* it is --size */
 	const char *layout_name;
 	uint64_t data_grains;
+	bool in_place;		/* the disk went by the raw paths */
+	uint64_t data_bytes;	/* ... with this much data */
 };
 
 int online_cores(void)
@@ -160,6 +166,82 @@ static int run_two_passes(struct wjob *j)
 	return j->w.fmt->finish(&j->w);
 }
 
+/*
+ * The disk's bytes of a raw file, data runs only, in the kernel: 1 when
+ * this input and output cannot go so (nothing was written).
+ */
+static int place_in_kernel(struct wjob *j)
+{
+	struct wimage *w = &j->w;
+	struct wfile *out = w->out;
+	uint64_t moved;
+	int r;
+
+	if (!w->size_known)
+		return 1;
+	r = zcopy_raw_at(&j->img, out->fd, w->data_at, out->name, &moved);
+	if (r != 0)
+		return r;
+	j->layout_name = "straight through, the data copied in the kernel";
+	j->data_bytes = moved;
+	if (!out->seekable) {	/* the disk up to the input's end */
+		out->pos = w->data_at + j->src.size;
+		out->end = out->pos;
+	}
+	return 0;
+}
+
+/* Any other input: its extents at their place, zeros as holes in a file. */
+static int place_by_sink(struct wjob *j)
+{
+	struct wplace wp;
+	struct emitter em;
+	int rc;
+
+	if (wplace_init(&wp, &j->w, j->limit, j->limit_given,
+	    j->src.name) < 0) {
+		wplace_close(&wp);
+		return -1;
+	}
+	emitter_init(&em, &wp.base, &j->st, j->img.virtual_size);
+	rc = image_read(&j->img, &em);
+	emitter_free(&em);
+	wplace_close(&wp);
+	j->layout_name = "straight through, the disk in place";
+	j->data_bytes = wp.data_bytes;
+	return rc;
+}
+
+/*
+ * WRITER_DATA_IN_PLACE: begin writes what comes before the disk, the
+ * disk goes as img2raw's would, at w->data_at, and finish writes the rest
+ * (a fixed VHD's footer).  Neither grains nor a plan: nothing to copy
+ * into a batch or to scan for zeros twice.
+ */
+static int run_in_place(struct wjob *j)
+{
+	struct wimage *w = &j->w;
+	struct wfile *out = w->out;
+	int r;
+
+	j->in_place = true;
+	if (w->fmt->begin(w) < 0 || wfile_flush(out) < 0)
+		return -1;
+	/* a stream has had what begin wrote: the disk starts at data_at */
+	if (!out->seekable && out->pos < w->data_at &&
+	    wfile_zero(out, out->pos, w->data_at - out->pos) < 0)
+		return -1;
+	if (!out->seekable && out->pos != w->data_at)
+		return fail(EXIT_IO, "%s writer: the disk is at 0x%llx, the "
+		    "stream at 0x%llx", w->fmt->name,
+		    (unsigned long long)w->data_at,
+		    (unsigned long long)out->pos);
+	r = place_in_kernel(j);
+	if (r > 0)
+		r = place_by_sink(j);
+	return r < 0 ? -1 : w->fmt->finish(w);
+}
+
 static int run_parked(struct wjob *j)
 {
 	if (read_pass(j, WPASS_PARK) < 0)
@@ -180,6 +262,9 @@ static int run_layout(struct wjob *j)
 	if (sized && (w->flags & WRITER_STREAMS)) {
 		w->layout = WLAYOUT_STREAM;
 		j->layout_name = "straight through";
+		if ((w->flags & WRITER_DATA_IN_PLACE) &&
+		    (!w->out->seekable || w->out->prior_size == 0))
+			return run_in_place(j);
 		return run_one_pass(j);
 	}
 	if (sized && w->out->seekable) {
@@ -263,11 +348,18 @@ static int set_up(struct wjob *j)
 
 static void report(const struct wjob *j)
 {
-	char mem[32], tmp[32], out[32];
+	char mem[32], tmp[32], out[32], data[32];
 
 	format_size(j->st.mem_peak, mem, sizeof mem);
 	format_size(j->st.file_peak, tmp, sizeof tmp);
 	format_size(j->out.end, out, sizeof out);
+	if (j->in_place) {
+		format_size(j->data_bytes, data, sizeof data);
+		fprintf(stderr, "%s: layout: %s; data %s; image %s; stash "
+		    "peak memory %s, temporary file %s\n", progname,
+		    j->layout_name, data, out, mem, tmp);
+		return;
+	}
 	fprintf(stderr, "%s: layout: %s; %llu %s allocated; image %s; "
 	    "stash peak memory %s, temporary file %s\n", progname,
 	    j->layout_name, (unsigned long long)j->data_grains,
@@ -289,8 +381,12 @@ static int open_output(struct wjob *j)
 
 static void tell_result(const struct wjob *j, struct write_result *r)
 {
+	uint64_t g = j->w.grain;
+
 	r->virtual_size = j->w.virtual_size;
-	r->data_grains = wplan_count(&j->w);
+	/* in place, no plan: the grains the data would fill */
+	r->data_grains = j->in_place ? j->data_bytes / g +
+	    (j->data_bytes % g != 0) : wplan_count(&j->w);
 	r->grain = j->w.grain;
 }
 

@@ -410,15 +410,16 @@ static int drain_consumer(struct wsink *ws)
 
 /* ---- cutting the disk into grains ---- */
 
-static int too_large(struct wsink *ws, uint64_t end)
+static int too_large(const struct wimage *w, const struct wlimit *l,
+    uint64_t end)
 {
-	if (ws->limit_given)
-		return fail_file(EXIT_USAGE, ws->input_name, "longer than "
-		    "--size %llu", (unsigned long long)ws->limit);
+	if (l->given)
+		return fail_file(EXIT_USAGE, l->input_name, "longer than "
+		    "--size %llu", (unsigned long long)l->limit);
 	return fail(EXIT_REJECT, "the disk (at least %llu bytes) is "
 	    "larger than %llu bytes, the most %s can hold here",
 	    (unsigned long long)end,
-	    (unsigned long long)ws->limit, ws->w->fmt->name);
+	    (unsigned long long)l->limit, w->fmt->name);
 }
 
 /* The current grain is complete: a data grain or a zero grain. */
@@ -455,8 +456,8 @@ static int sink_data(struct sink *sk, uint64_t off, const void *buf,
 	uint32_t grain = ws->w->grain;
 	size_t n;
 
-	if (off + len > ws->limit)
-		return too_large(ws, off + len);
+	if (off + len > ws->lim.limit)
+		return too_large(ws->w, &ws->lim, off + len);
 	while (len > 0) {
 		n = grain - ws->gfill;
 		if (n > len)
@@ -503,20 +504,21 @@ static int sink_zero(struct sink *sk, uint64_t off, uint64_t len)
 	return 0;
 }
 
-static int size_the_disk(struct wsink *ws, uint64_t size)
+/* The input has ended: the disk's size is known now, if it was not. */
+static int size_the_disk(struct wimage *w, const struct wlimit *l,
+    uint64_t size)
 {
-	struct wimage *w = ws->w;
 	uint64_t rounded = size + (-size & 511);
 
 	if (w->size_known) {
 		if (size > w->virtual_size)
-			return fail_file(EXIT_USAGE, ws->input_name,
+			return fail_file(EXIT_USAGE, l->input_name,
 			    "longer than --size %llu",
 			    (unsigned long long)w->virtual_size);
 		return 0;
 	}
-	if (rounded > ws->limit)
-		return too_large(ws, rounded);
+	if (rounded > l->limit)
+		return too_large(w, l, rounded);
 	if (rounded != size)
 		writer_notice_rounded(w, size, rounded, "a multiple of 512 "
 		    "bytes");
@@ -531,7 +533,7 @@ static int sink_finish(struct sink *sk, uint64_t size)
 	struct wimage *w = ws->w;
 	uint64_t n;
 
-	if (size_the_disk(ws, size) < 0)
+	if (size_the_disk(w, &ws->lim, size) < 0)
 		return -1;
 	if (ws->gfill > 0) {	/* the last grain, zero-padded */
 		if (ws->gslot != NULL)
@@ -564,9 +566,7 @@ int wsink_init(struct wsink *ws, struct wimage *w, enum wpass pass,
 	ws->w = w;
 	ws->pass = pass;
 	ws->encode = w->fmt->encode != NULL && w->encoded_max > 0;
-	ws->limit = limit;
-	ws->limit_given = limit_given;
-	ws->input_name = input_name;
+	ws->lim = (struct wlimit){ limit, limit_given, input_name };
 	pthread_mutex_init(&ws->mu, NULL);
 	pthread_cond_init(&ws->cv, NULL);
 	ws->bufs = calloc(2, sizeof *ws->bufs);
@@ -666,4 +666,77 @@ out:
 	wplan_done(&it);
 	free(buf);
 	return rc;
+}
+
+/* ---- the disk in place (WRITER_DATA_IN_PLACE) ---- */
+
+static int place_data(struct sink *sk, uint64_t off, const void *buf,
+    size_t len)
+{
+	struct wplace *wp = (struct wplace *)sk;
+	struct sink *raw = &wp->raw.base;
+
+	if (off + len > wp->lim.limit)
+		return too_large(wp->w, &wp->lim, off + len);
+	wp->data_bytes += len;
+	return raw->write(raw, wp->w->data_at + off, buf, len);
+}
+
+static int place_zero(struct sink *sk, uint64_t off, uint64_t len)
+{
+	struct wplace *wp = (struct wplace *)sk;
+	struct sink *raw = &wp->raw.base;
+
+	/* zeros too: a stream would have them all written */
+	if (off + len > wp->lim.limit)
+		return too_large(wp->w, &wp->lim, off + len);
+	return raw->zero(raw, wp->w->data_at + off, len);
+}
+
+static int place_finish(struct sink *sk, uint64_t size)
+{
+	struct wplace *wp = (struct wplace *)sk;
+	struct sink *raw = &wp->raw.base;
+	struct wfile *out = wp->w->out;
+
+	if (size_the_disk(wp->w, &wp->lim, size) < 0 ||
+	    raw->finish(raw, wp->w->data_at + size) < 0)
+		return -1;
+	if (!out->seekable) {	/* the writer's finish goes on from here */
+		out->pos = wp->raw.pos;
+		if (out->end < out->pos)
+			out->end = out->pos;
+	}
+	return 0;
+}
+
+/* A stream must have reached data_at (the job sees to it). */
+int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
+    bool limit_given, const char *input_name)
+{
+	struct wfile *out = w->out;
+
+	memset(wp, 0, sizeof *wp);
+	wp->w = w;
+	wp->lim = (struct wlimit){ limit, limit_given, input_name };
+	if (wfile_flush(out) < 0)
+		return -1;
+	raw_sink_init(&wp->raw, out->fd, out->name);
+	/* what the file holds now is begin's: it held nothing before */
+	wp->raw.prior_size = 0;
+	if (!out->seekable) {	/* a device, too, as the writer sees it */
+		raw_sink_force_stream(&wp->raw);
+		wp->raw.pos = out->pos;
+	}
+	raw_sink_async(&wp->raw);
+	wp->base = wp->raw.base;	/* in_order, no_zero_split as the raw sink */
+	wp->base.write = place_data;
+	wp->base.zero = place_zero;
+	wp->base.finish = place_finish;
+	return 0;
+}
+
+void wplace_close(struct wplace *wp)
+{
+	raw_sink_close(&wp->raw);
 }

@@ -25,14 +25,19 @@ enum wpass {
 struct wbatch;
 struct wpool;
 
+/* What the disk may hold: data at or beyond limit is refused. */
+struct wlimit {
+	uint64_t limit;
+	bool given;		/* the limit is --size, not the format's */
+	const char *input_name;
+};
+
 struct wsink {
 	struct sink base;
 	struct wimage *w;
 	enum wpass pass;
 	bool encode;		/* the format encodes grains in this pass */
-	uint64_t limit;		/* data at or beyond this is refused */
-	bool limit_given;	/* the limit is --size, not the format's */
-	const char *input_name;
+	struct wlimit lim;
 	/* the grain being assembled */
 	uint64_t gidx;
 	uint32_t gfill;
@@ -64,6 +69,25 @@ int wsink_init(struct wsink *ws, struct wimage *w, enum wpass pass,
 void wsink_free(struct wsink *ws);
 /* After a WPASS_PARK pass: put every parked grain (and the gaps). */
 int wsink_replay_parked(struct wsink *ws);
+
+/*
+ * The disk in place (WRITER_DATA_IN_PLACE): the raw sink, shifted to
+ * w->data_at, into the writer's output, between begin and finish.  A
+ * file gets holes and positioned writes on a thread of their own, a
+ * stream the bytes in order; the size and the limit as the writer sink.
+ */
+struct wplace {
+	struct sink base;
+	struct wimage *w;
+	struct raw_sink raw;
+	struct wlimit lim;
+	uint64_t data_bytes;	/* statistics */
+};
+
+int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
+    bool limit_given, const char *input_name);
+/* On every path: waits for the writes queued. */
+void wplace_close(struct wplace *wp);
 
 /* The grains a disk of w->virtual_size bytes has. */
 uint64_t wimage_ngrains(const struct wimage *w);

@@ -9,6 +9,9 @@
 # (the largest process GNU time saw).  Outputs go to tmpfs and to the disk
 # the fixtures are on; BENCH_OUTS="DIR ..." picks other places,
 # BENCH_JOBS="img2raw imgsum ..." (substrings of the job names) a subset.
+# Every raw2X writer and subformat has a row against qemu-img convert's
+# same subformat; then a table of the writers into and from pipes, which
+# qemu-img cannot do: our times, peak RSS and the parking store's use.
 # Before each timed command: its output removed and sync (not timed), so
 # neither side pays for the other's writeback.
 BENCH_OUTS=${BENCH_OUTS:-$BENCH_OUT}	# before common.sh gives it a default
@@ -18,7 +21,7 @@ BENCH_RUNS=${BENCH_RUNS:-5}
 tmpfs=${BENCH_TMPFS:-/dev/shm/imgpipe-bench}
 BENCH_OUTS=${BENCH_OUTS:-$tmpfs $BENCH_DIR/out}
 stats=$BENCH_DIR/.table.$$
-trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -f "$d"/bench-ours "$d"/bench-peer; done' EXIT
+trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -rf "$d"/bench-ours "$d"/bench-peer "$d"/bench-tmp; done' EXIT
 mkdir -p "$stats"
 
 # place DIR: "tmpfs" or "disk", as df sees it.
@@ -141,5 +144,58 @@ for out in $BENCH_OUTS; do
 		"qemu-img convert -O vmdk '$raw' '$p'"
 	row "ovaextract (checks SHA256)" "$w" "tar -xOf" \
 		"ovaextract -o '$o' '$ova'" "tar -xOf '$ova' disk.vmdk > '$p'"
+	# each subformat against qemu-img's, both with their defaults
+	# otherwise (qemu-img's VHDX blocks for 4 GiB are 16 MiB, ours 32 MiB
+	# as Hyper-V's: a row with --block-size 16M too)
+	while IFS='|' read -r job cmd peer; do
+		row "$job" "$w" "qemu-img convert -O $peer" "$cmd -o '$o' '$raw'" \
+			"qemu-img convert -f raw -O $peer '$raw' '$p'"
+	done <<-EOF
+	raw2vhd (fixed)|raw2vhd|vpc -o subformat=fixed
+	raw2vhd -s dynamic|raw2vhd -s dynamic|vpc
+	raw2vhdx (dynamic)|raw2vhdx|vhdx
+	raw2vhdx --block-size 16M|raw2vhdx --block-size 16M|vhdx
+	raw2vhdx -s fixed|raw2vhdx -s fixed|vhdx -o subformat=fixed
+	raw2vdi (dynamic)|raw2vdi|vdi
+	raw2vdi -s static|raw2vdi -s static|vdi -o static=on
+	raw2ploop|raw2ploop|parallels
+	EOF
 done
+
+# solo JOB 'command' 'the command with -v, stderr to $stats/v': a row of
+# the pipe table (no peer).  The -v run, untimed, gives the layout and
+# the parking store's peaks.
+solo() {
+	local job=$1 f=$stats/solo i
+	case $BENCH_JOBS in ''|*"${job%%[ ,]*}"*) ;; *) return 0 ;; esac
+	: > "$f"
+	for i in $(seq "$BENCH_RUNS"); do
+		timed "$2" "$f" || return 1
+	done
+	rm -rf "$tmpd" && mkdir -p "$tmpd" && sh -c "$3" || return 1
+	printf '| %s | %s | %s | %s | %s | %s |\n' "$job" "$(mmm "$f" 1)" \
+		"$(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$f")" \
+		"$(sed -n 's/.*stash peak memory \([^,]*\),.*/\1/p' "$stats/v")" \
+		"$(sed -n 's/.*temporary file \(.*\)$/\1/p' "$stats/v")" \
+		"$(sed -n 's/.*layout: \([^;]*\);.*/\1/p' "$stats/v")"
+}
+
+# The writers into a pipe (cat > /dev/null) from the file and from a pipe
+# (cat FILE |); the store spills to the first output place.  BENCH_PIPES=0
+# leaves them out.
+tmpd=${BENCH_OUTS%% *}/bench-tmp
+[ "${BENCH_PIPES:-1}" = 0 ] && BENCH_JOBS=none
+case $BENCH_JOBS in ''|*raw2*)
+	printf '\n| writer, into a pipe (qemu-img cannot) | ours s (min / med / max) | peak RSS MiB | store peak memory | temporary file peak | layout |\n'
+	printf '|---|---|---|---|---|---|\n' ;;
+esac
+for cmd in "raw2vhd" "raw2vhd --azure" "raw2vhd -s dynamic" "raw2vhdx" \
+    "raw2vhdx -s fixed" "raw2vdi" "raw2vdi -s static" "raw2ploop"; do
+	solo "$cmd, file -> pipe" "$cmd '$raw' | cat > /dev/null" \
+		"$cmd -v '$raw' 2> '$stats/v' | cat > /dev/null"
+	solo "$cmd, pipe -> pipe" \
+		"cat '$raw' | $cmd --tmpdir '$tmpd' | cat > /dev/null" \
+		"cat '$raw' | $cmd -v --tmpdir '$tmpd' 2> '$stats/v' | cat > /dev/null"
+done
+rm -rf "$tmpd"
 printf '\nLoad average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -11,7 +11,8 @@
  * after it into a file; blocks without data are free (they read as
  * zeros).  A static image has every block, in order: its header and map
  * depend only on the size, so it goes straight through, zero blocks as
- * holes in a file.  The UUIDs are derived from the size and the type (or
+ * holes in a file; its disk lies in place from offData
+ * (WRITER_DATA_IN_PLACE), where the core may place it itself.  The UUIDs are derived from the size and the type (or
  * --uuid for the creation UUID), never from the clock.
  */
 #include <stdio.h>
@@ -137,7 +138,7 @@ static int vdiw_setup(struct wimage *w)
 	/* our reader's block map limit (VirtualBox takes up to 4 PiB) */
 	w->max_size = IMAGE_META_MAX / 4 * BLOCK;
 	if (!v->o->fixed)
-		w->flags &= ~WRITER_STREAMS;
+		w->flags &= ~(WRITER_STREAMS | WRITER_DATA_IN_PLACE);
 	return 0;
 }
 
@@ -147,6 +148,7 @@ static int vdiw_begin(struct wimage *w)
 
 	v->nblocks = (w->virtual_size + BLOCK - 1) / BLOCK;
 	v->data_at = round_up(BMAP_AT + v->nblocks * 4, VDI_DATA_ALIGN);
+	w->data_at = v->data_at;
 	v->nput = 0;
 	if (v->o->fixed)
 		return write_metadata(w, v, v->nblocks);
@@ -188,7 +190,7 @@ static int vdiw_finish(struct wimage *w)
 const struct writer writer_vdi = {
 	.name = "vdi",
 	.state_size = sizeof(struct vdiw),
-	.flags = WRITER_STREAMS,
+	.flags = WRITER_STREAMS | WRITER_DATA_IN_PLACE,
 	.setup = vdiw_setup,
 	.begin = vdiw_begin,
 	.put = vdiw_put,

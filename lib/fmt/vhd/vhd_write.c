@@ -4,7 +4,10 @@
  *
  * A fixed disk is its bytes, then the footer.  It goes straight through,
  * into a file or a pipe, and needs the size only for the footer at the
- * end (WRITER_SIZE_LATE), so even a raw disk from a pipe streams.
+ * end (WRITER_SIZE_LATE), so even a raw disk from a pipe streams.  The
+ * disk lies in place (WRITER_DATA_IN_PLACE): the core places it as
+ * img2raw would (in the kernel from a raw file, data runs only) and put
+ * below is the path of an output the core cannot place into.
  * --azure rounds the size up to a multiple of 1 MiB, as Azure requires
  * of an uploaded VHD, and says so.
  *
@@ -264,9 +267,11 @@ static int vhdw_setup(struct wimage *w)
 	w->max_size = VHD_MAX_SECTORS * VHD_SECTOR;
 	if (!v->o->dynamic) {
 		w->grain = WRITER_GRAIN_MAX;
+		w->data_at = 0;
 		return 0;
 	}
-	w->flags &= ~(WRITER_STREAMS | WRITER_SIZE_LATE);
+	w->flags &= ~(WRITER_STREAMS | WRITER_SIZE_LATE |
+	    WRITER_DATA_IN_PLACE);
 	v->block = v->o->block_size ? v->o->block_size : VHD_BLOCK_DEFAULT;
 	w->grain = v->block;
 	v->bitmap_size = vhd_bitmap_size(v->block);
@@ -317,7 +322,7 @@ static void vhdw_close(struct wimage *w)
 const struct writer writer_vhd = {
 	.name = "vhd",
 	.state_size = sizeof(struct vhdw),
-	.flags = WRITER_STREAMS | WRITER_SIZE_LATE,
+	.flags = WRITER_STREAMS | WRITER_SIZE_LATE | WRITER_DATA_IN_PLACE,
 	.setup = vhdw_setup,
 	.begin = vhdw_begin,
 	.put = vhdw_put,

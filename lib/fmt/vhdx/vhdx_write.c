@@ -22,8 +22,10 @@
  * grains of an allocated block that are zeros are holes in a file and
  * zeros in a stream.  Everything before the BAT depends only on the
  * options and the size, so a fixed disk goes straight through once the
- * size is known.  Checksums are CRC-32C.  The GUIDs are derived from the
- * size and the options (or --uuid), never from the clock.
+ * size is known, its disk in place after the BAT (WRITER_DATA_IN_PLACE),
+ * where the core may place it itself.  Checksums are CRC-32C.  The GUIDs
+ * are derived from the size and the options (or --uuid), never from the
+ * clock.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,7 +296,7 @@ static int vhdxw_setup(struct wimage *w)
 	x->grains = x->block / w->grain;
 	x->chunk_ratio = vhdx_chunk_ratio(x->sector, x->block);
 	if (!x->o->fixed)
-		w->flags &= ~WRITER_STREAMS;
+		w->flags &= ~(WRITER_STREAMS | WRITER_DATA_IN_PLACE);
 	w->max_size = VHDX_DISK_SIZE_MAX;
 	most = max_blocks(x->chunk_ratio) * x->block;
 	if (most < w->max_size)
@@ -323,6 +325,7 @@ static void lay_out(struct wimage *w, struct vhdxw *x)
 	if (x->bat_len == 0)
 		x->bat_len = VHDX_MIB;	/* a region is never empty */
 	x->data_at = BAT_AT + x->bat_len;
+	w->data_at = x->data_at;
 	if (x->o->uuid != NULL) {
 		memcpy(x->page83, x->o->uuid, UUID_LEN);
 	} else {
@@ -416,7 +419,7 @@ static void vhdxw_close(struct wimage *w)
 const struct writer writer_vhdx = {
 	.name = "vhdx",
 	.state_size = sizeof(struct vhdxw),
-	.flags = WRITER_STREAMS,
+	.flags = WRITER_STREAMS | WRITER_DATA_IN_PLACE,
 	.setup = vhdxw_setup,
 	.begin = vhdxw_begin,
 	.put = vhdxw_put,
