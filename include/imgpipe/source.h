@@ -54,6 +54,7 @@ struct source {
 	/* Retention (streams): bytes kept behind the stream position. */
 	struct stash *keep_stash;
 	uint64_t keep_from;	/* keep passing bytes at or after this */
+	bool keep_stopped;	/* source_retain_stop(): keep no more */
 	struct source_kept *kept;	/* pieces by offset; some released */
 	size_t nkept, capkept;
 	size_t kept_first;	/* pieces before this are all released */
@@ -136,5 +137,12 @@ int source_next_data(struct source *s, uint64_t off, uint64_t *start,
  */
 int source_retain(struct source *s, struct stash *st, uint64_t off);
 void source_release(struct source *s, uint64_t off, uint64_t len);
+/*
+ * Keep nothing more of what passes from now on; what is kept stays, to be
+ * read back and released (a reader whose tables are all read, with data
+ * behind the position still to read: what comes next is read once, in
+ * order).  source_retain() starts keeping again.
+ */
+void source_retain_stop(struct source *s);
 
 #endif

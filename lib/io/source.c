@@ -627,7 +627,8 @@ static int capture(struct source *s, uint64_t at, const unsigned char *buf,
 	struct source_kept *k;
 	size_t n;
 
-	if (s->keep_from == SOURCE_RETAIN_NONE || s->seekable)
+	if (s->keep_from == SOURCE_RETAIN_NONE || s->keep_stopped ||
+	    s->seekable)
 		return 0;
 	x = at > s->keep_from ? at : s->keep_from;
 	if (x < s->headlen)
@@ -780,9 +781,15 @@ int source_retain(struct source *s, struct stash *st, uint64_t off)
 	if (off > 0)
 		source_release(s, 0, off);
 	s->keep_from = off;
+	s->keep_stopped = false;
 	if (off == SOURCE_RETAIN_NONE)
 		kept_free(s);
 	return 0;
+}
+
+void source_retain_stop(struct source *s)
+{
+	s->keep_stopped = true;
 }
 
 /* Release everything kept and the index. */

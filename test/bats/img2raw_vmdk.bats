@@ -164,7 +164,7 @@ descriptor_of() {
 	img2raw_4ways "$T/w.vmdk" "$T/s.vmdk.want"
 }
 
-@test "vmdk streamOptimized: grains out of LBA order: qemu layout four ways; GD at the end: pipe to pipe refused" {
+@test "vmdk streamOptimized: grains out of LBA order: qemu layout and GD at the end four ways; below what a pipe was given: refused into a pipe" {
 	vmdk "$T/s.vmdk" subformat=streamOptimized
 	# swap the one-sector grains 0 and 1 and their grain table entries
 	dd if="$T/s.vmdk" of="$T/g0" bs=512 skip=128 count=1 status=none
@@ -178,14 +178,35 @@ descriptor_of() {
 	done
 	# the tables come first: a pipe reads by them, the stash takes the order
 	img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want"
-	# the same grain order with the GD at the end: only markers place them
+	# the same grain order with the GD at the end: only markers place them;
+	# grain 0 comes before anything was promised, and waits to be written
 	vmware_stream "$T/s.vmdk" "$T/w.vmdk"
-	img2raw -o "$T/ff.raw" "$T/w.vmdk"
-	cmp "$T/ff.raw" "$T/s.vmdk.want"
-	cat "$T/w.vmdk" | img2raw -o "$T/pf.raw"
-	cmp "$T/pf.raw" "$T/s.vmdk.want"
-	expect_reject -i "$T/w.vmdk" 1 vmdk \
-		"^grain marker at 0x[0-9a-f]+ \\(LBA 0\\) comes after grains at higher LBAs; write the output to a file" \
+	qemu-img convert -f vmdk -O raw "$T/w.vmdk" "$T/w.want"
+	cmp "$T/w.want" "$T/s.vmdk.want"
+	img2raw_4ways "$T/w.vmdk" "$T/s.vmdk.want"
+	# grains 1 and 3, then 0: two grains in order, so the disk below grain 1
+	# went into the pipe as zeros before grain 0 came
+	vmdk "$T/r.vmdk" subformat=streamOptimized
+	for g in 0 1 3; do
+		dd if="$T/r.vmdk" of="$T/g$g" bs=512 skip=$((128 + g - g / 3)) count=1 status=none
+	done
+	cat "$T/g1" "$T/g3" "$T/g0" | dd of="$T/r.vmdk" bs=512 seek=128 conv=notrunc status=none
+	for dir in 56 48; do
+		gt=$(($(get_le32 "$T/r.vmdk" $(($(get_le64 "$T/r.vmdk" $dir) * 512))) * 512))
+		[ "$(get_le32 "$T/r.vmdk" $((gt + 12)))" = 130 ]
+		put_le32 "$T/r.vmdk" $gt 130
+		put_le32 "$T/r.vmdk" $((gt + 4)) 128
+		put_le32 "$T/r.vmdk" $((gt + 12)) 129
+	done
+	vmware_stream "$T/r.vmdk" "$T/rw.vmdk"
+	qemu-img convert -f vmdk -O raw "$T/rw.vmdk" "$T/rw.want"
+	cmp "$T/rw.want" "$T/r.vmdk.want"
+	img2raw -o "$T/ff.raw" "$T/rw.vmdk"
+	cmp "$T/ff.raw" "$T/r.vmdk.want"
+	cat "$T/rw.vmdk" | img2raw -o "$T/pf.raw"
+	cmp "$T/pf.raw" "$T/r.vmdk.want"
+	expect_reject -i "$T/rw.vmdk" 1 vmdk \
+		"^grain marker at 0x[0-9a-f]+ \\(LBA 0\\) comes after grains at higher LBAs, below data already written in order; write the output to a file to read a stream in this order$" \
 		img2raw
 }
 
@@ -211,15 +232,26 @@ descriptor_of() {
 	img2raw_4ways "$T/s.vmdk" "$T/s.vmdk.want"
 }
 
-@test "vmdk: zero-grain entries (GTE 1) read as zeros" {
+# GTE 1 is a zero grain when the header's flag bit 2 says so (the spec,
+# qemu); without it, it names sector 1: a grain over the descriptor and
+# the tables behind it.  qemu reads the descriptor's bytes as data; we
+# refuse the overlap, from a file and a pipe.
+@test "vmdk: zero-grain entries (GTE 1) read as zeros with the zeroed-grain flag, refused as an overlap without it" {
 	vmdk "$T/m.vmdk"
 	gt=$(get_le32 "$T/m.vmdk" $(($(get_le32 "$T/m.vmdk" 56) * 512)))
 	put_le32 "$T/m.vmdk" $((gt * 512)) 1	# grain 0
 	rgt=$(get_le32 "$T/m.vmdk" $(($(get_le32 "$T/m.vmdk" 48) * 512)))
 	put_le32 "$T/m.vmdk" $((rgt * 512)) 1
+	cp "$T/m.vmdk" "$T/nf.vmdk"
+	put_le32 "$T/m.vmdk" 8 $(($(get_le32 "$T/m.vmdk" 8) | 4))
 	cp "$T/m.vmdk.want" "$T/want"
 	dd if=/dev/zero of="$T/want" bs=65536 count=1 conv=notrunc status=none
+	qemu-img convert -f vmdk -O raw "$T/m.vmdk" "$T/q.raw"
+	cmp "$T/q.raw" "$T/want"
 	img2raw_4ways "$T/m.vmdk" "$T/want"
+	qemu-img convert -f vmdk -O raw "$T/nf.vmdk" "$T/nf.raw"
+	[ "$(head -c 21 "$T/nf.raw")" = "# Disk DescriptorFile" ]
+	vmdk_rejects "$T/nf.vmdk" "grain 0 at 0x200 overlaps grain table 0"
 }
 
 @test "vmdk monolithicSparse: tables after the grains, pipe keeps data in the stash" {

@@ -526,6 +526,43 @@ static void test_source_retain_moves(void)
 	free(img);
 }
 
+/* source_retain_stop(): what is kept stays, what passes next is not kept. */
+static void test_source_retain_stop(void)
+{
+	size_t len = 1 << 20;
+	unsigned char *img = malloc(len), buf[1000];
+	struct source s;
+	struct stash st;
+	int fd = -1;
+	pid_t pid;
+
+	fill(img, len, 0, 9);
+	pid = feed_pipe(img, len, &fd);
+	stash_init(&st, 8 << 20, dir);
+	CHECK(source_open_fd(&s, fd, "pipe") == 0);
+	CHECK(source_retain(&s, &st, 100000) == 0);
+	CHECK(source_skip_to(&s, 200000) == 0);
+	source_retain_stop(&s);
+	CHECK(source_skip_to(&s, 300000) == 0);
+	CHECK(s.kept_bytes == 100000);
+	CHECK(source_read_at(&s, buf, 1000, 150000, "x") == 0 &&
+	    matches(buf, 1000, 150000, 9));
+	CHECK(source_read_at(&s, buf, 1000, 250000, "x") < 0);	/* not kept */
+	err_clear();
+	source_release(&s, 100000, 100000);
+	CHECK(s.kept_bytes == 0 && st.parked == 0);
+	/* source_retain() keeps again */
+	CHECK(source_retain(&s, &st, 0) == 0);
+	CHECK(source_skip_to(&s, 310000) == 0 && s.kept_bytes == 10000);
+	CHECK(source_retain(&s, &st, SOURCE_RETAIN_NONE) == 0);
+	source_close(&s);
+	CHECK(st.mem_used == 0);
+	close(fd);
+	waitpid(pid, NULL, 0);
+	stash_free(&st);
+	free(img);
+}
+
 int main(void)
 {
 	CHECK(mkdtemp(dir) != NULL);
@@ -538,6 +575,7 @@ int main(void)
 	test_two_threads();
 	test_source_retention();
 	test_source_retain_moves();
+	test_source_retain_stop();
 	CHECK(count_entries(dir) == 0);
 	rmdir(dir);
 	UNIT_DONE();

@@ -1,7 +1,7 @@
 /*
  * Shared by the files of the VMDK reader, not part of any interface:
  *	vmdk_read.c	probe, open (header, descriptor, footer), read, close
- *	vmdk_io.c	input access: read-ahead window, what a pipe keeps
+ *	vmdk_io.c	input access: read-ahead window, a pipe's retention
  *	vmdk_tables.c	extents read by their GD and GTs (file and pipe)
  *	vmdk_markers.c	streams with the GD at the end, read by markers
  *	vmdk_extents.c	descriptor files and their sibling extents
@@ -19,12 +19,6 @@
 #define VMDK_PEEK (4u << 10) 		/* walking: a marker and its page */
 #define VMDK_WINDOW (1u << 20)		/* read-ahead for metadata, grains */
 #define VMDK_RUN_MAX (8u << 20)		/* largest coalesced grain read */
-
-struct vmdk_kept {			/* a stashed run of a piped input */
-	uint64_t host;
-	struct stash_ref ref;
-	bool taken;
-};
 
 /* Where metadata lies in the file, for the overlap checks. */
 enum vmdk_region_kind {
@@ -85,16 +79,29 @@ struct vmdk {
 	size_t peek_len;
 	z_stream zs;
 	bool zs_ready;
-	/* a pipe: runs kept in the stash for tables met later */
-	struct vmdk_kept *kept;
-	size_t nkept, capkept;
-	unsigned char *kcache;		/* the kept run last taken */
-	size_t kcached;			/* its index + 1, or 0 */
+	/* a pipe */
 	bool end_known;			/* a pipe read to its end: */
 	uint64_t end;			/* its length */
-	uint64_t stream_next;		/* markers: end of the highest grain */
+	/* markers (vmdk_markers.c): what the disk is known to hold */
+	uint64_t stream_next;		/* end of the highest grain */
+	uint64_t stream_last;		/* start of the highest grain */
+	uint64_t stream_promised;	/* complete below this */
+	bool stream_unordered;		/* a grain came below a higher one */
 	struct vmdk_files *files;	/* a descriptor file: its extents */
 };
+
+/*
+ * Does GT entry e name a grain?  0 does not; 1 is a zero grain only when
+ * the header's flags say so (VMDK_FLAG_ZERO_GRAIN, as the spec and qemu
+ * have it): otherwise it names sector 1, inside the header or the
+ * descriptor, and the overlap checks refuse it (qemu reads the
+ * descriptor's bytes as the grain's data).
+ */
+static inline bool vmdk_gte_grain(const struct vmdk *v, uint32_t e)
+{
+	return e != VMDK_GTE_UNALLOCATED && !(e == VMDK_GTE_ZERO &&
+	    (v->h.flags & VMDK_FLAG_ZERO_GRAIN));
+}
 
 /* vmdk_read.c */
 bool vmdk_has_markers(const struct vmdk *v);
@@ -125,10 +132,11 @@ const unsigned char *vmdk_window(struct image *img, struct vmdk *v,
 int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
     const char *what);
 int vmdk_pipe_keep_all(struct image *img, struct vmdk *v);
-int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
-    unsigned char *out, size_t len, const char *what);
+int vmdk_pipe_retain(struct image *img);
+void vmdk_pipe_tables_read(struct image *img);
+int vmdk_pipe_forget(struct image *img);
+void vmdk_pipe_release(struct image *img, uint64_t off, uint64_t len);
 int vmdk_drain(struct image *img, struct vmdk *v);
-void vmdk_drop_kept(struct image *img, struct vmdk *v);
 /* Emitting at the extent's place on the disk. */
 int vmdk_emit_data(struct vmdk *v, struct emitter *em, uint64_t off,
     const void *buf, size_t len);

@@ -1,15 +1,15 @@
 /*
  * The VMDK reader's input: positioned reads through a read-ahead window
- * from a file; from a pipe, forward reads, with every byte passed over
- * kept in the stash (in runs of one grain) in case a table met later
- * names it.  A read past the end says so in the same words both ways.
+ * from a file; from a pipe, forward reads, the bytes passed over kept by
+ * the source (its retention, in the one parking store and its budget)
+ * until the tables are read, in case a table met later names them.  A
+ * read past the end says so in the same words both ways.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "fmt/vmdk/vmdk_int.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
 
 bool vmdk_input_size(const struct image *img, const struct vmdk *v,
     uint64_t *size)
@@ -75,141 +75,65 @@ const unsigned char *vmdk_window(struct image *img, struct vmdk *v,
 	return v->win;
 }
 
-/* Read up to one grain forward into the stash; the bytes read, or -1. */
-static ssize_t vmdk_keep_run(struct image *img, struct vmdk *v, size_t n)
+/*
+ * A pipe's bytes behind its position: the source keeps what passes
+ * (source_retain(), charged to the one budget, spilled beyond it) from
+ * the header on until every table is read, so a table met late can place
+ * grains met early; each grain, once read back, is released.
+ */
+int vmdk_pipe_retain(struct image *img)
 {
-	uint64_t pos = img->src->pos;
-	struct vmdk_kept *k;
-	ssize_t got;
-
-	got = image_read_forward(img, v->run, n);
-	if (got <= 0)
-		return got;
-	if (grow_array(&v->kept, v->nkept, &v->capkept, sizeof *v->kept, 64,
-	    SIZE_MAX) < 0)
-		return -1;
-	k = &v->kept[v->nkept];
-	k->host = pos;
-	k->taken = false;
-	if (stash_put(img->stash, v->run, (size_t)got, &k->ref) < 0)
-		return -1;
-	v->nkept++;
-	return got;
+	if (img->src->seekable)
+		return 0;
+	return source_retain(img->src, img->stash, 0);
 }
 
-/* Go forward to off, where what is, keeping what is passed over. */
+/* Every table is read: keep nothing more (grains behind stay kept). */
+void vmdk_pipe_tables_read(struct image *img)
+{
+	if (!img->src->seekable)
+		source_retain_stop(img->src);
+}
+
+/* Nothing behind the position will be read again. */
+int vmdk_pipe_forget(struct image *img)
+{
+	if (img->src->seekable)
+		return 0;
+	return source_retain(img->src, img->stash, SOURCE_RETAIN_NONE);
+}
+
+/* Bytes [off, off + len) of a pipe, read back, will not be read again;
+ * whole sectors, so a piece of the store empties once its grains are. */
+void vmdk_pipe_release(struct image *img, uint64_t off, uint64_t len)
+{
+	if (!img->src->seekable)
+		source_release(img->src, off, (len + VMDK_SECTOR - 1) /
+		    VMDK_SECTOR * VMDK_SECTOR);
+}
+
+/* Go forward to off, where what is (the source keeps what it passes). */
 int vmdk_pipe_advance(struct image *img, struct vmdk *v, uint64_t off,
     const char *what)
 {
-	uint64_t pos;
-
-	while ((pos = img->src->pos) < off) {
-		size_t n = off - pos < v->grain_bytes ? off - pos
-		    : v->grain_bytes;
-		ssize_t got = vmdk_keep_run(img, v, n);
-
-		if (got < 0)
-			return -1;
-		if ((size_t)got < n)
-			return vmdk_past_end(img, what, off);
-	}
-	return 0;
+	(void)v;
+	if (img->src->pos >= off)
+		return 0;
+	return image_skip_to(img, off) < 0 ? vmdk_cut(img, what, off) : 0;
 }
 
-/* Keep the rest of a pipe; then its length is known. */
+/* Read the rest of a pipe (the source keeps it); then its length is known. */
 int vmdk_pipe_keep_all(struct image *img, struct vmdk *v)
 {
 	ssize_t got;
 
-	while ((got = vmdk_keep_run(img, v, v->grain_bytes)) > 0)
+	while ((got = image_read_forward(img, v->run, VMDK_RUN_MAX)) > 0)
 		;
 	if (got < 0)
 		return -1;
 	v->end = img->src->pos;
 	v->end_known = true;
 	return 0;
-}
-
-/* The first kept run that ends after host. */
-static size_t vmdk_kept_at(const struct vmdk *v, uint64_t host)
-{
-	size_t lo = 0, hi = v->nkept;
-
-	while (lo < hi) {
-		size_t mid = (lo + hi) / 2;
-
-		if (v->kept[mid].host + v->kept[mid].ref.len <= host)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return lo;
-}
-
-/* Run i into v->kcache (which holds one run, kcached = i + 1). */
-static int vmdk_kept_load(struct image *img, struct vmdk *v, size_t i,
-    bool take)
-{
-	struct vmdk_kept *k = &v->kept[i];
-
-	if (v->kcached == i + 1) {
-		if (take && !k->taken) {	/* a copy was read: let go */
-			stash_drop(img->stash, &k->ref);
-			k->taken = true;
-		}
-		return 0;
-	}
-	if (k->taken)
-		return 1;
-	v->kcached = 0;
-	if (stash_take(img->stash, &k->ref, v->kcache) < 0)
-		return -1;
-	/* a table may be read again, so it goes back until taken */
-	if (!take && stash_put(img->stash, v->kcache, k->ref.len, &k->ref) < 0)
-		return -1;
-	k->taken = take;
-	v->kcached = i + 1;
-	return 0;
-}
-
-/*
- * Copy [host, host+len) back from the kept runs.  take: a run leaves the
- * stash when used (grains, taken going forward); otherwise it stays
- * (tables, which may be read in any order).
- */
-static int vmdk_kept_copy(struct image *img, struct vmdk *v, uint64_t host,
-    unsigned char *out, size_t len, const char *what, bool take)
-{
-	size_t got = 0, i;
-	int rc;
-
-	for (i = vmdk_kept_at(v, host); i < v->nkept && got < len; i++) {
-		struct vmdk_kept *k = &v->kept[i];
-		uint64_t skip = host + got - k->host;
-		size_t n;
-
-		if (k->host > host + got || skip >= k->ref.len)
-			break;
-		rc = vmdk_kept_load(img, v, i, take);
-		if (rc < 0)
-			return -1;
-		if (rc > 0)
-			break;
-		n = k->ref.len - skip < len - got ? k->ref.len - skip : len - got;
-		memcpy(out + got, v->kcache + skip, n);
-		got += n;
-	}
-	if (got < len)
-		return image_bad(img, "%s at 0x%llx lies before data already "
-		    "read from the stream and was not kept", what,
-		    (unsigned long long)host);
-	return 0;
-}
-
-int vmdk_take_kept(struct image *img, struct vmdk *v, uint64_t host,
-    unsigned char *out, size_t len, const char *what)
-{
-	return vmdk_kept_copy(img, v, host, out, len, what, true);
 }
 
 /*
@@ -259,8 +183,7 @@ int vmdk_read_part(struct image *img, struct vmdk *v, void *buf, size_t len,
 		return vmdk_peek(img, v, buf, len, off, what);
 	if (img->src->seekable)
 		return image_read_at(img, buf, len, off, what);
-	if (off < img->src->pos)
-		return vmdk_kept_copy(img, v, off, buf, len, what, false);
+	/* a pipe: ahead, or back into what the source kept */
 	if (vmdk_pipe_advance(img, v, off, what) < 0 ||
 	    image_read_at(img, buf, len, off, what) < 0)
 		return vmdk_cut(img, what, at);
@@ -283,14 +206,4 @@ int vmdk_drain(struct image *img, struct vmdk *v)
 	while ((n = image_read_forward(img, v->run, VMDK_RUN_MAX)) > 0)
 		;
 	return n < 0 ? -1 : 0;
-}
-
-void vmdk_drop_kept(struct image *img, struct vmdk *v)
-{
-	for (size_t i = 0; i < v->nkept; i++)
-		if (!v->kept[i].taken)
-			stash_drop(img->stash, &v->kept[i].ref);
-	free(v->kept);
-	v->kept = NULL;
-	v->nkept = v->capkept = 0;
 }

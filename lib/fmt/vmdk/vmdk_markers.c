@@ -29,43 +29,54 @@ struct vmdk_walk {			/* what the markers said so far */
 };
 
 /*
- * qemu-img and VMware write a stream's grains in increasing LBA order, so
- * the disk below each grain is complete when it arrives: an in-order sink
- * gets the gap as zeros now instead of the stash holding all that follows.
- * A grain below one already seen breaks that promise; only an in-order
- * sink (a pipe) cannot take it, and the message says so.
+ * Until the tables at the end, nothing says which grains are still to
+ * come.  qemu-img and VMware write a stream's grains in increasing LBA
+ * order, and an in-order sink (a pipe) should get the gaps between them
+ * as zeros as the stream goes, not park all that follows.  So, while the
+ * grains come in order, the disk below the grain before the last is
+ * promised complete (one grain of lag: a stream that starts backwards is
+ * seen to before anything is promised).  Once a grain comes below a
+ * higher one, nothing more is promised: the grains wait in the emitter's
+ * queue (the one parking store, spilling beyond the budget) until the
+ * end.  Only a grain below what was promised, into an in-order sink,
+ * cannot be placed, and the message says so.
  */
 static int vmdk_marker_promise(struct image *img, struct vmdk *v,
     struct emitter *em, uint64_t gi, uint64_t where)
 {
-	uint64_t off = gi * v->grain_bytes;
+	uint64_t off = gi * v->grain_bytes, upto;
 
-	if (off < v->stream_next && em->sink->in_order && !img->walk)
-		return image_bad(img, "grain marker at 0x%llx (LBA %llu) comes "
-		    "after grains at higher LBAs; write the output to a file "
-		    "to read a stream in this order", (unsigned long long)where,
-		    (unsigned long long)(gi * v->h.grain_sectors));
-	if (off < v->stream_next)
+	if (img->walk)
 		return 0;
+	if (off < v->stream_promised && em->sink->in_order)
+		return image_bad(img, "grain marker at 0x%llx (LBA %llu) comes "
+		    "after grains at higher LBAs, below data already written "
+		    "in order; write the output to a file to read a stream in "
+		    "this order", (unsigned long long)where,
+		    (unsigned long long)(gi * v->h.grain_sectors));
+	if (off < v->stream_next || v->stream_unordered) {
+		v->stream_unordered = true;
+		return 0;
+	}
+	upto = v->stream_last;
+	v->stream_last = off;
 	v->stream_next = off + v->grain_bytes;
-	return vmdk_emit_upto(v, em, off);
+	if (upto <= v->stream_promised)
+		return 0;
+	v->stream_promised = upto;
+	return vmdk_emit_upto(v, em, upto);
 }
 
-/* A grain met: kept until a GT names it. */
+/* A grain met: recorded until a GT names it, the record charged to the
+ * one budget (beyond it: "raise --mem"). */
 static int vmdk_seen_grain(struct image *img, struct vmdk *v, uint64_t where,
     uint64_t gi)
 {
 	struct vmdk_seen_grain *s;
-	int rc;
 
-	rc = grow_array(&v->seen, v->nseen, &v->capseen, sizeof *v->seen,
-	    512, IMAGE_META_MAX);
-	if (rc < 0)
+	if (stash_grow_array(img->stash, &v->seen, v->nseen, &v->capseen,
+	    sizeof *v->seen, 512) < 0)
 		return -1;
-	if (rc > 0)
-		return image_bad(img, "grain marker at 0x%llx: more than %llu "
-		    "grains wait for a grain table", (unsigned long long)where,
-		    (unsigned long long)(v->nseen));
 	s = &v->seen[v->nseen++];
 	s->sector = where / VMDK_SECTOR;
 	s->gi = (uint32_t)gi;
@@ -181,8 +192,8 @@ static int vmdk_marker_gt(struct image *img, struct vmdk *v, uint64_t off,
 	for (uint32_t j = 0; j < v->h.gtes_per_gt; j++) {
 		uint32_t e = le32(raw + VMDK_GTE_BYTES * j);
 
-		if (e != VMDK_GTE_UNALLOCATED && e != VMDK_GTE_ZERO &&
-		    vmdk_claim(img, v, at, j, e, &group) < 0)
+		if (vmdk_gte_grain(v, e) && vmdk_claim(img, v, at, j, e,
+		    &group) < 0)
 			return -1;
 	}
 	vmdk_compact_seen(v);

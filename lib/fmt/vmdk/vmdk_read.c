@@ -6,7 +6,8 @@
  *
  * An extent whose header (or footer) names its GD is read by its tables
  * (vmdk_tables.c): from a file in virtual order, from a pipe in file
- * order, bytes met before the tables that name them parked in the stash.
+ * order, bytes met before the tables that name them kept by the source
+ * (its retention: the one parking store, within the one budget).
  * A stream whose GD is at the end is read marker by marker
  * (vmdk_markers.c), from a file as from a pipe.
  */
@@ -242,7 +243,7 @@ static int vmdk_check_tail(struct image *img, struct vmdk *v,
 	return vmdk_check_footer(img, v, tail + VMDK_SECTOR);
 }
 
-/* The tail from a file, or from the stash once a pipe is all kept. */
+/* The tail from a file, or from what the source kept of a whole pipe. */
 static int vmdk_read_tail(struct image *img, struct vmdk *v)
 {
 	unsigned char tail[VMDK_TAIL_SECTORS * VMDK_SECTOR];
@@ -265,17 +266,22 @@ bool vmdk_has_markers(const struct vmdk *v)
 	    (v->h.flags & VMDK_FLAG_COMPRESSED);
 }
 
+/* Read marker by marker, forward only: a pipe keeps nothing behind. */
+static bool vmdk_read_by_markers(const struct vmdk *v)
+{
+	return v->h.gd_offset == VMDK_GD_AT_END && vmdk_has_markers(v);
+}
+
 static int vmdk_alloc_buffers(struct vmdk *v)
 {
 	int zrc;
 
 	v->grain = malloc(v->grain_bytes);
-	v->kcache = malloc(v->grain_bytes);
 	v->win_cap = VMDK_WINDOW + v->cmax + VMDK_SECTOR;
 	v->win = malloc(v->win_cap);
 	v->run = malloc(VMDK_RUN_MAX > v->grain_bytes ? VMDK_RUN_MAX
 	    : v->grain_bytes);
-	if (v->grain == NULL || v->kcache == NULL || v->win == NULL ||
+	if (v->grain == NULL || v->win == NULL ||
 	    v->run == NULL)
 		return fail(EXIT_IO, "out of memory");
 	zrc = inflateInit(&v->zs);
@@ -310,6 +316,7 @@ int vmdk_open_sparse(struct image *img, struct vmdk *v)
 		    "truncated (%zu bytes)", img->src->headlen);
 	if (vmdk_check_header(img, v, img->src->head, "header") < 0 ||
 	    vmdk_alloc_buffers(v) < 0 ||
+	    (!vmdk_read_by_markers(v) && vmdk_pipe_retain(img) < 0) ||
 	    vmdk_check_embedded(img, v, ctype, sizeof ctype) < 0 ||
 	    vmdk_check_kind(img, v, ctype) < 0)
 		return -1;
@@ -403,7 +410,7 @@ int vmdk_read_sparse(struct image *img, struct vmdk *v, struct emitter *em)
 		return vmdk_read_tables(img, v, em);
 	if (vmdk_has_markers(v))
 		return vmdk_read_markers(img, v, em);
-	/* A pipe: the GD comes last; everything waits in the stash. */
+	/* A pipe: the GD comes last; the source keeps everything before. */
 	if (vmdk_pipe_keep_all(img, v) < 0 || vmdk_read_tail(img, v) < 0)
 		return -1;
 	vmdk_use_rgd(v);
@@ -423,14 +430,16 @@ void vmdk_free(struct image *img, struct vmdk *v)
 {
 	if (v->files != NULL)
 		vmdk_free_files(img, v->files);
-	vmdk_drop_kept(img, v);
+	(void)vmdk_pipe_forget(img);
 	vmdk_free_tables(v);
+	if (v->capseen > 0)
+		stash_charge(img->stash, -(int64_t)(v->capseen *
+		    sizeof *v->seen + STASH_MALLOC_OVERHEAD));
 	free(v->seen);
 	free(v->seen_gts);
 	if (v->zs_ready)
 		inflateEnd(&v->zs);
 	free(v->grain);
-	free(v->kcache);
 	free(v->run);
 	free(v->win);
 	free(v->peek);

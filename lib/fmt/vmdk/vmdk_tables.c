@@ -21,7 +21,8 @@
  * adjacent grains at a time; walking it (imginfo) stops after the checks,
  * having read the tables and the compressed grains' markers, no data.  A
  * pipe is checked grain by grain as it is read in file order, grains met
- * before their tables taken back from the stash.
+ * before their tables read back from what the source kept (its retention,
+ * in the one parking store) and released.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -327,8 +328,7 @@ static int vmdk_list_grains(struct vmdk *v)
 
 				if (gi >= v->ngrains)
 					break;
-				if (gt[j] == VMDK_GTE_UNALLOCATED ||
-				    gt[j] == VMDK_GTE_ZERO)
+				if (!vmdk_gte_grain(v, gt[j]))
 					continue;
 				if (pass == 1)
 					v->order[n] = (uint64_t)gt[j] << 32 | gi;
@@ -524,6 +524,7 @@ static int vmdk_compressed_at(struct image *img, struct vmdk *v,
 		if (vmdk_read_part(img, v, v->win, csize,
 		    host + VMDK_MARKER_HEAD, what, host) < 0)
 			return -1;
+		vmdk_pipe_release(img, host, VMDK_MARKER_HEAD + csize);
 		p = v->win;
 	}
 	if (img->inspect)	/* imginfo inflates nothing, file or pipe */
@@ -597,8 +598,7 @@ static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
 
 			if (gi >= v->ngrains)
 				break;
-			if (gt[j] == VMDK_GTE_UNALLOCATED ||
-			    gt[j] == VMDK_GTE_ZERO)
+			if (!vmdk_gte_grain(v, gt[j]))
 				continue;
 			/* virtual order: the disk below is complete */
 			if (vmdk_emit_upto(v, em, run.len > 0 ? run.virt
@@ -616,17 +616,22 @@ static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
 
 /* ---- a pipe: file order ---- */
 
-/* One grain of the file order: from the stream, or kept earlier. */
+/* One grain of the file order: from the stream, or kept by the source
+ * before its table came (then released). */
 static int vmdk_pipe_grain(struct image *img, struct vmdk *v,
     struct emitter *em, struct vmdk_run *run, uint64_t gi, uint64_t host)
 {
 	uint64_t len = vmdk_grain_len(img, v, gi);
 
+	char what[48];
+
 	if (host >= img->src->pos)
 		return vmdk_run_add(img, v, em, run, gi, host);
+	vmdk_grain_what(what, sizeof what, gi);
 	if (vmdk_flush_run(img, v, em, run) < 0 ||
-	    vmdk_take_kept(img, v, host, v->run, len, "grain") < 0)
+	    vmdk_meta_read(img, v, v->run, v->grain_bytes, host, what) < 0)
 		return -1;
+	vmdk_pipe_release(img, host, v->grain_bytes);
 	return vmdk_emit_data(v, em, gi * v->grain_bytes, v->run, len);
 }
 
@@ -671,13 +676,29 @@ static int vmdk_read_file_order(struct image *img, struct vmdk *v,
 	return rc < 0 ? -1 : vmdk_flush_run(img, v, em, &run);
 }
 
+/*
+ * A pipe whose tables are all read: the source keeps what lies behind
+ * while a grain there is still to be read, and nothing that comes next
+ * (read once, in file order).
+ */
+static void vmdk_pipe_tables_kept(struct image *img, struct vmdk *v)
+{
+	if (v->nalloc > 0 && (v->order[0] >> 32) * VMDK_SECTOR <
+	    img->src->pos)
+		vmdk_pipe_tables_read(img);
+	else
+		(void)vmdk_pipe_forget(img);
+}
+
 int vmdk_read_tables(struct image *img, struct vmdk *v, struct emitter *em)
 {
 	if (vmdk_load_tables(img, v) < 0)
 		return -1;
-	if (!img->src->seekable)
-		return vmdk_read_file_order(img, v, em) < 0 ? -1 :
-		    vmdk_check_overhead(img, v);
+	if (!img->src->seekable) {
+		vmdk_pipe_tables_kept(img, v);
+		return vmdk_read_file_order(img, v, em) < 0 ||
+		    vmdk_pipe_forget(img) < 0 ? -1 : vmdk_check_overhead(img, v);
+	}
 	if (vmdk_check_all_grains(img, v) < 0 ||
 	    vmdk_check_overhead(img, v) < 0)
 		return -1;
