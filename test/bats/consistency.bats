@@ -1,7 +1,7 @@
 # File and pipe agree (DESIGN.md rule 5), the upload gate agrees with the
 # converter, and the converter with qemu-img: every fixture we collect
 # (fuzz seeds, imginfo's safety set, qemu-img subformats) and
-# IMGPIPE_MUTATIONS mutants per format (default 40; test/mutate.py, seed
+# IMGPIPE_MUTATIONS mutants per format (default 200; test/mutate.py, seed
 # 14) go through imginfo --strict and img2raw from a file and from a pipe
 # (test/consistency.py says what is compared).  A failure prints every
 # disagreeing image, with the mutation that made it, and a count per check.
@@ -9,7 +9,7 @@ load helpers
 
 setup_file() {
 	export W=$BATS_FILE_TMPDIR
-	: "${IMGPIPE_MUTATIONS:=40}"
+	: "${IMGPIPE_MUTATIONS:=200}"
 	export IMGPIPE_MUTATIONS
 }
 

@@ -203,15 +203,14 @@ l2_off() { echo $(( $(get_be64 "$1" "$(l1_off "$1")") & 0x00fffffffffffe00 )); }
 	put_be64 "$T/l.qcow2" 40 $(( $(l1_off "$T/l.qcow2") + 512 ))
 	img2raw_rejects qcow2 "$T/l.qcow2" "L1 table offset 0x[0-9a-f]+ is not cluster aligned"
 	put_be64 "$T/m.qcow2" 40 $((1 << 40))
-	# from a pipe the end is not known in advance: the input ends first
-	img2raw_rejects qcow2 "$T/m.qcow2" "L1 table at 0x10000000000 lies past the end" "truncated"
+	# from a pipe too, once the input ends first: one message both ways
+	img2raw_rejects qcow2 "$T/m.qcow2" "^L1 table at 0x10000000000 lies past the end of the image$"
 }
 
 @test "qcow2 reject: L2 table past the end of the image" {
 	qcow2 "$T/l.qcow2"
 	put_be64 "$T/l.qcow2" "$(l1_off "$T/l.qcow2")" $(((1 << 63) | (1 << 36)))
-	img2raw_rejects qcow2 "$T/l.qcow2" "^L2 table at 0x1000000000 lies past the end of the image$" \
-		"image is truncated$"
+	img2raw_rejects qcow2 "$T/l.qcow2" "^L2 table at 0x1000000000 lies past the end of the image$"
 }
 
 @test "qcow2 reject: metadata overlapping metadata" {
@@ -245,8 +244,7 @@ l2_off() { echo $(( $(get_be64 "$1" "$(l1_off "$1")") & 0x00fffffffffffe00 )); }
 	put_be64 "$T/l.qcow2" "$(l2_off "$T/l.qcow2")" $(((1 << 63) | (1 << 30) | 512))
 	img2raw_rejects qcow2 "$T/l.qcow2" "data cluster offset 0x40000200 \\(virtual 0x0\\) is not cluster aligned"
 	put_be64 "$T/m.qcow2" "$(l2_off "$T/m.qcow2")" $(((1 << 63) | (1 << 40)))
-	img2raw_rejects qcow2 "$T/m.qcow2" "data cluster at 0x10000000000 \\(virtual 0x0\\) lies past the end" \
-		"truncated at offset 0x"
+	img2raw_rejects qcow2 "$T/m.qcow2" "data cluster at 0x10000000000 \\(virtual 0x0\\) lies past the end of the image$"
 }
 
 @test "qcow2 reject: corrupt compressed cluster" {

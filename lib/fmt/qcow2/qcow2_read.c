@@ -5,7 +5,9 @@
  * The virtual disk is cut into clusters; a two-level table (L1 -> L2) maps
  * each to a host cluster, a compressed run of bytes, zeros, or nothing.
  *
- * Seekable input walks the tables in virtual order and reads runs of
+ * Every L2 table gets one set of checks, from a file and a pipe alike, in
+ * host order (qcow2_check_l2, cut_note): a file checks them all before it
+ * reads any data, then walks the tables in virtual order and reads runs of
  * host-contiguous clusters in large reads.  A stream is read strictly
  * forward: the L1 table tells where every L2 table is, each L2 table read
  * adds the host -> virtual map of data still ahead, and bytes passed before
@@ -55,10 +57,16 @@ struct pending_l2 {
 	uint32_t l1_index;
 };
 
+/* The first truncation in host order (see cut_note). */
+struct qcut {
+	const char *what;	/* NULL: none */
+	uint64_t host, voff;
+	bool has_voff;
+};
+
 struct qstream {
 	bool before_l1;		/* nothing is known yet: keep everything */
-	struct pending_l2 *l2q;	/* L2 tables by host offset */
-	size_t nl2q, l2next;
+	size_t l2next;		/* the next of qcow2's l2q to read */
 	unsigned char *l2done;	/* per L1 index */
 	uint32_t first_unread;
 	struct qext *ahead;	/* mapped data still ahead: min-heap by host */
@@ -72,6 +80,10 @@ struct qstream {
 	size_t nkept, capkept;
 	unsigned char *scratch;
 	unsigned char *piece;	/* one cluster */
+	/* the compressed cluster of lowest virtual offset that did not
+	 * decompress: reported at the end (stream_bad_cluster) */
+	char bad[256];
+	uint64_t bad_voff;
 };
 
 struct qcow2 {
@@ -90,6 +102,9 @@ struct qcow2 {
 	uint64_t l2_span;		/* virtual bytes one L2 table maps */
 	uint64_t *l2_sorted;		/* L2 table offsets, for overlap checks */
 	size_t nl2;
+	struct pending_l2 *l2q;		/* L2 tables by host offset */
+	size_t nl2q;
+	struct qcut cut;		/* a file: the first truncation */
 	struct host_claims data;	/* host clusters plain data uses */
 	uint64_t data_end;		/* end of the last one in the file */
 	uint64_t data_end_host;		/* where that one starts */
@@ -231,6 +246,43 @@ static int qcow2_check_features(struct image *img, const unsigned char *h,
 	return 0;
 }
 
+static void cut_note(struct qcow2 *q, const char *what, uint64_t host,
+    uint64_t voff, bool has_voff)
+{
+	if (q->cut.what != NULL && q->cut.host <= host)
+		return;
+	q->cut = (struct qcut){ what, host, voff, has_voff };
+}
+
+static int cut_report(struct image *img, const struct qcut *c)
+{
+	if (!c->has_voff)
+		return image_defect(img, FINDING_TRUNCATED, "%s at 0x%llx lies "
+		    "past the end of the image", c->what,
+		    (unsigned long long)c->host);
+	return image_defect(img, FINDING_TRUNCATED, "%s at 0x%llx (virtual "
+	    "0x%llx) lies past the end of the image", c->what,
+	    (unsigned long long)c->host, (unsigned long long)c->voff);
+}
+
+/* The refcount table does not end inside [0, end). */
+static bool rt_crosses(const struct qcow2 *q, uint64_t end)
+{
+	return q->rt_len > 0 && (q->rt_off > UINT64_MAX - q->rt_len ||
+	    q->rt_off + q->rt_len > end);
+}
+
+/* A rejection the source recorded for the input's end, named as cut_report
+ * names c; other failures stand. */
+static int renamed_cut(struct image *img, const struct qcut *c)
+{
+	if (err_status() != EXIT_REJECT || err_code() == NULL ||
+	    strcmp(err_code(), FINDING_TRUNCATED) != 0)
+		return -1;
+	err_clear();
+	return cut_report(img, c);
+}
+
 /* Sizes and places of the L1 and refcount tables. */
 static int qcow2_check_tables(struct image *img, const unsigned char *h)
 {
@@ -285,16 +337,15 @@ static int qcow2_check_tables(struct image *img, const unsigned char *h)
 			    "L1 table at 0x%llx overlaps the "
 			    "refcount table", (unsigned long long)q->l1_off);
 	}
-	/* Last, so that a pipe, which does not know the size, agrees. */
+	/* Last, so that a pipe, which does not know the size, agrees: it
+	 * reads the L1 table first.  It never reads the refcount table, so
+	 * that one waits with the other truncations (cut_note). */
 	if (need > 0 && past_end(img, q->l1_off, l1_bytes))
 		return image_defect(img, FINDING_TRUNCATED, "L1 table at 0x%llx "
 		    "lies past the end of the image",
 		    (unsigned long long)q->l1_off);
-	if (q->rt_len > 0 && (q->rt_off > UINT64_MAX - q->rt_len ||
-	    past_end(img, q->rt_off, q->rt_len)))
-		return image_defect(img, FINDING_TRUNCATED, "refcount table at "
-		    "0x%llx lies past the end of the image",
-		    (unsigned long long)q->rt_off);
+	if (img->src->size_known && rt_crosses(q, img->src->size))
+		cut_note(q, "refcount table", q->rt_off, 0, false);
 	return 0;
 }
 
@@ -342,6 +393,9 @@ static int qcow2_open(struct image *img)
 	if (c0 == NULL)
 		return fail(EXIT_IO, "out of memory");
 	rc = image_read_at(img, c0, q->cs, 0, "header cluster");
+	if (rc < 0)
+		rc = renamed_cut(img, &(struct qcut){ "header cluster", 0, 0,
+		    false });
 	if (rc == 0)
 		rc = qcow2_check_backing(img, c0, q->cs);
 	if (rc == 0)
@@ -404,7 +458,8 @@ static int qcow2_read_l1(struct image *img)
 	if (q->l1_used > 0 && image_read_at(img, raw, (size_t)q->l1_used * 8,
 	    q->l1_off, "L1 table") < 0) {
 		free(raw);
-		return -1;
+		return renamed_cut(img, &(struct qcut){ "L1 table", q->l1_off,
+		    0, false });
 	}
 	for (i = 0; i < q->l1_used; i++)
 		q->l1[i] = be64(raw + 8 * (size_t)i) & QCOW2_ENTRY_OFFSET_MASK;
@@ -412,7 +467,34 @@ static int qcow2_read_l1(struct image *img)
 	return 0;
 }
 
-/* Every L2 table is aligned, inside the file, and apart from the rest. */
+static int cmp_pending(const void *a, const void *b)
+{
+	const struct pending_l2 *x = a, *y = b;
+
+	return x->host < y->host ? -1 : x->host > y->host;
+}
+
+/* The L2 tables in the order a pipe meets them: by host offset. */
+static int qcow2_order_l2(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	uint32_t i;
+
+	q->l2q = malloc((q->nl2 + 1) * sizeof *q->l2q);
+	if (q->l2q == NULL)
+		return fail(EXIT_IO, "out of memory");
+	for (i = 0; i < q->l1_used; i++)
+		if (q->l1[i] != 0)
+			q->l2q[q->nl2q++] = (struct pending_l2){ q->l1[i], i };
+	qsort(q->l2q, q->nl2q, sizeof *q->l2q, cmp_pending);
+	return 0;
+}
+
+/*
+ * Every L2 table is aligned, apart from the metadata and from the other
+ * tables.  Whether it is inside the file is asked in host order, with the
+ * tables' entries (qcow2_check_seekable), as a pipe finds it.
+ */
 static int qcow2_map_l2_tables(struct image *img)
 {
 	struct qcow2 *q = img->priv;
@@ -433,10 +515,6 @@ static int qcow2_map_l2_tables(struct image *img)
 			    "L2 table offset 0x%llx (L1 entry "
 			    "%u) is not cluster aligned",
 			    (unsigned long long)off, i);
-		if (past_end(img, off, q->cs))
-			return image_defect(img, FINDING_TRUNCATED,
-		    "L2 table at 0x%llx lies past the "
-			    "end of the image", (unsigned long long)off);
 		what = meta_hit(q, off, q->cs, &at);
 		if (what != NULL)
 			return image_defect(img, FINDING_OVERLAP,
@@ -453,66 +531,93 @@ static int qcow2_map_l2_tables(struct image *img)
 			    "in the L1 table",
 			    (unsigned long long)q->l2_sorted[i]);
 	q->nl2 = n;
-	return 0;
+	return qcow2_order_l2(img);
 }
 
-/* ---- L2 tables: entries into extents ---- */
+/* ---- L2 tables: checks, then entries into extents ---- */
 
-typedef int (*extent_fn)(struct image *img, struct emitter *em,
-    const struct qext *e);
-
-static int qcow2_check_extent(struct image *img, const struct qext *e)
+/*
+ * One set of checks for every L2 table, from a file and from a pipe, in
+ * the order a pipe meets the tables: by host offset.  Structural defects
+ * (misaligned, overlap, shared-block, malformed) are reported where they
+ * are found; a truncation waits until every table in the file has been
+ * checked (a pipe learns that the input ends only when it gets there, after
+ * every table before that point), and the one reported is the first in
+ * host order, with the words a pipe uses when it meets it.
+ */
+static int check_meta(struct image *img, uint64_t host, uint64_t len,
+    uint64_t voff)
 {
-	struct qcow2 *q = img->priv;
-	uint64_t hlen = e->clen ? e->clen : e->len, at;
 	const char *what;
+	uint64_t at;
 
-	if (e->clen != 0) {
-		if (img->src->size_known && e->host >= img->src->size)
-			return image_defect(img, FINDING_TRUNCATED,
-		    "compressed cluster at 0x%llx "
-			    "(virtual 0x%llx) lies past the end of the image",
-			    (unsigned long long)e->host,
-			    (unsigned long long)e->voff);
-		if (past_end(img, e->host, hlen))
-			hlen = img->src->size - e->host;
-	} else if (past_end(img, e->host, hlen)) {
-		return image_defect(img, FINDING_TRUNCATED,
-		    "data cluster at 0x%llx (virtual 0x%llx) "
-		    "lies past the end of the image",
-		    (unsigned long long)e->host, (unsigned long long)e->voff);
-	}
-	what = meta_hit(q, e->host, hlen, &at);
+	what = meta_hit(img->priv, host, len, &at);
 	if (what != NULL)
 		return image_defect(img, FINDING_OVERLAP,
 		    "L2 entry for virtual offset 0x%llx points "
-		    "at the %s at 0x%llx", (unsigned long long)e->voff, what,
+		    "at the %s at 0x%llx", (unsigned long long)voff, what,
 		    (unsigned long long)at);
 	return 0;
 }
 
-static int emit_extent(struct image *img, struct emitter *em,
-    struct qext *e, extent_fn fn)
+/*
+ * A compressed cluster: its stated length may run past the end of the
+ * file (qemu rounds it up to sectors), so only its start must be inside;
+ * all of it must keep off the metadata.
+ */
+static int check_compressed(struct image *img, uint64_t host, uint64_t clen,
+    uint64_t voff)
 {
-	if (e->voff >= img->virtual_size)
-		return 0;
-	if (e->len > img->virtual_size - e->voff)
-		e->len = img->virtual_size - e->voff;
-	if (qcow2_check_extent(img, e) < 0)
-		return -1;
-	return fn(img, em, e);
+	struct qcow2 *q = img->priv;
+
+	if (img->src->size_known && host >= img->src->size)
+		cut_note(q, "compressed cluster", host, voff, true);
+	return check_meta(img, host, clen, voff);
 }
 
-/* Allocated subclusters, as runs of adjacent ones. */
-static int qcow2_subclusters(struct image *img, struct emitter *em,
-    uint64_t voff, uint64_t host, uint64_t bitmap, extent_fn fn)
+/*
+ * A plain data cluster belongs to one L2 entry.  inlen: how much of it
+ * must be in the file: the whole cluster, its unused end included (as
+ * qemu-img writes it), or with extended L2 up to the end of its last
+ * allocated subcluster (qemu writes subclusters one by one: the file may
+ * end there).
+ */
+static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff,
+    uint64_t inlen)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t used = inlen;
+
+	if (voff >= img->virtual_size)
+		return 0;
+	if (used > img->virtual_size - voff)
+		used = img->virtual_size - voff;
+	if (past_end(img, host, inlen))
+		cut_note(q, "data cluster", host, voff, true);
+	if (check_meta(img, host, used, voff) < 0)
+		return -1;
+	if (host + inlen > q->data_end) {
+		q->data_end = host + inlen;
+		q->data_end_host = host;
+		q->data_end_voff = voff;
+	}
+	q->data.unit = q->cs;
+	return host_claim(img, &q->data, host, q->cs, HOST_DATA,
+	    "data cluster");
+}
+
+static int check_subclusters(struct image *img, uint64_t host,
+    uint64_t bitmap, uint64_t voff)
 {
 	struct qcow2 *q = img->priv;
 	uint32_t alloc = bitmap & 0xffffffffu, zero = bitmap >> 32;
-	uint64_t sc = q->cs / QCOW2_SUBCLUSTERS;
-	struct qext e;
-	int i = 0, j;
+	int last = QCOW2_SUBCLUSTERS;
 
+	while (last > 0 && !(alloc >> (last - 1) & 1))
+		last--;
+	if (alloc != 0 && qcow2_claim_data(img, host, voff,
+	    (uint64_t)last * (q->cs / QCOW2_SUBCLUSTERS)) < 0)
+		return -1;
 	if (alloc & zero)
 		return image_bad(img, "L2 entry for virtual offset 0x%llx has a "
 		    "subcluster both allocated and zero",
@@ -521,6 +626,82 @@ static int qcow2_subclusters(struct image *img, struct emitter *em,
 		return image_bad(img, "L2 entry for virtual offset 0x%llx has "
 		    "allocated subclusters but no host cluster",
 		    (unsigned long long)voff);
+	return 0;
+}
+
+static int check_l2_entry(struct image *img, const unsigned char *p,
+    uint64_t voff)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t ent = be64(p), host, nsect;
+
+	if (ent & QCOW2_OFLAG_COMPRESSED) {
+		host = ent & q->coff_mask;
+		nsect = ((ent >> q->csize_shift) & q->csize_mask) + 1;
+		return check_compressed(img, host, nsect * 512 - (host & 511),
+		    voff);
+	}
+	host = ent & QCOW2_ENTRY_OFFSET_MASK;
+	if (host % q->cs != 0)
+		return image_defect(img, FINDING_MISALIGNED,
+		    "data cluster offset 0x%llx (virtual "
+		    "0x%llx) is not cluster aligned",
+		    (unsigned long long)host, (unsigned long long)voff);
+	if (q->extended_l2)
+		return check_subclusters(img, host, be64(p + 8), voff);
+	if ((ent & QCOW2_OFLAG_ZERO) || host == 0)
+		return 0;	/* reads as zeros: a gap */
+	return qcow2_claim_data(img, host, voff, q->cs);
+}
+
+/* Entries of one L2 table that the virtual size uses. */
+static uint64_t l2_entries_used(const struct image *img, uint32_t l1_index)
+{
+	const struct qcow2 *q = img->priv;
+	uint64_t left = img->virtual_size - l1_index * q->l2_span;
+	uint64_t n = left / q->cs + (left % q->cs != 0);
+
+	return n < q->l2_entries ? n : q->l2_entries;
+}
+
+static int qcow2_check_l2(struct image *img, uint32_t l1_index,
+    const unsigned char *tab)
+{
+	struct qcow2 *q = img->priv;
+	uint64_t vstart = l1_index * q->l2_span, n, i;
+	size_t esize = q->extended_l2 ? 16 : 8;
+
+	n = l2_entries_used(img, l1_index);
+	for (i = 0; i < n; i++)
+		if (check_l2_entry(img, tab + i * esize,
+		    vstart + i * q->cs) < 0)
+			return -1;
+	return 0;
+}
+
+typedef int (*extent_fn)(struct image *img, struct emitter *em,
+    const struct qext *e);
+
+static int emit_extent(struct image *img, struct emitter *em,
+    struct qext *e, extent_fn fn)
+{
+	if (e->voff >= img->virtual_size)
+		return 0;
+	if (e->len > img->virtual_size - e->voff)
+		e->len = img->virtual_size - e->voff;
+	return fn(img, em, e);
+}
+
+/* Allocated subclusters, as runs of adjacent ones. */
+static int qcow2_subclusters(struct image *img, struct emitter *em,
+    uint64_t voff, uint64_t host, uint64_t bitmap, extent_fn fn)
+{
+	struct qcow2 *q = img->priv;
+	uint32_t alloc = bitmap & 0xffffffffu;
+	uint64_t sc = q->cs / QCOW2_SUBCLUSTERS;
+	struct qext e;
+	int i = 0, j;
+
 	while (i < QCOW2_SUBCLUSTERS) {
 		if (!(alloc >> i & 1)) {
 			i++;
@@ -537,46 +718,7 @@ static int qcow2_subclusters(struct image *img, struct emitter *em,
 	return 0;
 }
 
-static int qcow2_past_end(struct image *img, uint64_t host, uint64_t voff)
-{
-	return image_defect(img, FINDING_TRUNCATED, "data cluster at 0x%llx "
-	    "(virtual 0x%llx) lies past the end of the image",
-	    (unsigned long long)host, (unsigned long long)voff);
-}
-
-/*
- * A plain data cluster belongs to one L2 entry: the same check from a file
- * and from a pipe, before any data is read.  Past the end or on metadata
- * is found first, as emit_extent would.  inlen: how much of it must be in
- * the file: the whole cluster, its unused end included (as qemu-img writes
- * it), or with extended L2 up to the end of its last allocated subcluster
- * (qemu writes subclusters one by one: the file may end there).
- */
-static int qcow2_claim_data(struct image *img, uint64_t host, uint64_t voff,
-    uint64_t inlen)
-{
-	struct qcow2 *q = img->priv;
-	/* what must be in the file is checked: inlen, not the cluster */
-	struct qext e = { voff, host, (uint32_t)inlen, 0 };
-
-	if (voff >= img->virtual_size)
-		return 0;
-	if (e.len > img->virtual_size - voff)
-		e.len = img->virtual_size - voff;
-	if (qcow2_check_extent(img, &e) < 0)
-		return -1;
-	if (past_end(img, host, inlen))
-		return qcow2_past_end(img, host, voff);
-	if (host + inlen > q->data_end) {
-		q->data_end = host + inlen;
-		q->data_end_host = host;
-		q->data_end_voff = voff;
-	}
-	q->data.unit = q->cs;
-	return host_claim(img, &q->data, host, q->cs, HOST_DATA,
-	    "data cluster");
-}
-
+/* An entry of a checked table (qcow2_check_l2) as extents. */
 static int qcow2_l2_entry(struct image *img, struct emitter *em,
     const unsigned char *p, uint64_t voff, extent_fn fn)
 {
@@ -592,26 +734,10 @@ static int qcow2_l2_entry(struct image *img, struct emitter *em,
 		return emit_extent(img, em, &e, fn);
 	}
 	host = ent & QCOW2_ENTRY_OFFSET_MASK;
-	if (host % q->cs != 0)
-		return image_defect(img, FINDING_MISALIGNED,
-		    "data cluster offset 0x%llx (virtual "
-		    "0x%llx) is not cluster aligned",
-		    (unsigned long long)host, (unsigned long long)voff);
-	if (q->extended_l2) {
-		uint32_t alloc = be64(p + 8) & 0xffffffffu;
-		int last = QCOW2_SUBCLUSTERS;
-
-		while (last > 0 && !(alloc >> (last - 1) & 1))
-			last--;
-		if (alloc != 0 && qcow2_claim_data(img, host, voff,
-		    (uint64_t)last * (q->cs / QCOW2_SUBCLUSTERS)) < 0)
-			return -1;
+	if (q->extended_l2)
 		return qcow2_subclusters(img, em, voff, host, be64(p + 8), fn);
-	}
 	if ((ent & QCOW2_OFLAG_ZERO) || host == 0)
 		return 0;	/* reads as zeros: a gap */
-	if (qcow2_claim_data(img, host, voff, q->cs) < 0)
-		return -1;
 	e = (struct qext){ voff, host, (uint32_t)q->cs, 0 };
 	return emit_extent(img, em, &e, fn);
 }
@@ -620,13 +746,10 @@ static int qcow2_walk_l2(struct image *img, struct emitter *em,
     uint32_t l1_index, const unsigned char *tab, extent_fn fn)
 {
 	struct qcow2 *q = img->priv;
-	uint64_t vstart = l1_index * q->l2_span, left, n, i;
+	uint64_t vstart = l1_index * q->l2_span, n, i;
 	size_t esize = q->extended_l2 ? 16 : 8;
 
-	left = img->virtual_size - vstart;
-	n = left / q->cs + (left % q->cs != 0);
-	if (n > q->l2_entries)
-		n = q->l2_entries;
+	n = l2_entries_used(img, l1_index);
 	for (i = 0; i < n; i++)
 		if (qcow2_l2_entry(img, em, tab + i * esize,
 		    vstart + i * q->cs, fn) < 0)
@@ -884,11 +1007,43 @@ static int seek_extent(struct image *img, struct emitter *em,
 	return 0;
 }
 
+/*
+ * Every L2 table's checks before any data is read, in host order as a
+ * pipe meets them; a truncation last (cut_note).  A table that runs past
+ * the end ends the walk: a pipe reads nothing after it either.
+ */
+static int qcow2_check_seekable(struct image *img)
+{
+	struct qcow2 *q = img->priv;
+	const struct pending_l2 *pl;
+	size_t i;
+
+	for (i = 0; i < q->nl2q; i++) {
+		pl = &q->l2q[i];
+		if (past_end(img, pl->host, q->cs)) {
+			cut_note(q, "L2 table", pl->host, 0, false);
+			break;
+		}
+		if (image_read_at(img, q->l2buf, q->cs, pl->host,
+		    "L2 table") < 0 ||
+		    qcow2_check_l2(img, pl->l1_index, q->l2buf) < 0)
+			return -1;
+	}
+	if (q->cut.what != NULL)
+		return cut_report(img, &q->cut);
+	return 0;
+}
+
 static int seek_l2_tables(struct image *img, struct emitter *em)
 {
 	struct qcow2 *q = img->priv;
 	uint32_t i;
 
+	if (qcow2_check_seekable(img) < 0)
+		return -1;
+	/* walking: nothing left to check; the emitter ends with zeros */
+	if (img->walk)
+		return 0;
 	for (i = 0; i < q->l1_used; i++) {
 		if (q->l1[i] == 0)
 			continue;
@@ -916,9 +1071,9 @@ static int qcow2_read_seekable(struct image *img, struct emitter *em)
 
 /* ---- streams: strictly forward ---- */
 
-static bool stream_keeping(const struct qstream *st)
+static bool stream_keeping(const struct qcow2 *q)
 {
-	return st->before_l1 || st->l2next < st->nl2q;
+	return q->st->before_l1 || q->st->l2next < q->nl2q;
 }
 
 static int kept_add(struct image *img, uint64_t off, const void *buf,
@@ -1030,7 +1185,7 @@ static int window_release(struct image *img, uint64_t upto)
 	struct qstream *st = q->st;
 	uint64_t from = st->used_end > st->ws ? st->used_end : st->ws;
 
-	if (stream_keeping(st) && from < upto &&
+	if (stream_keeping(q) && from < upto &&
 	    kept_add_range(img, st->win, st->ws, from, upto) < 0)
 		return -1;
 	return 0;
@@ -1043,7 +1198,7 @@ static int stream_pass(struct image *img, uint64_t off)
 	struct source *s = img->src;
 	uint64_t n;
 
-	while (s->pos < off && stream_keeping(q->st)) {
+	while (s->pos < off && stream_keeping(q)) {
 		n = q->cs - s->pos % q->cs;
 		if (n > off - s->pos)
 			n = off - s->pos;
@@ -1153,6 +1308,66 @@ static void stream_used(struct qstream *st, uint64_t off, uint64_t len)
 		st->used_end = off + len;
 }
 
+/*
+ * The first truncation in host order once the stream has ended at pos,
+ * as a file finds it (cut_note): c, or the refcount table before it.
+ */
+static const struct qcut *stream_first_cut(struct qcow2 *q,
+    const struct qcut *c, uint64_t pos)
+{
+	if (rt_crosses(q, pos) && (c->what == NULL || q->rt_off < c->host)) {
+		q->cut = (struct qcut){ "refcount table", q->rt_off, 0, false };
+		return &q->cut;
+	}
+	return c;
+}
+
+/*
+ * A stream read that met the end of the input: reported as a file reports
+ * it (cut_report), naming the cluster where the input ends or, when it
+ * ends before e, e's; e NULL: the L2 table at l2_host.  Other failures
+ * stand as they are.
+ */
+static int stream_cut(struct image *img, const struct qext *e,
+    uint64_t l2_host)
+{
+	struct qcow2 *q = img->priv;
+	struct qcut c = { "L2 table", l2_host, 0, false };
+	uint64_t miss;
+
+	if (e != NULL && e->clen != 0) {
+		c = (struct qcut){ "compressed cluster", e->host, e->voff, true };
+	} else if (e != NULL) {
+		/* a run is contiguous on both sides: voff follows host */
+		miss = img->src->pos > e->host ? img->src->pos : e->host;
+		c.what = "data cluster";
+		c.host = miss - miss % q->cs;
+		c.voff = e->voff - e->host + c.host;
+		c.has_voff = true;
+	}
+	return renamed_cut(img, stream_first_cut(q, &c, img->src->pos));
+}
+
+/*
+ * A compressed cluster that does not decompress waits until the end of
+ * the stream, as a file finds it only after every table's checks and
+ * truncation; of several, the first in virtual order, as a file reads
+ * them.  Its place stays a gap.
+ */
+static int stream_bad_cluster(struct image *img, const struct qext *e)
+{
+	struct qstream *st = ((struct qcow2 *)img->priv)->st;
+
+	if (err_status() != EXIT_REJECT)
+		return -1;
+	if (st->bad[0] == '\0' || e->voff < st->bad_voff) {
+		snprintf(st->bad, sizeof st->bad, "%s", err_msg());
+		st->bad_voff = e->voff;
+	}
+	err_clear();
+	return 0;
+}
+
 static int stream_emit(struct image *img, struct emitter *em,
     const struct qext *e)
 {
@@ -1162,13 +1377,13 @@ static int stream_emit(struct image *img, struct emitter *em,
 
 	p = stream_get(img, e->host, &len, e->clen != 0, e->clen == 0);
 	if (p == NULL)
-		return -1;
+		return stream_cut(img, e, 0);
 	if (e->clen == 0) {
 		stream_used(q->st, e->host, len);
 		return emit_data(em, e->voff, p, len);
 	}
 	if (qcow2_decompress(img, e, p, len, &used) < 0)
-		return -1;
+		return stream_bad_cluster(img, e);
 	stream_used(q->st, e->host, used);
 	return emit_data(em, e->voff, q->cluster, e->len);
 }
@@ -1286,20 +1501,21 @@ static int stream_l2(struct image *img, struct emitter *em)
 {
 	struct qcow2 *q = img->priv;
 	struct qstream *st = q->st;
-	struct pending_l2 *pl = &st->l2q[st->l2next];
+	struct pending_l2 *pl = &q->l2q[st->l2next];
 	size_t len = q->cs;
 	const unsigned char *p;
 
 	p = stream_get(img, pl->host, &len, false, true);
 	if (p == NULL)
-		return -1;
+		return stream_cut(img, NULL, pl->host);
 	stream_used(st, pl->host, len);
 	memcpy(q->l2buf, p, q->cs);
 	st->l2next++;
 	st->l2done[pl->l1_index] = 1;
-	if (qcow2_walk_l2(img, em, pl->l1_index, q->l2buf, stream_extent) < 0)
+	if (qcow2_check_l2(img, pl->l1_index, q->l2buf) < 0 ||
+	    qcow2_walk_l2(img, em, pl->l1_index, q->l2buf, stream_extent) < 0)
 		return -1;
-	if (!stream_keeping(st))
+	if (!stream_keeping(q))
 		kept_drop_all(img);
 	return 0;
 }
@@ -1345,32 +1561,19 @@ static uint64_t stream_low_water(struct image *img)
 	return low;
 }
 
-static int cmp_pending(const void *a, const void *b)
-{
-	const struct pending_l2 *x = a, *y = b;
-
-	return x->host < y->host ? -1 : x->host > y->host;
-}
-
 static int stream_setup(struct image *img)
 {
 	struct qcow2 *q = img->priv;
 	struct qstream *st = q->st;
-	uint32_t i;
 
 	st->win = malloc(q->wcap);
 	st->scratch = malloc(q->wcap);
 	st->l2done = calloc(q->l1_used + 1, 1);
-	st->l2q = malloc((q->nl2 + 1) * sizeof *st->l2q);
-	if (!st->win || !st->scratch || !st->l2done || !st->l2q)
+	if (!st->win || !st->scratch || !st->l2done)
 		return fail(EXIT_IO, "out of memory");
-	for (i = 0; i < q->l1_used; i++)
-		if (q->l1[i] != 0)
-			st->l2q[st->nl2q++] = (struct pending_l2){ q->l1[i], i };
-	qsort(st->l2q, st->nl2q, sizeof *st->l2q, cmp_pending);
 	st->ws = st->used_end = img->src->pos;
 	st->before_l1 = false;
-	if (!stream_keeping(st))
+	if (!stream_keeping(q))
 		kept_drop_all(img);
 	return 0;
 }
@@ -1390,12 +1593,14 @@ static int qcow2_read_stream(struct image *img, struct emitter *em)
 {
 	struct qcow2 *q = img->priv;
 	struct qstream *st = q->st;
+	struct qcut cut = { 0 };
+	const struct qcut *c;
 
 	if (stream_setup(img) < 0)
 		return -1;
-	while (st->l2next < st->nl2q || st->nahead > 0) {
-		if (st->l2next < st->nl2q && (st->nahead == 0 ||
-		    st->l2q[st->l2next].host <= st->ahead[0].host)) {
+	while (st->l2next < q->nl2q || st->nahead > 0) {
+		if (st->l2next < q->nl2q && (st->nahead == 0 ||
+		    q->l2q[st->l2next].host <= st->ahead[0].host)) {
 			if (stream_l2(img, em) < 0)
 				return -1;
 		} else if (stream_data(img, em) < 0) {
@@ -1408,9 +1613,16 @@ static int qcow2_read_stream(struct image *img, struct emitter *em)
 	/* Read to the end so a writer into our pipe finishes cleanly. */
 	if (stream_drain_input(img) < 0)
 		return -1;
-	/* Now the size is known: the last data cluster must be whole. */
+	/* Now the size is known: the last data cluster must be whole, the
+	 * refcount table in the file. */
 	if (img->src->pos < q->data_end)
-		return qcow2_past_end(img, q->data_end_host, q->data_end_voff);
+		cut = (struct qcut){ "data cluster", q->data_end_host,
+		    q->data_end_voff, true };
+	c = stream_first_cut(q, &cut, img->src->pos);
+	if (c->what != NULL)
+		return cut_report(img, c);
+	if (st->bad[0] != '\0')
+		return fail_code(EXIT_REJECT, FINDING_MALFORMED, "%s", st->bad);
 	return 0;
 }
 
@@ -1432,7 +1644,8 @@ static int qcow2_read(struct image *img, struct emitter *em)
 			return fail(EXIT_IO, "out of memory");
 		q->st->before_l1 = true;
 		if (q->l1_used > 0 && stream_pass(img, q->l1_off) < 0)
-			return -1;
+			return renamed_cut(img, &(struct qcut){ "L1 table",
+			    q->l1_off, 0, false });
 	}
 	if (qcow2_read_l1(img) < 0 || qcow2_map_l2_tables(img) < 0)
 		return -1;
@@ -1452,7 +1665,6 @@ static void qcow2_close(struct image *img)
 	if (st != NULL) {
 		kept_drop_all(img);
 		free(st->kept);
-		free(st->l2q);
 		free(st->l2done);
 		free(st->ahead);
 		free(st->vheap);
@@ -1467,6 +1679,7 @@ static void qcow2_close(struct image *img)
 	ZSTD_freeDCtx(q->zd);
 	free(q->l1);
 	free(q->l2_sorted);
+	free(q->l2q);
 	host_claims_free(&q->data);
 	free(q->l2buf);
 	free(q->buf);
