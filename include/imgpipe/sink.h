@@ -27,6 +27,7 @@ struct raw_sink {
 	const char *name;
 	bool seekable;
 	uint64_t prior_size;	/* file length before we started */
+	uint64_t frontier;	/* seekable: the highest extent end so far */
 	uint64_t pos;		/* stream sinks: bytes written */
 	struct async_writer *writer;	/* seekable: writes on a thread */
 };
