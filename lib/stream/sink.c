@@ -123,6 +123,29 @@ static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
 	return punch_prior(rs, off, len);
 }
 
+static int file_lend(struct sink *sk, uint64_t off, size_t *len,
+    unsigned char **buf)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	*buf = NULL;
+	if (rs->writer == NULL)	/* writes go from the caller's buffer */
+		return 0;
+	*buf = async_lend(rs->writer, off, len);
+	return *buf != NULL ? 0 : -1;
+}
+
+static int file_clone(struct sink *sk, int in, uint64_t in_off, uint64_t len,
+    uint64_t off, uint64_t *from, uint64_t *to)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (zclone_range(&rs->clone, in, in_off, len, rs->fd, off, from, to,
+	    rs->name) < 0)
+		return -1;
+	return *to > *from ? advance_frontier(rs, *from, *to) : 0;
+}
+
 static int file_finish(struct sink *sk, uint64_t size)
 {
 	struct raw_sink *rs = (struct raw_sink *)sk;
@@ -185,6 +208,8 @@ void raw_sink_force_stream(struct raw_sink *rs)
 	rs->base.zero = stream_zero;
 	rs->base.finish = stream_finish;
 	rs->base.no_zero_split = true;
+	rs->base.lend = NULL;
+	rs->base.clone = NULL;
 }
 
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
@@ -212,6 +237,8 @@ void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
 	rs->base.zero = file_zero;
 	rs->base.finish = file_finish;
 	rs->base.no_zero_split = false;
+	rs->base.lend = file_lend;
+	rs->base.clone = S_ISREG(st.st_mode) ? file_clone : NULL;
 }
 
 static int null_write(struct sink *sk, uint64_t off, const void *buf,
