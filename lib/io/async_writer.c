@@ -1,7 +1,9 @@
 /*
- * One producer (the reader's thread), one consumer (the writer thread),
- * a ring of WRITER_SLOTS buffers.  The writer thread never calls fail():
- * it keeps errno for the caller, who reports it with the file name.
+ * One producer (the reader's thread), WRITER_THREADS consumers, a ring of
+ * WRITER_SLOTS buffers.  Writer threads take queued slots in order and
+ * may finish them out of order; a slot is free again once it and every
+ * slot before it are written.  They never call fail(): the first errno
+ * is kept for the caller, who reports it with the file name.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,6 +21,12 @@
 #include "imgpipe/async_writer.h"
 
 #define WRITER_SLOTS 4
+/*
+ * Two writes in flight: a disk gets the next direct write while one
+ * completes, and on a busy machine the copy into tmpfs, the larger
+ * part of the work there, is not one thread's turn at the processor.
+ */
+#define WRITER_THREADS 2
 #define WRITER_SLOT_SIZE (4u << 20)
 /* async_lend() starts a new slot rather than lend less than this. */
 #define WRITER_LEND_MIN (256u << 10)
@@ -31,17 +39,21 @@ struct slot {
 	unsigned char *buf;	/* mem + off % DIRECT_ALIGN: the data */
 	size_t len;
 	uint64_t off;
+	bool written;		/* by a writer thread; freed in ring order */
 };
 
 struct async_writer {
 	int fd;
 	int direct_fd;		/* the same file opened O_DIRECT, or -1 */
 	const char *name;
-	pthread_t thread;
+	bool direct_refused;	/* direct writes failed with EINVAL */
+	pthread_t threads[WRITER_THREADS];
+	unsigned nthreads;
 	pthread_mutex_t mu;
 	pthread_cond_t filled, freed;
 	struct slot slots[WRITER_SLOTS];
-	unsigned head, count;	/* ring: next to write, how many queued */
+	/* ring: the oldest unfreed, how many unfreed, how many of them taken */
+	unsigned head, count, taken;
 	struct slot *fill;	/* the slot after the queued ones, ours */
 	bool done;		/* no more writes will be queued */
 	int error;		/* errno of the first failed write, or 0 */
@@ -77,19 +89,21 @@ static int write_range(int fd, const unsigned char *buf, size_t len,
  * to be throttled by.  A file system that refuses it gets the rest
  * buffered.
  */
-static int write_slot(struct async_writer *w, const struct slot *s)
+static int write_slot(struct async_writer *w, const struct slot *s,
+    bool direct)
 {
 	uint64_t end = s->off + s->len;
 	uint64_t a = (s->off + DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN;
 	uint64_t b = end / DIRECT_ALIGN * DIRECT_ALIGN;
 	int err;
 
-	if (w->direct_fd < 0 || b <= a)
+	if (!direct || b <= a)
 		return write_range(w->fd, s->buf, s->len, s->off);
 	err = write_range(w->direct_fd, s->buf + (a - s->off), b - a, a);
 	if (err == EINVAL) {	/* not for this file after all */
-		close(w->direct_fd);
-		w->direct_fd = -1;
+		pthread_mutex_lock(&w->mu);
+		w->direct_refused = true;
+		pthread_mutex_unlock(&w->mu);
 		return write_range(w->fd, s->buf, s->len, s->off);
 	}
 	if (err == 0 && a > s->off)
@@ -120,26 +134,41 @@ static int open_direct(int fd)
 	return open(proc, O_WRONLY | O_DIRECT | O_CLOEXEC);
 }
 
+/* Free the written slots at the head of the ring, in order. */
+static void free_written(struct async_writer *w)
+{
+	while (w->count > 0 && w->slots[w->head].written) {
+		w->slots[w->head].written = false;
+		w->head = (w->head + 1) % WRITER_SLOTS;
+		w->count--;
+		w->taken--;
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct async_writer *w = arg;
 	struct slot *s;
+	bool skip, direct;
 	int err;
 
 	pthread_mutex_lock(&w->mu);
 	for (;;) {
-		while (w->count == 0 && !w->done)
+		while (w->taken == w->count && !w->done)
 			pthread_cond_wait(&w->filled, &w->mu);
-		if (w->count == 0)
+		if (w->taken == w->count)
 			break;
-		s = &w->slots[w->head];
+		s = &w->slots[(w->head + w->taken) % WRITER_SLOTS];
+		w->taken++;
+		skip = w->error != 0;
+		direct = w->direct_fd >= 0 && !w->direct_refused;
 		pthread_mutex_unlock(&w->mu);
-		err = w->error ? 0 : write_slot(w, s);
+		err = skip ? 0 : write_slot(w, s, direct);
 		pthread_mutex_lock(&w->mu);
 		if (err && !w->error)
 			w->error = err;
-		w->head = (w->head + 1) % WRITER_SLOTS;
-		w->count--;
+		s->written = true;
+		free_written(w);
 		pthread_cond_signal(&w->freed);
 	}
 	pthread_mutex_unlock(&w->mu);
@@ -180,8 +209,11 @@ struct async_writer *async_writer_start(int fd, const char *name)
 		    WRITER_SLOT_SIZE + DIRECT_ALIGN) != 0)
 			break;
 	w->direct_fd = open_direct(fd);
-	if (i < WRITER_SLOTS ||
-	    start_thread(&w->thread, writer_main, w) != 0) {
+	if (i == WRITER_SLOTS)
+		while (w->nthreads < WRITER_THREADS && start_thread(
+		    &w->threads[w->nthreads], writer_main, w) == 0)
+			w->nthreads++;
+	if (w->nthreads == 0) {
 		writer_free(w);
 		fail(EXIT_IO, "cannot start the writer thread");
 		return NULL;
@@ -284,14 +316,16 @@ unsigned char *async_lend(struct async_writer *w, uint64_t off, size_t *len)
 int async_writer_finish(struct async_writer *w)
 {
 	const char *name = w->name;
+	unsigned i;
 	int err;
 
 	submit_filling(w);
 	pthread_mutex_lock(&w->mu);
 	w->done = true;
-	pthread_cond_signal(&w->filled);
+	pthread_cond_broadcast(&w->filled);
 	pthread_mutex_unlock(&w->mu);
-	pthread_join(w->thread, NULL);
+	for (i = 0; i < w->nthreads; i++)
+		pthread_join(w->threads[i], NULL);
 	err = w->error;
 	writer_free(w);
 	if (err) {
