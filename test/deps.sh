@@ -5,7 +5,7 @@ pkgs="zlib1g-dev libdeflate-dev libarchive-dev libxxhash-dev libxml2-dev nettle-
 pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio mandoc
 bsdutils file bash-completion
 libclang-rt-14-dev gcc libstdc++-12-dev make xz-utils zstd bzip2 man-db groff-base fdisk
-xorriso parted udftools strace
+xorriso parted udftools strace xfsprogs
 liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel
 libvhdi-utils python3-libvhdi libvmdk-utils python3-libvmdk libqcow-utils python3-libqcow"
 SUDO=

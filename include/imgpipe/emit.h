@@ -61,6 +61,22 @@ int emit_zero(struct emitter *em, uint64_t off, uint64_t len);
  * zeros and can be delivered now.  Lets readers skip emitting zeros.
  */
 int emit_upto(struct emitter *em, uint64_t off);
+/*
+ * For a reader about to read the bytes of [off, off + *len) and emit them
+ * with emit_data(): where to read them, when the sink lends memory of its
+ * own (then *len may shrink, and nothing is copied on the way), or NULL:
+ * the reader's buffer.  -1 on error.
+ */
+int emit_buffer(struct emitter *em, uint64_t off, size_t *len,
+    unsigned char **buf);
+/*
+ * Bytes [in_off, in_off + len) of the regular file in are the disk at
+ * [off, off + len): the sink clones what it can in the kernel, no zero
+ * detection, and sets [*from, *to), the part done (maybe empty); the
+ * reader emits the rest.  -1 on error.
+ */
+int emit_clone(struct emitter *em, int in, uint64_t in_off, uint64_t len,
+    uint64_t off, uint64_t *from, uint64_t *to);
 /* Everything has been emitted: deliver the rest and finish the sink. */
 int emit_finish(struct emitter *em);
 void emitter_free(struct emitter *em);

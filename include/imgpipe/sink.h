@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "zcopy.h"
+
 struct sink {
 	bool in_order;
 	int (*write)(struct sink *sk, uint64_t off, const void *buf, size_t len);
@@ -18,6 +20,19 @@ struct sink {
 	int (*finish)(struct sink *sk, uint64_t size);
 	/* Zeros cost this sink what data does (a pipe): do not split data. */
 	bool no_zero_split;
+	/*
+	 * Optional, for sinks that take extents in any order.  lend: memory
+	 * of the sink's own to read the bytes of [off, off + *len) into before
+	 * they are written (then write copies nothing; *len may shrink), or
+	 * *buf NULL.  clone: input bytes [in_off, in_off + len) of the
+	 * regular file in go to [off, off + len) in the kernel, a clone where
+	 * the file system shares blocks; [*from, *to) is what was done (whole
+	 * blocks), the rest is the caller's.  Both -1 on error.
+	 */
+	int (*lend)(struct sink *sk, uint64_t off, size_t *len,
+	    unsigned char **buf);
+	int (*clone)(struct sink *sk, int in, uint64_t in_off, uint64_t len,
+	    uint64_t off, uint64_t *from, uint64_t *to);
 };
 
 /* The raw disk to a file descriptor: holes when it seeks, zeros when not. */
@@ -27,8 +42,10 @@ struct raw_sink {
 	const char *name;
 	bool seekable;
 	uint64_t prior_size;	/* file length before we started */
+	uint64_t frontier;	/* seekable: the highest extent end so far */
 	uint64_t pos;		/* stream sinks: bytes written */
 	struct async_writer *writer;	/* seekable: writes on a thread */
+	struct zclone clone;	/* seekable: cloning from the input */
 };
 
 /*

@@ -260,24 +260,65 @@ int image_check_range(struct image *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
-int image_emit_range(struct image *img, struct emitter *em,
+/* Read [off, off + len) and emit it at voff, into the sink's memory if lent. */
+static int emit_read(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
     uint64_t voff)
 {
-	if (img->walk)
-		return image_check_range(img, off, len, "data") < 0 ? -1 :
-		    emit_zero(em, voff, len);
+	unsigned char *p;
+
 	while (len > 0) {
 		size_t n = len < bufsize ? len : bufsize;
 
-		if (image_read_at(img, buf, n, off, "data") < 0 ||
-		    emit_data(em, voff, buf, n) < 0)
+		if (emit_buffer(em, voff, &n, &p) < 0)
+			return -1;
+		if (p == NULL)
+			p = buf;
+		if (image_read_at(img, p, n, off, "data") < 0 ||
+		    emit_data(em, voff, p, n) < 0)
 			return -1;
 		off += n;
 		voff += n;
 		len -= n;
 	}
 	return 0;
+}
+
+/*
+ * From a plain file, the sink may clone the run's whole blocks in the
+ * kernel (qemu-img convert -C): only a run the input holds entirely, so
+ * that a cut image fails where and as it does from a pipe.
+ */
+static int emit_cloned(struct image *img, struct emitter *em, uint64_t off,
+    uint64_t len, uint64_t voff, uint64_t *from, uint64_t *to)
+{
+	struct source *s = img->src;
+
+	*from = *to = voff;
+	if (!s->seekable || s->ar != NULL || !s->size_known ||
+	    off > s->size || len > s->size - off)
+		return 0;
+	if (emit_clone(em, s->fd, s->base + off, len, voff, from, to) < 0)
+		return -1;
+	if (*to > *from && s->progress != NULL && !s->meter_raw)
+		progress_range(s->progress, off + (*from - voff), *to - *from);
+	return 0;
+}
+
+int image_emit_range(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
+    uint64_t voff)
+{
+	uint64_t from, to;
+
+	if (img->walk)
+		return image_check_range(img, off, len, "data") < 0 ? -1 :
+		    emit_zero(em, voff, len);
+	if (emit_cloned(img, em, off, len, voff, &from, &to) < 0 ||
+	    emit_read(img, em, buf, bufsize, off, from - voff, voff) < 0)
+		return -1;
+	return emit_read(img, em, buf, bufsize, off + (to - voff),
+	    voff + len - to, to);
 }
 
 size_t format_trailer(const unsigned char *tail, size_t taillen,

@@ -38,10 +38,29 @@ void wfile_init(struct wfile *f, int fd, const char *name)
 	f->prior_size = st.st_size;
 }
 
-static void note_end(struct wfile *f, uint64_t end)
+/* A fresh file reads as zeros already; bytes it held before must go. */
+static int punch(struct wfile *f, uint64_t off, uint64_t len)
 {
-	if (end > f->end)
-		f->end = end;
+	if (off >= f->prior_size)
+		return 0;
+	if (len > f->prior_size - off)
+		len = f->prior_size - off;
+	return zero_range(f->fd, off, len, f->name);
+}
+
+/*
+ * The highest byte written so far.  A format leaves gaps it expects to
+ * read as zeros (padding, unallocated space); in a file that held bytes
+ * before, they are punched as the end passes them (free in a fresh file).
+ */
+static int note_end(struct wfile *f, uint64_t off, uint64_t end)
+{
+	uint64_t from = f->end;
+
+	if (end <= from)
+		return 0;
+	f->end = end;
+	return f->seekable && off > from ? punch(f, from, off - from) : 0;
 }
 
 /* Write the gathered pieces: one system call, or a few if short. */
@@ -104,7 +123,8 @@ int wfile_write(struct wfile *f, const void *buf, size_t len, uint64_t off)
 {
 	if (wfile_flush(f) < 0)
 		return -1;
-	note_end(f, off + len);
+	if (note_end(f, off, off + len) < 0)
+		return -1;
 	if (f->seekable)
 		return pwrite_full(f->fd, buf, len, off, f->name);
 	if (stream_seek(f, off) < 0 || write_full(f->fd, buf, len, f->name) < 0)
@@ -130,18 +150,7 @@ int wfile_put(struct wfile *f, const void *buf, size_t len, uint64_t off)
 	f->iov[f->niov].iov_len = len;
 	f->niov++;
 	f->iov_len += len;
-	note_end(f, off + len);
-	return 0;
-}
-
-/* A fresh file reads as zeros already; bytes it held before must go. */
-static int punch(struct wfile *f, uint64_t off, uint64_t len)
-{
-	if (off >= f->prior_size)
-		return 0;
-	if (len > f->prior_size - off)
-		len = f->prior_size - off;
-	return zero_range(f->fd, off, len, f->name);
+	return note_end(f, off, off + len);
 }
 
 int wfile_zero(struct wfile *f, uint64_t off, uint64_t len)
@@ -150,7 +159,8 @@ int wfile_zero(struct wfile *f, uint64_t off, uint64_t len)
 		return 0;
 	if (wfile_flush(f) < 0)
 		return -1;
-	note_end(f, off + len);
+	if (note_end(f, off, off + len) < 0)
+		return -1;
 	if (f->seekable)
 		return punch(f, off, len);
 	if (stream_seek(f, off) < 0 || write_zeros(f->fd, len, f->name) < 0)
@@ -164,6 +174,8 @@ int wfile_end(struct wfile *f, uint64_t size)
 	if (wfile_flush(f) < 0)
 		return -1;
 	if (f->seekable) {
+		if (note_end(f, size, size) < 0)
+			return -1;
 		if (ftruncate(f->fd, size) < 0)
 			return fail_io(f->name, "cannot set the size");
 		f->end = size;	/* zeros written past it are cut off */
@@ -173,6 +185,5 @@ int wfile_end(struct wfile *f, uint64_t size)
 		return -1;
 	if (size > f->pos)
 		f->pos = size;
-	note_end(f, size);
-	return 0;
+	return note_end(f, size, size);
 }

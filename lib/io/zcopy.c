@@ -13,9 +13,13 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fs.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "imgpipe/err.h"
@@ -349,4 +353,127 @@ int zcopy_raw_at(struct image *img, int out, uint64_t at,
 	    (kind = zcopy_out_kind(out, at)) == ZCOPY_NONE)
 		return 1;
 	return zcopy_runs(img->src, out, kind, at, out_name, moved);
+}
+
+/*
+ * Block sharing for the readers of uncompressed formats (qcow2, VHDX,
+ * VDI, VHD, ...), whose data runs are the input's bytes at another
+ * offset: qemu-img convert -C.  A clone (XFS with reflink, btrfs) shares
+ * the blocks and costs no I/O.  copy_file_range is used only on file
+ * systems that copy without us (network ones): on ext4 or tmpfs it is a
+ * copy in the kernel into fresh page cache, which costs more than our
+ * own writes (direct on a disk) and turns zero blocks inside a run into
+ * data.  IMGPIPE_CLONE=copy takes it on any one file system (tests);
+ * IMGPIPE_CLONE=0 turns sharing off.
+ */
+#define NFS_MAGIC 0x6969
+#define SMB2_MAGIC 0xFE534D42
+#define CIFS_MAGIC 0xFF534D42
+#define CEPH_MAGIC 0x00C36400
+
+static bool fs_copies_itself(long type)
+{
+	return type == NFS_MAGIC || type == SMB2_MAGIC || type == CIFS_MAGIC ||
+	    type == CEPH_MAGIC;
+}
+
+static void zclone_probe(struct zclone *z, int in, int out)
+{
+	const char *env = getenv("IMGPIPE_CLONE");
+	struct stat si, so;
+	struct statfs sf;
+
+	z->mode = ZCLONE_NONE;
+	if (env != NULL && strcmp(env, "0") == 0)
+		return;
+	if (fstat(in, &si) < 0 || fstat(out, &so) < 0 || fstatfs(out, &sf) < 0 ||
+	    !S_ISREG(si.st_mode) || !S_ISREG(so.st_mode) ||
+	    si.st_dev != so.st_dev || sf.f_bsize <= 0)
+		return;
+	z->block = (uint64_t)sf.f_bsize;
+	if (env != NULL && strcmp(env, "copy") == 0)
+		z->mode = ZCLONE_COPY;
+	else if (fs_copies_itself((long)sf.f_type))
+		z->mode = ZCLONE_COPY;
+	else
+		z->mode = ZCLONE_FICLONE;
+}
+
+/* FICLONERANGE of [a, b): 0, 1 when the file system will not, -1 error. */
+static int zclone_ficlone(int in, uint64_t in_off, int out, uint64_t a,
+    uint64_t b, const char *name)
+{
+	struct file_clone_range r = { .src_fd = in, .src_offset = in_off,
+	    .src_length = b - a, .dest_offset = a };
+
+	if (ioctl(out, FICLONERANGE, &r) == 0)
+		return 0;
+	if (errno == EOPNOTSUPP || errno == ENOTTY || errno == EXDEV ||
+	    errno == EINVAL || errno == ENOSYS || errno == EPERM)
+		return 1;
+	return fail_io(name, "write error");
+}
+
+/* copy_file_range of [a, b): 0, 1 when refused before any byte, -1. */
+static int zclone_copy(int in, uint64_t in_off, int out, uint64_t a,
+    uint64_t b, const char *name)
+{
+	loff_t i = (loff_t)in_off, o = (loff_t)a;
+	bool first = true;
+	ssize_t r;
+
+	while ((uint64_t)o < b) {
+		size_t n = b - o < ZCOPY_CHUNK ? b - o : ZCOPY_CHUNK;
+
+		r = copy_file_range(in, &i, out, &o, n, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && first && zcopy_refused(errno))
+			return 1;
+		if (r == 0)
+			return fail(EXIT_IO, "the input shrank while being "
+			    "copied to %s", name);
+		if (r < 0)
+			return fail_io(name, "write error");
+		first = false;
+	}
+	return 0;
+}
+
+int zclone_range(struct zclone *z, int in, uint64_t in_off, uint64_t len,
+    int out, uint64_t off, uint64_t *from, uint64_t *to,
+    const char *out_name)
+{
+	uint64_t a, b;
+	int r;
+
+	*from = *to = off;
+	if (z->mode == ZCLONE_UNKNOWN)
+		zclone_probe(z, in, out);
+	if (z->mode == ZCLONE_NONE)
+		return 0;
+	a = off;	/* a copy takes any range, a clone whole blocks */
+	b = off + len;
+	if (z->mode == ZCLONE_FICLONE) {
+		if (in_off % z->block != off % z->block)
+			return 0;
+		a = (off + z->block - 1) / z->block * z->block;
+		b = (off + len) / z->block * z->block;
+	}
+	if (b <= a)
+		return 0;
+	if (z->mode == ZCLONE_FICLONE) {
+		r = zclone_ficlone(in, in_off + (a - off), out, a, b, out_name);
+		if (r == 1)	/* no reflink here: our own copy is better */
+			z->mode = ZCLONE_NONE;
+	} else {
+		r = zclone_copy(in, in_off + (a - off), out, a, b, out_name);
+		if (r == 1)
+			z->mode = ZCLONE_NONE;
+	}
+	if (r != 0)
+		return r < 0 ? -1 : 0;
+	*from = a;
+	*to = b;
+	return 0;
 }

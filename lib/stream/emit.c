@@ -318,6 +318,28 @@ int emit_zero(struct emitter *em, uint64_t off, uint64_t len)
 	return drain(em);
 }
 
+int emit_buffer(struct emitter *em, uint64_t off, size_t *len,
+    unsigned char **buf)
+{
+	*buf = NULL;
+	if (em->sink->in_order || em->sink->lend == NULL || *len == 0)
+		return 0;
+	return em->sink->lend(em->sink, off, len, buf);
+}
+
+int emit_clone(struct emitter *em, int in, uint64_t in_off, uint64_t len,
+    uint64_t off, uint64_t *from, uint64_t *to)
+{
+	*from = *to = off;
+	if (em->sink->in_order || em->sink->clone == NULL || len == 0)
+		return 0;
+	if (check_range(em, off, len) < 0 ||
+	    em->sink->clone(em->sink, in, in_off, len, off, from, to) < 0)
+		return -1;
+	em->data_bytes += *to - *from;
+	return 0;
+}
+
 int emit_upto(struct emitter *em, uint64_t off)
 {
 	if (!em->sink->in_order)

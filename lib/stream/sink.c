@@ -57,16 +57,6 @@ int write_zeros(int fd, uint64_t len, const char *name)
 	return 0;
 }
 
-static int file_write(struct sink *sk, uint64_t off, const void *buf,
-    size_t len)
-{
-	struct raw_sink *rs = (struct raw_sink *)sk;
-
-	if (rs->writer != NULL)
-		return async_pwrite(rs->writer, buf, len, off);
-	return pwrite_full(rs->fd, buf, len, off, rs->name);
-}
-
 int zero_range(int fd, uint64_t off, uint64_t len, const char *name)
 {
 	uint64_t end = off + len;
@@ -84,9 +74,8 @@ int zero_range(int fd, uint64_t off, uint64_t len, const char *name)
 }
 
 /* A fresh file is already zero there; old content must be punched out. */
-static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
+static int punch_prior(struct raw_sink *rs, uint64_t off, uint64_t len)
 {
-	struct raw_sink *rs = (struct raw_sink *)sk;
 	uint64_t end;
 
 	if (off >= rs->prior_size)
@@ -95,12 +84,76 @@ static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
 	return zero_range(rs->fd, off, end - off, rs->name);
 }
 
+/*
+ * Readers leave out zeros a seekable sink does not need (a hole in a fresh
+ * file), so old bytes of an existing file or device would show through
+ * there.  Whatever no extent reached lies below the start of some extent
+ * above the frontier, or above the last one: punch it as the frontier
+ * passes.  Extents out of order (a pipe's input) write over punched space,
+ * which is only extra work.  Free when the output started empty.
+ */
+static int advance_frontier(struct raw_sink *rs, uint64_t off, uint64_t end)
+{
+	uint64_t from = rs->frontier;
+
+	if (end <= from)
+		return 0;
+	rs->frontier = end;
+	return off > from ? punch_prior(rs, from, off - from) : 0;
+}
+
+static int file_write(struct sink *sk, uint64_t off, const void *buf,
+    size_t len)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (advance_frontier(rs, off, off + len) < 0)
+		return -1;
+	if (rs->writer != NULL)
+		return async_pwrite(rs->writer, buf, len, off);
+	return pwrite_full(rs->fd, buf, len, off, rs->name);
+}
+
+static int file_zero(struct sink *sk, uint64_t off, uint64_t len)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (advance_frontier(rs, off, off + len) < 0)
+		return -1;
+	return punch_prior(rs, off, len);
+}
+
+static int file_lend(struct sink *sk, uint64_t off, size_t *len,
+    unsigned char **buf)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	*buf = NULL;
+	if (rs->writer == NULL)	/* writes go from the caller's buffer */
+		return 0;
+	*buf = async_lend(rs->writer, off, len);
+	return *buf != NULL ? 0 : -1;
+}
+
+static int file_clone(struct sink *sk, int in, uint64_t in_off, uint64_t len,
+    uint64_t off, uint64_t *from, uint64_t *to)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (zclone_range(&rs->clone, in, in_off, len, rs->fd, off, from, to,
+	    rs->name) < 0)
+		return -1;
+	return *to > *from ? advance_frontier(rs, *from, *to) : 0;
+}
+
 static int file_finish(struct sink *sk, uint64_t size)
 {
 	struct raw_sink *rs = (struct raw_sink *)sk;
 	struct async_writer *w = rs->writer;
 	struct stat st;
 
+	if (advance_frontier(rs, size, size) < 0)
+		return -1;
 	rs->writer = NULL;
 	if (w != NULL && async_writer_finish(w) < 0)
 		return -1;
@@ -155,6 +208,8 @@ void raw_sink_force_stream(struct raw_sink *rs)
 	rs->base.zero = stream_zero;
 	rs->base.finish = stream_finish;
 	rs->base.no_zero_split = true;
+	rs->base.lend = NULL;
+	rs->base.clone = NULL;
 }
 
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
@@ -182,6 +237,8 @@ void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
 	rs->base.zero = file_zero;
 	rs->base.finish = file_finish;
 	rs->base.no_zero_split = false;
+	rs->base.lend = file_lend;
+	rs->base.clone = S_ISREG(st.st_mode) ? file_clone : NULL;
 }
 
 static int null_write(struct sink *sk, uint64_t off, const void *buf,

@@ -193,6 +193,22 @@ progress_of() {
 	"$@" 2> "$T/progress" > /dev/null
 }
 
+@test "a seekable stdout that holds old bytes (1<>) gets exactly the output, as '>' does: img2raw, imgsparse, every raw2X" {
+	# a leading hole, data, a trailing hole; the old file is 0xff, longer
+	truncate -s 8M "$T/s.raw"
+	make_pattern "$T/p" 1048576
+	dd if="$T/p" of="$T/s.raw" bs=1M seek=4 conv=notrunc status=none
+	local cmd
+	for cmd in img2raw imgsparse raw2qcow2 raw2vmdk "raw2vmdk -s monolithicSparse" \
+	    raw2vhd "raw2vhd -s dynamic" raw2vhdx "raw2vhdx -s fixed" raw2vdi \
+	    "raw2vdi -s static" raw2ploop; do
+		$cmd "$T/s.raw" > "$T/want"
+		head -c 12M /dev/zero | tr '\0' '\377' > "$T/old"
+		$cmd "$T/s.raw" 1<> "$T/old"
+		cmp "$T/want" "$T/old" || { echo "$cmd"; return 1; }
+	done
+}
+
 @test "-p to a non-terminal: plain lines, no carriage return, the last one says 100% of the input once" {
 	head -c 1000 /dev/urandom > "$T/k.raw"
 	make_pattern "$T/d.raw" 4194304

@@ -159,6 +159,34 @@ wrapped() {	# COMPRESSOR EXT
 	[ "$(du -k "$T/out.raw" | cut -f1)" -lt 1000 ]
 }
 
+# ones FILE SIZE: SIZE bytes of 0xff, the old contents of an output.
+ones() { head -c "$2" /dev/zero | tr '\0' '\377' > "$1"; }
+
+@test "img2raw into a seekable stdout that holds old bytes (1<>): exactly the image, holes read as zeros" {
+	# 8 MiB: a leading 4 MiB hole, 1 MiB of data, a trailing hole
+	truncate -s 8M "$T/s.raw"
+	make_pattern "$T/p" 1048576
+	dd if="$T/p" of="$T/s.raw" bs=1M seek=4 conv=notrunc status=none
+	qemu-img convert -f raw -O qcow2 "$T/s.raw" "$T/s.qcow2"
+	qemu-img convert -f qcow2 -O raw "$T/s.qcow2" "$T/s.want"
+	local old
+	for old in 12582912 6291456 2097152; do	# longer, inside the image, shorter
+		ones "$T/old" "$old"
+		img2raw "$T/s.qcow2" 1<> "$T/old"
+		cmp "$T/s.want" "$T/old" || { echo "qcow2 file, old $old"; return 1; }
+		ones "$T/old" "$old"
+		cat "$T/s.qcow2" | img2raw 1<> "$T/old"
+		cmp "$T/s.want" "$T/old" || { echo "qcow2 pipe, old $old"; return 1; }
+		ones "$T/old" "$old"
+		img2raw -f raw "$T/s.raw" 1<> "$T/old"
+		cmp "$T/s.want" "$T/old" || { echo "raw file, old $old"; return 1; }
+	done
+	# the holes are holes, not written zeros
+	ones "$T/old" 12582912
+	img2raw "$T/s.qcow2" 1<> "$T/old"
+	[ "$(du -k "$T/old" | cut -f1)" -lt 4096 ]
+}
+
 @test "img2raw: a full file system under a seekable output is exit 3, no file left" {
 	[ "$(id -u)" = 0 ] || skip "optional: needs root to mount a small tmpfs"
 	mkdir -p "$T/small"

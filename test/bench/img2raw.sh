@@ -15,6 +15,10 @@ trap 'rm -f "$out" "$peer"' EXIT
 bench_header "img2raw: qcow2 (4 GiB, ~1 GiB data) to raw, outputs in $BENCH_OUT"
 bench_row "qcow2 file -> file" "rm -f '$out'; img2raw -o '$out' '$qcow2'" \
 	"qemu-img convert" "rm -f '$peer'; qemu-img convert -O raw '$qcow2' '$peer'"
+# The output already there: replaced as a whole (ours: a new file renamed
+# over it), truncated and rewritten in place (qemu-img).
+bench_row "qcow2 file -> existing file" "img2raw -o '$out' '$qcow2'" \
+	"qemu-img convert" "qemu-img convert -O raw '$qcow2' '$peer'"
 bench_row "qcow2 pipe -> file (cat | img2raw > out)" \
 	"rm -f '$out'; cat '$qcow2' | img2raw > '$out'" \
 	"qemu-img convert (file)" "rm -f '$peer'; qemu-img convert -O raw '$qcow2' '$peer'"
