@@ -733,6 +733,10 @@ int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
 	wp->base.write = place_data;
 	wp->base.zero = place_zero;
 	wp->base.finish = place_finish;
+	/* The raw sink's lend and clone take its own struct and offsets; the
+	 * disk here sits at data_at, so they are not offered. */
+	wp->base.lend = NULL;
+	wp->base.clone = NULL;
 	return 0;
 }
 

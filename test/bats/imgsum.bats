@@ -347,7 +347,7 @@ check_variant() {
 	qemu-img convert -f raw -O qcow2 "$T/p.raw" "$T/x.qcow2"
 	head -c 300000 "$T/x.qcow2" > "$T/cut.qcow2"
 	expect_reject 1 qcow2 "lies past the end of the image" imgsum "$T/cut.qcow2"
-	expect_reject -i "$T/cut.qcow2" 1 qcow2 "truncated" imgsum
+	expect_reject -i "$T/cut.qcow2" 1 qcow2 "lies past the end of the image" imgsum
 }
 
 @test "-p shows progress on stderr and leaves the digest alone; --mem and --tmpdir" {
