@@ -5,10 +5,17 @@
 # and the peer back to back, the order flipped every round, so that what
 # the machine is doing weighs on both alike, and gives one ratio (ours /
 # peer wall time, below 1 is faster).  The table shows min / median / max
-# of those ratios and of both sides' times, and the peak RSS of each side
-# (the largest process GNU time saw).  Outputs go to tmpfs and to the disk
-# the fixtures are on; BENCH_OUTS="DIR ..." picks other places,
-# BENCH_JOBS="img2raw imgsum ..." (substrings of the job names) a subset.
+# of those ratios and of both sides' times, the peak RSS of each side
+# (the largest process GNU time saw) and the size of each side's output
+# file.  Outputs go to tmpfs; BENCH_OUT=DIR (the disk: BENCH_OUT=
+# /var/tmp/...) or BENCH_OUTS="DIR ..." picks other places for the rows
+# that write a file, BENCH_JOBS="img2raw imgsum ..." (substrings of the
+# job names) a subset.  The rows of issue 19's goals: img2raw of an
+# uncompressed qcow2 (at most 0.8x qemu-img), of a stream VMDK and of a
+# compressed qcow2 (0.35x), imgsum (0.9x xxhsum, 0.4x qemu-img + xxhsum
+# for a qcow2), raw2qcow2 -c and raw2vmdk (0.25x qemu-img -c, no larger),
+# img2raw pipe -> pipe (1.15x cat | cat of the same input) and the
+# headline pipeline (0.7x tar + qemu-img convert).
 # Every raw2X writer and subformat has a row against qemu-img convert's
 # same subformat; then a table of the writers into and from pipes, which
 # qemu-img cannot do: our times, peak RSS and the parking store's use.
@@ -19,9 +26,9 @@ BENCH_OUTS=${BENCH_OUTS:-$BENCH_OUT}	# before common.sh gives it a default
 
 BENCH_RUNS=${BENCH_RUNS:-5}
 tmpfs=${BENCH_TMPFS:-/dev/shm/imgpipe-bench}
-BENCH_OUTS=${BENCH_OUTS:-$tmpfs $BENCH_DIR/out}
+BENCH_OUTS=${BENCH_OUTS:-$tmpfs}
 stats=$BENCH_DIR/.table.$$
-trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -rf "$d"/bench-ours "$d"/bench-peer "$d"/bench-tmp; done' EXIT
+trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -rf "$d"/bench-ours "$d"/bench-peer "$d"/bench-tmp "$d"/bench-tmp.*; done' EXIT
 mkdir -p "$stats"
 
 # place DIR: "tmpfs" or "disk", as df sees it.
@@ -33,14 +40,24 @@ place() {
 }
 
 # timed 'command' FILE: remove the outputs, sync, then append
-# "WALL USER SYS RSS_KIB" of one run of the command to FILE.
+# "WALL USER SYS RSS_KIB" of one run of the command to FILE, and the size
+# of the output file it wrote, if any, to FILE.size.
 timed() {
-	local t=$stats/t
-	rm -f "$out/bench-ours" "$out/bench-peer"
+	local t=$stats/t f
+	rm -f "$out/bench-ours" "$out/bench-peer" "$out"/bench-tmp.*
 	sync
 	/usr/bin/time -f '%e %U %S %M' -o "$t" sh -c "$1" >/dev/null 2>&1 ||
 		{ echo "FAILED: $1" >&2; return 1; }
 	cat "$t" >> "$2"
+	for f in "$out/bench-ours" "$out/bench-peer"; do
+		[ -f "$f" ] && stat -c %s "$f"
+	done > "$2.size"
+	return 0
+}
+
+# size FILE: the last output size timed saw, in MiB, or "-".
+size() {
+	awk '{ s = $1 } END { if (NR) printf "%.2f", s / 1048576; else printf "-" }' "$1.size"
 }
 
 # mmm FILE COLUMN [SCALE]: "min / median / max" of a column.
@@ -75,10 +92,11 @@ row() {
 		fi
 	done
 	ratios "$fo" "$fp" > "$stats/r"
-	printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$job" "$where" \
+	printf '| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n' "$job" "$where" \
 		"$peer_name" "$(mmm "$fo" 1)" "$(mmm "$fp" 1)" \
 		"$(mmm "$stats/r" 1)" "$(mmm "$stats/r" 2)" \
-		"$(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fo") / $(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fp")"
+		"$(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fo") / $(awk '$4 > m { m = $4 } END { printf "%.0f", m / 1024 }' "$fp")" \
+		"$(size "$fo") / $(size "$fp")"
 }
 
 raw=$(bench_fixture_raw) || exit 1
@@ -108,8 +126,8 @@ printf '# imgpipe against its peers: %s, %s cores, %s rounds per row\n\n' \
 printf 'Input: a 4 GiB ext4 disk holding ~1 GiB of /usr (%s), cached.\n' \
 	"$(du -m "$raw" | cut -f1) MiB allocated"
 printf 'Load average before: %s\n\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
-printf '| job | output | peer | ours s (min / med / max) | peer s (min / med / max) | ours / peer, same round (min / med / max) | CPU ours / peer (min / med / max) | peak RSS MiB (ours / peer) |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
+printf '| job | output | peer | ours s (min / med / max) | peer s (min / med / max) | ours / peer, same round (min / med / max) | CPU ours / peer (min / med / max) | peak RSS MiB (ours / peer) | output MiB (ours / peer) |\n'
+printf '|---|---|---|---|---|---|---|---|---|\n'
 
 row "imgsum raw, xxh128" "-" "xxhsum -H2" \
 	"imgsum -a xxh128 '$raw'" "xxhsum -H2 '$raw'"
@@ -135,8 +153,32 @@ case $BENCH_JOBS in ''|*imginfo*)
 	done ;;
 esac
 out=$tmpfs && mkdir -p "$out" && o=$out/bench-ours p=$out/bench-peer
+row "imgsum qcow2, xxh128" "-" "qemu-img convert -O raw (tmpfs) + xxhsum -H2" \
+	"imgsum -a xxh128 '$qcow2'" \
+	"qemu-img convert -O raw '$qcow2' '$out/bench-tmp.raw' && xxhsum -H2 '$out/bench-tmp.raw' && rm '$out/bench-tmp.raw'"
 row "img2raw raw -> pipe" "pipe" "cat \\| cat" \
 	"img2raw -f raw '$raw' | cat > /dev/null" "cat '$raw' | cat > /dev/null"
+# A pipe into a pipe: the peer moves the qcow2's bytes, we the whole disk.
+row "img2raw qcow2 pipe -> pipe" "pipe" "cat \\| cat of the qcow2" \
+	"cat '$qcow2' | img2raw | cat > /dev/null" \
+	"cat '$qcow2' | cat | cat > /dev/null"
+# Inflate on every core: qemu-img's stream VMDK and compressed qcow2.
+case $BENCH_JOBS in ''|*img2raw*)
+	vmdk_qemu=$(bench_fixture disk4g.vmdk -f raw -O vmdk -o subformat=streamOptimized) &&
+	qcow2_c=$(bench_fixture disk4g-c.qcow2 -f raw -O qcow2 -c) || exit 1
+	cat "$vmdk_qemu" "$qcow2_c" > /dev/null
+	row "img2raw vmdk streamOptimized -> raw" "$(place "$out")" "qemu-img convert -O raw" \
+		"img2raw -o '$o' '$vmdk_qemu'" "qemu-img convert -O raw '$vmdk_qemu' '$p'"
+	row "img2raw qcow2 -c -> raw" "$(place "$out")" "qemu-img convert -O raw" \
+		"img2raw -o '$o' '$qcow2_c'" "qemu-img convert -O raw '$qcow2_c' '$p'" ;;
+esac
+row "raw2qcow2 -c" "$(place "$out")" "qemu-img convert -c -O qcow2" \
+	"raw2qcow2 -c -o '$o' '$raw'" "qemu-img convert -c -O qcow2 '$raw' '$p'"
+# The headline: an OVA's stream VMDK to a qcow2 through pipes, against
+# extracting the VMDK with tar and converting it.
+row "ovaextract \\| img2raw \\| raw2qcow2" "$(place "$out")" "tar -xf + qemu-img convert -O qcow2" \
+	"ovaextract '$ova' | img2raw | raw2qcow2 > '$o'" \
+	"tar -xOf '$ova' disk.vmdk > '$out/bench-tmp.vmdk' && qemu-img convert -O qcow2 '$out/bench-tmp.vmdk' '$p' && rm -f '$out/bench-tmp.vmdk'"
 row "raw2vmdk streamOptimized, 64 MiB disk" "$(place "$out")" \
 	"qemu-img convert -O vmdk -o subformat=streamOptimized" \
 	"raw2vmdk -o '$o' '$small'" \
