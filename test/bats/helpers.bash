@@ -32,6 +32,19 @@ make_pattern() {
 	truncate -s "$size" "$f"
 }
 
+# make_islands FILE: a 40 MiB sparse raw disk with data at 1 MiB and
+# 17 MiB (2,000,000 bytes of make_pattern each) and in its last 4 bytes,
+# holes between: the copy paths' fixture (zcopy.bats, raw2vhd.bats).
+make_islands() {
+	truncate -s 40M "$1"
+	make_pattern "$1.p1" 2000000
+	dd if="$1.p1" of="$1" bs=1M seek=1 conv=notrunc status=none
+	dd if="$1.p1" of="$1" bs=1M seek=17 conv=notrunc status=none
+	printf tail | dd of="$1" bs=1 seek=$((40 * 1048576 - 4)) \
+	    conv=notrunc status=none
+	rm -f "$1.p1"
+}
+
 # output_is WANT COMMAND...: COMMAND exits 0 and prints exactly WANT
 # (in [ "$(COMMAND)" = WANT ] the status of COMMAND is lost).
 output_is() {

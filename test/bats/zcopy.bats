@@ -5,13 +5,7 @@
 load helpers
 
 setup() {
-	# 40 MiB: data at 1 MiB, 17 MiB and in the last 4 bytes, holes between
-	truncate -s 40M "$T/in.raw"
-	make_pattern "$T/p1" 2000000
-	dd if="$T/p1" of="$T/in.raw" bs=1M seek=1 conv=notrunc status=none
-	dd if="$T/p1" of="$T/in.raw" bs=1M seek=17 conv=notrunc status=none
-	printf tail | dd of="$T/in.raw" bs=1 seek=$((40 * 1048576 - 4)) \
-	    conv=notrunc status=none
+	make_islands "$T/in.raw"
 }
 
 @test "zcopy: raw file -> new file: same bytes, holes kept, in the kernel" {
