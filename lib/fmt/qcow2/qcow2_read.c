@@ -1070,24 +1070,21 @@ static bool tables_due(const struct qcow2 *q)
 }
 
 /*
- * The stream moves forward to or past off: keep what passes (all of it
- * while tables are due, else from off on); then, unless capture, nothing
- * more, for bytes consumed at once (plain data, an L2 table).
+ * The stream moves forward to off: keep what passes, all of it while
+ * tables are due, else from off on (what lies below is read).
  */
-static int stream_keep(struct image *img, uint64_t off, bool capture)
+static int stream_keep(struct image *img, uint64_t off)
 {
 	struct qcow2 *q = img->priv;
 
-	if (source_retain(img->src, img->stash, tables_due(q) ? 0 : off) < 0)
-		return -1;
-	if (!capture)
-		source_retain_stop(img->src);
-	return 0;
+	return source_retain(img->src, img->stash, tables_due(q) ? 0 : off);
 }
 
 /*
  * Host bytes [off, off + len) to buf: behind the stream position from
  * what the source kept, ahead by reading on (the bytes on the way kept).
+ * Unless capture, the bytes read ahead are not kept: they are consumed
+ * at once (plain data, an L2 table; no other entry may name them).
  * *got: how many there were before the input ended; *ahead: where the
  * bytes read from the input ahead start.
  */
@@ -1106,7 +1103,7 @@ static int stream_read(struct image *img, unsigned char *buf, uint64_t off,
 	}
 	*ahead = off + n;
 	if (n < len) {
-		if (stream_keep(img, off, true) < 0 ||
+		if (stream_keep(img, off) < 0 ||
 		    (off + n > s->pos && image_skip_to(img, off + n) < 0))
 			return -1;
 		if (!capture)
