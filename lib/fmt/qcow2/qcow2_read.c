@@ -65,6 +65,9 @@ struct qstream {
 	size_t nahead, capahead;
 	uint64_t *vheap, *vdone;	/* outstanding virtual offsets (lazy) */
 	size_t nvheap, nvdone, capv;
+	/* [read_from, read_end): kept bytes that compressed clusters read
+	 * one after another, not input passed on the way (stream_read) */
+	uint64_t read_from, read_end;
 	/* the compressed cluster of lowest virtual offset that did not
 	 * decompress: reported at the end (stream_bad_cluster) */
 	char bad[256];
@@ -1085,13 +1088,14 @@ static int stream_keep(struct image *img, uint64_t off)
  * what the source kept, ahead by reading on (the bytes on the way kept).
  * Unless capture, the bytes read ahead are not kept: they are consumed
  * at once (plain data, an L2 table; no other entry may name them).
- * *got: how many there were before the input ended; *ahead: where the
- * bytes read from the input ahead start.
+ * *got: how many there were before the input ended; *fresh: where the
+ * kept bytes that reads, not the way to them, brought start.
  */
 static int stream_read(struct image *img, unsigned char *buf, uint64_t off,
     size_t len, bool capture, const char *what, size_t *got,
-    uint64_t *ahead)
+    uint64_t *fresh)
 {
+	struct qstream *st = ((struct qcow2 *)img->priv)->st;
 	struct source *s = img->src;
 	size_t n = 0;
 	ssize_t r;
@@ -1101,23 +1105,29 @@ static int stream_read(struct image *img, unsigned char *buf, uint64_t off,
 		if (image_read_at(img, buf, n, off, what) < 0)
 			return -1;
 	}
-	*ahead = off + n;
 	if (n < len) {
 		if (stream_keep(img, off) < 0 ||
 		    (off + n > s->pos && image_skip_to(img, off + n) < 0))
 			return -1;
 		if (!capture)
 			source_retain_stop(s);
-	}
-	while (n < len) {
-		r = image_read_forward(img, buf + n, len - n);
-		if (r < 0)
-			return -1;
-		if (r == 0)
-			break;
-		n += r;
+		/* a compressed cluster's read runs on into the next one's */
+		if (!capture)
+			st->read_from = UINT64_MAX;
+		else if (off + n != st->read_end)
+			st->read_from = off + n;
+		while (n < len) {
+			r = image_read_forward(img, buf + n, len - n);
+			if (r < 0)
+				return -1;
+			if (r == 0)
+				break;
+			n += r;
+		}
+		st->read_end = capture ? s->pos : UINT64_MAX;
 	}
 	*got = n;
+	*fresh = st->read_from > off ? st->read_from : off;
 	return 0;
 }
 
@@ -1126,9 +1136,9 @@ static int stream_read_all(struct image *img, unsigned char *buf,
     uint64_t off, size_t len, const char *what)
 {
 	size_t got;
-	uint64_t ahead;
+	uint64_t fresh;
 
-	if (stream_read(img, buf, off, len, false, what, &got, &ahead) < 0)
+	if (stream_read(img, buf, off, len, false, what, &got, &fresh) < 0)
 		return -1;
 	if (got < len)
 		return image_defect(img, FINDING_TRUNCATED,
@@ -1202,7 +1212,7 @@ static int stream_emit(struct image *img, struct emitter *em,
 {
 	struct qcow2 *q = img->priv;
 	size_t len, used;
-	uint64_t ahead;
+	uint64_t fresh;
 
 	if (e->clen == 0) {
 		if (stream_read_all(img, q->buf, e->host, e->len,
@@ -1213,7 +1223,7 @@ static int stream_emit(struct image *img, struct emitter *em,
 	}
 	/* its stated length may run past the end of the input */
 	if (stream_read(img, q->buf, e->host, e->clen, true,
-	    "compressed cluster", &len, &ahead) < 0)
+	    "compressed cluster", &len, &fresh) < 0)
 		return stream_cut(img, e, 0);
 	if (len == 0) {
 		image_defect(img, FINDING_TRUNCATED, "image is truncated at "
@@ -1222,9 +1232,13 @@ static int stream_emit(struct image *img, struct emitter *em,
 	}
 	if (qcow2_decompress(img, e, q->buf, len, &used) < 0)
 		return stream_bad_cluster(img, e);
-	/* what it read on and used: its stated rest may be the next one's */
-	if (e->host + used > ahead)
-		source_release(img->src, ahead, e->host + used - ahead);
+	/*
+	 * What reads brought and it used is given back; its stated rest may
+	 * be the next one's.  Bytes passed before its table stay until every
+	 * table is read, as another entry may name them.
+	 */
+	if (e->host + used > fresh)
+		source_release(img->src, fresh, e->host + used - fresh);
 	return emit_data(em, e->voff, q->cluster, e->len);
 }
 
@@ -1407,6 +1421,7 @@ static int stream_setup(struct image *img)
 	st->l2done = calloc(q->l1_used + 1, 1);
 	if (st->l2done == NULL)
 		return fail(EXIT_IO, "out of memory");
+	st->read_from = st->read_end = UINT64_MAX;
 	source_release(img->src, q->l1_off, (uint64_t)q->l1_used * 8);
 	if (!tables_due(q))
 		return source_retain(img->src, img->stash, SOURCE_RETAIN_NONE);
