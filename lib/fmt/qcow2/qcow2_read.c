@@ -29,7 +29,6 @@
 #include "fmt/qcow2/qcow2.h"
 #include "fmt/qcow2/qcow2_info.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
 #include "imgpipe/inflate_pool.h"
 
 /* Host-contiguous clusters are read and emitted in runs up to this long. */
