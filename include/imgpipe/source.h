@@ -60,6 +60,7 @@ struct source {
 	size_t kept_first;	/* pieces before this are all released */
 	size_t kept_dead;	/* released pieces still in the array */
 	uint64_t kept_bytes;	/* bytes held for retention */
+	uint64_t kept_peak;	/* its peak (IMGPIPE_STASH_STATS reports it) */
 };
 
 /* path NULL or "-" is standard input.  Detects and decodes compression. */

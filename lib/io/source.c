@@ -1,6 +1,7 @@
 #include <archive.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -350,6 +351,12 @@ void source_force_stream(struct source *s)
 
 void source_close(struct source *s)
 {
+	const char *stats = getenv("IMGPIPE_STASH_STATS");
+
+	/* what a reader left to the source's retention (memory.bats) */
+	if (s->keep_stash != NULL && stats != NULL && *stats != '\0')
+		fprintf(stderr, "%s: source retention: kept_peak=%llu\n",
+		    progname, (unsigned long long)s->kept_peak);
 	kept_free(s);
 	if (s->ar != NULL)
 		archive_read_free(s->ar);
@@ -647,6 +654,8 @@ static int capture(struct source *s, uint64_t at, const unsigned char *buf,
 		    kept_add_span(s, k, x, x + n) < 0)
 			return -1;
 		s->kept_bytes += n;
+		if (s->kept_bytes > s->kept_peak)
+			s->kept_peak = s->kept_bytes;
 		x += n;
 	}
 	return 0;

@@ -104,16 +104,34 @@ for i in order:
 	streams "$T/img" "$want" "$sum"
 }
 
+# kept_by_source WHAT MIN: the input's retention (source_retain(), in the
+# one parking store) held at least MIN bytes at once in the last way: a
+# reader that parks input in a store of its own keeps nothing there
+kept_by_source() {
+	local kept
+	kept=$(grep 'source retention: kept_peak=' "$T/m.err" | tail -n 1 |
+		sed -n 's/.*kept_peak=\([0-9]*\).*/\1/p')
+	[ -n "$kept" ] ||
+		failed "$1: nothing kept by the source's retention: $(cat "$T/m.err")"
+	[ "$kept" -ge "$2" ] ||
+		failed "$1: the source's retention kept $kept bytes, want $2 or more"
+	echo "# $1: kept by the source $kept" >&3
+}
+
 @test "memory: qcow2, 512-byte clusters written backwards (131072 extents)" {
 	layout qcow2 reverse $((64 << 20)) 512
 }
 
 @test "memory: qcow2, 512-byte clusters backwards, tables after the data" {
 	layout qcow2 reverse-last $((64 << 20)) 512
+	# every data cluster comes before the L1 table: all of it is kept
+	kept_by_source "qcow2 reverse-last" $(((64 << 20) - (64 << 10)))
 }
 
 @test "memory: qcow2, 4 KiB clusters backwards, tables after the data" {
 	layout qcow2 reverse-last $((256 << 20)) 4096
+	# every data cluster comes before the L1 table: all of it is kept
+	kept_by_source "qcow2 reverse-last" $(((256 << 20) - (64 << 10)))
 }
 
 @test "memory: qed, 4 KiB clusters written backwards (102400 extents)" {

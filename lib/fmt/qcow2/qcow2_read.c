@@ -11,7 +11,8 @@
  * host-contiguous clusters in large reads.  A stream is read strictly
  * forward: the L1 table tells where every L2 table is, each L2 table read
  * adds the host -> virtual map of data still ahead, and bytes passed before
- * the L2 table that maps them are kept in the stash until it arrives.
+ * the L2 table that maps them are kept by the source's retention (the one
+ * parking store, within --mem) until it arrives.
  *
  * Accepted but not used: snapshots (only the active L1 table is read),
  * the dirty bit (it says refcounts may be stale; a reader never uses
@@ -28,14 +29,12 @@
 #include "fmt/qcow2/qcow2.h"
 #include "fmt/qcow2/qcow2_info.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
 #include "imgpipe/inflate_pool.h"
 
 /* Host-contiguous clusters are read and emitted in runs up to this long. */
 #define RUN_MAX			(4u * 1024 * 1024)
 /* Streams: caps on what waits for placement (entries, not bytes). */
 #define AHEAD_MAX		(1u << 20)
-#define KEPT_MAX		(IMAGE_META_MAX / sizeof(struct kept))
 
 /* One run of the virtual disk backed by host bytes. */
 struct qext {
@@ -43,13 +42,6 @@ struct qext {
 	uint64_t host;
 	uint32_t len;	/* virtual bytes */
 	uint32_t clen;	/* compressed: host bytes to decompress; 0: plain */
-};
-
-/* Host bytes passed in a stream and kept until an L2 table places them. */
-struct kept {
-	uint64_t off;
-	struct stash_ref ref;
-	int live;
 };
 
 struct pending_l2 {
@@ -65,7 +57,6 @@ struct qcut {
 };
 
 struct qstream {
-	bool before_l1;		/* nothing is known yet: keep everything */
 	size_t l2next;		/* the next of qcow2's l2q to read */
 	unsigned char *l2done;	/* per L1 index */
 	uint32_t first_unread;
@@ -73,13 +64,9 @@ struct qstream {
 	size_t nahead, capahead;
 	uint64_t *vheap, *vdone;	/* outstanding virtual offsets (lazy) */
 	size_t nvheap, nvdone, capv;
-	unsigned char *win;	/* the last bytes read: [ws, src->pos) */
-	uint64_t ws;
-	uint64_t used_end;	/* window bytes below this were consumed */
-	struct kept *kept;	/* ascending by offset */
-	size_t nkept, capkept;
-	unsigned char *scratch;
-	unsigned char *piece;	/* one cluster */
+	/* [read_from, read_end): kept bytes that compressed clusters read
+	 * one after another, not input passed on the way (stream_read) */
+	uint64_t read_from, read_end;
 	/* the compressed cluster of lowest virtual offset that did not
 	 * decompress: reported at the end (stream_bad_cluster) */
 	char bad[256];
@@ -1071,241 +1058,92 @@ static int qcow2_read_seekable(struct image *img, struct emitter *em)
 
 /* ---- streams: strictly forward ---- */
 
-static bool stream_keeping(const struct qcow2 *q)
+/*
+ * From a pipe, bytes that pass before the L2 table that places them are
+ * kept by the source (source_retain(): the one parking store, charged to
+ * --mem and spilled beyond it), from the start until every L2 table is
+ * read; an extent read back is released.  After the last table, data is
+ * read in host order and only a compressed cluster's read is kept: its
+ * stated length runs into the next one's bytes, read again next.
+ */
+static bool tables_due(const struct qcow2 *q)
 {
-	return q->st->before_l1 || q->st->l2next < q->nl2q;
-}
-
-static int kept_add(struct image *img, uint64_t off, const void *buf,
-    size_t len)
-{
-	struct qstream *st = ((struct qcow2 *)img->priv)->st;
-	struct kept *k;
-
-	if (st->nkept > 0) {
-		/* a window rebuilt from kept pieces may offer them again */
-		uint64_t last = st->kept[st->nkept - 1].off +
-		    st->kept[st->nkept - 1].ref.len;
-
-		if (off + len <= last)
-			return 0;
-		if (off < last) {
-			buf = (const unsigned char *)buf + (last - off);
-			len -= last - off;
-			off = last;
-		}
-	}
-	if (st->nkept == st->capkept && st->nkept >= KEPT_MAX)
-		return image_bad(img, "too much data lies before the tables "
-		    "that place it (more than %llu pieces); read the image "
-		    "from a file instead", (unsigned long long)KEPT_MAX);
-	if (grow_array(&st->kept, st->nkept, &st->capkept, sizeof *st->kept,
-	    256, SIZE_MAX) < 0)
-		return -1;
-	k = &st->kept[st->nkept];
-	if (stash_put(img->stash, buf, len, &k->ref) < 0)
-		return -1;
-	k->off = off;
-	k->live = 1;
-	st->nkept++;
-	return 0;
-}
-
-static void kept_drop_all(struct image *img)
-{
-	struct qstream *st = ((struct qcow2 *)img->priv)->st;
-	size_t i;
-
-	for (i = 0; i < st->nkept; i++)
-		if (st->kept[i].live)
-			stash_drop(img->stash, &st->kept[i].ref);
-	st->nkept = 0;
-}
-
-/* Keep [off, end) of buf (which holds host bytes from base) in pieces. */
-static int kept_add_range(struct image *img, const unsigned char *buf,
-    uint64_t base, uint64_t off, uint64_t end)
-{
-	struct qcow2 *q = img->priv;
-	uint64_t n;
-
-	for (; off < end; off += n) {
-		n = q->cs - off % q->cs;
-		if (n > end - off)
-			n = end - off;
-		if (kept_add(img, off, buf + (off - base), n) < 0)
-			return -1;
-	}
-	return 0;
+	return q->st->l2next < q->nl2q;
 }
 
 /*
- * Copy kept bytes [off, off+len) to dst; stops at the first byte not
- * kept and returns how many were copied.  Pieces entirely inside a plain
- * data read are released; others are put back for later readers.
+ * The stream moves forward to off: keep what passes, all of it while
+ * tables are due, else from off on (what lies below is read).
  */
-static ssize_t kept_copy(struct image *img, uint64_t off, size_t len,
-    unsigned char *dst, bool release)
+static int stream_keep(struct image *img, uint64_t off)
 {
 	struct qcow2 *q = img->priv;
-	struct qstream *st = q->st;
-	size_t lo = 0, hi = st->nkept, mid, done = 0, a, b;
-	struct kept *k;
 
-	while (lo < hi) {
-		mid = lo + (hi - lo) / 2;
-		if (st->kept[mid].off + st->kept[mid].ref.len <= off)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	for (; lo < st->nkept && done < len; lo++) {
-		k = &st->kept[lo];
-		if (!k->live || k->off > off + done)
-			break;
-		a = off + done - k->off;
-		b = k->ref.len < a + (len - done) ? k->ref.len : a + (len - done);
-		if (stash_take(img->stash, &k->ref, st->piece) < 0)
-			return -1;
-		memcpy(dst + done, st->piece + a, b - a);
-		done += b - a;
-		if (release && a == 0 && b == k->ref.len)
-			k->live = 0;
-		else if (stash_put(img->stash, st->piece, k->ref.len,
-		    &k->ref) < 0)
-			return -1;
-	}
-	return done;
-}
-
-/* Let the window go: what nobody used yet is kept while tables are due. */
-static int window_release(struct image *img, uint64_t upto)
-{
-	struct qcow2 *q = img->priv;
-	struct qstream *st = q->st;
-	uint64_t from = st->used_end > st->ws ? st->used_end : st->ws;
-
-	if (stream_keeping(q) && from < upto &&
-	    kept_add_range(img, st->win, st->ws, from, upto) < 0)
-		return -1;
-	return 0;
-}
-
-/* Move the stream to off, keeping what is passed while tables are due. */
-static int stream_pass(struct image *img, uint64_t off)
-{
-	struct qcow2 *q = img->priv;
-	struct source *s = img->src;
-	uint64_t n;
-
-	while (s->pos < off && stream_keeping(q)) {
-		n = q->cs - s->pos % q->cs;
-		if (n > off - s->pos)
-			n = off - s->pos;
-		if (image_read_at(img, q->st->piece, n, s->pos, "data") < 0 ||
-		    kept_add(img, s->pos - n, q->st->piece, n) < 0)
-			return -1;
-	}
-	if (s->pos < off && image_skip_to(img, off) < 0)
-		return -1;
-	return 0;
-}
-
-/* Read [pos, end) after what the window holds at win[have]. */
-static ssize_t stream_fill(struct image *img, size_t at, uint64_t end)
-{
-	struct qcow2 *q = img->priv;
-	struct source *s = img->src;
-	size_t want = end - s->pos, got = 0;
-	ssize_t n;
-
-	while (got < want) {
-		n = image_read_forward(img, q->st->win + at + got, want - got);
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		got += n;
-	}
-	return got;
+	return source_retain(img->src, img->stash, tables_due(q) ? 0 : off);
 }
 
 /*
- * Host bytes [off, off+*len) from a stream, from the window, the kept
- * pieces, or the input ahead.  With short_ok a missing end shortens *len
- * (compressed clusters: their stated length may run past what exists).
+ * Host bytes [off, off + len) to buf: behind the stream position from
+ * what the source kept, ahead by reading on (the bytes on the way kept).
+ * Unless capture, the bytes read ahead are not kept: they are consumed
+ * at once (plain data, an L2 table; no other entry may name them).
+ * *got: how many there were before the input ended; *fresh: where the
+ * kept bytes that reads, not the way to them, brought start.
  */
-static const unsigned char *stream_get(struct image *img, uint64_t off,
-    size_t *len, bool short_ok, bool release)
+static int stream_read(struct image *img, unsigned char *buf, uint64_t off,
+    size_t len, bool capture, const char *what, size_t *got,
+    uint64_t *fresh)
 {
-	struct qcow2 *q = img->priv;
-	struct qstream *st = q->st;
-	uint64_t pos = img->src->pos, end = off + *len, keep_from;
-	size_t have;
-	ssize_t n;
+	struct qstream *st = ((struct qcow2 *)img->priv)->st;
+	struct source *s = img->src;
+	size_t n = 0;
+	ssize_t r;
 
-	if (end <= pos && off >= st->ws)
-		return st->win + (off - st->ws);
-	if (off < st->ws) {
-		/* starts in kept pieces: gather elsewhere, window untouched */
-		n = kept_copy(img, off, *len, st->scratch, release);
-		if (n < 0)
-			return NULL;
-		if ((size_t)n < *len && off + n >= st->ws && off + n < pos) {
-			size_t m = pos - (off + n) < *len - n ? pos - (off + n)
-			    : *len - n;
-
-			memcpy(st->scratch + n, st->win + (off + n - st->ws), m);
-			n += m;
-		}
-		if ((size_t)n == *len || (short_ok && n > 0 &&
-		    off + n < pos)) {
-			*len = n;
-			return st->scratch;
-		}
-		if (off + n < pos) {
-			image_bad(img, "data at 0x%llx was passed in the stream "
-			    "and not kept", (unsigned long long)(off + n));
-			return NULL;
-		}
-		/* crossing the stream position: rebuild the window */
-		keep_from = st->ws;
-		memcpy(st->win, st->scratch, n);
-		have = n;
-		if (window_release(img, keep_from) < 0)
-			return NULL;
-	} else if (off < pos) {
-		/* the window's tail continues into the input ahead */
-		if (window_release(img, off) < 0)
-			return NULL;
-		have = pos - off;
-		memmove(st->win, st->win + (off - st->ws), have);
-	} else {
-		if (window_release(img, pos) < 0 || stream_pass(img, off) < 0)
-			return NULL;
-		have = 0;
+	if (off < s->pos) {
+		n = s->pos - off < len ? s->pos - off : len;
+		if (image_read_at(img, buf, n, off, what) < 0)
+			return -1;
 	}
-	st->ws = off;
-	st->used_end = off;
-	n = stream_fill(img, have, end);
-	if (n < 0)
-		return NULL;
-	if (have + n < *len) {
-		if (!short_ok || have + n == 0) {
-			image_defect(img, FINDING_TRUNCATED,
+	if (n < len) {
+		if (stream_keep(img, off) < 0 ||
+		    (off + n > s->pos && image_skip_to(img, off + n) < 0))
+			return -1;
+		if (!capture)
+			source_retain_stop(s);
+		/* a compressed cluster's read runs on into the next one's */
+		if (!capture)
+			st->read_from = UINT64_MAX;
+		else if (off + n != st->read_end)
+			st->read_from = off + n;
+		while (n < len) {
+			r = image_read_forward(img, buf + n, len - n);
+			if (r < 0)
+				return -1;
+			if (r == 0)
+				break;
+			n += r;
+		}
+		st->read_end = capture ? s->pos : UINT64_MAX;
+	}
+	*got = n;
+	*fresh = st->read_from > off ? st->read_from : off;
+	return 0;
+}
+
+/* Host bytes [off, off + len), all of them, or a truncation. */
+static int stream_read_all(struct image *img, unsigned char *buf,
+    uint64_t off, size_t len, const char *what)
+{
+	size_t got;
+	uint64_t fresh;
+
+	if (stream_read(img, buf, off, len, false, what, &got, &fresh) < 0)
+		return -1;
+	if (got < len)
+		return image_defect(img, FINDING_TRUNCATED,
 		    "image is truncated at 0x%llx",
-			    (unsigned long long)img->src->pos);
-			return NULL;
-		}
-		*len = have + n;
-	}
-	return st->win;
-}
-
-static void stream_used(struct qstream *st, uint64_t off, uint64_t len)
-{
-	if (off <= st->used_end && off + len > st->used_end)
-		st->used_end = off + len;
+		    (unsigned long long)img->src->pos);
+	return 0;
 }
 
 /*
@@ -1372,19 +1210,34 @@ static int stream_emit(struct image *img, struct emitter *em,
     const struct qext *e)
 {
 	struct qcow2 *q = img->priv;
-	const unsigned char *p;
-	size_t len = e->clen ? e->clen : e->len, used;
+	size_t len, used;
+	uint64_t fresh;
 
-	p = stream_get(img, e->host, &len, e->clen != 0, e->clen == 0);
-	if (p == NULL)
-		return stream_cut(img, e, 0);
 	if (e->clen == 0) {
-		stream_used(q->st, e->host, len);
-		return emit_data(em, e->voff, p, len);
+		if (stream_read_all(img, q->buf, e->host, e->len,
+		    "data cluster") < 0)
+			return stream_cut(img, e, 0);
+		source_release(img->src, e->host, e->len);
+		return emit_data(em, e->voff, q->buf, e->len);
 	}
-	if (qcow2_decompress(img, e, p, len, &used) < 0)
+	/* its stated length may run past the end of the input */
+	if (stream_read(img, q->buf, e->host, e->clen, true,
+	    "compressed cluster", &len, &fresh) < 0)
+		return stream_cut(img, e, 0);
+	if (len == 0) {
+		image_defect(img, FINDING_TRUNCATED, "image is truncated at "
+		    "0x%llx", (unsigned long long)img->src->pos);
+		return stream_cut(img, e, 0);
+	}
+	if (qcow2_decompress(img, e, q->buf, len, &used) < 0)
 		return stream_bad_cluster(img, e);
-	stream_used(q->st, e->host, used);
+	/*
+	 * What reads brought and it used is given back; its stated rest may
+	 * be the next one's.  Bytes passed before its table stay until every
+	 * table is read, as another entry may name them.
+	 */
+	if (e->host + used > fresh)
+		source_release(img->src, fresh, e->host + used - fresh);
 	return emit_data(em, e->voff, q->cluster, e->len);
 }
 
@@ -1502,21 +1355,19 @@ static int stream_l2(struct image *img, struct emitter *em)
 	struct qcow2 *q = img->priv;
 	struct qstream *st = q->st;
 	struct pending_l2 *pl = &q->l2q[st->l2next];
-	size_t len = q->cs;
-	const unsigned char *p;
 
-	p = stream_get(img, pl->host, &len, false, true);
-	if (p == NULL)
+	if (stream_read_all(img, q->l2buf, pl->host, q->cs, "L2 table") < 0)
 		return stream_cut(img, NULL, pl->host);
-	stream_used(st, pl->host, len);
-	memcpy(q->l2buf, p, q->cs);
-	st->l2next++;
+	source_release(img->src, pl->host, q->cs);
 	st->l2done[pl->l1_index] = 1;
+	/* still due while its entries are placed: what they read is kept */
 	if (qcow2_check_l2(img, pl->l1_index, q->l2buf) < 0 ||
 	    qcow2_walk_l2(img, em, pl->l1_index, q->l2buf, stream_extent) < 0)
 		return -1;
-	if (!stream_keeping(q))
-		kept_drop_all(img);
+	st->l2next++;
+	/* every table read: what lies behind is placed and read */
+	if (!tables_due(q))
+		return source_retain(img->src, img->stash, SOURCE_RETAIN_NONE);
 	return 0;
 }
 
@@ -1566,15 +1417,13 @@ static int stream_setup(struct image *img)
 	struct qcow2 *q = img->priv;
 	struct qstream *st = q->st;
 
-	st->win = malloc(q->wcap);
-	st->scratch = malloc(q->wcap);
 	st->l2done = calloc(q->l1_used + 1, 1);
-	if (!st->win || !st->scratch || !st->l2done)
+	if (st->l2done == NULL)
 		return fail(EXIT_IO, "out of memory");
-	st->ws = st->used_end = img->src->pos;
-	st->before_l1 = false;
-	if (!stream_keeping(q))
-		kept_drop_all(img);
+	st->read_from = st->read_end = UINT64_MAX;
+	source_release(img->src, q->l1_off, (uint64_t)q->l1_used * 8);
+	if (!tables_due(q))
+		return source_retain(img->src, img->stash, SOURCE_RETAIN_NONE);
 	return 0;
 }
 
@@ -1584,7 +1433,7 @@ static int stream_drain_input(struct image *img)
 	ssize_t n;
 
 	do
-		n = image_read_forward(img, q->st->piece, q->cs);
+		n = image_read_forward(img, q->buf, q->wcap);
 	while (n > 0);
 	return n < 0 ? -1 : 0;
 }
@@ -1609,9 +1458,10 @@ static int qcow2_read_stream(struct image *img, struct emitter *em)
 		if (emit_upto(em, stream_low_water(img)) < 0)
 			return -1;
 	}
-	kept_drop_all(img);
-	/* Read to the end so a writer into our pipe finishes cleanly. */
-	if (stream_drain_input(img) < 0)
+	/* Read to the end so a writer into our pipe finishes cleanly: keep
+	 * nothing of it (the last compressed cluster's read kept its rest). */
+	if (source_retain(img->src, img->stash, SOURCE_RETAIN_NONE) < 0 ||
+	    stream_drain_input(img) < 0)
 		return -1;
 	/* Now the size is known: the last data cluster must be whole, the
 	 * refcount table in the file. */
@@ -1638,14 +1488,12 @@ static int qcow2_read(struct image *img, struct emitter *em)
 	if (q->buf == NULL || q->l2buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	if (!img->src->seekable) {
-		/* Between the header and the L1 table: keep all, unknown. */
 		q->st = calloc(1, sizeof *q->st);
-		if (q->st == NULL || (q->st->piece = malloc(q->cs)) == NULL)
+		if (q->st == NULL)
 			return fail(EXIT_IO, "out of memory");
-		q->st->before_l1 = true;
-		if (q->l1_used > 0 && stream_pass(img, q->l1_off) < 0)
-			return renamed_cut(img, &(struct qcut){ "L1 table",
-			    q->l1_off, 0, false });
+		/* Data may come before the L1 table: keep all, unplaced. */
+		if (source_retain(img->src, img->stash, 0) < 0)
+			return -1;
 	}
 	if (qcow2_read_l1(img) < 0 || qcow2_map_l2_tables(img) < 0)
 		return -1;
@@ -1663,15 +1511,11 @@ static void qcow2_close(struct image *img)
 		return;
 	st = q->st;
 	if (st != NULL) {
-		kept_drop_all(img);
-		free(st->kept);
+		(void)source_retain(img->src, img->stash, SOURCE_RETAIN_NONE);
 		free(st->l2done);
 		free(st->ahead);
 		free(st->vheap);
 		free(st->vdone);
-		free(st->win);
-		free(st->scratch);
-		free(st->piece);
 		free(st);
 	}
 	if (q->zs_ready)
