@@ -56,8 +56,9 @@ struct stash {
 	uint64_t budget;	/* bytes of memory, everything counted */
 	uint64_t mem_used;	/* payload buffers + bookkeeping */
 	/*
-	 * mem_peak passes the budget only while a piece moves to the file
-	 * and the slot table doubles (40 bytes per 64 KiB of file) at once.
+	 * Never above the budget: room is kept for what moving a piece to
+	 * the file adds (the slot table doubling, 40 bytes per 64 KiB of
+	 * file, and the pack buffer) before the piece's memory is freed.
 	 */
 	uint64_t mem_peak;
 	uint64_t bookkeeping;	/* of mem_used: records and charges */

@@ -17,7 +17,9 @@
  *
  * Accounting: mem_used counts every buffer at its capacity plus
  * STASH_MALLOC_OVERHEAD, every piece record, the slot arrays, the pack
- * buffer and the callers' charges.
+ * buffer and the callers' charges.  Room is kept in the budget for what a
+ * spill adds to the bookkeeping (spill_reserve), so mem_used never passes
+ * the budget, not even while a piece moves out.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -96,15 +98,23 @@ static uint64_t buffer_cost(uint32_t cap)
 	return (uint64_t)cap + STASH_MALLOC_OVERHEAD;
 }
 
-static int bookkeeping_fits(struct stash *st, uint64_t need)
+static int over_budget(const struct stash *st)
 {
 	char b[32];
 
-	if (st->bookkeeping + need <= st->budget)
-		return 0;
 	return fail(EXIT_REJECT, "parking store: the bookkeeping of what "
 	    "waits to be placed needs more than the memory budget of %s; "
 	    "raise --mem", format_size(st->budget, b, sizeof b));
+}
+
+static uint64_t spill_reserve(const struct stash *st);
+
+/* need more bytes of bookkeeping fit the budget beside the spill reserve. */
+static int bookkeeping_fits(struct stash *st, uint64_t need)
+{
+	if (st->bookkeeping + need + spill_reserve(st) <= st->budget)
+		return 0;
+	return over_budget(st);
 }
 
 /* The disk space the file takes, measured when asked to report. */
@@ -255,28 +265,44 @@ static uint64_t slots_cost(size_t cap)
 	    2 * STASH_MALLOC_OVERHEAD : 0;
 }
 
-/* What the next new slot would add to the bookkeeping. */
+/* What the slot arrays' next growth adds to the bookkeeping. */
 static uint64_t slots_growth(const struct stash *st)
 {
 	size_t cap = st->capslots ? 2 * st->capslots : 16;
 
-	if (st->nfree > 0 || st->nslots < st->capslots)
-		return 0;
 	return slots_cost(cap) - slots_cost(st->capslots);
+}
+
+/*
+ * What moving one piece to the file may add to the bookkeeping: the slot
+ * arrays' next growth and the pack buffer.  The store keeps this much of
+ * the budget free (make_room), so that a spill never passes the budget
+ * while the piece it moves out is still in memory.  It is reserved even
+ * while free slots remain: they may all be taken within one make_room,
+ * and the growth after one is twice the one before, reserved again
+ * before the next one is due (each slot taken moves out at least
+ * STASH_PIECE - STASH_PACK_MAX bytes, far more than the 40 bytes a slot
+ * costs twice).
+ */
+static uint64_t spill_reserve(const struct stash *st)
+{
+	return slots_growth(st) +
+	    (st->pack_buf == NULL ? buffer_cost(PACK_BUF) : 0);
 }
 
 /* Room in both slot arrays for one more slot. */
 static int slots_room(struct stash *st)
 {
 	size_t cap = st->capslots ? 2 * st->capslots : 16;
-	uint64_t grow = slots_growth(st);
+	uint64_t grow;
 	struct stash_slot *s;
 	uint32_t *f;
 
 	if (st->nslots < st->capslots)
 		return 0;
-	if (bookkeeping_fits(st, grow) < 0)
-		return -1;
+	grow = slots_growth(st);
+	if (st->bookkeeping + grow > st->budget)
+		return over_budget(st);	/* within the reserve, normally */
 	s = realloc(st->slots, cap * sizeof *s);
 	if (s != NULL)
 		st->slots = s;
@@ -450,8 +476,8 @@ static int64_t pack_room(struct stash *st, uint32_t len)
 	if (pack_close(st) < 0)
 		return -1;
 	if (st->pack_buf == NULL) {
-		if (bookkeeping_fits(st, buffer_cost(PACK_BUF)) < 0)
-			return -1;
+		if (st->bookkeeping + buffer_cost(PACK_BUF) > st->budget)
+			return over_budget(st);
 		st->pack_buf = malloc(PACK_BUF);
 		if (st->pack_buf == NULL)
 			return fail(EXIT_IO, "out of memory");
@@ -522,24 +548,28 @@ static int spill(struct stash *st, struct stash_chunk *c)
 	return 0;
 }
 
+/* need more bytes, and the spill reserve, fit the budget. */
+static bool room_for(const struct stash *st, uint64_t need)
+{
+	return st->mem_used + need + spill_reserve(st) <= st->budget;
+}
+
 /*
  * Move the least recently used pieces (never keep) to the file until need
- * more bytes fit the budget.  1 when they fit, 0 when they cannot, -1 on
- * an error.
+ * more bytes fit the budget beside the spill reserve (recounted after each
+ * piece: a spill may grow the slot arrays).  1 when they fit, 0 when they
+ * cannot, -1 on an error.
  */
 static int make_room(struct stash *st, uint64_t need,
     const struct stash_chunk *keep)
 {
-	uint64_t extra = slots_growth(st) +
-	    (st->pack_buf == NULL ? buffer_cost(PACK_BUF) : 0);
-
-	while (st->mem_used + need + extra > st->budget) {
+	while (!room_for(st, need)) {
 		struct stash_chunk *c = st->oldest;
 
 		if (c == keep && c != NULL)
 			c = c->newer;
 		if (c == NULL)
-			return st->mem_used + need <= st->budget;
+			return 0;
 		if (spill(st, c) < 0)
 			return -1;
 	}
@@ -561,8 +591,13 @@ static struct stash_chunk *chunk_new(struct stash *st, uint32_t cap,
 	if (bookkeeping_fits(st, RECORD_COST) < 0)
 		return NULL;
 	room = make_room(st, RECORD_COST + buffer_cost(cap), NULL);
-	if (room == 0)
-		room = make_room(st, RECORD_COST, NULL) > 0 ? 0 : -1;
+	if (room == 0) {
+		/* the piece goes to the file, if its record fits */
+		room = make_room(st, RECORD_COST, NULL);
+		if (room == 0)
+			over_budget(st);
+		room = room > 0 ? 0 : -1;
+	}
 	if (room < 0)
 		return NULL;
 	c = calloc(1, sizeof *c);
@@ -995,9 +1030,14 @@ int stash_charge(struct stash *st, int64_t delta)
 	if (delta < 0) {
 		if ((uint64_t)-delta > st->charged)
 			delta = -(int64_t)st->charged;
-	} else if (bookkeeping_fits(st, delta) < 0 ||
-	    make_room(st, delta, NULL) < 0) {
-		return unlock(st, -1);
+	} else {
+		int room = bookkeeping_fits(st, delta) < 0 ? -1 :
+		    make_room(st, delta, NULL);
+
+		if (room == 0)
+			over_budget(st);
+		if (room <= 0)
+			return unlock(st, -1);
 	}
 	st->charged += delta;
 	mem_add(st, delta, true);

@@ -188,6 +188,39 @@ qemu_layout() {
 		failed "img2raw -o: peak RSS $(tail -n 1 "$T/m.rss") KiB"
 }
 
+# The VMDK reader's tables (GD, GTs: 4 bytes a grain) and its grains
+# sorted by place (8 bytes a grain, 4 more while a pipe is read) are
+# bookkeeping of the one budget: 131072 grains of 512 bytes take 1.5 MiB
+# of it.  Past the budget: refused, as the store refuses, file and pipe.
+@test "memory: vmdk 512-byte grains, the tables and the sorted grain list are charged to --mem" {
+	local want peak
+	python3 "$LAYOUTS" vmdk forward-last "$T/img" $((64 << 20)) 512
+	want=$(python3 "$LAYOUTS" raw - - $((64 << 20)) 512 | md5sum | cut -d' ' -f1)
+	run img2raw --mem 1M -o "$T/m.out" "$T/img"
+	[ "$status" -eq 1 ] || failed "file, --mem 1M: status $status: $output"
+	[ "$output" = "img2raw: $T/img: parking store: the bookkeeping of what waits to be placed needs more than the memory budget of 1.0 MiB; raise --mem" ] ||
+		failed "file, --mem 1M: $output"
+	run bash -c 'cat "$1" | img2raw --mem 1M > /dev/null' sh "$T/img"
+	[ "$status" -eq 1 ] || failed "pipe, --mem 1M: status $status: $output"
+	[ "$output" = "img2raw: stdin: parking store: the bookkeeping of what waits to be placed needs more than the memory budget of 1.0 MiB; raise --mem" ] ||
+		failed "pipe, --mem 1M: $output"
+	# within a budget that holds them, counted in the store's peak
+	run bash -c 'IMGPIPE_STASH_STATS=1 img2raw --mem 4M "$1" 2> "$2.err" |
+		md5sum' sh "$T/img" "$T/m"
+	[ "$status" -eq 0 ] || failed "file, --mem 4M: $(cat "$T/m.err")"
+	[ "${output%% *}" = "$want" ] || failed "file, --mem 4M: not the raw disk"
+	peak=$(stat_of mem_peak)
+	[ "$peak" -ge $((131072 * 12)) ] ||
+		failed "file, --mem 4M: store peak $peak, the tables uncounted"
+	[ "$peak" -le $((4 << 20)) ] || failed "file, --mem 4M: store peak $peak"
+	pipe_way "$T/img" img2raw --mem 4M
+	[ "$status" -eq 0 ] || failed "pipe, --mem 4M: $(cat "$T/m.err")"
+	[ "$(md5sum < "$T/m.out" | cut -d' ' -f1)" = "$want" ] ||
+		failed "pipe, --mem 4M: not the raw disk"
+	peak=$(stat_of mem_peak)
+	[ "$peak" -le $((4 << 20)) ] || failed "pipe, --mem 4M: store peak $peak"
+}
+
 @test "memory: vpc (VHD) dynamic, 2 MiB blocks shuffled" {
 	shuffled vpc "" $((2 << 20)) 128
 }

@@ -252,3 +252,25 @@ for cmd in "raw2vhd" "raw2vhd --azure" "raw2vhd -s dynamic" "raw2vhdx" \
 done
 rm -rf "$tmpd"
 printf '\nLoad average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+
+# The memory cases of issue 15, built by memory.sh's builders: the worst
+# layouts read from a pipe with the default budget (tables after the data,
+# data backwards, 512-byte clusters and grains), the 1 TiB sparse scale
+# case from a file, and the PAX-sparse OVA that must fail at once.  One
+# run each (about a minute and a half here, plus a minute to build the
+# fixtures the first time): peak RSS, the parking store's peak memory
+# against the 32 MiB budget, the bytes parked at once and the temporary
+# file's peak disk space, and its peak beyond the bytes in it.  BENCH_JOBS
+# picks rows by program name ("memory": all of them); BENCH_MEMORY=0
+# leaves the table out.
+MEMORY_SH_LIB=1
+. "$(dirname "$0")/memory.sh"
+case ${BENCH_MEMORY:-1}:$BENCH_JOBS in
+0:*) ;;
+*:|*memory*|*img2raw*|*imgsum*|*raw2qcow2*|*imgsparse*|*ovaextract*)
+	printf '\n## memory: peak RSS and temporary file, --mem 32 MiB (default)\n\n'
+	printf 'Load average before: %s\n\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+	mem_head
+	memory_cases || echo "memory cases: a fixture could not be built" >&2
+	printf '\nLoad average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" ;;
+esac

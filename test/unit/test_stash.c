@@ -264,6 +264,37 @@ static void test_small_runs_packed(void)
 	stash_free(&st);
 }
 
+/*
+ * Many pieces just too large to be packed, a slot each: the slot table
+ * doubles while a piece moves out (1024 -> 2048 slots: 40 KiB more), and
+ * that growth stays within the budget with everything else.
+ */
+static void test_slot_table_growth_within_budget(void)
+{
+	enum { N = 2000, LEN = STASH_PACK_MAX + 3616 };
+	static struct stash_ref r[N];
+	static unsigned char blk[LEN];
+	struct stash st;
+	int ok = 1;
+	size_t i;
+
+	stash_init(&st, 1 << 20, dir);
+	for (i = 0; i < N && ok; i++) {
+		fill(blk, LEN, (uint64_t)i * LEN, 12);
+		if (stash_put(&st, blk, LEN, &r[i]) < 0)
+			ok = 0;
+	}
+	CHECK(ok && st.capslots >= 2048 && st.nslots > 1024);
+	CHECK(st.mem_peak <= st.budget);
+	for (i = 0; i < N && ok; i++)
+		if (stash_take(&st, &r[i], blk) < 0 ||
+		    !matches(blk, LEN, (uint64_t)i * LEN, 12))
+			ok = 0;
+	CHECK(ok && st.parked == 0 && st.mem_used == 0);
+	CHECK(st.mem_peak <= st.budget);
+	stash_free(&st);
+}
+
 static void test_charge(void)
 {
 	static unsigned char in[1 << 20], out[1 << 20];
@@ -416,35 +447,60 @@ static pid_t feed_pipe(const unsigned char *img, size_t len, int *rfd)
 	return pid;
 }
 
+/* A source reading img from a pipe fed by a child, and a store for it. */
+struct piped {
+	struct source s;
+	struct stash st;
+	int fd;
+	pid_t pid;
+};
+
+static void piped_open(struct piped *p, const unsigned char *img, size_t len,
+    uint64_t budget, bool stats)
+{
+	p->fd = -1;
+	p->pid = feed_pipe(img, len, &p->fd);
+	CHECK(p->pid > 0);
+	if (stats)
+		setenv("IMGPIPE_STASH_STATS", "1", 1);
+	stash_init(&p->st, budget, dir);
+	unsetenv("IMGPIPE_STASH_STATS");
+	CHECK(source_open_fd(&p->s, p->fd, "pipe") == 0 && !p->s.seekable);
+}
+
+/* Everything released: the store holds nothing once the source is gone. */
+static void piped_close(struct piped *p)
+{
+	source_close(&p->s);
+	CHECK(p->st.mem_used == 0);
+	close(p->fd);
+	waitpid(p->pid, NULL, 0);
+	stash_free(&p->st);
+}
+
 static void test_source_retention(void)
 {
 	size_t len = HDR + (size_t)NBLK * BLK + 4 * NBLK;
 	unsigned char *img = malloc(len), *table = malloc(4 * NBLK);
 	unsigned char blk[BLK], hdr[16];
 	uint64_t host, kept_peak = 0;
-	struct source s;
-	struct stash st;
+	struct piped p;
 	uint32_t v, i, virt;
-	int fd = -1, ok = 1;
-	pid_t pid;
+	int ok = 1;
 
 	make_image(img, len);
-	pid = feed_pipe(img, len, &fd);
-	CHECK(pid > 0);
-	setenv("IMGPIPE_STASH_STATS", "1", 1);
-	stash_init(&st, 2 << 20, dir);	/* less than the 9 MB kept: spills */
-	unsetenv("IMGPIPE_STASH_STATS");
-	CHECK(source_open_fd(&s, fd, "pipe") == 0 && !s.seekable);
-	CHECK(source_retain(&s, &st, 0) == 0);
-	CHECK(source_read_at(&s, hdr, sizeof hdr, 0, "header") == 0);
+	/* a budget less than the 9 MB kept: spills */
+	piped_open(&p, img, len, 2 << 20, true);
+	CHECK(source_retain(&p.s, &p.st, 0) == 0);
+	CHECK(source_read_at(&p.s, hdr, sizeof hdr, 0, "header") == 0);
 	/* the table is at the end: every block passes first, and is kept */
-	CHECK(source_read_at(&s, table, 4 * NBLK, HDR + (uint64_t)NBLK * BLK,
+	CHECK(source_read_at(&p.s, table, 4 * NBLK, HDR + (uint64_t)NBLK * BLK,
 	    "table") == 0);
-	CHECK(s.kept_bytes == len - SOURCE_HEAD_MAX);
-	CHECK(st.parked == s.kept_bytes && st.file_parked > 0);
+	CHECK(p.s.kept_bytes == len - SOURCE_HEAD_MAX);
+	CHECK(p.st.parked == p.s.kept_bytes && p.st.file_parked > 0);
 	/* the header and the table are not needed again */
-	source_release(&s, 0, HDR);
-	source_release(&s, HDR + (uint64_t)NBLK * BLK, 4 * NBLK);
+	source_release(&p.s, 0, HDR);
+	source_release(&p.s, HDR + (uint64_t)NBLK * BLK, 4 * NBLK);
 	for (v = 0; v < NBLK && ok; v++) {
 		/* virtual order: find where the table put block v */
 		for (i = 0; i < NBLK; i++) {
@@ -453,33 +509,30 @@ static void test_source_retention(void)
 				break;
 		}
 		host = HDR + (uint64_t)i * BLK;
-		if (source_read_at(&s, blk, BLK, host, "data") < 0 ||
+		if (source_read_at(&p.s, blk, BLK, host, "data") < 0 ||
 		    !matches(blk, BLK, (uint64_t)v * BLK, 7))
 			ok = 0;
-		source_release(&s, host, BLK);
-		if (s.kept_bytes > kept_peak)
-			kept_peak = s.kept_bytes;
+		source_release(&p.s, host, BLK);
+		if (p.s.kept_bytes > kept_peak)
+			kept_peak = p.s.kept_bytes;
 	}
 	CHECK(ok);
 	/* everything was released: nothing is held, in memory or on disk */
-	CHECK(s.kept_bytes == 0 && st.parked == 0 && st.file_parked == 0);
-	CHECK(disk_bytes(st.fd) == 0);
-	CHECK(st.mem_peak <= st.budget);
-	CHECK(st.file_disk_excess_peak <= STASH_FILE_SLACK);
+	CHECK(p.s.kept_bytes == 0 && p.st.parked == 0 && p.st.file_parked == 0);
+	CHECK(disk_bytes(p.st.fd) == 0);
+	CHECK(p.st.mem_peak <= p.st.budget);
+	CHECK(p.st.file_disk_excess_peak <= STASH_FILE_SLACK);
 	/* a released block is gone: the message a reader would pass on */
 	err_clear();
-	CHECK(source_read_at(&s, blk, BLK, HDR + BLK * 5, "data") < 0);
+	CHECK(source_read_at(&p.s, blk, BLK, HDR + BLK * 5, "data") < 0);
 	CHECK(err_status() == EXIT_REJECT &&
 	    strstr(err_msg(), "lies behind data already read") != NULL);
 	err_clear();
 	/* kept again from here; SOURCE_RETAIN_NONE lets it all go */
-	CHECK(source_retain(&s, &st, s.pos) == 0);
-	CHECK(source_retain(&s, &st, SOURCE_RETAIN_NONE) == 0);
-	CHECK(st.mem_used == 0);
-	source_close(&s);
-	close(fd);
-	waitpid(pid, NULL, 0);
-	stash_free(&st);
+	CHECK(source_retain(&p.s, &p.st, p.s.pos) == 0);
+	CHECK(source_retain(&p.s, &p.st, SOURCE_RETAIN_NONE) == 0);
+	CHECK(p.st.mem_used == 0);
+	piped_close(&p);
 	free(img);
 	free(table);
 }
@@ -489,40 +542,31 @@ static void test_source_retain_moves(void)
 {
 	size_t len = 1 << 20;
 	unsigned char *img = malloc(len), buf[1000];
-	struct source s;
-	struct stash st;
-	int fd = -1;
-	pid_t pid;
+	struct piped p;
 
 	fill(img, len, 0, 8);
-	pid = feed_pipe(img, len, &fd);
-	stash_init(&st, 8 << 20, dir);
-	CHECK(source_open_fd(&s, fd, "pipe") == 0);
-	CHECK(source_retain(&s, &st, 100000) == 0);
-	CHECK(source_skip_to(&s, 500000) == 0);
-	CHECK(s.kept_bytes == 400000);
-	CHECK(source_read_at(&s, buf, 1000, 99000, "x") < 0);	/* not kept */
+	piped_open(&p, img, len, 8 << 20, false);
+	CHECK(source_retain(&p.s, &p.st, 100000) == 0);
+	CHECK(source_skip_to(&p.s, 500000) == 0);
+	CHECK(p.s.kept_bytes == 400000);
+	CHECK(source_read_at(&p.s, buf, 1000, 99000, "x") < 0);	/* not kept */
 	err_clear();
-	CHECK(source_read_at(&s, buf, 1000, 100000, "x") == 0 &&
+	CHECK(source_read_at(&p.s, buf, 1000, 100000, "x") == 0 &&
 	    matches(buf, 1000, 100000, 8));
 	/* a range from the kept bytes on into the stream ahead */
-	CHECK(source_read_at(&s, buf, 1000, 499500, "x") == 0 &&
+	CHECK(source_read_at(&p.s, buf, 1000, 499500, "x") == 0 &&
 	    matches(buf, 1000, 499500, 8));
-	CHECK(source_retain(&s, &st, 300000) == 0);
-	CHECK(s.kept_bytes == 500500 - 300000);
-	CHECK(source_read_at(&s, buf, 1000, 200000, "x") < 0);
+	CHECK(source_retain(&p.s, &p.st, 300000) == 0);
+	CHECK(p.s.kept_bytes == 500500 - 300000);
+	CHECK(source_read_at(&p.s, buf, 1000, 200000, "x") < 0);
 	err_clear();
 	/* the middle of a piece released, then the rest around it */
-	source_release(&s, 310000, 1000);
-	CHECK(source_read_at(&s, buf, 1000, 320000, "x") == 0 &&
+	source_release(&p.s, 310000, 1000);
+	CHECK(source_read_at(&p.s, buf, 1000, 320000, "x") == 0 &&
 	    matches(buf, 1000, 320000, 8));
-	source_release(&s, 300000, 1000000);
-	CHECK(s.kept_bytes == 0 && st.parked == 0);
-	source_close(&s);
-	CHECK(st.mem_used == 0);
-	close(fd);
-	waitpid(pid, NULL, 0);
-	stash_free(&st);
+	source_release(&p.s, 300000, 1000000);
+	CHECK(p.s.kept_bytes == 0 && p.st.parked == 0);
+	piped_close(&p);
 	free(img);
 }
 
@@ -531,35 +575,27 @@ static void test_source_retain_stop(void)
 {
 	size_t len = 1 << 20;
 	unsigned char *img = malloc(len), buf[1000];
-	struct source s;
-	struct stash st;
-	int fd = -1;
-	pid_t pid;
+	struct piped p;
 
 	fill(img, len, 0, 9);
-	pid = feed_pipe(img, len, &fd);
-	stash_init(&st, 8 << 20, dir);
-	CHECK(source_open_fd(&s, fd, "pipe") == 0);
-	CHECK(source_retain(&s, &st, 100000) == 0);
-	CHECK(source_skip_to(&s, 200000) == 0);
-	source_retain_stop(&s);
-	CHECK(source_skip_to(&s, 300000) == 0);
-	CHECK(s.kept_bytes == 100000);
-	CHECK(source_read_at(&s, buf, 1000, 150000, "x") == 0 &&
+	piped_open(&p, img, len, 8 << 20, false);
+	CHECK(source_retain(&p.s, &p.st, 100000) == 0);
+	CHECK(source_skip_to(&p.s, 200000) == 0);
+	source_retain_stop(&p.s);
+	CHECK(source_skip_to(&p.s, 300000) == 0);
+	CHECK(p.s.kept_bytes == 100000);
+	CHECK(source_read_at(&p.s, buf, 1000, 150000, "x") == 0 &&
 	    matches(buf, 1000, 150000, 9));
-	CHECK(source_read_at(&s, buf, 1000, 250000, "x") < 0);	/* not kept */
+	/* not kept */
+	CHECK(source_read_at(&p.s, buf, 1000, 250000, "x") < 0);
 	err_clear();
-	source_release(&s, 100000, 100000);
-	CHECK(s.kept_bytes == 0 && st.parked == 0);
+	source_release(&p.s, 100000, 100000);
+	CHECK(p.s.kept_bytes == 0 && p.st.parked == 0);
 	/* source_retain() keeps again */
-	CHECK(source_retain(&s, &st, 0) == 0);
-	CHECK(source_skip_to(&s, 310000) == 0 && s.kept_bytes == 10000);
-	CHECK(source_retain(&s, &st, SOURCE_RETAIN_NONE) == 0);
-	source_close(&s);
-	CHECK(st.mem_used == 0);
-	close(fd);
-	waitpid(pid, NULL, 0);
-	stash_free(&st);
+	CHECK(source_retain(&p.s, &p.st, 0) == 0);
+	CHECK(source_skip_to(&p.s, 310000) == 0 && p.s.kept_bytes == 10000);
+	CHECK(source_retain(&p.s, &p.st, SOURCE_RETAIN_NONE) == 0);
+	piped_close(&p);
 	free(img);
 }
 
@@ -571,6 +607,7 @@ int main(void)
 	test_run_grows_down_and_up();
 	test_spill_space_reused();
 	test_small_runs_packed();
+	test_slot_table_growth_within_budget();
 	test_charge();
 	test_two_threads();
 	test_source_retention();

@@ -63,6 +63,7 @@ struct vmdk {
 	uint64_t npresent;
 	uint64_t *order;		/* allocated grains: host << 32 | index */
 	uint64_t nalloc;
+	uint64_t tables_charged;	/* to the budget: gd .. order */
 	struct vmdk_region *meta;	/* sorted by start */
 	size_t nmeta, capmeta;
 	/* a stream read by markers (vmdk_markers.c) */
@@ -150,7 +151,7 @@ int vmdk_add_region(struct vmdk *v, uint64_t start, uint64_t len,
 void vmdk_region_name(const struct vmdk_region *r, char *buf, size_t len);
 int vmdk_check_overhead(struct image *img, struct vmdk *v);
 int vmdk_read_tables(struct image *img, struct vmdk *v, struct emitter *em);
-void vmdk_free_tables(struct vmdk *v);
+void vmdk_free_tables(struct image *img, struct vmdk *v);
 
 /* vmdk_markers.c */
 int vmdk_read_markers(struct image *img, struct vmdk *v, struct emitter *em);

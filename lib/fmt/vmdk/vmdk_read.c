@@ -431,7 +431,7 @@ void vmdk_free(struct image *img, struct vmdk *v)
 	if (v->files != NULL)
 		vmdk_free_files(img, v->files);
 	(void)vmdk_pipe_forget(img);
-	vmdk_free_tables(v);
+	vmdk_free_tables(img, v);
 	if (v->capseen > 0)
 		stash_charge(img->stash, -(int64_t)(v->capseen *
 		    sizeof *v->seen + STASH_MALLOC_OVERHEAD));

@@ -189,18 +189,42 @@ static int vmdk_table_regions(struct vmdk *v)
 
 /* ---- the tables ---- */
 
+/*
+ * size bytes of zeros for a table, charged to the one budget as the other
+ * bookkeeping is (the GD, the GTs, the sorted grain list: 12 bytes per
+ * allocated grain of 512 bytes); beyond it, "raise --mem".  NULL with
+ * the error recorded.
+ */
+static void *vmdk_table_alloc(struct image *img, struct vmdk *v, size_t size)
+{
+	uint64_t cost = (uint64_t)size + STASH_MALLOC_OVERHEAD;
+	void *p;
+
+	if (stash_charge(img->stash, (int64_t)cost) < 0)
+		return NULL;
+	p = calloc(1, size);
+	if (p == NULL) {
+		stash_charge(img->stash, -(int64_t)cost);
+		fail(EXIT_IO, "out of memory");
+		return NULL;
+	}
+	v->tables_charged += cost;
+	return p;
+}
+
 static int vmdk_load_directory(struct image *img, struct vmdk *v,
     uint64_t sector, uint32_t **out, const char *what)
 {
 	size_t len = v->ngts * VMDK_GDE_BYTES;
-	unsigned char *raw = malloc(len + 1);
-	uint32_t *gd = malloc(len + sizeof *gd);
+	unsigned char *raw;
+	uint32_t *gd = vmdk_table_alloc(img, v, len + sizeof *gd);
 
 	*out = gd;
-	if (raw == NULL || gd == NULL) {
-		free(raw);
+	if (gd == NULL)
+		return -1;
+	raw = malloc(len + 1);
+	if (raw == NULL)
 		return fail(EXIT_IO, "out of memory");
-	}
 	if (vmdk_meta_read(img, v, raw, len, sector * VMDK_SECTOR, what) < 0) {
 		free(raw);
 		return -1;
@@ -239,9 +263,9 @@ static int vmdk_assign_slots(struct image *img, struct vmdk *v)
 {
 	uint64_t n = 0;
 
-	v->slot = malloc(v->ngts * sizeof *v->slot + 1);
+	v->slot = vmdk_table_alloc(img, v, v->ngts * sizeof *v->slot + 1);
 	if (v->slot == NULL)
-		return fail(EXIT_IO, "out of memory");
+		return -1;
 	for (uint64_t g = 0; g < v->ngts; g++)
 		v->slot[g] = v->gd[g] != 0 ? (uint32_t)n++ : VMDK_NO_SLOT;
 	if (n * gt_bytes(v) > IMAGE_META_MAX)
@@ -249,11 +273,11 @@ static int vmdk_assign_slots(struct image *img, struct vmdk *v)
 		    "more than the %llu-byte limit", (unsigned long long)n,
 		    (unsigned long long)gt_bytes(v), IMAGE_META_MAX);
 	v->npresent = n;
-	v->gts = malloc(n * gt_bytes(v) + 1);
-	v->filled = calloc(n + 1, 1);
-	if (v->gts == NULL || v->filled == NULL)
-		return fail(EXIT_IO, "out of memory");
-	return 0;
+	v->gts = vmdk_table_alloc(img, v, n * gt_bytes(v) + 1);
+	if (v->gts == NULL)
+		return -1;
+	v->filled = vmdk_table_alloc(img, v, n + 1);
+	return v->filled != NULL ? 0 : -1;
 }
 
 /* The GT, or the RGT, of GD entry g: kept, or compared with its twin. */
@@ -313,7 +337,7 @@ static int vmdk_load_gts(struct image *img, struct vmdk *v)
 }
 
 /* The allocated grains, sorted by where they lie: host << 32 | index. */
-static int vmdk_list_grains(struct vmdk *v)
+static int vmdk_list_grains(struct image *img, struct vmdk *v)
 {
 	uint64_t n = 0;
 
@@ -336,9 +360,10 @@ static int vmdk_list_grains(struct vmdk *v)
 			}
 		}
 		if (pass == 0) {
-			v->order = malloc((n + 1) * sizeof *v->order);
+			v->order = vmdk_table_alloc(img, v,
+			    (n + 1) * sizeof *v->order);
 			if (v->order == NULL)
-				return fail(EXIT_IO, "out of memory");
+				return -1;
 		}
 	}
 	v->nalloc = n;
@@ -356,7 +381,7 @@ static int vmdk_load_tables(struct image *img, struct vmdk *v)
 	    vmdk_assign_slots(img, v) < 0 || vmdk_table_regions(v) < 0 ||
 	    vmdk_check_regions(img, v) < 0 || vmdk_load_gts(img, v) < 0)
 		return -1;
-	return vmdk_list_grains(v);
+	return vmdk_list_grains(img, v);
 }
 
 /* ---- a grain, where it lies ---- */
@@ -695,13 +720,20 @@ static int vmdk_read_file_order(struct image *img, struct vmdk *v,
 	bool compressed = v->h.flags & VMDK_FLAG_COMPRESSED;
 	struct vmdk_run run = { 0 };
 	struct vmdk_cursor c = { 0 };
+	uint64_t lowest_cost = (v->nalloc + 1) * sizeof(uint32_t) +
+	    STASH_MALLOC_OVERHEAD;
 	uint32_t *lowest;
 	uint64_t len;
 	int rc = 0;
 
+	/* 4 bytes a grain, charged to the budget while it is used */
+	if (stash_charge(img->stash, (int64_t)lowest_cost) < 0)
+		return -1;
 	lowest = lowest_after(v->order, v->nalloc, (uint32_t)v->ngrains);
-	if (lowest == NULL)
+	if (lowest == NULL) {
+		stash_charge(img->stash, -(int64_t)lowest_cost);
 		return fail(EXIT_IO, "out of memory");
+	}
 	while (c.i < v->nalloc && rc == 0) {
 		uint64_t host = (v->order[c.i] >> 32) * VMDK_SECTOR;
 		uint64_t gi = (uint32_t)v->order[c.i];
@@ -716,6 +748,7 @@ static int vmdk_read_file_order(struct image *img, struct vmdk *v,
 		vmdk_cursor_next(v, &c, len);
 	}
 	free(lowest);
+	stash_charge(img->stash, -(int64_t)lowest_cost);
 	return rc < 0 ? -1 : vmdk_flush_run(img, v, em, &run);
 }
 
@@ -748,8 +781,11 @@ int vmdk_read_tables(struct image *img, struct vmdk *v, struct emitter *em)
 	return img->walk ? 0 : vmdk_read_grains(img, v, em);
 }
 
-void vmdk_free_tables(struct vmdk *v)
+void vmdk_free_tables(struct image *img, struct vmdk *v)
 {
+	if (v->tables_charged > 0)
+		stash_charge(img->stash, -(int64_t)v->tables_charged);
+	v->tables_charged = 0;
 	free(v->gd);
 	free(v->rgd);
 	free(v->slot);
