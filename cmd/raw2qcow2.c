@@ -10,7 +10,7 @@ enum { OPT_CLUSTER_SIZE = WRITE_OPT_FIRST_FREE, OPT_COMPAT };
 static const struct cli_option options[] = {
 	WRITE_CLI_OPTIONS,
 	{ 'c', "compress", NULL, "deflate the clusters, as qemu-img convert -c" },
-	{ 'l', "level", "N", "deflate level with -c, 0 to 9 (default 6)" },
+	{ 'l', "level", "N", "deflate level with -c, 0 to 12 (default 1)" },
 	{ OPT_CLUSTER_SIZE, "cluster-size", "SIZE",
 	    "a power of two from 4K to 2M (default 64K)" },
 	{ OPT_COMPAT, "compat", "1.1|0.10",
@@ -58,7 +58,7 @@ static void take_option(int key, const char *arg)
 {
 	switch (key) {
 	case 'c': qcow2.compress = true; break;
-	case 'l': qcow2.level = cli_number("-l", arg, 0, 9); break;
+	case 'l': qcow2.level = cli_number("-l", arg, 0, 12); break;
 	case OPT_CLUSTER_SIZE: qcow2.cluster_bits = cluster_bits_of(arg); break;
 	case OPT_COMPAT: qcow2.version = version_of(arg); break;
 	}

@@ -19,8 +19,10 @@ struct qcow2_wopts {
 	unsigned cluster_bits;
 	int version;		/* 2 (compat 0.10) or 3 (compat 1.1) */
 	bool compress;		/* deflate clusters, as qemu-img -c */
-	int level;		/* zlib level, -1: default */
+	int level;		/* libdeflate level 0..12, -1: the default */
 };
+
+#define QCOW2W_LEVEL_DEFAULT 1	/* the fastest no larger than qemu's */
 
 extern const struct writer writer_qcow2;
 

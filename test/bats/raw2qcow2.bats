@@ -115,6 +115,22 @@ matrix() {
 	[ "$(stat -c %s "$T/r.qcow2")" -le "$(stat -c %s "$T/q.qcow2")" ]
 }
 
+# libdeflate's levels 0 to 12 (0 stores: every cluster plain); the default
+# is level 1, and a higher level packs no larger.
+@test "-l takes libdeflate's levels 0 to 12; the default is level 1" {
+	local f=$FIX/d5000000.raw l
+	raw2qcow2 -c -o "$T/def.qcow2" "$f"
+	raw2qcow2 -c -l 1 -o "$T/l1.qcow2" "$f"
+	cmp "$T/def.qcow2" "$T/l1.qcow2"
+	for l in 0 2 12; do
+		raw2qcow2 -c -l $l -o "$T/l$l.qcow2" "$f"
+		qemu-img check -q "$T/l$l.qcow2"
+		qemu-img compare -q "$FIX/d5000000.padded" "$T/l$l.qcow2"
+	done
+	[ "$(stat -c %s "$T/l12.qcow2")" -le "$(stat -c %s "$T/l1.qcow2")" ]
+	[ "$(stat -c %s "$T/l1.qcow2")" -lt "$(stat -c %s "$T/l0.qcow2")" ]
+}
+
 @test "incompressible clusters are stored plain with -c" {
 	local w pct
 	make_pattern "$T/mix.raw" 3000000
@@ -220,7 +236,9 @@ matrix() {
 	[ "$status" -eq 2 ]
 	run raw2qcow2 --compat 2 "$FIX/d1.raw"
 	[ "$status" -eq 2 ]
-	run raw2qcow2 -l 10 "$FIX/d1.raw"
+	run raw2qcow2 -l 13 "$FIX/d1.raw"
+	[ "$status" -eq 2 ]
+	run raw2qcow2 -l -1 "$FIX/d1.raw"
 	[ "$status" -eq 2 ]
 	run raw2qcow2 -j 0 "$FIX/d1.raw"
 	[ "$status" -eq 2 ]
@@ -236,7 +254,8 @@ matrix() {
 
 # The bytes raw2qcow2 wrote before it moved onto the writer interface
 # (commit 14bf093), for a fixed pattern: stream output (two passes, or
-# parked from a pipe), then file output (metadata last).
+# parked from a pipe), then file output (metadata last).  The -c rows are
+# libdeflate level 1's since zlib level 6 gave way to it (branch deflate4).
 @test "output pinned to the bytes of the first writer, every layout" {
 	local opts want_stream want_file
 	make_pattern "$T/pin.raw" 7340037
@@ -250,10 +269,10 @@ matrix() {
 		[ "$(sha256sum < "$T/pin.qcow2" | cut -c1-64)" = "$want_file" ]
 	done <<-PINS
 	-j,2 bf001ba95f2feb43c0e7dc012fef6027b20821052440c1d0cc6a8fbd131887b2 f594441a23dbf27e68c8c06b52d8ff3db27b485401d5945c46d1abf0602cc839
-	-c 71ad224e7e8285febf42d3b3238bb5e1d1027751c140885621ea1b49d10c5e01 5803a1b70b600287a8215263758ce0f63df8d877c1a33f321435d37f5db2f020
-	--cluster-size,4K,-c 4bf30ab3de97145ee5c324899cecd724f63baaaba0235f837e70ee638a044a9f 955182ad3cd19a4281c5a0e59fa2e1dca55d7bcb7c2a029c73955760f62bd078
+	-c c8c52d1e11954a469d0eaf20084f8614b22991c6ae7fb054c896d9a6d32da30f 6fa68280bf6b09aca2ee91cb79948330a90efc55b9d3a10b9095ef4f2bc65f2e
+	--cluster-size,4K,-c 611483ff9eb540a4cadd2b8eddac6b56e9012fab957737df3eda9dbf5514d2fd 161a79a7ba65838aa6841035d2bbdabba19846d40be0770172564a6c79574990
 	--compat,0.10 3d7b9595eb02570a07d1abc936f9356fef1edb618554c781bc0a38ec701b67b6 332ffea9253830e8195c523e3e9fe204a86eead657223fa76dc670dabaf552ee
-	--cluster-size,2M,--compat,0.10,-c 935dbae8d2b604d812418afd2436285c4d8243325f57654c845abc2cd48af127 a66c5967329eda7958fd000fd873d422470c038ea94e956a00a05a1dd0384cc5
+	--cluster-size,2M,--compat,0.10,-c 9a44ac3f00e428fdf68270432aeefa2d2c3640cca7c513049ce4d8804911a0a3 6426ace1b09cacdb4ba8c107e69c93fe5a1c014ce0bbb8fe660abf246884dd4b
 	PINS
 }
 
