@@ -142,6 +142,20 @@ l2_off() { echo $(( $(get_be64 "$1" "$(l1_off "$1")") & 0x00fffffffffffe00 )); }
 	img2raw_4ways "$T/cs.qcow2" "$T/cs.qcow2.want" --mem 128K
 }
 
+# From a pipe a compressed cluster's bytes are given back once read, unless
+# an entry still ahead names them again.
+@test "qcow2: L2 entries naming one compressed cluster read alike from a file and a pipe" {
+	local l2 e
+	qcow2 "$T/cd.qcow2" -c
+	l2=$(l2_off "$T/cd.qcow2")
+	e=$(get_be64 "$T/cd.qcow2" $((l2 + 8)))
+	[ $((e >> 62 & 1)) -eq 1 ]
+	put_be64 "$T/cd.qcow2" $((l2 + 16)) "$e"
+	put_be64 "$T/cd.qcow2" $((l2 + 8 * 20)) "$e"
+	want "$T/cd.qcow2"
+	img2raw_4ways "$T/cd.qcow2" "$T/cd.qcow2.want" --mem 256K
+}
+
 @test "qcow2 dirty bit: accepted (only refcounts may be stale)" {
 	qcow2 "$T/d.qcow2" lazy_refcounts=on
 	put_be32 "$T/d.qcow2" 76 1

@@ -1086,7 +1086,7 @@ static int stream_keep(struct image *img, uint64_t off)
  * Host bytes [off, off + len) to buf: behind the stream position from
  * what the source kept, ahead by reading on (the bytes on the way kept).
  * Unless capture, the bytes read ahead are not kept: they are consumed
- * at once (plain data, an L2 table; no other entry may name them).
+ * at once (an L2 table; plain data that no extent ahead reads again).
  * *got: how many there were before the input ended; *fresh: where the
  * kept bytes that reads, not the way to them, brought start.
  */
@@ -1132,12 +1132,12 @@ static int stream_read(struct image *img, unsigned char *buf, uint64_t off,
 
 /* Host bytes [off, off + len), all of them, or a truncation. */
 static int stream_read_all(struct image *img, unsigned char *buf,
-    uint64_t off, size_t len, const char *what)
+    uint64_t off, size_t len, bool capture, const char *what)
 {
 	size_t got;
 	uint64_t fresh;
 
-	if (stream_read(img, buf, off, len, false, what, &got, &fresh) < 0)
+	if (stream_read(img, buf, off, len, capture, what, &got, &fresh) < 0)
 		return -1;
 	if (got < len)
 		return image_defect(img, FINDING_TRUNCATED,
@@ -1206,6 +1206,23 @@ static int stream_bad_cluster(struct image *img, const struct qext *e)
 	return 0;
 }
 
+/* Where the lowest extent still ahead starts: bytes from there are wanted. */
+static uint64_t stream_wanted(const struct qstream *st)
+{
+	return st->nahead > 0 ? st->ahead[0].host : UINT64_MAX;
+}
+
+/* Bytes [from, end) are read and used: give back what nothing ahead wants. */
+static void stream_done(struct image *img, uint64_t from, uint64_t end)
+{
+	uint64_t wanted = stream_wanted(((struct qcow2 *)img->priv)->st);
+
+	if (end > wanted)
+		end = wanted;
+	if (end > from)
+		source_release(img->src, from, end - from);
+}
+
 static int stream_emit(struct image *img, struct emitter *em,
     const struct qext *e)
 {
@@ -1214,10 +1231,11 @@ static int stream_emit(struct image *img, struct emitter *em,
 	uint64_t fresh;
 
 	if (e->clen == 0) {
+		/* kept as it is read if an extent ahead reads it again */
 		if (stream_read_all(img, q->buf, e->host, e->len,
-		    "data cluster") < 0)
+		    stream_wanted(q->st) < e->host + e->len, "data cluster") < 0)
 			return stream_cut(img, e, 0);
-		source_release(img->src, e->host, e->len);
+		stream_done(img, e->host, e->host + e->len);
 		return emit_data(em, e->voff, q->buf, e->len);
 	}
 	/* its stated length may run past the end of the input */
@@ -1236,8 +1254,7 @@ static int stream_emit(struct image *img, struct emitter *em,
 	 * be the next one's.  Bytes passed before its table stay until every
 	 * table is read, as another entry may name them.
 	 */
-	if (e->host + used > fresh)
-		source_release(img->src, fresh, e->host + used - fresh);
+	stream_done(img, fresh, e->host + used);
 	return emit_data(em, e->voff, q->cluster, e->len);
 }
 
@@ -1356,7 +1373,8 @@ static int stream_l2(struct image *img, struct emitter *em)
 	struct qstream *st = q->st;
 	struct pending_l2 *pl = &q->l2q[st->l2next];
 
-	if (stream_read_all(img, q->l2buf, pl->host, q->cs, "L2 table") < 0)
+	if (stream_read_all(img, q->l2buf, pl->host, q->cs, false,
+	    "L2 table") < 0)
 		return stream_cut(img, NULL, pl->host);
 	source_release(img->src, pl->host, q->cs);
 	st->l2done[pl->l1_index] = 1;
