@@ -4,10 +4,11 @@
  * The emitter delivers the virtual disk in order, as data and zero
  * extents.  The sink cuts it into grains: a grain that received no data,
  * or only zeros, is left out; the others are copied into a slot of the
- * batch being filled.  A full batch is encoded on the pool (every thread,
- * the caller's included) and handed to the consumer thread, which plans,
- * parks or puts its grains in order while the caller reads and fills the
- * next batch.  Encoding is per grain, so the output does not depend on
+ * batch being filled.  A full batch is handed to the consumer thread,
+ * which encodes it on the pool (the pool's threads and its own) and then
+ * plans, parks or puts its grains in order, while the caller reads and
+ * fills the next batch: reading never waits for encoding, nor encoding
+ * for reading.  Encoding is per grain, so the output does not depend on
  * the number of threads.
  */
 #include <stdio.h>
@@ -169,7 +170,8 @@ static void pool_stop(struct wpool *p)
 	memset(p, 0, sizeof *p);
 }
 
-/* Encode every data grain of b, on every thread; the caller works too. */
+/* Encode every data grain of b, on every thread; the caller (the consumer
+ * thread) works too. */
 static void pool_encode(struct wpool *p, struct wbatch *b)
 {
 	p->b = b;
@@ -255,6 +257,8 @@ static int consume(struct wsink *ws, struct wbatch *b)
 	struct wimage *w = ws->w;
 	size_t i;
 
+	if (ws->encode)
+		pool_encode(ws->pool, b);
 	for (i = 0; i < b->n; i++) {
 		if (b->data[i] != NULL) {
 			if (consume_data(ws, b, i) < 0)
@@ -297,8 +301,8 @@ static void *consumer_main(void *arg)
 }
 
 /*
- * Encode the batch being filled, hand it over, and start filling the
- * other one once the consumer is done with it.
+ * Hand the batch being filled to the consumer (which encodes it), and
+ * start filling the other one once the consumer is done with it.
  */
 static int dispatch(struct wsink *ws)
 {
@@ -307,8 +311,6 @@ static int dispatch(struct wsink *ws)
 
 	if (b->n == 0)
 		return 0;
-	if (ws->encode)
-		pool_encode(ws->pool, b);
 	pthread_mutex_lock(&ws->mu);
 	while (!ws->failed && ws->full != NULL)
 		pthread_cond_wait(&ws->cv, &ws->mu);
