@@ -1,7 +1,7 @@
 /*
  * A fixed set of threads running one function over a batch
- * (include/imgpipe/workers.h): the pattern of the writer's encoding pool,
- * made general so readers decode on every core as writers encode.
+ * (include/imgpipe/workers.h): the writer sink encodes its grains on it
+ * (lib/stream/wsink.c), the readers' inflate pool decodes on it.
  */
 #include <stdlib.h>
 #include <string.h>

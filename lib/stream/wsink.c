@@ -4,10 +4,11 @@
  * The emitter delivers the virtual disk in order, as data and zero
  * extents.  The sink cuts it into grains: a grain that received no data,
  * or only zeros, is left out; the others are copied into a slot of the
- * batch being filled.  A full batch is encoded on the pool (every thread,
- * the caller's included) and handed to the consumer thread, which plans,
- * parks or puts its grains in order while the caller reads and fills the
- * next batch.  Encoding is per grain, so the output does not depend on
+ * batch being filled.  A full batch is handed to the consumer thread,
+ * which encodes it on the pool (the pool's threads and its own) and then
+ * plans, parks or puts its grains in order, while the caller reads and
+ * fills the next batch: reading never waits for encoding, nor encoding
+ * for reading.  Encoding is per grain, so the output does not depend on
  * the number of threads.
  */
 #include <stdio.h>
@@ -17,6 +18,7 @@
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/outfile.h"
+#include "imgpipe/workers.h"
 #include "imgpipe/zero.h"
 #include "stream/wplan.h"
 #include "stream/wsink.h"
@@ -40,22 +42,14 @@ struct wbatch {
 	unsigned char *enc;	/* cap encoded grains, when encoding */
 };
 
+/* The encoding pool: the workers, and a coder for each thread. */
 struct wpool {
 	const struct wimage *w;
-	int nworkers;
-	pthread_t *tid;
-	void **coder;		/* nworkers + 1: the last is the caller's */
-	pthread_mutex_t mu;
-	pthread_cond_t go, done;
-	struct wbatch *b;
-	size_t next, finished;
-	unsigned long gen;
-	bool quit, started;
-};
-
-struct worker_arg {
-	struct wpool *pool;
-	int i;
+	struct workers workers;
+	bool started;
+	int ncoders;		/* workers.nthreads, once the coders exist */
+	void **coder;		/* one a thread: workers_fn's thread index */
+	struct wbatch *b;	/* the batch being encoded */
 };
 
 uint64_t wimage_ngrains(const struct wimage *w)
@@ -124,127 +118,64 @@ static void batch_add_zeros(struct wbatch *b, uint64_t index, uint64_t count)
 	b->n++;
 }
 
-/* ---- the encoding pool ---- */
+/* ---- the encoding pool (include/imgpipe/workers.h) ---- */
 
-static void encode_one(struct wpool *p, void *coder, size_t i)
+/* workers_fn: item i of the batch, on a thread with a coder of its own. */
+static void encode_item(void *arg, int thread, size_t i)
 {
+	struct wpool *p = arg;
 	const struct wimage *w = p->w;
 	struct wbatch *b = p->b;
-	size_t slot = (b->data[i] - b->raw) / w->grain;
+	size_t slot;
 
-	b->elen[i] = (uint32_t)w->fmt->encode(w, coder, b->index[i],
+	if (b->data[i] == NULL)
+		return;		/* a run of zero grains */
+	slot = (b->data[i] - b->raw) / w->grain;
+	b->elen[i] = (uint32_t)w->fmt->encode(w, p->coder[thread], b->index[i],
 	    b->data[i], w->grain, b->enc + slot * w->encoded_max);
-}
-
-/* Called and returns with p->mu held. */
-static void pool_work_locked(struct wpool *p, void *coder)
-{
-	struct wbatch *b = p->b;
-	size_t i;
-
-	while (p->next < b->n) {
-		i = p->next++;
-		pthread_mutex_unlock(&p->mu);
-		if (b->data[i] != NULL)
-			encode_one(p, coder, i);
-		pthread_mutex_lock(&p->mu);
-		if (++p->finished == b->n)
-			pthread_cond_signal(&p->done);
-	}
-}
-
-static void *pool_worker(void *arg)
-{
-	struct worker_arg *a = arg;
-	struct wpool *p = a->pool;
-	unsigned long seen = 0;
-
-	pthread_mutex_lock(&p->mu);
-	for (;;) {
-		while (!p->quit && p->gen == seen)
-			pthread_cond_wait(&p->go, &p->mu);
-		if (p->quit)
-			break;
-		seen = p->gen;
-		pool_work_locked(p, p->coder[a->i]);
-	}
-	pthread_mutex_unlock(&p->mu);
-	free(a);
-	return NULL;
 }
 
 static int pool_start(struct wpool *p, const struct wimage *w, int threads)
 {
-	struct worker_arg *a;
 	int i;
 
 	memset(p, 0, sizeof *p);
 	p->w = w;
-	p->nworkers = threads - 1;
-	p->tid = calloc(threads, sizeof *p->tid);
-	p->coder = calloc(threads, sizeof *p->coder);
-	if (p->tid == NULL || p->coder == NULL)
+	if (workers_start(&p->workers, threads) < 0)
+		return -1;
+	p->started = true;
+	p->coder = calloc(p->workers.nthreads, sizeof *p->coder);
+	if (p->coder == NULL)
 		return fail(EXIT_IO, "out of memory");
-	for (i = 0; i < threads; i++) {
+	p->ncoders = p->workers.nthreads;
+	for (i = 0; i < p->ncoders; i++) {
 		p->coder[i] = w->fmt->coder_new ? w->fmt->coder_new(w) : NULL;
 		if (w->fmt->coder_new && p->coder[i] == NULL)
 			return fail(EXIT_IO, "%s: cannot set up the encoder",
 			    w->fmt->name);
 	}
-	pthread_mutex_init(&p->mu, NULL);
-	pthread_cond_init(&p->go, NULL);
-	pthread_cond_init(&p->done, NULL);
-	p->started = true;
-	for (i = 0; i < p->nworkers; i++) {
-		a = malloc(sizeof *a);
-		if (a == NULL)
-			break;
-		*a = (struct worker_arg){ p, i };
-		if (start_thread(&p->tid[i], pool_worker, a) != 0) {
-			free(a);
-			break;	/* fewer threads: slower, still correct */
-		}
-	}
-	p->nworkers = i;
 	return 0;
 }
 
-static void pool_stop(struct wpool *p, int threads)
+static void pool_stop(struct wpool *p)
 {
 	int i;
 
-	if (p->started) {
-		pthread_mutex_lock(&p->mu);
-		p->quit = true;
-		pthread_cond_broadcast(&p->go);
-		pthread_mutex_unlock(&p->mu);
-		for (i = 0; i < p->nworkers; i++)
-			pthread_join(p->tid[i], NULL);
-		pthread_mutex_destroy(&p->mu);
-		pthread_cond_destroy(&p->go);
-		pthread_cond_destroy(&p->done);
-	}
-	for (i = 0; p->coder != NULL && i < threads; i++)
+	if (p->started)
+		workers_stop(&p->workers);
+	for (i = 0; i < p->ncoders; i++)
 		if (p->coder[i] != NULL)
 			p->w->fmt->coder_free(p->coder[i]);
 	free(p->coder);
-	free(p->tid);
 	memset(p, 0, sizeof *p);
 }
 
-/* Encode every data grain of b, on every thread; the caller works too. */
+/* Encode every data grain of b, on every thread; the caller (the consumer
+ * thread) works too. */
 static void pool_encode(struct wpool *p, struct wbatch *b)
 {
-	pthread_mutex_lock(&p->mu);
 	p->b = b;
-	p->next = 0;
-	p->finished = 0;
-	p->gen++;
-	pthread_cond_broadcast(&p->go);
-	pool_work_locked(p, p->coder[p->nworkers]);
-	while (p->finished < b->n)
-		pthread_cond_wait(&p->done, &p->mu);
-	pthread_mutex_unlock(&p->mu);
+	workers_run(&p->workers, b->n, encode_item, p);
 }
 
 /* ---- what each pass does with a grain (the consumer thread) ---- */
@@ -326,6 +257,8 @@ static int consume(struct wsink *ws, struct wbatch *b)
 	struct wimage *w = ws->w;
 	size_t i;
 
+	if (ws->encode)
+		pool_encode(ws->pool, b);
 	for (i = 0; i < b->n; i++) {
 		if (b->data[i] != NULL) {
 			if (consume_data(ws, b, i) < 0)
@@ -368,8 +301,8 @@ static void *consumer_main(void *arg)
 }
 
 /*
- * Encode the batch being filled, hand it over, and start filling the
- * other one once the consumer is done with it.
+ * Hand the batch being filled to the consumer (which encodes it), and
+ * start filling the other one once the consumer is done with it.
  */
 static int dispatch(struct wsink *ws)
 {
@@ -378,8 +311,6 @@ static int dispatch(struct wsink *ws)
 
 	if (b->n == 0)
 		return 0;
-	if (ws->encode)
-		pool_encode(ws->pool, b);
 	pthread_mutex_lock(&ws->mu);
 	while (!ws->failed && ws->full != NULL)
 		pthread_cond_wait(&ws->cv, &ws->mu);
@@ -589,7 +520,6 @@ int wsink_init(struct wsink *ws, struct wimage *w, enum wpass pass,
 
 void wsink_free(struct wsink *ws)
 {
-	int threads = ws->pool ? ws->pool->nworkers + 1 : 0;
 	size_t i;
 
 	if (ws->started) {
@@ -600,7 +530,7 @@ void wsink_free(struct wsink *ws)
 		pthread_join(ws->tid, NULL);
 	}
 	if (ws->pool != NULL)
-		pool_stop(ws->pool, threads);
+		pool_stop(ws->pool);
 	if (ws->bufs != NULL) {
 		batch_free(&ws->bufs[0]);
 		batch_free(&ws->bufs[1]);
