@@ -1368,6 +1368,23 @@ static int stream_bad_cluster(struct image *img, const struct qext *e)
 	return 0;
 }
 
+/*
+ * Data ahead: what lies before it is kept as stream_get() keeps it, the
+ * run goes straight from the input (from a pipe into a pipe, in the
+ * kernel), and the window is left empty.
+ */
+static int stream_direct(struct image *img, struct emitter *em,
+    const struct qext *e)
+{
+	struct qcow2 *q = img->priv;
+	int rc = window_release(img, img->src->pos) < 0 ||
+	    stream_pass(img, e->host) < 0 ? -1 : image_copy_range(img, em,
+	    q->st->win, q->wcap, e->host, e->len, e->voff, "data cluster");
+
+	q->st->ws = q->st->used_end = img->src->pos;
+	return rc < 0 ? stream_cut(img, e, 0) : 0;
+}
+
 static int stream_emit(struct image *img, struct emitter *em,
     const struct qext *e)
 {
@@ -1375,6 +1392,8 @@ static int stream_emit(struct image *img, struct emitter *em,
 	const unsigned char *p;
 	size_t len = e->clen ? e->clen : e->len, used;
 
+	if (e->clen == 0 && e->host >= img->src->pos)
+		return stream_direct(img, em, e);
 	p = stream_get(img, e->host, &len, e->clen != 0, e->clen == 0);
 	if (p == NULL)
 		return stream_cut(img, e, 0);
