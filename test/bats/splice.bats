@@ -6,28 +6,43 @@
 # the one taken (strace), so that a silent fall-back fails here.
 load helpers
 
-# make_image FORMAT: $T/img in FORMAT from a 9 MiB pattern with data in
-# several places; $T/want.raw its disk.
+# make_image FORMAT: $I/FORMAT.img in FORMAT from a 9 MiB pattern with
+# data in several places, $I/FORMAT.raw its disk; made once per file.
 make_image() {
-	make_pattern "$T/p.raw" 9437184
+	local img=$I/$1.img
+	[ -f "$I/$1.raw" ] && return 0
+	case $1 in
+	qcow2-ours) raw2qcow2 -o "$img" "$I/p.raw" ;;
+	vhdx-ours) raw2vhdx -o "$img" "$I/p.raw" ;;
+	vdi-ours) raw2vdi -o "$img" "$I/p.raw" ;;
+	vhd-ours) raw2vhd -s dynamic --block-size=512K -o "$img" "$I/p.raw" ;;
+	ploop-ours) raw2ploop -o "$img" "$I/p.raw" ;;
+	vpc) qemu-img convert -f raw -O vpc -o subformat=dynamic \
+		"$I/p.raw" "$img" ;;
+	*) qemu-img convert -f raw -O "$1" "$I/p.raw" "$img" ;;
+	esac
+	img2raw -o "$I/$1.raw.tmp" "$img" || return 1
+	# the pattern, or what qemu-img makes of it (a VHD's size from CHS)
+	cmp -s "$I/p.raw" "$I/$1.raw.tmp" ||
+		{ qemu-img convert -O raw "$img" "$I/q.raw" &&
+		    cmp "$I/q.raw" "$I/$1.raw.tmp"; } || return 1
+	mv "$I/$1.raw.tmp" "$I/$1.raw"
+}
+
+setup_file() {
+	export I=$BATS_FILE_TMPDIR
+	T=$I make_pattern "$I/p.raw" 9437184
 	# data that fills whole 1 MiB blocks, so block formats have whole
 	# blocks to splice, and a run across a block boundary
 	head -c 2500000 < <(yes imgpipe-splice) |
-		dd of="$T/p.raw" bs=1M seek=5 conv=notrunc status=none
-	case $1 in
-	qcow2-ours) raw2qcow2 -o "$T/img" "$T/p.raw" ;;
-	vhdx-ours) raw2vhdx -o "$T/img" "$T/p.raw" ;;
-	vdi-ours) raw2vdi -o "$T/img" "$T/p.raw" ;;
-	vhd-ours) raw2vhd -s dynamic --block-size=512K -o "$T/img" "$T/p.raw" ;;
-	ploop-ours) raw2ploop -o "$T/img" "$T/p.raw" ;;
-	vpc) qemu-img convert -f raw -O vpc -o subformat=dynamic \
-		"$T/p.raw" "$T/img" ;;
-	*) qemu-img convert -f raw -O "$1" "$T/p.raw" "$T/img" ;;
-	esac
-	img2raw -o "$T/want.raw" "$T/img"
-	cmp "$T/p.raw" "$T/want.raw" ||
-		{ qemu-img convert -O raw "$T/img" "$T/q.raw" &&
-		    cmp "$T/q.raw" "$T/want.raw"; }
+		dd of="$I/p.raw" bs=1M seek=5 conv=notrunc status=none
+}
+
+# use FORMAT: $T/img and $T/want.raw are FORMAT's image and disk.
+use() {
+	make_image "$1" || { echo "$1: no image"; return 1; }
+	cp "$I/$1.img" "$T/img"
+	ln -sf "$I/$1.raw" "$T/want.raw"
 }
 
 FORMATS="qcow2 qcow2-ours vhdx vhdx-ours vdi vdi-ours qed vpc vhd-ours
@@ -48,7 +63,7 @@ pipe_to_pipe() {
 @test "splice: pipe to pipe gives the bytes of a file, every uncompressed format" {
 	local f st
 	for f in $FORMATS; do
-		make_image "$f" || { echo "$f: no image"; return 1; }
+		use "$f" || return 1
 		st=$(pipe_to_pipe "$T/img" "$T/pp.raw" "$T/err")
 		[ "$st" = 0 ] && [ ! -s "$T/err" ] ||
 			{ echo "$f: status $st: $(cat "$T/err")"; return 1; }
@@ -59,7 +74,7 @@ pipe_to_pipe() {
 @test "splice: the data goes from pipe to pipe in the kernel, every uncompressed format" {
 	local f
 	for f in $SPLICED; do
-		make_image "$f" || { echo "$f: no image"; return 1; }
+		use "$f" || return 1
 		cat "$T/img" | strace -f -e trace=splice,vmsplice -o "$T/trace" \
 			img2raw | cat > "$T/pp.raw"
 		cmp "$T/want.raw" "$T/pp.raw" || { echo "$f: bytes differ"; return 1; }
@@ -70,7 +85,7 @@ pipe_to_pipe() {
 }
 
 @test "splice: zeros go to a pipe from shared zero pages (vmsplice)" {
-	make_image qcow2
+	use qcow2
 	cat "$T/img" | strace -f -e trace=vmsplice,write -o "$T/trace" \
 		img2raw | cat > "$T/pp.raw"
 	cmp "$T/want.raw" "$T/pp.raw"
@@ -80,7 +95,7 @@ pipe_to_pipe() {
 }
 
 @test "splice: a file into a pipe, and a pipe into a file, still copy (nothing to splice)" {
-	make_image qcow2
+	use qcow2
 	cat "$T/img" | strace -f -e trace=splice -o "$T/trace" img2raw -o "$T/pf.raw"
 	cmp "$T/want.raw" "$T/pf.raw"
 	run grep -c 'splice(0,' "$T/trace"
@@ -115,13 +130,13 @@ cut_messages_agree() {
 @test "splice: a cut image fails as from a file and as the copy path, every uncompressed format" {
 	local f
 	for f in $FORMATS; do
-		make_image "$f" || { echo "$f: no image"; return 1; }
+		use "$f" || return 1
 		cut_messages_agree "$f" || return 1
 	done
 }
 
 @test "splice: a cut inside the spliced runs is the copy path's truncation" {
-	make_image qcow2
+	use qcow2
 	# qemu-img's qcow2 ends in data: cut 300 kB into it
 	n=$(($(stat -c %s "$T/img") - 300000))
 	head -c "$n" "$T/img" > "$T/cut"
@@ -134,7 +149,7 @@ cut_messages_agree() {
 }
 
 @test "splice: a reader closing the pipe early is a write error, exit 3" {
-	make_image qcow2
+	use qcow2
 	run bash -c "cat '$T/img' | img2raw | head -c 100 > /dev/null; exit \${PIPESTATUS[1]}"
 	[ "$status" -eq 3 ]
 	[ "$output" = "img2raw: stdout: write error: Broken pipe" ]
