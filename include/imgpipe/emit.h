@@ -77,6 +77,22 @@ int emit_buffer(struct emitter *em, uint64_t off, size_t *len,
  */
 int emit_clone(struct emitter *em, int in, uint64_t in_off, uint64_t len,
     uint64_t off, uint64_t *from, uint64_t *to);
+/*
+ * Splicing, for a reader about to read input bytes that go 1:1 to
+ * [off, off + len): true when they may go from the input's fd to the
+ * sink in the kernel instead (a pipe sink whose cursor is at off, the
+ * range inside the disk).  Otherwise read and emit_data() them: that
+ * path has the messages.
+ */
+bool emit_splice_ready(const struct emitter *em, uint64_t off, size_t len);
+/*
+ * Then move them from fd in (*moved: how many; fewer only at the
+ * input's end, and then nothing more may be emitted), and deliver what
+ * was waiting for them.  1: the kernel will not splice this pair and
+ * nothing was moved (read and emit them).  -1 on error.
+ */
+int emit_splice(struct emitter *em, uint64_t off, int in, size_t len,
+    size_t *moved);
 /* Everything has been emitted: deliver the rest and finish the sink. */
 int emit_finish(struct emitter *em);
 void emitter_free(struct emitter *em);

@@ -229,5 +229,14 @@ int image_check_range(struct image *img, uint64_t off, uint64_t len,
 int image_emit_range(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
     uint64_t voff);
+/*
+ * The same, what naming the bytes in messages ("data cluster").  From a
+ * plain pipe into a pipe the bytes go in the kernel (splice), never
+ * through buf: the same output, and a cut input fails with the message
+ * image_read_at() gives, when it has already moved what there was.
+ */
+int image_copy_range(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
+    uint64_t voff, const char *what);
 
 #endif

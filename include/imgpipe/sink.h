@@ -33,6 +33,15 @@ struct sink {
 	    unsigned char **buf);
 	int (*clone)(struct sink *sk, int in, uint64_t in_off, uint64_t len,
 	    uint64_t off, uint64_t *from, uint64_t *to);
+	/*
+	 * Optional, for in-order sinks into a pipe: move up to len bytes
+	 * from the fd in (a pipe, or a file at its position) to the output
+	 * at off in the kernel (splice), stopping early only at the input's
+	 * end; *moved: how many.  1 when the kernel will not splice this
+	 * pair and nothing was moved (then copy them), 0, or -1 on error.
+	 */
+	int (*splice)(struct sink *sk, uint64_t off, int in, size_t len,
+	    size_t *moved);
 };
 
 /* The raw disk to a file descriptor: holes when it seeks, zeros when not. */
@@ -46,6 +55,7 @@ struct raw_sink {
 	uint64_t pos;		/* stream sinks: bytes written */
 	struct async_writer *writer;	/* seekable: writes on a thread */
 	struct zclone clone;	/* seekable: cloning from the input */
+	bool fifo;		/* stream sinks: the output is a pipe */
 };
 
 /*
@@ -74,5 +84,11 @@ int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
 int zero_range(int fd, uint64_t off, uint64_t len, const char *name);
 /* Write len zero bytes to a stream. */
 int write_zeros(int fd, uint64_t len, const char *name);
+/*
+ * The same into a pipe, in the kernel: its buffers refer to the pages of
+ * zero_buf (vmsplice without SPLICE_F_GIFT; nothing ever writes them),
+ * and the reader copies them from there.  Falls back to write_zeros.
+ */
+int pipe_zeros(int fd, uint64_t len, const char *name);
 
 #endif

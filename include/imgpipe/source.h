@@ -91,6 +91,21 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
  * number read, 0 at end of input, -1 on error.  Works on any source.
  */
 ssize_t source_read(struct source *s, void *buf, size_t len);
+/*
+ * Splicing (readers do it through image_copy_range): a plain stream
+ * whose bytes [off, off + len) can be taken from the fd itself, moved in
+ * the kernel.  source_splice_from() goes to off as source_read_at()
+ * would (its messages) and returns the fd; or -2 when they cannot (a
+ * decoded, seekable or non-blocking input; bytes in the head, behind
+ * the position or to be kept by source_retain()), nothing done; or -1
+ * on error.  source_spliced(): got of them were moved (fewer than len
+ * only at the end of the input); a short count is the truncation
+ * source_read_at() reports for those bytes.
+ */
+int source_splice_from(struct source *s, uint64_t off, size_t len,
+    const char *what);
+int source_spliced(struct source *s, uint64_t off, size_t len, size_t got,
+    const char *what);
 /* Back to offset 0 for a second pass (seekable, undecoded sources). */
 int source_rewind(struct source *s);
 /* Advance the stream position to off (>= pos); 0, or -1 (truncated). */

@@ -260,22 +260,53 @@ int image_check_range(struct image *img, uint64_t off, uint64_t len,
 	return 0;
 }
 
+/*
+ * Input bytes [off, off + n) to voff in the kernel, when the input is a
+ * plain stream and the sink a pipe waiting for them: 0 when done, 1 when
+ * they are to be read (nothing done but perhaps a skip to off), -1.
+ * A cut input fails as image_read_at() of the same bytes would.
+ */
+static int emit_spliced(struct image *img, struct emitter *em, uint64_t off,
+    size_t n, uint64_t voff, const char *what)
+{
+	struct source *s = img->src;
+	size_t got;
+	int fd, rc;
+
+	if (!emit_splice_ready(em, voff, n))
+		return 1;
+	fd = source_splice_from(s, off, n, what);
+	if (fd == -2)
+		return 1;
+	if (fd < 0)
+		return name_the_format(img);
+	rc = emit_splice(em, voff, fd, n, &got);
+	if (rc != 0)
+		return rc;
+	return source_spliced(s, off, n, got, what) < 0 ?
+	    name_the_format(img) : 0;
+}
+
 /* Read [off, off + len) and emit it at voff, into the sink's memory if lent. */
 static int emit_read(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
-    uint64_t voff)
+    uint64_t voff, const char *what)
 {
 	unsigned char *p;
+	int rc;
 
 	while (len > 0) {
 		size_t n = len < bufsize ? len : bufsize;
 
-		if (emit_buffer(em, voff, &n, &p) < 0)
+		rc = emit_spliced(img, em, off, n, voff, what);
+		if (rc < 0)
 			return -1;
-		if (p == NULL)
+		if (rc == 1 && emit_buffer(em, voff, &n, &p) < 0)
+			return -1;
+		if (rc == 1 && p == NULL)
 			p = buf;
-		if (image_read_at(img, p, n, off, "data") < 0 ||
-		    emit_data(em, voff, p, n) < 0)
+		if (rc == 1 && (image_read_at(img, p, n, off, what) < 0 ||
+		    emit_data(em, voff, p, n) < 0))
 			return -1;
 		off += n;
 		voff += n;
@@ -305,20 +336,27 @@ static int emit_cloned(struct image *img, struct emitter *em, uint64_t off,
 	return 0;
 }
 
-int image_emit_range(struct image *img, struct emitter *em,
+int image_copy_range(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
-    uint64_t voff)
+    uint64_t voff, const char *what)
 {
 	uint64_t from, to;
 
 	if (img->walk)
-		return image_check_range(img, off, len, "data") < 0 ? -1 :
+		return image_check_range(img, off, len, what) < 0 ? -1 :
 		    emit_zero(em, voff, len);
 	if (emit_cloned(img, em, off, len, voff, &from, &to) < 0 ||
-	    emit_read(img, em, buf, bufsize, off, from - voff, voff) < 0)
+	    emit_read(img, em, buf, bufsize, off, from - voff, voff, what) < 0)
 		return -1;
 	return emit_read(img, em, buf, bufsize, off + (to - voff),
-	    voff + len - to, to);
+	    voff + len - to, to, what);
+}
+
+int image_emit_range(struct image *img, struct emitter *em,
+    unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
+    uint64_t voff)
+{
+	return image_copy_range(img, em, buf, bufsize, off, len, voff, "data");
 }
 
 size_t format_trailer(const unsigned char *tail, size_t taillen,

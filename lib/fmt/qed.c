@@ -361,17 +361,8 @@ static int qed_copy(struct image *img, struct qed *q, struct emitter *em,
 	if (img->walk)
 		return image_emit_range(img, em, q->buf, QED_READ_MAX, host, len,
 		    virt);
-	while (len > 0) {
-		size_t n = len < QED_READ_MAX ? len : QED_READ_MAX;
-
-		if (image_read_at(img, q->buf, n, host, "data cluster") < 0 ||
-		    emit_data(em, virt, q->buf, n) < 0)
-			return -1;
-		host += n;
-		virt += n;
-		len -= n;
-	}
-	return 0;
+	return image_copy_range(img, em, q->buf, QED_READ_MAX, host, len, virt,
+	    "data cluster");
 }
 
 /* Seekable input: runs of clusters contiguous in both host and virtual. */

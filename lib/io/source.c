@@ -490,6 +490,55 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 	return 0;
 }
 
+/* The end of a source_read_at() whose bytes the stream did not have. */
+static int stream_cut_at(uint64_t off, const char *what)
+{
+	return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+	    "%s at 0x%llx: image is truncated", what, (unsigned long long)off);
+}
+
+static bool splice_ok(const struct source *s, uint64_t off, size_t len)
+{
+	int flags;
+
+	if (s->seekable || s->ar != NULL || s->raw_eof || off < s->pos ||
+	    off < s->headlen || len == 0)
+		return false;
+	/* source_retain() would keep what passes */
+	if (!s->keep_stopped && s->keep_from < off + len)
+		return false;
+	flags = fcntl(s->fd, F_GETFL);
+	return flags >= 0 && !(flags & O_NONBLOCK);
+}
+
+int source_splice_from(struct source *s, uint64_t off, size_t len,
+    const char *what)
+{
+	if (!splice_ok(s, off, len))
+		return -2;
+	if (source_skip_to(s, off) < 0) {
+		if (err_status() != EXIT_REJECT)
+			return -1;
+		err_clear();
+		return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+		    "%s at 0x%llx lies past the end of the image", what,
+		    (unsigned long long)off);
+	}
+	/* skipping may have met the end, or started keeping */
+	return s->raw_eof || !splice_ok(s, off, len) ? -2 : s->fd;
+}
+
+int source_spliced(struct source *s, uint64_t off, size_t len, size_t got,
+    const char *what)
+{
+	s->pos += got;
+	meter(s, off, got);
+	if (got == len)
+		return 0;
+	s->raw_eof = true;
+	return stream_cut_at(off, what);
+}
+
 int source_next_data(struct source *s, uint64_t off, uint64_t *start,
     uint64_t *end)
 {

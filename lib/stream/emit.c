@@ -340,6 +340,24 @@ int emit_clone(struct emitter *em, int in, uint64_t in_off, uint64_t len,
 	return 0;
 }
 
+bool emit_splice_ready(const struct emitter *em, uint64_t off, size_t len)
+{
+	return em->sink->splice != NULL && em->sink->in_order && len > 0 &&
+	    off == em->cursor && off <= em->size && len <= em->size - off;
+}
+
+int emit_splice(struct emitter *em, uint64_t off, int in, size_t len,
+    size_t *moved)
+{
+	int rc = em->sink->splice(em->sink, off, in, len, moved);
+
+	if (rc != 0)
+		return rc;
+	em->data_bytes += *moved;
+	em->cursor += *moved;
+	return *moved == len ? drain(em) : 0;
+}
+
 int emit_upto(struct emitter *em, uint64_t off)
 {
 	if (!em->sink->in_order)

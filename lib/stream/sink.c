@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "imgpipe/err.h"
@@ -52,6 +53,26 @@ int write_zeros(int fd, uint64_t len, const char *name)
 
 		if (write_full(fd, zero_buf, n, name) < 0)
 			return -1;
+		len -= n;
+	}
+	return 0;
+}
+
+int pipe_zeros(int fd, uint64_t len, const char *name)
+{
+	struct iovec v;
+	ssize_t n;
+
+	while (len > 0) {
+		v.iov_base = (void *)zero_buf;
+		v.iov_len = len < ZERO_BUF_SIZE ? len : ZERO_BUF_SIZE;
+		n = vmsplice(fd, &v, 1, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EINVAL || errno == ENOSYS))
+			return write_zeros(fd, len, name);
+		if (n < 0)
+			return fail_io(name, "write error");
 		len -= n;
 	}
 	return 0;
@@ -186,7 +207,41 @@ static int stream_zero(struct sink *sk, uint64_t off, uint64_t len)
 		    "expected %llu", (unsigned long long)off,
 		    (unsigned long long)rs->pos);
 	rs->pos += len;
-	return write_zeros(rs->fd, len, rs->name);
+	return rs->fifo ? pipe_zeros(rs->fd, len, rs->name)
+	    : write_zeros(rs->fd, len, rs->name);
+}
+
+/*
+ * Input bytes straight into the output pipe (splice moves the input
+ * pipe's pages, or the page cache's, without a copy through us).
+ */
+static int stream_splice(struct sink *sk, uint64_t off, int in, size_t len,
+    size_t *moved)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+	ssize_t n;
+
+	*moved = 0;
+	if (off != rs->pos)
+		return stream_write(sk, off, NULL, 0);	/* its message */
+	while (*moved < len) {
+		n = splice(in, NULL, rs->fd, NULL, len - *moved, SPLICE_F_MOVE);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && *moved == 0 && (errno == EINVAL || errno == ENOSYS)) {
+			rs->base.splice = NULL;	/* this pair will not */
+			return 1;
+		}
+		if (n < 0 && errno == EPIPE)
+			return fail_io(rs->name, "write error");
+		if (n < 0)	/* a pipe takes any write: the input failed */
+			return fail_errno(EXIT_IO, "read error");
+		if (n == 0)
+			break;
+		*moved += n;
+		rs->pos += n;
+	}
+	return 0;
 }
 
 static int stream_finish(struct sink *sk, uint64_t size)
@@ -210,6 +265,7 @@ void raw_sink_force_stream(struct raw_sink *rs)
 	rs->base.no_zero_split = true;
 	rs->base.lend = NULL;
 	rs->base.clone = NULL;
+	rs->base.splice = rs->fifo ? stream_splice : NULL;
 }
 
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
@@ -224,8 +280,12 @@ void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
 	if (fstat(fd, &st) < 0 || flags < 0 || (flags & O_APPEND))
 		return;
 	/* Fewer wake-ups of both ends: measured in test/bench (best effort). */
-	if (S_ISFIFO(st.st_mode))
+	if (S_ISFIFO(st.st_mode)) {
 		fcntl(fd, F_SETPIPE_SZ, PIPE_SIZE_WANTED);
+		/* non-blocking: splice could stop half-way, as no write does */
+		rs->fifo = !(flags & O_NONBLOCK);
+		rs->base.splice = rs->fifo ? stream_splice : NULL;
+	}
 	if (!S_ISREG(st.st_mode) && !S_ISBLK(st.st_mode))
 		return;
 	if (lseek(fd, 0, SEEK_CUR) != 0)

@@ -667,6 +667,7 @@ int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
 	 * disk here sits at data_at, so they are not offered. */
 	wp->base.lend = NULL;
 	wp->base.clone = NULL;
+	wp->base.splice = NULL;
 	return 0;
 }
 

@@ -228,17 +228,8 @@ static int prl_copy(struct image *img, struct prl *p, struct emitter *em,
 	if (img->walk)
 		return image_emit_range(img, em, p->buf, PRL_READ_MAX, host, len,
 		    virt);
-	while (len > 0) {
-		size_t n = len < PRL_READ_MAX ? len : PRL_READ_MAX;
-
-		if (image_read_at(img, p->buf, n, host, "cluster") < 0 ||
-		    emit_data(em, virt, p->buf, n) < 0)
-			return -1;
-		host += n;
-		virt += n;
-		len -= n;
-	}
-	return 0;
+	return image_copy_range(img, em, p->buf, PRL_READ_MAX, host, len, virt,
+	    "cluster");
 }
 
 /* Seekable: virtual order, one read per run contiguous in the file. */

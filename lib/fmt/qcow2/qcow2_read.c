@@ -1223,6 +1223,29 @@ static void stream_done(struct image *img, uint64_t from, uint64_t end)
 		source_release(img->src, from, end - from);
 }
 
+/*
+ * Plain data ahead that no extent ahead reads again: the way to it is
+ * kept as stream_read() keeps it, and the run goes straight from the
+ * input (from a pipe into a pipe, in the kernel: image_copy_range).
+ */
+static int stream_direct(struct image *img, struct emitter *em,
+    const struct qext *e)
+{
+	struct qcow2 *q = img->priv;
+	struct source *s = img->src;
+
+	if (stream_keep(img, e->host) < 0 ||
+	    (e->host > s->pos && image_skip_to(img, e->host) < 0))
+		return stream_cut(img, e, 0);
+	source_retain_stop(s);
+	q->st->read_from = q->st->read_end = UINT64_MAX;
+	if (image_copy_range(img, em, q->buf, q->wcap, e->host, e->len,
+	    e->voff, "data cluster") < 0)
+		return stream_cut(img, e, 0);
+	stream_done(img, e->host, e->host + e->len);
+	return 0;
+}
+
 static int stream_emit(struct image *img, struct emitter *em,
     const struct qext *e)
 {
@@ -1230,6 +1253,9 @@ static int stream_emit(struct image *img, struct emitter *em,
 	size_t len, used;
 	uint64_t fresh;
 
+	if (e->clen == 0 && !img->walk && e->host >= img->src->pos &&
+	    stream_wanted(q->st) >= e->host + e->len)
+		return stream_direct(img, em, e);
 	if (e->clen == 0) {
 		/* kept as it is read if an extent ahead reads it again */
 		if (stream_read_all(img, q->buf, e->host, e->len,

@@ -253,6 +253,7 @@ static int vdi_read_stream(struct image *img, struct vdi *v,
 {
 	uint64_t *order, nalloc = 0, i;
 	uint32_t host, virt, last = VDI_BLOCK_FREE, *lowest = NULL;
+	bool whole_once;
 	int rc = 0;
 
 	order = malloc(((size_t)v->nblocks + 1) * sizeof *order);
@@ -268,13 +269,23 @@ static int vdi_read_stream(struct image *img, struct vdi *v,
 	for (i = 0; i < nalloc && rc == 0; i++) {
 		host = order[i] >> 32;
 		virt = (uint32_t)order[i];
-		if (host != last)
-			rc = image_read_at(img, buf, v->block_size,
-			    vdi_host_offset(v, host), "data block");
+		/* a whole block used once may go from a pipe in the kernel */
+		whole_once = vdi_block_len(img, v, virt) == v->block_size &&
+		    (i + 1 == nalloc || order[i + 1] >> 32 != host);
+		if (host != last && whole_once) {
+			rc = image_copy_range(img, em, buf, v->block_size,
+			    vdi_host_offset(v, host), v->block_size,
+			    (uint64_t)virt * v->block_size, "data block");
+		} else {
+			if (host != last)
+				rc = image_read_at(img, buf, v->block_size,
+				    vdi_host_offset(v, host), "data block");
+			if (rc == 0)
+				rc = emit_data(em, (uint64_t)virt *
+				    v->block_size, buf,
+				    vdi_block_len(img, v, virt));
+		}
 		last = host;
-		if (rc == 0)
-			rc = emit_data(em, (uint64_t)virt * v->block_size, buf,
-			    vdi_block_len(img, v, virt));
 		if (rc == 0)
 			rc = emit_upto(em, (uint64_t)lowest[i + 1] *
 			    v->block_size);
