@@ -90,6 +90,11 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
  * number read, 0 at end of input, -1 on error.  Works on any source.
  */
 ssize_t source_read(struct source *s, void *buf, size_t len);
+/*
+ * -p: bytes [off, off + len) were read past source_read_at() (cloned, or
+ * read on a writer's thread): count them as it would.
+ */
+void source_meter(struct source *s, uint64_t off, uint64_t len);
 /* Back to offset 0 for a second pass (seekable, undecoded sources). */
 int source_rewind(struct source *s);
 /* Advance the stream position to off (>= pos); 0, or -1 (truncated). */
