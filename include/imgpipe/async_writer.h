@@ -1,7 +1,9 @@
 /*
- * A positioned writer on its own thread, so that reading the input and
+ * A positioned writer on threads of its own, so that reading the input and
  * writing the output overlap (two cores, two kinds of kernel copying).
- * Buffers are copied in: the caller may reuse its buffer at once.
+ * Buffers are copied in: the caller may reuse its buffer at once.  Bytes
+ * that are a run of an input file are better deferred: the writer's
+ * threads read them in themselves, side by side.
  */
 #ifndef IMGPIPE_ASYNC_WRITER_H
 #define IMGPIPE_ASYNC_WRITER_H
@@ -11,8 +13,14 @@
 
 struct async_writer;
 
-/* NULL (error recorded) when the thread or its buffers cannot be had. */
-struct async_writer *async_writer_start(int fd, const char *name);
+/*
+ * threads: how many write (and read deferred pieces) side by side, at
+ * most 16, 0 for the default (8); the file reads as zeros from fresh_from
+ * on (what it held before).  NULL (error recorded) when no thread or
+ * buffers can be had.
+ */
+struct async_writer *async_writer_start(int fd, const char *name,
+    int threads, uint64_t fresh_from);
 /* Queue a write; fails (EXIT_IO) if an earlier write failed. */
 int async_pwrite(struct async_writer *w, const void *buf, size_t len,
     uint64_t off);
@@ -23,7 +31,21 @@ int async_pwrite(struct async_writer *w, const void *buf, size_t len,
  * may shrink.  NULL (error recorded) if an earlier write failed.
  */
 unsigned char *async_lend(struct async_writer *w, uint64_t off, size_t *len);
+/*
+ * The bytes of [off, off + *len) are the *len bytes at in_off of the file
+ * fd (open until async_writer_finish()): a writer thread preads them into
+ * a slot, leaves out whole zero blocks the file holds as zeros already
+ * (as the emitter would have), and writes the rest.  *len may shrink.  A
+ * read that fails is recorded as source_read_at() would record it, label
+ * (the format) and img_off (the bytes' offset in the image) naming the
+ * bytes, when the caller next queues or finishes.  -1 (error recorded)
+ * if an earlier write or read failed.
+ */
+int async_defer(struct async_writer *w, int fd, uint64_t in_off,
+    uint64_t off, size_t *len, const char *label, uint64_t img_off);
 /* Wait for every queued write; report the first error; free w. */
 int async_writer_finish(struct async_writer *w);
+/* Give up: what is queued is not written, no error is recorded; free w. */
+void async_writer_cancel(struct async_writer *w);
 
 #endif

@@ -93,6 +93,16 @@ bool emit_splice_ready(const struct emitter *em, uint64_t off, size_t len);
  */
 int emit_splice(struct emitter *em, uint64_t off, int in, size_t len,
     size_t *moved);
+/*
+ * For a reader about to read the *len bytes at in_off of the regular file
+ * in and emit them at off: the sink may take them as they are and read
+ * them itself, on threads of its own, splitting zero blocks as
+ * emit_data() does (then *len is what it took, maybe less); *len 0: the
+ * reader reads and emits them.  label and img_off name them in a message
+ * (source_read_at()'s, should the read fail).  -1 on error.
+ */
+int emit_defer(struct emitter *em, int in, uint64_t in_off, uint64_t off,
+    size_t *len, const char *label, uint64_t img_off);
 /* Everything has been emitted: deliver the rest and finish the sink. */
 int emit_finish(struct emitter *em);
 void emitter_free(struct emitter *em);

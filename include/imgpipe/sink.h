@@ -42,6 +42,14 @@ struct sink {
 	 */
 	int (*splice)(struct sink *sk, uint64_t off, int in, size_t len,
 	    size_t *moved);
+	/*
+	 * Optional, for sinks into a file: [off, off + *len) are the *len
+	 * bytes at in_off of the regular file in, which the sink reads itself
+	 * on threads of its own (async_defer()); *len may shrink, 0 when the
+	 * sink will not.  label and img_off name the bytes in a message.
+	 */
+	int (*defer)(struct sink *sk, int in, uint64_t in_off, uint64_t off,
+	    size_t *len, const char *label, uint64_t img_off);
 };
 
 /* The raw disk to a file descriptor: holes when it seeks, zeros when not. */
@@ -53,7 +61,7 @@ struct raw_sink {
 	uint64_t prior_size;	/* file length before we started */
 	uint64_t frontier;	/* seekable: the highest extent end so far */
 	uint64_t pos;		/* stream sinks: bytes written */
-	struct async_writer *writer;	/* seekable: writes on a thread */
+	struct async_writer *writer;	/* seekable: writes on threads */
 	struct zclone clone;	/* seekable: cloning from the input */
 	bool fifo;		/* stream sinks: the output is a pipe */
 };
@@ -65,11 +73,13 @@ struct raw_sink {
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name);
 void raw_sink_force_stream(struct raw_sink *rs);
 /*
- * Seekable sinks: write on a thread of their own, overlapping the reading
- * (measured in test/bench/img2raw.sh).  Best effort: stays synchronous if
- * the thread cannot be had.  raw_sink_close() must follow, on every path.
+ * Seekable sinks: write on threads of their own, overlapping the reading
+ * (measured in test/bench/img2raw.sh), and read there what a reader
+ * defers (emit_defer()); threads: how many (-j), 0 for the writer's
+ * default.  Best effort: stays synchronous if no thread can be had.
+ * raw_sink_close() must follow, on every path, before the input closes.
  */
-void raw_sink_async(struct raw_sink *rs);
+void raw_sink_async(struct raw_sink *rs, int threads);
 /* Wait for queued writes (after finish, or to give up); idempotent. */
 void raw_sink_close(struct raw_sink *rs);
 

@@ -106,6 +106,11 @@ int source_splice_from(struct source *s, uint64_t off, size_t len,
     const char *what);
 int source_spliced(struct source *s, uint64_t off, size_t len, size_t got,
     const char *what);
+/*
+ * -p: bytes [off, off + len) were read past source_read_at() (cloned, or
+ * read on a writer's thread): count them as it would.
+ */
+void source_meter(struct source *s, uint64_t off, uint64_t len);
 /* Back to offset 0 for a second pass (seekable, undecoded sources). */
 int source_rewind(struct source *s);
 /* Advance the stream position to off (>= pos); 0, or -1 (truncated). */

@@ -287,17 +287,38 @@ static int emit_spliced(struct image *img, struct emitter *em, uint64_t off,
 	    name_the_format(img) : 0;
 }
 
+/*
+ * Whether the sink may read [off, off + len) itself: from a plain file
+ * that holds it all (a cut image fails here, and as it does from a pipe).
+ */
+static bool deferrable(const struct source *s, uint64_t off, uint64_t len)
+{
+	return s->seekable && s->ar == NULL && s->size_known &&
+	    off <= s->size && len <= s->size - off;
+}
+
 /* Read [off, off + len) and emit it at voff, into the sink's memory if lent. */
 static int emit_read(struct image *img, struct emitter *em,
     unsigned char *buf, size_t bufsize, uint64_t off, uint64_t len,
     uint64_t voff, const char *what)
 {
+	struct source *s = img->src;
+	bool defer = deferrable(s, off, len);
 	unsigned char *p;
+	size_t n;
 	int rc;
 
 	while (len > 0) {
-		size_t n = len < bufsize ? len : bufsize;
-
+		n = len < SIZE_MAX ? len : SIZE_MAX;
+		if (defer && emit_defer(em, s->fd, s->base + off, voff, &n,
+		    img->fmt->name, off) < 0)
+			return -1;
+		if (defer && n > 0) {
+			source_meter(s, off, n);
+			goto next;
+		}
+		defer = false;	/* the sink does not: read it here */
+		n = len < bufsize ? len : bufsize;
 		rc = emit_spliced(img, em, off, n, voff, what);
 		if (rc < 0)
 			return -1;
@@ -308,6 +329,7 @@ static int emit_read(struct image *img, struct emitter *em,
 		if (rc == 1 && (image_read_at(img, p, n, off, what) < 0 ||
 		    emit_data(em, voff, p, n) < 0))
 			return -1;
+next:
 		off += n;
 		voff += n;
 		len -= n;
@@ -331,8 +353,8 @@ static int emit_cloned(struct image *img, struct emitter *em, uint64_t off,
 		return 0;
 	if (emit_clone(em, s->fd, s->base + off, len, voff, from, to) < 0)
 		return -1;
-	if (*to > *from && s->progress != NULL && !s->meter_raw)
-		progress_range(s->progress, off + (*from - voff), *to - *from);
+	if (*to > *from)
+		source_meter(s, off + (*from - voff), *to - *from);
 	return 0;
 }
 

@@ -51,6 +51,11 @@ static void meter(struct source *s, uint64_t off, uint64_t n)
 		progress_range(meter_of(s), off, n);
 }
 
+void source_meter(struct source *s, uint64_t off, uint64_t len)
+{
+	meter(s, off, len);
+}
+
 static ssize_t fd_read_full(int fd, void *buf, size_t len)
 {
 	size_t done = 0;

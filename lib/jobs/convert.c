@@ -51,7 +51,7 @@ static int write_raw(struct image *img, struct stash *st, void *arg)
 	if (rc <= 0)
 		return rc == 0 ? outfile_commit(&of) : (outfile_abort(&of), -1);
 	raw_sink_init(&rs, of.fd, of.name);
-	raw_sink_async(&rs);
+	raw_sink_async(&rs, img->threads);
 	emitter_init(&em, &rs.base, st, img->virtual_size);
 	rc = image_read(img, &em);
 	emitter_free(&em);

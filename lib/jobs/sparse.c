@@ -47,7 +47,7 @@ int sparse_copy(const struct sparse_opts *o)
 	if (outfile_open(&of, o->output) < 0)
 		return -1;
 	raw_sink_init(&rs, of.fd, of.name);
-	raw_sink_async(&rs);
+	raw_sink_async(&rs, 2);	/* nothing deferred: two writers */
 	if (run_raw(o, &rs.base) < 0) {
 		raw_sink_close(&rs);
 		outfile_abort(&of);

@@ -327,6 +327,24 @@ int emit_buffer(struct emitter *em, uint64_t off, size_t *len,
 	return em->sink->lend(em->sink, off, len, buf);
 }
 
+int emit_defer(struct emitter *em, int in, uint64_t in_off, uint64_t off,
+    size_t *len, const char *label, uint64_t img_off)
+{
+	/* The sink splits on EMIT_ZERO_BLOCK, not on a block of the job's. */
+	if (em->sink->in_order || em->sink->defer == NULL ||
+	    em->zero_block != EMIT_ZERO_BLOCK || em->sink->no_zero_split ||
+	    *len == 0) {
+		*len = 0;
+		return 0;
+	}
+	if (check_range(em, off, *len) < 0 ||
+	    em->sink->defer(em->sink, in, in_off, off, len, label,
+	    img_off) < 0)
+		return -1;
+	em->data_bytes += *len;
+	return 0;
+}
+
 int emit_clone(struct emitter *em, int in, uint64_t in_off, uint64_t len,
     uint64_t off, uint64_t *from, uint64_t *to)
 {

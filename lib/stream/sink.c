@@ -156,6 +156,20 @@ static int file_lend(struct sink *sk, uint64_t off, size_t *len,
 	return *buf != NULL ? 0 : -1;
 }
 
+static int file_defer(struct sink *sk, int in, uint64_t in_off, uint64_t off,
+    size_t *len, const char *label, uint64_t img_off)
+{
+	struct raw_sink *rs = (struct raw_sink *)sk;
+
+	if (rs->writer == NULL) {	/* the caller reads them */
+		*len = 0;
+		return 0;
+	}
+	if (async_defer(rs->writer, in, in_off, off, len, label, img_off) < 0)
+		return -1;
+	return advance_frontier(rs, off, off + *len);
+}
+
 static int file_clone(struct sink *sk, int in, uint64_t in_off, uint64_t len,
     uint64_t off, uint64_t *from, uint64_t *to)
 {
@@ -266,6 +280,7 @@ void raw_sink_force_stream(struct raw_sink *rs)
 	rs->base.lend = NULL;
 	rs->base.clone = NULL;
 	rs->base.splice = rs->fifo ? stream_splice : NULL;
+	rs->base.defer = NULL;
 }
 
 void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
@@ -298,6 +313,7 @@ void raw_sink_init(struct raw_sink *rs, int fd, const char *name)
 	rs->base.finish = file_finish;
 	rs->base.no_zero_split = false;
 	rs->base.lend = file_lend;
+	rs->base.defer = file_defer;
 	rs->base.clone = S_ISREG(st.st_mode) ? file_clone : NULL;
 }
 
@@ -326,11 +342,12 @@ void null_sink_init(struct sink *sk)
 	    .finish = null_finish, .no_zero_split = true };
 }
 
-void raw_sink_async(struct raw_sink *rs)
+void raw_sink_async(struct raw_sink *rs, int threads)
 {
 	if (!rs->seekable || rs->writer != NULL)
 		return;
-	rs->writer = async_writer_start(rs->fd, rs->name);
+	rs->writer = async_writer_start(rs->fd, rs->name, threads,
+	    rs->prior_size);
 	if (rs->writer == NULL)
 		err_clear();	/* synchronous writes will do */
 }
@@ -340,6 +357,6 @@ void raw_sink_close(struct raw_sink *rs)
 	struct async_writer *w = rs->writer;
 
 	rs->writer = NULL;
-	if (w != NULL)	/* an error here never hides the first one */
-		async_writer_finish(w);
+	if (w != NULL)	/* given up: the error is the caller's */
+		async_writer_cancel(w);
 }

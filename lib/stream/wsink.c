@@ -658,16 +658,17 @@ int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
 		raw_sink_force_stream(&wp->raw);
 		wp->raw.pos = out->pos;
 	}
-	raw_sink_async(&wp->raw);
+	raw_sink_async(&wp->raw, 2);	/* nothing deferred: two writers */
 	wp->base = wp->raw.base;	/* in_order, no_zero_split as the raw sink */
 	wp->base.write = place_data;
 	wp->base.zero = place_zero;
 	wp->base.finish = place_finish;
-	/* The raw sink's lend and clone take its own struct and offsets; the
-	 * disk here sits at data_at, so they are not offered. */
+	/* The raw sink's lend, clone, splice and defer take its own struct and
+	 * offsets; the disk here sits at data_at, so they are not offered. */
 	wp->base.lend = NULL;
 	wp->base.clone = NULL;
 	wp->base.splice = NULL;
+	wp->base.defer = NULL;
 	return 0;
 }
 

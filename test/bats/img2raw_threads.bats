@@ -1,0 +1,107 @@
+#!/usr/bin/env bats
+# Into a file, the data runs of an uncompressed image read from a file
+# are read and written by the writer's threads (-j, async_defer in
+# lib/io/async_writer.c), many pieces a slot, out of order: the bytes,
+# the holes and the messages are the same with one thread and with many,
+# and the same as from a pipe.
+load helpers
+
+# A disk of 24 MiB: data (with zero blocks inside it) in many short runs
+# and some long ones, holes between.
+setup() {
+	local off
+	make_pattern "$T/disk.raw" $((24 << 20))
+	for off in 5 6 9 12 13 14 15 16 17 21; do
+		head -c $((700 << 10)) < <(yes "run-$off") |
+			dd of="$T/disk.raw" bs=1M seek="$off" conv=notrunc status=none
+	done
+	# a zero block inside a long run: a hole in a fresh output
+	dd if=/dev/zero of="$T/disk.raw" bs=4096 count=3 seek=$(((13 << 20) / 4096 + 7)) \
+		conv=notrunc status=none
+}
+
+# same_bytes IMAGE [img2raw options]: -j 1, -j 3, -j 16 and the default
+# write the disk, file to file, and (without options) pipe to file.
+same_bytes() {
+	local img=$1 j
+	shift
+	for j in 1 3 16 ""; do
+		rm -f "$T/o.raw"
+		run img2raw ${j:+-j $j} "$@" -o "$T/o.raw" "$img"
+		[ "$status" -eq 0 ] || { echo "-j '$j': status $status: $output"; return 1; }
+		cmp "$T/o.raw" "$T/disk.raw" || { echo "-j '$j' differs"; return 1; }
+	done
+	if [ $# -gt 0 ]; then	# --extents takes a path, not a pipe
+		return 0
+	fi
+	img2raw -o "$T/p.raw" < <(cat "$img")
+	cmp "$T/p.raw" "$T/disk.raw"
+}
+
+@test "img2raw threads: qcow2 (64 KiB and 512-byte clusters), vhdx, vdi and qed give the same disk with 1, 3 and 16 threads" {
+	local f
+	for f in qcow2 vhdx vdi qed; do
+		qemu-img convert -f raw -O $f "$T/disk.raw" "$T/d.$f"
+		same_bytes "$T/d.$f" || { echo "format $f"; return 1; }
+	done
+	qemu-img convert -f raw -O qcow2 -o cluster_size=512 "$T/disk.raw" "$T/s.qcow2"
+	same_bytes "$T/s.qcow2"
+}
+
+@test "img2raw threads: a flat VMDK's extent is read on the writer's threads too" {
+	qemu-img convert -f raw -O vmdk -o subformat=monolithicFlat "$T/disk.raw" "$T/f.vmdk"
+	same_bytes "$T/f.vmdk" --extents
+}
+
+# hole_at FILE OFFSET LENGTH: the range reads as a hole (SEEK_DATA skips it).
+hole_at() {
+	python3 - "$@" <<'PY'
+import os, sys
+fd = os.open(sys.argv[1], os.O_RDONLY)
+off, n = int(sys.argv[2]), int(sys.argv[3])
+sys.exit(0 if os.lseek(fd, off, os.SEEK_DATA) >= off + n else 1)
+PY
+}
+
+# A fresh output keeps zero blocks inside data as holes, as the reader's
+# own zero split did (and qemu-img does).
+@test "img2raw threads: zero blocks inside data are holes in a fresh output" {
+	local j z=$(((13 << 20) + 7 * 4096))
+	qemu-img convert -f raw -O qcow2 "$T/disk.raw" "$T/d.qcow2"
+	for j in 1 3; do
+		rm -f "$T/o.raw"
+		img2raw -j $j -o "$T/o.raw" "$T/d.qcow2"
+		cmp "$T/o.raw" "$T/disk.raw"
+		hole_at "$T/o.raw" $z 12288 || { echo "-j $j: no hole at $z"; return 1; }
+	done
+}
+
+# Standard output on a file that held bytes (1<>): the writer's threads
+# write zero blocks below its old end, not leave them to show old bytes.
+@test "img2raw threads: zero blocks inside data overwrite what an output file held" {
+	qemu-img convert -f raw -O qcow2 "$T/disk.raw" "$T/d.qcow2"
+	head -c $((24 << 20)) < <(yes old) > "$T/o.raw"
+	img2raw -j 3 "$T/d.qcow2" 1<> "$T/o.raw"
+	cmp "$T/o.raw" "$T/disk.raw"
+}
+
+# A cut image: the data cluster past the end is named as it always was,
+# alike with any number of threads, and no output is left.
+@test "img2raw threads: a cut qcow2 fails alike with 1 and 16 threads and from a pipe" {
+	local j
+	qemu-img convert -f raw -O qcow2 "$T/disk.raw" "$T/d.qcow2"
+	head -c $(($(stat -c %s "$T/d.qcow2") / 2)) "$T/d.qcow2" > "$T/cut.qcow2"
+	run img2raw -j 1 -o "$T/o1.raw" "$T/cut.qcow2"
+	[ "$status" -eq 1 ]
+	[[ $output == "img2raw: $T/cut.qcow2: qcow2: data cluster at "*" lies past the end of the image" ]] ||
+		{ echo "$output"; return 1; }
+	printf '%s\n' "$output" > "$T/j1.err"
+	run img2raw -j 16 -o "$T/o16.raw" "$T/cut.qcow2"
+	[ "$status" -eq 1 ]
+	printf '%s\n' "$output" | diff "$T/j1.err" -
+	[ ! -e "$T/o1.raw" ]
+	[ ! -e "$T/o16.raw" ]
+	run sh -c 'img2raw -o "$1" < "$2"' sh "$T/p.raw" "$T/cut.qcow2"
+	[ "$status" -eq 1 ]
+	printf '%s\n' "$output" | sed "s|: stdin: |: $T/cut.qcow2: |" | diff "$T/j1.err" -
+}
