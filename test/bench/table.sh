@@ -220,7 +220,7 @@ done
 # the parking store's peaks.
 solo() {
 	local job=$1 f=$stats/solo i
-	case $BENCH_JOBS in ''|*"${job%%[ ,]*}"*) ;; *) return 0 ;; esac
+	case $pipe_jobs in ''|*"${job%%[ ,]*}"*) ;; *) return 0 ;; esac
 	: > "$f"
 	for i in $(seq "$BENCH_RUNS"); do
 		timed "$2" "$f" || return 1
@@ -237,8 +237,9 @@ solo() {
 # (cat FILE |); the store spills to the first output place.  BENCH_PIPES=0
 # leaves them out.
 tmpd=${BENCH_OUTS%% *}/bench-tmp
-[ "${BENCH_PIPES:-1}" = 0 ] && BENCH_JOBS=none
-case $BENCH_JOBS in ''|*raw2*)
+pipe_jobs=$BENCH_JOBS
+[ "${BENCH_PIPES:-1}" = 0 ] && pipe_jobs=none
+case $pipe_jobs in ''|*raw2*)
 	printf '\n| writer, into a pipe (qemu-img cannot) | ours s (min / med / max) | peak RSS MiB | store peak memory | temporary file peak | layout |\n'
 	printf '|---|---|---|---|---|---|\n' ;;
 esac
