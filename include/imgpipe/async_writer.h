@@ -45,7 +45,5 @@ int async_defer(struct async_writer *w, int fd, uint64_t in_off,
     uint64_t off, size_t *len, const char *label, uint64_t img_off);
 /* Wait for every queued write; report the first error; free w. */
 int async_writer_finish(struct async_writer *w);
-/* Give up: what is queued is not written, no error is recorded; free w. */
-void async_writer_cancel(struct async_writer *w);
 
 #endif

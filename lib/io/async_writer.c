@@ -100,7 +100,6 @@ struct async_writer {
 	int error;		/* errno of the first failure, or 0 */
 	bool read_failed;	/* ... which was a read: see failure */
 	struct read_failure failure;
-	bool cancelled;		/* async_writer_cancel(): write no more */
 };
 
 static int write_range(int fd, const unsigned char *buf, size_t len,
@@ -538,20 +537,9 @@ int async_writer_finish(struct async_writer *w)
 	pthread_mutex_unlock(&w->mu);
 	for (i = 0; i < w->nthreads; i++)
 		pthread_join(w->threads[i], NULL);
-	err = w->cancelled ? 0 : w->error;
+	err = w->error;
 	if (err)
 		report_failure(w, err);
 	writer_free(w);
 	return err ? -1 : 0;
-}
-
-void async_writer_cancel(struct async_writer *w)
-{
-	w->fill = NULL;		/* never queued */
-	pthread_mutex_lock(&w->mu);
-	w->cancelled = true;
-	if (!w->error)
-		w->error = ECANCELED;
-	pthread_mutex_unlock(&w->mu);
-	async_writer_finish(w);
 }

@@ -357,6 +357,6 @@ void raw_sink_close(struct raw_sink *rs)
 	struct async_writer *w = rs->writer;
 
 	rs->writer = NULL;
-	if (w != NULL)	/* given up: the error is the caller's */
-		async_writer_cancel(w);
+	if (w != NULL)	/* an error here never hides the first one */
+		async_writer_finish(w);
 }
