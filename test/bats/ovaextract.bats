@@ -413,26 +413,10 @@ hostile() {
 	[ ! -e o ]
 }
 
-# sparse_ova OUT REALSIZE FILES...: FILES, then disk1.vmdk as a PAX (GNU
-# 1.0) sparse member of REALSIZE bytes holding 4 KiB of data, as GNU tar
-# --sparse writes it, with the real size its header claims
+# sparse_ova OUT REALSIZE FILES...: FILES, then disk1.vmdk as a PAX sparse
+# member claiming REALSIZE bytes (test/tools/sparse_ova.py)
 sparse_ova() {
-	python3 - "$@" <<-'PY'
-	import io, sys, tarfile
-	out, realsize = sys.argv[1], int(sys.argv[2])
-	data = b"imgpipe!" * 512
-	smap = b"1\n0\n%d\n" % len(data)
-	smap += b"\0" * (-len(smap) % 512)
-	with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
-	    for f in sys.argv[3:]:
-	        t.add(f)
-	    ti = tarfile.TarInfo("GNUSparseFile.0/disk1.vmdk")
-	    ti.size = len(smap) + len(data)
-	    ti.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
-	        "GNU.sparse.name": "disk1.vmdk",
-	        "GNU.sparse.realsize": str(realsize)}
-	    t.addfile(ti, io.BytesIO(smap + data))
-	PY
+	python3 "$BATS_TEST_DIRNAME/../tools/sparse_ova.py" "$@"
 }
 
 @test "a PAX sparse member claiming 1 PiB, the OVF declaring 212992 bytes, fails at once (exit 1)" {

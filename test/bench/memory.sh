@@ -13,6 +13,7 @@
 . "$(dirname "$0")/common.sh"
 
 layouts=$(cd "$(dirname "$0")/../memory" && pwd)/layouts.py
+tools=$(cd "$(dirname "$0")/../tools" && pwd)
 
 # fixture NAME FORMAT LAYOUT DATA UNIT: an image by layouts.py, cached
 fixture() {
@@ -48,22 +49,8 @@ pax_sparse_fixture() {
 	if ! [ -s "$f" ]; then
 		mkdir -p "$w" || return 1
 		printf '%s\n' '<?xml version="1.0"?><Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"><References><File ovf:href="disk1.vmdk" ovf:id="f1" ovf:size="212992"/></References><DiskSection><Info>d</Info><Disk ovf:capacity="1073741824" ovf:diskId="d1" ovf:fileRef="f1"/></DiskSection><VirtualSystem ovf:id="b"><Info>b</Info></VirtualSystem></Envelope>' > "$w/x.ovf" &&
-		(cd "$w" && python3 - "$f.tmp" 1125899906842624 x.ovf) <<-'PY' &&
-		import io, sys, tarfile
-		out, realsize = sys.argv[1], int(sys.argv[2])
-		data = b"imgpipe!" * 512
-		smap = b"1\n0\n%d\n" % len(data)
-		smap += b"\0" * (-len(smap) % 512)
-		with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as t:
-		    for f in sys.argv[3:]:
-		        t.add(f)
-		    ti = tarfile.TarInfo("GNUSparseFile.0/disk1.vmdk")
-		    ti.size = len(smap) + len(data)
-		    ti.pax_headers = {"GNU.sparse.major": "1",
-		        "GNU.sparse.minor": "0", "GNU.sparse.name": "disk1.vmdk",
-		        "GNU.sparse.realsize": str(realsize)}
-		    t.addfile(ti, io.BytesIO(smap + data))
-		PY
+		(cd "$w" && python3 "$tools/sparse_ova.py" "$f.tmp" \
+		    1125899906842624 x.ovf) &&
 		mv "$f.tmp" "$f" || { rm -rf "$w"; return 1; }
 		rm -rf "$w"
 	fi
