@@ -441,6 +441,22 @@ int source_skip_to(struct source *s, uint64_t off)
 }
 
 /*
+ * Stream forward to off for the bytes what names: an input that ends
+ * before off is the image's truncation, in source_read_at()'s words.
+ */
+static int skip_to_named(struct source *s, uint64_t off, const char *what)
+{
+	if (source_skip_to(s, off) == 0)
+		return 0;
+	if (err_status() != EXIT_REJECT)
+		return -1;
+	err_clear();
+	return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
+	    "%s at 0x%llx lies past the end of the image", what,
+	    (unsigned long long)off);
+}
+
+/*
  * Bytes of [off, off + len) behind the stream position, from the head or
  * what was kept: how many were copied (stopping at pos), or -1.
  */
@@ -477,14 +493,8 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
 		len -= n;
 		off += n;
 	}
-	if (source_skip_to(s, off) < 0) {
-		if (err_status() != EXIT_REJECT)
-			return -1;
-		err_clear();
-		return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
-		    "%s at 0x%llx lies past the end of the image", what,
-		    (unsigned long long)off);
-	}
+	if (skip_to_named(s, off, what) < 0)
+		return -1;
 	n = source_read(s, buf, len);
 	if (n < 0)
 		return -1;
@@ -521,14 +531,8 @@ int source_splice_from(struct source *s, uint64_t off, size_t len,
 {
 	if (!splice_ok(s, off, len))
 		return -2;
-	if (source_skip_to(s, off) < 0) {
-		if (err_status() != EXIT_REJECT)
-			return -1;
-		err_clear();
-		return fail_code(EXIT_REJECT, FINDING_TRUNCATED,
-		    "%s at 0x%llx lies past the end of the image", what,
-		    (unsigned long long)off);
-	}
+	if (skip_to_named(s, off, what) < 0)
+		return -1;
 	/* skipping may have met the end, or started keeping */
 	return s->raw_eof || !splice_ok(s, off, len) ? -2 : s->fd;
 }
