@@ -20,7 +20,6 @@
 #include "fmt/fmt.h"
 #include "fmt/qed.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
 
 #define QED_READ_MAX (4u * 1024 * 1024)
 
@@ -449,14 +448,12 @@ static int qed_push(struct image *img, struct qed *q,
 {
 	size_t i;
 
-	switch (grow_array(&q->heap, q->nitems, &q->capitems, sizeof *q->heap,
-	    256, IMAGE_META_MAX)) {
-	case 1:
+	if ((q->nitems + 1) * sizeof *q->heap > IMAGE_META_MAX)
 		return image_bad(img, "more than %llu clusters lie ahead in "
-		    "the stream", (unsigned long long)q->capitems);
-	case -1:
+		    "the stream", (unsigned long long)q->nitems);
+	if (stash_grow_array(img->stash, &q->heap, q->nitems, &q->capitems,
+	    sizeof *q->heap, 256) < 0)
 		return -1;
-	}
 	i = q->nitems++;
 	q->heap[i] = *it;
 	while (i > 0 && q->heap[(i - 1) / 2].host > q->heap[i].host) {
@@ -502,14 +499,13 @@ static int qed_park_region(struct image *img, struct qed *q, uint64_t from,
 	int rc;
 
 	for (; c < to; c += q->cluster_size) {
-		switch (grow_array(&q->parked, q->nparked, &q->capparked,
-		    sizeof *q->parked, 256, IMAGE_META_MAX)) {
-		case 1:
+		if ((q->nparked + 1) * sizeof *q->parked > IMAGE_META_MAX)
 			return image_bad(img, "more than %llu clusters precede "
-			    "their L2 tables", (unsigned long long)q->capparked);
-		case -1:
+			    "their L2 tables", (unsigned long long)q->nparked);
+		/* the records count in the store's budget, as the clusters */
+		if (stash_grow_array(img->stash, &q->parked, q->nparked,
+		    &q->capparked, sizeof *q->parked, 256) < 0)
 			return -1;
-		}
 		p = &q->parked[q->nparked];
 		rc = image_read_at(img, q->buf, q->cluster_size, c,
 		    "data cluster");
@@ -760,7 +756,13 @@ static void qed_close(struct image *img)
 	if (!img->src->seekable)
 		(void)source_retain(img->src, img->stash, SOURCE_RETAIN_NONE);
 	qed_drop_parked(img, q);
+	if (q->capparked > 0)
+		stash_charge(img->stash, -(int64_t)(q->capparked *
+		    sizeof *q->parked + STASH_MALLOC_OVERHEAD));
 	free(q->parked);
+	if (q->capitems > 0)
+		stash_charge(img->stash, -(int64_t)(q->capitems *
+		    sizeof *q->heap + STASH_MALLOC_OVERHEAD));
 	free(q->heap);
 	if (q->tables != NULL)
 		for (i = 0; i < q->n_l1; i++)

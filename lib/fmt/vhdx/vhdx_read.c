@@ -25,7 +25,6 @@
 #include "fmt/vhdx/vhdx_log.h"
 #include "imgpipe/crc32c.h"
 #include "imgpipe/err.h"
-#include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
 
 #define MIB VHDX_MIB
@@ -250,14 +249,13 @@ static int park_unit(struct image *img, struct vhdx *x, uint64_t mb,
 {
 	struct parked *p;
 
-	switch (grow_array(&x->parked, x->nparked, &x->capparked,
-	    sizeof *x->parked, 64, IMAGE_META_MAX)) {
-	case 1:
+	if ((x->nparked + 1) * sizeof *x->parked > IMAGE_META_MAX)
 		return image_bad(img, "too much data before the BAT and "
 		    "metadata regions to hold from a pipe");
-	case -1:
+	/* the records count in the store's budget, as the units */
+	if (stash_grow_array(img->stash, &x->parked, x->nparked,
+	    &x->capparked, sizeof *x->parked, 64) < 0)
 		return -1;
-	}
 	p = &x->parked[x->nparked];
 	memset(p, 0, sizeof *p);
 	p->mb = mb;
@@ -967,6 +965,9 @@ static void vhdx_close(struct image *img)
 	for (i = 0; i < x->nparked; i++)
 		if (!x->parked[i].zero && !x->parked[i].taken)
 			stash_drop(img->stash, &x->parked[i].ref);
+	if (x->capparked > 0)
+		stash_charge(img->stash, -(int64_t)(x->capparked *
+		    sizeof *x->parked + STASH_MALLOC_OVERHEAD));
 	free(x->parked);
 	free(x->meta.buf);
 	free(x->bat.buf);
