@@ -319,3 +319,20 @@ same_islands() {
 	[ "$(echo "$output" | cut -d' ' -f1)" = "$sum" ] || failed "imgsparse pipe -> pipe differs"
 	within_bounds "imgsparse $IMGPIPE_SCALE_PIPE pipe -> pipe"
 }
+
+# QED's records of the clusters it parks before their L2 tables (and its
+# heap of what lies ahead) are bookkeeping of the one budget: 16384
+# clusters of 4 KiB take about 400 KiB of it.  Below that: refused, as the
+# store refuses; at 1 MiB the disk comes out whole.
+@test "memory: qed 4 KiB clusters backwards, its parked records are charged to --mem" {
+	local want
+	python3 "$LAYOUTS" qed reverse "$T/img" $((64 << 20)) 4096
+	want=$(python3 "$LAYOUTS" raw - - $((64 << 20)) 4096 | md5sum | cut -d' ' -f1)
+	run bash -c 'cat "$1" | img2raw --mem 512K > /dev/null' sh "$T/img"
+	[ "$status" -eq 1 ] || failed "pipe, --mem 512K: status $status: $output"
+	[ "$output" = "img2raw: stdin: parking store: the bookkeeping of what waits to be placed needs more than the memory budget of 512.0 KiB; raise --mem" ] ||
+		failed "pipe, --mem 512K: $output"
+	run bash -c 'cat "$1" | img2raw --mem 1M | md5sum' sh "$T/img"
+	[ "$status" -eq 0 ] || failed "pipe, --mem 1M: status $status: $output"
+	[ "${output%% *}" = "$want" ] || failed "pipe, --mem 1M: not the raw disk"
+}
