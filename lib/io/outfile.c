@@ -119,9 +119,32 @@ static char *dir_of(const char *path)
 	return d;
 }
 
+/*
+ * The file we are about to replace gives its cached pages back now rather
+ * than at the rename.  Pages just freed are the cheapest the kernel can
+ * hand the new output: on this project's virtual machines a page the guest
+ * has left free for a few seconds goes back to the host (free page
+ * reporting), and the first write to it costs a host fault, so a new
+ * output beside an old one still cached ran 2.7 to 12.7 s where it runs a
+ * steady 2.7 s this way (raw2vhdx, 1.4 GB on ext4).  qemu-img gets the
+ * same effect by truncating the old file first, which we cannot do
+ * without losing it on a failure.  The old file stays whole on disk; a
+ * dirty one has its write-back started, as the kernel would anyway.
+ */
+static void release_replaced(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+	close(fd);
+}
+
 int outfile_open(struct outfile *of, const char *path)
 {
 	struct stat st;
+	bool exists;
 	char *dir;
 	mode_t mask;
 
@@ -135,7 +158,8 @@ int outfile_open(struct outfile *of, const char *path)
 		return 0;
 	}
 	of->name = path;
-	if (stat(path, &st) == 0 && !S_ISREG(st.st_mode)) {
+	exists = stat(path, &st) == 0;
+	if (exists && !S_ISREG(st.st_mode)) {
 		/* A device or FIFO is written in place, never replaced. */
 		of->fd = open(path, O_WRONLY | O_CLOEXEC);
 		if (of->fd < 0)
@@ -143,6 +167,8 @@ int outfile_open(struct outfile *of, const char *path)
 		return 0;
 	}
 	of->path = path;
+	if (exists)
+		release_replaced(path);
 	dir = dir_of(path);
 	if (dir == NULL)
 		return fail(EXIT_IO, "out of memory");

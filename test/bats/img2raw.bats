@@ -153,6 +153,25 @@ wrapped() {	# COMPRESSOR EXT
 	[ -z "$(ls -A "$T/tmp")" ]
 }
 
+@test "img2raw -o: the file it replaces gives back its cached pages before the new one is written" {
+	# The old file stays whole (a second link to it shows), but its page
+	# cache is dropped at the start, so the new output reuses those pages
+	# (outfile.c says why).  tmpfs keeps no separate cache: use the disk.
+	d=$(mktemp -d /var/tmp/imgpipe-outfile.XXXXXX)
+	head -c 8M /dev/urandom > "$d/disk.raw"
+	ln "$d/disk.raw" "$d/old.raw"
+	sync "$d/old.raw"
+	cat "$d/old.raw" > /dev/null
+	cached=$(fincore --bytes --noheadings -o RES "$d/old.raw")
+	img2raw -o "$d/disk.raw" "$T/a.qcow2"
+	left=$(fincore --bytes --noheadings -o RES "$d/old.raw")
+	cmp "$T/want.raw" "$d/disk.raw"
+	[ "$(stat -c %s "$d/old.raw")" -eq 8388608 ]
+	rm -rf "$d"
+	[ "$cached" -gt 4000000 ]
+	[ "$left" -eq 0 ]
+}
+
 @test "img2raw: output file is sparse where the disk is zero" {
 	img2raw -o "$T/out.raw" "$T/a.qcow2"
 	[ "$(stat -c %s "$T/out.raw")" -eq "$(stat -c %s "$T/want.raw")" ]
