@@ -57,13 +57,16 @@ struct vmdk {
 	bool use_rgd;			/* the redundant GD and GTs are read */
 	/* the tables, once loaded (vmdk_tables.c) */
 	uint32_t *gd, *rgd;		/* ngts entries each; rgd when use_rgd */
-	uint32_t *slot;			/* per GD entry: its GT in gts, or none */
-	uint32_t *gts;			/* the GTs present, gtes_per_gt each */
+	uint32_t *slot;			/* per GD entry: its GT's number, or none */
+	uint64_t *gt_sum;		/* per GT present: XXH3 of the first copy */
 	unsigned char *filled;		/* per GT present: GT, RGT read */
 	uint64_t npresent;
-	uint64_t *order;		/* allocated grains: host << 32 | index */
+	/* allocated grains: host << 32 | index (file order); from a file,
+	 * index << 32 | host (virtual order) once the checks are done */
+	uint64_t *order;
 	uint64_t nalloc;
-	uint64_t tables_charged;	/* to the budget: gd .. order */
+	size_t capalloc;		/* order's room, charged as it grows */
+	uint64_t tables_charged;	/* to the budget: gd, rgd, slot, .. */
 	struct vmdk_region *meta;	/* sorted by start */
 	size_t nmeta, capmeta;
 	/* a stream read by markers (vmdk_markers.c) */

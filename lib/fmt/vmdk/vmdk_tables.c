@@ -28,6 +28,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <xxhash.h>
+
 #include "fmt/vmdk/vmdk_int.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
@@ -40,13 +42,6 @@
 static uint64_t gt_bytes(const struct vmdk *v)
 {
 	return (uint64_t)v->h.gtes_per_gt * VMDK_GTE_BYTES;
-}
-
-/* The entries of GT g, or NULL when the GD has none there. */
-static const uint32_t *vmdk_gt_of(const struct vmdk *v, uint64_t g)
-{
-	return v->slot[g] == VMDK_NO_SLOT ? NULL :
-	    v->gts + (uint64_t)v->slot[g] * v->h.gtes_per_gt;
 }
 
 /* ---- where metadata lies ---- */
@@ -258,7 +253,12 @@ static int vmdk_load_directories(struct image *img, struct vmdk *v)
 	return 0;
 }
 
-/* A slot in gts for each GT present: memory grows with the GTs present. */
+/*
+ * A number for each GT present, and 9 bytes of bookkeeping for it.  The
+ * GTs themselves are not kept: a monolithicSparse extent has every GT
+ * from its creation (2 KiB for each 32 MiB of capacity: 128 MiB for the
+ * 2 TiB VMware allows), and only the grains they place are needed.
+ */
 static int vmdk_assign_slots(struct image *img, struct vmdk *v)
 {
 	uint64_t n = 0;
@@ -268,24 +268,47 @@ static int vmdk_assign_slots(struct image *img, struct vmdk *v)
 		return -1;
 	for (uint64_t g = 0; g < v->ngts; g++)
 		v->slot[g] = v->gd[g] != 0 ? (uint32_t)n++ : VMDK_NO_SLOT;
-	if (n * gt_bytes(v) > IMAGE_META_MAX)
-		return image_bad(img, "%llu grain tables of %llu bytes are "
-		    "more than the %llu-byte limit", (unsigned long long)n,
-		    (unsigned long long)gt_bytes(v), IMAGE_META_MAX);
 	v->npresent = n;
-	v->gts = vmdk_table_alloc(img, v, n * gt_bytes(v) + 1);
-	if (v->gts == NULL)
+	v->gt_sum = vmdk_table_alloc(img, v, (n + 1) * sizeof *v->gt_sum);
+	if (v->gt_sum == NULL)
 		return -1;
 	v->filled = vmdk_table_alloc(img, v, n + 1);
 	return v->filled != NULL ? 0 : -1;
 }
 
-/* The GT, or the RGT, of GD entry g: kept, or compared with its twin. */
+/* The grains GT g places, added to the list in file order's form. */
+static int vmdk_list_gt(struct image *img, struct vmdk *v, uint64_t g,
+    const unsigned char *raw)
+{
+	for (uint32_t j = 0; j < v->h.gtes_per_gt; j++) {
+		uint64_t gi = g * v->h.gtes_per_gt + j;
+		uint32_t e = le32(raw + VMDK_GTE_BYTES * j);
+
+		if (gi >= v->ngrains)
+			break;
+		if (!vmdk_gte_grain(v, e))
+			continue;
+		if (stash_grow_array(img->stash, &v->order, v->nalloc,
+		    &v->capalloc, sizeof *v->order, 512) < 0)
+			return -1;
+		v->order[v->nalloc++] = (uint64_t)e << 32 | gi;
+	}
+	return 0;
+}
+
+/*
+ * The GT, or the RGT, of GD entry g: the first of the two read gives the
+ * grains; the second must have the same bytes.  Compared by a 64-bit
+ * XXH3 of each, not kept whole (see vmdk_assign_slots): which entry
+ * differs is not said, and a pair made to collide would pass, which
+ * costs nothing but the check (qemu-img reads no RGT at all).
+ */
 static int vmdk_load_gt(struct image *img, struct vmdk *v, uint64_t g,
     bool redundant, unsigned char *raw)
 {
 	uint64_t sector = redundant ? v->rgd[g] : v->gd[g];
-	uint32_t slot = v->slot[g], *gt;
+	uint32_t slot = v->slot[g];
+	uint64_t sum;
 	char what[64];
 
 	snprintf(what, sizeof what, "%sgrain table %llu",
@@ -293,16 +316,14 @@ static int vmdk_load_gt(struct image *img, struct vmdk *v, uint64_t g,
 	if (vmdk_meta_read(img, v, raw, gt_bytes(v), sector * VMDK_SECTOR,
 	    what) < 0)
 		return -1;
-	gt = v->gts + (uint64_t)slot * v->h.gtes_per_gt;
-	for (uint32_t j = 0; j < v->h.gtes_per_gt; j++) {
-		uint32_t e = le32(raw + VMDK_GTE_BYTES * j);
-
-		if (v->filled[slot] == 0)
-			gt[j] = e;
-		else if (gt[j] != e)
-			return image_bad(img, "grain table %llu differs from its "
-			    "redundant copy (entry %u: %u, %u)",
-			    (unsigned long long)g, j, gt[j], e);
+	sum = XXH3_64bits(raw, gt_bytes(v));
+	if (v->filled[slot] == 0) {
+		v->gt_sum[slot] = sum;
+		if (vmdk_list_gt(img, v, g, raw) < 0)
+			return -1;
+	} else if (v->gt_sum[slot] != sum) {
+		return image_bad(img, "grain table %llu differs from its "
+		    "redundant copy", (unsigned long long)g);
 	}
 	v->filled[slot] |= redundant ? VMDK_FILLED_RGT : VMDK_FILLED_GT;
 	return 0;
@@ -336,41 +357,6 @@ static int vmdk_load_gts(struct image *img, struct vmdk *v)
 	return rc;
 }
 
-/* The allocated grains, sorted by where they lie: host << 32 | index. */
-static int vmdk_list_grains(struct image *img, struct vmdk *v)
-{
-	uint64_t n = 0;
-
-	for (int pass = 0; pass < 2; pass++) {
-		n = 0;
-		for (uint64_t g = 0; g < v->ngts; g++) {
-			const uint32_t *gt = vmdk_gt_of(v, g);
-
-			for (uint32_t j = 0; gt != NULL && j < v->h.gtes_per_gt;
-			    j++) {
-				uint64_t gi = g * v->h.gtes_per_gt + j;
-
-				if (gi >= v->ngrains)
-					break;
-				if (!vmdk_gte_grain(v, gt[j]))
-					continue;
-				if (pass == 1)
-					v->order[n] = (uint64_t)gt[j] << 32 | gi;
-				n++;
-			}
-		}
-		if (pass == 0) {
-			v->order = vmdk_table_alloc(img, v,
-			    (n + 1) * sizeof *v->order);
-			if (v->order == NULL)
-				return -1;
-		}
-	}
-	v->nalloc = n;
-	sort_u64(v->order, n);
-	return 0;
-}
-
 static int vmdk_load_tables(struct image *img, struct vmdk *v)
 {
 	if (v->ngrains > UINT32_MAX)
@@ -381,7 +367,9 @@ static int vmdk_load_tables(struct image *img, struct vmdk *v)
 	    vmdk_assign_slots(img, v) < 0 || vmdk_table_regions(v) < 0 ||
 	    vmdk_check_regions(img, v) < 0 || vmdk_load_gts(img, v) < 0)
 		return -1;
-	return vmdk_list_grains(img, v);
+	/* the allocated grains, sorted by where they lie */
+	sort_u64(v->order, v->nalloc);
+	return 0;
 }
 
 /* ---- a grain, where it lies ---- */
@@ -625,6 +613,14 @@ static int vmdk_run_add(struct image *img, struct vmdk *v, struct emitter *em,
 
 /* ---- a file: virtual order ---- */
 
+/* The grain list turned to index << 32 | host and sorted: by index. */
+static void vmdk_order_by_grain(struct vmdk *v)
+{
+	for (uint64_t i = 0; i < v->nalloc; i++)
+		v->order[i] = v->order[i] << 32 | v->order[i] >> 32;
+	sort_u64(v->order, v->nalloc);
+}
+
 static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
     struct emitter *em, struct vmdk_batch *b)
 {
@@ -632,34 +628,25 @@ static int vmdk_read_virtual_order(struct image *img, struct vmdk *v,
 	struct vmdk_run run = { 0 };
 	uint32_t csize;
 
-	for (uint64_t g = 0; g < v->ngts; g++) {
-		const uint32_t *gt = vmdk_gt_of(v, g);
+	vmdk_order_by_grain(v);
+	for (uint64_t i = 0; i < v->nalloc; i++) {
+		uint64_t gi = v->order[i] >> 32;
+		uint64_t host = (uint64_t)(uint32_t)v->order[i] * VMDK_SECTOR;
 
-		for (uint32_t j = 0; gt != NULL && j < v->h.gtes_per_gt; j++) {
-			uint64_t gi = g * v->h.gtes_per_gt + j;
-			uint64_t host = (uint64_t)gt[j] * VMDK_SECTOR;
-
-			if (gi >= v->ngrains)
-				break;
-			if (!vmdk_gte_grain(v, gt[j]))
-				continue;
-			if (compressed && b->on) {
-				if (vmdk_read_head(img, v, gi, host, &csize) < 0 ||
-				    vmdk_batch_at(img, v, em, b, gi, host,
-				    csize) < 0)
-					return -1;
-				continue;
-			}
-			/* virtual order: the disk below is complete */
-			if (vmdk_emit_upto(v, em, run.len > 0 ? run.virt
-			    : gi * v->grain_bytes) < 0)
+		if (compressed && b->on) {
+			if (vmdk_read_head(img, v, gi, host, &csize) < 0 ||
+			    vmdk_batch_at(img, v, em, b, gi, host, csize) < 0)
 				return -1;
-			if (compressed ? vmdk_read_head(img, v, gi, host,
-			    &csize) < 0 || vmdk_compressed_at(img, v, em, gi,
-			    host, csize) < 0 : vmdk_run_add(img, v, em, &run,
-			    gi, host) < 0)
-				return -1;
+			continue;
 		}
+		/* virtual order: the disk below is complete */
+		if (vmdk_emit_upto(v, em, run.len > 0 ? run.virt
+		    : gi * v->grain_bytes) < 0)
+			return -1;
+		if (compressed ? vmdk_read_head(img, v, gi, host, &csize) < 0 ||
+		    vmdk_compressed_at(img, v, em, gi, host, csize) < 0 :
+		    vmdk_run_add(img, v, em, &run, gi, host) < 0)
+			return -1;
 	}
 	if (vmdk_batch_flush(img, v, em, b) < 0)
 		return -1;
@@ -786,14 +773,19 @@ void vmdk_free_tables(struct image *img, struct vmdk *v)
 	if (v->tables_charged > 0)
 		stash_charge(img->stash, -(int64_t)v->tables_charged);
 	v->tables_charged = 0;
+	if (v->capalloc > 0)
+		stash_charge(img->stash, -(int64_t)(v->capalloc *
+		    sizeof *v->order + STASH_MALLOC_OVERHEAD));
+	v->capalloc = 0;
 	free(v->gd);
 	free(v->rgd);
 	free(v->slot);
-	free(v->gts);
+	free(v->gt_sum);
 	free(v->filled);
 	free(v->order);
 	free(v->meta);
-	v->gd = v->rgd = v->slot = v->gts = NULL;
+	v->gd = v->rgd = v->slot = NULL;
+	v->gt_sum = NULL;
 	v->filled = NULL;
 	v->order = NULL;
 	v->meta = NULL;
