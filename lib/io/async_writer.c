@@ -23,6 +23,7 @@
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
+#include "imgpipe/fdio.h"
 #include "imgpipe/outfile.h"
 #include "imgpipe/async_writer.h"
 #include "imgpipe/zero.h"
@@ -102,23 +103,11 @@ struct async_writer {
 	struct read_failure failure;
 };
 
+/* pwrite in full: 0 or an errno. */
 static int write_range(int fd, const unsigned char *buf, size_t len,
     uint64_t off)
 {
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = pwrite(fd, buf + done, len - done, off + done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno;
-		if (n == 0)
-			return EIO;
-		done += n;
-	}
-	return 0;
+	return fd_pwrite_full(fd, buf, len, off) < 0 ? errno : 0;
 }
 
 /*
@@ -159,20 +148,11 @@ static int write_span(struct async_writer *w, const unsigned char *buf,
 /* pread in full; 0, an errno, or -1: the file ended first. */
 static int read_full(int fd, unsigned char *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
-	ssize_t n;
+	ssize_t n = fd_pread_full(fd, buf, len, off);
 
-	while (done < len) {
-		n = pread(fd, buf + done, len - done, off + done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno;
-		if (n == 0)
-			return -1;
-		done += n;
-	}
-	return 0;
+	if (n < 0)
+		return errno;
+	return (size_t)n < len ? -1 : 0;
 }
 
 /*

@@ -9,6 +9,7 @@
 #include <zstd.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/fdio.h"
 #include "imgpipe/source.h"
 #include "imgpipe/stash.h"
 
@@ -54,42 +55,6 @@ static void meter(struct source *s, uint64_t off, uint64_t n)
 void source_meter(struct source *s, uint64_t off, uint64_t len)
 {
 	meter(s, off, len);
-}
-
-static ssize_t fd_read_full(int fd, void *buf, size_t len)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = read(fd, (char *)buf + done, len - done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		done += n;
-	}
-	return done;
-}
-
-static ssize_t fd_pread_full(int fd, void *buf, size_t len, uint64_t off)
-{
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = pread(fd, (char *)buf + done, len - done, off + done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return -1;
-		if (n == 0)
-			break;
-		done += n;
-	}
-	return done;
 }
 
 /*

@@ -119,11 +119,17 @@ static int stream_seek(struct wfile *f, uint64_t off)
 	return 0;
 }
 
-int wfile_write(struct wfile *f, const void *buf, size_t len, uint64_t off)
+/* Before a write or zeros that skip the gathered pieces: those first. */
+static int flush_then_note_end(struct wfile *f, uint64_t off, uint64_t len)
 {
 	if (wfile_flush(f) < 0)
 		return -1;
-	if (note_end(f, off, off + len) < 0)
+	return note_end(f, off, off + len);
+}
+
+int wfile_write(struct wfile *f, const void *buf, size_t len, uint64_t off)
+{
+	if (flush_then_note_end(f, off, len) < 0)
 		return -1;
 	if (f->seekable)
 		return pwrite_full(f->fd, buf, len, off, f->name);
@@ -157,9 +163,7 @@ int wfile_zero(struct wfile *f, uint64_t off, uint64_t len)
 {
 	if (len == 0)
 		return 0;
-	if (wfile_flush(f) < 0)
-		return -1;
-	if (note_end(f, off, off + len) < 0)
+	if (flush_then_note_end(f, off, len) < 0)
 		return -1;
 	if (f->seekable)
 		return punch(f, off, len);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/fdio.h"
 #include "imgpipe/sink.h"
 #include "imgpipe/async_writer.h"
 #include "imgpipe/zero.h"
@@ -14,35 +15,16 @@
 
 int write_full(int fd, const void *buf, size_t len, const char *name)
 {
-	ssize_t n;
-
-	while (len > 0) {
-		n = write(fd, buf, len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return fail_io(name, "write error");
-		buf = (const char *)buf + n;
-		len -= n;
-	}
+	if (fd_write_full(fd, buf, len) < 0)
+		return fail_io(name, "write error");
 	return 0;
 }
 
 int pwrite_full(int fd, const void *buf, size_t len, uint64_t off,
     const char *name)
 {
-	ssize_t n;
-
-	while (len > 0) {
-		n = pwrite(fd, buf, len, off);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return fail_io(name, "write error");
-		buf = (const char *)buf + n;
-		len -= n;
-		off += n;
-	}
+	if (fd_pwrite_full(fd, buf, len, off) < 0)
+		return fail_io(name, "write error");
 	return 0;
 }
 

@@ -21,7 +21,6 @@
  * spill adds to the bookkeeping (spill_reserve), so mem_used never passes
  * the budget, not even while a piece moves out.
  */
-#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +29,7 @@
 #include <unistd.h>
 
 #include "imgpipe/err.h"
+#include "imgpipe/fdio.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/size.h"
 #include "imgpipe/sink.h"
@@ -242,20 +242,11 @@ static int file_write(struct stash *st, const void *buf, size_t len,
 	return pwrite_full(st->fd, buf, len, off, "temporary file");
 }
 
+/* The file ending early is as much an error as a failed read. */
 static int file_read(struct stash *st, void *buf, size_t len, uint64_t off)
 {
-	size_t done = 0;
-	ssize_t n;
-
-	while (done < len) {
-		n = pread(st->fd, (char *)buf + done, len - done, off + done);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return fail_errno(EXIT_IO, "read error on temporary "
-			    "file");
-		done += n;
-	}
+	if (fd_pread_full(st->fd, buf, len, off) != (ssize_t)len)
+		return fail_errno(EXIT_IO, "read error on temporary file");
 	return 0;
 }
 

@@ -1,5 +1,6 @@
 /* Unit tests of the shared core: zero detection, sizes, emitter, source
  * and raw sink (the parking store: test_stash.c). */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
+#include "imgpipe/fdio.h"
 #include "imgpipe/sink.h"
 #include "imgpipe/size.h"
 #include "imgpipe/source.h"
@@ -267,6 +269,49 @@ static void test_source_file_and_sink(void)
 	unlink(path);
 }
 
+/* The whole-transfer helpers: short only at end of file, -1 with errno. */
+static void test_fd_full(void)
+{
+	char path[] = "/tmp/imgpipe-unit-fdio.XXXXXX";
+	unsigned char data[100000], buf[100000];
+	int fd = mkstemp(path), p[2];
+	pid_t pid;
+	size_t i;
+
+	for (i = 0; i < sizeof data; i++)
+		data[i] = i * 13;
+	CHECK(fd >= 0);
+	CHECK(fd_pwrite_full(fd, data, sizeof data, 5000) ==
+	    (ssize_t)sizeof data);
+	CHECK(fd_pread_full(fd, buf, sizeof data, 5000) ==
+	    (ssize_t)sizeof data && memcmp(buf, data, sizeof data) == 0);
+	/* past the end: what there is, then nothing */
+	CHECK(fd_pread_full(fd, buf, 1000, 5000 + sizeof data - 10) == 10);
+	CHECK(fd_pread_full(fd, buf, 1000, 5000 + sizeof data) == 0);
+	close(fd);
+	unlink(path);
+	errno = 0;
+	CHECK(fd_pread_full(fd, buf, 10, 0) == -1 && errno == EBADF);
+	errno = 0;
+	CHECK(fd_pwrite_full(fd, data, 10, 0) == -1 && errno == EBADF);
+	/* a pipe gives what its writer wrote a piece at a time */
+	CHECK(pipe(p) == 0);
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		for (i = 0; i < sizeof data; i += 7000)
+			fd_write_full(p[1], data + i, sizeof data - i < 7000 ?
+			    sizeof data - i : 7000);
+		_exit(0);
+	}
+	close(p[1]);
+	CHECK(fd_read_full(p[0], buf, sizeof buf) == (ssize_t)sizeof data &&
+	    memcmp(buf, data, sizeof data) == 0);
+	CHECK(fd_read_full(p[0], buf, 10) == 0);
+	close(p[0]);
+	waitpid(pid, NULL, 0);
+}
+
 int main(void)
 {
 	test_is_zero();
@@ -276,5 +321,6 @@ int main(void)
 	test_emitter_rejects();
 	test_source_stream();
 	test_source_file_and_sink();
+	test_fd_full();
 	UNIT_DONE();
 }

@@ -1,0 +1,28 @@
+/*
+ * Whole transfers on a file descriptor: the loop every reader and writer
+ * of a file needs, written once.  EINTR is retried and a short transfer
+ * continued; none of these report anything (callers say what failed in
+ * their own words, or keep the errno, as the async writer's threads do).
+ */
+#ifndef IMGPIPE_FDIO_H
+#define IMGPIPE_FDIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/*
+ * Read len bytes (at off for pread): how many were read, fewer than len
+ * only at end of file, or -1 with errno set.
+ */
+ssize_t fd_read_full(int fd, void *buf, size_t len);
+ssize_t fd_pread_full(int fd, void *buf, size_t len, uint64_t off);
+
+/*
+ * Write len bytes (at off for pwrite): len, or -1 with errno set (EIO for
+ * a write that took nothing, which would otherwise be retried forever).
+ */
+ssize_t fd_write_full(int fd, const void *buf, size_t len);
+ssize_t fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+#endif
