@@ -61,6 +61,9 @@ struct source {
 	size_t kept_dead;	/* released pieces still in the array */
 	uint64_t kept_bytes;	/* bytes held for retention */
 	uint64_t kept_peak;	/* its peak (IMGPIPE_STASH_STATS reports it) */
+	/* source_extent_at()'s last answer: [map_from, map_data) a hole,
+	 * [map_data, map_end) data */
+	uint64_t map_from, map_data, map_end;
 };
 
 /* path NULL or "-" is standard input.  Detects and decodes compression. */
@@ -122,6 +125,14 @@ int source_skip_to(struct source *s, uint64_t off);
  */
 int source_next_data(struct source *s, uint64_t off, uint64_t *start,
     uint64_t *end);
+/*
+ * For a plain file: how many of the len bytes at off (inside the file)
+ * are one hole (*hole set) or one run of data, at least 1.  Remembers
+ * the region last asked about, so a file without holes costs two lseeks
+ * in all.  Anything else, or a file system without SEEK_HOLE: all data.
+ */
+uint64_t source_extent_at(struct source *s, uint64_t off, uint64_t len,
+    bool *hole);
 
 /*
  * Retention: read-ahead/consume for readers of streams, so that no format

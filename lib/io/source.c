@@ -536,6 +536,35 @@ int source_next_data(struct source *s, uint64_t off, uint64_t *start,
 	return *start < *end;
 }
 
+uint64_t source_extent_at(struct source *s, uint64_t off, uint64_t len,
+    bool *hole)
+{
+	uint64_t start, end, n;
+
+	*hole = false;
+	if (!s->seekable || s->ar != NULL)
+		return len;
+	if (off < s->map_from || off >= s->map_end) {
+		switch (source_next_data(s, off, &start, &end)) {
+		case 0:		/* only a hole remains */
+			start = end = s->size;
+			break;
+		case 1:
+			break;
+		default:	/* say all is data */
+			return len;
+		}
+		s->map_from = off;
+		s->map_data = start;
+		s->map_end = end > start ? end : start;
+		if (off >= s->map_end)
+			return len;
+	}
+	*hole = off < s->map_data;
+	n = (*hole ? s->map_data : s->map_end) - off;
+	return n < len ? n : len;
+}
+
 /* ---- retention ---- */
 
 /* The last live kept piece that starts at or below off, or NULL. */
