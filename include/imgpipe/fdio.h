@@ -7,6 +7,7 @@
 #ifndef IMGPIPE_FDIO_H
 #define IMGPIPE_FDIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -24,5 +25,12 @@ ssize_t fd_pread_full(int fd, void *buf, size_t len, uint64_t off);
  */
 ssize_t fd_write_full(int fd, const void *buf, size_t len);
 ssize_t fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
+
+/*
+ * Whether a file output should keep out of the page cache (written
+ * O_DIRECT, or behind): a regular file on a file system with write-back
+ * (not tmpfs or ramfs, whose pages are the file), unless IMGPIPE_DIRECT=0.
+ */
+bool fd_bypass_cache(int fd);
 
 #endif

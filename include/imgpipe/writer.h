@@ -118,6 +118,9 @@ struct wfile {
 	struct iovec iov[64];
 	int niov;
 	uint64_t iov_off, iov_len;
+	/* a file on a disk: bytes written since its write-back was started */
+	bool write_behind;
+	uint64_t unkicked;
 };
 
 /* fd is seekable when a regular file at offset 0, not appending. */

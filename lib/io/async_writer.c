@@ -18,7 +18,6 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "imgpipe/emit.h"
@@ -52,7 +51,6 @@
 #define WRITER_LEND_MIN (256u << 10)
 /* Direct writes: offsets, lengths and buffers on page boundaries. */
 #define DIRECT_ALIGN 4096u
-#define TMPFS_MAGIC_NUMBER 0x01021994
 
 /* Bytes of a slot its writer thread reads in from an input file. */
 struct piece {
@@ -244,15 +242,9 @@ static int write_slot(struct async_writer *w, const struct slot *s,
  */
 static int open_direct(int fd)
 {
-	struct statfs sfs;
-	struct stat st;
-	const char *env = getenv("IMGPIPE_DIRECT");
 	char proc[64];
 
-	if (env != NULL && strcmp(env, "0") == 0)
-		return -1;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    fstatfs(fd, &sfs) < 0 || sfs.f_type == TMPFS_MAGIC_NUMBER)
+	if (!fd_bypass_cache(fd))
 		return -1;
 	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
 	return open(proc, O_WRONLY | O_DIRECT | O_CLOEXEC);

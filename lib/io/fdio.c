@@ -1,4 +1,9 @@
 #include <errno.h>
+#include <linux/magic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "imgpipe/fdio.h"
@@ -72,4 +77,17 @@ ssize_t fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 {
 	return whole_or_eio(fd_transfer(FD_PWRITE, fd, (char *)buf, len, off),
 	    len);
+}
+
+bool fd_bypass_cache(int fd)
+{
+	const char *env = getenv("IMGPIPE_DIRECT");
+	struct statfs sfs;
+	struct stat st;
+
+	if (env != NULL && strcmp(env, "0") == 0)
+		return false;
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    fstatfs(fd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC &&
+	    sfs.f_type != RAMFS_MAGIC;
 }

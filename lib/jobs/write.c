@@ -376,6 +376,8 @@ static int open_output(struct wjob *j)
 		return 0;
 	}
 	wfile_init(&j->out, j->o->fd, j->o->output ? j->o->output : "output");
+	/* the caller reads it back (ovacreate's temporary VMDK): keep it */
+	j->out.write_behind = false;
 	return 0;
 }
 
