@@ -198,7 +198,7 @@ static int place_by_sink(struct wjob *j)
 	struct emitter em;
 	int rc;
 
-	if (wplace_init(&wp, &j->w, j->limit, j->limit_given,
+	if (wplace_init(&wp, &j->w, j->o->threads, j->limit, j->limit_given,
 	    j->src.name) < 0) {
 		wplace_close(&wp);
 		return -1;
