@@ -43,6 +43,12 @@ unsigned char *async_lend(struct async_writer *w, uint64_t off, size_t *len);
  */
 int async_defer(struct async_writer *w, int fd, uint64_t in_off,
     uint64_t off, size_t *len, const char *label, uint64_t img_off);
+/*
+ * Add to *sum the bytes of deferred pieces left out as zeros (*sum is
+ * final once async_writer_finish() has returned): the data a reader
+ * that read them itself would have given the sink.
+ */
+void async_count_zeros(struct async_writer *w, uint64_t *sum);
 /* Wait for every queued write; report the first error; free w. */
 int async_writer_finish(struct async_writer *w);
 

@@ -20,6 +20,8 @@ struct write_opts {
 	uint64_t size;		/* virtual size when size_given */
 	bool size_given;
 	int threads;		/* encoding threads, >= 1 */
+	bool threads_given;	/* ... by -j: also the in-place disk's
+				   writer threads (lib/jobs/write.c) */
 	bool progress;
 	uint64_t mem;		/* parking store budget, 0: default */
 	const char *tmpdir;

@@ -99,6 +99,7 @@ struct async_writer {
 	int error;		/* errno of the first failure, or 0 */
 	bool read_failed;	/* ... which was a read: see failure */
 	struct read_failure failure;
+	uint64_t *zeros_out;	/* deferred bytes left out as zeros, or NULL */
 };
 
 /* pwrite in full: 0 or an errno. */
@@ -159,7 +160,7 @@ static int read_full(int fd, unsigned char *buf, size_t len, uint64_t off)
  * where the file reads as zeros already are left out, the rest written.
  */
 static int write_data_runs(struct async_writer *w, const unsigned char *buf,
-    size_t len, uint64_t at, bool direct)
+    size_t len, uint64_t at, bool direct, uint64_t *left_out)
 {
 	size_t pos = 0, run = 0, n;
 	uint64_t off;
@@ -177,6 +178,7 @@ static int write_data_runs(struct async_writer *w, const unsigned char *buf,
 		if (run > 0 && (err = write_span(w, buf + pos, run, at + pos,
 		    direct)) != 0)
 			return err;
+		*left_out += n;
 		pos += run + n;
 		run = 0;
 	}
@@ -202,13 +204,20 @@ static int write_piece(struct async_writer *w, const struct slot *s,
     const struct piece *p, bool direct)
 {
 	int err = read_full(p->fd, s->buf + p->at, p->len, p->in_off);
+	uint64_t left_out = 0;
 
 	if (err != 0) {
 		read_failed(w, err, p);
 		return 0;
 	}
-	return write_data_runs(w, s->buf + p->at, p->len, s->off + p->at,
-	    direct);
+	err = write_data_runs(w, s->buf + p->at, p->len, s->off + p->at,
+	    direct, &left_out);
+	if (left_out > 0 && w->zeros_out != NULL) {
+		pthread_mutex_lock(&w->mu);
+		*w->zeros_out += left_out;
+		pthread_mutex_unlock(&w->mu);
+	}
+	return err;
 }
 
 /* Write the slot, reading its pieces in first: 0 or an errno. */
@@ -216,6 +225,7 @@ static int write_slot(struct async_writer *w, const struct slot *s,
     bool direct)
 {
 	const struct piece *p;
+	uint64_t ignored = 0;	/* queued bytes: the emitter's count */
 	size_t pos = 0;
 	int err = 0;
 
@@ -224,14 +234,14 @@ static int write_slot(struct async_writer *w, const struct slot *s,
 	for (p = s->pieces; p < s->pieces + s->npieces && !err; p++) {
 		if (p->at > pos)
 			err = write_data_runs(w, s->buf + pos, p->at - pos,
-			    s->off + pos, direct);
+			    s->off + pos, direct, &ignored);
 		if (!err)
 			err = write_piece(w, s, p, direct);
 		pos = p->at + p->len;
 	}
 	if (!err && pos < s->len)
 		err = write_data_runs(w, s->buf + pos, s->len - pos,
-		    s->off + pos, direct);
+		    s->off + pos, direct, &ignored);
 	return err;
 }
 
@@ -365,6 +375,13 @@ struct async_writer *async_writer_start(int fd, const char *name,
 		return NULL;
 	}
 	return w;
+}
+
+void async_count_zeros(struct async_writer *w, uint64_t *sum)
+{
+	pthread_mutex_lock(&w->mu);
+	w->zeros_out = sum;
+	pthread_mutex_unlock(&w->mu);
 }
 
 /* Hand the slot being filled to the writer thread. */

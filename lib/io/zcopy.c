@@ -2,10 +2,11 @@
  * Zero-copy for img2raw of a plain raw file (and for the writers that keep
  * a disk's bytes as they are: a fixed VHD): its data extents are moved in
  * the kernel, never through our buffers - copy_file_range() into a new
- * regular file (which clones blocks where the file system shares them,
- * XFS and btrfs), splice() through a pipe of our own into a file on
- * another file system (what sendfile() does, but at an offset of ours),
- * splice() into a pipe.  Into a file, two threads copy 64 MiB pieces
+ * regular file on the input's file system (which clones blocks where the
+ * file system shares them, XFS and btrfs), splice() through a pipe of our
+ * own into a file on another file system (what sendfile() does, but at
+ * an offset of ours), splice() into a pipe: one policy a pair of files,
+ * decided once (zcopy_file_policy).  Into a file, two threads copy 64 MiB pieces
  * side by side, as qemu-img convert's requests run in parallel.  Holes
  * stay holes in a file and go to a pipe as zeros.  Anything else (a
  * decoded or piped input, an output file that already has bytes, a
@@ -44,11 +45,66 @@
 /* ZCOPY_SPLICE: a file on another file system than the input's. */
 enum zcopy_out { ZCOPY_NONE, ZCOPY_FILE, ZCOPY_SPLICE, ZCOPY_PIPE };
 
+#define NFS_MAGIC 0x6969
+#define SMB2_MAGIC 0xFE534D42
+#define CIFS_MAGIC 0xFF534D42
+#define CEPH_MAGIC 0x00C36400
+
+/* File systems that copy between two files without us (on the server). */
+static bool fs_copies_itself(long type)
+{
+	return type == NFS_MAGIC || type == SMB2_MAGIC || type == CIFS_MAGIC ||
+	    type == CEPH_MAGIC;
+}
+
+/* Two regular files, as the copy policy sees them. */
+struct zpair {
+	bool files;		/* both are regular files */
+	bool one_fs;		/* ... on one file system */
+	long out_type;		/* the output's file system */
+	uint64_t block;		/* ... and its block size */
+};
+
+static bool zpair_probe(int in, int out, struct zpair *p)
+{
+	struct stat si, so;
+	struct statfs sf;
+
+	memset(p, 0, sizeof *p);
+	if (fstat(in, &si) < 0 || fstat(out, &so) < 0 || fstatfs(out, &sf) < 0 ||
+	    !S_ISREG(si.st_mode) || !S_ISREG(so.st_mode) || sf.f_bsize <= 0)
+		return false;
+	p->files = true;
+	p->one_fs = si.st_dev == so.st_dev;
+	p->out_type = (long)sf.f_type;
+	p->block = (uint64_t)sf.f_bsize;
+	return true;
+}
+
+/*
+ * The one copy policy of the data runs of a raw file, decided once for
+ * the pair: copy_file_range on one file system (a clone where blocks
+ * are shared, else the kernel's copy) or on one that copies itself;
+ * across two, splice through a pipe of our own (one copy in the kernel,
+ * as sendfile: the kernel refuses copy_file_range there, EXDEV).  The
+ * kernel's no on the first call still falls back to the splice.
+ */
+static enum zcopy_out zcopy_file_policy(int in, int out)
+{
+	struct zpair p;
+
+	if (!zpair_probe(in, out, &p))
+		return ZCOPY_FILE;	/* its first call will tell */
+	return p.one_fs || fs_copies_itself(p.out_type) ? ZCOPY_FILE
+	    : ZCOPY_SPLICE;
+}
+
 /*
  * A pipe, or a regular file at offset 0 that holds nothing from `at` on
- * (for img2raw: an empty file), so that its holes already read as zeros.
+ * (for img2raw: an empty file), so that its holes already read as zeros;
+ * for a file, how its runs are copied from in.
  */
-static enum zcopy_out zcopy_out_kind(int fd, uint64_t at)
+static enum zcopy_out zcopy_out_kind(int in, int fd, uint64_t at)
 {
 	struct stat st;
 	int flags = fcntl(fd, F_GETFL);
@@ -59,7 +115,7 @@ static enum zcopy_out zcopy_out_kind(int fd, uint64_t at)
 		return ZCOPY_PIPE;
 	if (S_ISREG(st.st_mode) && (uint64_t)st.st_size <= at &&
 	    lseek(fd, 0, SEEK_CUR) == 0)
-		return ZCOPY_FILE;
+		return zcopy_file_policy(in, fd);
 	return ZCOPY_NONE;
 }
 
@@ -333,7 +389,7 @@ int zcopy_raw(struct image *img, int out, const char *out_name)
 	int r;
 
 	if (!zcopy_input_ok(img) ||
-	    (kind = zcopy_out_kind(out, 0)) == ZCOPY_NONE)
+	    (kind = zcopy_out_kind(img->src->fd, out, 0)) == ZCOPY_NONE)
 		return 1;
 	r = zcopy_runs(img->src, out, kind, 0, out_name, &moved);
 	if (r != 0 || kind == ZCOPY_PIPE)
@@ -350,7 +406,7 @@ int zcopy_raw_at(struct image *img, int out, uint64_t at,
 
 	*moved = 0;
 	if (!zcopy_input_ok(img) ||
-	    (kind = zcopy_out_kind(out, at)) == ZCOPY_NONE)
+	    (kind = zcopy_out_kind(img->src->fd, out, at)) == ZCOPY_NONE)
 		return 1;
 	return zcopy_runs(img->src, out, kind, at, out_name, moved);
 }
@@ -366,34 +422,20 @@ int zcopy_raw_at(struct image *img, int out, uint64_t at,
  * data.  IMGPIPE_CLONE=copy takes it on any one file system (tests);
  * IMGPIPE_CLONE=0 turns sharing off.
  */
-#define NFS_MAGIC 0x6969
-#define SMB2_MAGIC 0xFE534D42
-#define CIFS_MAGIC 0xFF534D42
-#define CEPH_MAGIC 0x00C36400
-
-static bool fs_copies_itself(long type)
-{
-	return type == NFS_MAGIC || type == SMB2_MAGIC || type == CIFS_MAGIC ||
-	    type == CEPH_MAGIC;
-}
-
 static void zclone_probe(struct zclone *z, int in, int out)
 {
 	const char *env = getenv("IMGPIPE_CLONE");
-	struct stat si, so;
-	struct statfs sf;
+	struct zpair p;
 
 	z->mode = ZCLONE_NONE;
 	if (env != NULL && strcmp(env, "0") == 0)
 		return;
-	if (fstat(in, &si) < 0 || fstat(out, &so) < 0 || fstatfs(out, &sf) < 0 ||
-	    !S_ISREG(si.st_mode) || !S_ISREG(so.st_mode) ||
-	    si.st_dev != so.st_dev || sf.f_bsize <= 0)
+	if (!zpair_probe(in, out, &p) || !p.one_fs)
 		return;
-	z->block = (uint64_t)sf.f_bsize;
+	z->block = p.block;
 	if (env != NULL && strcmp(env, "copy") == 0)
 		z->mode = ZCLONE_COPY;
-	else if (fs_copies_itself((long)sf.f_type))
+	else if (fs_copies_itself(p.out_type))
 		z->mode = ZCLONE_COPY;
 	else
 		z->mode = ZCLONE_FICLONE;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "imgpipe/async_writer.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/outfile.h"
@@ -600,32 +601,109 @@ out:
 
 /* ---- the disk in place (WRITER_DATA_IN_PLACE) ---- */
 
+/*
+ * Every hook goes to the raw sink with the disk's offsets moved by
+ * data_at, after the limit check: the raw sink's fast paths (lent
+ * slots, reads on its threads, clones, splice into a pipe) are the
+ * writer's as they are img2raw's.
+ */
+static struct wplace *as_place(struct sink *sk)
+{
+	return (struct wplace *)sk;
+}
+
+static int place_check(struct wplace *wp, uint64_t off, uint64_t len)
+{
+	return off + len > wp->lim.limit ? too_large(wp->w, &wp->lim, off + len)
+	    : 0;
+}
+
 static int place_data(struct sink *sk, uint64_t off, const void *buf,
     size_t len)
 {
-	struct wplace *wp = (struct wplace *)sk;
+	struct wplace *wp = as_place(sk);
 	struct sink *raw = &wp->raw.base;
 
-	if (off + len > wp->lim.limit)
-		return too_large(wp->w, &wp->lim, off + len);
+	if (place_check(wp, off, len) < 0)
+		return -1;
 	wp->data_bytes += len;
 	return raw->write(raw, wp->w->data_at + off, buf, len);
 }
 
 static int place_zero(struct sink *sk, uint64_t off, uint64_t len)
 {
-	struct wplace *wp = (struct wplace *)sk;
+	struct wplace *wp = as_place(sk);
 	struct sink *raw = &wp->raw.base;
 
 	/* zeros too: a stream would have them all written */
-	if (off + len > wp->lim.limit)
-		return too_large(wp->w, &wp->lim, off + len);
+	if (place_check(wp, off, len) < 0)
+		return -1;
 	return raw->zero(raw, wp->w->data_at + off, len);
+}
+
+static int place_lend(struct sink *sk, uint64_t off, size_t *len,
+    unsigned char **buf)
+{
+	struct wplace *wp = as_place(sk);
+	struct sink *raw = &wp->raw.base;
+
+	*buf = NULL;	/* beyond the limit: the write says so */
+	if (off + *len > wp->lim.limit)
+		return 0;
+	return raw->lend(raw, wp->w->data_at + off, len, buf);
+}
+
+static int place_defer(struct sink *sk, int in, uint64_t in_off, uint64_t off,
+    size_t *len, const char *label, uint64_t img_off)
+{
+	struct wplace *wp = as_place(sk);
+	struct sink *raw = &wp->raw.base;
+
+	if (place_check(wp, off, *len) < 0 ||
+	    raw->defer(raw, in, in_off, wp->w->data_at + off, len, label,
+	    img_off) < 0)
+		return -1;
+	wp->data_bytes += *len;
+	return 0;
+}
+
+static int place_clone(struct sink *sk, int in, uint64_t in_off, uint64_t len,
+    uint64_t off, uint64_t *from, uint64_t *to)
+{
+	struct wplace *wp = as_place(sk);
+	struct sink *raw = &wp->raw.base;
+	uint64_t at = wp->w->data_at;
+
+	*from = *to = off;
+	if (place_check(wp, off, len) < 0 ||
+	    raw->clone(raw, in, in_off, len, at + off, from, to) < 0)
+		return -1;
+	*from -= at;
+	*to -= at;
+	wp->data_bytes += *to - *from;
+	return 0;
+}
+
+static int place_splice(struct sink *sk, uint64_t off, int in, size_t len,
+    size_t *moved)
+{
+	struct wplace *wp = as_place(sk);
+	struct sink *raw = &wp->raw.base;
+	int rc;
+
+	*moved = 0;
+	if (place_check(wp, off, len) < 0)
+		return -1;
+	rc = raw->splice(raw, wp->w->data_at + off, in, len, moved);
+	wp->data_bytes += *moved;
+	if (raw->splice == NULL)	/* the kernel will not: nor here */
+		wp->base.splice = NULL;
+	return rc;
 }
 
 static int place_finish(struct sink *sk, uint64_t size)
 {
-	struct wplace *wp = (struct wplace *)sk;
+	struct wplace *wp = as_place(sk);
 	struct sink *raw = &wp->raw.base;
 	struct wfile *out = wp->w->out;
 
@@ -640,9 +718,27 @@ static int place_finish(struct sink *sk, uint64_t size)
 	return 0;
 }
 
-/* A stream must have reached data_at (the job sees to it). */
-int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
-    bool limit_given, const char *input_name)
+/* The raw sink's hooks, each forwarded where the raw sink has it. */
+static void place_hooks(struct wplace *wp)
+{
+	const struct sink *raw = &wp->raw.base;
+
+	wp->base = *raw;	/* in_order, no_zero_split as the raw sink */
+	wp->base.write = place_data;
+	wp->base.zero = place_zero;
+	wp->base.finish = place_finish;
+	wp->base.lend = raw->lend != NULL ? place_lend : NULL;
+	wp->base.defer = raw->defer != NULL ? place_defer : NULL;
+	wp->base.clone = raw->clone != NULL ? place_clone : NULL;
+	wp->base.splice = raw->splice != NULL ? place_splice : NULL;
+}
+
+/*
+ * A stream must have reached data_at (the job sees to it).  threads: the
+ * raw sink's writer threads (-j; 0 for its default).
+ */
+int wplace_init(struct wplace *wp, struct wimage *w, int threads,
+    uint64_t limit, bool limit_given, const char *input_name)
 {
 	struct wfile *out = w->out;
 
@@ -658,21 +754,16 @@ int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
 		raw_sink_force_stream(&wp->raw);
 		wp->raw.pos = out->pos;
 	}
-	raw_sink_async(&wp->raw, 2);	/* nothing deferred: two writers */
-	wp->base = wp->raw.base;	/* in_order, no_zero_split as the raw sink */
-	wp->base.write = place_data;
-	wp->base.zero = place_zero;
-	wp->base.finish = place_finish;
-	/* The raw sink's lend, clone, splice and defer take its own struct and
-	 * offsets; the disk here sits at data_at, so they are not offered. */
-	wp->base.lend = NULL;
-	wp->base.clone = NULL;
-	wp->base.splice = NULL;
-	wp->base.defer = NULL;
+	raw_sink_async(&wp->raw, threads);
+	if (wp->raw.writer != NULL)	/* data_bytes: as if read here */
+		async_count_zeros(wp->raw.writer, &wp->deferred_zeros);
+	place_hooks(wp);
 	return 0;
 }
 
 void wplace_close(struct wplace *wp)
 {
 	raw_sink_close(&wp->raw);
+	wp->data_bytes -= wp->deferred_zeros;
+	wp->deferred_zeros = 0;
 }

@@ -73,19 +73,22 @@ int wsink_replay_parked(struct wsink *ws);
 /*
  * The disk in place (WRITER_DATA_IN_PLACE): the raw sink, shifted to
  * w->data_at, into the writer's output, between begin and finish.  A
- * file gets holes and positioned writes on a thread of their own, a
- * stream the bytes in order; the size and the limit as the writer sink.
+ * file gets holes and positioned writes on threads of their own (and
+ * the raw sink's lent slots, deferred reads and clones), a stream the
+ * bytes in order (spliced into a pipe where the input allows); the size
+ * and the limit as the writer sink.
  */
 struct wplace {
 	struct sink base;
 	struct wimage *w;
 	struct raw_sink raw;
 	struct wlimit lim;
-	uint64_t data_bytes;	/* statistics */
+	uint64_t data_bytes;	/* statistics, once closed */
+	uint64_t deferred_zeros;	/* ... less these, read on threads */
 };
 
-int wplace_init(struct wplace *wp, struct wimage *w, uint64_t limit,
-    bool limit_given, const char *input_name);
+int wplace_init(struct wplace *wp, struct wimage *w, int threads,
+    uint64_t limit, bool limit_given, const char *input_name);
 /* On every path: waits for the writes queued. */
 void wplace_close(struct wplace *wp);
 

@@ -55,3 +55,17 @@ setup() {
 	[ "$status" -eq 0 ]
 	grep -Eq '(copy_file_range|splice)\(.*= [1-9]' "$T/trace"
 }
+
+@test "zcopy: across two file systems the runs are spliced, copy_file_range not even tried (one policy a pair)" {
+	out=/dev/shm/imgpipe-zcopy-$$.raw
+	# the input and the output on two file systems
+	[ "$(stat -c %d "$T")" != "$(stat -c %d /dev/shm)" ]
+	strace -f -e trace=copy_file_range,splice -o "$T/trace" \
+	    raw2vhd -o "$out" "$T/in.raw"
+	run cmp -n "$(stat -c %s "$T/in.raw")" "$T/in.raw" "$out"
+	rm -f "$out"
+	[ "$status" -eq 0 ]
+	grep -Eq 'splice\(.*= [1-9]' "$T/trace"
+	run grep -c copy_file_range "$T/trace"
+	[ "$output" = 0 ]
+}
