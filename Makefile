@@ -179,7 +179,8 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD)/bin $(BUILD)/obj $(BUILD)/lib/libimgpipe.a \
-	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz $(BUILD)/test/bench/bin \
+	    $(BUILD)/test/unit/bin $(BUILD)/test/fuzz/bin $(BUILD)/test/fuzz/obj \
+	    $(BUILD)/test/fuzz/lib $(BUILD)/test/bench/bin \
 	    $(BUILD)/bin-static $(PC) $(COMPLETION)
 
 .PHONY: all units static print-static-libs deps check demo bench bench-all fuzz \
