@@ -14,7 +14,8 @@ static int cmp_u64(const void *a, const void *b)
 
 void sort_u64(uint64_t *v, size_t n)
 {
-	qsort(v, n, sizeof *v, cmp_u64);
+	if (n > 1)	/* an empty list may have no array (qsort's NULL) */
+		qsort(v, n, sizeof *v, cmp_u64);
 }
 
 uint32_t *lowest_after(const uint64_t *order, uint64_t n, uint32_t none)
