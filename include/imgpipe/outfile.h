@@ -18,8 +18,17 @@ struct outfile {
 	bool unnamed;		/* O_TMPFILE: linked in on commit */
 };
 
-/* path NULL or "-": standard output. */
+/*
+ * path NULL or "-": standard output.  A regular file already at path stays
+ * whole until outfile_commit() renames the new one over it.
+ */
 int outfile_open(struct outfile *of, const char *path);
+/*
+ * The same, but a regular file already at path is removed now (as tar and
+ * install do), its space and memory free for the new one: for callers that
+ * have read their input's header, so a wrong input leaves it alone.
+ */
+int outfile_replace(struct outfile *of, const char *path);
 /* Close (checking for write errors) and move into place. */
 int outfile_commit(struct outfile *of);
 /* Remove the temporary; output to stdout is left as it is. */

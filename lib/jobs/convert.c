@@ -45,7 +45,7 @@ static int write_raw(struct image *img, struct stash *st, void *arg)
 	struct emitter em;
 	int rc;
 
-	if (outfile_open(&of, output) < 0)
+	if (outfile_replace(&of, output) < 0)
 		return -1;
 	rc = zcopy_raw(img, of.fd, of.name);
 	if (rc <= 0)

@@ -591,7 +591,7 @@ static int run(struct ovajob *j)
 	if (name_members(j) < 0 || probe_disks(j) < 0)
 		return -1;
 	/* before the long part: a terminal or an unwritable -o fails now */
-	if (outfile_open(&j->of, j->o->output) < 0)
+	if (outfile_replace(&j->of, j->o->output) < 0)
 		return -1;
 	j->of_open = true;
 	for (i = 0; i < j->o->ndisks; i++)

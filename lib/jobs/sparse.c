@@ -29,32 +29,48 @@ static int emit_blocks(struct image *img, struct stash *st, void *arg)
 	return rc;
 }
 
-/* Read the input as raw bytes, verbatim, into sk. */
-static int run_raw(const struct sparse_opts *o, struct sink *sk)
+/* Open the input as raw bytes, verbatim, and hand it to fn. */
+static int run_plain(const struct sparse_opts *o,
+    int (*fn)(struct image *, struct stash *, void *), void *arg)
 {
 	struct image_job j = { .input = o->input, .plain = true,
 	    .progress = o->progress, .size = o->size };
+
+	return image_job_run(&j, fn, arg);
+}
+
+/* Read the input into sk. */
+static int run_raw(const struct sparse_opts *o, struct sink *sk)
+{
 	struct sparse_job sj = { sk, o->block };
 
-	return image_job_run(&j, emit_blocks, &sj);
+	return run_plain(o, emit_blocks, &sj);
+}
+
+/* The output opens once the input has: a missing input leaves -o's file. */
+static int copy_blocks(struct image *img, struct stash *st, void *arg)
+{
+	const struct sparse_opts *o = arg;
+	struct outfile of;
+	struct raw_sink rs;
+	struct sparse_job sj = { &rs.base, o->block };
+	int rc;
+
+	if (outfile_replace(&of, o->output) < 0)
+		return -1;
+	raw_sink_init(&rs, of.fd, of.name);
+	raw_sink_async(&rs, 2);	/* nothing deferred: two writers */
+	rc = emit_blocks(img, st, &sj);
+	raw_sink_close(&rs);
+	if (rc == 0)
+		return outfile_commit(&of);
+	outfile_abort(&of);
+	return -1;
 }
 
 int sparse_copy(const struct sparse_opts *o)
 {
-	struct outfile of;
-	struct raw_sink rs;
-
-	if (outfile_open(&of, o->output) < 0)
-		return -1;
-	raw_sink_init(&rs, of.fd, of.name);
-	raw_sink_async(&rs, 2);	/* nothing deferred: two writers */
-	if (run_raw(o, &rs.base) < 0) {
-		raw_sink_close(&rs);
-		outfile_abort(&of);
-		return -1;
-	}
-	raw_sink_close(&rs);
-	return outfile_commit(&of);
+	return run_plain(o, copy_blocks, (void *)o);
 }
 
 int sparse_map(const struct sparse_opts *o)

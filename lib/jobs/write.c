@@ -381,7 +381,7 @@ static void report(const struct wjob *j)
 static int open_output(struct wjob *j)
 {
 	if (!j->o->to_fd) {
-		if (outfile_open(&j->of, j->o->output) < 0)
+		if (outfile_replace(&j->of, j->o->output) < 0)
 			return -1;
 		wfile_init(&j->out, j->of.fd, j->of.name);
 		return 0;
