@@ -5,10 +5,17 @@
 # the same zeros arrive as data.  So every producer gen.py offers, dug, is
 # read here both ways: the readable ones give the producer's disk file to
 # file, file to pipe and pipe to pipe, with one imgsum from a file and a
-# pipe;
-# VMware descriptors with extent files give it from the file with
+# pipe; VMware descriptors with extent files give it from the file with
 # --extents and are refused from a pipe by design; the containers imgpipe
-# refuses are refused the same both ways.
+# refuses are refused the same both ways.  fallocate is util-linux's.
+#
+# Which readers skip holes from a file, measured by making holes read as
+# 0xff: dynamic VHD, VHDX without a log, qcow2, ploop and flat VMDK
+# extents (fixed VHDs walk SEEK_DATA themselves: a hole boundary moved
+# into the data fails them, wrong zeros do not).  VDI, sparse VMDK
+# extents and VHDX with a log to replay read their holes as zeros from
+# the kernel, and the compressed streams hold no holes worth the name;
+# all must agree too.
 load helpers
 
 GEN=$BATS_TEST_DIRNAME/../producers/gen.py
