@@ -3,7 +3,7 @@
 # and a real Linux kernel for uecsplit's tests if the machine has none.
 pkgs="zlib1g-dev libdeflate-dev libarchive-dev libxxhash-dev libxml2-dev nettle-dev libzstd-dev libjansson-dev
 pkg-config bats qemu-utils xxhash libarchive-tools e2fsprogs time clang cpio mandoc
-bsdutils util-linux-extra file bash-completion
+bsdutils util-linux util-linux-extra file bash-completion
 libclang-rt-14-dev gcc libstdc++-12-dev make xz-utils zstd bzip2 man-db groff-base fdisk
 xorriso parted udftools strace xfsprogs
 liblz4-dev libbz2-dev liblzma-dev libicu-dev parallel
