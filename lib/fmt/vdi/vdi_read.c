@@ -197,7 +197,10 @@ static size_t vdi_block_len(const struct image *img, const struct vdi *v,
 	    ? img->virtual_size - off : v->block_size;
 }
 
-/* len bytes from host block e to virtual block i: none when walking. */
+/*
+ * len bytes from host block e to virtual block i: checked, not read, when
+ * walking; holes of a plain file are zeros without reading them.
+ */
 static int vdi_copy(struct image *img, const struct vdi *v, struct emitter *em,
     unsigned char *buf, size_t len, uint32_t e, uint32_t i)
 {
@@ -205,13 +208,8 @@ static int vdi_copy(struct image *img, const struct vdi *v, struct emitter *em,
 
 	if (emit_upto(em, voff) < 0)
 		return -1;
-	if (img->walk)
-		return image_emit_range(img, em, buf, len, vdi_host_offset(v, e),
-		    len, voff);
-	if (image_read_at(img, buf, len, vdi_host_offset(v, e),
-	    "data block") < 0)
-		return -1;
-	return emit_data(em, voff, buf, len);
+	return image_copy_range(img, em, buf, len, vdi_host_offset(v, e), len,
+	    voff, "data block");
 }
 
 /* Virtual order: runs of blocks contiguous both virtually and on the host. */
