@@ -123,6 +123,26 @@ descriptor_of() {
 	img2raw_4ways "$T/m.vmdk" "$T/m.vmdk.want" -f vmdk
 }
 
+@test "vmdk monolithicSparse, sparse on the host: grains over holes of the file are zeros, not read (file); the same bytes from a pipe" {
+	# Grains written with zeros (a guest that zeroed its disk), then the
+	# file made sparse as cp --sparse or rsync -S leave it: the old reader
+	# read all 255 MiB of them from the kernel.
+	qemu-img create -q -f vmdk "$T/h.vmdk" 256M
+	qemu-io -c "write -P 0 0 255M" -c "write -P 0x5a 100M 1M" "$T/h.vmdk" > /dev/null
+	fallocate --dig-holes "$T/h.vmdk"
+	[ "$(du -k "$T/h.vmdk" | cut -f1)" -lt 4096 ]
+	qemu-img convert -f vmdk -O raw "$T/h.vmdk" "$T/h.want"
+	strace -f -qq -e trace=read,pread64,preadv,copy_file_range,splice,sendfile \
+	    -o "$T/trace" img2raw -o "$T/h.raw" "$T/h.vmdk"
+	cmp "$T/h.want" "$T/h.raw"
+	read_bytes=$(awk '/= [0-9]+$/ { n += $NF } END { print n + 0 }' "$T/trace")
+	[ "$read_bytes" -lt $((16 << 20)) ] || {
+		echo "read $read_bytes bytes of a 256 MiB disk with 1 MiB of data"; false; }
+	cat "$T/h.vmdk" | img2raw -o "$T/q.raw"
+	cmp "$T/h.want" "$T/q.raw"
+	[ "$(imgsum "$T/h.vmdk" | cut -d' ' -f1)" = "$(imgsum < "$T/h.vmdk" | cut -d' ' -f1)" ]
+}
+
 @test "vmdk monolithicSparse: adapter_type, compat6, zeroed_grain, four ways" {
 	for o in adapter_type=lsilogic compat6=on zeroed_grain=on \
 	    adapter_type=buslogic,compat6=on,zeroed_grain=on; do

@@ -574,9 +574,11 @@ static int vmdk_flush_run(struct image *img, struct vmdk *v,
 {
 	int rc = 0;
 
+	/* from a file, holes of the file are zeros without reading them */
 	if (r->len > 0 && !r->filled)
-		rc = image_read_at(img, v->run, r->len, r->host, "grain");
-	if (r->len > 0 && rc == 0)
+		rc = image_copy_range(img, em, v->run, r->len, r->host, r->len,
+		    v->vbase + r->virt, "grain");
+	else if (r->len > 0)
 		rc = vmdk_emit_data(v, em, r->virt, v->run, r->len);
 	r->len = 0;
 	r->filled = false;
