@@ -112,7 +112,8 @@ demo: deps
 	@IMGPIPE_BUILD=$(BUILD) sh test/demo.sh
 
 # make bench: one table of same-run ratios against the peer tools
-# (test/bench/table.sh; BENCH_RUNS, BENCH_OUTS, BENCH_JOBS); make bench-all:
+# (test/bench/table.sh; BENCH_RUNS, BENCH_OUTS, BENCH_JOBS, BENCH_PRESENT,
+# BENCH_SYNC); make bench-all:
 # every test/bench/*.sh with its own table.
 bench: all
 	@IMGPIPE_BIN=$(abspath $(BUILD))/bin sh test/bench/table.sh

@@ -24,11 +24,18 @@
 # keeps each side's output from its previous run (one untimed run makes
 # it first) and times only the rows that write a file: the cost of
 # replacing an output already there (sync still runs before each one).
+# BENCH_SYNC=1 times each command followed by sync, on both sides: the
+# time until the output is on the disk.  qemu-img convert leaves a raw or
+# fixed VHD output in the page cache (no fdatasync: strace), while ours
+# waits for the disk as it writes (O_DIRECT, write-behind; imgpipe(7)).
 BENCH_OUTS=${BENCH_OUTS:-$BENCH_OUT}	# before common.sh gives it a default
 . "$(dirname "$0")/common.sh"
 
 BENCH_RUNS=${BENCH_RUNS:-5}
 present=${BENCH_PRESENT:-0}
+durable=${BENCH_SYNC#0}
+only_files=$present	# 1: only the rows that write a file
+[ -z "$durable" ] || only_files=1
 tmpfs=${BENCH_TMPFS:-/dev/shm/imgpipe-bench}
 BENCH_OUTS=${BENCH_OUTS:-$tmpfs}
 stats=$BENCH_DIR/.table.$$
@@ -51,7 +58,8 @@ timed() {
 	[ "$present" = 1 ] || rm -f "$out/bench-ours" "$out/bench-peer"
 	rm -f "$out"/bench-tmp.*
 	sync
-	/usr/bin/time -f '%e %U %S %M' -o "$t" sh -c "$1" >/dev/null 2>&1 ||
+	/usr/bin/time -f '%e %U %S %M' -o "$t" sh -c "$1${durable:+ && sync}" \
+	    >/dev/null 2>&1 ||
 		{ echo "FAILED: $1" >&2; return 1; }
 	cat "$t" >> "$2"
 	for f in "$out/bench-ours" "$out/bench-peer"; do
@@ -86,6 +94,10 @@ ratios() {
 row() {
 	local job=$1 where=$2 peer_name=$3 ours=$4 peer=$5 i fo fp
 	case $BENCH_JOBS in ''|*"${job%% *}"*) ;; *) return 0 ;; esac
+	if [ -n "$durable" ]; then
+		case $where in -|pipe) return 0 ;; esac
+		where="$where, + sync"
+	fi
 	if [ "$present" = 1 ]; then
 		case $where in -|pipe) return 0 ;; esac
 		where="$where, present"
@@ -138,6 +150,8 @@ printf 'Input: a 4 GiB ext4 disk holding ~1 GiB of /usr (%s), cached.\n' \
 	"$(du -m "$raw" | cut -f1) MiB allocated"
 [ "$present" = 1 ] &&
 	printf 'Each output already present (BENCH_PRESENT=1), from its own previous run.\n'
+[ -n "$durable" ] &&
+	printf 'Each time includes a sync after the command (BENCH_SYNC=1): until the output is on the disk.\n'
 printf 'Load average before: %s\n\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| job | output | peer | ours s (min / med / max) | peer s (min / med / max) | ours / peer, same round (min / med / max) | CPU ours / peer (min / med / max) | peak RSS MiB (ours / peer) | output MiB (ours / peer) |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
@@ -146,7 +160,7 @@ row "imgsum raw, xxh128" "-" "xxhsum -H2" \
 	"imgsum -a xxh128 '$raw'" "xxhsum -H2 '$raw'"
 # The hash itself: a dense file (no holes to skip) on tmpfs.
 dense=$tmpfs/dense2g.raw
-case $present:$BENCH_JOBS in 0:|0:*imgsum*)
+case $only_files:$BENCH_JOBS in 0:|0:*imgsum*)
 	mkdir -p "$tmpfs" && head -c 2G /dev/urandom > "$dense" || exit 1 ;;
 esac
 row "imgsum dense 2 GiB (tmpfs), xxh128" "-" "xxhsum -H2" \
@@ -156,7 +170,7 @@ row "imgsum dense 2 GiB (tmpfs), xxh3" "-" "xxhsum -H3" \
 rm -f "$dense"
 # The upload gate (issue 14): imginfo --strict walks a file's tables, as
 # qemu-img check does; neither should read the data.
-case $present:$BENCH_JOBS in 0:|0:*imginfo*)
+case $only_files:$BENCH_JOBS in 0:|0:*imginfo*)
 	# the images of test/bench/imginfo.sh
 	for f in qcow2 vmdk vhdx; do
 		n=disk4g.$f && [ $f != vmdk ] || n=disk4g-sparse.vmdk
@@ -251,7 +265,7 @@ solo() {
 # leaves them out.
 tmpd=${BENCH_OUTS%% *}/bench-tmp
 pipe_jobs=$BENCH_JOBS
-[ "${BENCH_PIPES:-1}" = 0 ] || [ "$present" = 1 ] && pipe_jobs=none
+[ "${BENCH_PIPES:-1}" = 0 ] || [ "$only_files" = 1 ] && pipe_jobs=none
 case $pipe_jobs in ''|*raw2*)
 	printf '\n| writer, into a pipe (qemu-img cannot) | ours s (min / med / max) | peak RSS MiB | store peak memory | temporary file peak | layout |\n'
 	printf '|---|---|---|---|---|---|\n' ;;
@@ -279,7 +293,7 @@ printf '\nLoad average after: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 # leaves the table out.
 MEMORY_SH_LIB=1
 . "$(dirname "$0")/memory.sh"
-case ${BENCH_MEMORY:-1}$present:$BENCH_JOBS in
+case ${BENCH_MEMORY:-1}$only_files:$BENCH_JOBS in
 0*:*|*1:*) ;;
 *:|*memory*|*img2raw*|*imgsum*|*raw2qcow2*|*imgsparse*|*ovaextract*)
 	printf '\n## memory: peak RSS and temporary file, --mem 32 MiB (default)\n\n'
