@@ -2,6 +2,7 @@
 #ifndef IMGPIPE_ERR_H
 #define IMGPIPE_ERR_H
 
+#include <stdbool.h>
 #include <stdnoreturn.h>
 
 enum exit_status {
@@ -25,6 +26,14 @@ extern const char *progname;
 #define FINDING_SHARED_BLOCK	"shared-block"	/* two entries, one block */
 #define FINDING_MISALIGNED	"misaligned"	/* not on its boundary */
 #define FINDING_MALFORMED	"malformed"	/* a value the format forbids */
+
+/*
+ * Not a finding: the run needs more memory than the parking store's
+ * budget (--mem) allows.  A limit of this run, not a defect of the image:
+ * it exits 1 with the store's message from a file and from a pipe, and no
+ * reader names it as its format's fault (err_rejects_image()).
+ */
+#define ERR_BUDGET		"budget"
 
 /*
  * Library functions report failure by returning -1 after recording one
@@ -67,8 +76,13 @@ const char *err_msg(void);
 const char *err_file(void);
 /* The recorded error on stderr: "progname: file: message". */
 void err_report(void);
-/* The finding code of the recorded error, or NULL. */
+/* The finding code of the recorded error (or ERR_BUDGET), or NULL. */
 const char *err_code(void);
+/*
+ * The recorded error is a rejection of the image (EXIT_REJECT), one a
+ * reader may name as its format's: not the budget's (ERR_BUDGET).
+ */
+bool err_rejects_image(void);
 void err_clear(void);
 /*
  * The recorded error, kept aside: a reader that finds an error while

@@ -32,5 +32,7 @@ ssize_t fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
  * (not tmpfs or ramfs, whose pages are the file), unless IMGPIPE_DIRECT=0.
  */
 bool fd_bypass_cache(int fd);
+/* The same for a file already known to be regular (its fstat done). */
+bool fd_regular_bypass_cache(int fd);
 
 #endif

@@ -123,8 +123,13 @@ struct wfile {
 	uint64_t unkicked;
 };
 
-/* fd is seekable when a regular file at offset 0, not appending. */
-void wfile_init(struct wfile *f, int fd, const char *name);
+/*
+ * fd is seekable when a regular file at offset 0, not appending.  A file
+ * on a disk is written behind (its pages given back as it goes) unless
+ * read_back: the caller reads it back (ovacreate's temporary VMDK), so
+ * its pages stay cached.
+ */
+void wfile_init(struct wfile *f, int fd, const char *name, bool read_back);
 /* Write len bytes at off now (metadata, from the writer's own buffers). */
 int wfile_write(struct wfile *f, const void *buf, size_t len, uint64_t off);
 /*

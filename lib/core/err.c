@@ -120,6 +120,12 @@ const char *err_msg(void) { return last_msg; }
 const char *err_file(void) { return last_file; }
 const char *err_code(void) { return last_code; }
 
+bool err_rejects_image(void)
+{
+	return last_status == EXIT_REJECT &&
+	    (last_code == NULL || strcmp(last_code, ERR_BUDGET) != 0);
+}
+
 void err_clear(void)
 {
 	last_status = 0;

@@ -220,7 +220,7 @@ static int name_the_format(struct image *img)
 	const char *code = err_code();
 	char msg[1024];
 
-	if (err_status() != EXIT_REJECT)
+	if (!err_rejects_image())	/* I/O, or the budget: not the image's */
 		return -1;
 	snprintf(msg, sizeof msg, "%s", err_msg());
 	err_clear();

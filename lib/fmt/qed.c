@@ -117,7 +117,7 @@ static void qed_backing_name(struct image *img, const unsigned char *h,
  */
 static bool qed_ran_out(struct image *img)
 {
-	if (err_status() != EXIT_REJECT || !img->src->raw_eof)
+	if (!err_rejects_image() || !img->src->raw_eof)
 		return false;
 	err_clear();
 	return true;

@@ -79,15 +79,21 @@ ssize_t fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	    len);
 }
 
-bool fd_bypass_cache(int fd)
+bool fd_regular_bypass_cache(int fd)
 {
 	const char *env = getenv("IMGPIPE_DIRECT");
 	struct statfs sfs;
-	struct stat st;
 
 	if (env != NULL && strcmp(env, "0") == 0)
 		return false;
-	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
-	    fstatfs(fd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC &&
+	return fstatfs(fd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC &&
 	    sfs.f_type != RAMFS_MAGIC;
+}
+
+bool fd_bypass_cache(int fd)
+{
+	struct stat st;
+
+	return fstat(fd, &st) == 0 && S_ISREG(st.st_mode) &&
+	    fd_regular_bypass_cache(fd);
 }

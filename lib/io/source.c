@@ -413,7 +413,7 @@ static int skip_to_named(struct source *s, uint64_t off, const char *what)
 {
 	if (source_skip_to(s, off) == 0)
 		return 0;
-	if (err_status() != EXIT_REJECT)
+	if (!err_rejects_image())	/* a read error, or the budget */
 		return -1;
 	err_clear();
 	return fail_code(EXIT_REJECT, FINDING_TRUNCATED,

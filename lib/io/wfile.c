@@ -44,7 +44,7 @@ static void write_behind(struct wfile *f, uint64_t len)
 	(void)posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED);
 }
 
-void wfile_init(struct wfile *f, int fd, const char *name)
+void wfile_init(struct wfile *f, int fd, const char *name, bool read_back)
 {
 	struct stat st;
 	int flags = fcntl(fd, F_GETFL);
@@ -61,7 +61,8 @@ void wfile_init(struct wfile *f, int fd, const char *name)
 		return;
 	f->seekable = lseek(fd, 0, SEEK_CUR) == 0;
 	f->prior_size = st.st_size;
-	f->write_behind = f->seekable && fd_bypass_cache(fd);
+	f->write_behind = f->seekable && !read_back &&
+	    fd_regular_bypass_cache(fd);
 }
 
 /* A fresh file reads as zeros already; bytes it held before must go. */

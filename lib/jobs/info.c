@@ -80,12 +80,19 @@ static void take_reader_findings(struct report *r)
 			    r->img.findings[r->taken];
 }
 
-/* The recorded error as a finding: its code, or malformed. */
-static void add_error_finding(struct report *r)
+/*
+ * The recorded error as a finding: its code, or malformed; 0.  The
+ * budget's (ERR_BUDGET) is no finding of the image: it stays recorded,
+ * the run fails with it, and -1.
+ */
+static int add_error_finding(struct report *r)
 {
+	if (err_code() != NULL && strcmp(err_code(), ERR_BUDGET) == 0)
+		return -1;
 	add_finding(r, err_code() ? err_code() : FINDING_MALFORMED,
 	    err_msg());
 	err_clear();
+	return 0;
 }
 
 static bool has_mbr(const unsigned char *h, size_t len)
@@ -581,7 +588,7 @@ static void print_human(const struct info_opts *o, const struct report *r)
  * can (a VMDK footer, truncation, a raw size).  From a file the reader
  * walks its tables (img->walk) and reads no data.
  */
-static void read_through(struct report *r, struct stash *st)
+static int read_through(struct report *r, struct stash *st)
 {
 	struct image *img = &r->img;
 	struct emitter em;
@@ -595,12 +602,13 @@ static void read_through(struct report *r, struct stash *st)
 	rc = image_read(img, &em);
 	take_reader_findings(r);
 	if (rc < 0) {
-		add_error_finding(r);
+		rc = add_error_finding(r);
 	} else {
 		r->virtual_size = img->virtual_size;
 		r->size_known = true;
 	}
 	emitter_free(&em);
+	return rc;
 }
 
 /* From a pipe, read to the end so the writer does not get SIGPIPE. */
@@ -683,7 +691,7 @@ int info_run(const struct info_opts *o)
 	}
 	src.sibling_extents = o->extents;
 	inspect(o, r, &src, &st);
-	if (err_status() != 0)	/* -f named no format: a usage error */
+	if (err_status() != 0)	/* -f named no format, or the budget */
 		rc = -1;
 	else if (o->format && format_by_name(o->format) != NULL &&
 	    strcmp(format_by_name(o->format)->name, r->format) != 0)
@@ -692,11 +700,12 @@ int info_run(const struct info_opts *o)
 	if (rc == 0 && r->opened && src.seekable) {
 		/* walk every table as a conversion would, reading no data */
 		r->img.walk = true;
-		read_through(r, &st);
+		rc = read_through(r, &st);
 	} else if (rc == 0 && !src.seekable && !o->no_drain) {
 		if (r->opened)
-			read_through(r, &st);
-		rc = drain(&src);
+			rc = read_through(r, &st);
+		if (rc == 0)
+			rc = drain(&src);
 	}
 	if (rc == 0)
 		rc = print_report(o, r);

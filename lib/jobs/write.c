@@ -383,12 +383,12 @@ static int open_output(struct wjob *j)
 	if (!j->o->to_fd) {
 		if (outfile_replace(&j->of, j->o->output) < 0)
 			return -1;
-		wfile_init(&j->out, j->of.fd, j->of.name);
+		wfile_init(&j->out, j->of.fd, j->of.name, false);
 		return 0;
 	}
-	wfile_init(&j->out, j->o->fd, j->o->output ? j->o->output : "output");
 	/* the caller reads it back (ovacreate's temporary VMDK): keep it */
-	j->out.write_behind = false;
+	wfile_init(&j->out, j->o->fd, j->o->output ? j->o->output : "output",
+	    true);
 	return 0;
 }
 

@@ -102,9 +102,11 @@ static int over_budget(const struct stash *st)
 {
 	char b[32];
 
-	return fail(EXIT_REJECT, "parking store: the bookkeeping of what "
-	    "waits to be placed needs more than the memory budget of %s; "
-	    "raise --mem", format_size(st->budget, b, sizeof b));
+	/* a limit of this run, not the image's defect (ERR_BUDGET) */
+	return fail_code(EXIT_REJECT, ERR_BUDGET, "parking store: the "
+	    "bookkeeping of what waits to be placed needs more than the "
+	    "memory budget of %s; raise --mem",
+	    format_size(st->budget, b, sizeof b));
 }
 
 static uint64_t spill_reserve(const struct stash *st);

@@ -291,7 +291,7 @@ static int prl_read_stream(struct image *img, struct prl *p,
 		if (prl_copy(img, p, em, (p->order[k] >> 32) * p->unit,
 		    (uint64_t)i * p->cluster_size, prl_cluster_len(img, p, i)) < 0) {
 			/* the input ended: name the fault a file names */
-			if (err_status() != EXIT_REJECT || !img->src->raw_eof)
+			if (!err_rejects_image() || !img->src->raw_eof)
 				return -1;
 			err_clear();
 			return prl_stream_end(img, p);

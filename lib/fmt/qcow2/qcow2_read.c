@@ -1196,7 +1196,7 @@ static int stream_bad_cluster(struct image *img, const struct qext *e)
 {
 	struct qstream *st = ((struct qcow2 *)img->priv)->st;
 
-	if (err_status() != EXIT_REJECT)
+	if (!err_rejects_image())
 		return -1;
 	if (st->bad[0] == '\0' || e->voff < st->bad_voff) {
 		snprintf(st->bad, sizeof st->bad, "%s", err_msg());
