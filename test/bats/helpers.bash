@@ -282,3 +282,20 @@ get_be64() { get_be "$1" "$2" 8; }
 
 # ere TEXT: TEXT quoted for an extended regular expression.
 ere() { sed 's/[][\.*^$+?(){}|]/\\&/g' <<< "$1"; }
+
+# holes_not_read IMAGE WANT: img2raw of IMAGE, a file whose data lies over
+# holes of the host file, gives WANT reading under 16 MiB (the holes are
+# zeros without being read); from a pipe, where the zeros arrive as data,
+# the same bytes and the same digest.
+holes_not_read() {
+	local img=$1 want=$2 n
+	strace -f -qq -e trace=read,pread64,preadv,copy_file_range,splice,sendfile \
+	    -o "$T/trace" img2raw -o "$T/holes.raw" "$img"
+	cmp "$want" "$T/holes.raw"
+	n=$(awk '/= [0-9]+$/ { n += $NF } END { print n + 0 }' "$T/trace")
+	[ "$n" -lt $((16 << 20)) ] || {
+		echo "read $n bytes of $img, whose data lies over holes"; false; }
+	cat "$img" | img2raw -o "$T/holes-pipe.raw"
+	cmp "$want" "$T/holes-pipe.raw"
+	[ "$(imgsum "$img" | cut -d' ' -f1)" = "$(imgsum < "$img" | cut -d' ' -f1)" ]
+}

@@ -45,16 +45,8 @@ l2_off() { echo $(( $(get_be64 "$1" "$(l1_off "$1")") & 0x00fffffffffffe00 )); }
 	qemu-img create -q -f qcow2 -o preallocation=metadata "$T/p.qcow2" 1G
 	qemu-io -c "write -P 0x5a 300M 64k" "$T/p.qcow2" > /dev/null
 	want "$T/p.qcow2"
-	strace -f -qq -e trace=read,pread64,preadv,copy_file_range,splice,sendfile \
-	    -o "$T/trace" img2raw -o "$T/p.raw" "$T/p.qcow2"
-	cmp "$T/p.qcow2.want" "$T/p.raw"
-	read_bytes=$(awk '/= [0-9]+$/ { n += $NF } END { print n + 0 }' "$T/trace")
-	[ "$read_bytes" -lt $((16 << 20)) ] || {
-		echo "read $read_bytes bytes of a 1 GiB disk with 64 KiB of data"; false; }
-	[ "$(du -k "$T/p.raw" | cut -f1)" -lt 1024 ]
-	cat "$T/p.qcow2" | img2raw -o "$T/q.raw"
-	cmp "$T/p.qcow2.want" "$T/q.raw"
-	[ "$(imgsum "$T/p.qcow2" | cut -d' ' -f1)" = "$(imgsum < "$T/p.qcow2" | cut -d' ' -f1)" ]
+	holes_not_read "$T/p.qcow2" "$T/p.qcow2.want"
+	[ "$(du -k "$T/holes.raw" | cut -f1)" -lt 1024 ]
 }
 @test "qcow2 4 KiB clusters" { qcow2_4ways cluster_size=4k; }
 @test "qcow2 64 KiB clusters" { qcow2_4ways cluster_size=64k; }

@@ -35,15 +35,7 @@ vdi() {
 	qemu-img convert -f raw -O vdi -o static=on "$T/big.raw" "$T/h.vdi"
 	fallocate --dig-holes "$T/h.vdi"
 	[ "$(du -k "$T/h.vdi" | cut -f1)" -lt 4096 ]
-	strace -f -qq -e trace=read,pread64,preadv,copy_file_range,splice,sendfile \
-	    -o "$T/trace" img2raw -o "$T/h.raw" "$T/h.vdi"
-	cmp "$T/big.raw" "$T/h.raw"
-	read_bytes=$(awk '/= [0-9]+$/ { n += $NF } END { print n + 0 }' "$T/trace")
-	[ "$read_bytes" -lt $((16 << 20)) ] || {
-		echo "read $read_bytes bytes of a 256 MiB disk with 1 MiB of data"; false; }
-	cat "$T/h.vdi" | img2raw -o "$T/q.raw"
-	cmp "$T/big.raw" "$T/q.raw"
-	[ "$(imgsum "$T/h.vdi" | cut -d' ' -f1)" = "$(imgsum < "$T/h.vdi" | cut -d' ' -f1)" ]
+	holes_not_read "$T/h.vdi" "$T/big.raw"
 }
 
 @test "vdi: an empty dynamic disk is all zeros" {
