@@ -24,7 +24,7 @@ const char *const info_finding_codes[] = {
 	FINDING_SHARED_BLOCK, FINDING_MISALIGNED, FINDING_MALFORMED,
 	"ambiguous", "archive", "backing-file", "compression-type", "corrupt",
 	"encryption", "extent-file", "external-data-file",
-	"incompatible-features", "l1-size", "log-replay", "not-a-disk",
+	"incompatible-features", "l1-size", "log-size", "not-a-disk",
 	"parent", "unknown-metadata", "unknown-region", "unsupported-format",
 	"virtual-size", "vmdk-footer",
 	NULL
