@@ -78,6 +78,8 @@ const char *err_file(void);
 void err_report(void);
 /* The finding code of the recorded error (or ERR_BUDGET), or NULL. */
 const char *err_code(void);
+/* The recorded error is the budget's refusal (ERR_BUDGET): no image's. */
+bool err_is_budget(void);
 /*
  * The recorded error is a rejection of the image (EXIT_REJECT), one a
  * reader may name as its format's: not the budget's (ERR_BUDGET).

@@ -120,10 +120,14 @@ const char *err_msg(void) { return last_msg; }
 const char *err_file(void) { return last_file; }
 const char *err_code(void) { return last_code; }
 
+bool err_is_budget(void)
+{
+	return last_code != NULL && strcmp(last_code, ERR_BUDGET) == 0;
+}
+
 bool err_rejects_image(void)
 {
-	return last_status == EXIT_REJECT &&
-	    (last_code == NULL || strcmp(last_code, ERR_BUDGET) != 0);
+	return last_status == EXIT_REJECT && !err_is_budget();
 }
 
 void err_clear(void)

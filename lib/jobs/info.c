@@ -87,7 +87,7 @@ static void take_reader_findings(struct report *r)
  */
 static int add_error_finding(struct report *r)
 {
-	if (err_code() != NULL && strcmp(err_code(), ERR_BUDGET) == 0)
+	if (err_is_budget())
 		return -1;
 	add_finding(r, err_code() ? err_code() : FINDING_MALFORMED,
 	    err_msg());

@@ -14,6 +14,7 @@
 struct sparse_job {
 	struct sink *sink;
 	uint64_t block;
+	const char *output;	/* sparse_copy's, opened once the input is */
 };
 
 static int emit_blocks(struct image *img, struct stash *st, void *arg)
@@ -42,7 +43,7 @@ static int run_plain(const struct sparse_opts *o,
 /* Read the input into sk. */
 static int run_raw(const struct sparse_opts *o, struct sink *sk)
 {
-	struct sparse_job sj = { sk, o->block };
+	struct sparse_job sj = { sk, o->block, NULL };
 
 	return run_plain(o, emit_blocks, &sj);
 }
@@ -50,17 +51,17 @@ static int run_raw(const struct sparse_opts *o, struct sink *sk)
 /* The output opens once the input has: a missing input leaves -o's file. */
 static int copy_blocks(struct image *img, struct stash *st, void *arg)
 {
-	const struct sparse_opts *o = arg;
+	struct sparse_job *sj = arg;
 	struct outfile of;
 	struct raw_sink rs;
-	struct sparse_job sj = { &rs.base, o->block };
 	int rc;
 
-	if (outfile_replace(&of, o->output) < 0)
+	if (outfile_replace(&of, sj->output) < 0)
 		return -1;
 	raw_sink_init(&rs, of.fd, of.name);
 	raw_sink_async(&rs, 2);	/* nothing deferred: two writers */
-	rc = emit_blocks(img, st, &sj);
+	sj->sink = &rs.base;
+	rc = emit_blocks(img, st, sj);
 	raw_sink_close(&rs);
 	if (rc == 0)
 		return outfile_commit(&of);
@@ -70,7 +71,9 @@ static int copy_blocks(struct image *img, struct stash *st, void *arg)
 
 int sparse_copy(const struct sparse_opts *o)
 {
-	return run_plain(o, copy_blocks, (void *)o);
+	struct sparse_job sj = { NULL, o->block, o->output };
+
+	return run_plain(o, copy_blocks, &sj);
 }
 
 int sparse_map(const struct sparse_opts *o)
