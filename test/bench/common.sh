@@ -43,12 +43,43 @@ bench_fixture() {
 	echo "$BENCH_DIR/$name"
 }
 
+# bench_warm 'shell command': read into the page cache the data of the
+# fixtures the command names (files in $BENCH_DIR, not the bench-* outputs),
+# holes left out.  Why before every command: the machines here page out
+# file pages idle for about a minute (DAMON's pageout scheme, 128 MiB/s),
+# so an input cached when the table began may be on the disk again by its
+# row, and whichever side ran first paid for reading it.
+bench_warm() {
+	printf '%s\n' "$1" | grep -o "$BENCH_DIR/[^' ]*" | sort -u |
+	while read -r f; do
+		case ${f##*/} in bench-*) continue ;; esac
+		[ -f "$f" ] && printf '%s\0' "$f"
+	done | python3 -c '
+import os, sys
+buf = bytearray(1 << 20)
+for path in sys.stdin.read().split("\0")[:-1]:
+    fd = os.open(path, os.O_RDONLY)
+    off, end = 0, os.fstat(fd).st_size
+    while off < end:
+        try:
+            off = os.lseek(fd, off, os.SEEK_DATA)
+        except OSError:
+            break
+        hole = os.lseek(fd, off, os.SEEK_HOLE)
+        while off < hole:
+            off += max(os.preadv(fd, [buf], off), 1)
+        off = hole
+    os.close(fd)
+'
+}
+
 # time_once 'shell command' FILE: append "SECONDS MAX_RSS_KIB" to FILE.
 # Each run starts with no dirty pages left by the one before (sync, not
 # timed): otherwise the kernel's writeback of the last output lands on
 # whoever runs next, and file-writing times swing 2-6x.
 time_once() {
 	local out=$BENCH_DIR/.time.$$
+	bench_warm "$1"
 	sync
 	/usr/bin/time -f '%e %M' -o "$out" sh -c "$1" >/dev/null 2>&1 ||
 		{ echo "FAILED: $1" >&2; rm -f "$out"; return 1; }

@@ -19,11 +19,13 @@
 # Every raw2X writer and subformat has a row against qemu-img convert's
 # same subformat; then a table of the writers into and from pipes, which
 # qemu-img cannot do: our times, peak RSS and the parking store's use.
-# Before each timed command: its output removed and sync (not timed), so
-# neither side pays for the other's writeback.  BENCH_PRESENT=1 instead
-# keeps each side's output from its previous run (one untimed run makes
-# it first) and times only the rows that write a file: the cost of
-# replacing an output already there (sync still runs before each one).
+# Before each timed command: its output removed, its inputs read into the
+# page cache (bench_warm) and sync (not timed), so neither side pays for
+# the other's writeback or for an input paged out meanwhile.
+# BENCH_PRESENT=1 instead keeps each side's output from its previous run
+# (one untimed run makes it first) and times only the rows that write a
+# file: the cost of replacing an output already there (sync still runs
+# before each one).
 # BENCH_SYNC=1 times each command followed by sync, on both sides: the
 # time until the output is on the disk (the rows on tmpfs, with nothing
 # to write back, are left out).  qemu-img convert leaves a raw or fixed
@@ -51,13 +53,14 @@ place() {
 	esac
 }
 
-# timed 'command' FILE: remove the outputs, sync, then append
+# timed 'command' FILE: remove the outputs, warm the inputs, sync, then append
 # "WALL USER SYS RSS_KIB" of one run of the command to FILE, and the size
 # of the output file it wrote, if any, to FILE.size.
 timed() {
 	local t=$stats/t f
 	[ "$present" = 1 ] || rm -f "$out/bench-ours" "$out/bench-peer"
 	rm -f "$out"/bench-tmp.*
+	bench_warm "$1"
 	sync
 	/usr/bin/time -f '%e %U %S %M' -o "$t" sh -c "$1${durable:+ && sync}" \
 	    >/dev/null 2>&1 ||
