@@ -10,11 +10,11 @@
 # refuses are refused the same both ways.  fallocate is util-linux's.
 #
 # Which readers skip holes from a file, measured by making holes read as
-# 0xff: dynamic VHD, VHDX without a log, qcow2, ploop, VDI, sparse and
-# flat VMDK extents (fixed VHDs walk SEEK_DATA themselves: a hole boundary
-# moved into the data fails them, wrong zeros do not).  VHDX with a log
-# to replay reads its holes as zeros from the kernel, and the compressed
-# streams hold no holes worth the name; all must agree too.
+# 0xff: dynamic VHD, VHDX (a log's writes read only where they land),
+# qcow2, ploop, VDI, sparse and flat VMDK extents (fixed VHDs walk
+# SEEK_DATA themselves: a hole boundary moved into the data fails them,
+# wrong zeros do not).  The compressed streams hold no holes worth the
+# name; all must agree too.
 load helpers
 
 GEN=$BATS_TEST_DIRNAME/../producers/gen.py

@@ -390,13 +390,12 @@ out:
 	return rc;
 }
 
-void vhdx_overlay_patch(const struct vhdx_overlay *ov, unsigned char *buf,
-    uint64_t off, size_t len)
+/* The index of the first segment ending after off. */
+static size_t first_after(const struct vhdx_overlay *ov, uint64_t off)
 {
 	size_t lo = 0, hi = ov->nsegs;
-	uint64_t end = off + len;
 
-	while (lo < hi) {	/* the first segment ending after off */
+	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
 
 		if (ov->segs[mid].end <= off)
@@ -404,6 +403,23 @@ void vhdx_overlay_patch(const struct vhdx_overlay *ov, unsigned char *buf,
 		else
 			hi = mid;
 	}
+	return lo;
+}
+
+const struct vhdx_seg *vhdx_overlay_find(const struct vhdx_overlay *ov,
+    uint64_t off, uint64_t end)
+{
+	size_t i = first_after(ov, off);
+
+	return i < ov->nsegs && ov->segs[i].off < end ? &ov->segs[i] : NULL;
+}
+
+void vhdx_overlay_patch(const struct vhdx_overlay *ov, unsigned char *buf,
+    uint64_t off, size_t len)
+{
+	uint64_t end = off + len;
+	size_t lo = first_after(ov, off);
+
 	for (; lo < ov->nsegs && ov->segs[lo].off < end; lo++) {
 		const struct vhdx_seg *g = &ov->segs[lo];
 		uint64_t a = g->off > off ? g->off : off;

@@ -41,6 +41,9 @@ struct vhdx_overlay {
 int vhdx_log_replay(struct image *img, unsigned char *log, uint64_t log_len,
     uint64_t log_off, const unsigned char guid[16],
     struct vhdx_overlay *ov);
+/* The first segment that meets file bytes [off, end), or NULL. */
+const struct vhdx_seg *vhdx_overlay_find(const struct vhdx_overlay *ov,
+    uint64_t off, uint64_t end);
 /* Put what the overlay says over buf, the len file bytes at off. */
 void vhdx_overlay_patch(const struct vhdx_overlay *ov, unsigned char *buf,
     uint64_t off, size_t len);

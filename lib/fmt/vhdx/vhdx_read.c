@@ -751,18 +751,12 @@ static int collect_blocks(struct image *img, struct vhdx *x,
 	return 0;
 }
 
-/*
- * File bytes [off, off + len) to virtual voff, with the log's writes put
- * over them (a walk reads nothing: the log does not matter there).
- */
-static int emit_file(struct image *img, struct emitter *em,
+/* File bytes [off, off + len) to virtual voff, read, the log's writes over. */
+static int emit_patched(struct image *img, struct emitter *em,
     unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
 {
 	struct vhdx *x = img->priv;
 
-	if (img->walk || x->ov.nsegs == 0)
-		return image_emit_range(img, em, buf, VHDX_CHUNK, off, len,
-		    voff);
 	while (len > 0) {
 		size_t n = len < VHDX_CHUNK ? len : VHDX_CHUNK;
 
@@ -774,6 +768,39 @@ static int emit_file(struct image *img, struct emitter *em,
 		off += n;
 		voff += n;
 		len -= n;
+	}
+	return 0;
+}
+
+/*
+ * File bytes [off, off + len) to virtual voff, with the log's writes put
+ * over them.  Only the bytes a write of the log meets are read here: the
+ * rest goes as any reader's data, holes of the file as zeros unread (a
+ * walk reads nothing: the log does not matter there).
+ */
+static int emit_file(struct image *img, struct emitter *em,
+    unsigned char *buf, uint64_t off, uint64_t len, uint64_t voff)
+{
+	struct vhdx *x = img->priv;
+	const struct vhdx_seg *g = NULL;
+	uint64_t end = off + len, a, b;
+
+	while (off < end) {
+		if (!img->walk)
+			g = vhdx_overlay_find(&x->ov, off, end);
+		a = g == NULL ? end : g->off > off ? g->off : off;
+		if (a > off && image_emit_range(img, em, buf, VHDX_CHUNK, off,
+		    a - off, voff) < 0)
+			return -1;
+		voff += a - off;
+		off = a;
+		if (g == NULL)
+			break;
+		b = g->end < end ? g->end : end;
+		if (emit_patched(img, em, buf, off, b - off, voff) < 0)
+			return -1;
+		voff += b - off;
+		off = b;
 	}
 	return 0;
 }
