@@ -146,8 +146,6 @@ if ! [ -s "$ova" ]; then
 		tar --format=ustar -cf "$ova.tmp" x.ovf x.mf disk.vmdk) &&
 	mv "$ova.tmp" "$ova" && rm -rf "$w" || exit 1
 fi
-# Inputs read from the page cache, for every tool alike.
-cat "$raw" "$qcow2" "$small" "$ova" > /dev/null
 
 printf '# imgpipe against its peers: %s, %s cores, %s rounds per row\n\n' \
 	"$(date -u '+%Y-%m-%d %H:%M UTC')" "$(nproc)" "$BENCH_RUNS"
@@ -198,7 +196,6 @@ row "img2raw qcow2 pipe -> pipe" "pipe" "cat \\| cat of the qcow2" \
 case $BENCH_JOBS in ''|*img2raw*)
 	vmdk_qemu=$(bench_fixture disk4g.vmdk -f raw -O vmdk -o subformat=streamOptimized) &&
 	qcow2_c=$(bench_fixture disk4g-c.qcow2 -f raw -O qcow2 -c) || exit 1
-	cat "$vmdk_qemu" "$qcow2_c" > /dev/null
 	row "img2raw vmdk streamOptimized -> raw" "$(place "$out")" "qemu-img convert -O raw" \
 		"img2raw -o '$o' '$vmdk_qemu'" "qemu-img convert -O raw '$vmdk_qemu' '$p'"
 	row "img2raw qcow2 -c -> raw" "$(place "$out")" "qemu-img convert -O raw" \
