@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/fdio.h"
@@ -307,8 +307,7 @@ static void writer_free(struct async_writer *w)
 
 	for (i = 0; w->slots != NULL && i < w->nslots; i++)
 		free(w->slots[i].pieces);
-	if (w->mem != NULL)
-		munmap(w->mem, w->mem_size);
+	bigbuf_free(w->mem, w->mem_size);
 	free(w->slots);
 	if (w->direct_fd >= 0)
 		close(w->direct_fd);
@@ -322,18 +321,15 @@ static void writer_free(struct async_writer *w)
 static bool slots_alloc(struct async_writer *w, unsigned n)
 {
 	size_t each = WRITER_SLOT_SIZE + DIRECT_ALIGN;
-	int flags = MAP_PRIVATE | MAP_ANONYMOUS;
 
 	w->slots = calloc(n, sizeof *w->slots);
 	if (w->slots == NULL)
 		return false;
 	w->nslots = n;
 	w->mem_size = n * each;
-	w->mem = mmap(NULL, w->mem_size, PROT_READ | PROT_WRITE, flags, -1, 0);
-	if (w->mem == MAP_FAILED) {
-		w->mem = NULL;
+	w->mem = bigbuf_alloc(w->mem_size);
+	if (w->mem == NULL)
 		return false;
-	}
 	for (unsigned i = 0; i < n; i++) {
 		w->slots[i].mem = w->mem + i * each;
 		w->slots[i].pieces = malloc(WRITER_PIECES *

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/err.h"
 #include "imgpipe/inflate_pool.h"
 
@@ -109,8 +110,8 @@ int inflate_pool_init(struct inflate_pool *p, enum inflate_kind kind,
 	p->cap = batch_items(out_cap, p->threads);
 	p->in_cap = INFLATE_BATCH_IN + in_max;
 	p->items = calloc(p->cap, sizeof *p->items);
-	p->in = malloc(p->in_cap);
-	p->out = malloc(p->cap * out_cap);
+	p->in = bigbuf_alloc(p->in_cap);
+	p->out = bigbuf_alloc(p->cap * out_cap);
 	p->dec = calloc(p->threads, sizeof *p->dec);
 	if (p->items == NULL || p->in == NULL || p->out == NULL ||
 	    p->dec == NULL)
@@ -165,7 +166,7 @@ void inflate_pool_free(struct inflate_pool *p)
 			decoder_free(p->kind, p->dec[i]);
 	free(p->dec);
 	free(p->items);
-	free(p->in);
-	free(p->out);
+	bigbuf_free(p->in, p->in_cap);
+	bigbuf_free(p->out, p->cap * p->out_cap);
 	memset(p, 0, sizeof *p);
 }

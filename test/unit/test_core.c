@@ -2,12 +2,14 @@
  * and raw sink (the parking store: test_stash.c). */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/fdio.h"
@@ -312,6 +314,56 @@ static void test_fd_full(void)
 	waitpid(pid, NULL, 0);
 }
 
+/* The VmFlags of the mapping holding addr (/proc/self/smaps), or "". */
+static void vm_flags(const void *addr, char *flags, size_t cap, size_t *len)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	uintptr_t lo, hi, a = (uintptr_t)addr;
+	bool in = false;
+
+	flags[0] = 0;
+	*len = 0;
+	while (f != NULL && fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 &&
+		    strchr(line, '-') < strchr(line, ' ')) {
+			in = a >= lo && a < hi;
+			if (in)
+				*len = hi - lo;
+		} else if (in && strncmp(line, "VmFlags:", 8) == 0) {
+			snprintf(flags, cap, "%s", line + 8);
+		}
+	}
+	if (f != NULL)
+		fclose(f);
+}
+
+/* Buffers start on a 2 MiB boundary, are asked to be huge, hold len. */
+static void test_bigbuf(void)
+{
+	const size_t huge = (size_t)2 << 20;
+	const size_t lens[] = { 1, 4096, huge - 1, huge, huge + 1,
+	    9 * huge + 512 };
+	char flags[512];
+	size_t maplen;
+
+	for (size_t i = 0; i < sizeof lens / sizeof lens[0]; i++) {
+		size_t len = lens[i], whole = (len + huge - 1) / huge * huge;
+		unsigned char *p = bigbuf_alloc(len);
+
+		CHECK(p != NULL && (uintptr_t)p % huge == 0);
+		if (p == NULL)
+			continue;
+		CHECK(p[0] == 0 && p[len - 1] == 0);
+		memset(p, 0xa5, len);
+		vm_flags(p, flags, sizeof flags, &maplen);
+		CHECK(strstr(flags, " hg") != NULL);
+		CHECK(maplen >= whole);
+		bigbuf_free(p, len);
+	}
+	bigbuf_free(NULL, 0);
+}
+
 int main(void)
 {
 	test_is_zero();
@@ -322,5 +374,6 @@ int main(void)
 	test_source_stream();
 	test_source_file_and_sink();
 	test_fd_full();
+	test_bigbuf();
 	UNIT_DONE();
 }

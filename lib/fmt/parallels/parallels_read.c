@@ -19,6 +19,7 @@
 
 #include "fmt/fmt.h"
 #include "fmt/parallels/parallels.h"
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/err.h"
 
 #define PRL_MAX_CLUSTER_SECTORS (INT32_MAX / 513)	/* QEMU's limit */
@@ -206,7 +207,7 @@ static int prl_open(struct image *img)
 	    prl_check_header(img, p, h) < 0)
 		return -1;
 	p->bat = malloc((size_t)p->nclusters * PRL_BAT_ENTRY_LEN + 4);
-	p->buf = malloc(PRL_READ_MAX);
+	p->buf = bigbuf_alloc(PRL_READ_MAX);
 	if (p->bat == NULL || p->buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	/* Only the entries that map the virtual size are read. */
@@ -321,7 +322,7 @@ static void prl_close(struct image *img)
 		return;
 	free(p->bat);
 	free(p->order);
-	free(p->buf);
+	bigbuf_free(p->buf, PRL_READ_MAX);
 	free(p);
 }
 

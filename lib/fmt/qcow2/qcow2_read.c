@@ -28,6 +28,7 @@
 #include "fmt/fmt.h"
 #include "fmt/qcow2/qcow2.h"
 #include "fmt/qcow2/qcow2_info.h"
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/err.h"
 #include "imgpipe/inflate_pool.h"
 
@@ -1527,7 +1528,7 @@ static int qcow2_read(struct image *img, struct emitter *em)
 	struct qcow2 *q = img->priv;
 
 	q->wcap = 2 * q->cs + 1024 > RUN_MAX ? 2 * q->cs + 1024 : RUN_MAX;
-	q->buf = malloc(q->wcap);
+	q->buf = bigbuf_alloc(q->wcap);
 	q->l2buf = malloc(q->cs);
 	if (q->buf == NULL || q->l2buf == NULL)
 		return fail(EXIT_IO, "out of memory");
@@ -1570,7 +1571,7 @@ static void qcow2_close(struct image *img)
 	free(q->l2q);
 	host_claims_free(&q->data);
 	free(q->l2buf);
-	free(q->buf);
+	bigbuf_free(q->buf, q->wcap);
 	free(q->cluster);
 	free(q);
 	img->priv = NULL;

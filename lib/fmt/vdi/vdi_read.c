@@ -13,6 +13,7 @@
 
 #include "fmt/fmt.h"
 #include "fmt/vdi/vdi.h"
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/err.h"
 
 #define VDI_HEADER_END 0x200		/* pre-header and header fit here */
@@ -302,12 +303,12 @@ static int vdi_read(struct image *img, struct emitter *em)
 
 	if (per_read == 0)
 		per_read = 1;
-	buf = malloc((size_t)per_read * v->block_size);
+	buf = bigbuf_alloc((size_t)per_read * v->block_size);
 	if (buf == NULL)
 		return fail(EXIT_IO, "out of memory");
 	rc = img->src->seekable ? vdi_read_seekable(img, v, em, buf, per_read)
 	    : vdi_read_stream(img, v, em, buf);
-	free(buf);
+	bigbuf_free(buf, (size_t)per_read * v->block_size);
 	return rc;
 }
 

@@ -14,6 +14,7 @@
 
 #include "fmt/fmt.h"
 #include "fmt/vhd/vhd.h"
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/err.h"
 #include "imgpipe/grow.h"
 #include "imgpipe/zero.h"
@@ -915,7 +916,7 @@ static int finish_stream(struct image *img, struct vhd *v,
 static int vhd_read(struct image *img, struct emitter *em)
 {
 	struct vhd *v = img->priv;
-	unsigned char *buf = malloc(VHD_CHUNK + VHD_FOOTER_SIZE);
+	unsigned char *buf = bigbuf_alloc(VHD_CHUNK + VHD_FOOTER_SIZE);
 	unsigned char *bitmap = NULL;
 	int rc;
 
@@ -933,7 +934,7 @@ static int vhd_read(struct image *img, struct emitter *em)
 		    read_dynamic_stream(img, em, bitmap, buf));
 	}
 	free(bitmap);
-	free(buf);
+	bigbuf_free(buf, VHD_CHUNK + VHD_FOOTER_SIZE);
 	return rc;
 }
 

@@ -23,6 +23,7 @@
 #include "fmt/fmt.h"
 #include "fmt/vhdx/vhdx.h"
 #include "fmt/vhdx/vhdx_log.h"
+#include "imgpipe/bigbuf.h"
 #include "imgpipe/crc32c.h"
 #include "imgpipe/err.h"
 #include "imgpipe/zero.h"
@@ -967,7 +968,7 @@ static int vhdx_read(struct image *img, struct emitter *em)
 
 	if (collect_blocks(img, x, &vb, &n) < 0)
 		return -1;
-	buf = malloc(VHDX_CHUNK);
+	buf = bigbuf_alloc(VHDX_CHUNK);
 	if (buf == NULL) {
 		free(vb);
 		return fail(EXIT_IO, "out of memory");
@@ -977,7 +978,7 @@ static int vhdx_read(struct image *img, struct emitter *em)
 	    buf));
 	if (rc == 0 && !img->src->seekable && x->ov.nentries > 0)
 		rc = check_flushed_stream(img, x, buf);
-	free(buf);
+	bigbuf_free(buf, VHDX_CHUNK);
 	free(vb);
 	return rc;
 }
