@@ -165,6 +165,8 @@ check_outputs() {
 	[[ "$output" == *"the source is empty"* ]]
 	[ ! -e "$T/out/empty.qcow2" ]
 	# a reader that stops early: the last stage's SIGPIPE is a failure
-	run bash -c 'convert-one "$1" - | head -c 1000 > /dev/null; exit ${PIPESTATUS[0]}' sh "$T/in/a.qcow2"
+	# (an output larger than the 1 MiB pipe, or it may all fit first)
+	head -c 8M /dev/urandom > "$T/dense.raw"
+	run bash -c 'convert-one "$1" - | head -c 1000 > /dev/null; exit ${PIPESTATUS[0]}' sh "$T/dense.raw"
 	[ "$status" -eq 3 ]
 }
