@@ -8,10 +8,10 @@
 
 #include <stddef.h>
 
-/* len bytes, not zeroed on reuse but zero when new; NULL when out of memory. */
+/* len bytes, zero when new; NULL when out of memory. */
 void *bigbuf_alloc(size_t len);
 
-/* Give back what bigbuf_alloc(len) gave, with the same len; NULL is fine. */
-void bigbuf_free(void *buf, size_t len);
+/* Give back what bigbuf_alloc gave; NULL is fine. */
+void bigbuf_free(void *buf);
 
 #endif

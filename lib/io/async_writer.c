@@ -91,7 +91,6 @@ struct async_writer {
 	struct slot *slots;
 	unsigned nslots;
 	unsigned char *mem;	/* every slot's, one mapping */
-	size_t mem_size;
 	/* ring: the oldest unfreed, how many unfreed, how many of them taken */
 	unsigned head, count, taken;
 	struct slot *fill;	/* the slot after the queued ones, ours */
@@ -307,7 +306,7 @@ static void writer_free(struct async_writer *w)
 
 	for (i = 0; w->slots != NULL && i < w->nslots; i++)
 		free(w->slots[i].pieces);
-	bigbuf_free(w->mem, w->mem_size);
+	bigbuf_free(w->mem);
 	free(w->slots);
 	if (w->direct_fd >= 0)
 		close(w->direct_fd);
@@ -326,8 +325,7 @@ static bool slots_alloc(struct async_writer *w, unsigned n)
 	if (w->slots == NULL)
 		return false;
 	w->nslots = n;
-	w->mem_size = n * each;
-	w->mem = bigbuf_alloc(w->mem_size);
+	w->mem = bigbuf_alloc((size_t)n * each);
 	if (w->mem == NULL)
 		return false;
 	for (unsigned i = 0; i < n; i++) {

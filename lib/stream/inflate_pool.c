@@ -166,7 +166,7 @@ void inflate_pool_free(struct inflate_pool *p)
 			decoder_free(p->kind, p->dec[i]);
 	free(p->dec);
 	free(p->items);
-	bigbuf_free(p->in, p->in_cap);
-	bigbuf_free(p->out, p->cap * p->out_cap);
+	bigbuf_free(p->in);
+	bigbuf_free(p->out);
 	memset(p, 0, sizeof *p);
 }

@@ -40,9 +40,8 @@ struct wbatch {
 	uint64_t *count;
 	unsigned char **data;
 	uint32_t *elen;
-	unsigned char *raw;	/* cap grains: raw_len bytes */
-	unsigned char *enc;	/* cap encoded grains, when encoding: enc_len */
-	size_t raw_len, enc_len;
+	unsigned char *raw;	/* cap grains */
+	unsigned char *enc;	/* cap encoded grains, when encoding */
 };
 
 /* The encoding pool: the workers, and a coder for each thread. */
@@ -74,12 +73,9 @@ static int batch_init(struct wbatch *b, const struct wimage *w, bool encode,
 	b->count = calloc(b->cape, sizeof *b->count);
 	b->data = calloc(b->cape, sizeof *b->data);
 	b->elen = calloc(b->cape, sizeof *b->elen);
-	b->raw_len = b->cap * w->grain;
-	b->raw = bigbuf_alloc(b->raw_len);
-	if (encode) {
-		b->enc_len = b->cap * w->encoded_max;
-		b->enc = bigbuf_alloc(b->enc_len);
-	}
+	b->raw = bigbuf_alloc(b->cap * w->grain);
+	if (encode)
+		b->enc = bigbuf_alloc(b->cap * w->encoded_max);
 	if (!b->index || !b->count || !b->data || !b->elen || !b->raw ||
 	    (encode && !b->enc))
 		return fail(EXIT_IO, "out of memory");
@@ -92,8 +88,8 @@ static void batch_free(struct wbatch *b)
 	free(b->count);
 	free(b->data);
 	free(b->elen);
-	bigbuf_free(b->raw, b->raw_len);
-	bigbuf_free(b->enc, b->enc_len);
+	bigbuf_free(b->raw);
+	bigbuf_free(b->enc);
 }
 
 static bool batch_full(const struct wbatch *b)

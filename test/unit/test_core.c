@@ -359,9 +359,14 @@ static void test_bigbuf(void)
 		vm_flags(p, flags, sizeof flags, &maplen);
 		CHECK(strstr(flags, " hg") != NULL);
 		CHECK(maplen >= whole);
-		bigbuf_free(p, len);
+		bigbuf_free(p);
+		/* all of it given back, the page before it too */
+		vm_flags(p, flags, sizeof flags, &maplen);
+		CHECK(maplen == 0);
+		vm_flags(p - 1, flags, sizeof flags, &maplen);
+		CHECK(maplen == 0);
 	}
-	bigbuf_free(NULL, 0);
+	bigbuf_free(NULL);
 }
 
 int main(void)

@@ -322,7 +322,7 @@ static void prl_close(struct image *img)
 		return;
 	free(p->bat);
 	free(p->order);
-	bigbuf_free(p->buf, PRL_READ_MAX);
+	bigbuf_free(p->buf);
 	free(p);
 }
 

@@ -1571,7 +1571,7 @@ static void qcow2_close(struct image *img)
 	free(q->l2q);
 	host_claims_free(&q->data);
 	free(q->l2buf);
-	bigbuf_free(q->buf, q->wcap);
+	bigbuf_free(q->buf);
 	free(q->cluster);
 	free(q);
 	img->priv = NULL;

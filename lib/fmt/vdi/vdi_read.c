@@ -308,7 +308,7 @@ static int vdi_read(struct image *img, struct emitter *em)
 		return fail(EXIT_IO, "out of memory");
 	rc = img->src->seekable ? vdi_read_seekable(img, v, em, buf, per_read)
 	    : vdi_read_stream(img, v, em, buf);
-	bigbuf_free(buf, (size_t)per_read * v->block_size);
+	bigbuf_free(buf);
 	return rc;
 }
 

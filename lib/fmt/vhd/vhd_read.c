@@ -934,7 +934,7 @@ static int vhd_read(struct image *img, struct emitter *em)
 		    read_dynamic_stream(img, em, bitmap, buf));
 	}
 	free(bitmap);
-	bigbuf_free(buf, VHD_CHUNK + VHD_FOOTER_SIZE);
+	bigbuf_free(buf);
 	return rc;
 }
 

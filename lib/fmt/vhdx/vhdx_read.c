@@ -978,7 +978,7 @@ static int vhdx_read(struct image *img, struct emitter *em)
 	    buf));
 	if (rc == 0 && !img->src->seekable && x->ov.nentries > 0)
 		rc = check_flushed_stream(img, x, buf);
-	bigbuf_free(buf, VHDX_CHUNK);
+	bigbuf_free(buf);
 	free(vb);
 	return rc;
 }
