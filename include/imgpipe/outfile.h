@@ -8,6 +8,7 @@
 #define IMGPIPE_OUTFILE_H
 
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 
 struct outfile {
@@ -41,6 +42,13 @@ void signals_init(void);
  * caller until temp_forget), removed if we exit or are killed first.
  */
 int temp_register(int dirfd, const char *name);
+/*
+ * Around creating a named temporary and registering it: the cleanup
+ * signals wait in between, so that a kill never finds it created but not
+ * yet registered, and leaves it behind.
+ */
+void temp_hold(sigset_t *old);
+void temp_release(const sigset_t *old);
 void temp_forget(const char *name);
 /* pthread_create, with the cleanup signals blocked in the new thread. */
 int start_thread(pthread_t *tid, void *(*fn)(void *), void *arg);

@@ -364,6 +364,7 @@ static int note_file_part(struct ova_job *j, struct member *m, int fi)
 
 static int open_part(struct ova_job *j, struct member *m)
 {
+	sigset_t held;
 	int fd;
 
 	if (asprintf(&m->part, ".ovaextract-%zu.part",
@@ -374,6 +375,7 @@ static int open_part(struct ova_job *j, struct member *m)
 		m->path = NULL;
 		return fail(EXIT_IO, "out of memory");
 	}
+	temp_hold(&held);
 	fd = openat(j->dirfd, m->part, O_WRONLY | O_CREAT | O_EXCL |
 	    O_NOFOLLOW | O_CLOEXEC, 0644);
 	if (fd < 0)
@@ -383,6 +385,7 @@ static int open_part(struct ova_job *j, struct member *m)
 		unlinkat(j->dirfd, m->part, 0);
 		fd = -1;
 	}
+	temp_release(&held);
 	if (fd < 0) {
 		free(m->part);
 		m->part = NULL;

@@ -38,6 +38,16 @@ static void block_cleanup_signals(sigset_t *old)
 	pthread_sigmask(SIG_BLOCK, &set, old);
 }
 
+void temp_hold(sigset_t *old)
+{
+	block_cleanup_signals(old);
+}
+
+void temp_release(const sigset_t *old)
+{
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
 int temp_register(int dirfd, const char *name)
 {
 	sigset_t old;
@@ -157,6 +167,7 @@ static int open_output(struct outfile *of, const char *path,
     bool remove_old)
 {
 	struct stat st;
+	sigset_t held;
 	bool exists;
 	char *dir;
 	mode_t mask;
@@ -203,16 +214,17 @@ static int open_output(struct outfile *of, const char *path,
 		return fail(EXIT_IO, "out of memory");
 	}
 	free(dir);
+	temp_hold(&held);
 	of->fd = mkstemp(of->tmppath);
-	if (of->fd < 0) {
-		fail_io(path, "cannot create");
-		free(of->tmppath);
-		of->tmppath = NULL;
-		return -1;
-	}
-	if (temp_register(AT_FDCWD, of->tmppath) < 0) {
+	if (of->fd >= 0 && temp_register(AT_FDCWD, of->tmppath) < 0) {
 		close(of->fd);
 		unlink(of->tmppath);
+		of->fd = -1;
+		errno = ENOMEM;
+	}
+	temp_release(&held);
+	if (of->fd < 0) {
+		fail_io(path, "cannot create");
 		free(of->tmppath);
 		of->tmppath = NULL;
 		return -1;
