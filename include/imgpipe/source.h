@@ -95,6 +95,16 @@ int source_read_at(struct source *s, void *buf, size_t len, uint64_t off,
  */
 ssize_t source_read(struct source *s, void *buf, size_t len);
 /*
+ * After a whole image has been read from a stream: read the rest of it,
+ * discarding it, so that the program writing into our pipe finishes its
+ * writes rather than meet a closed pipe (EPIPE, SIGPIPE: a failure under
+ * `set -o pipefail`, and for ovaextract, which checks a member's digest
+ * once it has written it whole), and a compressed stream is checked to
+ * its trailer.  0, or -1 on a read error (recorded).  A positioned
+ * input: nothing to do.
+ */
+int source_drain(struct source *s);
+/*
  * Splicing (readers do it through image_copy_range): a plain stream
  * whose bytes [off, off + len) can be taken from the fd itself, moved in
  * the kernel.  source_splice_from() goes to off as source_read_at()

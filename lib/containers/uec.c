@@ -561,18 +561,6 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 	return read_regular(u, m);
 }
 
-/*
- * libarchive ends at the tar's end marker, or quietly where a cut took it
- * away; a compressed stream is whole only if read to its trailer.
- */
-static int drain(struct uec *u)
-{
-	ssize_t n;
-
-	while ((n = source_read(&u->in.src, u->in.buf, READ_BLOCK)) > 0)
-		;
-	return n < 0 ? -1 : 0;
-}
 
 static int read_tarball(struct uec *u)
 {
@@ -585,7 +573,12 @@ static int read_tarball(struct uec *u)
 			return -1;
 	if (r != ARCHIVE_EOF)
 		return tar_error(u, "not a readable tarball");
-	return drain(u);
+	/*
+	 * libarchive ends at the tar's end marker, or quietly where a cut
+	 * took it away; a compressed stream is whole only if read to its
+	 * trailer.
+	 */
+	return source_drain(&u->in.src);
 }
 
 /* ---- settling the roles ---- */

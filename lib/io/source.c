@@ -366,6 +366,19 @@ ssize_t source_read(struct source *s, void *buf, size_t len)
 	return done;
 }
 
+int source_drain(struct source *s)
+{
+	unsigned char buf[SKIP_CHUNK];
+	ssize_t n;
+
+	if (s->seekable)
+		return 0;
+	source_retain_stop(s);
+	while ((n = source_read(s, buf, sizeof buf)) > 0)
+		;
+	return n < 0 ? -1 : 0;
+}
+
 int source_rewind(struct source *s)
 {
 	if (!s->seekable || s->ar != NULL)

@@ -10,6 +10,7 @@
 #include "imgpipe/job.h"
 #include "imgpipe/outfile.h"
 #include "imgpipe/sink.h"
+#include "imgpipe/source.h"
 #include "imgpipe/zcopy.h"
 
 static int by_name(const void *a, const void *b)
@@ -56,6 +57,8 @@ static int write_raw(struct image *img, struct stash *st, void *arg)
 	rc = image_read(img, &em);
 	emitter_free(&em);
 	raw_sink_close(&rs);
+	if (rc == 0 && source_drain(img->src) < 0)
+		rc = -1;
 	if (rc == 0)
 		rc = outfile_commit(&of);
 	else

@@ -15,6 +15,7 @@
 #include "imgpipe/format.h"
 #include "imgpipe/imgsum.h"
 #include "imgpipe/job.h"
+#include "imgpipe/source.h"
 
 static bool is_stdin(const char *path)
 {
@@ -38,6 +39,8 @@ static int digest_emit(struct image *img, struct stash *st, void *arg)
 	emitter_init(&em, &ds.base, st, img->virtual_size);
 	rc = image_read(img, &em);
 	emitter_free(&em);
+	if (rc == 0)
+		rc = source_drain(img->src);
 	if (rc == 0)
 		memcpy(dj->hex, ds.hex, sizeof ds.hex);
 	digest_sink_free(&ds);

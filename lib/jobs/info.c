@@ -611,17 +611,6 @@ static int read_through(struct report *r, struct stash *st)
 	return rc;
 }
 
-/* From a pipe, read to the end so the writer does not get SIGPIPE. */
-static int drain(struct source *src)
-{
-	static unsigned char buf[1 << 16];
-	ssize_t n;
-
-	while ((n = source_read(src, buf, sizeof buf)) > 0)
-		;
-	return n < 0 ? -1 : 0;
-}
-
 static void inspect(const struct info_opts *o, struct report *r,
     struct source *src, struct stash *st)
 {
@@ -705,7 +694,7 @@ int info_run(const struct info_opts *o)
 		if (r->opened)
 			rc = read_through(r, &st);
 		if (rc == 0)
-			rc = drain(&src);
+			rc = source_drain(&src);
 	}
 	if (rc == 0)
 		rc = print_report(o, r);

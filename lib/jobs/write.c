@@ -407,7 +407,8 @@ static int run(struct wjob *j)
 {
 	if (open_input(j) < 0 || set_up(j) < 0 || open_output(j) < 0)
 		return -1;
-	if (run_layout(j) < 0 || wfile_flush(&j->out) < 0) {
+	if (run_layout(j) < 0 || wfile_flush(&j->out) < 0 ||
+	    source_drain(&j->src) < 0) {
 		if (!j->o->to_fd)
 			outfile_abort(&j->of);
 		return -1;
