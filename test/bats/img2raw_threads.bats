@@ -53,6 +53,13 @@ same_bytes() {
 	same_bytes "$T/f.vmdk" --extents
 }
 
+# The directories outside $T a test made (global: teardown removes them,
+# passed or failed).
+shm= outside=
+teardown() {
+	rm -rf ${shm:+"$shm"} ${outside:+"$outside"}
+}
+
 # writer_threads DIR [img2raw options]: the threads img2raw starts writing
 # d.qcow2 into a file in DIR (strace), once its output is checked.
 writer_threads() {
@@ -70,21 +77,21 @@ writer_threads() {
 # writers they only spin on it (async_writer.c).  Direct writes to a disk
 # keep eight in flight.
 @test "img2raw threads: by default 8 writer threads into a file written O_DIRECT, 2 into tmpfs or with IMGPIPE_DIRECT=0" {
-	local shm disk n
+	local disk n
 	qemu-img convert -f raw -O qcow2 "$T/disk.raw" "$T/d.qcow2"
 	shm=$(mktemp -d /dev/shm/imgpipe-threads.XXXXXX)
 	disk=$T
 	[ "$(stat -f -c %T "$T")" != tmpfs ] || disk=$(mktemp -d /var/tmp/imgpipe-threads.XXXXXX)
+	[ "$disk" = "$T" ] || outside=$disk
 	[ "$(stat -f -c %T "$disk")" != tmpfs ] || { echo "no disk file system: $disk"; return 1; }
 	n=$(writer_threads "$shm")
 	[ "$n" = 2 ] || { echo "tmpfs: $n threads"; return 1; }
-	n=$(writer_threads "$shm" -j 5); rm -rf "$shm"
+	n=$(writer_threads "$shm" -j 5)
 	[ "$n" = 5 ] || { echo "tmpfs, -j 5: $n threads"; return 1; }
 	n=$(writer_threads "$disk")
 	[ "$n" = 8 ] || { echo "disk: $n threads"; return 1; }
 	n=$(IMGPIPE_DIRECT=0 writer_threads "$disk")
 	[ "$n" = 2 ] || { echo "disk, IMGPIPE_DIRECT=0: $n threads"; return 1; }
-	[ "$disk" = "$T" ] || rm -rf "$disk"
 }
 
 # hole_at FILE OFFSET LENGTH: the range reads as a hole (SEEK_DATA skips it).
