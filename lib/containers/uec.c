@@ -561,7 +561,6 @@ static int read_member(struct uec *u, struct archive_entry *ent)
 	return read_regular(u, m);
 }
 
-
 static int read_tarball(struct uec *u)
 {
 	struct archive_entry *ent;

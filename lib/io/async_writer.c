@@ -356,6 +356,7 @@ struct async_writer *async_writer_start(int fd, const char *name,
     int threads, uint64_t fresh_from)
 {
 	struct async_writer *w = calloc(1, sizeof *w);
+	unsigned slots;
 
 	if (w == NULL) {
 		fail(EXIT_IO, "out of memory");
@@ -373,8 +374,9 @@ struct async_writer *async_writer_start(int fd, const char *name,
 		    WRITER_THREADS_BUFFERED;
 	if (threads > WRITER_THREADS_MAX)
 		threads = WRITER_THREADS_MAX;
-	if (slots_alloc(w, (threads > WRITER_THREADS_DEFAULT ? threads :
-	    WRITER_THREADS_DEFAULT) + WRITER_SPARE_SLOTS))
+	slots = (threads > WRITER_THREADS_DEFAULT ? threads :
+	    WRITER_THREADS_DEFAULT) + WRITER_SPARE_SLOTS;
+	if (slots_alloc(w, slots))
 		while (w->nthreads < (unsigned)threads && start_thread(
 		    &w->threads[w->nthreads], writer_main, w) == 0)
 			w->nthreads++;

@@ -27,7 +27,7 @@ static struct temp *temps;
 static size_t ntemps, temps_cap;
 static const int cleanup_signals[] = { SIGINT, SIGTERM, SIGHUP };
 
-static void block_cleanup_signals(sigset_t *old)
+void temp_hold(sigset_t *old)
 {
 	sigset_t set;
 	size_t i;
@@ -36,11 +36,6 @@ static void block_cleanup_signals(sigset_t *old)
 	for (i = 0; i < sizeof cleanup_signals / sizeof cleanup_signals[0]; i++)
 		sigaddset(&set, cleanup_signals[i]);
 	pthread_sigmask(SIG_BLOCK, &set, old);
-}
-
-void temp_hold(sigset_t *old)
-{
-	block_cleanup_signals(old);
 }
 
 void temp_release(const sigset_t *old)
@@ -53,11 +48,11 @@ int temp_register(int dirfd, const char *name)
 	sigset_t old;
 	int rc;
 
-	block_cleanup_signals(&old);
+	temp_hold(&old);
 	rc = grow_array(&temps, ntemps, &temps_cap, sizeof *temps, 8, SIZE_MAX);
 	if (rc == 0)
 		temps[ntemps++] = (struct temp){ dirfd, name };
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	temp_release(&old);
 	return rc;
 }
 
@@ -66,13 +61,13 @@ void temp_forget(const char *name)
 	sigset_t old;
 	size_t i;
 
-	block_cleanup_signals(&old);
+	temp_hold(&old);
 	for (i = 0; i < ntemps; i++)
 		if (temps[i].name == name) {
 			temps[i] = temps[--ntemps];
 			break;
 		}
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	temp_release(&old);
 }
 
 static void remove_temps(void)
@@ -110,9 +105,9 @@ int start_thread(pthread_t *tid, void *(*fn)(void *), void *arg)
 	sigset_t old;
 	int rc;
 
-	block_cleanup_signals(&old);
+	temp_hold(&old);
 	rc = pthread_create(tid, NULL, fn, arg);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	temp_release(&old);
 	return rc;
 }
 
@@ -216,15 +211,15 @@ static int open_output(struct outfile *of, const char *path,
 	free(dir);
 	temp_hold(&held);
 	of->fd = mkstemp(of->tmppath);
-	if (of->fd >= 0 && temp_register(AT_FDCWD, of->tmppath) < 0) {
+	if (of->fd < 0)
+		fail_io(path, "cannot create");
+	else if (temp_register(AT_FDCWD, of->tmppath) < 0) {
 		close(of->fd);
 		unlink(of->tmppath);
 		of->fd = -1;
-		errno = ENOMEM;
 	}
 	temp_release(&held);
 	if (of->fd < 0) {
-		fail_io(path, "cannot create");
 		free(of->tmppath);
 		of->tmppath = NULL;
 		return -1;
