@@ -44,3 +44,23 @@ with_tail() {
 			{ echo "$f: raw2qcow2, status $?"; return 1; }
 	done
 }
+
+# Real producers' layouts (test/producers/gen.py): Disk2vhd's VHDX (the
+# one CI met), VirtualBox's VDI and ovftool's stream VMDK, with the tail,
+# to a pipe and to a file, and imgsum.
+@test "drain: Disk2vhd VHDX, VirtualBox VDI, ovftool stream VMDK with a tail, from a pipe" {
+	local p want got
+	set -o pipefail
+	for p in disk2vhd-vhdx virtualbox-vdi vmware-ovftool-stream; do
+		python3 "$BATS_TEST_DIRNAME/../producers/gen.py" "$p" "$T/$p.img" \
+			--raw "$T/$p.raw" > /dev/null
+		with_tail "$T/$p.img" | img2raw | cmp - "$T/$p.raw" ||
+			{ echo "$p: to a pipe, status $?"; return 1; }
+		rm -f "$T/o.raw"
+		with_tail "$T/$p.img" | img2raw -o "$T/o.raw" && cmp "$T/o.raw" "$T/$p.raw" ||
+			{ echo "$p: to a file, status $?"; return 1; }
+		want=$(imgsum -f raw "$T/$p.raw")
+		got=$(with_tail "$T/$p.img" | imgsum) || { echo "$p: imgsum, status $?"; return 1; }
+		[ "${got%% *}" = "${want%% *}" ] || { echo "$p: imgsum $got, disk $want"; return 1; }
+	done
+}
