@@ -591,9 +591,10 @@ int wsink_replay_parked(struct wsink *ws)
 		goto out;
 	rc = 0;
 out:
-	/* what was taken is released; drop only the rest */
-	memmove(ws->parked, ws->parked + i, (ws->nparked - i) *
-	    sizeof *ws->parked);
+	/* what was taken is released; drop only the rest (none parked: NULL) */
+	if (i > 0)
+		memmove(ws->parked, ws->parked + i, (ws->nparked - i) *
+		    sizeof *ws->parked);
 	ws->nparked -= i;
 	wplan_done(&it);
 	free(buf);
