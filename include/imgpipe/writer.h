@@ -55,7 +55,7 @@ enum wlayout {
  * setup or begin), and put does nothing but place them there: zeros as
  * holes in a file, as zero bytes in a stream (a fixed VHD or VHDX, a
  * static VDI).  With WRITER_STREAMS, the core may then place the data
- * itself, by the raw paths (copied in the kernel from a raw file), between
+ * itself, by the raw paths (a raw file's data runs copied whole), between
  * begin and finish, and call put not at all.
  */
 #define WRITER_DATA_IN_PLACE (1u << 3)

@@ -19,7 +19,8 @@ struct zclone {
 
 /*
  * Copy the opened raw image's disk to out (an empty regular file at offset
- * 0, or a pipe) in the kernel: copy_file_range or splice.  Returns 0 when
+ * 0, or a pipe), its data runs whole: copy_file_range, our own pread and
+ * pwrite, or splice into a pipe (lib/io/zcopy.c).  Returns 0 when
  * done, -1 on error (recorded), 1 when this pair cannot be done so and
  * nothing was written (take the ordinary path).
  */

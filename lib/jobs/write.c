@@ -5,7 +5,7 @@
  *
  *   WLAYOUT_STREAM, WLAYOUT_SEEKABLE   one pass: begin, every grain, finish
  *   WLAYOUT_STREAM, the disk in place  begin; the disk by the raw paths
- *                                      (in the kernel from a raw file);
+ *                                      (a raw file's runs copied whole);
  *                                      finish
  *   WLAYOUT_PLANNED, seekable input    pass 1 plans; begin writes the
  *                                      metadata; pass 2 reads again, checks
@@ -170,7 +170,7 @@ static int run_two_passes(struct wjob *j)
 }
 
 /*
- * The disk's bytes of a raw file, data runs only, in the kernel: 1 when
+ * The disk's bytes of a raw file, data runs only, copied whole: 1 when
  * this input and output cannot go so (nothing was written).
  */
 static int place_in_kernel(struct wjob *j)
@@ -185,7 +185,7 @@ static int place_in_kernel(struct wjob *j)
 	r = zcopy_raw_at(&j->img, out->fd, w->data_at, out->name, &moved);
 	if (r != 0)
 		return r;
-	j->layout_name = "straight through, the data copied in the kernel";
+	j->layout_name = "straight through, the data runs copied whole";
 	j->data_bytes = moved;
 	if (!out->seekable) {	/* the disk up to the input's end */
 		out->pos = w->data_at + j->src.size;

@@ -6,7 +6,7 @@
  * into a file or a pipe, and needs the size only for the footer at the
  * end (WRITER_SIZE_LATE), so even a raw disk from a pipe streams.  The
  * disk lies in place (WRITER_DATA_IN_PLACE): the core places it as
- * img2raw would (in the kernel from a raw file, data runs only) and put
+ * img2raw would (a raw file's data runs copied whole) and put
  * below is the path of an output the core cannot place into.
  * --azure rounds the size up to a multiple of 1 MiB, as Azure requires
  * of an uploaded VHD, and says so.
