@@ -30,8 +30,8 @@
  * New pages cost a host fault each on this project's virtual machines,
  * where free memory goes back to the host: raw2vhdx of the 4 GiB disk to
  * ext4 took 0.4 to 6 s from run to run, 3 to 6 s after a few idle
- * seconds.  The time now includes the write-back, as qemu-img's, which
- * ends with fdatasync, does.  tmpfs has no write-back: left as it is.
+ * seconds.  The time now includes the write-back, which qemu-img convert
+ * leaves to the kernel.  tmpfs has no write-back: left as it is.
  */
 static void write_behind(struct wfile *f, uint64_t len)
 {

@@ -28,9 +28,10 @@
 # before each one).
 # BENCH_SYNC=1 times each command followed by sync, on both sides: the
 # time until the output is on the disk (the rows on tmpfs, with nothing
-# to write back, are left out).  qemu-img convert leaves a raw or fixed
-# VHD output in the page cache (no fdatasync: strace), while ours waits
-# for the disk as it writes (O_DIRECT, write-behind; imgpipe(7)).
+# to write back, are left out).  qemu-img convert leaves its output in
+# the page cache whatever the format (its fdatasync calls come while it
+# creates the file: strace), while ours waits for the disk as it writes
+# (O_DIRECT, write-behind; imgpipe(7)).
 BENCH_OUTS=${BENCH_OUTS:-$BENCH_OUT}	# before common.sh gives it a default
 . "$(dirname "$0")/common.sh"
 
