@@ -119,3 +119,17 @@ preads_before_copy() {
 	run grep -Ec 'copy_file_range|splice' "$T/trace"
 	[ "$output" = 0 ]
 }
+
+@test "zcopy: one run of 48 MiB is copied by both copiers, in 8 MiB pieces" {
+	yes imgpipe | head -c 48M > "$T/run.raw"
+	out=/dev/shm/imgpipe-zcopy-$$.raw
+	# each write held 2 ms: the second copier is surely started by then
+	strace -f -e trace=pwrite64 -e inject=pwrite64:delay_exit=2000 \
+	    -o "$T/trace" img2raw -o "$out" "$T/run.raw"
+	run cmp "$T/run.raw" "$out"
+	rm -f "$out"
+	[ "$status" -eq 0 ]
+	[ "$(grep -c 'pwrite64(' "$T/trace")" -eq 48 ]
+	# a piece is one copier's: 64 MiB pieces gave this run to one of them
+	[ "$(grep 'pwrite64(' "$T/trace" | cut -d' ' -f1 | sort -u | wc -l)" -eq 2 ]
+}
