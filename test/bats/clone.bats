@@ -127,3 +127,19 @@ same_bytes() {
 	run grep -E 'copy_file_range\(|FICLONERANGE' "$T/trace"
 	[ "$status" -eq 1 ]
 }
+
+@test "clone: a fixed VHD, a fixed VHDX and a static VDI of a raw file on XFS share its blocks (copy_file_range), holes kept" {
+	local w
+	xfs_here
+	cp "$T/disk.raw" "$T/x/in.raw"
+	for w in raw2vhd "raw2vhdx -s fixed" "raw2vdi -s static"; do
+		rm -f "$T/x/out" "$T/x/back"
+		strace -f -e trace=copy_file_range -o "$T/trace" \
+		    $w -o "$T/x/out" "$T/x/in.raw"
+		grep -q 'copy_file_range(.*= [1-9]' "$T/trace" || { echo "$w: not copy_file_range"; return 1; }
+		[ "$(shared_kib "$T/x/out")" -ge 2048 ] || { echo "$w"; filefrag -v "$T/x/out"; return 1; }
+		[ "$(du -k "$T/x/out" | cut -f1)" -lt 4096 ] || { echo "$w: holes filled"; return 1; }
+		img2raw -o "$T/x/back" "$T/x/out"
+		cmp "$T/disk.raw" "$T/x/back" || { echo "$w: bytes"; return 1; }
+	done
+}
