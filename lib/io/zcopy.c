@@ -79,6 +79,24 @@ static bool fs_copies_itself(long type)
 	    type == CEPH_MAGIC;
 }
 
+/*
+ * IMGPIPE_CLONE, for both copy policies: 0 turns sharing and the file
+ * system's copy off; copy takes copy_file_range on any one file system
+ * (tests).
+ */
+enum clone_env { CLONE_AUTO, CLONE_OFF, CLONE_ANY_COPY };
+
+static enum clone_env clone_env(void)
+{
+	const char *env = getenv("IMGPIPE_CLONE");
+
+	if (env != NULL && strcmp(env, "0") == 0)
+		return CLONE_OFF;
+	if (env != NULL && strcmp(env, "copy") == 0)
+		return CLONE_ANY_COPY;
+	return CLONE_AUTO;
+}
+
 /* File systems whose copy_file_range shares blocks (where reflink is on). */
 static bool fs_shares_blocks(long type)
 {
@@ -119,14 +137,14 @@ static bool zpair_probe(int in, int out, struct zpair *p)
  */
 static enum zcopy_out zcopy_file_policy(int in, int out)
 {
-	const char *env = getenv("IMGPIPE_CLONE");
+	enum clone_env env = clone_env();
 	struct zpair p;
 
-	if (env != NULL && strcmp(env, "0") == 0)
+	if (env == CLONE_OFF)
 		return ZCOPY_RW;
 	if (!zpair_probe(in, out, &p))
 		return ZCOPY_FILE;	/* its first call will tell */
-	if (p.one_fs && env != NULL && strcmp(env, "copy") == 0)
+	if (p.one_fs && env == CLONE_ANY_COPY)
 		return ZCOPY_FILE;
 	return fs_copies_itself(p.out_type) ||
 	    (p.one_fs && fs_shares_blocks(p.out_type)) ? ZCOPY_FILE : ZCOPY_RW;
@@ -165,38 +183,28 @@ static bool zcopy_refused(int e)
 	return e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP;
 }
 
-/* A copier's own buffer, for ZCOPY_RW; NULL until needed. */
-struct zbuf {
-	unsigned char *buf;
-};
-
-static void zbuf_free(struct zbuf *b)
-{
-	bigbuf_free(b->buf);
-	b->buf = NULL;
-}
-
 /*
- * Up to n bytes of in at *i to out at *o through the buffer: what was
- * read (0: the input ended), or -1 with *read_failed telling which side.
+ * Up to n bytes of in at *i to out at *o through the copier's buffer
+ * (*buf, made at the first call): what was read (0: the input ended), or
+ * -1 with *read_failed telling which side.
  */
 static ssize_t copy_through(int in, loff_t *i, int out, loff_t *o,
-    size_t n, struct zbuf *b, bool *read_failed)
+    size_t n, unsigned char **buf, bool *read_failed)
 {
 	ssize_t got, put;
 	size_t done;
 
-	if (b->buf == NULL && (b->buf = bigbuf_alloc(ZCOPY_BUF)) == NULL) {
+	if (*buf == NULL && (*buf = bigbuf_alloc(ZCOPY_BUF)) == NULL) {
 		errno = ENOMEM;
 		return -1;
 	}
-	got = pread(in, b->buf, n < ZCOPY_BUF ? n : ZCOPY_BUF, *i);
+	got = pread(in, *buf, n < ZCOPY_BUF ? n : ZCOPY_BUF, *i);
 	if (got < 0) {
 		*read_failed = errno != EINTR;
 		return -1;
 	}
 	for (done = 0; done < (size_t)got; done += (size_t)put) {
-		put = pwrite(out, b->buf + done, (size_t)got - done,
+		put = pwrite(out, *buf + done, (size_t)got - done,
 		    *o + (loff_t)done);
 		if (put < 0 && errno == EINTR)
 			put = 0;
@@ -210,7 +218,7 @@ static ssize_t copy_through(int in, loff_t *i, int out, loff_t *o,
 
 /* One call: up to n bytes from the input at in_off, to out at off. */
 static ssize_t zcopy_call(struct source *s, int out, enum zcopy_out kind,
-    uint64_t in_off, uint64_t off, size_t n, struct zbuf *b,
+    uint64_t in_off, uint64_t off, size_t n, unsigned char **buf,
     bool *read_failed)
 {
 	loff_t i = (loff_t)in_off, o = (loff_t)off;
@@ -221,7 +229,7 @@ static ssize_t zcopy_call(struct source *s, int out, enum zcopy_out kind,
 	case ZCOPY_FILE:
 		return copy_file_range(s->fd, &i, out, &o, n, 0);
 	case ZCOPY_RW:
-		return copy_through(s->fd, &i, out, &o, n, b, read_failed);
+		return copy_through(s->fd, &i, out, &o, n, buf, read_failed);
 	default:
 		return splice(s->fd, &i, out, NULL, n, SPLICE_F_MOVE);
 	}
@@ -276,11 +284,11 @@ static bool next_piece(struct zcopy *z, uint64_t *start, uint64_t *end)
  * read: *read_failed), or ZCOPY_SHRANK.
  */
 static int copy_piece(struct zcopy *z, uint64_t off, uint64_t end,
-    bool first, struct zbuf *b, bool *read_failed)
+    bool first, unsigned char **buf, bool *read_failed)
 {
 	while (off < end) {
 		ssize_t r = zcopy_call(z->s, z->out, z->kind, z->s->base + off,
-		    z->at + off, end - off, b, read_failed);
+		    z->at + off, end - off, buf, read_failed);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -307,7 +315,7 @@ static int copy_piece(struct zcopy *z, uint64_t off, uint64_t end,
 /* A copier: pieces until none is left or one failed. */
 static void copy_pieces(struct zcopy *z)
 {
-	struct zbuf b = { NULL };
+	unsigned char *buf = NULL;
 	bool read_failed = false;
 	uint64_t start, end;
 	int e;
@@ -319,7 +327,7 @@ static void copy_pieces(struct zcopy *z)
 			break;
 		}
 		pthread_mutex_unlock(&z->mu);
-		e = copy_piece(z, start, end, false, &b, &read_failed);
+		e = copy_piece(z, start, end, false, &buf, &read_failed);
 		if (e != 0) {
 			pthread_mutex_lock(&z->mu);
 			if (z->err == 0) {
@@ -330,7 +338,7 @@ static void copy_pieces(struct zcopy *z)
 			break;
 		}
 	}
-	zbuf_free(&b);
+	bigbuf_free(buf);
 }
 
 static void *copier_main(void *arg)
@@ -356,14 +364,14 @@ static int zcopy_failed(const struct zcopy *z)
  */
 static int zcopy_into_file(struct zcopy *z)
 {
-	struct zbuf b = { NULL };
+	unsigned char *buf = NULL;
 	pthread_t tid[ZCOPY_THREADS];
 	uint64_t start, end;
 	int i, n = 0;
 
 	if (z->kind == ZCOPY_FILE && next_piece(z, &start, &end)) {
-		z->err = copy_piece(z, start, end, true, &b, &z->read_failed);
-		zbuf_free(&b);
+		z->err = copy_piece(z, start, end, true, &buf, &z->read_failed);
+		bigbuf_free(buf);
 		if (z->err != 0)
 			return zcopy_failed(z);
 	}
@@ -456,16 +464,16 @@ int zcopy_raw_at(struct image *img, int out, uint64_t at,
  */
 static void zclone_probe(struct zclone *z, int in, int out)
 {
-	const char *env = getenv("IMGPIPE_CLONE");
+	enum clone_env env = clone_env();
 	struct zpair p;
 
 	z->mode = ZCLONE_NONE;
-	if (env != NULL && strcmp(env, "0") == 0)
+	if (env == CLONE_OFF)
 		return;
 	if (!zpair_probe(in, out, &p) || !p.one_fs)
 		return;
 	z->block = p.block;
-	if (env != NULL && strcmp(env, "copy") == 0)
+	if (env == CLONE_ANY_COPY)
 		z->mode = ZCLONE_COPY;
 	else if (fs_copies_itself(p.out_type))
 		z->mode = ZCLONE_COPY;

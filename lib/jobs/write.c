@@ -173,7 +173,7 @@ static int run_two_passes(struct wjob *j)
  * The disk's bytes of a raw file, data runs only, copied whole: 1 when
  * this input and output cannot go so (nothing was written).
  */
-static int place_in_kernel(struct wjob *j)
+static int place_raw_runs(struct wjob *j)
 {
 	struct wimage *w = &j->w;
 	struct wfile *out = w->out;
@@ -247,7 +247,7 @@ static int run_in_place(struct wjob *j)
 		    "stream at 0x%llx", w->fmt->name,
 		    (unsigned long long)w->data_at,
 		    (unsigned long long)out->pos);
-	r = place_in_kernel(j);
+	r = place_raw_runs(j);
 	if (r > 0)
 		r = place_by_sink(j);
 	return r < 0 ? -1 : w->fmt->finish(w);
