@@ -59,4 +59,29 @@ void digest_set_update(struct digest_set *d, const void *buf, size_t len);
 /* Fill out[] for every algorithm that is on. */
 void digest_set_final(struct digest_set *d);
 
+/*
+ * Digesting on a thread of its own, while the caller goes on with the
+ * bytes (ovaextract writes a member out as its SHA256 is taken): a ring of
+ * buffers the caller fills in turn and hands over in order.
+ *
+ *	while ((buf = digest_pipe_buffer(p)) and n = fill(buf) > 0) {
+ *		digest_pipe_feed(p, &set, n);	the thread digests buf
+ *		use(buf, n);			meanwhile, read only
+ *	}
+ *	digest_pipe_wait(p);			set holds every byte fed
+ *
+ * A buffer comes back from digest_pipe_buffer() once it is digested and
+ * the caller has asked for the next one.  Without a thread (none could
+ * start) digest_pipe_feed() digests on the caller's.
+ */
+struct digest_pipe;
+
+/* NULL, an error recorded, when out of memory. */
+struct digest_pipe *digest_pipe_new(size_t buf_bytes);
+unsigned char *digest_pipe_buffer(struct digest_pipe *p);
+void digest_pipe_feed(struct digest_pipe *p, struct digest_set *d,
+    size_t len);
+void digest_pipe_wait(struct digest_pipe *p);
+void digest_pipe_free(struct digest_pipe *p);
+
 #endif

@@ -1,10 +1,12 @@
 /* OVF manifest parsing and streaming digests (see imgpipe/manifest.h). */
 #include <ctype.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "imgpipe/err.h"
 #include "imgpipe/manifest.h"
+#include "imgpipe/outfile.h"
 
 static const struct {
 	const char *name;
@@ -191,4 +193,126 @@ void digest_set_final(struct digest_set *d)
 	if (d->on[DIGEST_SHA512])
 		sha512_digest(&d->sha512, SHA512_DIGEST_SIZE,
 		    d->out[DIGEST_SHA512]);
+}
+
+/* ---- digesting on a thread ------------------------------------------ */
+
+/*
+ * Three buffers: one being digested, one being filled, one spare so that
+ * neither side waits for the other's every turn.  ovaextract of a 431 MB
+ * member to tmpfs: SHA256 alone is 0.25 s of its 0.43 s.
+ */
+#define DIGEST_PIPE_BUFS 3
+
+struct digest_pipe {
+	unsigned char *bufs;
+	size_t buf_bytes;
+	struct {
+		struct digest_set *set;
+		size_t len;
+	} fed[DIGEST_PIPE_BUFS];
+	unsigned next;		/* the buffer digest_pipe_buffer() gave */
+	unsigned queued;	/* fed, not yet digested; the oldest first */
+	unsigned head;		/* the oldest fed */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	bool quit, started;
+	pthread_t tid;
+};
+
+static void *digest_main(void *arg)
+{
+	struct digest_pipe *p = arg;
+	unsigned i;
+
+	pthread_mutex_lock(&p->mu);
+	for (;;) {
+		while (p->queued == 0 && !p->quit)
+			pthread_cond_wait(&p->cv, &p->mu);
+		if (p->queued == 0)
+			break;
+		i = p->head;
+		pthread_mutex_unlock(&p->mu);
+		digest_set_update(p->fed[i].set, p->bufs + i * p->buf_bytes,
+		    p->fed[i].len);
+		pthread_mutex_lock(&p->mu);
+		p->head = (p->head + 1) % DIGEST_PIPE_BUFS;
+		p->queued--;
+		pthread_cond_broadcast(&p->cv);
+	}
+	pthread_mutex_unlock(&p->mu);
+	return NULL;
+}
+
+struct digest_pipe *digest_pipe_new(size_t buf_bytes)
+{
+	struct digest_pipe *p = calloc(1, sizeof *p);
+
+	if (p != NULL)
+		p->bufs = malloc(DIGEST_PIPE_BUFS * buf_bytes);
+	if (p == NULL || p->bufs == NULL) {
+		free(p);
+		fail(EXIT_IO, "out of memory");
+		return NULL;
+	}
+	p->buf_bytes = buf_bytes;
+	pthread_mutex_init(&p->mu, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	p->started = start_thread(&p->tid, digest_main, p) == 0;
+	return p;
+}
+
+/*
+ * Buffers are fed in turn, so the queued ones are the last fed before
+ * `next`: it is being digested only when every buffer is.
+ */
+unsigned char *digest_pipe_buffer(struct digest_pipe *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->queued == DIGEST_PIPE_BUFS)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+	return p->bufs + p->next * p->buf_bytes;
+}
+
+void digest_pipe_feed(struct digest_pipe *p, struct digest_set *d,
+    size_t len)
+{
+	unsigned i = p->next;
+
+	p->next = (p->next + 1) % DIGEST_PIPE_BUFS;
+	if (!p->started) {
+		digest_set_update(d, p->bufs + i * p->buf_bytes, len);
+		return;
+	}
+	pthread_mutex_lock(&p->mu);
+	p->fed[i].set = d;
+	p->fed[i].len = len;
+	p->queued++;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void digest_pipe_wait(struct digest_pipe *p)
+{
+	pthread_mutex_lock(&p->mu);
+	while (p->queued > 0)
+		pthread_cond_wait(&p->cv, &p->mu);
+	pthread_mutex_unlock(&p->mu);
+}
+
+void digest_pipe_free(struct digest_pipe *p)
+{
+	if (p == NULL)
+		return;
+	pthread_mutex_lock(&p->mu);
+	p->quit = true;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->mu);
+	if (p->started)
+		pthread_join(p->tid, NULL);
+	pthread_mutex_destroy(&p->mu);
+	pthread_cond_destroy(&p->cv);
+	free(p->bufs);
+	free(p);
 }

@@ -86,6 +86,7 @@ struct ova_job {
 	struct archive *ar;
 	uint64_t feed_off;	/* seekable input: next byte for libarchive */
 	unsigned char *feedbuf, *buf, *zbuf;
+	struct digest_pipe *digester;	/* members' digests, on a thread */
 	bool have_ovf;
 	struct ovf ovf;
 	char *ovf_name;
@@ -421,6 +422,7 @@ static int stream_member(struct ova_job *j, struct member *m,
 	bool to_out = fi >= 0 && fi == j->out.file;
 	int fd = -1, rc = 0;
 	uint64_t got = 0;
+	unsigned char *buf;
 	ssize_t n;
 
 	if (fi >= 0 && (check_declared_size(j, m, fi) < 0 ||
@@ -429,23 +431,25 @@ static int stream_member(struct ova_job *j, struct member *m,
 	choose_digests(j, m);
 	if (j->o->extract_dir != NULL && (fd = open_part(j, m)) < 0)
 		return -1;
-	while ((n = in->pull(j, in->ctx, j->buf, OVA_BUF)) > 0) {
+	while ((buf = digest_pipe_buffer(j->digester)),
+	    (n = in->pull(j, in->ctx, buf, OVA_BUF)) > 0) {
 		got += n;
 		if (got > m->size) {
 			rc = fail(EXIT_REJECT, "%s: more data than the member's "
 			    "header declares", printable(m->name));
 			break;
 		}
-		digest_set_update(&m->dg, j->buf, n);
+		digest_pipe_feed(j->digester, &m->dg, n);
 		if (fd >= 0)
-			rc = write_full(fd, j->buf, n, m->path);
+			rc = write_full(fd, buf, n, m->path);
 		else if (to_out && j->out.gzip)
-			rc = out_gunzip(j, j->buf, n, m->name);
+			rc = out_gunzip(j, buf, n, m->name);
 		else if (to_out)
-			rc = out_write(&j->out, j->buf, n);
+			rc = out_write(&j->out, buf, n);
 		if (rc < 0)
 			break;
 	}
+	digest_pipe_wait(j->digester);
 	if (fd >= 0 && close(fd) < 0 && rc == 0)
 		rc = fail_io(m->path, "write error");
 	if (n < 0 || rc < 0)
@@ -1105,6 +1109,7 @@ static void job_free(struct ova_job *j)
 	free(j->feedbuf);
 	free(j->buf);
 	free(j->zbuf);
+	digest_pipe_free(j->digester);
 	if (j->dirfd >= 0)
 		close(j->dirfd);
 	source_close(&j->src);
@@ -1132,6 +1137,8 @@ int ova_run(const struct ova_opts *o)
 		fail(EXIT_IO, "out of memory");
 		goto out;
 	}
+	if ((j->digester = digest_pipe_new(OVA_BUF)) == NULL)
+		goto out;
 	if (source_open(&j->src, o->input) < 0)
 		goto out;
 	progress_start(&j->pr, o->progress && !o->list,

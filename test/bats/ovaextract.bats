@@ -339,6 +339,39 @@ hostile() {
 	cmp got.vmdk disk1.vmdk
 }
 
+@test "members of many MiB: every byte digested (the digest thread's buffers wrap), a change in the last MiB caught, every way" {
+	# 7 MiB + 1 byte of disk3.img: eight 1 MiB buffers, the ring of three
+	# wraps twice
+	make_pattern disk3.img 7340033
+	ovf_v2 x.ovf
+	for alg in sha1 sha256 sha512; do
+		mf $alg x.mf x.ovf disk3.img
+		mkova pax big.ova x.ovf x.mf disk3.img
+		extract_both big.ova disk3.img
+		rm -rf xd && mkdir xd
+		ovaextract -x -C xd big.ova
+		cmp disk3.img xd/disk3.img
+		cp disk3.img bad.img
+		printf 'X' | dd of=bad.img bs=1 seek=7340000 conv=notrunc status=none
+		cmp -s bad.img disk3.img && false
+		mkdir -p t && cp bad.img t/disk3.img && cp x.ovf x.mf t/
+		(cd t && mkova pax ../bad.ova x.ovf x.mf disk3.img)
+		up=$(echo $alg | tr a-z A-Z)
+		run ovaextract -o o bad.ova
+		[ "$status" -eq 4 ]
+		[[ "$output" == *"disk3.img: $up digest mismatch: FAILED"* ]]
+		[ ! -e o ]
+		run sh -c 'cat bad.ova | ovaextract > o'
+		[ "$status" -eq 4 ]
+		[[ "$output" == *"disk3.img: $up digest mismatch"* ]]
+		rm -rf xd && mkdir xd
+		run ovaextract -x -C xd bad.ova
+		[ "$status" -eq 4 ]
+		[ -z "$(ls -A xd)" ]
+		rm -rf t o
+	done
+}
+
 @test "tampered descriptor, missing listed file, unlisted member: exit 4" {
 	std_ova
 	sed -i 's/VMware test/VMware tost/' x.ovf
