@@ -37,6 +37,10 @@
 
 struct stash;
 struct wimage;
+struct workers;
+
+/* Pieces of grain data a wfile gathers into one write. */
+#define WFILE_IOV_MAX 64
 
 enum wlayout {
 	WLAYOUT_STREAM,
@@ -115,12 +119,13 @@ struct wfile {
 	uint64_t end;		/* the highest byte written + 1 */
 	uint64_t prior_size;	/* a file's length before we started */
 	/* writes of grain data gathered until the core flushes */
-	struct iovec iov[64];
+	struct iovec iov[WFILE_IOV_MAX];
 	int niov;
 	uint64_t iov_off, iov_len;
 	/* a file on a disk: bytes written since its write-back was started */
 	bool write_behind;
 	uint64_t unkicked;
+	struct workers *halves;	/* large writes to a file, in two halves */
 };
 
 /*
@@ -130,6 +135,8 @@ struct wfile {
  * its pages stay cached.
  */
 void wfile_init(struct wfile *f, int fd, const char *name, bool read_back);
+/* Stop the threads a file's writes started. */
+void wfile_free(struct wfile *f);
 /* Write len bytes at off now (metadata, from the writer's own buffers). */
 int wfile_write(struct wfile *f, const void *buf, size_t len, uint64_t off);
 /*

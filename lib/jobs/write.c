@@ -440,6 +440,7 @@ int write_image(const struct write_opts *o)
 	if (j.w.fmt != NULL && j.w.fmt->close != NULL)
 		j.w.fmt->close(&j.w);
 	free(j.w.priv);
+	wfile_free(&j.out);
 	wplan_free(&j.plan);
 	if (j.img_open)
 		image_close(&j.img);
