@@ -431,8 +431,10 @@ static int stream_member(struct ova_job *j, struct member *m,
 	choose_digests(j, m);
 	if (j->o->extract_dir != NULL && (fd = open_part(j, m)) < 0)
 		return -1;
-	while ((buf = digest_pipe_buffer(j->digester)),
-	    (n = in->pull(j, in->ctx, buf, OVA_BUF)) > 0) {
+	for (;;) {
+		buf = digest_pipe_buffer(j->digester);
+		if ((n = in->pull(j, in->ctx, buf, OVA_BUF)) <= 0)
+			break;
 		got += n;
 		if (got > m->size) {
 			rc = fail(EXIT_REJECT, "%s: more data than the member's "
