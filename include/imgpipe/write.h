@@ -21,7 +21,8 @@ struct write_opts {
 	bool size_given;
 	int threads;		/* encoding threads, >= 1 */
 	bool threads_given;	/* ... by -j: also the in-place disk's
-				   writer threads (lib/jobs/write.c) */
+				   writer threads (lib/jobs/write.c); -j 1
+				   writes a file from one thread */
 	bool progress;
 	uint64_t mem;		/* parking store budget, 0: default */
 	const char *tmpdir;

@@ -126,6 +126,7 @@ struct wfile {
 	bool write_behind;
 	uint64_t unkicked;
 	struct workers *halves;	/* large writes to a file, in two halves */
+	bool one_thread;	/* -j 1: not in halves */
 };
 
 /*

@@ -197,7 +197,7 @@ static int write_split(struct wfile *f)
 /* Write the gathered pieces: one system call, or a few if short. */
 static int write_gathered(struct wfile *f)
 {
-	if (f->seekable && f->iov_len >= WFILE_SPLIT_MIN)
+	if (f->seekable && !f->one_thread && f->iov_len >= WFILE_SPLIT_MIN)
 		return write_split(f);
 	errno = write_iov(f->fd, f->seekable, f->iov, f->niov, f->iov_off);
 	return errno ? fail_io(f->name, "write error") : 0;

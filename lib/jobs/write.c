@@ -384,11 +384,12 @@ static int open_output(struct wjob *j)
 		if (outfile_replace(&j->of, j->o->output) < 0)
 			return -1;
 		wfile_init(&j->out, j->of.fd, j->of.name, false);
-		return 0;
+	} else {
+		/* the caller reads it back (ovacreate's temporary VMDK) */
+		wfile_init(&j->out, j->o->fd, j->o->output ? j->o->output :
+		    "output", true);
 	}
-	/* the caller reads it back (ovacreate's temporary VMDK): keep it */
-	wfile_init(&j->out, j->o->fd, j->o->output ? j->o->output : "output",
-	    true);
+	j->out.one_thread = j->o->threads_given && j->o->threads == 1;
 	return 0;
 }
 

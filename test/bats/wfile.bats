@@ -35,6 +35,21 @@ setup_file() {
 	done
 }
 
+@test "-j 1: every planned writer writes a file from one thread, whole 4 MiB writes, the same image" {
+	local w tids
+	for w in "${WRITERS[@]}"; do
+		strace -f -e trace=pwritev -o "$T/st" $w -j 1 -o "$T/one" "$D"
+		tids=$(grep 'pwritev' "$T/st" | awk '{print $1}' | sort -u | wc -l)
+		echo "$w -j 1: $tids threads"
+		[ "$tids" -eq 1 ]
+		[ "$(grep -c -E 'pwritev\(.*= 419[0-9]{4}$' "$T/st")" -eq 8 ]
+		img2raw "$T/one" | cmp - "$D"
+		[ "${w%% *}" = raw2vmdk ] && continue	# its CID is random
+		$w -o "$T/two" "$D"
+		cmp "$T/one" "$T/two"
+	done
+}
+
 @test "every planned writer: a failed half is a write error naming the output, exit 3, no output left" {
 	local w name
 	for w in "${WRITERS[@]}"; do
