@@ -43,11 +43,19 @@ fs_shares_blocks() {
 	[ "$output" = 0 ]
 }
 
-# The number of pread64 calls before the copy's first 1 MiB read.
+# The number of the copy's first 1 MiB read (at 1 MiB) among the pread64
+# calls, in the order they started.  strace -f splits a call another
+# thread interrupts: "PID pread64(5,  <unfinished ...>" then "PID <...
+# pread64 resumed>..., 1048576, 1048576) = ...", its arguments on the
+# second line.
 preads_before_copy() {
 	strace -f -e trace=pread64 -o "$T/count" img2raw -o "$T/c.raw" "$T/in.raw"
 	rm -f "$T/c.raw"
-	grep -n 'pread64(.*, 1048576, 1048576)' "$T/count" | head -1 | cut -d: -f1
+	awk '/pread64\(/ { n++; if (/<unfinished/) { start[$1] = n; next }
+			if (/, 1048576, 1048576\)/ && (!m || n < m)) m = n; next }
+	    /<\.\.\. pread64 resumed>/ && /, 1048576, 1048576\)/ &&
+		(!m || start[$1] < m) { m = start[$1] }
+	    END { if (m) print m }' "$T/count"
 }
 
 @test "zcopy: a read error names the input, a write error the output; exit 3, no output left" {
