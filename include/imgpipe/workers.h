@@ -25,6 +25,7 @@ struct workers {
 	workers_fn *fn;
 	void *arg;
 	size_t n, next, finished;
+	bool each;		/* workers_run_each: item t on thread t */
 	unsigned long gen;
 	bool quit, ready;
 };
@@ -35,6 +36,12 @@ int workers_online(void);
 int workers_start(struct workers *w, int threads);
 /* fn(arg, thread, i) for every i < n, on every thread; then return. */
 void workers_run(struct workers *w, size_t n, workers_fn *fn, void *arg);
+/*
+ * fn(arg, t, t) for every thread index t, each on its own thread (where
+ * a thread could not start, on the caller's); then return.  For work
+ * that must run on several processors, not only get done.
+ */
+void workers_run_each(struct workers *w, workers_fn *fn, void *arg);
 void workers_stop(struct workers *w);
 
 #endif

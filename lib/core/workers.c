@@ -30,6 +30,16 @@ static void work_locked(struct workers *w, int thread)
 	}
 }
 
+/* Called and returns with w->mu held: workers_run_each's own item. */
+static void work_own_locked(struct workers *w, int thread)
+{
+	pthread_mutex_unlock(&w->mu);
+	w->fn(w->arg, thread, (size_t)thread);
+	pthread_mutex_lock(&w->mu);
+	if (++w->finished == w->n)
+		pthread_cond_signal(&w->done);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker_arg *a = arg;
@@ -45,7 +55,10 @@ static void *worker_main(void *arg)
 		if (w->quit)
 			break;
 		seen = w->gen;
-		work_locked(w, thread);
+		if (w->each)
+			work_own_locked(w, thread);
+		else
+			work_locked(w, thread);
 	}
 	pthread_mutex_unlock(&w->mu);
 	return NULL;
@@ -106,6 +119,27 @@ void workers_run(struct workers *w, size_t n, workers_fn *fn, void *arg)
 	work_locked(w, w->nthreads - 1);
 	while (w->finished < w->n)
 		pthread_cond_wait(&w->done, &w->mu);
+	pthread_mutex_unlock(&w->mu);
+}
+
+void workers_run_each(struct workers *w, workers_fn *fn, void *arg)
+{
+	int t;
+
+	pthread_mutex_lock(&w->mu);
+	w->fn = fn;
+	w->arg = arg;
+	w->n = w->nthreads;
+	w->finished = 0;
+	w->each = true;
+	w->gen++;
+	pthread_cond_broadcast(&w->go);
+	/* the caller's item, and those of threads that did not start */
+	for (t = w->nstarted; t < w->nthreads; t++)
+		work_own_locked(w, t);
+	while (w->finished < w->n)
+		pthread_cond_wait(&w->done, &w->mu);
+	w->each = false;
 	pthread_mutex_unlock(&w->mu);
 }
 

@@ -96,7 +96,8 @@ static int note_end(struct wfile *f, uint64_t off, uint64_t end)
 	return f->seekable && off > from ? punch(f, from, off - from) : 0;
 }
 
-/* pwritev/writev all of iov: 0, or the errno of the write that failed. */
+/* pwritev/writev all of iov: 0, or the errno of the write that failed.
+ * Runs on any thread: it reports nothing. */
 static int write_iov(int fd, bool seekable, struct iovec *iov, int n,
     uint64_t off)
 {
@@ -174,7 +175,7 @@ static void cut_in_two(const struct wfile *f, uint64_t at, struct half *h)
  * in halves 0.49-0.67 s (median 0.52), qemu-img convert 0.63-0.70 s
  * (its pool of threads spreads its writes too).  tmpfs takes the file's
  * lock for each write, so the halves do not overlap much; where they
- * run is the point.
+ * run is the point.  0, or the errno of a half that failed.
  */
 static int write_split(struct wfile *f)
 {
@@ -182,25 +183,31 @@ static int write_split(struct wfile *f)
 
 	if (f->halves == NULL) {
 		f->halves = malloc(sizeof *f->halves);
-		if (f->halves == NULL || workers_start(f->halves, 2) < 0) {
+		if (f->halves != NULL && workers_start(f->halves, 2) < 0) {
 			free(f->halves);
 			f->halves = NULL;
-			return -1;
 		}
 	}
+	if (f->halves == NULL)	/* no memory for the helper: one write */
+		return write_iov(f->fd, true, f->iov, f->niov, f->iov_off);
 	cut_in_two(f, f->iov_len / 2, h);
-	workers_run(f->halves, 2, write_half, h);
-	errno = h[0].err ? h[0].err : h[1].err;
-	return errno ? fail_io(f->name, "write error") : 0;
+	workers_run_each(f->halves, write_half, h);
+	return h[0].err ? h[0].err : h[1].err;
 }
 
 /* Write the gathered pieces: one system call, or a few if short. */
 static int write_gathered(struct wfile *f)
 {
+	int e;
+
 	if (f->seekable && !f->one_thread && f->iov_len >= WFILE_SPLIT_MIN)
-		return write_split(f);
-	errno = write_iov(f->fd, f->seekable, f->iov, f->niov, f->iov_off);
-	return errno ? fail_io(f->name, "write error") : 0;
+		e = write_split(f);
+	else
+		e = write_iov(f->fd, f->seekable, f->iov, f->niov, f->iov_off);
+	if (e == 0)
+		return 0;
+	errno = e;
+	return fail_io(f->name, "write error");
 }
 
 void wfile_free(struct wfile *f)
