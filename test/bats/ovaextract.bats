@@ -372,6 +372,27 @@ hostile() {
 	done
 }
 
+@test "a XenServer-style OVA (a dynamic VHD from vhd-util, 20 MB): the digest thread's ring wraps, the same disk every way, a change caught" {
+	python3 "$BATS_TEST_DIRNAME/../producers/gen.py" xenserver-vhd disk3.img \
+		--size 32M --dense 8M --raw xs.raw > /dev/null
+	[ "$(size disk3.img)" -gt $((4 * 1048576)) ]
+	ovf_v2 x.ovf
+	mf sha256 x.mf x.ovf disk3.img
+	mkova ustar xs.ova x.ovf x.mf disk3.img
+	extract_both xs.ova disk3.img
+	ovaextract xs.ova | img2raw | cmp - xs.raw
+	cat xs.ova | ovaextract | img2raw | cmp - xs.raw
+	printf 'X' | dd of=disk3.img bs=1 seek=$(( $(size disk3.img) - 600 )) conv=notrunc status=none
+	mkova ustar bad.ova x.ovf x.mf disk3.img
+	run ovaextract -o o bad.ova
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"disk3.img: SHA256 digest mismatch: FAILED"* ]]
+	[ ! -e o ]
+	run sh -c 'cat bad.ova | ovaextract > o'
+	[ "$status" -eq 4 ]
+	[[ "$output" == *"disk3.img: SHA256 digest mismatch"* ]]
+}
+
 @test "tampered descriptor, missing listed file, unlisted member: exit 4" {
 	std_ova
 	sed -i 's/VMware test/VMware tost/' x.ovf

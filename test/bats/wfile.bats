@@ -6,9 +6,18 @@ load helpers
 WRITERS=("raw2qcow2" "raw2vmdk -s monolithicSparse" "raw2vhd -s dynamic"
 	"raw2vhdx" "raw2vdi" "raw2ploop")
 
+# Real producers' layouts (test/producers), with a long run of data so
+# that the writers' gathered writes reach the halves.
+PRODUCERS="vmware-ovftool-stream hyperv-vhdx-log disk2vhd-vhd virtualbox-vdi ploop-v2 mkimg-qcow2"
+
 setup_file() {
-	export D=$BATS_FILE_TMPDIR/dense.raw
+	local p
+	export D=$BATS_FILE_TMPDIR/dense.raw P=$BATS_FILE_TMPDIR
 	head -c 32M /dev/urandom > "$D"
+	for p in $PRODUCERS; do
+		python3 "$BATS_TEST_DIRNAME/../producers/gen.py" "$p" "$P/$p.img" \
+			--size 32M --dense 8M --raw "$P/$p.raw" > /dev/null
+	done
 }
 
 @test "every planned writer: 4 MiB of grains go as two pwritev halves on two threads; img2raw and qemu-img read the disk back" {
@@ -62,6 +71,30 @@ setup_file() {
 			[ "$output" = "$name: $T/out: write error: No space left on device" ]
 			[ ! -e "$T/out" ]
 			[ -z "$(ls "$T")" ]
+		done
+	done
+}
+
+@test "real producers' disks with 8 MiB of data into every planned writer: into a file in halves, into a pipe whole; from a file and from a pipe, the same bytes, the disk back" {
+	local w p
+	for w in "${WRITERS[@]}"; do
+		for p in $PRODUCERS; do
+			strace -f -e trace=pwritev -o "$T/st" $w -o "$T/ff" "$P/$p.img"
+			grep -q -E 'pwritev(\(| resumed).*= [0-9]{7,}$' "$T/st" ||
+				{ echo "$w $p: no write of a MiB or more"; return 1; }
+			[ "$(grep 'pwritev' "$T/st" | awk '{print $1}' | sort -u | wc -l)" -eq 2 ] ||
+				{ echo "$w $p: not on two threads"; return 1; }
+			$w -o "$T/pf" < <(cat "$P/$p.img")
+			(set -o pipefail; $w "$P/$p.img" | cat > "$T/fp")
+			(set -o pipefail; $w < <(cat "$P/$p.img") | cat > "$T/pp")
+			if [ "${w%% *}" != raw2vmdk ]; then	# its CID is random
+				cmp "$T/ff" "$T/pf" || { echo "$w $p: into a file"; return 1; }
+				cmp "$T/fp" "$T/pp" || { echo "$w $p: into a pipe"; return 1; }
+			fi
+			for o in ff pf fp pp; do
+				img2raw "$T/$o" | cmp - "$P/$p.raw" ||
+					{ echo "$w $p: $o: not the disk"; return 1; }
+			done
 		done
 	done
 }

@@ -106,6 +106,10 @@ def sector_text(producer, lba, seed):
     return (head + fill)[:SECTOR]
 
 
+# gen.py --dense: bytes of one more island, a long run of data (0: none).
+DENSE = 0
+
+
 def fill_pattern(disk, producer, seed, first_lba_reserved=False):
     """Put the islands and zero runs on a disk.  With first_lba_reserved the
     first MiB is left to a partition table written by the caller."""
@@ -135,6 +139,8 @@ def fill_pattern(disk, producer, seed, first_lba_reserved=False):
     if size > 40 * MiB:
         island(32 * MiB - 8 * KiB, 16 * KiB)             # across 32 MiB
     island(size - 64 * KiB, 64 * KiB)                    # the last sectors
+    if DENSE:
+        island(size // 8 // MiB * MiB, DENSE)            # a long data run
     return disk
 
 

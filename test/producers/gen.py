@@ -19,6 +19,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import common     # noqa: E402
 import vhd        # noqa: E402
 import vmdk       # noqa: E402
 import vhdx       # noqa: E402
@@ -53,6 +54,10 @@ def main(argv=None):
                          "producer rounds it as the real one does")
     ap.add_argument("--seed", default="1")
     ap.add_argument("--raw", help="also write the expected raw disk here")
+    ap.add_argument("--dense", type=parse_size, default=0,
+                    help="one more data island of this many bytes at an "
+                         "eighth of the disk (k/m/g suffixes): a long run "
+                         "of data, as a filled disk has (default none)")
     ap.add_argument("--extent-sectors", type=int, default=None,
                     help="sectors per extent of split VMware disks (VMware: "
                          "4192256), rounded up to 128; smaller values give "
@@ -74,6 +79,7 @@ def main(argv=None):
     if a.extent_sectors:
         # VMware's 4192256 is a whole number of 64 KiB grains; keep that
         vmdk.EXTENT_SECTORS = (a.extent_sectors + 127) // 128 * 128
+    common.DENSE = a.dense
     size = a.size if a.size is not None else default_size
     img, disk = fn(a.producer, size, a.seed)
     files = img if isinstance(img, dict) else {"": img}
