@@ -34,5 +34,7 @@ ssize_t fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off);
 bool fd_bypass_cache(int fd);
 /* The same for a file already known to be regular (its fstat done). */
 bool fd_regular_bypass_cache(int fd);
+/* fd is on tmpfs or ramfs: its pages are the file, none written back. */
+bool fd_in_memory_fs(int fd);
 
 #endif

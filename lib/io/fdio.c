@@ -79,6 +79,18 @@ ssize_t fd_pwrite_full(int fd, const void *buf, size_t len, uint64_t off)
 	    len);
 }
 
+static bool in_memory_type(long type)
+{
+	return type == TMPFS_MAGIC || type == RAMFS_MAGIC;
+}
+
+bool fd_in_memory_fs(int fd)
+{
+	struct statfs sfs;
+
+	return fstatfs(fd, &sfs) == 0 && in_memory_type(sfs.f_type);
+}
+
 bool fd_regular_bypass_cache(int fd)
 {
 	const char *env = getenv("IMGPIPE_DIRECT");
@@ -86,8 +98,7 @@ bool fd_regular_bypass_cache(int fd)
 
 	if (env != NULL && strcmp(env, "0") == 0)
 		return false;
-	return fstatfs(fd, &sfs) == 0 && sfs.f_type != TMPFS_MAGIC &&
-	    sfs.f_type != RAMFS_MAGIC;
+	return fstatfs(fd, &sfs) == 0 && !in_memory_type(sfs.f_type);
 }
 
 bool fd_bypass_cache(int fd)
