@@ -49,9 +49,8 @@ teardown() {
 # thread's share in one call (2 MiB, or 4 MiB from one thread), elsewhere
 # in calls of at most 1 MiB (WFILE_CALL_MAX).
 check_calls() {
-	local st=$1 n=$2 threads=$3 fs=$4 big
+	local st=$1 n=$2 threads=$3 fs=$4
 	[ "$(ended_calls "$st" | awk '{print $1}' | sort -u | wc -l)" -eq "$threads" ]
-	big=$(ended_calls "$st" | awk '$2 > 1048576' | wc -l)
 	if [ "$fs" = tmpfs ]; then
 		# a gathered write plus a grain's header: 4 MiB and a little
 		if [ "$threads" -eq 2 ]; then
@@ -60,7 +59,7 @@ check_calls() {
 			[ "$(ended_calls "$st" | grep -c -E ' 419[0-9]{4}$')" -eq "$n" ]
 		fi
 	else
-		[ "$big" -eq 0 ]
+		[ "$(ended_calls "$st" | awk '$2 > 1048576' | wc -l)" -eq 0 ]
 		[ "$(ended_calls "$st" | grep -c ' 1048576$')" -ge $((n * 4)) ]
 	fi
 }
