@@ -28,14 +28,14 @@
 #define WFILE_SPLIT_MIN (1u << 20)
 /*
  * The most one write to a file takes, but on tmpfs, as qemu-img convert's
- * requests.  A larger write makes the page cache of a file system with
- * large folios (ext4 since Linux 6.16, XFS) take 2 MiB folios, and on
- * this project's virtual machines those are slow to fill (the guest hands
- * free memory back to the host in 2 MiB blocks, page_reporting_order 9):
- * dd of 1.3 GB into a new ext4 file, right after removing one as large,
- * took 0.27 s in 1 MiB writes and 2.0-2.9 s in 2, 4 or 16 MiB writes (3
- * rounds each).  tmpfs keeps small pages: cut there, raw2vhdx took 0.51 s
- * against 0.47 s.
+ * requests.  A larger write lets the page cache of a file system with
+ * large folios (ext4 since Linux 6.16, XFS) take folios of up to 2 MiB,
+ * and on this project's virtual machines such writes are slow to land
+ * (the guest hands free memory back to the host in 2 MiB blocks,
+ * page_reporting_order 9): dd of 1.3 GB into a new ext4 file, right after
+ * removing one as large, took 0.27 s in 1 MiB writes (5 runs) and 1.9-2.9
+ * s in 2, 4 or 16 MiB writes (9 runs of 10; one 0.33 s).  tmpfs keeps
+ * small pages: cut there, raw2vhdx took 0.51 s against 0.47 s.
  */
 #define WFILE_CALL_MAX ((size_t)1 << 20)
 
