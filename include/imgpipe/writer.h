@@ -118,7 +118,7 @@ struct wfile {
 	uint64_t pos;		/* streams: bytes written */
 	uint64_t end;		/* the highest byte written + 1 */
 	uint64_t prior_size;	/* a file's length before we started */
-	size_t call_max;	/* a file: the most one write takes */
+	size_t call_max;	/* the most one write takes (a disk's file) */
 	/* writes of grain data gathered until the core flushes */
 	struct iovec iov[WFILE_IOV_MAX];
 	int niov;

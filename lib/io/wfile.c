@@ -70,6 +70,7 @@ void wfile_init(struct wfile *f, int fd, const char *name, bool read_back)
 	memset(f, 0, sizeof *f);
 	f->fd = fd;
 	f->name = name;
+	f->call_max = SIZE_MAX;
 	if (fstat(fd, &st) < 0 || flags < 0 || (flags & O_APPEND))
 		return;
 	/* Fewer wake-ups of both ends, as the raw sink (best effort). */
@@ -78,7 +79,8 @@ void wfile_init(struct wfile *f, int fd, const char *name, bool read_back)
 	if (!S_ISREG(st.st_mode))
 		return;
 	f->seekable = lseek(fd, 0, SEEK_CUR) == 0;
-	f->call_max = fd_in_memory_fs(fd) ? SIZE_MAX : WFILE_CALL_MAX;
+	if (!fd_in_memory_fs(fd))
+		f->call_max = WFILE_CALL_MAX;
 	f->prior_size = st.st_size;
 	f->write_behind = f->seekable && !read_back &&
 	    fd_regular_bypass_cache(fd);
@@ -110,9 +112,9 @@ static int note_end(struct wfile *f, uint64_t off, uint64_t end)
 }
 
 /*
- * How many of the n pieces one pwritev to a file takes: at most max
- * bytes.  If the last piece goes past that, its length is cut and the
- * full one returned in *cut_from (else 0) for the caller to put back.
+ * How many of the n pieces one write takes: at most max bytes.  If the
+ * last piece goes past that, its length is cut and the full one returned
+ * in *cut_from (else 0) for the caller to put back.
  */
 static int pieces_for_call(struct iovec *iov, int n, size_t max,
     size_t *cut_from)
@@ -131,8 +133,8 @@ static int pieces_for_call(struct iovec *iov, int n, size_t max,
 }
 
 /*
- * pwritev/writev all of iov, a file at most call_max bytes a call: 0, or
- * the errno of the write that failed.  Runs on any thread: it reports
+ * pwritev/writev all of iov, at most call_max bytes a call: 0, or the
+ * errno of the write that failed.  Runs on any thread: it reports
  * nothing.
  */
 static int write_iov(int fd, bool seekable, size_t call_max,
@@ -143,14 +145,10 @@ static int write_iov(int fd, bool seekable, size_t call_max,
 	int k;
 
 	while (n > 0) {
-		if (seekable) {
-			k = pieces_for_call(iov, n, call_max, &cut_from);
-			done = pwritev(fd, iov, k, off);
-			if (cut_from)
-				iov[k - 1].iov_len = cut_from;
-		} else {
-			done = writev(fd, iov, n);
-		}
+		k = pieces_for_call(iov, n, call_max, &cut_from);
+		done = seekable ? pwritev(fd, iov, k, off) : writev(fd, iov, k);
+		if (cut_from)
+			iov[k - 1].iov_len = cut_from;
 		if (done < 0 && errno == EINTR)
 			continue;
 		if (done < 0)

@@ -117,7 +117,7 @@ check_calls() {
 	done
 }
 
-@test "real producers' disks with 8 MiB of data into every planned writer: into a file in halves, into a pipe whole; from a file and from a pipe, the same bytes, the disk back" {
+@test "real producers' disks with 8 MiB of data into every planned writer: into a file in halves (a disk's 1 MiB a call), into a pipe whole; from a file and from a pipe, the same bytes, the disk back" {
 	local w p
 	for w in "${WRITERS[@]}"; do
 		for p in $PRODUCERS; do
@@ -126,6 +126,9 @@ check_calls() {
 				{ echo "$w $p: no write of a MiB or more"; return 1; }
 			[ "$(grep 'pwritev' "$T/st" | awk '{print $1}' | sort -u | wc -l)" -eq 2 ] ||
 				{ echo "$w $p: not on two threads"; return 1; }
+			[ "$(stat -f -c %T "$T")" = tmpfs ] ||
+				[ "$(ended_calls "$T/st" | awk '$2 > 1048576' | wc -l)" -eq 0 ] ||
+				{ echo "$w $p: a write over 1 MiB to a disk's file"; return 1; }
 			$w -o "$T/pf" < <(cat "$P/$p.img")
 			(set -o pipefail; $w "$P/$p.img" | cat > "$T/fp")
 			(set -o pipefail; $w < <(cat "$P/$p.img") | cat > "$T/pp")
