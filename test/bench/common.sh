@@ -73,6 +73,28 @@ for path in sys.stdin.read().split("\0")[:-1]:
 '
 }
 
+# bench_hot_memory DIR: just before a timed command that writes a file,
+# write BENCH_HOT MiB (default 1536) into DIR (tmpfs) on each CPU and
+# remove it there, so that the command's new pages are ones the host still
+# backs.  Why: this VM gives memory left free for a second or so back to
+# its host (README, "On tmpfs"), and the first touch of such a page is a
+# host fault.  dd of 1.3 GB into a new ext4 file took 0.34 s right after
+# an equal file was removed, 1.1-1.4 s one to four seconds later and 2.5 s
+# eight seconds later (2026-12-03); which of these a run met was a race
+# with the removal, warm and sync before it, and it fell on either side.
+# Pages a CPU frees stay on its own free list, where its next allocations
+# find them: hence one writer per CPU.  BENCH_HOT=0 leaves it out.
+bench_hot_memory() {
+	local mib=${BENCH_HOT:-1536} cpu
+	[ "$mib" -gt 0 ] || return 0
+	mkdir -p "$1" || return 1
+	for cpu in $(seq 0 $(($(nproc) - 1))); do
+		taskset -c "$cpu" sh -c 'head -c "$1" /dev/zero > "$2" && rm "$2"' \
+		    sh "${mib}M" "$1/bench-hot.$cpu" &
+	done
+	wait
+}
+
 # time_once 'shell command' FILE: append "SECONDS MAX_RSS_KIB" to FILE.
 # Each run starts with no dirty pages left by the one before (sync, not
 # timed): otherwise the kernel's writeback of the last output lands on

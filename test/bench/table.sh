@@ -21,7 +21,10 @@
 # qemu-img cannot do: our times, peak RSS and the parking store's use.
 # Before each timed command: its output removed, its inputs read into the
 # page cache (bench_warm) and sync (not timed), so neither side pays for
-# the other's writeback or for an input paged out meanwhile.
+# the other's writeback or for an input paged out meanwhile.  Then, for
+# a command that writes a file, BENCH_HOT MiB (default 1536) written to
+# tmpfs and removed on each CPU (bench_hot_memory), so that neither side's
+# new pages are ones the VM's host has taken back; BENCH_HOT=0: not.
 # BENCH_PRESENT=1 instead keeps each side's output from its previous run
 # (one untimed run makes it first) and times only the rows that write a
 # file: the cost of replacing an output already there (sync still runs
@@ -43,7 +46,7 @@ only_files=$present	# 1: only the rows that write a file
 tmpfs=${BENCH_TMPFS:-/dev/shm/imgpipe-bench}
 BENCH_OUTS=${BENCH_OUTS:-$tmpfs}
 stats=$BENCH_DIR/.table.$$
-trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -rf "$d"/bench-ours "$d"/bench-peer "$d"/bench-tmp "$d"/bench-tmp.*; done' EXIT
+trap 'rm -rf "$stats" "$tmpfs/dense2g.raw"; for d in $BENCH_OUTS; do rm -rf "$d"/bench-ours "$d"/bench-peer "$d"/bench-tmp "$d"/bench-tmp.*; done; rm -f "$tmpfs"/bench-hot.*' EXIT
 mkdir -p "$stats"
 
 # place DIR: "tmpfs" or "disk", as df sees it.
@@ -63,6 +66,7 @@ timed() {
 	rm -f "$out"/bench-tmp.*
 	bench_warm "$1"
 	sync
+	case $1 in *"$out/bench-"*) bench_hot_memory "$tmpfs" ;; esac
 	/usr/bin/time -f '%e %U %S %M' -o "$t" sh -c "$1${durable:+ && sync}" \
 	    >/dev/null 2>&1 ||
 		{ echo "FAILED: $1" >&2; return 1; }
@@ -156,6 +160,8 @@ printf 'Input: a 4 GiB ext4 disk holding ~1 GiB of /usr (%s), cached.\n' \
 	printf 'Each output already present (BENCH_PRESENT=1), from its own previous run.\n'
 [ -n "$durable" ] &&
 	printf 'Each time includes a sync after the command (BENCH_SYNC=1): until the output is on the disk.\n'
+[ "${BENCH_HOT:-1536}" -gt 0 ] &&
+	printf 'Before each command that writes a file: %s MiB written to tmpfs and removed on each CPU (BENCH_HOT).\n' "${BENCH_HOT:-1536}"
 printf 'Load average before: %s\n\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
 printf '| job | output | peer | ours s (min / med / max) | peer s (min / med / max) | ours / peer, same round (min / med / max) | CPU ours / peer (min / med / max) | peak RSS MiB (ours / peer) | output MiB (ours / peer) |\n'
 printf '|---|---|---|---|---|---|---|---|---|\n'
