@@ -3,10 +3,13 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "imgpipe/err.h"
@@ -141,6 +144,48 @@ static void drop_replaced_cache(const char *path)
 }
 
 /*
+ * The last close of a removed file frees its pages, one by one: 0.07 s
+ * for 1.3 GB on tmpfs, which the new output waited for.  Where the file
+ * system has room for the old file twice over, that close runs on a
+ * thread of its own while the output starts: img2raw of the bench's 4
+ * GiB qcow2 over its output on tmpfs, 8 alternating rounds, medians 0.53
+ * s against 0.57 s (qemu-img 0.62 s).  Elsewhere, and for a file
+ * under RELEASE_BEHIND_MIN, it goes first, so that replacing a file
+ * still never needs room for two.
+ */
+#define RELEASE_BEHIND_MIN ((uint64_t)64 << 20)
+
+static void *release_main(void *arg)
+{
+	close((int)(intptr_t)arg);
+	return NULL;
+}
+
+static bool release_behind(int fd)
+{
+	struct statvfs sv;
+	struct stat st;
+	uint64_t used;
+
+	if (fstat(fd, &st) < 0 || fstatvfs(fd, &sv) < 0)
+		return false;
+	used = (uint64_t)st.st_blocks * 512;
+	return used >= RELEASE_BEHIND_MIN &&
+	    (uint64_t)sv.f_bavail * sv.f_frsize / 2 >= used;
+}
+
+static void release_replaced(int fd)
+{
+	pthread_t tid;
+
+	if (release_behind(fd) &&
+	    start_thread(&tid, release_main, (void *)(intptr_t)fd) == 0)
+		pthread_detach(tid);
+	else
+		close(fd);
+}
+
+/*
  * outfile_replace() removes the file -o names as the output starts, as tar
  * and install do; the new one gets the name only on success, so a failed
  * run leaves no file at all rather than one that looks complete, and
@@ -154,8 +199,12 @@ static void drop_replaced_cache(const char *path)
  */
 static void remove_replaced(const char *path)
 {
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+
 	if (unlink(path) < 0 && errno != ENOENT)
 		drop_replaced_cache(path);	/* it stays until the rename */
+	if (fd >= 0)
+		release_replaced(fd);
 }
 
 static int open_output(struct outfile *of, const char *path,

@@ -179,6 +179,39 @@ wrapped() {	# COMPRESSOR EXT
 	cmp "$T/want.raw" "$T/self"
 }
 
+# closer TRACE PATH: "main" or "thread": which of the process's threads
+# closed the descriptor -o opened on the file it replaced (the first pid in
+# the strace -f trace is the main thread's).
+closer() {
+	awk -v path="\"$2\"" '
+		NR == 1 { main = $1 }
+		$2 ~ /^openat\(/ && index($0, path) && /O_NOFOLLOW/ { fd = $NF }
+		fd != "" && $0 ~ ("^[0-9]+ +close\\(" fd "[ )]") {
+			print ($1 == main ? "main" : "thread"); exit }' "$1"
+}
+
+@test "-o over a large file: its pages are freed on a thread of their own where there is room for two, first where there is not" {
+	[ "$(id -u)" = 0 ] || skip "optional: needs root to mount a small tmpfs"
+	head -c 80M /dev/urandom > "$T/d.raw"
+	mkdir -p "$T/small"
+	mount -t tmpfs -o size=200M tmpfs "$T/small"
+	local dir st=0
+	for dir in "$T" "$T/small"; do
+		img2raw -f raw -o "$dir/out" "$T/d.raw" &&
+		strace -f -qq -o "$T/trace" -e trace=openat,close \
+		    img2raw -f raw -o "$dir/out" "$T/d.raw" &&
+		cmp "$T/d.raw" "$dir/out" || { st=1; break; }
+		[ "$(ls -A "$dir" | grep -c '^out')" = 1 ] || { st=1; break; }
+		echo "$dir: $(closer "$T/trace" "$dir/out")"
+	done > "$T/who"
+	umount "$T/small"
+	cat "$T/who"
+	[ "$st" -eq 0 ]
+	# 200 MiB hold 80 MiB twice over only with the old file gone
+	[ "$(sed -n 1p "$T/who")" = "$T: thread" ]
+	[ "$(sed -n 2p "$T/who")" = "$T/small: main" ]
+}
+
 @test "-o keeps the file it would replace when the input cannot be opened or is not what -f says; a failure later leaves no file" {
 	printf 'stale' > "$T/keep"
 	run img2raw -o "$T/keep" "$T/missing.qcow2"
