@@ -133,10 +133,14 @@ static char *dir_of(const char *path)
  * can hand the new output (see remove_replaced), and the old file is
  * still on disk.
  */
-static void drop_replaced_cache(const char *path)
+static int open_replaced(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	return open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+}
 
+/* fd (from open_replaced; -1: nothing to do) is closed. */
+static void drop_replaced_cache(int fd)
+{
 	if (fd < 0)
 		return;
 	posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
@@ -199,11 +203,11 @@ static void release_replaced(int fd)
  */
 static void remove_replaced(const char *path)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+	int fd = open_replaced(path);
 
 	if (unlink(path) < 0 && errno != ENOENT)
-		drop_replaced_cache(path);	/* it stays until the rename */
-	if (fd >= 0)
+		drop_replaced_cache(fd);	/* it stays until the rename */
+	else if (fd >= 0)
 		release_replaced(fd);
 }
 
@@ -238,7 +242,7 @@ static int open_output(struct outfile *of, const char *path,
 	if (exists && remove_old)
 		remove_replaced(path);
 	else if (exists)
-		drop_replaced_cache(path);
+		drop_replaced_cache(open_replaced(path));
 	dir = dir_of(path);
 	if (dir == NULL)
 		return fail(EXIT_IO, "out of memory");
