@@ -190,27 +190,50 @@ closer() {
 			print ($1 == main ? "main" : "thread"); exit }' "$1"
 }
 
-@test "-o over a large file: its pages are freed on a thread of their own where there is room for two, first where there is not" {
+@test "-o over a large file: its pages are freed on a thread of their own where there is room for two, first where there is not (ovftool's stream VMDK and its disk, from a file and a pipe)" {
 	[ "$(id -u)" = 0 ] || skip "optional: needs root to mount a small tmpfs"
-	head -c 80M /dev/urandom > "$T/d.raw"
+	# a real producer's layout whose disk allocates 70 MiB (over 64 MiB)
+	python3 "$BATS_TEST_DIRNAME/../producers/gen.py" vmware-ovftool-stream \
+		"$T/s.vmdk" --size 80M --dense 70M --raw "$T/s.raw" > /dev/null
+	raw2qcow2 -o "$T/want.qcow2" "$T/s.raw"
 	mkdir -p "$T/big" "$T/small"
 	mount -t tmpfs -o size=400M tmpfs "$T/big"
 	mount -t tmpfs -o size=200M tmpfs "$T/small"
-	local dir st=0
-	for dir in "$T/big" "$T/small"; do
-		img2raw -f raw -o "$dir/out" "$T/d.raw" &&
-		strace -f -qq -o "$T/trace" -e trace=openat,close \
-		    img2raw -f raw -o "$dir/out" "$T/d.raw" &&
-		cmp "$T/d.raw" "$dir/out" || { st=1; break; }
-		[ "$(ls -A "$dir" | grep -c '^out')" = 1 ] || { st=1; break; }
-		echo "$dir: $(closer "$T/trace" "$dir/out")"
-	done > "$T/who"
+	local prog out in how st=0
+	{
+		while read -r prog out in how; do
+			# the first run of each output makes the file to replace
+			[ -e "$out" ] || $prog -o "$out" "$in" || { st=1; break; }
+			if [ "$how" = file ]; then
+				strace -f -qq -o "$T/trace" -e trace=openat,close \
+				    $prog -o "$out" "$in"
+			else
+				cat "$in" | strace -f -qq -o "$T/trace" \
+				    -e trace=openat,close $prog -o "$out"
+			fi || { st=1; break; }
+			echo "$prog $how -> $out: $(closer "$T/trace" "$out")"
+		done <<-EOF
+			img2raw $T/big/out $T/s.vmdk file
+			img2raw $T/big/out $T/s.vmdk pipe
+			raw2qcow2 $T/big/q $T/s.raw file
+			raw2qcow2 $T/big/q $T/s.raw pipe
+			img2raw $T/small/out $T/s.vmdk file
+			img2raw $T/small/out $T/s.vmdk pipe
+		EOF
+		cmp "$T/s.raw" "$T/big/out" && cmp "$T/s.raw" "$T/small/out" &&
+		    cmp "$T/want.qcow2" "$T/big/q" || st=1
+		# into a pipe nothing is replaced: the same disk
+		cat "$T/s.vmdk" | img2raw | cmp - "$T/s.raw" &&
+		    cat "$T/s.raw" | raw2qcow2 | img2raw | cmp - "$T/s.raw" || st=1
+		[ "$(ls -A "$T/big" | tr '\n' ' ')" = "out q " ] &&
+		    [ "$(ls -A "$T/small")" = out ] || st=1
+	} > "$T/who"
 	umount "$T/big" "$T/small"
 	cat "$T/who"
 	[ "$st" -eq 0 ]
-	# 400 MiB hold the old 80 MiB and room for it twice over; 200 MiB not
-	[ "$(sed -n 1p "$T/who")" = "$T/big: thread" ]
-	[ "$(sed -n 2p "$T/who")" = "$T/small: main" ]
+	# 400 MiB hold the old output and room for it twice over; 200 MiB not
+	[ "$(grep -c '/big/.*: thread$' "$T/who")" -eq 4 ]
+	[ "$(grep -c '/small/.*: main$' "$T/who")" -eq 2 ]
 }
 
 @test "-o keeps the file it would replace when the input cannot be opened or is not what -f says; a failure later leaves no file" {
