@@ -327,9 +327,11 @@ static int read_disk_section(struct ovf *o, const xmlNode *sec, const char *ns)
 	return 0;
 }
 
+/* The first OperatingSystemSection that says anything; later ones are
+ * not read (a second one's strings would replace, and leak, the first's). */
 static void read_os_section(struct ovf *o, const xmlNode *sec, const char *ns)
 {
-	if (o->os_id != NULL)
+	if (o->os_id != NULL || o->os_desc != NULL || o->os_type != NULL)
 		return;
 	o->os_id = attr_dup(sec, "id", ns);
 	o->os_desc = child_text(sec, ns, "Description");

@@ -19,3 +19,8 @@ XML
 cat > "$d/v2.ovf" <<'XML'
 <o:Envelope xmlns:o="http://schemas.dmtf.org/ovf/envelope/2"><o:References><o:File o:href="a.img" o:id="f"/></o:References><o:DiskSection><o:Disk o:diskId="d" o:fileRef="f" o:capacity="3" o:capacityAllocationUnits="byte * 2^20"/></o:DiskSection><o:VirtualSystemCollection><o:VirtualSystem o:id="v"><o:OperatingSystemSection o:id="96" xmlns:vbox="http://www.virtualbox.org/ovf/machine"><vbox:OSType>Debian_64</vbox:OSType></o:OperatingSystemSection></o:VirtualSystem></o:VirtualSystemCollection></o:Envelope>
 XML
+# Two OperatingSystemSections, the first without an id: the second must
+# not replace (and leak) the first's strings (found by this fuzzer).
+cat > "$d/two-os.ovf" <<'XML'
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1" xmlns:vmw="http://www.vmware.com/schema/ovf"><References><File ovf:href="d.vmdk" ovf:id="f"/></References><DiskSection><Disk ovf:capacity="1" ovf:diskId="d" ovf:fileRef="f"/></DiskSection><VirtualSystem ovf:id="vm"><OperatingSystemSection><Description>first</Description></OperatingSystemSection><OperatingSystemSection ovf:id="101" vmw:osType="otherLinux64Guest"><Description>second</Description></OperatingSystemSection></VirtualSystem></Envelope>
+XML
