@@ -35,6 +35,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "imgpipe/cache_gauge.h"
+
 struct stash;
 struct wimage;
 struct workers;
@@ -123,18 +125,22 @@ struct wfile {
 	struct iovec iov[WFILE_IOV_MAX];
 	int niov;
 	uint64_t iov_off, iov_len;
-	/* a file on a disk: bytes written since its write-back was started */
+	/* a file on a disk: through the page cache, then behind from ... */
+	bool gauged;
+	struct cache_gauge gauge;
 	bool write_behind;
-	uint64_t unkicked;
+	uint64_t behind_from;
+	uint64_t unkicked;	/* bytes written since write-back started */
 	struct workers *halves;	/* large writes to a file, in two halves */
 	bool one_thread;	/* -j 1: not in halves */
 };
 
 /*
  * fd is seekable when a regular file at offset 0, not appending.  A file
- * on a disk is written behind (its pages given back as it goes) unless
- * read_back: the caller reads it back (ovacreate's temporary VMDK), so
- * its pages stay cached.
+ * on a disk goes through the page cache while that is fast, then is
+ * written behind (its pages given back as it goes), unless read_back:
+ * the caller reads it back (ovacreate's temporary VMDK), so its pages
+ * stay cached.
  */
 void wfile_init(struct wfile *f, int fd, const char *name, bool read_back);
 /* Stop the threads a file's writes started. */

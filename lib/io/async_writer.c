@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "imgpipe/bigbuf.h"
+#include "imgpipe/cache_gauge.h"
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/fdio.h"
@@ -95,6 +96,7 @@ struct read_failure {
 struct async_writer {
 	int fd;
 	int direct_fd;		/* the same file opened O_DIRECT, or -1 */
+	struct cache_gauge gauge;	/* when to start writing O_DIRECT */
 	const char *name;
 	bool direct_refused;	/* direct writes failed with EINVAL */
 	uint64_t fresh_from;	/* the file reads as zeros from here on */
@@ -122,9 +124,22 @@ static int write_range(int fd, const unsigned char *buf, size_t len,
 	return fd_pwrite_full(fd, buf, len, off) < 0 ? errno : 0;
 }
 
+/* A write through the page cache, timed while that is measured. */
+static int write_cached(struct async_writer *w, const unsigned char *buf,
+    size_t len, uint64_t off)
+{
+	int err;
+
+	cache_gauge_begin(&w->gauge);
+	err = write_range(w->fd, buf, len, off);
+	cache_gauge_end(&w->gauge, err ? 0 : len);
+	return err;
+}
+
 /*
- * The whole pages of a slot go past the page cache (O_DIRECT), its ragged
- * edges through it.  Why: on a virtual machine every page the page cache
+ * Once the page cache is found slow (cache_gauge.c; at once with
+ * IMGPIPE_DIRECT=1), the whole pages of a slot go past it (O_DIRECT),
+ * its ragged edges through it.  Why: on a virtual machine every page the page cache
  * takes for new data may be memory the host has to fault in first, and
  * that cost, not the copy, was most of img2raw's time (perf: 73% in
  * copy_folio_from_iter_atomic against 6% for reading as many cached
@@ -142,7 +157,7 @@ static int write_span(struct async_writer *w, const unsigned char *buf,
 	int err;
 
 	if (!direct || b <= a)
-		return write_range(w->fd, buf, len, off);
+		return write_cached(w, buf, len, off);
 	err = write_range(w->direct_fd, buf + (a - off), b - a, a);
 	if (err == EINVAL) {	/* not for this file after all */
 		pthread_mutex_lock(&w->mu);
@@ -300,7 +315,8 @@ static void *writer_main(void *arg)
 		s = &w->slots[(w->head + w->taken) % w->nslots];
 		w->taken++;
 		skip = w->error != 0;
-		direct = w->direct_fd >= 0 && !w->direct_refused;
+		direct = w->direct_fd >= 0 && !w->direct_refused &&
+		    cache_gauge_past(&w->gauge);
 		pthread_mutex_unlock(&w->mu);
 		err = skip ? 0 : write_slot(w, s, direct);
 		pthread_mutex_lock(&w->mu);
@@ -324,6 +340,7 @@ static void writer_free(struct async_writer *w)
 	free(w->slots);
 	if (w->direct_fd >= 0)
 		close(w->direct_fd);
+	cache_gauge_free(&w->gauge);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->filled);
 	pthread_cond_destroy(&w->freed);
@@ -369,6 +386,9 @@ struct async_writer *async_writer_start(int fd, const char *name,
 	pthread_cond_init(&w->filled, NULL);
 	pthread_cond_init(&w->freed, NULL);
 	w->direct_fd = open_direct(fd);
+	cache_gauge_init(&w->gauge, fd);
+	if (w->direct_fd < 0)	/* nothing to go to */
+		w->gauge.measuring = false;
 	if (threads < 1)
 		threads = w->direct_fd >= 0 ? WRITER_THREADS_DEFAULT :
 		    WRITER_THREADS_BUFFERED;

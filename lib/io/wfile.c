@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "imgpipe/cache_gauge.h"
 #include "imgpipe/err.h"
 #include "imgpipe/fdio.h"
 #include "imgpipe/sink.h"
@@ -40,26 +41,33 @@
 #define WFILE_CALL_MAX ((size_t)1 << 20)
 
 /*
- * A file on a disk file system is written behind: every 32 MiB its
- * write-back is started, after the write-back started before has ended,
- * and its clean pages are given back, so the output holds at most about
- * 64 MiB of page cache and each window reuses the pages of the one before
- * (dd oflag=nocache's way; img2raw writes O_DIRECT for the same reason).
- * New pages cost a host fault each on this project's virtual machines,
- * where free memory goes back to the host: raw2vhdx of the 4 GiB disk to
- * ext4 took 0.4 to 6 s from run to run, 3 to 6 s after a few idle
- * seconds.  The time now includes the write-back, which qemu-img convert
- * leaves to the kernel.  tmpfs has no write-back: left as it is.
+ * A file on a disk file system goes through the page cache while the
+ * cache takes it fast (cache_gauge.c), then is written behind: every 32
+ * MiB its write-back is started, after the write-back started before has
+ * ended, and its clean pages are given back, so the output holds at most
+ * about 64 MiB more of page cache and each window reuses the pages of
+ * the one before (dd oflag=nocache's way; img2raw writes O_DIRECT for the
+ * same reason).  New pages cost a host fault each on this project's
+ * virtual machines when free memory has gone back to the host: raw2vhdx
+ * of the 4 GiB disk to ext4 took 0.4 to 6 s from run to run, 3 to 6 s
+ * after a few idle seconds.  Behind, the time includes the write-back,
+ * which qemu-img convert leaves to the kernel; what went through the
+ * cache before is left to the kernel too.  tmpfs has no write-back.
  */
 static void write_behind(struct wfile *f, uint64_t len)
 {
+	if (!f->write_behind && f->gauged && cache_gauge_past(&f->gauge)) {
+		f->write_behind = true;
+		f->behind_from = f->end;
+		f->unkicked = 0;
+	}
 	f->unkicked += len;
 	if (!f->write_behind || f->unkicked < WFILE_BEHIND)
 		return;
 	f->unkicked = 0;
-	(void)sync_file_range(f->fd, 0, 0, SYNC_FILE_RANGE_WAIT_BEFORE |
-	    SYNC_FILE_RANGE_WRITE);
-	(void)posix_fadvise(f->fd, 0, 0, POSIX_FADV_DONTNEED);
+	(void)sync_file_range(f->fd, f->behind_from, 0,
+	    SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE);
+	(void)posix_fadvise(f->fd, f->behind_from, 0, POSIX_FADV_DONTNEED);
 }
 
 void wfile_init(struct wfile *f, int fd, const char *name, bool read_back)
@@ -82,8 +90,9 @@ void wfile_init(struct wfile *f, int fd, const char *name, bool read_back)
 	if (!fd_in_memory_fs(fd))
 		f->call_max = WFILE_CALL_MAX;
 	f->prior_size = st.st_size;
-	f->write_behind = f->seekable && !read_back &&
-	    fd_regular_bypass_cache(fd);
+	f->gauged = f->seekable && !read_back;
+	if (f->gauged)
+		cache_gauge_init(&f->gauge, fd);
 }
 
 /* A fresh file reads as zeros already; bytes it held before must go. */
@@ -133,12 +142,12 @@ static int pieces_for_call(struct iovec *iov, int n, size_t max,
 }
 
 /*
- * pwritev/writev all of iov, at most call_max bytes a call: 0, or the
- * errno of the write that failed.  Runs on any thread: it reports
- * nothing.
+ * pwritev/writev all of iov, at most call_max bytes a call, each timed
+ * by g if not NULL: 0, or the errno of the write that failed.  Runs on
+ * any thread: it reports nothing.
  */
 static int write_iov(int fd, bool seekable, size_t call_max,
-    struct iovec *iov, int n, uint64_t off)
+    struct cache_gauge *g, struct iovec *iov, int n, uint64_t off)
 {
 	ssize_t done;
 	size_t cut_from;
@@ -146,7 +155,11 @@ static int write_iov(int fd, bool seekable, size_t call_max,
 
 	while (n > 0) {
 		k = pieces_for_call(iov, n, call_max, &cut_from);
+		if (g != NULL)
+			cache_gauge_begin(g);
 		done = seekable ? pwritev(fd, iov, k, off) : writev(fd, iov, k);
+		if (g != NULL)
+			cache_gauge_end(g, done > 0 ? (size_t)done : 0);
 		if (cut_from)
 			iov[k - 1].iov_len = cut_from;
 		if (done < 0 && errno == EINTR)
@@ -167,9 +180,16 @@ static int write_iov(int fd, bool seekable, size_t call_max,
 	return 0;
 }
 
+/* The gauge of a file's writes through the cache, or NULL. */
+static struct cache_gauge *file_gauge(struct wfile *f)
+{
+	return f->gauged ? &f->gauge : NULL;
+}
+
 struct half {
 	int fd;
 	size_t call_max;
+	struct cache_gauge *gauge;
 	struct iovec iov[WFILE_IOV_MAX];
 	int n;
 	uint64_t off;
@@ -181,19 +201,20 @@ static void write_half(void *arg, int thread, size_t i)
 	struct half *h = (struct half *)arg + i;
 
 	(void)thread;
-	h->err = write_iov(h->fd, true, h->call_max, h->iov, h->n, h->off);
+	h->err = write_iov(h->fd, true, h->call_max, h->gauge, h->iov, h->n,
+	    h->off);
 }
 
 /* Cut the gathered pieces at byte `at` into h[0] and h[1]. */
-static void cut_in_two(const struct wfile *f, uint64_t at, struct half *h)
+static void cut_in_two(struct wfile *f, uint64_t at, struct half *h)
 {
 	size_t left = at;
 	int i;
 
 	h[0] = (struct half){ .fd = f->fd, .call_max = f->call_max,
-	    .off = f->iov_off };
+	    .gauge = file_gauge(f), .off = f->iov_off };
 	h[1] = (struct half){ .fd = f->fd, .call_max = f->call_max,
-	    .off = f->iov_off + at };
+	    .gauge = file_gauge(f), .off = f->iov_off + at };
 	for (i = 0; i < f->niov; i++) {
 		struct iovec v = f->iov[i];
 
@@ -236,8 +257,8 @@ static int write_split(struct wfile *f)
 		}
 	}
 	if (f->halves == NULL)	/* no memory for the helper: one write */
-		return write_iov(f->fd, true, f->call_max, f->iov, f->niov,
-		    f->iov_off);
+		return write_iov(f->fd, true, f->call_max, file_gauge(f),
+		    f->iov, f->niov, f->iov_off);
 	cut_in_two(f, f->iov_len / 2, h);
 	workers_run_each(f->halves, write_half, h);
 	return h[0].err ? h[0].err : h[1].err;
@@ -251,8 +272,8 @@ static int write_gathered(struct wfile *f)
 	if (f->seekable && !f->one_thread && f->iov_len >= WFILE_SPLIT_MIN)
 		e = write_split(f);
 	else
-		e = write_iov(f->fd, f->seekable, f->call_max, f->iov, f->niov,
-		    f->iov_off);
+		e = write_iov(f->fd, f->seekable, f->call_max, file_gauge(f),
+		    f->iov, f->niov, f->iov_off);
 	if (e == 0)
 		return 0;
 	errno = e;
@@ -261,6 +282,10 @@ static int write_gathered(struct wfile *f)
 
 void wfile_free(struct wfile *f)
 {
+	if (f->gauged) {
+		cache_gauge_free(&f->gauge);
+		f->gauged = false;
+	}
 	if (f->halves != NULL) {
 		workers_stop(f->halves);
 		free(f->halves);
@@ -307,10 +332,17 @@ static int flush_then_note_end(struct wfile *f, uint64_t off, uint64_t len)
 
 int wfile_write(struct wfile *f, const void *buf, size_t len, uint64_t off)
 {
+	int rc;
+
 	if (flush_then_note_end(f, off, len) < 0)
 		return -1;
 	if (f->seekable) {
-		if (pwrite_full(f->fd, buf, len, off, f->name) < 0)
+		if (f->gauged)
+			cache_gauge_begin(&f->gauge);
+		rc = pwrite_full(f->fd, buf, len, off, f->name);
+		if (f->gauged)
+			cache_gauge_end(&f->gauge, rc < 0 ? 0 : len);
+		if (rc < 0)
 			return -1;
 		write_behind(f, len);
 		return 0;

@@ -94,6 +94,63 @@ writer_threads() {
 	[ "$n" = 2 ] || { echo "disk, IMGPIPE_DIRECT=0: $n threads"; return 1; }
 }
 
+# write_calls TRACE: "BUFFERED DIRECT", the pwrite64 calls strace -f saw
+# img2raw make to its output and to the same file opened O_DIRECT.
+write_calls() {
+	awk '/openat\(.*O_DIRECT/ { d = $NF }
+		/pwrite64\(/ { sub(/.*pwrite64\(/, ""); sub(/,.*/, "")
+			if ($0 == d) direct++; else if ($0 >= 3) buffered++ }
+		END { print buffered + 0, direct + 0 }' "$1"
+}
+
+# disk_dir: a new directory on a disk file system (not tmpfs), in $outside.
+disk_dir() {
+	outside=$(mktemp -d /var/tmp/imgpipe-gauge.XXXXXX)
+	[ "$(stat -f -c %T "$outside")" != tmpfs ] || { echo "no disk file system: $outside"; return 1; }
+}
+
+# lib/io/cache_gauge.c: into a file on a disk, writes go through the page
+# cache until a 32 MiB window of them lands slower than 1 GB/s, then
+# O_DIRECT.  strace delays every pwrite64 by 50 ms (8 threads: 160 MB/s).
+@test "img2raw threads: into a file on a disk, through the page cache until its writes are slow, then O_DIRECT; IMGPIPE_DIRECT=1 at once, =0 never" {
+	local calls b d
+	disk_dir
+	head -c $((96 << 20)) /dev/urandom > "$outside/disk.raw"
+	qemu-img convert -f raw -O qcow2 "$outside/disk.raw" "$outside/d.qcow2"
+	for how in file pipe; do
+		rm -f "$outside/o.raw"
+		if [ $how = file ]; then
+			strace -f -o "$T/trace" -e trace=openat,pwrite64 \
+			    -e inject=pwrite64:delay_exit=50000 \
+			    img2raw -o "$outside/o.raw" "$outside/d.qcow2"
+		else
+			cat "$outside/d.qcow2" | strace -f -o "$T/trace" \
+			    -e trace=openat,pwrite64 -e inject=pwrite64:delay_exit=50000 \
+			    img2raw -o "$outside/o.raw"
+		fi
+		cmp "$outside/o.raw" "$outside/disk.raw"
+		read -r b d < <(write_calls "$T/trace")
+		echo "from a $how, slow: $b buffered, $d direct"
+		# a window of 32 MiB first; all 96 MiB direct is the old way
+		[ "$b" -ge 32 ] && [ "$d" -ge 16 ]
+	done
+	rm -f "$outside/o.raw"
+	IMGPIPE_DIRECT=1 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
+	    img2raw -o "$outside/o.raw" "$outside/d.qcow2"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	read -r b d < <(write_calls "$T/trace")
+	echo "IMGPIPE_DIRECT=1: $b buffered, $d direct"
+	[ "$b" -eq 0 ] && [ "$d" -ge 96 ]
+	rm -f "$outside/o.raw"
+	IMGPIPE_DIRECT=0 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
+	    -e inject=pwrite64:delay_exit=50000 \
+	    img2raw -o "$outside/o.raw" "$outside/d.qcow2"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	read -r b d < <(write_calls "$T/trace")
+	echo "IMGPIPE_DIRECT=0, slow: $b buffered, $d direct"
+	[ "$b" -ge 96 ] && [ "$d" -eq 0 ]
+}
+
 # hole_at FILE OFFSET LENGTH: the range reads as a hole (SEEK_DATA skips it).
 hole_at() {
 	python3 - "$@" <<'PY'

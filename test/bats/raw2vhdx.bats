@@ -249,19 +249,41 @@ crc32c_ok() {
 	[ "$status" -eq 2 ]
 }
 
-@test "into a file on a disk the output is written behind: at most about 64 MiB of it stays cached (IMGPIPE_DIRECT=0: all of it)" {
-	# imgpipe(7): the write-back is started every 32 MiB and the clean
+# sync_calls TRACE: the offsets sync_file_range was called from, a line each.
+sync_calls() {
+	sed -n 's/.*sync_file_range([0-9]*, \([0-9]*\),.*/\1/p' "$1"
+}
+
+@test "into a file on a disk the output goes through the page cache until that is slow, then is written behind (IMGPIPE_DIRECT=1: from the start, =0: never)" {
+	# imgpipe(7), lib/io/cache_gauge.c: when a 32 MiB window of writes
+	# lands slower than 1 GB/s (here strace delays each by 20 ms), the
+	# write-back is started every 32 MiB from there on and the clean
 	# pages given back; tmpfs has no write-back, so use the disk.
 	d=$(mktemp -d /var/tmp/imgpipe-behind.XXXXXX)
 	head -c 192M /dev/urandom > "$d/in.raw"
-	raw2vhdx -o "$d/a.vhdx" "$d/in.raw"
+	IMGPIPE_DIRECT=1 raw2vhdx -o "$d/a.vhdx" "$d/in.raw"
 	behind=$(fincore --bytes --noheadings -o RES "$d/a.vhdx")
 	IMGPIPE_DIRECT=0 raw2vhdx -o "$d/b.vhdx" "$d/in.raw"
 	cached=$(fincore --bytes --noheadings -o RES "$d/b.vhdx")
+	strace -f -o "$d/trace" -e trace=pwritev,sync_file_range \
+	    -e inject=pwritev:delay_exit=20000 raw2vhdx -o "$d/c.vhdx" "$d/in.raw"
+	slow=$(fincore --bytes --noheadings -o RES "$d/c.vhdx")
+	from=$(sync_calls "$d/trace" | sort -u)
+	n=$(sync_calls "$d/trace" | wc -l)
+	cat "$d/in.raw" | strace -f -o "$d/trace" -e trace=pwritev,sync_file_range \
+	    -e inject=pwritev:delay_exit=20000 raw2vhdx -o "$d/p.vhdx"
+	pipe_from=$(sync_calls "$d/trace" | sort -u)
 	cmp "$d/a.vhdx" "$d/b.vhdx"
+	cmp "$d/a.vhdx" "$d/c.vhdx"
+	cmp "$d/a.vhdx" "$d/p.vhdx"
 	img2raw "$d/a.vhdx" | cmp - "$d/in.raw"
 	rm -rf "$d"
-	echo "behind $behind, through the cache $cached"
+	echo "behind $behind, through the cache $cached; slow: $slow, $n calls from $from (a pipe: $pipe_from)"
 	[ "$behind" -le $((80 << 20)) ]
 	[ "$cached" -ge $((150 << 20)) ]
+	# one offset, past the first window and short of the end
+	[ "$(echo "$from" | wc -l)" -eq 1 ] && [ "$from" -ge $((32 << 20)) ] &&
+		[ "$from" -lt $((128 << 20)) ] && [ "$n" -ge 2 ]
+	[ "$pipe_from" = "$from" ]
+	[ "$slow" -le $((from + (80 << 20))) ]
 }
