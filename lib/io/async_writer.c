@@ -96,7 +96,7 @@ struct read_failure {
 struct async_writer {
 	int fd;
 	int direct_fd;		/* the same file opened O_DIRECT, or -1 */
-	struct cache_gauge gauge;	/* when to start writing O_DIRECT */
+	struct cache_gauge gauge;	/* when to write O_DIRECT */
 	const char *name;
 	bool direct_refused;	/* direct writes failed with EINVAL */
 	uint64_t fresh_from;	/* the file reads as zeros from here on */
@@ -124,40 +124,28 @@ static int write_range(int fd, const unsigned char *buf, size_t len,
 	return fd_pwrite_full(fd, buf, len, off) < 0 ? errno : 0;
 }
 
-/* A write through the page cache, timed while that is measured. */
-static int write_cached(struct async_writer *w, const unsigned char *buf,
-    size_t len, uint64_t off)
-{
-	int err;
-
-	cache_gauge_begin(&w->gauge);
-	err = write_range(w->fd, buf, len, off);
-	cache_gauge_end(&w->gauge, err ? 0 : len);
-	return err;
-}
-
 /*
- * Once the page cache is found slow (cache_gauge.c; at once with
+ * While the page cache is found slow (cache_gauge.c; always with
  * IMGPIPE_DIRECT=1), the whole pages of a slot go past it (O_DIRECT),
- * its ragged edges through it.  Why: on a virtual machine every page the page cache
- * takes for new data may be memory the host has to fault in first, and
- * that cost, not the copy, was most of img2raw's time (perf: 73% in
- * copy_folio_from_iter_atomic against 6% for reading as many cached
- * bytes), and it swings with what the host is doing.  A direct write
- * costs no new memory, and leaves no dirty pages for the next program
- * to be throttled by.  A file system that refuses it gets the rest
- * buffered.
+ * its ragged edges through it.  Why: on a virtual machine every page the
+ * page cache takes for new data may be memory the host has to fault in
+ * first, and that cost, not the copy, was most of img2raw's time (perf:
+ * 73% in copy_folio_from_iter_atomic against 6% for reading as many
+ * cached bytes), and it swings with what the host is doing.  A direct
+ * write costs no new memory, and leaves no dirty pages for the next
+ * program to be throttled by.  A file system that refuses it gets the
+ * rest buffered.
  */
-static int write_span(struct async_writer *w, const unsigned char *buf,
-    size_t len, uint64_t off, bool direct)
+static int write_direct(struct async_writer *w, const unsigned char *buf,
+    size_t len, uint64_t off)
 {
 	uint64_t end = off + len;
 	uint64_t a = (off + DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN;
 	uint64_t b = end / DIRECT_ALIGN * DIRECT_ALIGN;
 	int err;
 
-	if (!direct || b <= a)
-		return write_cached(w, buf, len, off);
+	if (b <= a)
+		return write_range(w->fd, buf, len, off);
 	err = write_range(w->direct_fd, buf + (a - off), b - a, a);
 	if (err == EINVAL) {	/* not for this file after all */
 		pthread_mutex_lock(&w->mu);
@@ -169,6 +157,19 @@ static int write_span(struct async_writer *w, const unsigned char *buf,
 		err = write_range(w->fd, buf, a - off, off);
 	if (err == 0 && end > b)
 		err = write_range(w->fd, buf + (b - off), end - b, b);
+	return err;
+}
+
+/* Write a span, direct or through the cache, for the gauge to see. */
+static int write_span(struct async_writer *w, const unsigned char *buf,
+    size_t len, uint64_t off, bool direct)
+{
+	int err;
+
+	cache_gauge_begin(&w->gauge);
+	err = direct ? write_direct(w, buf, len, off) :
+	    write_range(w->fd, buf, len, off);
+	cache_gauge_end(&w->gauge, err ? 0 : len);
 	return err;
 }
 

@@ -42,22 +42,25 @@
 
 /*
  * A file on a disk file system goes through the page cache while the
- * cache takes it fast (cache_gauge.c), then is written behind: every 32
- * MiB its write-back is started, after the write-back started before has
- * ended, and its clean pages are given back, so the output holds at most
- * about 64 MiB more of page cache and each window reuses the pages of
- * the one before (dd oflag=nocache's way; img2raw writes O_DIRECT for the
- * same reason).  New pages cost a host fault each on this project's
- * virtual machines when free memory has gone back to the host: raw2vhdx
- * of the 4 GiB disk to ext4 took 0.4 to 6 s from run to run, 3 to 6 s
- * after a few idle seconds.  Behind, the time includes the write-back,
- * which qemu-img convert leaves to the kernel; what went through the
- * cache before is left to the kernel too.  tmpfs has no write-back.
+ * cache takes it fast, and is written behind while it does not
+ * (cache_gauge.c): every 32 MiB its write-back is started, after the
+ * write-back started before has ended, and its clean pages are given
+ * back, so the output holds at most about 64 MiB more of page cache and
+ * each window reuses the pages of the one before (dd oflag=nocache's
+ * way; img2raw writes O_DIRECT for the same reason).  New pages cost a
+ * host fault each on this project's virtual machines when free memory
+ * has gone back to the host: raw2vhdx of the 4 GiB disk to ext4 took 0.4
+ * to 6 s from run to run, 3 to 6 s after a few idle seconds.  Behind,
+ * the time includes the write-back, which qemu-img convert leaves to the
+ * kernel; what went through the cache is left to the kernel too.  tmpfs
+ * has no write-back.
  */
 static void write_behind(struct wfile *f, uint64_t len)
 {
-	if (!f->write_behind && f->gauged && cache_gauge_past(&f->gauge)) {
-		f->write_behind = true;
+	bool past = f->gauged && cache_gauge_past(&f->gauge);
+
+	if (past != f->write_behind) {
+		f->write_behind = past;
 		f->behind_from = f->end;
 		f->unkicked = 0;
 	}
@@ -93,6 +96,8 @@ void wfile_init(struct wfile *f, int fd, const char *name, bool read_back)
 	f->gauged = f->seekable && !read_back;
 	if (f->gauged)
 		cache_gauge_init(&f->gauge, fd);
+	/* IMGPIPE_DIRECT=1: behind from the first byte */
+	f->write_behind = f->gauged && cache_gauge_past(&f->gauge);
 }
 
 /* A fresh file reads as zeros already; bytes it held before must go. */

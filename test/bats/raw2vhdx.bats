@@ -287,3 +287,31 @@ sync_calls() {
 	[ "$pipe_from" = "$from" ]
 	[ "$slow" -le $((from + (80 << 20))) ]
 }
+
+@test "into a file on a disk, a slow page cache is tried again after 16 windows of 32 MiB written behind, then after 32 if it was slow again" {
+	# cache_gauge.c: slow pages may pass (strace delays only the first 40
+	# writes, by 5 ms each: behind from 32 MiB on, for 512 MiB, then the
+	# cache again), or last (every write delayed: tried again, slow,
+	# behind again from past 32 + 512 + 32 MiB).
+	d=$(mktemp -d /var/tmp/imgpipe-behind.XXXXXX)
+	head -c 640M < <(yes imgpipe-behind) > "$d/in.raw"
+	strace -f -o "$d/trace" -e trace=pwritev,sync_file_range \
+	    -e inject=pwritev:delay_exit=5000:when=1..40 \
+	    raw2vhdx -o "$d/a.vhdx" "$d/in.raw"
+	passing=$(sync_calls "$d/trace" | uniq -c | awk '{ print $2 ":" $1 }')
+	cat "$d/in.raw" | strace -f -o "$d/trace" -e trace=pwritev,sync_file_range \
+	    -e inject=pwritev:delay_exit=5000 raw2vhdx -o "$d/b.vhdx"
+	lasting=$(sync_calls "$d/trace" | uniq -c | awk '{ print $2 ":" $1 }')
+	img2raw "$d/a.vhdx" | cmp - "$d/in.raw"
+	cmp "$d/a.vhdx" "$d/b.vhdx"
+	rm -rf "$d"
+	echo "offset:calls, slow for a while: $passing; slow throughout (from a pipe): $lasting"
+	# one stretch behind: 512 MiB, 16 windows of 32
+	[ "$(echo "$passing" | wc -l)" -eq 1 ]
+	n=${passing#*:}
+	[ "$n" -ge 15 ] && [ "$n" -le 17 ]
+	# two stretches, the second from past 32 + 512 + 32 MiB
+	[ "$(echo "$lasting" | wc -l)" -eq 2 ]
+	second=$(echo "$lasting" | sed -n 2p)
+	[ "${second%%:*}" -ge $((576 << 20)) ]
+}

@@ -1,5 +1,5 @@
 /* Unit tests of the cache gauge (lib/io/cache_gauge.c): when a file
- * output on a disk leaves the page cache.  The sleeps only ever make a
+ * output on a disk leaves the page cache, and when it tries it again.  The sleeps only ever make a
  * window slower: a late wake-up cannot turn a slow case into a fast one,
  * and the fast cases have 3x to spare. */
 #include <fcntl.h>
@@ -70,6 +70,51 @@ static bool after_sequential(int fd, unsigned n, size_t len, long ms)
 	return past;
 }
 
+/* n writes of len bytes past the cache, which only count. */
+static void past_writes(struct cache_gauge *g, unsigned n, size_t len)
+{
+	for (unsigned i = 0; i < n; i++) {
+		cache_gauge_begin(g);
+		cache_gauge_end(g, len);
+	}
+}
+
+/* A window of 8 writes of 4 MiB, 5 ms each: 0.84 GB/s. */
+static void slow_window(struct cache_gauge *g)
+{
+	for (unsigned i = 0; i < 8; i++) {
+		cache_gauge_begin(g);
+		sleep_ms(5);
+		cache_gauge_end(g, 4 * MIB);
+	}
+}
+
+/*
+ * Past the cache for 16 windows (512 MiB), then tried again; slow again,
+ * past it for 32, and so on.  Fast windows keep it.
+ */
+static void test_back_off(int disk)
+{
+	struct cache_gauge g;
+
+	cache_gauge_init(&g, disk);
+	slow_window(&g);
+	CHECK(cache_gauge_past(&g));
+	past_writes(&g, 127, 4 * MIB);
+	CHECK(cache_gauge_past(&g));
+	past_writes(&g, 1, 4 * MIB);
+	CHECK(!cache_gauge_past(&g));
+	slow_window(&g);
+	CHECK(cache_gauge_past(&g));
+	past_writes(&g, 128, 4 * MIB);
+	CHECK(cache_gauge_past(&g));
+	past_writes(&g, 128, 4 * MIB);
+	CHECK(!cache_gauge_past(&g));
+	past_writes(&g, 64, 4 * MIB);	/* fast: no time taken */
+	CHECK(!cache_gauge_past(&g));
+	cache_gauge_free(&g);
+}
+
 static void test_settings(int disk)
 {
 	struct cache_gauge g;
@@ -124,6 +169,7 @@ int main(void)
 	CHECK(after_sequential(disk, 8, 4 * MIB, 5));
 	/* 31 MiB so slow: no window yet */
 	CHECK(!after_sequential(disk, 31, MIB, 5));
+	test_back_off(disk);
 	close(disk);
 	UNIT_DONE();
 }
