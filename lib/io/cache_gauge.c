@@ -78,15 +78,26 @@ static void count_busy(struct cache_gauge *g, uint64_t now)
 	g->mark_ns = now;
 }
 
-void cache_gauge_begin(struct cache_gauge *g)
+/*
+ * A timed write starts or ends: false if nothing is measured, else the
+ * gauge is locked and its busy time counted up to now.
+ */
+static bool lock_at_event(struct cache_gauge *g)
 {
 	uint64_t now;
 
 	if (!g->measuring)
-		return;
+		return false;
 	now = now_ns();
 	pthread_mutex_lock(&g->mu);
 	count_busy(g, now);
+	return true;
+}
+
+void cache_gauge_begin(struct cache_gauge *g)
+{
+	if (!lock_at_event(g))
+		return;
 	g->in_flight++;
 	pthread_mutex_unlock(&g->mu);
 }
@@ -118,13 +129,8 @@ static void count_past(struct cache_gauge *g, size_t len)
 
 void cache_gauge_end(struct cache_gauge *g, size_t len)
 {
-	uint64_t now;
-
-	if (!g->measuring)
+	if (!lock_at_event(g))
 		return;
-	now = now_ns();
-	pthread_mutex_lock(&g->mu);
-	count_busy(g, now);
 	g->in_flight--;
 	if (atomic_load(&g->past)) {
 		count_past(g, len);

@@ -151,6 +151,34 @@ disk_dir() {
 	[ "$b" -ge 96 ] && [ "$d" -eq 0 ]
 }
 
+# The same with a real producer's layout: VMware ovftool's stream VMDK
+# (test/producers), inflated, from a file and a pipe into a file on a
+# disk with slow writes, and into a pipe: the same disk every way.
+@test "img2raw threads: ovftool's stream VMDK into a file on a disk leaves the page cache when its writes are slow, from a file and a pipe; into a pipe the same disk" {
+	local b d how
+	disk_dir
+	python3 "$BATS_TEST_DIRNAME/../producers/gen.py" vmware-ovftool-stream \
+		"$outside/s.vmdk" --size 96M --dense 80M --raw "$outside/s.raw" > /dev/null
+	for how in file pipe; do
+		rm -f "$outside/o.raw"
+		if [ $how = file ]; then
+			strace -f -o "$T/trace" -e trace=openat,pwrite64 \
+			    -e inject=pwrite64:delay_exit=50000 \
+			    img2raw -o "$outside/o.raw" "$outside/s.vmdk"
+		else
+			cat "$outside/s.vmdk" | strace -f -o "$T/trace" \
+			    -e trace=openat,pwrite64 -e inject=pwrite64:delay_exit=50000 \
+			    img2raw -o "$outside/o.raw"
+		fi
+		cmp "$outside/o.raw" "$outside/s.raw"
+		read -r b d < <(write_calls "$T/trace")
+		echo "ovftool VMDK from a $how, slow: $b buffered, $d direct"
+		[ "$b" -ge 32 ] && [ "$d" -ge 1 ]
+	done
+	img2raw "$outside/s.vmdk" | cmp - "$outside/s.raw"
+	cat "$outside/s.vmdk" | img2raw | cmp - "$outside/s.raw"
+}
+
 # hole_at FILE OFFSET LENGTH: the range reads as a hole (SEEK_DATA skips it).
 hole_at() {
 	python3 - "$@" <<'PY'
