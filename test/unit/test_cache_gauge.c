@@ -79,14 +79,15 @@ static void past_writes(struct cache_gauge *g, unsigned n, size_t len)
 	}
 }
 
-/* A window of 8 writes of 4 MiB, 5 ms each: 0.84 GB/s. */
+/*
+ * A slow window: one write of 1 MiB that takes 40 ms, longer than the
+ * 33.6 ms a window's 32 MiB may take, so the verdict comes with it.
+ */
 static void slow_window(struct cache_gauge *g)
 {
-	for (unsigned i = 0; i < 8; i++) {
-		cache_gauge_begin(g);
-		sleep_ms(5);
-		cache_gauge_end(g, 4 * MIB);
-	}
+	cache_gauge_begin(g);
+	sleep_ms(40);
+	cache_gauge_end(g, MIB);
 }
 
 /*
@@ -167,8 +168,13 @@ int main(void)
 	CHECK(!after_overlapping(disk, 8, 4 * MIB, 10));
 	/* one after another, 5 ms each: 32 MiB in 40 ms, 0.84 GB/s */
 	CHECK(after_sequential(disk, 8, 4 * MIB, 5));
-	/* 31 MiB so slow: no window yet */
-	CHECK(!after_sequential(disk, 31, MIB, 5));
+	/* 24 MiB in 9 ms: a window not yet done, and no verdict */
+	CHECK(!after_sequential(disk, 3, 8 * MIB, 3));
+	/*
+	 * 4 MiB in 40 ms: the window has taken longer than its 32 MiB may
+	 * (33.6 ms at 1 GB/s), so it is slow before its bytes are written.
+	 */
+	CHECK(after_sequential(disk, 4, MIB, 10));
 	test_back_off(disk);
 	close(disk);
 	UNIT_DONE();
