@@ -110,6 +110,13 @@ void cache_gauge_begin(struct cache_gauge *g)
 	pthread_mutex_unlock(&g->mu);
 }
 
+/* A window through the cache starts, empty. */
+static void new_window(struct cache_gauge *g)
+{
+	g->bytes = 0;
+	g->busy_ns = 0;
+}
+
 /*
  * A window through the cache has ended, its bytes written or its time
  * spent: is it time to leave it?
@@ -122,8 +129,7 @@ static void end_window(struct cache_gauge *g)
 		atomic_store(&g->past, true);
 		g->past_bytes = 0;
 	}
-	g->bytes = 0;
-	g->busy_ns = 0;
+	new_window(g);
 }
 
 /* Bytes written past the cache: is it time to try it again? */
@@ -133,8 +139,7 @@ static void count_past(struct cache_gauge *g, size_t len)
 	if (g->past_bytes < (uint64_t)g->back_off * CACHE_GAUGE_WINDOW)
 		return;
 	g->back_off *= 2;	/* kept if this try is slow too */
-	g->bytes = 0;
-	g->busy_ns = 0;
+	new_window(g);
 	atomic_store(&g->past, false);
 }
 

@@ -85,9 +85,7 @@ static void write_behind(struct wfile *f, uint64_t len)
 
 	if (past != f->write_behind) {
 		f->write_behind = past;
-		f->unkicked = 0;
-		f->behind_from = f->end;
-		if (past)
+		if (past)	/* behind_from and unkicked only count behind */
 			start_behind(f);
 		return;
 	}

@@ -103,6 +103,21 @@ write_calls() {
 		END { print buffered + 0, direct + 0 }' "$1"
 }
 
+# slow_into_file HOW IMAGE: img2raw IMAGE, from a file or a pipe (HOW),
+# into $outside/o.raw with every pwrite64 delayed 50 ms by strace, whose
+# trace goes to $T/trace; then "BUFFERED DIRECT" write calls in $b $d.
+slow_into_file() {
+	local trace=(strace -f -o "$T/trace" -e trace=openat,pwrite64
+	    -e inject=pwrite64:delay_exit=50000)
+	rm -f "$outside/o.raw"
+	if [ "$1" = file ]; then
+		"${trace[@]}" img2raw -o "$outside/o.raw" "$2"
+	else
+		cat "$2" | "${trace[@]}" img2raw -o "$outside/o.raw"
+	fi
+	read -r b d < <(write_calls "$T/trace")
+}
+
 # disk_dir: a new directory on a disk file system (not tmpfs), in $outside.
 disk_dir() {
 	outside=$(mktemp -d /var/tmp/imgpipe-gauge.XXXXXX)
@@ -116,23 +131,13 @@ disk_dir() {
 # end gives the verdict, and only the writes under way with it (one a
 # thread, 8 threads) end buffered.
 @test "img2raw threads: into a file on a disk, through the page cache until its writes are slow, then O_DIRECT; IMGPIPE_DIRECT=1 at once, =0 never" {
-	local calls b d
+	local b d how
 	disk_dir
 	head -c $((96 << 20)) /dev/urandom > "$outside/disk.raw"
 	qemu-img convert -f raw -O qcow2 "$outside/disk.raw" "$outside/d.qcow2"
 	for how in file pipe; do
-		rm -f "$outside/o.raw"
-		if [ $how = file ]; then
-			strace -f -o "$T/trace" -e trace=openat,pwrite64 \
-			    -e inject=pwrite64:delay_exit=50000 \
-			    img2raw -o "$outside/o.raw" "$outside/d.qcow2"
-		else
-			cat "$outside/d.qcow2" | strace -f -o "$T/trace" \
-			    -e trace=openat,pwrite64 -e inject=pwrite64:delay_exit=50000 \
-			    img2raw -o "$outside/o.raw"
-		fi
+		slow_into_file $how "$outside/d.qcow2"
 		cmp "$outside/o.raw" "$outside/disk.raw"
-		read -r b d < <(write_calls "$T/trace")
 		echo "from a $how, slow: $b buffered, $d direct"
 		# one slow write, not a window of 32 MiB; all 96 MiB direct
 		# is the old way
@@ -168,18 +173,8 @@ disk_dir() {
 	python3 "$BATS_TEST_DIRNAME/../producers/gen.py" vmware-ovftool-stream \
 		"$outside/s.vmdk" --size 96M --dense 80M --raw "$outside/s.raw" > /dev/null
 	for how in file pipe; do
-		rm -f "$outside/o.raw"
-		if [ $how = file ]; then
-			strace -f -o "$T/trace" -e trace=openat,pwrite64 \
-			    -e inject=pwrite64:delay_exit=50000 \
-			    img2raw -o "$outside/o.raw" "$outside/s.vmdk"
-		else
-			cat "$outside/s.vmdk" | strace -f -o "$T/trace" \
-			    -e trace=openat,pwrite64 -e inject=pwrite64:delay_exit=50000 \
-			    img2raw -o "$outside/o.raw"
-		fi
+		slow_into_file $how "$outside/s.vmdk"
 		cmp "$outside/o.raw" "$outside/s.raw"
-		read -r b d < <(write_calls "$T/trace")
 		echo "ovftool VMDK from a $how, slow: $b buffered, $d direct"
 		[ "$b" -ge 1 ]
 		[ "$b" -le 8 ]
