@@ -20,7 +20,7 @@
 #include <unistd.h>
 
 #include "imgpipe/bigbuf.h"
-#include "imgpipe/cache_gauge.h"
+#include "imgpipe/direct_out.h"
 #include "imgpipe/emit.h"
 #include "imgpipe/err.h"
 #include "imgpipe/fdio.h"
@@ -64,8 +64,6 @@
 #define WRITER_PIECES 256
 /* async_lend() starts a new slot rather than lend less than this. */
 #define WRITER_LEND_MIN (256u << 10)
-/* Direct writes: offsets, lengths and buffers on page boundaries. */
-#define DIRECT_ALIGN 4096u
 
 /* Bytes of a slot its writer thread reads in from an input file. */
 struct piece {
@@ -94,11 +92,8 @@ struct read_failure {
 };
 
 struct async_writer {
-	int fd;
-	int direct_fd;		/* the same file opened O_DIRECT, or -1 */
-	struct cache_gauge gauge;	/* when to write O_DIRECT */
+	struct direct_out out;	/* the output, past the cache when slow */
 	const char *name;
-	bool direct_refused;	/* direct writes failed with EINVAL */
 	uint64_t fresh_from;	/* the file reads as zeros from here on */
 	pthread_t threads[WRITER_THREADS_MAX];
 	unsigned nthreads;
@@ -116,62 +111,6 @@ struct async_writer {
 	struct read_failure failure;
 	uint64_t *zeros_out;	/* deferred bytes left out as zeros, or NULL */
 };
-
-/* pwrite in full: 0 or an errno. */
-static int write_range(int fd, const unsigned char *buf, size_t len,
-    uint64_t off)
-{
-	return fd_pwrite_full(fd, buf, len, off) < 0 ? errno : 0;
-}
-
-/*
- * While the page cache is found slow (cache_gauge.c; always with
- * IMGPIPE_DIRECT=1), the whole pages of a slot go past it (O_DIRECT),
- * its ragged edges through it.  Why: on a virtual machine every page the
- * page cache takes for new data may be memory the host has to fault in
- * first, and that cost, not the copy, was most of img2raw's time (perf:
- * 73% in copy_folio_from_iter_atomic against 6% for reading as many
- * cached bytes), and it swings with what the host is doing.  A direct
- * write costs no new memory, and leaves no dirty pages for the next
- * program to be throttled by.  A file system that refuses it gets the
- * rest buffered.
- */
-static int write_direct(struct async_writer *w, const unsigned char *buf,
-    size_t len, uint64_t off)
-{
-	uint64_t end = off + len;
-	uint64_t a = (off + DIRECT_ALIGN - 1) / DIRECT_ALIGN * DIRECT_ALIGN;
-	uint64_t b = end / DIRECT_ALIGN * DIRECT_ALIGN;
-	int err;
-
-	if (b <= a)
-		return write_range(w->fd, buf, len, off);
-	err = write_range(w->direct_fd, buf + (a - off), b - a, a);
-	if (err == EINVAL) {	/* not for this file after all */
-		pthread_mutex_lock(&w->mu);
-		w->direct_refused = true;
-		pthread_mutex_unlock(&w->mu);
-		return write_range(w->fd, buf, len, off);
-	}
-	if (err == 0 && a > off)
-		err = write_range(w->fd, buf, a - off, off);
-	if (err == 0 && end > b)
-		err = write_range(w->fd, buf + (b - off), end - b, b);
-	return err;
-}
-
-/* Write a span, direct or through the cache, for the gauge to see. */
-static int write_span(struct async_writer *w, const unsigned char *buf,
-    size_t len, uint64_t off, bool direct)
-{
-	int err;
-
-	cache_gauge_begin(&w->gauge);
-	err = direct ? write_direct(w, buf, len, off) :
-	    write_range(w->fd, buf, len, off);
-	cache_gauge_end(&w->gauge, err ? 0 : len);
-	return err;
-}
 
 /* pread in full; 0, an errno, or -1: the file ended first. */
 static int read_full(int fd, unsigned char *buf, size_t len, uint64_t off)
@@ -204,14 +143,15 @@ static int write_data_runs(struct async_writer *w, const unsigned char *buf,
 			run += n;
 			continue;
 		}
-		if (run > 0 && (err = write_span(w, buf + pos, run, at + pos,
-		    direct)) != 0)
+		if (run > 0 && (err = direct_out_write(&w->out, buf + pos,
+		    run, at + pos, direct)) != 0)
 			return err;
 		*left_out += n;
 		pos += run + n;
 		run = 0;
 	}
-	return run > 0 ? write_span(w, buf + pos, run, at + pos, direct) : 0;
+	return run > 0 ? direct_out_write(&w->out, buf + pos, run, at + pos,
+	    direct) : 0;
 }
 
 /* Keep the first failure: a read's is said as the reader would have. */
@@ -259,7 +199,8 @@ static int write_slot(struct async_writer *w, const struct slot *s,
 	int err = 0;
 
 	if (s->npieces == 0)
-		return write_span(w, s->buf, s->len, s->off, direct);
+		return direct_out_write(&w->out, s->buf, s->len, s->off,
+		    direct);
 	for (p = s->pieces; p < s->pieces + s->npieces && !err; p++) {
 		if (p->at > pos)
 			err = write_data_runs(w, s->buf + pos, p->at - pos,
@@ -272,21 +213,6 @@ static int write_slot(struct async_writer *w, const struct slot *s,
 		err = write_data_runs(w, s->buf + pos, s->len - pos,
 		    s->off + pos, direct, &ignored);
 	return err;
-}
-
-/*
- * The output again, opened O_DIRECT (its own open file description: the
- * caller's flags stay as they are), or -1: not a regular file, tmpfs
- * (its pages are the file: nothing to bypass), or IMGPIPE_DIRECT=0.
- */
-static int open_direct(int fd)
-{
-	char proc[64];
-
-	if (!fd_bypass_cache(fd))
-		return -1;
-	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-	return open(proc, O_WRONLY | O_DIRECT | O_CLOEXEC);
 }
 
 /* Free the written slots at the head of the ring, in order. */
@@ -316,8 +242,7 @@ static void *writer_main(void *arg)
 		s = &w->slots[(w->head + w->taken) % w->nslots];
 		w->taken++;
 		skip = w->error != 0;
-		direct = w->direct_fd >= 0 && !w->direct_refused &&
-		    cache_gauge_past(&w->gauge);
+		direct = direct_out_past(&w->out);
 		pthread_mutex_unlock(&w->mu);
 		err = skip ? 0 : write_slot(w, s, direct);
 		pthread_mutex_lock(&w->mu);
@@ -339,9 +264,7 @@ static void writer_free(struct async_writer *w)
 		free(w->slots[i].pieces);
 	bigbuf_free(w->mem);
 	free(w->slots);
-	if (w->direct_fd >= 0)
-		close(w->direct_fd);
-	cache_gauge_free(&w->gauge);
+	direct_out_free(&w->out);
 	pthread_mutex_destroy(&w->mu);
 	pthread_cond_destroy(&w->filled);
 	pthread_cond_destroy(&w->freed);
@@ -380,18 +303,14 @@ struct async_writer *async_writer_start(int fd, const char *name,
 		fail(EXIT_IO, "out of memory");
 		return NULL;
 	}
-	w->fd = fd;
 	w->name = name;
 	w->fresh_from = fresh_from;
 	pthread_mutex_init(&w->mu, NULL);
 	pthread_cond_init(&w->filled, NULL);
 	pthread_cond_init(&w->freed, NULL);
-	w->direct_fd = open_direct(fd);
-	cache_gauge_init(&w->gauge, fd);
-	if (w->direct_fd < 0)	/* nothing to go to */
-		w->gauge.measuring = false;
+	direct_out_init(&w->out, fd);
 	if (threads < 1)
-		threads = w->direct_fd >= 0 ? WRITER_THREADS_DEFAULT :
+		threads = w->out.direct_fd >= 0 ? WRITER_THREADS_DEFAULT :
 		    WRITER_THREADS_BUFFERED;
 	if (threads > WRITER_THREADS_MAX)
 		threads = WRITER_THREADS_MAX;
