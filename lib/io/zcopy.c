@@ -7,10 +7,12 @@
  * btrfs) or copies itself (NFS, SMB, Ceph); anywhere else a copy of our
  * own, pread() and pwrite() through a 1 MiB buffer, which is faster than
  * the kernel's copy (copy_file_range on ext4, splice to another file
- * system: below); splice() into a pipe.  Into a file, two threads copy
- * 8 MiB pieces side by side, as qemu-img convert's requests run in
- * parallel.  Anything else (a decoded or piped input, an output file that
- * already has bytes, a device) takes the ordinary path.
+ * system: below), and whose writes leave the page cache when it is slow
+ * (direct_out.h), as the writer threads' do; splice() into a pipe.  Into
+ * a file, two threads copy 8 MiB pieces side by side, as qemu-img
+ * convert's requests run in parallel.  Anything else (a decoded or piped
+ * input, an output file that already has bytes, a device) takes the
+ * ordinary path.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "imgpipe/bigbuf.h"
+#include "imgpipe/direct_out.h"
 #include "imgpipe/err.h"
 #include "imgpipe/format.h"
 #include "imgpipe/outfile.h"
@@ -184,58 +187,6 @@ static bool zcopy_refused(int e)
 }
 
 /*
- * Up to n bytes of in at *i to out at *o through the copier's buffer
- * (*buf, made at the first call): what was read (0: the input ended), or
- * -1 with *read_failed telling which side.
- */
-static ssize_t copy_through(int in, loff_t *i, int out, loff_t *o,
-    size_t n, unsigned char **buf, bool *read_failed)
-{
-	ssize_t got, put;
-	size_t done;
-
-	if (*buf == NULL && (*buf = bigbuf_alloc(ZCOPY_BUF)) == NULL) {
-		errno = ENOMEM;
-		return -1;
-	}
-	got = pread(in, *buf, n < ZCOPY_BUF ? n : ZCOPY_BUF, *i);
-	if (got < 0) {
-		*read_failed = errno != EINTR;
-		return -1;
-	}
-	for (done = 0; done < (size_t)got; done += (size_t)put) {
-		put = pwrite(out, *buf + done, (size_t)got - done,
-		    *o + (loff_t)done);
-		if (put < 0 && errno == EINTR)
-			put = 0;
-		else if (put <= 0)
-			return -1;
-	}
-	*i += got;
-	*o += got;
-	return got;
-}
-
-/* One call: up to n bytes from the input at in_off, to out at off. */
-static ssize_t zcopy_call(struct source *s, int out, enum zcopy_out kind,
-    uint64_t in_off, uint64_t off, size_t n, unsigned char **buf,
-    bool *read_failed)
-{
-	loff_t i = (loff_t)in_off, o = (loff_t)off;
-
-	if (n > ZCOPY_CHUNK)
-		n = ZCOPY_CHUNK;
-	switch (kind) {
-	case ZCOPY_FILE:
-		return copy_file_range(s->fd, &i, out, &o, n, 0);
-	case ZCOPY_RW:
-		return copy_through(s->fd, &i, out, &o, n, buf, read_failed);
-	default:
-		return splice(s->fd, &i, out, NULL, n, SPLICE_F_MOVE);
-	}
-}
-
-/*
  * The copy of one run of data, or of all of them into a file, shared by
  * the copiers: pieces are handed out under mu, and the first failure
  * stops them all.
@@ -244,6 +195,7 @@ struct zcopy {
 	struct source *s;
 	int out;
 	enum zcopy_out kind;
+	struct direct_out dout;	/* out, for ZCOPY_RW */
 	uint64_t at;		/* the output offset of input byte 0 */
 	const char *name;
 	pthread_mutex_t mu;
@@ -254,6 +206,61 @@ struct zcopy {
 	bool read_failed;	/* ... which was reading the input */
 	uint64_t moved;
 };
+
+/*
+ * Up to n bytes of in at *i to out at *o through the copier's buffer
+ * (*buf, made at the first call), past the page cache while it is slow
+ * (direct_out.h): what was read (0: the input ended), or -1 with errno
+ * and *read_failed telling which side.  The bytes sit in the buffer as
+ * far from a page boundary as *o is, as a direct write wants them.
+ */
+static ssize_t copy_through(int in, loff_t *i, struct direct_out *out,
+    loff_t *o, size_t n, unsigned char **buf, bool *read_failed)
+{
+	unsigned char *at;
+	ssize_t got;
+	int err;
+
+	if (*buf == NULL &&
+	    (*buf = bigbuf_alloc(ZCOPY_BUF + DIRECT_ALIGN)) == NULL) {
+		errno = ENOMEM;
+		return -1;
+	}
+	at = *buf + (uint64_t)*o % DIRECT_ALIGN;
+	got = pread(in, at, n < ZCOPY_BUF ? n : ZCOPY_BUF, *i);
+	if (got < 0) {
+		*read_failed = errno != EINTR;
+		return -1;
+	}
+	err = got == 0 ? 0 : direct_out_write(out, at, (size_t)got,
+	    (uint64_t)*o, direct_out_past(out));
+	if (err != 0) {
+		errno = err;
+		return -1;
+	}
+	*i += got;
+	*o += got;
+	return got;
+}
+
+/* One call: up to n bytes from the input at in_off, to out at off. */
+static ssize_t zcopy_call(struct zcopy *z, uint64_t in_off, uint64_t off,
+    size_t n, unsigned char **buf, bool *read_failed)
+{
+	loff_t i = (loff_t)in_off, o = (loff_t)off;
+
+	if (n > ZCOPY_CHUNK)
+		n = ZCOPY_CHUNK;
+	switch (z->kind) {
+	case ZCOPY_FILE:
+		return copy_file_range(z->s->fd, &i, z->out, &o, n, 0);
+	case ZCOPY_RW:
+		return copy_through(z->s->fd, &i, &z->dout, &o, n, buf,
+		    read_failed);
+	default:
+		return splice(z->s->fd, &i, z->out, NULL, n, SPLICE_F_MOVE);
+	}
+}
 
 /* Called with mu held: the next piece, or false when none is left. */
 static bool next_piece(struct zcopy *z, uint64_t *start, uint64_t *end)
@@ -287,8 +294,8 @@ static int copy_piece(struct zcopy *z, uint64_t off, uint64_t end,
     bool first, unsigned char **buf, bool *read_failed)
 {
 	while (off < end) {
-		ssize_t r = zcopy_call(z->s, z->out, z->kind, z->s->base + off,
-		    z->at + off, end - off, buf, read_failed);
+		ssize_t r = zcopy_call(z, z->s->base + off, z->at + off,
+		    end - off, buf, read_failed);
 
 		if (r < 0 && errno == EINTR)
 			continue;
@@ -416,7 +423,13 @@ static int zcopy_runs(struct source *s, int out, enum zcopy_out kind,
 	int r;
 
 	pthread_mutex_init(&z.mu, NULL);
-	r = kind == ZCOPY_PIPE ? zcopy_into_pipe(&z) : zcopy_into_file(&z);
+	if (kind == ZCOPY_PIPE) {
+		r = zcopy_into_pipe(&z);
+	} else {
+		direct_out_init(&z.dout, out);
+		r = zcopy_into_file(&z);
+		direct_out_free(&z.dout);
+	}
 	pthread_mutex_destroy(&z.mu);
 	*moved = z.moved;
 	return r;

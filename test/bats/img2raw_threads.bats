@@ -5,6 +5,7 @@
 # the holes and the messages are the same with one thread and with many,
 # and the same as from a pipe.
 load helpers
+load gauge
 
 # A disk of 24 MiB: data (with zero blocks inside it) in many short runs
 # and some long ones, holes between.
@@ -92,36 +93,6 @@ writer_threads() {
 	[ "$n" = 8 ] || { echo "disk: $n threads"; return 1; }
 	n=$(IMGPIPE_DIRECT=0 writer_threads "$disk")
 	[ "$n" = 2 ] || { echo "disk, IMGPIPE_DIRECT=0: $n threads"; return 1; }
-}
-
-# write_calls TRACE: "BUFFERED DIRECT", the pwrite64 calls strace -f saw
-# img2raw make to its output and to the same file opened O_DIRECT.
-write_calls() {
-	awk '/openat\(.*O_DIRECT/ { d = $NF }
-		/pwrite64\(/ { sub(/.*pwrite64\(/, ""); sub(/,.*/, "")
-			if ($0 == d) direct++; else if ($0 >= 3) buffered++ }
-		END { print buffered + 0, direct + 0 }' "$1"
-}
-
-# slow_into_file HOW IMAGE: img2raw IMAGE, from a file or a pipe (HOW),
-# into $outside/o.raw with every pwrite64 delayed 50 ms by strace, whose
-# trace goes to $T/trace; then "BUFFERED DIRECT" write calls in $b $d.
-slow_into_file() {
-	local trace=(strace -f -o "$T/trace" -e trace=openat,pwrite64
-	    -e inject=pwrite64:delay_exit=50000)
-	rm -f "$outside/o.raw"
-	if [ "$1" = file ]; then
-		"${trace[@]}" img2raw -o "$outside/o.raw" "$2"
-	else
-		cat "$2" | "${trace[@]}" img2raw -o "$outside/o.raw"
-	fi
-	read -r b d < <(write_calls "$T/trace")
-}
-
-# disk_dir: a new directory on a disk file system (not tmpfs), in $outside.
-disk_dir() {
-	outside=$(mktemp -d /var/tmp/imgpipe-gauge.XXXXXX)
-	[ "$(stat -f -c %T "$outside")" != tmpfs ] || { echo "no disk file system: $outside"; return 1; }
 }
 
 # lib/io/cache_gauge.c: into a file on a disk, writes go through the page

@@ -4,9 +4,16 @@
 # the kernel's copy on ext4 and tmpfs; splice into a pipe; lib/io/zcopy.c).
 # The bytes must be those of the ordinary path, holes must stay holes.
 load helpers
+load gauge
 
 setup() {
 	make_islands "$T/in.raw"
+}
+
+# gauge.bash's disk_dir makes it: removed passed or failed.
+outside=
+teardown() {
+	rm -rf ${outside:+"$outside"}
 }
 
 # Block-sharing file systems copy_file_range clones on; elsewhere our copy.
@@ -140,4 +147,58 @@ preads_before_copy() {
 	[ "$(grep -c 'pwrite64(' "$T/trace")" -eq 48 ]
 	# a piece is one copier's: 64 MiB pieces gave this run to one of them
 	[ "$(grep 'pwrite64(' "$T/trace" | cut -d' ' -f1 | sort -u | wc -l)" -eq 2 ]
+}
+
+# writers TRACE: how many threads made the pwrite64 calls strace -f saw.
+writers() {
+	grep 'pwrite64(' "$1" | cut -d' ' -f1 | sort -u | wc -l
+}
+
+# Into a file on a disk the copy's writes are gauged as the writer
+# threads' are (lib/io/direct_out.c): through the page cache until it is
+# found slow, then O_DIRECT.  strace delays every pwrite64 by 50 ms,
+# longer than a 32 MiB window may take at 1 GB/s (33.6 ms), so the first
+# write to end gives the verdict: only the two copiers' first writes go
+# through the cache.  From a pipe the eight writer threads write it (one
+# each at most through the cache).  raw2vhd's fixed disk is the same copy
+# at its offset, then the footer through the cache.
+@test "zcopy: into a file on a disk, through the page cache until its writes are slow, then O_DIRECT; from a pipe and as a fixed VHD the same; IMGPIPE_DIRECT=1 at once, =0 never" {
+	local b d
+	disk_dir
+	head -c $((48 << 20)) /dev/urandom > "$outside/disk.raw"
+	slow_into_file file "$outside/disk.raw"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	echo "copied, slow: $b buffered, $d direct, $(writers "$T/trace") threads"
+	[ "$(writers "$T/trace")" -eq 2 ]
+	[ "$b" -ge 1 ]
+	[ "$b" -le 2 ]
+	[ "$d" -ge 46 ]
+	slow_into_file pipe "$outside/disk.raw"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	echo "from a pipe, slow: $b buffered, $d direct"
+	[ "$b" -le 8 ]
+	[ "$d" -ge 40 ]
+	slow_into_file file "$outside/disk.raw" raw2vhd
+	img2raw "$outside/o.raw" | cmp - "$outside/disk.raw"
+	echo "fixed VHD, slow: $b buffered, $d direct"
+	[ "$b" -ge 2 ]
+	[ "$b" -le 3 ]
+	[ "$d" -ge 46 ]
+	rm "$outside/o.raw"
+	IMGPIPE_DIRECT=1 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
+	    img2raw -o "$outside/o.raw" "$outside/disk.raw"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	read -r b d < <(write_calls "$T/trace")
+	echo "IMGPIPE_DIRECT=1: $b buffered, $d direct"
+	[ "$b" -eq 0 ]
+	[ "$d" -eq 48 ]
+	rm "$outside/o.raw"
+	IMGPIPE_DIRECT=0 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
+	    -e inject=pwrite64:delay_exit=50000 \
+	    img2raw -o "$outside/o.raw" "$outside/disk.raw"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	read -r b d < <(write_calls "$T/trace")
+	echo "IMGPIPE_DIRECT=0, slow: $b buffered, $d direct"
+	[ "$b" -eq 48 ]
+	[ "$d" -eq 0 ]
 }
