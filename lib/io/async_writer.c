@@ -10,14 +10,10 @@
  * reports it in the words of the code it stands in for.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "imgpipe/bigbuf.h"
 #include "imgpipe/direct_out.h"

@@ -8,8 +8,8 @@
  * next program to be throttled by.  A file system that refuses it gets
  * the rest buffered.
  */
-#include <fcntl.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <unistd.h>
 

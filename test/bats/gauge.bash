@@ -33,3 +33,18 @@ disk_dir() {
 	outside=$(mktemp -d /var/tmp/imgpipe-gauge.XXXXXX)
 	[ "$(stat -f -c %T "$outside")" != tmpfs ] || { echo "no disk file system: $outside"; return 1; }
 }
+
+# direct_env N IMAGE: img2raw IMAGE into $outside/o.raw with
+# IMGPIPE_DIRECT=N (0: every pwrite64 delayed 50 ms, so that only the
+# variable keeps the writes in the cache), the bytes compared with
+# $outside/disk.raw; then "BUFFERED DIRECT" write calls in $b $d.
+direct_env() {
+	local delay=()
+	if [ "$1" = 0 ]; then delay=(-e inject=pwrite64:delay_exit=50000); fi
+	rm -f "$outside/o.raw"
+	IMGPIPE_DIRECT=$1 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
+	    "${delay[@]}" img2raw -o "$outside/o.raw" "$2"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	read -r b d < <(write_calls "$T/trace")
+	echo "IMGPIPE_DIRECT=$1: $b buffered, $d direct"
+}

@@ -116,21 +116,10 @@ writer_threads() {
 		[ "$b" -le 8 ]
 		[ "$d" -ge 16 ]
 	done
-	rm -f "$outside/o.raw"
-	IMGPIPE_DIRECT=1 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
-	    img2raw -o "$outside/o.raw" "$outside/d.qcow2"
-	cmp "$outside/o.raw" "$outside/disk.raw"
-	read -r b d < <(write_calls "$T/trace")
-	echo "IMGPIPE_DIRECT=1: $b buffered, $d direct"
+	direct_env 1 "$outside/d.qcow2"
 	[ "$b" -eq 0 ]
 	[ "$d" -ge 96 ]
-	rm -f "$outside/o.raw"
-	IMGPIPE_DIRECT=0 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
-	    -e inject=pwrite64:delay_exit=50000 \
-	    img2raw -o "$outside/o.raw" "$outside/d.qcow2"
-	cmp "$outside/o.raw" "$outside/disk.raw"
-	read -r b d < <(write_calls "$T/trace")
-	echo "IMGPIPE_DIRECT=0, slow: $b buffered, $d direct"
+	direct_env 0 "$outside/d.qcow2"
 	[ "$b" -ge 96 ]
 	[ "$d" -eq 0 ]
 }

@@ -184,21 +184,10 @@ writers() {
 	[ "$b" -ge 2 ]
 	[ "$b" -le 3 ]
 	[ "$d" -ge 46 ]
-	rm "$outside/o.raw"
-	IMGPIPE_DIRECT=1 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
-	    img2raw -o "$outside/o.raw" "$outside/disk.raw"
-	cmp "$outside/o.raw" "$outside/disk.raw"
-	read -r b d < <(write_calls "$T/trace")
-	echo "IMGPIPE_DIRECT=1: $b buffered, $d direct"
+	direct_env 1 "$outside/disk.raw"
 	[ "$b" -eq 0 ]
 	[ "$d" -eq 48 ]
-	rm "$outside/o.raw"
-	IMGPIPE_DIRECT=0 strace -f -o "$T/trace" -e trace=openat,pwrite64 \
-	    -e inject=pwrite64:delay_exit=50000 \
-	    img2raw -o "$outside/o.raw" "$outside/disk.raw"
-	cmp "$outside/o.raw" "$outside/disk.raw"
-	read -r b d < <(write_calls "$T/trace")
-	echo "IMGPIPE_DIRECT=0, slow: $b buffered, $d direct"
+	direct_env 0 "$outside/disk.raw"
 	[ "$b" -eq 48 ]
 	[ "$d" -eq 0 ]
 }
