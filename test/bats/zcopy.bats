@@ -191,3 +191,34 @@ writers() {
 	[ "$b" -eq 48 ]
 	[ "$d" -eq 0 ]
 }
+
+# A real producer's raw file: VMware Workstation's monolithicFlat extent
+# (test/producers) holds the disk as it is, so img2raw and raw2vhd copy
+# its data runs whole, and leave the page cache on slow writes as above.
+# From a pipe, and into a pipe, the same disk.
+@test "zcopy: VMware Workstation's flat extent (a raw file) into a file on a disk with slow writes, from a file and a pipe, and as a fixed VHD; into a pipe: the same disk" {
+	local b d flat
+	disk_dir
+	python3 "$BATS_TEST_DIRNAME/../producers/gen.py" vmware-flat \
+	    "$outside/w.vmdk" --size 48M --dense 40M --raw "$outside/disk.raw" > /dev/null
+	flat=$outside/w-flat.vmdk
+	slow_into_file file "$flat"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	echo "copied, slow: $b buffered, $d direct, $(writers "$T/trace") threads"
+	[ "$(writers "$T/trace")" -eq 2 ]
+	[ "$b" -ge 1 ]
+	[ "$b" -le 2 ]
+	[ "$d" -ge 32 ]
+	slow_into_file pipe "$flat"
+	cmp "$outside/o.raw" "$outside/disk.raw"
+	echo "from a pipe, slow: $b buffered, $d direct"
+	[ "$b" -le 8 ]
+	[ "$d" -ge 32 ]
+	slow_into_file file "$flat" raw2vhd
+	img2raw "$outside/o.raw" | cmp - "$outside/disk.raw"
+	echo "fixed VHD, slow: $b buffered, $d direct"
+	[ "$b" -le 3 ]
+	[ "$d" -ge 32 ]
+	img2raw "$flat" | cmp - "$outside/disk.raw"
+	cat "$flat" | img2raw | cmp - "$outside/disk.raw"
+}
